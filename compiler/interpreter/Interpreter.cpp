@@ -1,0 +1,92 @@
+// Walks a function in order, keeping one RefTensor per SSA value.
+#include "compiler/interpreter/Interpreter.h"
+
+#include "runtime/support/HalfFloat.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+namespace apc::interp {
+
+const char *elementTypeName(ElementType type) {
+  switch (type) {
+  case ElementType::F32: return "f32";
+  case ElementType::BF16: return "bf16";
+  case ElementType::F16: return "f16";
+  case ElementType::I32: return "i32";
+  case ElementType::I64: return "i64";
+  }
+  return "?";
+}
+
+int64_t RefTensor::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+double roundTo(ElementType type, double value) {
+  switch (type) {
+  case ElementType::F32: return double(float(value));
+  case ElementType::BF16: return double(roundToBf16(float(value)));
+  case ElementType::F16: return double(roundToF16(float(value)));
+  case ElementType::I32:
+  case ElementType::I64: return std::trunc(value);
+  }
+  return value;
+}
+
+Result<std::vector<RefTensor>> run(mlir::func::FuncOp function,
+                                   const std::vector<RefTensor> &arguments) {
+  using ResultT = Result<std::vector<RefTensor>>;
+  mlir::Block &body = function.getBody().front();
+  if (arguments.size() != body.getNumArguments())
+    return ResultT::error("function @" + function.getSymName().str() + " takes " +
+                          std::to_string(body.getNumArguments()) + " arguments, got " +
+                          std::to_string(arguments.size()));
+  llvm::DenseMap<mlir::Value, RefTensor> values;
+  for (auto [arg, tensor] : llvm::zip(body.getArguments(), arguments))
+    values[arg] = tensor;
+
+  for (mlir::Operation &op : body) {
+    std::vector<const RefTensor *> operands;
+    for (mlir::Value v : op.getOperands()) {
+      auto it = values.find(v);
+      if (it == values.end())
+        return ResultT::error("internal error: operand of '" +
+                              op.getName().getStringRef().str() + "' has no value");
+      operands.push_back(&it->second);
+    }
+    if (auto ret = llvm::dyn_cast<mlir::func::ReturnOp>(op)) {
+      std::vector<RefTensor> results;
+      for (const RefTensor *t : operands)
+        results.push_back(*t);
+      return results;
+    }
+    Result<RefTensor> result = evaluate(&op, operands);
+    if (!result) {
+      std::string where;
+      llvm::raw_string_ostream os(where);
+      os << op.getLoc();
+      return ResultT::error("'" + op.getName().getStringRef().str() + "' at " + where +
+                            ": " + result.message());
+    }
+    values[op.getResult(0)] = std::move(*result);
+    // Free values whose last use was this op, so large functions fit in memory.
+    for (mlir::Value v : op.getOperands()) {
+      bool usedLater = llvm::any_of(v.getUsers(), [&](mlir::Operation *user) {
+        return user != &op && op.isBeforeInBlock(user);
+      });
+      if (!usedLater && !llvm::isa<mlir::BlockArgument>(v))
+        values.erase(v);
+    }
+  }
+  return ResultT::error("function @" + function.getSymName().str() + " has no return");
+}
+
+} // namespace apc::interp

@@ -1,0 +1,351 @@
+// Reference semantics of each `ap` op, written as the plain loops of its definition.
+//
+// Conventions: all arithmetic in double; the result is rounded to its element type
+// once, at the end (`finish`), except where the op's definition itself rounds in
+// between (rms_norm casts the normalised value to the input type before scaling, as
+// transformers does). Layout is row-major; `strides` gives element strides.
+#include "compiler/interpreter/Interpreter.h"
+
+#include "dialects/ap/IR/ApOps.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+
+namespace apc::interp {
+namespace {
+
+ElementType elementTypeOf(Type type) {
+  Type e = cast<RankedTensorType>(type).getElementType();
+  if (e.isBF16()) return ElementType::BF16;
+  if (e.isF16()) return ElementType::F16;
+  if (e.isSignlessInteger(32)) return ElementType::I32;
+  if (e.isSignlessInteger(64)) return ElementType::I64;
+  return ElementType::F32;
+}
+
+// An empty tensor of the op result's type.
+RefTensor resultLike(Operation *op) {
+  auto type = cast<RankedTensorType>(op->getResult(0).getType());
+  RefTensor t;
+  t.shape.assign(type.getShape().begin(), type.getShape().end());
+  t.type = elementTypeOf(type);
+  t.data.assign(size_t(t.numElements()), 0.0);
+  return t;
+}
+
+RefTensor finish(RefTensor t) {
+  for (double &x : t.data)
+    x = roundTo(t.type, x);
+  return t;
+}
+
+std::vector<int64_t> strides(const std::vector<int64_t> &shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (int64_t i = int64_t(shape.size()) - 2; i >= 0; --i)
+    s[i] = s[i + 1] * shape[i + 1];
+  return s;
+}
+
+// Product of all dims but the last (the number of rows of a [..., n] tensor).
+int64_t rows(const RefTensor &t) {
+  int64_t n = 1;
+  for (size_t i = 0; i + 1 < t.shape.size(); ++i)
+    n *= t.shape[i];
+  return n;
+}
+
+std::string positionString(const std::vector<int64_t> &shape, int64_t flat) {
+  std::vector<int64_t> index(shape.size());
+  for (int64_t i = int64_t(shape.size()) - 1; i >= 0; --i) {
+    index[i] = shape[i] ? flat % shape[i] : 0;
+    flat = shape[i] ? flat / shape[i] : 0;
+  }
+  std::string s = "[";
+  for (size_t i = 0; i < index.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(index[i]);
+  return s + "]";
+}
+
+Result<RefTensor> embedding(ap::EmbeddingOp, const RefTensor &weight, const RefTensor &ids,
+                            RefTensor out) {
+  int64_t vocab = weight.shape[0], hidden = weight.shape[1];
+  for (int64_t i = 0; i < ids.numElements(); ++i) {
+    double id = ids.data[i];
+    if (id < 0 || id >= double(vocab))
+      return Result<RefTensor>::error("token id " + std::to_string(int64_t(id)) + " at ids" +
+                                      positionString(ids.shape, i) +
+                                      " is outside the vocabulary [0, " +
+                                      std::to_string(vocab) + ")");
+    for (int64_t h = 0; h < hidden; ++h)
+      out.data[i * hidden + h] = weight.data[int64_t(id) * hidden + h];
+  }
+  return finish(std::move(out));
+}
+
+RefTensor linear(const RefTensor &x, const RefTensor &w, RefTensor out) {
+  int64_t n = rows(x), in = w.shape[1], outFeatures = w.shape[0];
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t o = 0; o < outFeatures; ++o) {
+      double sum = 0;
+      for (int64_t i = 0; i < in; ++i)
+        sum += x.data[r * in + i] * w.data[o * in + i];
+      out.data[r * outFeatures + o] = sum;
+    }
+  return finish(std::move(out));
+}
+
+RefTensor matmul(ap::MatmulOp op, const RefTensor &a, const RefTensor &b, RefTensor out) {
+  size_t rank = a.shape.size();
+  int64_t batch = 1;
+  for (size_t i = 0; i + 2 < rank; ++i)
+    batch *= a.shape[i];
+  bool ta = op.getTransposeLhs(), tb = op.getTransposeRhs();
+  int64_t aRows = a.shape[rank - 2], aCols = a.shape[rank - 1];
+  int64_t bRows = b.shape[rank - 2], bCols = b.shape[rank - 1];
+  int64_t m = ta ? aCols : aRows, k = ta ? aRows : aCols, n = tb ? bRows : bCols;
+  for (int64_t p = 0; p < batch; ++p) {
+    const double *A = a.data.data() + p * aRows * aCols;
+    const double *B = b.data.data() + p * bRows * bCols;
+    double *C = out.data.data() + p * m * n;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int64_t q = 0; q < k; ++q)
+          sum += (ta ? A[q * aCols + i] : A[i * aCols + q]) *
+                 (tb ? B[j * bCols + q] : B[q * bCols + j]);
+        C[i * n + j] = sum;
+      }
+  }
+  return finish(std::move(out));
+}
+
+RefTensor rmsNorm(ap::RmsNormOp op, const RefTensor &x, const RefTensor &w, RefTensor out) {
+  int64_t n = rows(x), h = x.shape.back();
+  double eps = op.getEpsilon().convertToDouble();
+  for (int64_t r = 0; r < n; ++r) {
+    double sumSquares = 0;
+    for (int64_t i = 0; i < h; ++i)
+      sumSquares += x.data[r * h + i] * x.data[r * h + i];
+    double inv = 1.0 / std::sqrt(sumSquares / double(h) + eps);
+    for (int64_t i = 0; i < h; ++i) // normalised value cast to the input type first
+      out.data[r * h + i] = w.data[i] * roundTo(x.type, x.data[r * h + i] * inv);
+  }
+  return finish(std::move(out));
+}
+
+// inv_freq as transformers computes it, with the llama3 rescaling when asked.
+std::vector<double> ropeInverseFrequencies(ap::RopeOp op, int64_t headDim) {
+  double theta = op.getTheta().convertToDouble();
+  std::vector<double> invFreq(size_t(headDim / 2));
+  for (int64_t j = 0; j < headDim / 2; ++j)
+    invFreq[j] = 1.0 / std::pow(theta, double(2 * j) / double(headDim));
+  if (op.getRopeType() != "llama3")
+    return invFreq;
+  double factor = op.getFactor()->convertToDouble();
+  double low = op.getLowFreqFactor()->convertToDouble();
+  double high = op.getHighFreqFactor()->convertToDouble();
+  double original = double(*op.getOriginalMaxPositionEmbeddings());
+  double lowFreqWavelen = original / low, highFreqWavelen = original / high;
+  for (double &f : invFreq) {
+    double wavelen = 2.0 * M_PI / f;
+    if (wavelen < highFreqWavelen)
+      continue; // high frequency: kept
+    if (wavelen > lowFreqWavelen) {
+      f = f / factor; // low frequency: scaled
+      continue;
+    }
+    double smooth = (original / wavelen - low) / (high - low);
+    f = (1.0 - smooth) * f / factor + smooth * f;
+  }
+  return invFreq;
+}
+
+RefTensor rope(ap::RopeOp op, const RefTensor &x, RefTensor out) {
+  int64_t batch = x.shape[0], seq = x.shape[1], heads = x.shape[2], dim = x.shape[3];
+  int64_t half = dim / 2, offset = op.getPositionOffset();
+  std::vector<double> invFreq = ropeInverseFrequencies(op, dim);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seq; ++s)
+      for (int64_t h = 0; h < heads; ++h) {
+        int64_t base = ((b * seq + s) * heads + h) * dim;
+        for (int64_t j = 0; j < half; ++j) {
+          double angle = double(offset + s) * invFreq[j];
+          double c = std::cos(angle), sn = std::sin(angle);
+          double x1 = x.data[base + j], x2 = x.data[base + j + half];
+          out.data[base + j] = x1 * c - x2 * sn;
+          out.data[base + j + half] = x2 * c + x1 * sn;
+        }
+      }
+  return finish(std::move(out));
+}
+
+RefTensor attention(ap::AttentionOp op, const RefTensor &q, const RefTensor &k,
+                    const RefTensor &v, RefTensor out) {
+  int64_t batch = q.shape[0], seq = q.shape[1], heads = q.shape[2], dim = q.shape[3];
+  int64_t kvHeads = k.shape[2], group = heads / kvHeads;
+  double scale = op.getScaleOrDefault();
+  bool causal = op.getCausal();
+  auto at = [&](const RefTensor &t, int64_t b, int64_t s, int64_t h, int64_t d) {
+    return t.data[((b * seq + s) * t.shape[2] + h) * dim + d];
+  };
+  std::vector<double> scores(static_cast<size_t>(seq), 0.0);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      int64_t kvh = h / group;
+      for (int64_t i = 0; i < seq; ++i) {
+        int64_t last = causal ? i : seq - 1;
+        double maxScore = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j <= last; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < dim; ++d)
+            dot += at(q, b, i, h, d) * at(k, b, j, kvh, d);
+          scores[j] = dot * scale;
+          maxScore = std::max(maxScore, scores[j]);
+        }
+        double total = 0;
+        for (int64_t j = 0; j <= last; ++j)
+          total += (scores[j] = std::exp(scores[j] - maxScore));
+        for (int64_t d = 0; d < dim; ++d) {
+          double sum = 0;
+          for (int64_t j = 0; j <= last; ++j)
+            sum += scores[j] / total * at(v, b, j, kvh, d);
+          out.data[((b * seq + i) * heads + h) * dim + d] = sum;
+        }
+      }
+    }
+  return finish(std::move(out));
+}
+
+RefTensor transpose(ap::TransposeOp op, const RefTensor &x, RefTensor out) {
+  ArrayRef<int64_t> perm = op.getPermutation();
+  std::vector<int64_t> inStrides = strides(x.shape);
+  std::vector<int64_t> index(out.shape.size(), 0);
+  for (int64_t flat = 0; flat < out.numElements(); ++flat) {
+    int64_t source = 0;
+    for (size_t d = 0; d < index.size(); ++d)
+      source += index[d] * inStrides[perm[d]];
+    out.data[flat] = x.data[source];
+    for (int64_t d = int64_t(index.size()) - 1; d >= 0; --d) { // next index
+      if (++index[d] < out.shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  return finish(std::move(out));
+}
+
+RefTensor reduceSum(ap::ReduceSumOp op, const RefTensor &x, RefTensor out) {
+  std::vector<bool> reduced(x.shape.size(), false);
+  for (int64_t d : op.getDims())
+    reduced[d] = true;
+  // Output strides over the input's dims (0 for reduced ones).
+  std::vector<int64_t> keptShape;
+  for (size_t d = 0; d < x.shape.size(); ++d)
+    keptShape.push_back(reduced[d] ? 1 : x.shape[d]);
+  std::vector<int64_t> keptStrides = strides(keptShape);
+  std::vector<int64_t> index(x.shape.size(), 0);
+  for (int64_t flat = 0; flat < x.numElements(); ++flat) {
+    int64_t target = 0;
+    for (size_t d = 0; d < index.size(); ++d)
+      target += reduced[d] ? 0 : index[d] * keptStrides[d];
+    out.data[target] += x.data[flat];
+    for (int64_t d = int64_t(index.size()) - 1; d >= 0; --d) {
+      if (++index[d] < x.shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  return finish(std::move(out));
+}
+
+RefTensor shiftLabels(ap::ShiftLabelsOp op, const RefTensor &labels, RefTensor out) {
+  int64_t n = rows(labels), s = labels.shape.back();
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t t = 0; t + 1 < s; ++t)
+      out.data[r * s + t] = labels.data[r * s + t + 1];
+    out.data[r * s + s - 1] = double(op.getIgnoreIndex());
+  }
+  return out;
+}
+
+Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
+                               const RefTensor &labels, RefTensor out) {
+  int64_t n = rows(logits), vocab = logits.shape.back();
+  double ignore = double(op.getIgnoreIndex()), total = 0;
+  int64_t kept = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    double label = labels.data[r];
+    if (label == ignore)
+      continue;
+    if (label < 0 || label >= double(vocab))
+      return Result<RefTensor>::error("label " + std::to_string(int64_t(label)) +
+                                      " at labels" + positionString(labels.shape, r) +
+                                      " is outside [0, " + std::to_string(vocab) +
+                                      ") and is not the ignore index");
+    const double *row = logits.data.data() + r * vocab;
+    double maxLogit = *std::max_element(row, row + vocab), sum = 0;
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += std::exp(row[v] - maxLogit);
+    total += maxLogit + std::log(sum) - row[int64_t(label)];
+    ++kept;
+  }
+  bool mean = op.getReduction() == "mean";
+  out.data[0] = mean ? (kept ? total / double(kept) : std::nan("")) : total;
+  return finish(std::move(out));
+}
+
+RefTensor elementwise(Operation *op, const std::vector<const RefTensor *> &in, RefTensor out,
+                      double (*f)(double, double)) {
+  for (int64_t i = 0; i < out.numElements(); ++i)
+    out.data[i] = f(in[0]->data[i], in.size() > 1 ? in[1]->data[i] : 0.0);
+  (void)op;
+  return finish(std::move(out));
+}
+
+} // namespace
+
+Result<RefTensor> evaluate(Operation *op, const std::vector<const RefTensor *> &in) {
+  RefTensor out = resultLike(op);
+  return llvm::TypeSwitch<Operation *, Result<RefTensor>>(op)
+      .Case([&](ap::EmbeddingOp o) { return embedding(o, *in[0], *in[1], std::move(out)); })
+      .Case([&](ap::LinearOp) { return linear(*in[0], *in[1], std::move(out)); })
+      .Case([&](ap::MatmulOp o) { return matmul(o, *in[0], *in[1], std::move(out)); })
+      .Case([&](ap::RmsNormOp o) { return rmsNorm(o, *in[0], *in[1], std::move(out)); })
+      .Case([&](ap::RopeOp o) { return rope(o, *in[0], std::move(out)); })
+      .Case([&](ap::AttentionOp o) {
+        return attention(o, *in[0], *in[1], *in[2], std::move(out));
+      })
+      .Case([&](ap::SiluOp) {
+        return elementwise(op, in, std::move(out),
+                           [](double x, double) { return x / (1.0 + std::exp(-x)); });
+      })
+      .Case([&](ap::AddOp) {
+        return elementwise(op, in, std::move(out), [](double a, double b) { return a + b; });
+      })
+      .Case([&](ap::MulOp) {
+        return elementwise(op, in, std::move(out), [](double a, double b) { return a * b; });
+      })
+      .Case([&](ap::CastOp) {
+        out.data = in[0]->data;
+        return finish(std::move(out));
+      })
+      .Case([&](ap::ReshapeOp) {
+        out.data = in[0]->data;
+        return out;
+      })
+      .Case([&](ap::TransposeOp o) { return transpose(o, *in[0], std::move(out)); })
+      .Case([&](ap::ReduceSumOp o) { return reduceSum(o, *in[0], std::move(out)); })
+      .Case([&](ap::ShiftLabelsOp o) { return shiftLabels(o, *in[0], std::move(out)); })
+      .Case([&](ap::CrossEntropyOp o) {
+        return crossEntropy(o, *in[0], *in[1], std::move(out));
+      })
+      .Default([&](Operation *) {
+        return Result<RefTensor>::error("no reference semantics for this op");
+      });
+}
+
+} // namespace apc::interp

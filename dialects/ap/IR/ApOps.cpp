@@ -1,0 +1,317 @@
+// Verifiers of the `ap` ops.
+//
+// Every check names the offending value by its role (`weight`, `ids`, ...) and prints
+// the types involved, so that a user reading `apc-opt` or `apc import` output can find
+// the problem without knowing the op's internals. ODS declares operands as
+// AnyRankedTensor on purpose: the checks here give better messages than generic
+// type-constraint failures.
+#include "dialects/ap/IR/ApOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallSet.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace apc::ap;
+
+namespace {
+
+enum class ElementKind { Float, Integer, Any };
+
+bool isDataFloat(Type t) { return t.isF32() || t.isBF16() || t.isF16(); }
+bool isIdInteger(Type t) { return t.isSignlessInteger(32) || t.isSignlessInteger(64); }
+
+// Checks that `value` (called `role` in messages) is a static ranked tensor whose
+// element type is of `kind`, and of rank `rank` when given (-1: any, -2: at least 1).
+LogicalResult checkTensor(Operation *op, StringRef role, Value value,
+                          ElementKind kind, int64_t rank = -1) {
+  auto type = dyn_cast<RankedTensorType>(value.getType());
+  if (!type)
+    return op->emitOpError() << role << " must be a ranked tensor, got "
+                             << value.getType();
+  if (!type.hasStaticShape())
+    return op->emitOpError() << role << " must have a static shape, got " << type;
+  Type element = type.getElementType();
+  bool elementOk = kind == ElementKind::Float     ? isDataFloat(element)
+                   : kind == ElementKind::Integer ? isIdInteger(element)
+                                                  : isDataFloat(element) || isIdInteger(element);
+  if (!elementOk) {
+    const char *expected = kind == ElementKind::Float     ? "f32, bf16 or f16"
+                           : kind == ElementKind::Integer ? "i32 or i64"
+                                                          : "f32, bf16, f16, i32 or i64";
+    return op->emitOpError() << role << " must have element type " << expected
+                             << ", got " << type;
+  }
+  if (rank == -2 && type.getRank() < 1)
+    return op->emitOpError() << role << " must have rank at least 1, got " << type;
+  if (rank >= 0 && type.getRank() != rank)
+    return op->emitOpError() << role << " must have rank " << rank << ", got " << type;
+  return success();
+}
+
+RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+// Checks that `result` has exactly `shape` and `element`.
+LogicalResult checkResult(Operation *op, Value result, ArrayRef<int64_t> shape,
+                          Type element) {
+  auto expected = RankedTensorType::get(shape, element);
+  if (result.getType() != expected)
+    return op->emitOpError() << "result must be " << expected << ", got "
+                             << result.getType();
+  return success();
+}
+
+LogicalResult checkSameElement(Operation *op, StringRef roleA, Value a, StringRef roleB,
+                               Value b) {
+  if (tensorType(a).getElementType() != tensorType(b).getElementType())
+    return op->emitOpError() << roleA << " and " << roleB
+                             << " must have the same element type, got "
+                             << a.getType() << " and " << b.getType();
+  return success();
+}
+
+} // namespace
+
+#define GET_OP_CLASSES
+#include "dialects/ap/IR/ApOps.cpp.inc"
+
+LogicalResult EmbeddingOp::verify() {
+  if (failed(checkTensor(*this, "weight", getWeight(), ElementKind::Float, 2)) ||
+      failed(checkTensor(*this, "ids", getIds(), ElementKind::Integer)))
+    return failure();
+  auto weight = tensorType(getWeight());
+  SmallVector<int64_t> shape(tensorType(getIds()).getShape());
+  shape.push_back(weight.getDimSize(1));
+  return checkResult(*this, getResult(), shape, weight.getElementType());
+}
+
+LogicalResult LinearOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float, -2)) ||
+      failed(checkTensor(*this, "weight", getWeight(), ElementKind::Float, 2)) ||
+      failed(checkSameElement(*this, "input", getInput(), "weight", getWeight())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto weight = tensorType(getWeight());
+  if (input.getShape().back() != weight.getDimSize(1))
+    return emitOpError() << "weight " << weight << " expects " << weight.getDimSize(1)
+                         << " input features but input " << input << " has "
+                         << input.getShape().back();
+  SmallVector<int64_t> shape(input.getShape());
+  shape.back() = weight.getDimSize(0);
+  return checkResult(*this, getResult(), shape, input.getElementType());
+}
+
+LogicalResult MatmulOp::verify() {
+  if (failed(checkTensor(*this, "lhs", getLhs(), ElementKind::Float)) ||
+      failed(checkTensor(*this, "rhs", getRhs(), ElementKind::Float)) ||
+      failed(checkSameElement(*this, "lhs", getLhs(), "rhs", getRhs())))
+    return failure();
+  auto lhs = tensorType(getLhs());
+  auto rhs = tensorType(getRhs());
+  if (lhs.getRank() < 2 || lhs.getRank() != rhs.getRank())
+    return emitOpError() << "lhs and rhs must have the same rank, at least 2, got "
+                         << lhs << " and " << rhs;
+  int64_t rank = lhs.getRank();
+  for (int64_t d = 0; d < rank - 2; ++d)
+    if (lhs.getDimSize(d) != rhs.getDimSize(d))
+      return emitOpError() << "batch dim " << d << " of lhs " << lhs
+                           << " differs from rhs " << rhs;
+  int64_t m = lhs.getDimSize(getTransposeLhs() ? rank - 1 : rank - 2);
+  int64_t kLhs = lhs.getDimSize(getTransposeLhs() ? rank - 2 : rank - 1);
+  int64_t kRhs = rhs.getDimSize(getTransposeRhs() ? rank - 1 : rank - 2);
+  int64_t n = rhs.getDimSize(getTransposeRhs() ? rank - 2 : rank - 1);
+  if (kLhs != kRhs)
+    return emitOpError() << "contraction size of lhs " << lhs << " (" << kLhs
+                         << ") differs from rhs " << rhs << " (" << kRhs << ")";
+  SmallVector<int64_t> shape(lhs.getShape().drop_back(2));
+  shape.push_back(m);
+  shape.push_back(n);
+  return checkResult(*this, getResult(), shape, lhs.getElementType());
+}
+
+LogicalResult RmsNormOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float, -2)) ||
+      failed(checkTensor(*this, "weight", getWeight(), ElementKind::Float, 1)) ||
+      failed(checkSameElement(*this, "input", getInput(), "weight", getWeight())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto weight = tensorType(getWeight());
+  if (weight.getDimSize(0) != input.getShape().back())
+    return emitOpError() << "weight " << weight << " must match the last dim of input "
+                         << input;
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "epsilon must be positive, got " << getEpsilon().convertToDouble();
+  return checkResult(*this, getResult(), input.getShape(), input.getElementType());
+}
+
+LogicalResult RopeOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float, 4)))
+    return failure();
+  auto input = tensorType(getInput());
+  if (input.getDimSize(3) % 2 != 0 || input.getDimSize(3) == 0)
+    return emitOpError() << "head_dim of input " << input << " must be even and positive";
+  if (!(getTheta().convertToDouble() > 0.0))
+    return emitOpError() << "theta must be positive, got " << getTheta().convertToDouble();
+  // The generated getters read I64Attr as unsigned; read the signed value.
+  if (getPositionOffsetAttr().getInt() < 0)
+    return emitOpError() << "position_offset must be non-negative, got "
+                         << getPositionOffsetAttr().getInt();
+  StringRef ropeType = getRopeType();
+  bool hasScaling = getFactor() || getLowFreqFactor() || getHighFreqFactor() ||
+                    getOriginalMaxPositionEmbeddings();
+  if (ropeType == "default") {
+    if (hasScaling)
+      return emitOpError() << "rope_type \"default\" takes no scaling attributes";
+  } else if (ropeType == "llama3") {
+    if (!getFactor() || !getLowFreqFactor() || !getHighFreqFactor() ||
+        !getOriginalMaxPositionEmbeddings())
+      return emitOpError() << "rope_type \"llama3\" needs factor, low_freq_factor, "
+                              "high_freq_factor and original_max_position_embeddings";
+    double factor = getFactor()->convertToDouble();
+    double low = getLowFreqFactor()->convertToDouble();
+    double high = getHighFreqFactor()->convertToDouble();
+    if (!(factor > 0.0) || !(low > 0.0) || !(high > low) ||
+        getOriginalMaxPositionEmbeddingsAttr().getInt() <= 0)
+      return emitOpError() << "llama3 rope scaling needs factor > 0, 0 < "
+                              "low_freq_factor < high_freq_factor and "
+                              "original_max_position_embeddings > 0";
+  } else {
+    return emitOpError() << "unknown rope_type \"" << ropeType
+                         << "\" (expected \"default\" or \"llama3\")";
+  }
+  return checkResult(*this, getResult(), input.getShape(), input.getElementType());
+}
+
+double AttentionOp::getScaleOrDefault() {
+  if (auto scale = getScale())
+    return scale->convertToDouble();
+  return 1.0 / std::sqrt(double(tensorType(getQuery()).getDimSize(3)));
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(checkTensor(*this, "query", getQuery(), ElementKind::Float, 4)) ||
+      failed(checkTensor(*this, "key", getKey(), ElementKind::Float, 4)) ||
+      failed(checkTensor(*this, "value", getValue(), ElementKind::Float, 4)) ||
+      failed(checkSameElement(*this, "query", getQuery(), "key", getKey())) ||
+      failed(checkSameElement(*this, "query", getQuery(), "value", getValue())))
+    return failure();
+  auto q = tensorType(getQuery());
+  auto k = tensorType(getKey());
+  auto v = tensorType(getValue());
+  if (k.getShape() != v.getShape())
+    return emitOpError() << "key " << k << " and value " << v
+                         << " must have the same shape";
+  if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) != k.getDimSize(1) ||
+      q.getDimSize(3) != k.getDimSize(3))
+    return emitOpError() << "query " << q << " and key " << k
+                         << " must agree on batch, seq and head_dim";
+  if (q.getDimSize(3) == 0)
+    return emitOpError() << "head_dim of query " << q << " must be positive";
+  if (k.getDimSize(2) == 0 || q.getDimSize(2) % k.getDimSize(2) != 0)
+    return emitOpError() << "query heads (" << q.getDimSize(2)
+                         << ") must be a multiple of key/value heads ("
+                         << k.getDimSize(2) << ")";
+  if (auto scale = getScale(); scale && !(scale->convertToDouble() > 0.0))
+    return emitOpError() << "scale must be positive, got " << scale->convertToDouble();
+  return checkResult(*this, getResult(), q.getShape(), q.getElementType());
+}
+
+LogicalResult SiluOp::verify() {
+  return checkTensor(*this, "input", getInput(), ElementKind::Float);
+}
+
+LogicalResult AddOp::verify() {
+  return checkTensor(*this, "lhs", getLhs(), ElementKind::Float);
+}
+
+LogicalResult MulOp::verify() {
+  return checkTensor(*this, "lhs", getLhs(), ElementKind::Float);
+}
+
+LogicalResult CastOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Any)) ||
+      failed(checkTensor(*this, "result", getResult(), ElementKind::Any)))
+    return failure();
+  if (tensorType(getInput()).getShape() != tensorType(getResult()).getShape())
+    return emitOpError() << "result " << getResult().getType()
+                         << " must have the shape of input " << getInput().getType();
+  return success();
+}
+
+LogicalResult ReshapeOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Any)) ||
+      failed(checkTensor(*this, "result", getResult(), ElementKind::Any)) ||
+      failed(checkSameElement(*this, "input", getInput(), "result", getResult())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto result = tensorType(getResult());
+  if (input.getNumElements() != result.getNumElements())
+    return emitOpError() << "result " << result << " must have as many elements as input "
+                         << input << " (" << result.getNumElements() << " vs "
+                         << input.getNumElements() << ")";
+  return success();
+}
+
+LogicalResult TransposeOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Any)))
+    return failure();
+  auto input = tensorType(getInput());
+  ArrayRef<int64_t> perm = getPermutation();
+  if (int64_t(perm.size()) != input.getRank())
+    return emitOpError() << "permutation has " << perm.size()
+                         << " entries but input " << input << " has rank "
+                         << input.getRank();
+  SmallVector<bool> seen(perm.size(), false);
+  SmallVector<int64_t> shape;
+  for (int64_t d : perm) {
+    if (d < 0 || d >= input.getRank() || seen[d])
+      return emitOpError() << "permutation [" << perm
+                           << "] is not a permutation of the dims of input " << input;
+    seen[d] = true;
+    shape.push_back(input.getDimSize(d));
+  }
+  return checkResult(*this, getResult(), shape, input.getElementType());
+}
+
+LogicalResult ReduceSumOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float)))
+    return failure();
+  auto input = tensorType(getInput());
+  llvm::SmallSet<int64_t, 4> reduced;
+  for (int64_t d : getDims()) {
+    if (d < 0 || d >= input.getRank() || !reduced.insert(d).second)
+      return emitOpError() << "dims [" << getDims()
+                           << "] must be distinct dims of input " << input;
+  }
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < input.getRank(); ++d) {
+    if (!reduced.contains(d))
+      shape.push_back(input.getDimSize(d));
+    else if (getKeepDims())
+      shape.push_back(1);
+  }
+  return checkResult(*this, getResult(), shape, input.getElementType());
+}
+
+LogicalResult ShiftLabelsOp::verify() {
+  return checkTensor(*this, "labels", getLabels(), ElementKind::Integer, -2);
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  if (failed(checkTensor(*this, "logits", getLogits(), ElementKind::Float, -2)) ||
+      failed(checkTensor(*this, "labels", getLabels(), ElementKind::Integer)))
+    return failure();
+  auto logits = tensorType(getLogits());
+  auto labels = tensorType(getLabels());
+  if (logits.getShape().drop_back() != labels.getShape())
+    return emitOpError() << "labels " << labels
+                         << " must have the shape of logits without its last dim, logits "
+                         << logits;
+  if (getReduction() != "mean" && getReduction() != "sum")
+    return emitOpError() << "reduction must be \"mean\" or \"sum\", got \""
+                         << getReduction() << "\"";
+  return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
+}

@@ -1,0 +1,185 @@
+// The model itself, line for line with transformers' modeling_llama.py (eager path,
+// no attention mask: right padding is masked out of the loss by the labels, and causal
+// attention keeps pad tokens from influencing the real ones before them).
+#include "frontends/llama3/Llama3Model.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/MLIRContext.h"
+
+namespace apc::llama3 {
+
+using trace::DType;
+using trace::Tensor;
+using trace::Tracer;
+
+namespace {
+
+mlir::DictionaryAttr configAttr(mlir::MLIRContext &context, const Config &c) {
+  mlir::Builder b(&context);
+  llvm::SmallVector<mlir::NamedAttribute> fields = {
+      b.getNamedAttr("architecture", b.getStringAttr("llama3")),
+      b.getNamedAttr("hidden_size", b.getI64IntegerAttr(c.hiddenSize)),
+      b.getNamedAttr("intermediate_size", b.getI64IntegerAttr(c.intermediateSize)),
+      b.getNamedAttr("num_hidden_layers", b.getI64IntegerAttr(c.numHiddenLayers)),
+      b.getNamedAttr("num_attention_heads", b.getI64IntegerAttr(c.numAttentionHeads)),
+      b.getNamedAttr("num_key_value_heads", b.getI64IntegerAttr(c.numKeyValueHeads)),
+      b.getNamedAttr("head_dim", b.getI64IntegerAttr(c.headDim)),
+      b.getNamedAttr("vocab_size", b.getI64IntegerAttr(c.vocabSize)),
+      b.getNamedAttr("max_position_embeddings", b.getI64IntegerAttr(c.maxPositionEmbeddings)),
+      b.getNamedAttr("rope_theta", b.getF64FloatAttr(c.ropeTheta)),
+      b.getNamedAttr("rms_norm_eps", b.getF64FloatAttr(c.rmsNormEps)),
+      b.getNamedAttr("initializer_range", b.getF64FloatAttr(c.initializerRange)),
+      b.getNamedAttr("tie_word_embeddings", b.getBoolAttr(c.tieWordEmbeddings)),
+      b.getNamedAttr("rope_type", b.getStringAttr(c.ropeScaling ? c.ropeScaling->ropeType
+                                                                : "default")),
+  };
+  if (c.ropeScaling) {
+    fields.push_back(b.getNamedAttr("rope_factor", b.getF64FloatAttr(c.ropeScaling->factor)));
+    fields.push_back(b.getNamedAttr("rope_low_freq_factor",
+                                    b.getF64FloatAttr(c.ropeScaling->lowFreqFactor)));
+    fields.push_back(b.getNamedAttr("rope_high_freq_factor",
+                                    b.getF64FloatAttr(c.ropeScaling->highFreqFactor)));
+    fields.push_back(b.getNamedAttr(
+        "rope_original_max_position_embeddings",
+        b.getI64IntegerAttr(c.ropeScaling->originalMaxPositionEmbeddings)));
+  }
+  return b.getDictionaryAttr(fields);
+}
+
+struct LayerWeights {
+  Tensor q, k, v, o, gate, up, down, inputNorm, postAttentionNorm;
+};
+
+// Declared in named_parameters() order: attention, mlp, then the two norms.
+LayerWeights declareLayer(Tracer &t, const Config &c, int64_t layer, DType dtype) {
+  std::string p = "model.layers." + std::to_string(layer) + ".";
+  int64_t h = c.hiddenSize, qSize = c.numAttentionHeads * c.headDim,
+          kvSize = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize;
+  LayerWeights w;
+  w.q = t.parameter(p + "self_attn.q_proj.weight", {qSize, h}, dtype);
+  w.k = t.parameter(p + "self_attn.k_proj.weight", {kvSize, h}, dtype);
+  w.v = t.parameter(p + "self_attn.v_proj.weight", {kvSize, h}, dtype);
+  w.o = t.parameter(p + "self_attn.o_proj.weight", {h, qSize}, dtype);
+  w.gate = t.parameter(p + "mlp.gate_proj.weight", {ffn, h}, dtype);
+  w.up = t.parameter(p + "mlp.up_proj.weight", {ffn, h}, dtype);
+  w.down = t.parameter(p + "mlp.down_proj.weight", {h, ffn}, dtype);
+  w.inputNorm = t.parameter(p + "input_layernorm.weight", {h}, dtype);
+  w.postAttentionNorm = t.parameter(p + "post_attention_layernorm.weight", {h}, dtype);
+  return w;
+}
+
+Tensor attentionBlock(Tracer &t, const Config &c, const LayerWeights &w, Tensor x,
+                      const trace::RopeParams &rope) {
+  Tracer::Scope scope(t, "self_attn");
+  int64_t b = x.dim(0), s = x.dim(1);
+  Tensor q, k, v;
+  {
+    Tracer::Scope s1(t, "q_proj");
+    q = t.reshape(t.linear(x, w.q), {b, s, c.numAttentionHeads, c.headDim});
+  }
+  {
+    Tracer::Scope s1(t, "k_proj");
+    k = t.reshape(t.linear(x, w.k), {b, s, c.numKeyValueHeads, c.headDim});
+  }
+  {
+    Tracer::Scope s1(t, "v_proj");
+    v = t.reshape(t.linear(x, w.v), {b, s, c.numKeyValueHeads, c.headDim});
+  }
+  {
+    Tracer::Scope s1(t, "rotary_emb");
+    q = t.rope(q, rope);
+    k = t.rope(k, rope);
+  }
+  Tensor a = t.attention(q, k, v);
+  Tracer::Scope s1(t, "o_proj");
+  return t.linear(t.reshape(a, {b, s, c.numAttentionHeads * c.headDim}), w.o);
+}
+
+Tensor mlpBlock(Tracer &t, const LayerWeights &w, Tensor x) {
+  Tracer::Scope scope(t, "mlp");
+  Tensor gate, up;
+  {
+    Tracer::Scope s1(t, "gate_proj");
+    gate = t.silu(t.linear(x, w.gate));
+  }
+  {
+    Tracer::Scope s1(t, "up_proj");
+    up = t.linear(x, w.up);
+  }
+  Tracer::Scope s1(t, "down_proj");
+  return t.linear(t.mul(gate, up), w.down);
+}
+
+} // namespace
+
+Result<mlir::OwningOpRef<mlir::ModuleOp>>
+buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions &options) {
+  using ResultT = Result<mlir::OwningOpRef<mlir::ModuleOp>>;
+  if (options.batch <= 0 || options.seqLen <= 0)
+    return ResultT::error("batch and seq-len must be positive");
+  if (options.dtype != DType::F32 && options.dtype != DType::BF16)
+    return ResultT::error("dtype must be f32 or bf16");
+  Tracer t(context, "train_step");
+  t.setFunctionAttr("ap.model", configAttr(context, c));
+  DType dtype = options.dtype;
+
+  trace::RopeParams rope;
+  rope.theta = c.ropeTheta;
+  if (c.ropeScaling) {
+    rope.ropeType = c.ropeScaling->ropeType;
+    rope.factor = c.ropeScaling->factor;
+    rope.lowFreqFactor = c.ropeScaling->lowFreqFactor;
+    rope.highFreqFactor = c.ropeScaling->highFreqFactor;
+    rope.originalMaxPositionEmbeddings = c.ropeScaling->originalMaxPositionEmbeddings;
+  }
+
+  Tensor embed = t.parameter("model.embed_tokens.weight", {c.vocabSize, c.hiddenSize}, dtype);
+  std::vector<LayerWeights> layers;
+  for (int64_t i = 0; i < c.numHiddenLayers; ++i)
+    layers.push_back(declareLayer(t, c, i, dtype));
+  Tensor finalNorm = t.parameter("model.norm.weight", {c.hiddenSize}, dtype);
+  Tensor lmHead = c.tieWordEmbeddings
+                      ? embed
+                      : t.parameter("lm_head.weight", {c.vocabSize, c.hiddenSize}, dtype);
+  Tensor inputIds = t.input("input_ids", {options.batch, options.seqLen}, DType::I64);
+  Tensor labels = t.input("labels", {options.batch, options.seqLen}, DType::I64);
+
+  Tensor x;
+  {
+    Tracer::Scope scope(t, "model.embed_tokens");
+    x = t.embedding(embed, inputIds);
+  }
+  for (int64_t i = 0; i < c.numHiddenLayers; ++i) {
+    Tracer::Scope scope(t, "model.layers." + std::to_string(i));
+    const LayerWeights &w = layers[i];
+    Tensor h;
+    {
+      Tracer::Scope s1(t, "input_layernorm");
+      h = t.rmsNorm(x, w.inputNorm, c.rmsNormEps);
+    }
+    x = t.add(x, attentionBlock(t, c, w, h, rope));
+    {
+      Tracer::Scope s1(t, "post_attention_layernorm");
+      h = t.rmsNorm(x, w.postAttentionNorm, c.rmsNormEps);
+    }
+    x = t.add(x, mlpBlock(t, w, h));
+  }
+  {
+    Tracer::Scope scope(t, "model.norm");
+    x = t.rmsNorm(x, finalNorm, c.rmsNormEps);
+  }
+  Tensor logits;
+  {
+    Tracer::Scope scope(t, "lm_head");
+    logits = t.linear(x, lmHead);
+    if (dtype != DType::F32) // transformers upcasts logits to f32 for the loss
+      logits = t.cast(logits, DType::F32);
+  }
+  Tracer::Scope scope(t, "loss");
+  Tensor loss = t.crossEntropy(logits, t.shiftLabels(labels));
+  t.output("loss", loss);
+  return t.finish();
+}
+
+} // namespace apc::llama3

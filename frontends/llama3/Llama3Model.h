@@ -1,0 +1,25 @@
+// Llama 3 written on the tracer: Hugging Face LlamaForCausalLM forward + causal-LM loss.
+//
+// The traced function is `train_step(params..., input_ids, labels) -> loss`. Parameters
+// carry their Hugging Face names in `ap.name` and appear in the order of
+// `model.named_parameters()`; with tied embeddings the LM head reuses
+// `model.embed_tokens.weight` (there is no `lm_head.weight`). The config is attached to
+// the function as the `ap.model` dictionary so that later phases can read it.
+#pragma once
+
+#include "frontends/llama3/Llama3Config.h"
+#include "frontends/trace/Tracer.h"
+
+namespace apc::llama3 {
+
+struct ImportOptions {
+  int64_t batch = 1;
+  int64_t seqLen = 1;
+  trace::DType dtype = trace::DType::F32; // parameters and activations
+};
+
+Result<mlir::OwningOpRef<mlir::ModuleOp>>
+buildTrainStep(mlir::MLIRContext &context, const Config &config,
+               const ImportOptions &options);
+
+} // namespace apc::llama3

@@ -1,0 +1,79 @@
+// Hugging Face safetensors files: reading (memory-mapped, validated) and atomic writing.
+//
+// Format: 8-byte little-endian header length N, then N bytes of JSON
+// {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+//  "__metadata__": {"k": "v"}}, then the data section. Offsets are relative to the data
+// section. `open` checks everything a later reader relies on (header size, JSON shape,
+// dtype names, offsets inside the file and matching the shape, no overlaps) so that
+// callers can trust a `File` once it exists. `write` writes to a temporary name in the
+// same folder and renames it, so a crash never leaves a half-written file.
+#pragma once
+
+#include "runtime/support/Status.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apc::safetensors {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+
+size_t dtypeSize(DType dtype);
+const char *dtypeName(DType dtype); // "F32", "BF16", ...
+std::optional<DType> parseDType(std::string_view name);
+
+struct TensorView {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const uint8_t *data = nullptr; // points into the mapped file
+  size_t nbytes = 0;
+  int64_t numElements() const;
+};
+
+class File {
+public:
+  static Result<File> open(const std::string &path);
+  File(File &&) noexcept;
+  File &operator=(File &&) noexcept;
+  ~File();
+
+  const std::string &path() const { return path_; }
+  // Tensors in the order of their data offsets.
+  const std::vector<TensorView> &tensors() const { return tensors_; }
+  const TensorView *find(std::string_view name) const;
+  const std::map<std::string, std::string> &metadata() const { return metadata_; }
+
+private:
+  File() = default;
+  std::string path_;
+  void *mapping_ = nullptr;
+  size_t mappingSize_ = 0;
+  std::vector<TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+struct TensorToWrite {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes; // little-endian, row-major, dtypeSize * numElements
+};
+
+// Writes atomically (temporary file + rename). Names must be unique and bytes must
+// match shape and dtype; otherwise nothing is written and an error names the tensor.
+Status write(const std::string &path, const std::vector<TensorToWrite> &tensors,
+             const std::map<std::string, std::string> &metadata = {});
+
+// Converts any floating or integer tensor to doubles (bf16/f16 widened exactly).
+std::vector<double> toDoubles(const TensorView &tensor);
+// Encodes doubles as `dtype` (floats rounded to nearest even, integers truncated).
+std::vector<uint8_t> fromDoubles(const std::vector<double> &values, DType dtype);
+
+} // namespace apc::safetensors

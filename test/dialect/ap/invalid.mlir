@@ -1,0 +1,1124 @@
+// RUN: apc-opt %s --split-input-file --verify-diagnostics
+
+// Tests that embedding rejects a weight with a dynamic dim.
+func.func @embedding_weight_dynamic(%w: tensor<?x8xf32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op weight must have a static shape, got 'tensor<?x8xf32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<?x8xf32>, tensor<2x4xi32>) -> tensor<2x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects an integer weight.
+func.func @embedding_weight_integer(%w: tensor<16x8xi32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op weight must have element type f32, bf16 or f16, got 'tensor<16x8xi32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xi32>, tensor<2x4xi32>) -> tensor<2x4x8xi32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects an f64 weight.
+func.func @embedding_weight_f64(%w: tensor<16x8xf64>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op weight must have element type f32, bf16 or f16, got 'tensor<16x8xf64>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xf64>, tensor<2x4xi32>) -> tensor<2x4x8xf64>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects a weight that is not rank 2.
+func.func @embedding_weight_rank(%w: tensor<16xf32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op weight must have rank 2, got 'tensor<16xf32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16xf32>, tensor<2x4xi32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects float ids.
+func.func @embedding_ids_float(%w: tensor<16x8xf32>, %ids: tensor<2x4xf32>) {
+  // expected-error @+1 {{'ap.embedding' op ids must have element type i32 or i64, got 'tensor<2x4xf32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<2x4xf32>) -> tensor<2x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects i8 ids.
+func.func @embedding_ids_i8(%w: tensor<16x8xf32>, %ids: tensor<2x4xi8>) {
+  // expected-error @+1 {{'ap.embedding' op ids must have element type i32 or i64, got 'tensor<2x4xi8>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<2x4xi8>) -> tensor<2x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects ids with a dynamic dim.
+func.func @embedding_ids_dynamic(%w: tensor<16x8xf32>, %ids: tensor<?x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op ids must have a static shape, got 'tensor<?x4xi32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<?x4xi32>) -> tensor<2x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects a result whose shape is not ids.shape + [hidden].
+func.func @embedding_result_shape(%w: tensor<16x8xf32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op result must be 'tensor<2x4x8xf32>', got 'tensor<2x4x16xf32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<2x4xi32>) -> tensor<2x4x16xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding rejects a result whose element type differs from the weight's.
+func.func @embedding_result_element(%w: tensor<16x8xbf16>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op result must be 'tensor<2x4x8xbf16>', got 'tensor<2x4x8xf32>'}}
+  %0 = ap.embedding %w, %ids : (tensor<16x8xbf16>, tensor<2x4xi32>) -> tensor<2x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects a rank-0 input.
+func.func @linear_input_rank0(%x: tensor<f32>, %w: tensor<12x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op input must have rank at least 1, got 'tensor<f32>'}}
+  %0 = ap.linear %x, %w : (tensor<f32>, tensor<12x8xf32>) -> tensor<12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects an input with a dynamic dim.
+func.func @linear_input_dynamic(%x: tensor<?x8xf32>, %w: tensor<12x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op input must have a static shape, got 'tensor<?x8xf32>'}}
+  %0 = ap.linear %x, %w : (tensor<?x8xf32>, tensor<12x8xf32>) -> tensor<?x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects an f64 input.
+func.func @linear_input_f64(%x: tensor<2x8xf64>, %w: tensor<12x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op input must have element type f32, bf16 or f16, got 'tensor<2x8xf64>'}}
+  %0 = ap.linear %x, %w : (tensor<2x8xf64>, tensor<12x8xf32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects a weight that is not rank 2.
+func.func @linear_weight_rank(%x: tensor<2x8xf32>, %w: tensor<3x12x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op weight must have rank 2, got 'tensor<3x12x8xf32>'}}
+  %0 = ap.linear %x, %w : (tensor<2x8xf32>, tensor<3x12x8xf32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects an integer weight.
+func.func @linear_weight_integer(%x: tensor<2x8xf32>, %w: tensor<12x8xi32>) {
+  // expected-error @+1 {{'ap.linear' op weight must have element type f32, bf16 or f16, got 'tensor<12x8xi32>'}}
+  %0 = ap.linear %x, %w : (tensor<2x8xf32>, tensor<12x8xi32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects a weight with a dynamic dim.
+func.func @linear_weight_dynamic(%x: tensor<2x8xf32>, %w: tensor<?x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op weight must have a static shape, got 'tensor<?x8xf32>'}}
+  %0 = ap.linear %x, %w : (tensor<2x8xf32>, tensor<?x8xf32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects input and weight of different element types.
+func.func @linear_element_mismatch(%x: tensor<2x8xbf16>, %w: tensor<12x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op input and weight must have the same element type, got 'tensor<2x8xbf16>' and 'tensor<12x8xf32>'}}
+  %0 = ap.linear %x, %w : (tensor<2x8xbf16>, tensor<12x8xf32>) -> tensor<2x12xbf16>
+  return
+}
+
+// -----
+
+// Tests that linear rejects an input whose last dim is not the weight's in-features.
+func.func @linear_features(%x: tensor<2x7xf32>, %w: tensor<12x8xf32>) {
+  // expected-error @+1 {{'ap.linear' op weight 'tensor<12x8xf32>' expects 8 input features but input 'tensor<2x7xf32>' has 7}}
+  %0 = ap.linear %x, %w : (tensor<2x7xf32>, tensor<12x8xf32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects a weight given in the [in, out] layout.
+func.func @linear_weight_transposed(%x: tensor<2x8xf32>, %w: tensor<8x12xf32>) {
+  // expected-error @+1 {{'ap.linear' op weight 'tensor<8x12xf32>' expects 12 input features but input 'tensor<2x8xf32>' has 8}}
+  %0 = ap.linear %x, %w : (tensor<2x8xf32>, tensor<8x12xf32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+// Tests that linear rejects a result whose last dim is not the weight's out-features.
+func.func @linear_result(%x: tensor<2x4x8xf16>, %w: tensor<12x8xf16>) {
+  // expected-error @+1 {{'ap.linear' op result must be 'tensor<2x4x12xf16>', got 'tensor<2x4x8xf16>'}}
+  %0 = ap.linear %x, %w : (tensor<2x4x8xf16>, tensor<12x8xf16>) -> tensor<2x4x8xf16>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects an integer lhs.
+func.func @matmul_lhs_integer(%a: tensor<4x5xi32>, %b: tensor<5x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op lhs must have element type f32, bf16 or f16, got 'tensor<4x5xi32>'}}
+  %0 = ap.matmul %a, %b : (tensor<4x5xi32>, tensor<5x6xf32>) -> tensor<4x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects an lhs with a dynamic dim.
+func.func @matmul_lhs_dynamic(%a: tensor<?x5xf32>, %b: tensor<5x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op lhs must have a static shape, got 'tensor<?x5xf32>'}}
+  %0 = ap.matmul %a, %b : (tensor<?x5xf32>, tensor<5x6xf32>) -> tensor<?x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects an f64 rhs.
+func.func @matmul_rhs_f64(%a: tensor<4x5xf32>, %b: tensor<5x6xf64>) {
+  // expected-error @+1 {{'ap.matmul' op rhs must have element type f32, bf16 or f16, got 'tensor<5x6xf64>'}}
+  %0 = ap.matmul %a, %b : (tensor<4x5xf32>, tensor<5x6xf64>) -> tensor<4x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects an rhs with a dynamic dim.
+func.func @matmul_rhs_dynamic(%a: tensor<4x5xf32>, %b: tensor<5x?xf32>) {
+  // expected-error @+1 {{'ap.matmul' op rhs must have a static shape, got 'tensor<5x?xf32>'}}
+  %0 = ap.matmul %a, %b : (tensor<4x5xf32>, tensor<5x?xf32>) -> tensor<4x?xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects lhs and rhs of different element types.
+func.func @matmul_element_mismatch(%a: tensor<4x5xf32>, %b: tensor<5x6xf16>) {
+  // expected-error @+1 {{'ap.matmul' op lhs and rhs must have the same element type, got 'tensor<4x5xf32>' and 'tensor<5x6xf16>'}}
+  %0 = ap.matmul %a, %b : (tensor<4x5xf32>, tensor<5x6xf16>) -> tensor<4x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects operands of rank below 2.
+func.func @matmul_rank1(%a: tensor<5xf32>, %b: tensor<5xf32>) {
+  // expected-error @+1 {{'ap.matmul' op lhs and rhs must have the same rank, at least 2, got 'tensor<5xf32>' and 'tensor<5xf32>'}}
+  %0 = ap.matmul %a, %b : (tensor<5xf32>, tensor<5xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects operands of different ranks (no broadcasting).
+func.func @matmul_rank_mismatch(%a: tensor<3x4x5xf32>, %b: tensor<5x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op lhs and rhs must have the same rank, at least 2, got 'tensor<3x4x5xf32>' and 'tensor<5x6xf32>'}}
+  %0 = ap.matmul %a, %b : (tensor<3x4x5xf32>, tensor<5x6xf32>) -> tensor<3x4x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects different batch dims.
+func.func @matmul_batch(%a: tensor<2x3x4x5xf32>, %b: tensor<2x7x5x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op batch dim 1 of lhs 'tensor<2x3x4x5xf32>' differs from rhs 'tensor<2x7x5x6xf32>'}}
+  %0 = ap.matmul %a, %b : (tensor<2x3x4x5xf32>, tensor<2x7x5x6xf32>) -> tensor<2x3x4x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects different contraction sizes.
+func.func @matmul_contraction(%a: tensor<4x5xf32>, %b: tensor<7x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op contraction size of lhs 'tensor<4x5xf32>' (5) differs from rhs 'tensor<7x6xf32>' (7)}}
+  %0 = ap.matmul %a, %b : (tensor<4x5xf32>, tensor<7x6xf32>) -> tensor<4x6xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul reads the contraction dims through transpose_lhs and transpose_rhs.
+func.func @matmul_contraction_transposed(%a: tensor<4x5xf32>, %b: tensor<5x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op contraction size of lhs 'tensor<4x5xf32>' (4) differs from rhs 'tensor<5x6xf32>' (6)}}
+  %0 = ap.matmul %a, %b {transpose_lhs = true, transpose_rhs = true} : (tensor<4x5xf32>, tensor<5x6xf32>) -> tensor<5x5xf32>
+  return
+}
+
+// -----
+
+// Tests that matmul rejects a result that is not [batch..., M, N].
+func.func @matmul_result(%a: tensor<3x4x5xf32>, %b: tensor<3x5x6xf32>) {
+  // expected-error @+1 {{'ap.matmul' op result must be 'tensor<3x4x6xf32>', got 'tensor<3x6x4xf32>'}}
+  %0 = ap.matmul %a, %b : (tensor<3x4x5xf32>, tensor<3x5x6xf32>) -> tensor<3x6x4xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects a rank-0 input.
+func.func @rms_norm_input_rank0(%x: tensor<f32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op input must have rank at least 1, got 'tensor<f32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<f32>, tensor<8xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects an integer input.
+func.func @rms_norm_input_integer(%x: tensor<2x8xi32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op input must have element type f32, bf16 or f16, got 'tensor<2x8xi32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<2x8xi32>, tensor<8xf32>) -> tensor<2x8xi32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects an input with a dynamic dim.
+func.func @rms_norm_input_dynamic(%x: tensor<?x8xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op input must have a static shape, got 'tensor<?x8xf32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<?x8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects a weight that is not rank 1.
+func.func @rms_norm_weight_rank(%x: tensor<2x8xf32>, %w: tensor<1x8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op weight must have rank 1, got 'tensor<1x8xf32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<1x8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects an f64 weight.
+func.func @rms_norm_weight_f64(%x: tensor<2x8xf32>, %w: tensor<8xf64>) {
+  // expected-error @+1 {{'ap.rms_norm' op weight must have element type f32, bf16 or f16, got 'tensor<8xf64>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<8xf64>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects input and weight of different element types.
+func.func @rms_norm_element_mismatch(%x: tensor<2x8xbf16>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op input and weight must have the same element type, got 'tensor<2x8xbf16>' and 'tensor<8xf32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<2x8xbf16>, tensor<8xf32>) -> tensor<2x8xbf16>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects a weight that does not match the last dim of the input.
+func.func @rms_norm_weight_size(%x: tensor<2x8xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op weight 'tensor<4xf32>' must match the last dim of input 'tensor<2x8xf32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<4xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects a zero epsilon.
+func.func @rms_norm_epsilon_zero(%x: tensor<2x8xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op epsilon must be positive, got 0.000000e+00}}
+  %0 = ap.rms_norm %x, %w {epsilon = 0.0 : f64} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects a negative epsilon.
+func.func @rms_norm_epsilon_negative(%x: tensor<2x8xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm' op epsilon must be positive, got -1.000000e-05}}
+  %0 = ap.rms_norm %x, %w {epsilon = -1.0e-05 : f64} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm rejects a result that differs from the input type.
+func.func @rms_norm_result(%x: tensor<2x8xbf16>, %w: tensor<8xbf16>) {
+  // expected-error @+1 {{'ap.rms_norm' op result must be 'tensor<2x8xbf16>', got 'tensor<2x8xf32>'}}
+  %0 = ap.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : (tensor<2x8xbf16>, tensor<8xbf16>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects an input that is not rank 4.
+func.func @rope_input_rank(%x: tensor<4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op input must have rank 4, got 'tensor<4x3x8xf32>'}}
+  %0 = ap.rope %x {theta = 10000.0 : f64} : (tensor<4x3x8xf32>) -> tensor<4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects an integer input.
+func.func @rope_input_integer(%x: tensor<2x4x3x8xi32>) {
+  // expected-error @+1 {{'ap.rope' op input must have element type f32, bf16 or f16, got 'tensor<2x4x3x8xi32>'}}
+  %0 = ap.rope %x {theta = 10000.0 : f64} : (tensor<2x4x3x8xi32>) -> tensor<2x4x3x8xi32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects an input with a dynamic dim.
+func.func @rope_input_dynamic(%x: tensor<2x?x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op input must have a static shape, got 'tensor<2x?x3x8xf32>'}}
+  %0 = ap.rope %x {theta = 10000.0 : f64} : (tensor<2x?x3x8xf32>) -> tensor<2x?x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects an odd head_dim.
+func.func @rope_head_dim_odd(%x: tensor<2x4x3x7xf32>) {
+  // expected-error @+1 {{'ap.rope' op head_dim of input 'tensor<2x4x3x7xf32>' must be even}}
+  %0 = ap.rope %x {theta = 10000.0 : f64} : (tensor<2x4x3x7xf32>) -> tensor<2x4x3x7xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects a zero theta.
+func.func @rope_theta_zero(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op theta must be positive, got 0.000000e+00}}
+  %0 = ap.rope %x {theta = 0.0 : f64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects a negative theta.
+func.func @rope_theta_negative(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op theta must be positive, got -1.000000e+04}}
+  %0 = ap.rope %x {theta = -10000.0 : f64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects scaling attributes with the default rope_type.
+func.func @rope_default_scaling(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op rope_type "default" takes no scaling attributes}}
+  %0 = ap.rope %x {theta = 10000.0 : f64, factor = 8.0 : f64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects an explicit "default" rope_type with original_max_position_embeddings.
+func.func @rope_default_scaling_explicit(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op rope_type "default" takes no scaling attributes}}
+  %0 = ap.rope %x {theta = 10000.0 : f64, rope_type = "default", original_max_position_embeddings = 8192 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects llama3 without all four scaling attributes.
+func.func @rope_llama3_missing(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op rope_type "llama3" needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings}}
+  %0 = ap.rope %x {theta = 500000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 1.0 : f64, original_max_position_embeddings = 8192 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects llama3 with a non-positive factor.
+func.func @rope_llama3_factor(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0}}
+  %0 = ap.rope %x {theta = 500000.0 : f64, rope_type = "llama3", factor = 0.0 : f64, low_freq_factor = 1.0 : f64, high_freq_factor = 4.0 : f64, original_max_position_embeddings = 8192 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects llama3 with a non-positive low_freq_factor.
+func.func @rope_llama3_low(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0}}
+  %0 = ap.rope %x {theta = 500000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 0.0 : f64, high_freq_factor = 4.0 : f64, original_max_position_embeddings = 8192 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects llama3 with high_freq_factor not above low_freq_factor.
+func.func @rope_llama3_high(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0}}
+  %0 = ap.rope %x {theta = 500000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 4.0 : f64, high_freq_factor = 4.0 : f64, original_max_position_embeddings = 8192 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects llama3 with a non-positive original_max_position_embeddings.
+func.func @rope_llama3_max_positions(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0}}
+  %0 = ap.rope %x {theta = 500000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 1.0 : f64, high_freq_factor = 4.0 : f64, original_max_position_embeddings = 0 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects an unknown rope_type.
+func.func @rope_unknown_type(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op unknown rope_type "yarn" (expected "default" or "llama3")}}
+  %0 = "ap.rope"(%x) {theta = 10000.0 : f64, rope_type = "yarn"} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rope rejects a result that differs from the input type.
+func.func @rope_result(%x: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope' op result must be 'tensor<2x4x3x8xf32>', got 'tensor<2x4x3x8xbf16>'}}
+  %0 = ap.rope %x {theta = 10000.0 : f64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xbf16>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a query that is not rank 4.
+func.func @attention_query_rank(%q: tensor<5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query must have rank 4, got 'tensor<5x4x8xf32>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a query with a dynamic dim.
+func.func @attention_query_dynamic(%q: tensor<2x?x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query must have a static shape, got 'tensor<2x?x4x8xf32>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x?x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x?x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects an f64 query.
+func.func @attention_query_f64(%q: tensor<2x5x4x8xf64>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query must have element type f32, bf16 or f16, got 'tensor<2x5x4x8xf64>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf64>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf64>
+  return
+}
+
+// -----
+
+// Tests that attention rejects an integer key.
+func.func @attention_key_integer(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xi32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op key must have element type f32, bf16 or f16, got 'tensor<2x5x2x8xi32>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xi32>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a key that is not rank 4.
+func.func @attention_key_rank(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x16xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op key must have rank 4, got 'tensor<2x5x16xf32>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x16xf32>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a value with a dynamic dim.
+func.func @attention_value_dynamic(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x?x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op value must have a static shape, got 'tensor<2x5x?x8xf32>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x?x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects an i64 value.
+func.func @attention_value_integer(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xi64>) {
+  // expected-error @+1 {{'ap.attention' op value must have element type f32, bf16 or f16, got 'tensor<2x5x2x8xi64>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xi64>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects query and key of different element types.
+func.func @attention_query_key_element(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xbf16>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query and key must have the same element type, got 'tensor<2x5x4x8xf32>' and 'tensor<2x5x2x8xbf16>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xbf16>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects query and value of different element types.
+func.func @attention_query_value_element(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf16>) {
+  // expected-error @+1 {{'ap.attention' op query and value must have the same element type, got 'tensor<2x5x4x8xf32>' and 'tensor<2x5x2x8xf16>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf16>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects key and value of different shapes.
+func.func @attention_key_value_shape(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x16xf32>) {
+  // expected-error @+1 {{'ap.attention' op key 'tensor<2x5x2x8xf32>' and value 'tensor<2x5x2x16xf32>' must have the same shape}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x16xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects query and key of different batch sizes.
+func.func @attention_batch(%q: tensor<3x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query 'tensor<3x5x4x8xf32>' and key 'tensor<2x5x2x8xf32>' must agree on batch, seq and head_dim}}
+  %0 = ap.attention %q, %k, %v : (tensor<3x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<3x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects query and key of different sequence lengths.
+func.func @attention_seq(%q: tensor<2x6x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query 'tensor<2x6x4x8xf32>' and key 'tensor<2x5x2x8xf32>' must agree on batch, seq and head_dim}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x6x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x6x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects query and key of different head_dims.
+func.func @attention_head_dim(%q: tensor<2x5x4x16xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query 'tensor<2x5x4x16xf32>' and key 'tensor<2x5x2x8xf32>' must agree on batch, seq and head_dim}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x16xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x16xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects query heads that are not a multiple of the kv heads.
+func.func @attention_heads(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x3x8xf32>, %v: tensor<2x5x3x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query heads (4) must be a multiple of key/value heads (3)}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x3x8xf32>, tensor<2x5x3x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects zero key/value heads.
+func.func @attention_zero_kv_heads(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x0x8xf32>, %v: tensor<2x5x0x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op query heads (4) must be a multiple of key/value heads (0)}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x0x8xf32>, tensor<2x5x0x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a zero scale.
+func.func @attention_scale_zero(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op scale must be positive, got 0.000000e+00}}
+  %0 = ap.attention %q, %k, %v {scale = 0.0 : f64} : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a negative scale.
+func.func @attention_scale_negative(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op scale must be positive, got -5.000000e-01}}
+  %0 = ap.attention %q, %k, %v {scale = -0.5 : f64} : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention rejects a result that is not the query's type.
+func.func @attention_result(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>) {
+  // expected-error @+1 {{'ap.attention' op result must be 'tensor<2x5x4x8xf32>', got 'tensor<2x5x2x8xf32>'}}
+  %0 = ap.attention %q, %k, %v : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) -> tensor<2x5x2x8xf32>
+  return
+}
+
+// -----
+
+// Tests that silu rejects an integer input.
+func.func @silu_integer(%a: tensor<2x3xi32>) {
+  // expected-error @+1 {{'ap.silu' op input must have element type f32, bf16 or f16, got 'tensor<2x3xi32>'}}
+  %0 = ap.silu %a : tensor<2x3xi32>
+  return
+}
+
+// -----
+
+// Tests that silu rejects an f64 input.
+func.func @silu_f64(%a: tensor<2x3xf64>) {
+  // expected-error @+1 {{'ap.silu' op input must have element type f32, bf16 or f16, got 'tensor<2x3xf64>'}}
+  %0 = ap.silu %a : tensor<2x3xf64>
+  return
+}
+
+// -----
+
+// Tests that silu rejects an input with a dynamic dim.
+func.func @silu_dynamic(%a: tensor<?x3xf32>) {
+  // expected-error @+1 {{'ap.silu' op input must have a static shape, got 'tensor<?x3xf32>'}}
+  %0 = ap.silu %a : tensor<?x3xf32>
+  return
+}
+
+// -----
+
+// Tests that silu rejects a result type that differs from the input type.
+func.func @silu_types(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.silu' op failed to verify that all of {input, result} have same type}}
+  %0 = "ap.silu"(%a) : (tensor<2x3xf32>) -> tensor<2x3xbf16>
+  return
+}
+
+// -----
+
+// Tests that add rejects integer operands.
+func.func @add_integer(%a: tensor<2x3xi64>, %b: tensor<2x3xi64>) {
+  // expected-error @+1 {{'ap.add' op lhs must have element type f32, bf16 or f16, got 'tensor<2x3xi64>'}}
+  %0 = ap.add %a, %b : tensor<2x3xi64>
+  return
+}
+
+// -----
+
+// Tests that add rejects operands with a dynamic dim.
+func.func @add_dynamic(%a: tensor<2x?xf32>, %b: tensor<2x?xf32>) {
+  // expected-error @+1 {{'ap.add' op lhs must have a static shape, got 'tensor<2x?xf32>'}}
+  %0 = ap.add %a, %b : tensor<2x?xf32>
+  return
+}
+
+// -----
+
+// Tests that add rejects operands of different shapes (no broadcasting).
+func.func @add_operand_shapes(%a: tensor<2x3xf32>, %b: tensor<1x3xf32>) {
+  // expected-error @+1 {{'ap.add' op failed to verify that all of {lhs, rhs, result} have same type}}
+  %0 = "ap.add"(%a, %b) : (tensor<2x3xf32>, tensor<1x3xf32>) -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that add rejects a result type that differs from the operand type.
+func.func @add_result_type(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.add' op failed to verify that all of {lhs, rhs, result} have same type}}
+  %0 = "ap.add"(%a, %b) : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf16>
+  return
+}
+
+// -----
+
+// Tests that mul rejects f64 operands.
+func.func @mul_f64(%a: tensor<2x3xf64>, %b: tensor<2x3xf64>) {
+  // expected-error @+1 {{'ap.mul' op lhs must have element type f32, bf16 or f16, got 'tensor<2x3xf64>'}}
+  %0 = ap.mul %a, %b : tensor<2x3xf64>
+  return
+}
+
+// -----
+
+// Tests that mul rejects operands with a dynamic dim.
+func.func @mul_dynamic(%a: tensor<?x3xbf16>, %b: tensor<?x3xbf16>) {
+  // expected-error @+1 {{'ap.mul' op lhs must have a static shape, got 'tensor<?x3xbf16>'}}
+  %0 = ap.mul %a, %b : tensor<?x3xbf16>
+  return
+}
+
+// -----
+
+// Tests that mul rejects operands of different element types.
+func.func @mul_operand_types(%a: tensor<2x3xf32>, %b: tensor<2x3xbf16>) {
+  // expected-error @+1 {{'ap.mul' op failed to verify that all of {lhs, rhs, result} have same type}}
+  %0 = "ap.mul"(%a, %b) : (tensor<2x3xf32>, tensor<2x3xbf16>) -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that mul rejects a result shape that differs from the operand shape.
+func.func @mul_result_shape(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.mul' op failed to verify that all of {lhs, rhs, result} have same type}}
+  %0 = "ap.mul"(%a, %b) : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<3x2xf32>
+  return
+}
+
+// -----
+
+// Tests that cast rejects an i8 input.
+func.func @cast_input_i8(%a: tensor<2x3xi8>) {
+  // expected-error @+1 {{'ap.cast' op input must have element type f32, bf16, f16, i32 or i64, got 'tensor<2x3xi8>'}}
+  %0 = ap.cast %a : tensor<2x3xi8> to tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that cast rejects an input with a dynamic dim.
+func.func @cast_input_dynamic(%a: tensor<?x3xf32>) {
+  // expected-error @+1 {{'ap.cast' op input must have a static shape, got 'tensor<?x3xf32>'}}
+  %0 = ap.cast %a : tensor<?x3xf32> to tensor<?x3xbf16>
+  return
+}
+
+// -----
+
+// Tests that cast rejects an f64 result.
+func.func @cast_result_f64(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.cast' op result must have element type f32, bf16, f16, i32 or i64, got 'tensor<2x3xf64>'}}
+  %0 = ap.cast %a : tensor<2x3xf32> to tensor<2x3xf64>
+  return
+}
+
+// -----
+
+// Tests that cast rejects an unsigned integer result.
+func.func @cast_result_unsigned(%a: tensor<2x3xi32>) {
+  // expected-error @+1 {{'ap.cast' op result must have element type f32, bf16, f16, i32 or i64, got 'tensor<2x3xui32>'}}
+  %0 = ap.cast %a : tensor<2x3xi32> to tensor<2x3xui32>
+  return
+}
+
+// -----
+
+// Tests that cast rejects a result with a dynamic dim.
+func.func @cast_result_dynamic(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.cast' op result must have a static shape, got 'tensor<2x?xbf16>'}}
+  %0 = ap.cast %a : tensor<2x3xf32> to tensor<2x?xbf16>
+  return
+}
+
+// -----
+
+// Tests that cast rejects a result of another shape.
+func.func @cast_shape(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.cast' op result 'tensor<3x2xbf16>' must have the shape of input 'tensor<2x3xf32>'}}
+  %0 = ap.cast %a : tensor<2x3xf32> to tensor<3x2xbf16>
+  return
+}
+
+// -----
+
+// Tests that reshape rejects an i1 input.
+func.func @reshape_input_i1(%a: tensor<2x12xi1>) {
+  // expected-error @+1 {{'ap.reshape' op input must have element type f32, bf16, f16, i32 or i64, got 'tensor<2x12xi1>'}}
+  %0 = ap.reshape %a : tensor<2x12xi1> to tensor<24xi1>
+  return
+}
+
+// -----
+
+// Tests that reshape rejects an input with a dynamic dim.
+func.func @reshape_input_dynamic(%a: tensor<?x12xf32>) {
+  // expected-error @+1 {{'ap.reshape' op input must have a static shape, got 'tensor<?x12xf32>'}}
+  %0 = ap.reshape %a : tensor<?x12xf32> to tensor<24xf32>
+  return
+}
+
+// -----
+
+// Tests that reshape rejects a result with a dynamic dim.
+func.func @reshape_result_dynamic(%a: tensor<2x12xf32>) {
+  // expected-error @+1 {{'ap.reshape' op result must have a static shape, got 'tensor<2x?x4xf32>'}}
+  %0 = ap.reshape %a : tensor<2x12xf32> to tensor<2x?x4xf32>
+  return
+}
+
+// -----
+
+// Tests that reshape rejects an f64 result.
+func.func @reshape_result_f64(%a: tensor<2x12xf32>) {
+  // expected-error @+1 {{'ap.reshape' op result must have element type f32, bf16, f16, i32 or i64, got 'tensor<24xf64>'}}
+  %0 = ap.reshape %a : tensor<2x12xf32> to tensor<24xf64>
+  return
+}
+
+// -----
+
+// Tests that reshape rejects a change of element type.
+func.func @reshape_element(%a: tensor<2x12xf32>) {
+  // expected-error @+1 {{'ap.reshape' op input and result must have the same element type, got 'tensor<2x12xf32>' and 'tensor<24xbf16>'}}
+  %0 = ap.reshape %a : tensor<2x12xf32> to tensor<24xbf16>
+  return
+}
+
+// -----
+
+// Tests that reshape rejects a result with another number of elements.
+func.func @reshape_elements(%a: tensor<2x12xf32>) {
+  // expected-error @+1 {{'ap.reshape' op result 'tensor<5x5xf32>' must have as many elements as input 'tensor<2x12xf32>' (25 vs 24)}}
+  %0 = ap.reshape %a : tensor<2x12xf32> to tensor<5x5xf32>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects an i8 input.
+func.func @transpose_input_i8(%a: tensor<2x3xi8>) {
+  // expected-error @+1 {{'ap.transpose' op input must have element type f32, bf16, f16, i32 or i64, got 'tensor<2x3xi8>'}}
+  %0 = ap.transpose %a {permutation = array<i64: 1, 0>} : tensor<2x3xi8> to tensor<3x2xi8>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects an input with a dynamic dim.
+func.func @transpose_input_dynamic(%a: tensor<2x?xf32>) {
+  // expected-error @+1 {{'ap.transpose' op input must have a static shape, got 'tensor<2x?xf32>'}}
+  %0 = ap.transpose %a {permutation = array<i64: 1, 0>} : tensor<2x?xf32> to tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects a permutation of the wrong length.
+func.func @transpose_perm_size(%a: tensor<2x3x4xf32>) {
+  // expected-error @+1 {{'ap.transpose' op permutation has 2 entries but input 'tensor<2x3x4xf32>' has rank 3}}
+  %0 = ap.transpose %a {permutation = array<i64: 1, 0>} : tensor<2x3x4xf32> to tensor<3x2x4xf32>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects a repeated dim in the permutation.
+func.func @transpose_perm_repeat(%a: tensor<2x3x4xf32>) {
+  // expected-error @+1 {{'ap.transpose' op permutation [2, 2, 0] is not a permutation of the dims of input 'tensor<2x3x4xf32>'}}
+  %0 = ap.transpose %a {permutation = array<i64: 2, 2, 0>} : tensor<2x3x4xf32> to tensor<4x4x2xf32>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects an out-of-range dim in the permutation.
+func.func @transpose_perm_range(%a: tensor<2x3x4xf32>) {
+  // expected-error @+1 {{'ap.transpose' op permutation [0, 3, 1] is not a permutation of the dims of input 'tensor<2x3x4xf32>'}}
+  %0 = ap.transpose %a {permutation = array<i64: 0, 3, 1>} : tensor<2x3x4xf32> to tensor<2x4x3xf32>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects a negative dim in the permutation.
+func.func @transpose_perm_negative(%a: tensor<2x3x4xf32>) {
+  // expected-error @+1 {{'ap.transpose' op permutation [-1, 0, 1] is not a permutation of the dims of input 'tensor<2x3x4xf32>'}}
+  %0 = ap.transpose %a {permutation = array<i64: -1, 0, 1>} : tensor<2x3x4xf32> to tensor<4x2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that transpose rejects a result that is not the permuted input.
+func.func @transpose_result(%a: tensor<2x3x4xf32>) {
+  // expected-error @+1 {{'ap.transpose' op result must be 'tensor<4x2x3xf32>', got 'tensor<4x3x2xf32>'}}
+  %0 = ap.transpose %a {permutation = array<i64: 2, 0, 1>} : tensor<2x3x4xf32> to tensor<4x3x2xf32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects an integer input.
+func.func @reduce_sum_integer(%a: tensor<2x3xi32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op input must have element type f32, bf16 or f16, got 'tensor<2x3xi32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: 1>} : tensor<2x3xi32> to tensor<2xi32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects an input with a dynamic dim.
+func.func @reduce_sum_dynamic(%a: tensor<?x3xf32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op input must have a static shape, got 'tensor<?x3xf32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: 1>} : tensor<?x3xf32> to tensor<?xf32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects an out-of-range dim.
+func.func @reduce_sum_dim_range(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op dims [2] must be distinct dims of input 'tensor<2x3xf32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: 2>} : tensor<2x3xf32> to tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects a negative dim.
+func.func @reduce_sum_dim_negative(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op dims [-1] must be distinct dims of input 'tensor<2x3xf32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: -1>} : tensor<2x3xf32> to tensor<2xf32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects a repeated dim.
+func.func @reduce_sum_dim_repeat(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op dims [1, 1] must be distinct dims of input 'tensor<2x3xf32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: 1, 1>} : tensor<2x3xf32> to tensor<2xf32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects a result that drops reduced dims under keep_dims.
+func.func @reduce_sum_result_keep_dims(%a: tensor<4x2x3xf32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op result must be 'tensor<4x1x3xf32>', got 'tensor<4x3xf32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: 1>, keep_dims = true} : tensor<4x2x3xf32> to tensor<4x3xf32>
+  return
+}
+
+// -----
+
+// Tests that reduce_sum rejects a result that keeps reduced dims without keep_dims.
+func.func @reduce_sum_result(%a: tensor<4x2x3xf32>) {
+  // expected-error @+1 {{'ap.reduce_sum' op result must be 'tensor<2xf32>', got 'tensor<1x2x1xf32>'}}
+  %0 = ap.reduce_sum %a {dims = array<i64: 0, 2>} : tensor<4x2x3xf32> to tensor<1x2x1xf32>
+  return
+}
+
+// -----
+
+// Tests that shift_labels rejects float labels.
+func.func @shift_labels_float(%l: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.shift_labels' op labels must have element type i32 or i64, got 'tensor<2x5xf32>'}}
+  %0 = ap.shift_labels %l : tensor<2x5xf32>
+  return
+}
+
+// -----
+
+// Tests that shift_labels rejects i8 labels.
+func.func @shift_labels_i8(%l: tensor<2x5xi8>) {
+  // expected-error @+1 {{'ap.shift_labels' op labels must have element type i32 or i64, got 'tensor<2x5xi8>'}}
+  %0 = ap.shift_labels %l : tensor<2x5xi8>
+  return
+}
+
+// -----
+
+// Tests that shift_labels rejects rank-0 labels.
+func.func @shift_labels_rank0(%l: tensor<i64>) {
+  // expected-error @+1 {{'ap.shift_labels' op labels must have rank at least 1, got 'tensor<i64>'}}
+  %0 = ap.shift_labels %l : tensor<i64>
+  return
+}
+
+// -----
+
+// Tests that shift_labels rejects labels with a dynamic dim.
+func.func @shift_labels_dynamic(%l: tensor<2x?xi64>) {
+  // expected-error @+1 {{'ap.shift_labels' op labels must have a static shape, got 'tensor<2x?xi64>'}}
+  %0 = ap.shift_labels %l : tensor<2x?xi64>
+  return
+}
+
+// -----
+
+// Tests that shift_labels rejects a result type that differs from the labels type.
+func.func @shift_labels_types(%l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.shift_labels' op failed to verify that all of {labels, result} have same type}}
+  %0 = "ap.shift_labels"(%l) : (tensor<2x5xi64>) -> tensor<2x5xi32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects rank-0 logits.
+func.func @cross_entropy_logits_rank0(%x: tensor<f32>, %l: tensor<i64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op logits must have rank at least 1, got 'tensor<f32>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<f32>, tensor<i64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects integer logits.
+func.func @cross_entropy_logits_integer(%x: tensor<2x5x16xi32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op logits must have element type f32, bf16 or f16, got 'tensor<2x5x16xi32>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xi32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects logits with a dynamic dim.
+func.func @cross_entropy_logits_dynamic(%x: tensor<2x5x?xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op logits must have a static shape, got 'tensor<2x5x?xf32>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x?xf32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects float labels.
+func.func @cross_entropy_labels_float(%x: tensor<2x5x16xf32>, %l: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.cross_entropy' op labels must have element type i32 or i64, got 'tensor<2x5xf32>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xf32>, tensor<2x5xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects labels with a dynamic dim.
+func.func @cross_entropy_labels_dynamic(%x: tensor<2x5x16xf32>, %l: tensor<2x?xi64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op labels must have a static shape, got 'tensor<2x?xi64>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xf32>, tensor<2x?xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects labels that are not the logits' shape without its last dim.
+func.func @cross_entropy_labels_shape(%x: tensor<2x5x16xf32>, %l: tensor<2x5x16xi64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op labels 'tensor<2x5x16xi64>' must have the shape of logits without its last dim, logits 'tensor<2x5x16xf32>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xf32>, tensor<2x5x16xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects an unknown reduction.
+func.func @cross_entropy_reduction(%x: tensor<2x5x16xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op reduction must be "mean" or "sum", got "none"}}
+  %0 = "ap.cross_entropy"(%x, %l) {reduction = "none"} : (tensor<2x5x16xf32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects a result that is not a scalar f32.
+func.func @cross_entropy_result_shape(%x: tensor<2x5x16xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.cross_entropy' op result must be 'tensor<f32>', got 'tensor<2x5xf32>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xf32>, tensor<2x5xi64>) -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy rejects a non-f32 result even for bf16 logits.
+func.func @cross_entropy_result_element(%x: tensor<2x5x16xbf16>, %l: tensor<2x5xi32>) {
+  // expected-error @+1 {{'ap.cross_entropy' op result must be 'tensor<f32>', got 'tensor<bf16>'}}
+  %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xbf16>, tensor<2x5xi32>) -> tensor<bf16>
+  return
+}

@@ -1,0 +1,14 @@
+// apc-opt: mlir-opt for APC's dialects and passes, used by the lit tests.
+// Registers only what APC's IR contains (ap, func), not all of MLIR.
+#include "dialects/ap/IR/ApDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  registry.insert<apc::ap::ApDialect, mlir::func::FuncDialect>();
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "APC optimizer driver\n", registry));
+}

@@ -1,0 +1,10 @@
+// The subcommands of `apc`. Each takes the full argv and the index of its first own
+// argument, and returns the process exit code (0 ok, 1 bad input, 2 usage error).
+#pragma once
+
+namespace apc::tools {
+
+int runImport(int argc, char **argv, int first);
+int runEval(int argc, char **argv, int first);
+
+} // namespace apc::tools

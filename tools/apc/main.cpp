@@ -1,0 +1,29 @@
+// apc: the APC compiler driver. Dispatches to one subcommand per job.
+#include "tools/apc/Commands.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+static const char *kUsage =
+    "apc: the APC compiler (automatic parallelism for LLM training)\n"
+    "\n"
+    "usage: apc <command> [args] (apc <command> --help for each)\n"
+    "\n"
+    "commands:\n"
+    "  import llama3   trace a Hugging Face Llama 3 config.json into ap IR\n"
+    "  eval            run an ap IR function on the reference interpreter\n";
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  if (command == "import")
+    return apc::tools::runImport(argc, argv, 2);
+  if (command == "eval")
+    return apc::tools::runEval(argc, argv, 2);
+  std::fprintf(stderr, "apc: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  return 2;
+}
