@@ -148,7 +148,7 @@ std::vector<double> ropeInverseFrequencies(ap::RopeOp op, int64_t headDim) {
   double factor = op.getFactor()->convertToDouble();
   double low = op.getLowFreqFactor()->convertToDouble();
   double high = op.getHighFreqFactor()->convertToDouble();
-  double original = double(*op.getOriginalMaxPositionEmbeddings());
+  double original = double(op.getOriginalMaxPositionEmbeddingsAttr().getInt());
   double lowFreqWavelen = original / low, highFreqWavelen = original / high;
   for (double &f : invFreq) {
     double wavelen = 2.0 * M_PI / f;
@@ -166,7 +166,7 @@ std::vector<double> ropeInverseFrequencies(ap::RopeOp op, int64_t headDim) {
 
 RefTensor rope(ap::RopeOp op, const RefTensor &x, RefTensor out) {
   int64_t batch = x.shape[0], seq = x.shape[1], heads = x.shape[2], dim = x.shape[3];
-  int64_t half = dim / 2, offset = op.getPositionOffset();
+  int64_t half = dim / 2, offset = op.getPositionOffsetAttr().getInt();
   std::vector<double> invFreq = ropeInverseFrequencies(op, dim);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t s = 0; s < seq; ++s)
@@ -267,7 +267,7 @@ RefTensor shiftLabels(ap::ShiftLabelsOp op, const RefTensor &labels, RefTensor o
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t t = 0; t + 1 < s; ++t)
       out.data[r * s + t] = labels.data[r * s + t + 1];
-    out.data[r * s + s - 1] = double(op.getIgnoreIndex());
+    out.data[r * s + s - 1] = double(op.getIgnoreIndexAttr().getInt());
   }
   return out;
 }
@@ -275,7 +275,7 @@ RefTensor shiftLabels(ap::ShiftLabelsOp op, const RefTensor &labels, RefTensor o
 Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
                                const RefTensor &labels, RefTensor out) {
   int64_t n = rows(logits), vocab = logits.shape.back();
-  double ignore = double(op.getIgnoreIndex()), total = 0;
+  double ignore = double(op.getIgnoreIndexAttr().getInt()), total = 0;
   int64_t kept = 0;
   for (int64_t r = 0; r < n; ++r) {
     double label = labels.data[r];
