@@ -7,7 +7,7 @@ config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.apc_binary_dir, "test")
-config.excludes = ["unit", "data", "Inputs", "CMakeLists.txt", "lit.cfg.py"]
+config.excludes = ["unit", "e2e", "Inputs", "CMakeLists.txt", "lit.cfg.py"]
 
 config.environment["PATH"] = os.pathsep.join(
     [config.apc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])]

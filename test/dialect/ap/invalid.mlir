@@ -1122,3 +1122,30 @@ func.func @cross_entropy_result_element(%x: tensor<2x5x16xbf16>, %l: tensor<2x5x
   %0 = ap.cross_entropy %x, %l : (tensor<2x5x16xbf16>, tensor<2x5xi32>) -> tensor<bf16>
   return
 }
+
+// -----
+
+// Tests that rope rejects a negative position_offset (read as a signed value).
+func.func @rope_negative_offset(%x: tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32> {
+  // expected-error @+1 {{'ap.rope' op position_offset must be non-negative, got -1}}
+  %0 = ap.rope %x {theta = 10000.0 : f64, position_offset = -1 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return %0 : tensor<2x4x3x8xf32>
+}
+
+// -----
+
+// Tests that llama3 rope rejects a negative original_max_position_embeddings.
+func.func @rope_negative_original(%x: tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32> {
+  // expected-error @+1 {{'ap.rope' op llama3 rope scaling needs factor > 0}}
+  %0 = ap.rope %x {theta = 10000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 1.0 : f64, high_freq_factor = 4.0 : f64, original_max_position_embeddings = -5 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return %0 : tensor<2x4x3x8xf32>
+}
+
+// -----
+
+// Tests that attention rejects an empty head_dim (the default scale would be 1/0).
+func.func @attention_zero_head_dim(%q: tensor<2x5x4x0xf32>, %k: tensor<2x5x2x0xf32>) -> tensor<2x5x4x0xf32> {
+  // expected-error @+1 {{'ap.attention' op head_dim of query 'tensor<2x5x4x0xf32>' must be positive}}
+  %0 = ap.attention %q, %k, %k : (tensor<2x5x4x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x2x0xf32>) -> tensor<2x5x4x0xf32>
+  return %0 : tensor<2x5x4x0xf32>
+}
