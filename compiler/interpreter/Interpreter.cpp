@@ -33,8 +33,8 @@ int64_t RefTensor::numElements() const {
 double roundTo(ElementType type, double value) {
   switch (type) {
   case ElementType::F32: return double(float(value));
-  case ElementType::BF16: return double(roundToBf16(float(value)));
-  case ElementType::F16: return double(roundToF16(float(value)));
+  case ElementType::BF16: return roundDoubleToBf16(value);
+  case ElementType::F16: return roundDoubleToF16(value);
   case ElementType::I32:
   case ElementType::I64: return std::trunc(value);
   }

@@ -542,20 +542,6 @@ template <typename T> T load(const uint8_t *p) {
 
 template <typename T> void store(uint8_t *p, T value) { std::memcpy(p, &value, sizeof value); }
 
-// double -> float rounded to odd: truncate towards zero and set the last bit when the
-// result is inexact. Rounding that float to bf16/f16 (to nearest even) then gives the
-// same result as rounding the double directly, avoiding double-rounding errors.
-float toFloatRoundToOdd(double v) {
-  if (std::isnan(v))
-    return float(v);
-  float f = float(v);
-  if (double(f) == v)
-    return f;
-  if (std::fabs(double(f)) > std::fabs(v))
-    f = std::nextafter(f, 0.0f);
-  return bitsToFloat(floatToBits(f) | 1u);
-}
-
 // Truncates towards zero and saturates; NaN becomes 0.
 template <typename T> T toInteger(double v) {
   if (std::isnan(v))

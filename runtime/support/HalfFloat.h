@@ -4,6 +4,7 @@
 // that knows the bit layouts. NaN stays NaN (quiet), infinities and signed zeros are kept.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -71,5 +72,23 @@ inline uint16_t floatToF16(float f) {
 }
 
 inline float roundToF16(float f) { return f16ToFloat(floatToF16(f)); }
+
+// double -> float rounded to odd: truncate towards zero and set the last bit when the
+// result is inexact. Rounding that float to bf16/f16 (to nearest even) then gives the
+// same result as rounding the double directly, avoiding double-rounding errors.
+inline float toFloatRoundToOdd(double v) {
+  if (std::isnan(v))
+    return float(v);
+  float f = float(v);
+  if (double(f) == v)
+    return f;
+  if (std::fabs(double(f)) > std::fabs(v))
+    f = std::nextafter(f, 0.0f);
+  return bitsToFloat(floatToBits(f) | 1u);
+}
+
+// A double rounded once, to nearest even, to bf16 / f16 (returned as a double).
+inline double roundDoubleToBf16(double v) { return bf16ToFloat(floatToBf16(toFloatRoundToOdd(v))); }
+inline double roundDoubleToF16(double v) { return f16ToFloat(floatToF16(toFloatRoundToOdd(v))); }
 
 } // namespace apc
