@@ -1,5 +1,6 @@
 // apc-opt: mlir-opt for APC's dialects and passes, used by the lit tests.
-// Registers only what APC's IR contains (ap, func), not all of MLIR.
+// Registers only what APC's IR contains (ap, func) and APC's passes, not all of MLIR.
+#include "compiler/pipelines/Pipelines.h"
 #include "dialects/ap/IR/ApDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -7,6 +8,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  apc::registerCompilerPasses();
   mlir::DialectRegistry registry;
   registry.insert<apc::ap::ApDialect, mlir::func::FuncDialect>();
   return mlir::asMainReturnCode(

@@ -6,5 +6,6 @@ namespace apc::tools {
 
 int runImport(int argc, char **argv, int first);
 int runEval(int argc, char **argv, int first);
+int runCompile(int argc, char **argv, int first);
 
 } // namespace apc::tools

@@ -12,6 +12,7 @@ static const char *kUsage =
     "\n"
     "commands:\n"
     "  import llama3   trace a Hugging Face Llama 3 config.json into ap IR\n"
+    "  compile         turn the imported forward + loss into the training step\n"
     "  eval            run an ap IR function on the reference interpreter\n";
 
 int main(int argc, char **argv) {
@@ -22,6 +23,8 @@ int main(int argc, char **argv) {
   std::string command = argv[1];
   if (command == "import")
     return apc::tools::runImport(argc, argv, 2);
+  if (command == "compile")
+    return apc::tools::runCompile(argc, argv, 2);
   if (command == "eval")
     return apc::tools::runEval(argc, argv, 2);
   std::fprintf(stderr, "apc: unknown command '%s'\n\n%s", command.c_str(), kUsage);

@@ -147,41 +147,50 @@ LogicalResult RmsNormOp::verify() {
   return checkResult(*this, getResult(), input.getShape(), input.getElementType());
 }
 
-LogicalResult RopeOp::verify() {
-  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float, 4)))
+// Checks of the rotary attributes, shared by rope and rope_grad.
+template <typename OpT> static LogicalResult verifyRopeAttributes(OpT op, Value input) {
+  if (failed(checkTensor(op, "input", input, ElementKind::Float, 4)))
     return failure();
-  auto input = tensorType(getInput());
-  if (input.getDimSize(3) % 2 != 0 || input.getDimSize(3) == 0)
-    return emitOpError() << "head_dim of input " << input << " must be even and positive";
-  if (!(getTheta().convertToDouble() > 0.0))
-    return emitOpError() << "theta must be positive, got " << getTheta().convertToDouble();
+  auto type = tensorType(input);
+  if (type.getDimSize(3) % 2 != 0 || type.getDimSize(3) == 0)
+    return op.emitOpError() << "head_dim of input " << type << " must be even and positive";
+  if (!(op.getTheta().convertToDouble() > 0.0))
+    return op.emitOpError() << "theta must be positive, got "
+                            << op.getTheta().convertToDouble();
   // The generated getters read I64Attr as unsigned; read the signed value.
-  if (getPositionOffsetAttr().getInt() < 0)
-    return emitOpError() << "position_offset must be non-negative, got "
-                         << getPositionOffsetAttr().getInt();
-  StringRef ropeType = getRopeType();
-  bool hasScaling = getFactor() || getLowFreqFactor() || getHighFreqFactor() ||
-                    getOriginalMaxPositionEmbeddings();
+  if (op.getPositionOffsetAttr().getInt() < 0)
+    return op.emitOpError() << "position_offset must be non-negative, got "
+                            << op.getPositionOffsetAttr().getInt();
+  StringRef ropeType = op.getRopeType();
+  bool hasScaling = op.getFactor() || op.getLowFreqFactor() || op.getHighFreqFactor() ||
+                    op.getOriginalMaxPositionEmbeddings();
   if (ropeType == "default") {
     if (hasScaling)
-      return emitOpError() << "rope_type \"default\" takes no scaling attributes";
+      return op.emitOpError() << "rope_type \"default\" takes no scaling attributes";
   } else if (ropeType == "llama3") {
-    if (!getFactor() || !getLowFreqFactor() || !getHighFreqFactor() ||
-        !getOriginalMaxPositionEmbeddings())
-      return emitOpError() << "rope_type \"llama3\" needs factor, low_freq_factor, "
-                              "high_freq_factor and original_max_position_embeddings";
-    double factor = getFactor()->convertToDouble();
-    double low = getLowFreqFactor()->convertToDouble();
-    double high = getHighFreqFactor()->convertToDouble();
+    if (!op.getFactor() || !op.getLowFreqFactor() || !op.getHighFreqFactor() ||
+        !op.getOriginalMaxPositionEmbeddings())
+      return op.emitOpError() << "rope_type \"llama3\" needs factor, low_freq_factor, "
+                                 "high_freq_factor and original_max_position_embeddings";
+    double factor = op.getFactor()->convertToDouble();
+    double low = op.getLowFreqFactor()->convertToDouble();
+    double high = op.getHighFreqFactor()->convertToDouble();
     if (!(factor > 0.0) || !(low > 0.0) || !(high > low) ||
-        getOriginalMaxPositionEmbeddingsAttr().getInt() <= 0)
-      return emitOpError() << "llama3 rope scaling needs factor > 0, 0 < "
-                              "low_freq_factor < high_freq_factor and "
-                              "original_max_position_embeddings > 0";
+        op.getOriginalMaxPositionEmbeddingsAttr().getInt() <= 0)
+      return op.emitOpError() << "llama3 rope scaling needs factor > 0, 0 < "
+                                 "low_freq_factor < high_freq_factor and "
+                                 "original_max_position_embeddings > 0";
   } else {
-    return emitOpError() << "unknown rope_type \"" << ropeType
-                         << "\" (expected \"default\" or \"llama3\")";
+    return op.emitOpError() << "unknown rope_type \"" << ropeType
+                            << "\" (expected \"default\" or \"llama3\")";
   }
+  return success();
+}
+
+LogicalResult RopeOp::verify() {
+  if (failed(verifyRopeAttributes(*this, getInput())))
+    return failure();
+  auto input = tensorType(getInput());
   return checkResult(*this, getResult(), input.getShape(), input.getElementType());
 }
 
@@ -314,4 +323,190 @@ LogicalResult CrossEntropyOp::verify() {
     return emitOpError() << "reduction must be \"mean\" or \"sum\", got \""
                          << getReduction() << "\"";
   return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
+}
+
+LogicalResult FillOp::verify() {
+  if (failed(checkTensor(*this, "result", getResult(), ElementKind::Float)))
+    return failure();
+  if (!std::isfinite(getValue().convertToDouble()))
+    return emitOpError() << "value must be finite";
+  return success();
+}
+
+LogicalResult BroadcastOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float)) ||
+      failed(checkTensor(*this, "result", getResult(), ElementKind::Float)) ||
+      failed(checkSameElement(*this, "input", getInput(), "result", getResult())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto result = tensorType(getResult());
+  llvm::SmallSet<int64_t, 4> added;
+  for (int64_t d : getDims())
+    if (d < 0 || d >= result.getRank() || !added.insert(d).second)
+      return emitOpError() << "dims [" << getDims() << "] must be distinct dims of result "
+                           << result;
+  SmallVector<int64_t> expected;
+  for (int64_t d = 0; d < result.getRank(); ++d)
+    if (!added.contains(d))
+      expected.push_back(result.getDimSize(d));
+  if (ArrayRef<int64_t>(expected) != input.getShape())
+    return emitOpError() << "input " << input << " must be result " << result
+                         << " without dims [" << getDims() << "]";
+  return success();
+}
+
+LogicalResult EmbeddingGradOp::verify() {
+  if (failed(checkTensor(*this, "ids", getIds(), ElementKind::Integer)) ||
+      failed(checkTensor(*this, "grad_output", getGradOutput(), ElementKind::Float, -2)) ||
+      failed(checkTensor(*this, "grad_weight", getGradWeight(), ElementKind::Float, 2)) ||
+      failed(checkSameElement(*this, "grad_output", getGradOutput(), "grad_weight",
+                              getGradWeight())))
+    return failure();
+  auto grad = tensorType(getGradOutput());
+  auto ids = tensorType(getIds());
+  auto weight = tensorType(getGradWeight());
+  if (grad.getShape().drop_back() != ids.getShape() ||
+      grad.getShape().back() != weight.getDimSize(1))
+    return emitOpError() << "grad_output " << grad << " must be ids " << ids
+                         << " plus the hidden dim of grad_weight " << weight;
+  return success();
+}
+
+LogicalResult RmsNormGradOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Float, -2)) ||
+      failed(checkTensor(*this, "weight", getWeight(), ElementKind::Float, 1)) ||
+      failed(checkSameElement(*this, "input", getInput(), "weight", getWeight())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto weight = tensorType(getWeight());
+  if (weight.getDimSize(0) != input.getShape().back())
+    return emitOpError() << "weight " << weight << " must match the last dim of input "
+                         << input;
+  if (getGradOutput().getType() != input)
+    return emitOpError() << "grad_output " << getGradOutput().getType()
+                         << " must have the type of input " << input;
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "epsilon must be positive, got "
+                         << getEpsilon().convertToDouble();
+  if (getGradInput().getType() != input || getGradWeight().getType() != weight)
+    return emitOpError() << "results must have the types of input and weight";
+  return success();
+}
+
+LogicalResult RopeGradOp::verify() {
+  if (failed(verifyRopeAttributes(*this, getGradOutput())))
+    return failure();
+  if (getGradInput().getType() != getGradOutput().getType())
+    return emitOpError() << "grad_input " << getGradInput().getType()
+                         << " must have the type of grad_output "
+                         << getGradOutput().getType();
+  return success();
+}
+
+double AttentionGradOp::getScaleOrDefault() {
+  if (auto scale = getScale())
+    return scale->convertToDouble();
+  return 1.0 / std::sqrt(double(tensorType(getQuery()).getDimSize(3)));
+}
+
+LogicalResult AttentionGradOp::verify() {
+  if (failed(checkTensor(*this, "query", getQuery(), ElementKind::Float, 4)) ||
+      failed(checkTensor(*this, "key", getKey(), ElementKind::Float, 4)) ||
+      failed(checkTensor(*this, "value", getValue(), ElementKind::Float, 4)) ||
+      failed(checkSameElement(*this, "query", getQuery(), "key", getKey())) ||
+      failed(checkSameElement(*this, "query", getQuery(), "value", getValue())))
+    return failure();
+  auto q = tensorType(getQuery());
+  auto k = tensorType(getKey());
+  if (k.getShape() != tensorType(getValue()).getShape())
+    return emitOpError() << "key " << k << " and value " << getValue().getType()
+                         << " must have the same shape";
+  if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) != k.getDimSize(1) ||
+      q.getDimSize(3) != k.getDimSize(3) || q.getDimSize(3) == 0)
+    return emitOpError() << "query " << q << " and key " << k
+                         << " must agree on batch, seq and a positive head_dim";
+  if (k.getDimSize(2) == 0 || q.getDimSize(2) % k.getDimSize(2) != 0)
+    return emitOpError() << "query heads (" << q.getDimSize(2)
+                         << ") must be a multiple of key/value heads ("
+                         << k.getDimSize(2) << ")";
+  if (getGradOutput().getType() != q)
+    return emitOpError() << "grad_output " << getGradOutput().getType()
+                         << " must have the type of query " << q;
+  if (getGradQuery().getType() != q || getGradKey().getType() != k ||
+      getGradValue().getType() != getValue().getType())
+    return emitOpError() << "results must have the types of query, key and value";
+  return success();
+}
+
+LogicalResult SiluGradOp::verify() {
+  return checkTensor(*this, "input", getInput(), ElementKind::Float);
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  if (failed(checkTensor(*this, "logits", getLogits(), ElementKind::Float, -2)) ||
+      failed(checkTensor(*this, "labels", getLabels(), ElementKind::Integer)) ||
+      failed(checkTensor(*this, "grad_loss", getGradLoss(), ElementKind::Float, 0)))
+    return failure();
+  auto logits = tensorType(getLogits());
+  if (logits.getShape().drop_back() != tensorType(getLabels()).getShape())
+    return emitOpError() << "labels " << getLabels().getType()
+                         << " must have the shape of logits without its last dim, logits "
+                         << logits;
+  if (!tensorType(getGradLoss()).getElementType().isF32())
+    return emitOpError() << "grad_loss must be tensor<f32>, got " << getGradLoss().getType();
+  if (getReduction() != "mean" && getReduction() != "sum")
+    return emitOpError() << "reduction must be \"mean\" or \"sum\", got \""
+                         << getReduction() << "\"";
+  return checkResult(*this, getGradLogits(), logits.getShape(), logits.getElementType());
+}
+
+LogicalResult GradNormOp::verify() {
+  if (getGrads().empty())
+    return emitOpError() << "needs at least one gradient";
+  for (auto [i, grad] : llvm::enumerate(getGrads()))
+    if (failed(checkTensor(*this, ("grad #" + Twine(i)).str(), grad, ElementKind::Float)))
+      return failure();
+  return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
+}
+
+LogicalResult AdamWOp::verify() {
+  if (failed(checkTensor(*this, "param", getParam(), ElementKind::Float)) ||
+      failed(checkTensor(*this, "grad", getGrad(), ElementKind::Float)) ||
+      failed(checkTensor(*this, "exp_avg", getExpAvg(), ElementKind::Float)) ||
+      failed(checkTensor(*this, "exp_avg_sq", getExpAvgSq(), ElementKind::Float)) ||
+      failed(checkTensor(*this, "step", getStep(), ElementKind::Integer, 0)) ||
+      failed(checkTensor(*this, "lr", getLr(), ElementKind::Float, 0)))
+    return failure();
+  auto param = tensorType(getParam());
+  if (!param.getElementType().isF32())
+    return emitOpError() << "param must be f32 (the master copy), got " << param;
+  if (getExpAvg().getType() != param || getExpAvgSq().getType() != param)
+    return emitOpError() << "exp_avg " << getExpAvg().getType() << " and exp_avg_sq "
+                         << getExpAvgSq().getType() << " must have the type of param "
+                         << param;
+  if (tensorType(getGrad()).getShape() != param.getShape())
+    return emitOpError() << "grad " << getGrad().getType()
+                         << " must have the shape of param " << param;
+  if (!tensorType(getLr()).getElementType().isF32())
+    return emitOpError() << "lr must be tensor<f32>, got " << getLr().getType();
+  double beta1 = getBeta1().convertToDouble(), beta2 = getBeta2().convertToDouble();
+  if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
+    return emitOpError() << "beta1 and beta2 must be in [0, 1), got " << beta1 << " and "
+                         << beta2;
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "epsilon must be positive";
+  if (!(getWeightDecay().convertToDouble() >= 0.0))
+    return emitOpError() << "weight_decay must be non-negative";
+  if (getMaxGradNorm()) {
+    if (!(getMaxGradNorm()->convertToDouble() > 0.0))
+      return emitOpError() << "max_grad_norm must be positive";
+    if (!getGradNorm())
+      return emitOpError() << "max_grad_norm needs the grad_norm operand";
+    if (failed(checkTensor(*this, "grad_norm", getGradNorm(), ElementKind::Float, 0)))
+      return failure();
+  }
+  if (getNewParam().getType() != param || getNewExpAvg().getType() != param ||
+      getNewExpAvgSq().getType() != param)
+    return emitOpError() << "results must have the type of param " << param;
+  return success();
 }

@@ -221,4 +221,174 @@ def Ap_CrossEntropyOp : Ap_Op<"cross_entropy", [Pure]> {
   let hasVerifier = 1;
 }
 
+
+//===----------------------------------------------------------------------===//
+// Constants
+//===----------------------------------------------------------------------===//
+
+def Ap_FillOp : Ap_Op<"fill", [Pure]> {
+  let summary = "a tensor whose every element is `value`";
+  let description = [{
+    Used for the seed of reverse-mode differentiation (d loss / d loss = 1) and for
+    the zero gradient of a parameter the loss does not depend on.
+  }];
+  let arguments = (ins F64Attr:$value);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Ap_BroadcastOp : Ap_Op<"broadcast", [Pure]> {
+  let summary = "copies of the input along new dims (the adjoint of reduce_sum)";
+  let description = [{
+    `dims` are the result dims that the input does not have: the input's shape is
+    the result's shape with `dims` removed, and
+    `result[i...] = input[i... without dims]`.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, DenseI64ArrayAttr:$dims);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Gradients (fused backward ops, emitted by ap-autodiff)
+//===----------------------------------------------------------------------===//
+
+def Ap_EmbeddingGradOp : Ap_Op<"embedding_grad", [Pure]> {
+  let summary = "gradient of embedding w.r.t. its table: scatter-add of rows";
+  let description = [{
+    `result[v, :] = sum over positions p with ids[p] == v of grad_output[p, :]`;
+    the result has the table's shape [vocab, hidden]. Accumulates in f32 or wider.
+  }];
+  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad_output);
+  let results = (outs AnyRankedTensor:$grad_weight);
+  let assemblyFormat = "$ids `,` $grad_output attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_RmsNormGradOp : Ap_Op<"rms_norm_grad", [Pure]> {
+  let summary = "gradients of rms_norm w.r.t. its input and weight";
+  let description = [{
+    With `r = 1/sqrt(mean(x^2) + epsilon)`, `n = x r` and `g = grad_output * weight`:
+    `grad_input = r (g - n mean(g n))` per row and
+    `grad_weight = sum over rows of grad_output * n`, statistics in f32 or wider.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight,
+                   AnyRankedTensor:$grad_output, F64Attr:$epsilon);
+  let results = (outs AnyRankedTensor:$grad_input, AnyRankedTensor:$grad_weight);
+  let assemblyFormat = "$input `,` $weight `,` $grad_output attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_RopeGradOp : Ap_Op<"rope_grad", [Pure]> {
+  let summary = "gradient of rope: the inverse rotation of the output gradient";
+  let description = [{
+    Rope is a rotation per position and frequency, so its adjoint is the rotation by
+    the opposite angle. Attributes as `ap.rope`.
+  }];
+  let arguments = (ins AnyRankedTensor:$grad_output, F64Attr:$theta,
+                   DefaultValuedStrAttr<StrAttr, "default">:$rope_type,
+                   OptionalAttr<F64Attr>:$factor,
+                   OptionalAttr<F64Attr>:$low_freq_factor,
+                   OptionalAttr<F64Attr>:$high_freq_factor,
+                   OptionalAttr<I64Attr>:$original_max_position_embeddings,
+                   DefaultValuedAttr<I64Attr, "0">:$position_offset);
+  let results = (outs AnyRankedTensor:$grad_input);
+  let assemblyFormat = "$grad_output attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_AttentionGradOp : Ap_Op<"attention_grad", [Pure]> {
+  let summary = "gradients of attention w.r.t. query, key and value";
+  let description = [{
+    Recomputes the probabilities P from query and key (as a flash-attention backward
+    does), then `dV = P^T dO`, `dP = dO V^T`, `dS = P (dP - rowsum(dP P))`,
+    `dQ = scale dS K`, `dK = scale dS^T Q`, with key/value gradients summed over
+    the query heads that share them. Attributes as `ap.attention`.
+  }];
+  let arguments = (ins AnyRankedTensor:$query, AnyRankedTensor:$key,
+                   AnyRankedTensor:$value, AnyRankedTensor:$grad_output,
+                   OptionalAttr<F64Attr>:$scale,
+                   DefaultValuedAttr<BoolAttr, "true">:$causal);
+  let results = (outs AnyRankedTensor:$grad_query, AnyRankedTensor:$grad_key,
+                      AnyRankedTensor:$grad_value);
+  let assemblyFormat = "$query `,` $key `,` $value `,` $grad_output attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The scale applied to q.k: the attribute, or 1/sqrt(head_dim).
+    double getScaleOrDefault();
+  }];
+}
+
+def Ap_SiluGradOp : Ap_Op<"silu_grad", [Pure, AllTypesMatch<["input", "grad_output", "grad_input"]>]> {
+  let summary = "gradient of silu: grad_output * s (1 + x (1 - s)), s = sigmoid(x)";
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$grad_output);
+  let results = (outs AnyRankedTensor:$grad_input);
+  let assemblyFormat = "$input `,` $grad_output attr-dict `:` type($grad_input)";
+  let hasVerifier = 1;
+}
+
+def Ap_CrossEntropyGradOp : Ap_Op<"cross_entropy_grad", [Pure]> {
+  let summary = "gradient of cross_entropy w.r.t. the logits";
+  let description = [{
+    For kept positions `grad_loss * (softmax(logits) - onehot(label))`, divided by
+    the number of kept positions when `reduction = "mean"`; zero at ignored
+    positions. `grad_loss` is a scalar `tensor<f32>`.
+  }];
+  let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$labels,
+                   AnyRankedTensor:$grad_loss,
+                   DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                   DefaultValuedStrAttr<StrAttr, "mean">:$reduction);
+  let results = (outs AnyRankedTensor:$grad_logits);
+  let assemblyFormat = "$logits `,` $labels `,` $grad_loss attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer (emitted by ap-optimizer)
+//===----------------------------------------------------------------------===//
+
+def Ap_GradNormOp : Ap_Op<"grad_norm", [Pure]> {
+  let summary = "global L2 norm of all gradients, as torch.nn.utils.clip_grad_norm_";
+  let description = [{
+    `sqrt(sum over every element of every operand of g^2)`, accumulated in f32 or
+    wider; a scalar `tensor<f32>`.
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$grads);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$grads attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_AdamWOp : Ap_Op<"adamw", [Pure]> {
+  let summary = "one torch.optim.AdamW update of one parameter";
+  let description = [{
+    With `t = step` (1 for the first update), `lr` a scalar f32 input and `g` the
+    gradient (first multiplied by `min(1, max_grad_norm / (grad_norm + 1e-6))` when
+    `max_grad_norm` is set, which needs the `grad_norm` operand):
+      p  <- p - lr * weight_decay * p
+      m  <- beta1 m + (1 - beta1) g
+      v  <- beta2 v + (1 - beta2) g^2
+      p  <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + epsilon)
+    Parameters and moments are f32 (master copies); `g` may be any float type.
+  }];
+  let arguments = (ins AnyRankedTensor:$param, AnyRankedTensor:$grad,
+                   AnyRankedTensor:$exp_avg, AnyRankedTensor:$exp_avg_sq,
+                   AnyRankedTensor:$step, AnyRankedTensor:$lr,
+                   Optional<AnyRankedTensor>:$grad_norm,
+                   DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+                   DefaultValuedAttr<F64Attr, "0.999">:$beta2,
+                   DefaultValuedAttr<F64Attr, "1.0e-8">:$epsilon,
+                   DefaultValuedAttr<F64Attr, "0.01">:$weight_decay,
+                   OptionalAttr<F64Attr>:$max_grad_norm);
+  let results = (outs AnyRankedTensor:$new_param, AnyRankedTensor:$new_exp_avg,
+                      AnyRankedTensor:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step `,` $lr (`,` $grad_norm^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // APC_DIALECT_AP_OPS_TD

@@ -1,0 +1,67 @@
+// The passes of APC's compiler. One name in four places: the def here, the flag,
+// the file compiler/<phase>/<Name>.cpp and the lit test test/compiler/<name>.mlir.
+#ifndef APC_COMPILER_PASSES_TD
+#define APC_COMPILER_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ApMixedPrecisionPass : Pass<"ap-mixed-precision", "mlir::ModuleOp"> {
+  let summary = "f32 master weights, compute in a lower precision, loss in f32";
+  let description = [{
+    On the entry function (forward + loss): every floating parameter argument
+    becomes f32 (the master copy that the optimizer updates) and is cast once to
+    `compute-type` where the function starts; every floating op then computes in
+    `compute-type`, except the loss: `ap.cross_entropy` always reads f32 logits (a
+    cast is inserted), as transformers upcasts logits before the loss. Accumulation
+    in f32 inside matmuls and reductions, f32 softmax and f32 norm statistics are
+    part of the ops' own semantics. With `compute-type=f32` the function computes in
+    f32 throughout. Runs before ap-autodiff, so the backward pass inherits the
+    precision of the forward one and parameter gradients come out in f32 through
+    the casts' gradients.
+  }];
+  let options = [
+    Option<"computeType", "compute-type", "std::string", /*default=*/"\"bf16\"",
+           "element type of activations and compute: bf16, f16 or f32">
+  ];
+}
+
+def ApAutodiffPass : Pass<"ap-autodiff", "mlir::ModuleOp"> {
+  let summary = "reverse-mode differentiation of the loss w.r.t. every parameter";
+  let description = [{
+    The entry function must return the loss (scalar f32) as its first result.
+    The pass appends the backward computation and makes the function return
+    `(loss, grad.<name>...)`: one gradient per parameter argument (`ap.role =
+    "parameter"`), named after it, in argument order. Gradients of values used
+    more than once are summed (tied embeddings get both uses). Each op is visited
+    once, so the time is linear in the size of the IR. Fused gradient ops are used
+    where a fast kernel needs them (embedding, rms_norm, rope, attention, silu,
+    cross_entropy).
+  }];
+  let statistics = [
+    Statistic<"numGradientOps", "gradient-ops", "Ops created for the backward pass">
+  ];
+}
+
+def ApOptimizerPass : Pass<"ap-optimizer", "mlir::ModuleOp"> {
+  let summary = "AdamW (torch.optim.AdamW) on every parameter, optional clipping";
+  let description = [{
+    Turns `(params, inputs) -> (loss, grads)` into the full training step
+    `(params, exp_avg.*, exp_avg_sq.*, step, lr, inputs) ->
+    (loss, grad_norm, new params, new exp_avg.*, new exp_avg_sq.*)`, with one fused
+    `ap.adamw` per parameter and `ap.grad_norm` over all gradients (returned;
+    used for clipping when `max-grad-norm` > 0, as clip_grad_norm_). `step` (i64) and
+    `lr` (f32) are runtime inputs so that schedules and resuming work. Results carry
+    the names of the arguments they replace, so one step's outputs feed the next.
+  }];
+  let options = [
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999", "AdamW beta2">,
+    Option<"epsilon", "eps", "double", /*default=*/"1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
+           "decoupled weight decay">,
+    Option<"maxGradNorm", "max-grad-norm", "double", /*default=*/"0.0",
+           "clip gradients to this global L2 norm (0: no clipping)">
+  ];
+}
+
+#endif // APC_COMPILER_PASSES_TD

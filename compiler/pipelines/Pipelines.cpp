@@ -1,0 +1,66 @@
+#include "compiler/pipelines/Pipelines.h"
+
+#include "compiler/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+
+namespace apc {
+
+const std::vector<std::string> &phaseNames() {
+  static const std::vector<std::string> names = {"input", "mixed-precision", "autodiff",
+                                                 "optimizer"};
+  return names;
+}
+
+std::optional<Phase> parsePhase(const std::string &name) {
+  const auto &names = phaseNames();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name)
+      return Phase(i);
+  return std::nullopt;
+}
+
+void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &options,
+                            Phase last) {
+  if (last < Phase::MixedPrecision)
+    return;
+  ApMixedPrecisionPassOptions precision;
+  precision.computeType = options.precision == "fp32" ? "f32" : options.precision;
+  pm.addPass(createApMixedPrecisionPass(precision));
+  if (last < Phase::Autodiff)
+    return;
+  pm.addPass(createApAutodiffPass());
+  if (last < Phase::Optimizer)
+    return;
+  ApOptimizerPassOptions optimizer;
+  optimizer.beta1 = options.beta1;
+  optimizer.beta2 = options.beta2;
+  optimizer.epsilon = options.epsilon;
+  optimizer.weightDecay = options.weightDecay;
+  optimizer.maxGradNorm = options.maxGradNorm;
+  pm.addPass(createApOptimizerPass(optimizer));
+}
+
+namespace {
+struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
+  Option<std::string> precision{*this, "precision", llvm::cl::desc("bf16 or fp32"),
+                                llvm::cl::init("bf16")};
+  Option<double> maxGradNorm{*this, "max-grad-norm",
+                             llvm::cl::desc("clip to this global norm (0: off)"),
+                             llvm::cl::init(0.0)};
+};
+} // namespace
+
+void registerCompilerPasses() {
+  registerAPCPasses();
+  mlir::PassPipelineRegistration<PipelineOptions>(
+      "ap-train-step", "imported forward + loss -> full training step",
+      [](mlir::OpPassManager &pm, const PipelineOptions &o) {
+        TrainStepOptions options;
+        options.precision = o.precision;
+        options.maxGradNorm = o.maxGradNorm;
+        buildTrainStepPipeline(pm, options);
+      });
+}
+
+} // namespace apc

@@ -1,0 +1,125 @@
+// `apc compile`: the imported forward + loss -> the training step (and later a plan).
+#include "tools/apc/Commands.h"
+
+#include "compiler/pipelines/Pipelines.h"
+#include "dialects/ap/IR/ApDialect.h"
+#include "runtime/support/AtomicFile.h"
+#include "runtime/support/Flags.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <cstdio>
+
+namespace apc::tools {
+
+int runCompile(int argc, char **argv, int first) {
+  std::string input, output, cluster, precision = "bf16", emit, compileTo = "optimizer";
+  TrainStepOptions options;
+  bool timing = false;
+  std::string phases;
+  for (const std::string &p : phaseNames())
+    phases += (phases.empty() ? "" : "|") + p;
+  FlagParser flags("apc compile", "compile the imported training step",
+                   "apc compile llama3.mlir --cluster cpu:1 [--precision bf16|fp32] "
+                   "--emit=mlir [--compile-to=PHASE] -o OUT");
+  flags.addPositional("FILE.mlir", &input, "ap IR from apc import");
+  flags.addString("cluster", &cluster, "devices to compile for; today only cpu:1", "NAME");
+  flags.addString("precision", &precision,
+                  "bf16 (default: bf16 compute, f32 master weights and loss) or fp32",
+                  "bf16|fp32");
+  flags.addString("emit", &emit, "what to write: mlir (the plan format comes next)", "mlir");
+  flags.addString("compile-to", &compileTo, "stop after this phase (default: the last)",
+                  phases);
+  flags.addDouble("beta1", &options.beta1, "AdamW beta1 (default 0.9)");
+  flags.addDouble("beta2", &options.beta2, "AdamW beta2 (default 0.999)");
+  flags.addDouble("eps", &options.epsilon, "AdamW epsilon (default 1e-8)");
+  flags.addDouble("weight-decay", &options.weightDecay, "AdamW weight decay (default 0.01)");
+  flags.addDouble("max-grad-norm", &options.maxGradNorm,
+                  "clip gradients to this global L2 norm (default 0: no clipping)");
+  flags.addBool("timing", &timing, "print the time spent in each pass");
+  flags.addString("o", &output, "output file ('-': stdout)", "FILE");
+  flags.require("cluster");
+  flags.require("o");
+  std::string message;
+  switch (flags.parse(argc, argv, first, message)) {
+  case FlagParser::Outcome::Help:
+    std::fputs(flags.help().c_str(), stdout);
+    std::printf("\nphases, in order: %s\n", phases.c_str());
+    return 0;
+  case FlagParser::Outcome::Error:
+    std::fprintf(stderr, "%s\n", message.c_str());
+    return 2;
+  case FlagParser::Outcome::Ok:
+    break;
+  }
+  auto usage = [](const std::string &what) {
+    std::fprintf(stderr, "apc compile: %s\n", what.c_str());
+    return 2;
+  };
+  if (cluster != "cpu:1")
+    return usage("--cluster '" + cluster +
+                 "' is not supported yet: this version compiles for one device (cpu:1)");
+  if (precision != "bf16" && precision != "fp32")
+    return usage("--precision must be bf16 or fp32, got '" + precision + "'");
+  std::optional<Phase> last = parsePhase(compileTo);
+  if (!last)
+    return usage("--compile-to must be one of " + phases + ", got '" + compileTo + "'");
+  if (emit != "mlir")
+    return usage(emit.empty() ? "the plan format is not implemented yet; pass --emit=mlir "
+                                "to write the compiled IR"
+                              : "--emit must be mlir, got '" + emit + "'");
+  if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))
+    return usage("--beta1 and --beta2 must be in [0, 1)");
+  if (!(options.epsilon > 0) || options.weightDecay < 0 || options.maxGradNorm < 0)
+    return usage("--eps must be positive, --weight-decay and --max-grad-norm non-negative");
+  options.precision = precision;
+
+  mlir::DialectRegistry registry;
+  registry.insert<ap::ApDialect, mlir::func::FuncDialect>();
+  mlir::MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  auto start = std::chrono::steady_clock::now();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(input, sourceMgr, mlir::ParserConfig(&context));
+  if (!module) {
+    std::fprintf(stderr, "apc compile: %s: cannot parse (see above)\n", input.c_str());
+    return 1;
+  }
+  mlir::PassManager pm(&context);
+  if (timing)
+    pm.enableTiming();
+  buildTrainStepPipeline(pm, options, *last);
+  if (mlir::failed(pm.run(*module))) {
+    std::fprintf(stderr, "apc compile: %s: compilation failed (see above)\n", input.c_str());
+    return 1;
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  os.flush();
+  if (output == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else if (Status s = writeFileAtomically(output, text); !s) {
+    std::fprintf(stderr, "apc compile: %s\n", s.message().c_str());
+    return 1;
+  }
+  int64_t ops = 0;
+  module->walk([&](mlir::Operation *) { ++ops; });
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(output == "-" ? stderr : stdout,
+               "compiled %s to phase '%s' (precision %s, cluster %s): %lld ops in %.2fs%s%s\n",
+               input.c_str(), compileTo.c_str(), precision.c_str(), cluster.c_str(),
+               (long long)ops, seconds, output == "-" ? "" : "; wrote ",
+               output == "-" ? "" : output.c_str());
+  return 0;
+}
+
+} // namespace apc::tools
