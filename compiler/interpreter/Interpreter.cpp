@@ -43,6 +43,12 @@ double roundTo(ElementType type, double value) {
 
 Result<std::vector<RefTensor>> run(mlir::func::FuncOp function,
                                    const std::vector<RefTensor> &arguments) {
+  return run(function, arguments, Options());
+}
+
+Result<std::vector<RefTensor>> run(mlir::func::FuncOp function,
+                                   const std::vector<RefTensor> &arguments,
+                                   const Options &options) {
   using ResultT = Result<std::vector<RefTensor>>;
   mlir::Block &body = function.getBody().front();
   if (arguments.size() != body.getNumArguments())
@@ -68,15 +74,22 @@ Result<std::vector<RefTensor>> run(mlir::func::FuncOp function,
         results.push_back(*t);
       return results;
     }
-    Result<RefTensor> result = evaluate(&op, operands);
-    if (!result) {
+    Result<std::vector<RefTensor>> results = evaluate(&op, operands, options);
+    if (!results) {
       std::string where;
       llvm::raw_string_ostream os(where);
       os << op.getLoc();
       return ResultT::error("'" + op.getName().getStringRef().str() + "' at " + where +
-                            ": " + result.message());
+                            ": " + results.message());
     }
-    values[op.getResult(0)] = std::move(*result);
+    if (results->size() != op.getNumResults())
+      return ResultT::error("internal error: '" + op.getName().getStringRef().str() +
+                            "' gave " + std::to_string(results->size()) +
+                            " values for " + std::to_string(op.getNumResults()) +
+                            " results");
+    for (auto [value, tensor] : llvm::zip(op.getResults(), *results))
+      if (!value.use_empty()) // an unused result (say a gradient nobody needs) is dropped
+        values[value] = std::move(tensor);
     // Free values whose last use was this op, so large functions fit in memory.
     for (mlir::Value v : op.getOperands()) {
       bool usedLater = llvm::any_of(v.getUsers(), [&](mlir::Operation *user) {

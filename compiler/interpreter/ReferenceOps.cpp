@@ -1,12 +1,11 @@
 // Reference semantics of each `ap` op, written as the plain loops of its definition.
 //
-// Conventions: all arithmetic in double; the result is rounded to its element type
-// once, at the end (`finish`), except where the op's definition itself rounds in
-// between (rms_norm casts the normalised value to the input type before scaling, as
-// transformers does). Layout is row-major; `strides` gives element strides.
-#include "compiler/interpreter/Interpreter.h"
-
-#include "dialects/ap/IR/ApOps.h"
+// Conventions: all arithmetic in double; each result is rounded to its element type
+// once, at the end (in `evaluate`, unless Options::roundFloats is off), except where the
+// op's definition itself rounds in between (rms_norm casts the normalised value to the
+// input type before scaling, as transformers does). Layout is row-major; `strides`
+// gives element strides. The gradient and optimizer ops are in ReferenceGradOps.cpp.
+#include "compiler/interpreter/ReferenceOps.h"
 
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -16,6 +15,7 @@
 using namespace mlir;
 
 namespace apc::interp {
+namespace detail {
 namespace {
 
 ElementType elementTypeOf(Type type) {
@@ -27,19 +27,14 @@ ElementType elementTypeOf(Type type) {
   return ElementType::F32;
 }
 
-// An empty tensor of the op result's type.
-RefTensor resultLike(Operation *op) {
-  auto type = cast<RankedTensorType>(op->getResult(0).getType());
+} // namespace
+
+RefTensor resultLike(Operation *op, unsigned index) {
+  auto type = cast<RankedTensorType>(op->getResult(index).getType());
   RefTensor t;
   t.shape.assign(type.getShape().begin(), type.getShape().end());
   t.type = elementTypeOf(type);
   t.data.assign(size_t(t.numElements()), 0.0);
-  return t;
-}
-
-RefTensor finish(RefTensor t) {
-  for (double &x : t.data)
-    x = roundTo(t.type, x);
   return t;
 }
 
@@ -50,7 +45,6 @@ std::vector<int64_t> strides(const std::vector<int64_t> &shape) {
   return s;
 }
 
-// Product of all dims but the last (the number of rows of a [..., n] tensor).
 int64_t rows(const RefTensor &t) {
   int64_t n = 1;
   for (size_t i = 0; i + 1 < t.shape.size(); ++i)
@@ -70,20 +64,31 @@ std::string positionString(const std::vector<int64_t> &shape, int64_t flat) {
   return s + "]";
 }
 
+Status tokenIdOutOfRange(const RefTensor &ids, int64_t flat, int64_t vocab) {
+  return Status::error("token id " + std::to_string(int64_t(ids.data[flat])) + " at ids" +
+                       positionString(ids.shape, flat) + " is outside the vocabulary [0, " +
+                       std::to_string(vocab) + ")");
+}
+
+Status labelOutOfRange(const RefTensor &labels, int64_t flat, int64_t vocab) {
+  return Status::error("label " + std::to_string(int64_t(labels.data[flat])) + " at labels" +
+                       positionString(labels.shape, flat) + " is outside [0, " +
+                       std::to_string(vocab) + ") and is not the ignore index");
+}
+
+namespace {
+
 Result<RefTensor> embedding(ap::EmbeddingOp, const RefTensor &weight, const RefTensor &ids,
                             RefTensor out) {
   int64_t vocab = weight.shape[0], hidden = weight.shape[1];
   for (int64_t i = 0; i < ids.numElements(); ++i) {
     double id = ids.data[i];
     if (id < 0 || id >= double(vocab))
-      return Result<RefTensor>::error("token id " + std::to_string(int64_t(id)) + " at ids" +
-                                      positionString(ids.shape, i) +
-                                      " is outside the vocabulary [0, " +
-                                      std::to_string(vocab) + ")");
+      return tokenIdOutOfRange(ids, i, vocab);
     for (int64_t h = 0; h < hidden; ++h)
       out.data[i * hidden + h] = weight.data[int64_t(id) * hidden + h];
   }
-  return finish(std::move(out));
+  return out;
 }
 
 RefTensor linear(const RefTensor &x, const RefTensor &w, RefTensor out) {
@@ -95,7 +100,7 @@ RefTensor linear(const RefTensor &x, const RefTensor &w, RefTensor out) {
         sum += x.data[r * in + i] * w.data[o * in + i];
       out.data[r * outFeatures + o] = sum;
     }
-  return finish(std::move(out));
+  return out;
 }
 
 RefTensor matmul(ap::MatmulOp op, const RefTensor &a, const RefTensor &b, RefTensor out) {
@@ -120,10 +125,11 @@ RefTensor matmul(ap::MatmulOp op, const RefTensor &a, const RefTensor &b, RefTen
         C[i * n + j] = sum;
       }
   }
-  return finish(std::move(out));
+  return out;
 }
 
-RefTensor rmsNorm(ap::RmsNormOp op, const RefTensor &x, const RefTensor &w, RefTensor out) {
+RefTensor rmsNorm(ap::RmsNormOp op, const RefTensor &x, const RefTensor &w, RefTensor out,
+                  const Options &options) {
   int64_t n = rows(x), h = x.shape.back();
   double eps = op.getEpsilon().convertToDouble();
   for (int64_t r = 0; r < n; ++r) {
@@ -131,24 +137,25 @@ RefTensor rmsNorm(ap::RmsNormOp op, const RefTensor &x, const RefTensor &w, RefT
     for (int64_t i = 0; i < h; ++i)
       sumSquares += x.data[r * h + i] * x.data[r * h + i];
     double inv = 1.0 / std::sqrt(sumSquares / double(h) + eps);
-    for (int64_t i = 0; i < h; ++i) // normalised value cast to the input type first
-      out.data[r * h + i] = w.data[i] * roundTo(x.type, x.data[r * h + i] * inv);
+    for (int64_t i = 0; i < h; ++i) { // normalised value cast to the input type first
+      double normalised = x.data[r * h + i] * inv;
+      if (options.roundFloats)
+        normalised = roundTo(x.type, normalised);
+      out.data[r * h + i] = w.data[i] * normalised;
+    }
   }
-  return finish(std::move(out));
+  return out;
 }
 
 // inv_freq as transformers computes it, with the llama3 rescaling when asked.
-std::vector<double> ropeInverseFrequencies(ap::RopeOp op, int64_t headDim) {
-  double theta = op.getTheta().convertToDouble();
+std::vector<double> ropeInverseFrequencies(const RopeConfig &config, int64_t headDim) {
   std::vector<double> invFreq(size_t(headDim / 2));
   for (int64_t j = 0; j < headDim / 2; ++j)
-    invFreq[j] = 1.0 / std::pow(theta, double(2 * j) / double(headDim));
-  if (op.getRopeType() != "llama3")
+    invFreq[j] = 1.0 / std::pow(config.theta, double(2 * j) / double(headDim));
+  if (!config.llama3)
     return invFreq;
-  double factor = op.getFactor()->convertToDouble();
-  double low = op.getLowFreqFactor()->convertToDouble();
-  double high = op.getHighFreqFactor()->convertToDouble();
-  double original = double(op.getOriginalMaxPositionEmbeddingsAttr().getInt());
+  double factor = config.factor, low = config.lowFreqFactor, high = config.highFreqFactor;
+  double original = config.originalMaxPositionEmbeddings;
   double lowFreqWavelen = original / low, highFreqWavelen = original / high;
   for (double &f : invFreq) {
     double wavelen = 2.0 * M_PI / f;
@@ -164,24 +171,29 @@ std::vector<double> ropeInverseFrequencies(ap::RopeOp op, int64_t headDim) {
   return invFreq;
 }
 
-RefTensor rope(ap::RopeOp op, const RefTensor &x, RefTensor out) {
+} // namespace
+
+RefTensor ropeRotate(const RopeConfig &config, const RefTensor &x, RefTensor out,
+                     double direction) {
   int64_t batch = x.shape[0], seq = x.shape[1], heads = x.shape[2], dim = x.shape[3];
-  int64_t half = dim / 2, offset = op.getPositionOffsetAttr().getInt();
-  std::vector<double> invFreq = ropeInverseFrequencies(op, dim);
+  int64_t half = dim / 2, offset = config.positionOffset;
+  std::vector<double> invFreq = ropeInverseFrequencies(config, dim);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t s = 0; s < seq; ++s)
       for (int64_t h = 0; h < heads; ++h) {
         int64_t base = ((b * seq + s) * heads + h) * dim;
         for (int64_t j = 0; j < half; ++j) {
-          double angle = double(offset + s) * invFreq[j];
+          double angle = direction * double(offset + s) * invFreq[j];
           double c = std::cos(angle), sn = std::sin(angle);
           double x1 = x.data[base + j], x2 = x.data[base + j + half];
           out.data[base + j] = x1 * c - x2 * sn;
           out.data[base + j + half] = x2 * c + x1 * sn;
         }
       }
-  return finish(std::move(out));
+  return out;
 }
+
+namespace {
 
 RefTensor attention(ap::AttentionOp op, const RefTensor &q, const RefTensor &k,
                     const RefTensor &v, RefTensor out) {
@@ -217,7 +229,7 @@ RefTensor attention(ap::AttentionOp op, const RefTensor &q, const RefTensor &k,
         }
       }
     }
-  return finish(std::move(out));
+  return out;
 }
 
 RefTensor transpose(ap::TransposeOp op, const RefTensor &x, RefTensor out) {
@@ -235,7 +247,7 @@ RefTensor transpose(ap::TransposeOp op, const RefTensor &x, RefTensor out) {
       index[d] = 0;
     }
   }
-  return finish(std::move(out));
+  return out;
 }
 
 RefTensor reduceSum(ap::ReduceSumOp op, const RefTensor &x, RefTensor out) {
@@ -259,7 +271,7 @@ RefTensor reduceSum(ap::ReduceSumOp op, const RefTensor &x, RefTensor out) {
       index[d] = 0;
     }
   }
-  return finish(std::move(out));
+  return out;
 }
 
 RefTensor shiftLabels(ap::ShiftLabelsOp op, const RefTensor &labels, RefTensor out) {
@@ -282,10 +294,7 @@ Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
     if (label == ignore)
       continue;
     if (label < 0 || label >= double(vocab))
-      return Result<RefTensor>::error("label " + std::to_string(int64_t(label)) +
-                                      " at labels" + positionString(labels.shape, r) +
-                                      " is outside [0, " + std::to_string(vocab) +
-                                      ") and is not the ignore index");
+      return labelOutOfRange(labels, r, vocab);
     const double *row = logits.data.data() + r * vocab;
     double maxLogit = *std::max_element(row, row + vocab), sum = 0;
     for (int64_t v = 0; v < vocab; ++v)
@@ -295,7 +304,7 @@ Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
   }
   bool mean = op.getReduction() == "mean";
   out.data[0] = mean ? (kept ? total / double(kept) : std::nan("")) : total;
-  return finish(std::move(out));
+  return out;
 }
 
 RefTensor elementwise(Operation *op, const std::vector<const RefTensor *> &in, RefTensor out,
@@ -303,49 +312,101 @@ RefTensor elementwise(Operation *op, const std::vector<const RefTensor *> &in, R
   for (int64_t i = 0; i < out.numElements(); ++i)
     out.data[i] = f(in[0]->data[i], in.size() > 1 ? in[1]->data[i] : 0.0);
   (void)op;
-  return finish(std::move(out));
+  return out;
 }
 
 } // namespace
 
-Result<RefTensor> evaluate(Operation *op, const std::vector<const RefTensor *> &in) {
-  RefTensor out = resultLike(op);
-  return llvm::TypeSwitch<Operation *, Result<RefTensor>>(op)
-      .Case([&](ap::EmbeddingOp o) { return embedding(o, *in[0], *in[1], std::move(out)); })
-      .Case([&](ap::LinearOp) { return linear(*in[0], *in[1], std::move(out)); })
-      .Case([&](ap::MatmulOp o) { return matmul(o, *in[0], *in[1], std::move(out)); })
-      .Case([&](ap::RmsNormOp o) { return rmsNorm(o, *in[0], *in[1], std::move(out)); })
-      .Case([&](ap::RopeOp o) { return rope(o, *in[0], std::move(out)); })
-      .Case([&](ap::AttentionOp o) {
-        return attention(o, *in[0], *in[1], *in[2], std::move(out));
-      })
-      .Case([&](ap::SiluOp) {
-        return elementwise(op, in, std::move(out),
-                           [](double x, double) { return x / (1.0 + std::exp(-x)); });
-      })
-      .Case([&](ap::AddOp) {
-        return elementwise(op, in, std::move(out), [](double a, double b) { return a + b; });
-      })
-      .Case([&](ap::MulOp) {
-        return elementwise(op, in, std::move(out), [](double a, double b) { return a * b; });
-      })
-      .Case([&](ap::CastOp) {
-        out.data = in[0]->data;
-        return finish(std::move(out));
-      })
-      .Case([&](ap::ReshapeOp) {
-        out.data = in[0]->data;
-        return out;
-      })
-      .Case([&](ap::TransposeOp o) { return transpose(o, *in[0], std::move(out)); })
-      .Case([&](ap::ReduceSumOp o) { return reduceSum(o, *in[0], std::move(out)); })
-      .Case([&](ap::ShiftLabelsOp o) { return shiftLabels(o, *in[0], std::move(out)); })
-      .Case([&](ap::CrossEntropyOp o) {
-        return crossEntropy(o, *in[0], *in[1], std::move(out));
-      })
-      .Default([&](Operation *) {
-        return Result<RefTensor>::error("no reference semantics for this op");
-      });
+// Results of the op functions, whatever they return, as the vector `evaluate` returns.
+Results wrap(RefTensor t) { return std::vector<RefTensor>{std::move(t)}; }
+Results wrap(Result<RefTensor> t) {
+  if (!t)
+    return t.status();
+  return std::vector<RefTensor>{std::move(*t)};
+}
+Results wrap(Results r) { return r; }
+
+} // namespace detail
+
+Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const RefTensor *> &in,
+                                        const Options &options) {
+  using namespace detail;
+  if (in.size() != op->getNumOperands())
+    return Results::error("internal error: " + std::to_string(in.size()) +
+                          " operand values for " + std::to_string(op->getNumOperands()) +
+                          " operands");
+  auto out = [&](unsigned index = 0) { return resultLike(op, index); };
+  Results results =
+      llvm::TypeSwitch<Operation *, Results>(op)
+          .Case([&](ap::EmbeddingOp o) { return wrap(embedding(o, *in[0], *in[1], out())); })
+          .Case([&](ap::LinearOp) { return wrap(linear(*in[0], *in[1], out())); })
+          .Case([&](ap::MatmulOp o) { return wrap(matmul(o, *in[0], *in[1], out())); })
+          .Case([&](ap::RmsNormOp o) {
+            return wrap(rmsNorm(o, *in[0], *in[1], out(), options));
+          })
+          .Case([&](ap::RopeOp o) {
+            return wrap(ropeRotate(ropeConfigOf(o), *in[0], out(), +1.0));
+          })
+          .Case([&](ap::AttentionOp o) {
+            return wrap(attention(o, *in[0], *in[1], *in[2], out()));
+          })
+          .Case([&](ap::SiluOp) {
+            return wrap(elementwise(op, in, out(),
+                                    [](double x, double) { return x / (1.0 + std::exp(-x)); }));
+          })
+          .Case([&](ap::AddOp) {
+            return wrap(elementwise(op, in, out(), [](double a, double b) { return a + b; }));
+          })
+          .Case([&](ap::MulOp) {
+            return wrap(elementwise(op, in, out(), [](double a, double b) { return a * b; }));
+          })
+          .Case([&](ap::CastOp) {
+            RefTensor t = out();
+            t.data = in[0]->data;
+            return wrap(std::move(t));
+          })
+          .Case([&](ap::ReshapeOp) {
+            RefTensor t = out();
+            t.data = in[0]->data;
+            return wrap(std::move(t));
+          })
+          .Case([&](ap::TransposeOp o) { return wrap(transpose(o, *in[0], out())); })
+          .Case([&](ap::ReduceSumOp o) { return wrap(reduceSum(o, *in[0], out())); })
+          .Case([&](ap::ShiftLabelsOp o) { return wrap(shiftLabels(o, *in[0], out())); })
+          .Case([&](ap::CrossEntropyOp o) {
+            return wrap(crossEntropy(o, *in[0], *in[1], out()));
+          })
+          // Gradient and optimizer ops (ReferenceGradOps.cpp).
+          .Case([&](ap::FillOp o) { return wrap(fill(o, out())); })
+          .Case([&](ap::BroadcastOp o) { return wrap(broadcast(o, *in[0], out())); })
+          .Case([&](ap::EmbeddingGradOp) { return embeddingGrad(*in[0], *in[1], out()); })
+          .Case([&](ap::RmsNormGradOp o) { return rmsNormGrad(o, *in[0], *in[1], *in[2]); })
+          .Case([&](ap::RopeGradOp o) { return wrap(ropeGrad(o, *in[0], out())); })
+          .Case([&](ap::AttentionGradOp o) {
+            return attentionGrad(o, *in[0], *in[1], *in[2], *in[3]);
+          })
+          .Case([&](ap::SiluGradOp) { return wrap(siluGrad(*in[0], *in[1], out())); })
+          .Case([&](ap::CrossEntropyGradOp o) {
+            return crossEntropyGrad(o, *in[0], *in[1], *in[2], out());
+          })
+          .Case([&](ap::GradNormOp) { return wrap(gradNorm(in, out())); })
+          .Case([&](ap::AdamWOp o) { return adamw(o, in); })
+          .Default([&](Operation *) {
+            return Results::error("no reference semantics for this op");
+          });
+  if (!results)
+    return results;
+  // Round each result to its element type, once (integers always: they must stay
+  // integers; floats unless pure f64 evaluation was asked for).
+  for (RefTensor &t : *results) {
+    bool isFloat = t.type == ElementType::F32 || t.type == ElementType::BF16 ||
+                   t.type == ElementType::F16;
+    if (isFloat && !options.roundFloats)
+      continue;
+    for (double &x : t.data)
+      x = roundTo(t.type, x);
+  }
+  return results;
 }
 
 } // namespace apc::interp

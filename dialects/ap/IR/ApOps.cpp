@@ -148,12 +148,14 @@ LogicalResult RmsNormOp::verify() {
 }
 
 // Checks of the rotary attributes, shared by rope and rope_grad.
-template <typename OpT> static LogicalResult verifyRopeAttributes(OpT op, Value input) {
-  if (failed(checkTensor(op, "input", input, ElementKind::Float, 4)))
+template <typename OpT>
+static LogicalResult verifyRopeAttributes(OpT op, StringRef role, Value input) {
+  if (failed(checkTensor(op, role, input, ElementKind::Float, 4)))
     return failure();
   auto type = tensorType(input);
   if (type.getDimSize(3) % 2 != 0 || type.getDimSize(3) == 0)
-    return op.emitOpError() << "head_dim of input " << type << " must be even and positive";
+    return op.emitOpError() << "head_dim of " << role << " " << type
+                            << " must be even and positive";
   if (!(op.getTheta().convertToDouble() > 0.0))
     return op.emitOpError() << "theta must be positive, got "
                             << op.getTheta().convertToDouble();
@@ -188,7 +190,7 @@ template <typename OpT> static LogicalResult verifyRopeAttributes(OpT op, Value 
 }
 
 LogicalResult RopeOp::verify() {
-  if (failed(verifyRopeAttributes(*this, getInput())))
+  if (failed(verifyRopeAttributes(*this, "input", getInput())))
     return failure();
   auto input = tensorType(getInput());
   return checkResult(*this, getResult(), input.getShape(), input.getElementType());
@@ -394,7 +396,7 @@ LogicalResult RmsNormGradOp::verify() {
 }
 
 LogicalResult RopeGradOp::verify() {
-  if (failed(verifyRopeAttributes(*this, getGradOutput())))
+  if (failed(verifyRopeAttributes(*this, "grad_output", getGradOutput())))
     return failure();
   if (getGradInput().getType() != getGradOutput().getType())
     return emitOpError() << "grad_input " << getGradInput().getType()
@@ -429,6 +431,8 @@ LogicalResult AttentionGradOp::verify() {
     return emitOpError() << "query heads (" << q.getDimSize(2)
                          << ") must be a multiple of key/value heads ("
                          << k.getDimSize(2) << ")";
+  if (auto scale = getScale(); scale && !(scale->convertToDouble() > 0.0))
+    return emitOpError() << "scale must be positive, got " << scale->convertToDouble();
   if (getGradOutput().getType() != q)
     return emitOpError() << "grad_output " << getGradOutput().getType()
                          << " must have the type of query " << q;
@@ -497,13 +501,14 @@ LogicalResult AdamWOp::verify() {
     return emitOpError() << "epsilon must be positive";
   if (!(getWeightDecay().convertToDouble() >= 0.0))
     return emitOpError() << "weight_decay must be non-negative";
+  if (getGradNorm() &&
+      failed(checkTensor(*this, "grad_norm", getGradNorm(), ElementKind::Float, 0)))
+    return failure();
   if (getMaxGradNorm()) {
     if (!(getMaxGradNorm()->convertToDouble() > 0.0))
       return emitOpError() << "max_grad_norm must be positive";
     if (!getGradNorm())
       return emitOpError() << "max_grad_norm needs the grad_norm operand";
-    if (failed(checkTensor(*this, "grad_norm", getGradNorm(), ElementKind::Float, 0)))
-      return failure();
   }
   if (getNewParam().getType() != param || getNewExpAvg().getType() != param ||
       getNewExpAvgSq().getType() != param)

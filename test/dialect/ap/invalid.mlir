@@ -1149,3 +1149,642 @@ func.func @attention_zero_head_dim(%q: tensor<2x5x4x0xf32>, %k: tensor<2x5x2x0xf
   %0 = ap.attention %q, %k, %k : (tensor<2x5x4x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x2x0xf32>) -> tensor<2x5x4x0xf32>
   return %0 : tensor<2x5x4x0xf32>
 }
+
+// -----
+
+// Tests that fill rejects an integer result.
+func.func @fill_integer() {
+  // expected-error @+1 {{'ap.fill' op result must have element type f32, bf16 or f16, got 'tensor<2xi32>'}}
+  %0 = ap.fill {value = 1.0 : f64} : tensor<2xi32>
+  return
+}
+
+// -----
+
+// Tests that fill rejects a result with a dynamic dim.
+func.func @fill_dynamic() {
+  // expected-error @+1 {{'ap.fill' op result must have a static shape, got 'tensor<?xf32>'}}
+  %0 = ap.fill {value = 1.0 : f64} : tensor<?xf32>
+  return
+}
+
+// -----
+
+// Tests that fill rejects an infinite value.
+func.func @fill_infinite() {
+  // expected-error @+1 {{'ap.fill' op value must be finite}}
+  %0 = ap.fill {value = 0x7FF0000000000000 : f64} : tensor<2xf32>
+  return
+}
+
+// -----
+
+// Tests that broadcast rejects an integer input.
+func.func @broadcast_input_integer(%x: tensor<3xi32>) {
+  // expected-error @+1 {{'ap.broadcast' op input must have element type f32, bf16 or f16, got 'tensor<3xi32>'}}
+  %0 = ap.broadcast %x {dims = array<i64: 0>} : tensor<3xi32> to tensor<2x3xi32>
+  return
+}
+
+// -----
+
+// Tests that broadcast rejects a result with a dynamic dim.
+func.func @broadcast_result_dynamic(%x: tensor<3xf32>) {
+  // expected-error @+1 {{'ap.broadcast' op result must have a static shape, got 'tensor<?x3xf32>'}}
+  %0 = ap.broadcast %x {dims = array<i64: 0>} : tensor<3xf32> to tensor<?x3xf32>
+  return
+}
+
+// -----
+
+// Tests that broadcast rejects a result of another element type.
+func.func @broadcast_element(%x: tensor<3xf32>) {
+  // expected-error @+1 {{'ap.broadcast' op input and result must have the same element type, got 'tensor<3xf32>' and 'tensor<2x3xbf16>'}}
+  %0 = ap.broadcast %x {dims = array<i64: 0>} : tensor<3xf32> to tensor<2x3xbf16>
+  return
+}
+
+// -----
+
+// Tests that broadcast rejects an out-of-range dim.
+func.func @broadcast_dim_range(%x: tensor<3xf32>) {
+  // expected-error @+1 {{'ap.broadcast' op dims [2] must be distinct dims of result 'tensor<2x3xf32>'}}
+  %0 = ap.broadcast %x {dims = array<i64: 2>} : tensor<3xf32> to tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that broadcast rejects a repeated dim.
+func.func @broadcast_dim_repeated(%x: tensor<3xf32>) {
+  // expected-error @+1 {{'ap.broadcast' op dims [0, 0] must be distinct dims of result 'tensor<2x2x3xf32>'}}
+  %0 = ap.broadcast %x {dims = array<i64: 0, 0>} : tensor<3xf32> to tensor<2x2x3xf32>
+  return
+}
+
+// -----
+
+// Tests that broadcast rejects an input that is not the result without dims.
+func.func @broadcast_shape(%x: tensor<3xf32>) {
+  // expected-error @+1 {{'ap.broadcast' op input 'tensor<3xf32>' must be result 'tensor<3x2xf32>' without dims [0]}}
+  %0 = ap.broadcast %x {dims = array<i64: 0>} : tensor<3xf32> to tensor<3x2xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects float ids.
+func.func @embedding_grad_ids_float(%ids: tensor<2x4xf32>, %dy: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{'ap.embedding_grad' op ids must have element type i32 or i64, got 'tensor<2x4xf32>'}}
+  %0 = ap.embedding_grad %ids, %dy : (tensor<2x4xf32>, tensor<2x4x8xf32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects a rank-0 grad_output.
+func.func @embedding_grad_output_rank(%ids: tensor<i32>, %dy: tensor<f32>) {
+  // expected-error @+1 {{'ap.embedding_grad' op grad_output must have rank at least 1, got 'tensor<f32>'}}
+  %0 = ap.embedding_grad %ids, %dy : (tensor<i32>, tensor<f32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects a grad_weight that is not rank 2.
+func.func @embedding_grad_weight_rank(%ids: tensor<2x4xi32>, %dy: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{'ap.embedding_grad' op grad_weight must have rank 2, got 'tensor<16x8x1xf32>'}}
+  %0 = ap.embedding_grad %ids, %dy : (tensor<2x4xi32>, tensor<2x4x8xf32>) -> tensor<16x8x1xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects a grad_weight of another element type.
+func.func @embedding_grad_element(%ids: tensor<2x4xi32>, %dy: tensor<2x4x8xbf16>) {
+  // expected-error @+1 {{'ap.embedding_grad' op grad_output and grad_weight must have the same element type, got 'tensor<2x4x8xbf16>' and 'tensor<16x8xf32>'}}
+  %0 = ap.embedding_grad %ids, %dy : (tensor<2x4xi32>, tensor<2x4x8xbf16>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects a hidden size that differs from grad_weight.
+func.func @embedding_grad_shape(%ids: tensor<2x4xi32>, %dy: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{'ap.embedding_grad' op grad_output 'tensor<2x4x8xf32>' must be ids 'tensor<2x4xi32>' plus the hidden dim of grad_weight 'tensor<16x6xf32>'}}
+  %0 = ap.embedding_grad %ids, %dy : (tensor<2x4xi32>, tensor<2x4x8xf32>) -> tensor<16x6xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects a grad_output that is not ids plus hidden.
+func.func @embedding_grad_ids_shape(%ids: tensor<2x3xi32>, %dy: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{'ap.embedding_grad' op grad_output 'tensor<2x4x8xf32>' must be ids 'tensor<2x3xi32>' plus the hidden dim of grad_weight 'tensor<16x8xf32>'}}
+  %0 = ap.embedding_grad %ids, %dy : (tensor<2x3xi32>, tensor<2x4x8xf32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects an integer input.
+func.func @rms_norm_grad_input_integer(%x: tensor<2x8xi32>, %w: tensor<8xi32>, %dy: tensor<2x8xi32>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op input must have element type f32, bf16 or f16, got 'tensor<2x8xi32>'}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x8xi32>, tensor<8xi32>, tensor<2x8xi32>) -> (tensor<2x8xi32>, tensor<8xi32>)
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects a weight that is not rank 1.
+func.func @rms_norm_grad_weight_rank(%x: tensor<2x8xf32>, %w: tensor<1x8xf32>, %dy: tensor<2x8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op weight must have rank 1, got 'tensor<1x8xf32>'}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<1x8xf32>, tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<1x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects a weight of another element type.
+func.func @rms_norm_grad_weight_element(%x: tensor<2x8xf32>, %w: tensor<8xbf16>, %dy: tensor<2x8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op input and weight must have the same element type, got 'tensor<2x8xf32>' and 'tensor<8xbf16>'}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<8xbf16>, tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<8xbf16>)
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects a weight that does not match the hidden size.
+func.func @rms_norm_grad_weight_size(%x: tensor<2x8xf32>, %w: tensor<6xf32>, %dy: tensor<2x8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op weight 'tensor<6xf32>' must match the last dim of input 'tensor<2x8xf32>'}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<6xf32>, tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<6xf32>)
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects a grad_output of another type than the input.
+func.func @rms_norm_grad_output_type(%x: tensor<2x8xf32>, %w: tensor<8xf32>, %dy: tensor<2x8xbf16>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op grad_output 'tensor<2x8xbf16>' must have the type of input 'tensor<2x8xf32>'}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<8xf32>, tensor<2x8xbf16>) -> (tensor<2x8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects a zero epsilon.
+func.func @rms_norm_grad_epsilon(%x: tensor<2x8xf32>, %w: tensor<8xf32>, %dy: tensor<2x8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op epsilon must be positive, got 0.000000e+00}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 0.0 : f64} : (tensor<2x8xf32>, tensor<8xf32>, tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rms_norm_grad rejects results that are not typed as input and weight.
+func.func @rms_norm_grad_results(%x: tensor<2x8xf32>, %w: tensor<8xf32>, %dy: tensor<2x8xf32>) {
+  // expected-error @+1 {{'ap.rms_norm_grad' op results must have the types of input and weight}}
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x8xf32>, tensor<8xf32>, tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope_grad rejects a grad_output that is not rank 4 (named input, as in rope).
+func.func @rope_grad_rank(%dy: tensor<4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op grad_output must have rank 4, got 'tensor<4x3x8xf32>'}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64} : (tensor<4x3x8xf32>) -> (tensor<4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope_grad rejects an odd head_dim.
+func.func @rope_grad_odd_head_dim(%dy: tensor<2x4x3x7xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op head_dim of grad_output 'tensor<2x4x3x7xf32>' must be even and positive}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64} : (tensor<2x4x3x7xf32>) -> (tensor<2x4x3x7xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope_grad rejects a non-positive theta.
+func.func @rope_grad_theta(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op theta must be positive, got 0.000000e+00}}
+  %0 = ap.rope_grad %dy {theta = 0.0 : f64} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope_grad rejects a negative position_offset.
+func.func @rope_grad_offset(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op position_offset must be non-negative, got -3}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64, position_offset = -3 : i64} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that default rope_grad rejects scaling attributes.
+func.func @rope_grad_default_scaling(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op rope_type "default" takes no scaling attributes}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64, factor = 8.0 : f64} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that llama3 rope_grad needs all four scaling attributes.
+func.func @rope_grad_llama3_missing(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op rope_type "llama3" needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 1.0 : f64, high_freq_factor = 4.0 : f64} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that llama3 rope_grad rejects high_freq_factor <= low_freq_factor.
+func.func @rope_grad_llama3_values(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 4.0 : f64, high_freq_factor = 1.0 : f64, original_max_position_embeddings = 8192 : i64} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope_grad rejects an unknown rope_type.
+func.func @rope_grad_unknown_type(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op unknown rope_type "yarn" (expected "default" or "llama3")}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64, rope_type = "yarn"} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope_grad rejects a grad_input of another type.
+func.func @rope_grad_result(%dy: tensor<2x4x3x8xf32>) {
+  // expected-error @+1 {{'ap.rope_grad' op grad_input 'tensor<2x4x3x8xbf16>' must have the type of grad_output 'tensor<2x4x3x8xf32>'}}
+  %0 = ap.rope_grad %dy {theta = 10000.0 : f64} : (tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xbf16>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a query that is not rank 4.
+func.func @attention_grad_query_rank(%q: tensor<5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>, %dy: tensor<5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op query must have rank 4, got 'tensor<5x4x8xf32>'}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<5x4x8xf32>) -> (tensor<5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects an integer key.
+func.func @attention_grad_key_integer(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xi32>, %v: tensor<2x5x2x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op key must have element type f32, bf16 or f16, got 'tensor<2x5x2x8xi32>'}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xi32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xi32>, tensor<2x5x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a value with a dynamic dim.
+func.func @attention_grad_value_dynamic(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x?x2x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op value must have a static shape, got 'tensor<2x?x2x8xf32>'}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x?x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x?x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a key of another element type.
+func.func @attention_grad_key_element(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xbf16>, %v: tensor<2x5x2x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op query and key must have the same element type, got 'tensor<2x5x4x8xf32>' and 'tensor<2x5x2x8xbf16>'}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xbf16>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xbf16>, tensor<2x5x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a value of another element type.
+func.func @attention_grad_value_element(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xbf16>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op query and value must have the same element type, got 'tensor<2x5x4x8xf32>' and 'tensor<2x5x2x8xbf16>'}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xbf16>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xbf16>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects key and value of different shapes.
+func.func @attention_grad_kv_shape(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x1x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op key 'tensor<2x5x2x8xf32>' and value 'tensor<2x5x1x8xf32>' must have the same shape}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x1x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x1x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a key with another sequence length.
+func.func @attention_grad_seq(%q: tensor<2x5x4x8xf32>, %k: tensor<2x6x2x8xf32>, %v: tensor<2x6x2x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op query 'tensor<2x5x4x8xf32>' and key 'tensor<2x6x2x8xf32>' must agree on batch, seq and a positive head_dim}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x6x2x8xf32>, tensor<2x6x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x6x2x8xf32>, tensor<2x6x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects query heads that are not a multiple of kv heads.
+func.func @attention_grad_heads(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x3x8xf32>, %v: tensor<2x5x3x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op query heads (4) must be a multiple of key/value heads (3)}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x3x8xf32>, tensor<2x5x3x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x3x8xf32>, tensor<2x5x3x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a grad_output of another type than the query.
+func.func @attention_grad_output_type(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>, %dy: tensor<2x5x4x8xbf16>) {
+  // expected-error @+1 {{'ap.attention_grad' op grad_output 'tensor<2x5x4x8xbf16>' must have the type of query 'tensor<2x5x4x8xf32>'}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xbf16>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects results that are not typed as query, key and value.
+func.func @attention_grad_results(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>, %dy: tensor<2x5x4x8xf32>) {
+  // expected-error @+1 {{'ap.attention_grad' op results must have the types of query, key and value}}
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>)
+  return
+}
+
+// -----
+
+// Tests that silu_grad rejects an integer input.
+func.func @silu_grad_integer(%x: tensor<2x3xi32>, %dy: tensor<2x3xi32>) {
+  // expected-error @+1 {{'ap.silu_grad' op input must have element type f32, bf16 or f16, got 'tensor<2x3xi32>'}}
+  %0 = ap.silu_grad %x, %dy : tensor<2x3xi32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects rank-0 logits.
+func.func @cross_entropy_grad_logits_rank(%l: tensor<f32>, %y: tensor<i64>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op logits must have rank at least 1, got 'tensor<f32>'}}
+  %0 = ap.cross_entropy_grad %l, %y, %g : (tensor<f32>, tensor<i64>, tensor<f32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects float labels.
+func.func @cross_entropy_grad_labels_float(%l: tensor<2x5x16xf32>, %y: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op labels must have element type i32 or i64, got 'tensor<2x5xf32>'}}
+  %0 = ap.cross_entropy_grad %l, %y, %g : (tensor<2x5x16xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects a grad_loss that is not a scalar.
+func.func @cross_entropy_grad_loss_rank(%l: tensor<2x5x16xf32>, %y: tensor<2x5xi64>, %g: tensor<1xf32>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op grad_loss must have rank 0, got 'tensor<1xf32>'}}
+  %0 = ap.cross_entropy_grad %l, %y, %g : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<1xf32>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects labels that are not the logits without the last dim.
+func.func @cross_entropy_grad_labels_shape(%l: tensor<2x5x16xf32>, %y: tensor<2x4xi64>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op labels 'tensor<2x4xi64>' must have the shape of logits without its last dim, logits 'tensor<2x5x16xf32>'}}
+  %0 = ap.cross_entropy_grad %l, %y, %g : (tensor<2x5x16xf32>, tensor<2x4xi64>, tensor<f32>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects a bf16 grad_loss.
+func.func @cross_entropy_grad_loss_element(%l: tensor<2x5x16xf32>, %y: tensor<2x5xi64>, %g: tensor<bf16>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op grad_loss must be tensor<f32>, got 'tensor<bf16>'}}
+  %0 = ap.cross_entropy_grad %l, %y, %g : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<bf16>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects an unknown reduction.
+func.func @cross_entropy_grad_reduction(%l: tensor<2x5x16xf32>, %y: tensor<2x5xi64>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op reduction must be "mean" or "sum", got "none"}}
+  %0 = ap.cross_entropy_grad %l, %y, %g {reduction = "none"} : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
+// Tests that cross_entropy_grad rejects a result that is not typed as the logits.
+func.func @cross_entropy_grad_result(%l: tensor<2x5x16xf32>, %y: tensor<2x5xi64>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.cross_entropy_grad' op result must be 'tensor<2x5x16xf32>', got 'tensor<2x5x16xbf16>'}}
+  %0 = ap.cross_entropy_grad %l, %y, %g : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<2x5x16xbf16>
+  return
+}
+
+// -----
+
+// Tests that grad_norm needs at least one gradient.
+func.func @grad_norm_empty() {
+  // expected-error @+1 {{'ap.grad_norm' op needs at least one gradient}}
+  %0 = ap.grad_norm : () -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that grad_norm rejects an integer gradient and names its position.
+func.func @grad_norm_integer(%a: tensor<8xf32>, %b: tensor<8xi32>) {
+  // expected-error @+1 {{'ap.grad_norm' op grad #1 must have element type f32, bf16 or f16, got 'tensor<8xi32>'}}
+  %0 = ap.grad_norm %a, %b : (tensor<8xf32>, tensor<8xi32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that grad_norm rejects a result that is not a scalar f32.
+func.func @grad_norm_result(%a: tensor<8xbf16>) {
+  // expected-error @+1 {{'ap.grad_norm' op result must be 'tensor<f32>', got 'tensor<bf16>'}}
+  %0 = ap.grad_norm %a : (tensor<8xbf16>) -> tensor<bf16>
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a param with a dynamic dim.
+func.func @adamw_param_dynamic(%p: tensor<?xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op param must have a static shape, got 'tensor<?xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<?xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects an integer grad.
+func.func @adamw_grad_integer(%p: tensor<8xf32>, %g: tensor<8xi32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op grad must have element type f32, bf16 or f16, got 'tensor<8xi32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xi32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects an integer exp_avg.
+func.func @adamw_exp_avg_integer(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xi32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op exp_avg must have element type f32, bf16 or f16, got 'tensor<8xi32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xi32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects an exp_avg_sq with a dynamic dim.
+func.func @adamw_exp_avg_sq_dynamic(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<?xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op exp_avg_sq must have a static shape, got 'tensor<?xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<?xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a float step.
+func.func @adamw_step_float(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<f32>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op step must have element type i32 or i64, got 'tensor<f32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<f32>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects an lr that is not a scalar.
+func.func @adamw_lr_rank(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<1xf32>) {
+  // expected-error @+1 {{'ap.adamw' op lr must have rank 0, got 'tensor<1xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<1xf32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a bf16 param (the master copy is f32).
+func.func @adamw_param_bf16(%p: tensor<8xbf16>, %g: tensor<8xf32>, %m: tensor<8xbf16>, %v: tensor<8xbf16>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op param must be f32 (the master copy), got 'tensor<8xbf16>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xbf16>, tensor<8xf32>, tensor<8xbf16>, tensor<8xbf16>, tensor<i64>, tensor<f32>) -> (tensor<8xbf16>, tensor<8xbf16>, tensor<8xbf16>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects moments of another type than the param.
+func.func @adamw_moment_type(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<4xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op exp_avg 'tensor<8xf32>' and exp_avg_sq 'tensor<4xf32>' must have the type of param 'tensor<8xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<4xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a grad of another shape than the param.
+func.func @adamw_grad_shape(%p: tensor<8xf32>, %g: tensor<4xbf16>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op grad 'tensor<4xbf16>' must have the shape of param 'tensor<8xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<4xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a bf16 lr.
+func.func @adamw_lr_bf16(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<bf16>) {
+  // expected-error @+1 {{'ap.adamw' op lr must be tensor<f32>, got 'tensor<bf16>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<bf16>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects beta1 = 1.
+func.func @adamw_beta1(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op beta1 and beta2 must be in [0, 1), got 1.000000e+00 and 9.990000e-01}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr {beta1 = 1.0 : f64} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a zero epsilon.
+func.func @adamw_epsilon(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op epsilon must be positive}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr {epsilon = 0.0 : f64} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a negative weight_decay.
+func.func @adamw_weight_decay(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op weight_decay must be non-negative}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr {weight_decay = -0.1 : f64} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a non-positive max_grad_norm.
+func.func @adamw_max_grad_norm(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>, %n: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op max_grad_norm must be positive}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr, %n {max_grad_norm = 0.0 : f64} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw with max_grad_norm needs the grad_norm operand.
+func.func @adamw_missing_grad_norm(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op max_grad_norm needs the grad_norm operand}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr {max_grad_norm = 1.0 : f64} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects a grad_norm that is not a scalar.
+func.func @adamw_grad_norm_rank(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>, %n: tensor<1xf32>) {
+  // expected-error @+1 {{'ap.adamw' op grad_norm must have rank 0, got 'tensor<1xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr, %n {max_grad_norm = 1.0 : f64} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>, tensor<1xf32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// Tests that adamw rejects results of another type than the param.
+func.func @adamw_results(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'ap.adamw' op results must have the type of param 'tensor<8xf32>'}}
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xbf16>)
+  return
+}
+
+// -----
+
+// Tests that attention_grad rejects a non-positive scale, as attention does.
+func.func @attention_grad_scale(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>) -> tensor<2x5x4x8xf32> {
+  // expected-error @+1 {{'ap.attention_grad' op scale must be positive, got -1}}
+  %0:3 = ap.attention_grad %q, %k, %k, %q {scale = -1.0 : f64} : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>)
+  return %0#0 : tensor<2x5x4x8xf32>
+}
+
+// -----
+
+// Tests that adamw checks a grad_norm operand even without max_grad_norm.
+func.func @adamw_grad_norm_type(%p: tensor<3xf32>, %step: tensor<i64>, %lr: tensor<f32>, %n: tensor<2xf32>) -> tensor<3xf32> {
+  // expected-error @+1 {{'ap.adamw' op grad_norm must have rank 0, got 'tensor<2xf32>'}}
+  %0:3 = ap.adamw %p, %p, %p, %p, %step, %lr, %n : (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<i64>, tensor<f32>, tensor<2xf32>) -> (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>)
+  return %0#0 : tensor<3xf32>
+}

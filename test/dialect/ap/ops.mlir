@@ -109,3 +109,98 @@ func.func @loss(%logits: tensor<2x5x16xf32>, %labels: tensor<2x5xi64>) -> (tenso
   %2 = ap.cross_entropy %logits, %0 {ignore_index = 0 : i64, reduction = "sum"} : (tensor<2x5x16xf32>, tensor<2x5xi64>) -> tensor<f32>
   return %1, %2 : tensor<f32>, tensor<f32>
 }
+
+// Tests that fill prints its value and result type.
+// CHECK-LABEL: func.func @fill
+// CHECK: ap.fill {value = 1.000000e+00 : f64} : tensor<f32>
+// CHECK: ap.fill {value = 0.000000e+00 : f64} : tensor<2x3xbf16>
+func.func @fill() -> (tensor<f32>, tensor<2x3xbf16>) {
+  %0 = ap.fill {value = 1.0 : f64} : tensor<f32>
+  %1 = ap.fill {value = 0.0 : f64} : tensor<2x3xbf16>
+  return %0, %1 : tensor<f32>, tensor<2x3xbf16>
+}
+
+// Tests that broadcast keeps its dims.
+// CHECK-LABEL: func.func @broadcast
+// CHECK: ap.broadcast %{{.*}} {dims = array<i64: 0, 2>} : tensor<3xf32> to tensor<2x3x4xf32>
+func.func @broadcast(%x: tensor<3xf32>) -> tensor<2x3x4xf32> {
+  %0 = ap.broadcast %x {dims = array<i64: 0, 2>} : tensor<3xf32> to tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
+
+// Tests that embedding_grad gives the table's shape.
+// CHECK-LABEL: func.func @embedding_grad
+// CHECK: ap.embedding_grad %{{.*}}, %{{.*}} : (tensor<2x4xi32>, tensor<2x4x8xbf16>) -> tensor<16x8xbf16>
+func.func @embedding_grad(%ids: tensor<2x4xi32>, %dy: tensor<2x4x8xbf16>) -> tensor<16x8xbf16> {
+  %0 = ap.embedding_grad %ids, %dy : (tensor<2x4xi32>, tensor<2x4x8xbf16>) -> tensor<16x8xbf16>
+  return %0 : tensor<16x8xbf16>
+}
+
+// Tests that rms_norm_grad has two results.
+// CHECK-LABEL: func.func @rms_norm_grad
+// CHECK: %[[GI:[a-z_0-9]+]], %[[GW:[a-z_0-9]+]] = ap.rms_norm_grad %{{.*}}, %{{.*}}, %{{.*}} {epsilon = 1.000000e-05 : f64} : (tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<8xf32>)
+// CHECK: return %[[GI]], %[[GW]]
+func.func @rms_norm_grad(%x: tensor<2x4x8xf32>, %w: tensor<8xf32>, %dy: tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<8xf32>) {
+  %0:2 = ap.rms_norm_grad %x, %w, %dy {epsilon = 1.0e-05 : f64} : (tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<8xf32>)
+  return %0#0, %0#1 : tensor<2x4x8xf32>, tensor<8xf32>
+}
+
+// Tests that rope_grad prints the default and the llama3 scaling attributes.
+// CHECK-LABEL: func.func @rope_grad
+// CHECK: ap.rope_grad %{{.*}} {theta = 5.000000e+05 : f64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+// CHECK: ap.rope_grad %{{.*}} {factor = 8.000000e+00 : f64, high_freq_factor = 4.000000e+00 : f64, low_freq_factor = 1.000000e+00 : f64, original_max_position_embeddings = 8192 : i64, position_offset = 4 : i64, rope_type = "llama3", theta = 5.000000e+05 : f64}
+func.func @rope_grad(%dy: tensor<2x4x3x8xf32>) -> (tensor<2x4x3x8xf32>, tensor<2x4x3x8xf32>) {
+  %0 = ap.rope_grad %dy {theta = 500000.0 : f64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  %1 = ap.rope_grad %dy {theta = 500000.0 : f64, rope_type = "llama3", factor = 8.0 : f64, low_freq_factor = 1.0 : f64, high_freq_factor = 4.0 : f64, original_max_position_embeddings = 8192 : i64, position_offset = 4 : i64} : (tensor<2x4x3x8xf32>) -> tensor<2x4x3x8xf32>
+  return %0, %1 : tensor<2x4x3x8xf32>, tensor<2x4x3x8xf32>
+}
+
+// Tests that attention_grad has three results, with grouped-query kv heads.
+// CHECK-LABEL: func.func @attention_grad
+// CHECK: %[[DQ:[a-z_0-9]+]], %{{.*}}, %{{.*}} = ap.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>)
+// CHECK: %{{.*}}, %[[DK:[a-z_0-9]+]], %[[DV:[a-z_0-9]+]] = ap.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {causal = false, scale = 5.000000e-01 : f64}
+// CHECK: return %[[DQ]], %[[DK]], %[[DV]]
+func.func @attention_grad(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf32>, %v: tensor<2x5x2x8xf32>, %dy: tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>) {
+  %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>)
+  %1:3 = ap.attention_grad %q, %k, %v, %dy {causal = false, scale = 5.000000e-01 : f64} : (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>)
+  return %0#0, %1#1, %1#2 : tensor<2x5x4x8xf32>, tensor<2x5x2x8xf32>, tensor<2x5x2x8xf32>
+}
+
+// Tests that silu_grad prints one type.
+// CHECK-LABEL: func.func @silu_grad
+// CHECK: ap.silu_grad %{{.*}}, %{{.*}} : tensor<2x3xbf16>
+func.func @silu_grad(%x: tensor<2x3xbf16>, %dy: tensor<2x3xbf16>) -> tensor<2x3xbf16> {
+  %0 = ap.silu_grad %x, %dy : tensor<2x3xbf16>
+  return %0 : tensor<2x3xbf16>
+}
+
+// Tests that cross_entropy_grad keeps its attributes.
+// CHECK-LABEL: func.func @cross_entropy_grad
+// CHECK: ap.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<2x5x16xf32>
+// CHECK: ap.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} {ignore_index = 0 : i64, reduction = "sum"}
+func.func @cross_entropy_grad(%logits: tensor<2x5x16xf32>, %labels: tensor<2x5xi64>, %dl: tensor<f32>) -> (tensor<2x5x16xf32>, tensor<2x5x16xf32>) {
+  %0 = ap.cross_entropy_grad %logits, %labels, %dl : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<2x5x16xf32>
+  %1 = ap.cross_entropy_grad %logits, %labels, %dl {ignore_index = 0 : i64, reduction = "sum"} : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<2x5x16xf32>
+  return %0, %1 : tensor<2x5x16xf32>, tensor<2x5x16xf32>
+}
+
+// Tests that grad_norm takes any number of gradients of mixed types.
+// CHECK-LABEL: func.func @grad_norm
+// CHECK: ap.grad_norm %{{.*}}, %{{.*}} : (tensor<16x8xf32>, tensor<8xbf16>) -> tensor<f32>
+// CHECK: ap.grad_norm %{{.*}} : (tensor<16x8xf32>) -> tensor<f32>
+func.func @grad_norm(%a: tensor<16x8xf32>, %b: tensor<8xbf16>) -> (tensor<f32>, tensor<f32>) {
+  %0 = ap.grad_norm %a, %b : (tensor<16x8xf32>, tensor<8xbf16>) -> tensor<f32>
+  %1 = ap.grad_norm %a : (tensor<16x8xf32>) -> tensor<f32>
+  return %0, %1 : tensor<f32>, tensor<f32>
+}
+
+// Tests adamw with and without the optional grad_norm operand.
+// CHECK-LABEL: func.func @adamw
+// CHECK: %[[P:[a-z_0-9]+]], %[[M:[a-z_0-9]+]], %[[V:[a-z_0-9]+]] = ap.adamw %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (tensor<8xf32>, tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+// CHECK: ap.adamw %[[P]], %{{.*}}, %[[M]], %[[V]], %{{.*}}, %{{.*}}, %{{.*}} {beta1 = 5.000000e-01 : f64, beta2 = 7.500000e-01 : f64, epsilon = {{.*}} : f64, max_grad_norm = 1.000000e+00 : f64, weight_decay = 1.000000e-01 : f64} : (tensor<8xf32>, tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+func.func @adamw(%p: tensor<8xf32>, %g: tensor<8xbf16>, %m: tensor<8xf32>, %v: tensor<8xf32>, %t: tensor<i64>, %lr: tensor<f32>, %n: tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
+  %0:3 = ap.adamw %p, %g, %m, %v, %t, %lr : (tensor<8xf32>, tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  %1:3 = ap.adamw %0#0, %g, %0#1, %0#2, %t, %lr, %n {beta1 = 0.5 : f64, beta2 = 0.75 : f64, epsilon = 1.0e-06 : f64, weight_decay = 0.1 : f64, max_grad_norm = 1.0 : f64} : (tensor<8xf32>, tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<i64>, tensor<f32>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return %1#0, %1#1, %1#2, %0#0 : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
+}
+

@@ -830,8 +830,9 @@ TEST(InterpreterTest, EvaluateSingleOp) {
   RefTensor a = tensor({3}, {1, 2, 3}), b = tensor({3}, {0.5, 0.25, -3});
   auto result = evaluate(op, {&a, &b});
   ASSERT_TRUE(result.isOk()) << result.message();
-  EXPECT_EQ(result->type, ElementType::F32);
-  expectExact(*result, {3}, {0.5, 0.5, -9});
+  ASSERT_EQ(result->size(), 1u);
+  EXPECT_EQ(result->front().type, ElementType::F32);
+  expectExact(result->front(), {3}, {0.5, 0.5, -9});
 }
 
 TEST(InterpreterTest, RoundTo) {
