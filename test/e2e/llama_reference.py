@@ -334,6 +334,16 @@ def forward_logits(cfg, params, input_ids, dtype=torch.float64):
     dims = cfg if isinstance(cfg, LlamaDims) else LlamaDims(cfg)
     p = {k: torch.as_tensor(np.asarray(v)).to(dtype) for k, v in params.items()
          if k not in ("input_ids", "labels")}
+    return forward_logits_tensors(dims, p, input_ids, dtype)
+
+
+def forward_logits_tensors(dims, p, input_ids, dtype):
+    """forward_logits on {HF name: torch tensor already in `dtype`}; differentiable.
+
+    The tensors may be (views/casts of) autograd leaves: nothing here detaches them.
+    With tied embeddings p["model.embed_tokens.weight"] is used for both the lookup
+    and the LM head, so its gradient is the sum of both uses.
+    """
     for name, shape in expected_param_shapes(dims).items():
         if name not in p:
             raise KeyError("missing parameter %s" % name)

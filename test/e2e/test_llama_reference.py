@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference as ref  # noqa: E402
+import llama_train_reference as tref  # noqa: E402
 
 FAILURES = []
 
@@ -249,6 +250,120 @@ def test_causality():
     check(torch.equal(a[:, :5], b[:, :5]) and not torch.allclose(a[:, 5:], b[:, 5:]), "causal mask: changing token 5 only affects positions >= 5")
 
 
+# ---------------------------------------------------------------- training step reference
+def _tiny_train_setup(tied=False, seed=21):
+    cfg = base_cfg(hidden_size=32, intermediate_size=48, num_attention_heads=2, num_key_value_heads=1,
+                   tie_word_embeddings=tied)
+    dims = ref.LlamaDims(cfg)
+    P = ref.random_params(dims, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    ids = rng.integers(0, cfg["vocab_size"], size=(2, 6)).astype(np.int64)
+    labels = ids.copy()
+    labels[0, -2:] = -100
+    return cfg, dims, P, ids, labels
+
+
+def _grads(cfg, P, ids, labels, dtype=torch.float64):
+    """Plain autograd gradients (no optimizer) in `dtype`."""
+    dims = ref.LlamaDims(cfg)
+    leaves = {n: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=True) for n, v in P.items()}
+    loss = ref.causal_lm_loss(ref.forward_logits_tensors(dims, leaves, ids, dtype), labels)
+    loss.backward()
+    return float(loss), {n: t.grad.numpy().copy() for n, t in leaves.items()}
+
+
+def test_train_step():
+    hyp = dict(beta1=0.8, beta2=0.95, eps=1e-6, weight_decay=0.1)
+    for tied in (False, True):
+        tag = "tied" if tied else "untied"
+        cfg, dims, P, ids, labels = _tiny_train_setup(tied)
+        loss64, g = _grads(cfg, P, ids, labels)
+        names = tref.param_names(dims)
+        check(list(g) == names or set(g) == set(names), "%s: reference parameters are the HF names" % tag)
+
+        # 1 step, no clipping, in float64: torch.optim.AdamW == the hand-written formula
+        tr = tref.ReferenceTrainer(cfg, P, dtype=torch.float64, **hyp)
+        r1 = tr.step(ids, labels, 3e-3)
+        lr = float(np.float32(3e-3))
+        ok = abs(r1.loss - loss64) <= 1e-14 * loss64 and r1.step == 1
+        worst = 0.0
+        for n in names:
+            p_new, m, v = tref.adamw_formula(P[n], g[n], 0 * g[n], 0 * g[n], 1, lr, hyp["beta1"], hyp["beta2"],
+                                             hyp["eps"], hyp["weight_decay"])
+            worst = max(worst, np.abs(r1.params[n] - p_new).max() / np.abs(p_new).max(),
+                        np.abs(r1.exp_avg[n] - m).max() / max(np.abs(m).max(), 1e-300),
+                        np.abs(r1.exp_avg_sq[n] - v).max() / max(np.abs(v).max(), 1e-300))
+        check(ok and worst < 1e-13, "%s: 1 AdamW step == hand formula (float64, worst rel %.1e)" % (tag, worst))
+
+        # step 2 from the state: stateless form (state loaded into a fresh AdamW) == persistent trainer
+        rng = np.random.default_rng(5)
+        ids2 = rng.integers(0, cfg["vocab_size"], size=ids.shape)
+        r2 = tr.step(ids2, ids2, 1e-3)
+        inp = tref.pack_train_step_inputs(r1.params, r1.exp_avg, r1.exp_avg_sq, 2, 1e-3, ids2, ids2)
+        check(list(inp) != [] and set(inp) == set(tref.train_step_input_names(dims)),
+              "%s: packed inputs carry exactly the train_step argument names" % tag)
+        # (inputs are packed as float32, APC's types, so this comparison runs in float32)
+        t32 = tref.ReferenceTrainer(cfg, P, **hyp)
+        a1 = t32.step(ids, labels, 3e-3)
+        a2 = t32.step(ids2, ids2, 1e-3)
+        s2 = tref.reference_train_step(cfg, tref.pack_train_step_inputs(a1.params, a1.exp_avg, a1.exp_avg_sq, 2,
+                                                                        1e-3, ids2, ids2), **hyp)
+        same = all(np.array_equal(s2.as_results()[k], a2.as_results()[k]) for k in a2.as_results())
+        check(same and s2.step == 2, "%s: stateless step 2 == persistent AdamW step 2 (float32, bitwise)" % tag)
+        _, g2 = _grads(cfg, r1.params, ids2, ids2)
+        worst = 0.0
+        for n in names:
+            p_new, m, v = tref.adamw_formula(r1.params[n], g2[n], r1.exp_avg[n], r1.exp_avg_sq[n], 2,
+                                             float(np.float32(1e-3)), hyp["beta1"], hyp["beta2"], hyp["eps"],
+                                             hyp["weight_decay"])
+            worst = max(worst, np.abs(r2.params[n] - p_new).max() / np.abs(p_new).max(),
+                        np.abs(r2.exp_avg_sq[n] - v).max() / np.abs(v).max())
+        check(worst < 1e-12, "%s: AdamW step 2 (bias correction with step=2) == formula (rel %.1e)" % (tag, worst))
+
+        # clipping: grad_norm is the norm before clipping; the update uses clip_coef * g
+        total = math.sqrt(sum(float((x.astype(np.float64) ** 2).sum()) for x in g.values()))
+        max_norm = total / 3
+        rc = tref.ReferenceTrainer(cfg, P, dtype=torch.float64, max_grad_norm=max_norm, **hyp).step(ids, labels, 3e-3)
+        coef = max_norm / (total + 1e-6)
+        m_ok = all(np.allclose(rc.exp_avg[n], (1 - hyp["beta1"]) * coef * g[n], rtol=1e-12, atol=1e-300) for n in names)
+        check(abs(rc.grad_norm - total) <= 1e-12 * total and m_ok,
+              "%s: clip_grad_norm_ returns the pre-clip norm %.6f and scales grads by max/(norm+1e-6)" % (tag, total))
+        rn = tref.ReferenceTrainer(cfg, P, dtype=torch.float64, max_grad_norm=10 * total, **hyp).step(ids, labels, 3e-3)
+        check(all(np.array_equal(rn.params[n], r1.params[n]) for n in names) and rn.grad_norm == r1.grad_norm,
+              "%s: max_grad_norm above the norm changes nothing (clip coef clamped to 1)" % tag)
+
+    # tied: one leaf whose gradient is the sum of the embedding use and the LM-head use
+    cfg_t, dims_t, P_t, ids, labels = _tiny_train_setup(True)
+    _, gt = _grads(cfg_t, P_t, ids, labels)
+    cfg_u = dict(cfg_t, tie_word_embeddings=False)
+    P_u = dict(P_t, **{"lm_head.weight": P_t["model.embed_tokens.weight"].copy()})
+    lu, gu = _grads(cfg_u, P_u, ids, labels)
+    lt = ref.reference_loss(cfg_t, P_t, ids, labels)
+    check("lm_head.weight" not in gt and abs(lu - lt) <= 1e-14 * lt and
+          np.allclose(gt["model.embed_tokens.weight"], gu["model.embed_tokens.weight"] + gu["lm_head.weight"],
+                      rtol=1e-12, atol=1e-15),
+          "tied: embed grad == untied embed grad + lm_head grad (one parameter used twice)")
+    # autograd wiring vs a central finite difference along a random direction (float64)
+    rng = np.random.default_rng(9)
+    d = {n: rng.standard_normal(v.shape) for n, v in P_t.items()}
+    h = 1e-6
+    lp = ref.reference_loss(cfg_t, {n: P_t[n] + h * d[n] for n in P_t}, ids, labels)
+    lm = ref.reference_loss(cfg_t, {n: P_t[n] - h * d[n] for n in P_t}, ids, labels)
+    fd = (lp - lm) / (2 * h)
+    an = sum(float((gt[n] * d[n]).sum()) for n in P_t)
+    check(abs(fd - an) <= 1e-6 * abs(an), "tied: directional derivative %.8f == finite difference %.8f" % (an, fd))
+
+    # bf16 compute: f32 leaves/state, loss close to but not equal to f32
+    cfg, dims, P, ids, labels = _tiny_train_setup(False)
+    rb = tref.ReferenceTrainer(cfg, P, compute_dtype=torch.bfloat16)
+    b = rb.step(ids, labels, 1e-3)
+    f = tref.ReferenceTrainer(cfg, P).step(ids, labels, 1e-3)
+    check(all(t.dtype == torch.float32 for t in rb.leaves.values()) and
+          all(s["exp_avg"].dtype == torch.float32 for s in rb.opt.state.values()) and
+          0 < abs(b.loss - f.loss) < 0.02 * f.loss,
+          "bf16 compute keeps f32 masters/state; loss %.5f vs f32 %.5f" % (b.loss, f.loss))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     test_safetensors()
@@ -256,6 +371,7 @@ if __name__ == "__main__":
     test_rope_complex()
     test_causality()
     test_full_model()
+    test_train_step()
     if FAILURES:
         print("%d self-test check(s) FAILED" % len(FAILURES))
         sys.exit(1)
