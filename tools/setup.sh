@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs every Debian package APC needs to build and test, then configures the build.
 # Idempotent: packages already present are skipped and `apt-get update` runs at most once.
+# Also makes .venv (Debian's python3 with its torch and numpy, plus the PyPI test oracles
+# of tools/test-requirements.txt).
 set -euo pipefail
 
 PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev nlohmann-json3-dev
-  python3 python3-numpy python3-torch
+  libopenblas-dev
+  python3 python3-venv python3-numpy python3-torch
 )
 
 missing=()
@@ -19,4 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The Python the tests use: Debian's python3 (torch, numpy) plus pinned PyPI oracles.
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! cmp -s tools/test-requirements.txt .venv/.requirements-installed; then
+  echo "setup: installing test oracles from tools/test-requirements.txt into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tools/test-requirements.txt
+  cp tools/test-requirements.txt .venv/.requirements-installed
 fi
