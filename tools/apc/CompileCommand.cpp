@@ -1,7 +1,10 @@
 // `apc compile`: the imported forward + loss -> the training step (and later a plan).
 #include "tools/apc/Commands.h"
 
+#include "compiler/emit/EmitPlan.h"
+#include "compiler/lowering/LowerToExec.h"
 #include "compiler/pipelines/Pipelines.h"
+#include "compiler/support/EntryFunction.h"
 #include "dialects/ap/IR/ApDialect.h"
 #include "runtime/support/AtomicFile.h"
 #include "runtime/support/Flags.h"
@@ -19,23 +22,28 @@
 namespace apc::tools {
 
 int runCompile(int argc, char **argv, int first) {
-  std::string input, output, cluster, precision = "bf16", emit, compileTo = "optimizer";
+  std::string input, output, cluster, precision = "bf16", emit = "plan", compileTo;
   TrainStepOptions options;
   bool timing = false;
+  uint64_t arenaBytes = 0;
   std::string phases;
   for (const std::string &p : phaseNames())
     phases += (phases.empty() ? "" : "|") + p;
   FlagParser flags("apc compile", "compile the imported training step",
                    "apc compile llama3.mlir --cluster cpu:1 [--precision bf16|fp32] "
-                   "--emit=mlir [--compile-to=PHASE] -o OUT");
+                   "[--emit=plan|mlir] [--compile-to=PHASE] -o OUT");
   flags.addPositional("FILE.mlir", &input, "ap IR from apc import");
   flags.addString("cluster", &cluster, "devices to compile for; today only cpu:1", "NAME");
   flags.addString("precision", &precision,
                   "bf16 (default: bf16 compute, f32 master weights and loss) or fp32",
                   "bf16|fp32");
-  flags.addString("emit", &emit, "what to write: mlir (the plan format comes next)", "mlir");
-  flags.addString("compile-to", &compileTo, "stop after this phase (default: the last)",
-                  phases);
+  flags.addString("emit", &emit, "what to write: plan (default: plan.fb for aprun) or mlir",
+                  "plan|mlir");
+  flags.addString("compile-to", &compileTo,
+                  "stop after this phase and write its IR (implies --emit=mlir)", phases);
+  int64_t padId = -1;
+  flags.addInt("pad-id", &padId, "default pad token id recorded in the plan (aprun --pad-id "
+                                 "overrides)");
   flags.addDouble("beta1", &options.beta1, "AdamW beta1 (default 0.9)");
   flags.addDouble("beta2", &options.beta2, "AdamW beta2 (default 0.999)");
   flags.addDouble("eps", &options.epsilon, "AdamW epsilon (default 1e-8)");
@@ -67,13 +75,16 @@ int runCompile(int argc, char **argv, int first) {
                  "' is not supported yet: this version compiles for one device (cpu:1)");
   if (precision != "bf16" && precision != "fp32")
     return usage("--precision must be bf16 or fp32, got '" + precision + "'");
-  std::optional<Phase> last = parsePhase(compileTo);
+  if (!compileTo.empty()) {
+    if (flags.given("emit") && emit != "mlir")
+      return usage("--compile-to writes IR: use it with --emit=mlir");
+    emit = "mlir";
+  }
+  std::optional<Phase> last = parsePhase(compileTo.empty() ? "optimizer" : compileTo);
   if (!last)
     return usage("--compile-to must be one of " + phases + ", got '" + compileTo + "'");
-  if (emit != "mlir")
-    return usage(emit.empty() ? "the plan format is not implemented yet; pass --emit=mlir "
-                                "to write the compiled IR"
-                              : "--emit must be mlir, got '" + emit + "'");
+  if (emit != "mlir" && emit != "plan")
+    return usage("--emit must be plan or mlir, got '" + emit + "'");
   if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))
     return usage("--beta1 and --beta2 must be in [0, 1)");
   if (!(options.epsilon > 0) || options.weightDecay < 0 || options.maxGradNorm < 0)
@@ -101,9 +112,29 @@ int runCompile(int argc, char **argv, int first) {
     return 1;
   }
   std::string text;
-  llvm::raw_string_ostream os(text);
-  module->print(os);
-  os.flush();
+  if (emit == "mlir") {
+    llvm::raw_string_ostream os(text);
+    module->print(os);
+  } else {
+    auto fn = findEntryFunction(*module);
+    if (mlir::failed(fn)) {
+      std::fprintf(stderr, "apc compile: %s: no entry function (see above)\n", input.c_str());
+      return 1;
+    }
+    auto program = lowering::lowerToExec(*fn);
+    emit::PlanInfo info;
+    info.cluster = cluster;
+    info.padId = padId;
+    auto plan = mlir::failed(program) ? mlir::FailureOr<std::string>(mlir::failure())
+                                      : emit::emitPlan(*program, *fn, info);
+    if (mlir::failed(plan)) {
+      std::fprintf(stderr, "apc compile: %s: lowering to a plan failed (see above)\n",
+                   input.c_str());
+      return 1;
+    }
+    text = std::move(*plan);
+    arenaBytes = program->arenaBytes;
+  }
   if (output == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else if (Status s = writeFileAtomically(output, text); !s) {
@@ -111,12 +142,15 @@ int runCompile(int argc, char **argv, int first) {
     return 1;
   }
   int64_t ops = 0;
+  std::string what = emit == "plan" ? "plan (arena " + std::to_string(arenaBytes) + " bytes)"
+                                    : "phase '" + (compileTo.empty() ? std::string("optimizer")
+                                                                     : compileTo) + "'";
   module->walk([&](mlir::Operation *) { ++ops; });
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(output == "-" ? stderr : stdout,
-               "compiled %s to phase '%s' (precision %s, cluster %s): %lld ops in %.2fs%s%s\n",
-               input.c_str(), compileTo.c_str(), precision.c_str(), cluster.c_str(),
+               "compiled %s to %s (precision %s, cluster %s): %lld ops in %.2fs%s%s\n",
+               input.c_str(), what.c_str(), precision.c_str(), cluster.c_str(),
                (long long)ops, seconds, output == "-" ? "" : "; wrote ",
                output == "-" ? "" : output.c_str());
   return 0;

@@ -1,0 +1,127 @@
+// plan.fb writer: a direct translation of ExecProgram into the flatbuffers schema
+// (runtime/schema/plan.fbs), plus the model, data and optimizer descriptions.
+#include "compiler/emit/EmitPlan.h"
+
+#include "dialects/ap/IR/ApOps.h"
+#include "runtime/plan/PlanVersion.h"
+#include "runtime/schema/plan_generated.h"
+
+namespace apc::emit {
+namespace {
+
+namespace fb = apc::plan;
+using namespace mlir;
+
+int64_t getInt(DictionaryAttr d, StringRef key) {
+  auto a = d ? d.getAs<IntegerAttr>(key) : IntegerAttr();
+  return a ? a.getInt() : 0;
+}
+double getFloat(DictionaryAttr d, StringRef key) {
+  auto a = d ? d.getAs<FloatAttr>(key) : FloatAttr();
+  return a ? a.getValueAsDouble() : 0.0;
+}
+std::string getString(DictionaryAttr d, StringRef key) {
+  auto a = d ? d.getAs<StringAttr>(key) : StringAttr();
+  return a ? a.getValue().str() : "";
+}
+
+} // namespace
+
+FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::FuncOp step,
+                                const PlanInfo &info) {
+  auto model = step->getAttrOfType<DictionaryAttr>("ap.model");
+  if (!model)
+    return step.emitError() << "emit: @" << step.getSymName()
+                            << " has no ap.model (was it made by apc import?)";
+  ap::AdamWOp adam;
+  step.walk([&](ap::AdamWOp op) {
+    if (!adam)
+      adam = op;
+  });
+  if (!adam)
+    return step.emitError() << "emit: @" << step.getSymName()
+                            << " has no ap.adamw: compile to the optimizer phase first";
+  int64_t batch = 0, seqLen = 0;
+  lowering::DType idsType = lowering::DType::I64;
+  for (const lowering::ExecBuffer &b : program.buffers)
+    if (b.binding == lowering::Binding::InputIds && b.shape.size() == 2) {
+      batch = b.shape[0];
+      seqLen = b.shape[1];
+      idsType = b.dtype;
+    }
+  if (batch == 0)
+    return step.emitError() << "emit: @" << step.getSymName()
+                            << " has no [batch, seq] input_ids argument";
+
+  flatbuffers::FlatBufferBuilder fbb(1 << 16);
+  auto modelConfig = fb::CreateModelConfig(
+      fbb, fbb.CreateString(getString(model, "architecture")), getInt(model, "hidden_size"),
+      getInt(model, "intermediate_size"), getInt(model, "num_hidden_layers"),
+      getInt(model, "num_attention_heads"), getInt(model, "num_key_value_heads"),
+      getInt(model, "head_dim"), getInt(model, "vocab_size"),
+      getInt(model, "max_position_embeddings"), getFloat(model, "rope_theta"),
+      getFloat(model, "rms_norm_eps"), getFloat(model, "initializer_range"),
+      model.getAs<BoolAttr>("tie_word_embeddings") &&
+          model.getAs<BoolAttr>("tie_word_embeddings").getValue(),
+      fbb.CreateString(getString(model, "rope_type")), getFloat(model, "rope_factor"),
+      getFloat(model, "rope_low_freq_factor"), getFloat(model, "rope_high_freq_factor"),
+      getInt(model, "rope_original_max_position_embeddings"));
+
+  std::vector<flatbuffers::Offset<fb::ParameterSpec>> parameters;
+  uint64_t persistentBytes = 0;
+  for (const lowering::ExecParameter &p : program.parameters)
+    parameters.push_back(fb::CreateParameterSpec(fbb, fbb.CreateString(p.name),
+                                                 fbb.CreateVector(p.shape), fb::DType::F32,
+                                                 fbb.CreateString(p.init)));
+
+  std::vector<flatbuffers::Offset<fb::Buffer>> buffers;
+  for (const lowering::ExecBuffer &b : program.buffers) {
+    if (b.kind != lowering::BufferKind::Arena && b.kind != lowering::BufferKind::Alias)
+      persistentBytes += b.bytes();
+    buffers.push_back(fb::CreateBuffer(
+        fbb, fbb.CreateString(b.name), fb::DType(b.dtype), fbb.CreateVector(b.shape),
+        fb::BufferKind(b.kind), b.offset, b.bytes(), b.aliasOf, b.parameter,
+        b.optimizerSlot.empty() ? 0 : fbb.CreateString(b.optimizerSlot),
+        fb::Binding(b.binding)));
+  }
+  double flops = 0;
+  std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
+  for (const lowering::ExecInstruction &inst : program.instructions) {
+    std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
+    for (const lowering::ExecAttribute &a : inst.attributes)
+      attrs.push_back(fb::CreateAttribute(
+          fbb, fbb.CreateString(a.name), fb::AttributeKind(a.kind), a.i, a.f, a.b,
+          a.kind == lowering::ExecAttribute::Kind::String ? fbb.CreateString(a.s) : 0,
+          a.kind == lowering::ExecAttribute::Kind::Ints ? fbb.CreateVector(a.ints) : 0));
+    instructions.push_back(fb::CreateInstruction(
+        fbb, fbb.CreateString(inst.kernel), fbb.CreateVector(inst.inputs),
+        fbb.CreateVector(inst.outputs), fbb.CreateVector(attrs), inst.flops));
+    flops += inst.flops;
+  }
+  auto programOffset =
+      fb::CreateProgram(fbb, /*device=*/0, fbb.CreateVector(buffers),
+                        fbb.CreateVector(instructions), program.arenaBytes, program.loss,
+                        program.gradNorm);
+
+  auto data = fb::CreateDataSpec(fbb, batch, seqLen, info.padId, fb::DType(idsType));
+  auto optimizer = fb::CreateOptimizerSpec(
+      fbb, fbb.CreateString("adamw"), adam.getBeta1().convertToDouble(),
+      adam.getBeta2().convertToDouble(), adam.getEpsilon().convertToDouble(),
+      adam.getWeightDecay().convertToDouble(),
+      adam.getMaxGradNorm() ? adam.getMaxGradNorm()->convertToDouble() : 0.0);
+  auto predicted = fb::CreatePrediction(fbb, flops, flops / info.clusterFlopsPerSecond,
+                                        persistentBytes + program.arenaBytes,
+                                        fbb.CreateString(info.cluster));
+  auto precision = step->getAttrOfType<StringAttr>("ap.precision");
+  std::string precisionName =
+      precision && precision.getValue() != "f32" ? precision.getValue().str() : "fp32";
+  auto plan = fb::CreatePlan(fbb, plan::kPlanVersion, fbb.CreateString("apc 0.1"),
+                             modelConfig, fbb.CreateVector(parameters), data,
+                             fbb.CreateString(precisionName), optimizer,
+                             fbb.CreateVector(std::vector<decltype(programOffset)>{programOffset}),
+                             predicted);
+  fb::FinishPlanBuffer(fbb, plan);
+  return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+} // namespace apc::emit

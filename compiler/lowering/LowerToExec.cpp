@@ -1,0 +1,242 @@
+// Lowering to kernel calls: one instruction per ap op (linear and matmul become the
+// `gemm` kernel), reshapes become aliases (no copy), and each ap.adamw writes its
+// parameter and moments in place, which is legal because it is their last reader.
+#include "compiler/lowering/LowerToExec.h"
+
+#include "compiler/support/EntryFunction.h"
+#include "dialects/ap/IR/ApOps.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+
+namespace apc::lowering {
+namespace {
+
+FailureOr<DType> dtypeOf(Type type, Location loc) {
+  Type e = cast<RankedTensorType>(type).getElementType();
+  if (e.isF32()) return DType::F32;
+  if (e.isBF16()) return DType::BF16;
+  if (e.isF16()) return DType::F16;
+  if (e.isSignlessInteger(32)) return DType::I32;
+  if (e.isSignlessInteger(64)) return DType::I64;
+  emitError(loc) << "cannot lower element type " << e;
+  return failure();
+}
+
+ExecAttribute convertAttribute(NamedAttribute named) {
+  ExecAttribute a;
+  a.name = named.getName().str();
+  Attribute v = named.getValue();
+  if (auto b = dyn_cast<BoolAttr>(v)) {
+    a.kind = ExecAttribute::Kind::Bool;
+    a.b = b.getValue();
+  } else if (auto i = dyn_cast<IntegerAttr>(v)) {
+    a.kind = ExecAttribute::Kind::Int;
+    a.i = i.getInt(); // signed: -100 stays -100
+  } else if (auto f = dyn_cast<FloatAttr>(v)) {
+    a.kind = ExecAttribute::Kind::Float;
+    a.f = f.getValueAsDouble();
+  } else if (auto s = dyn_cast<StringAttr>(v)) {
+    a.kind = ExecAttribute::Kind::String;
+    a.s = s.getValue().str();
+  } else if (auto ints = dyn_cast<DenseI64ArrayAttr>(v)) {
+    a.kind = ExecAttribute::Kind::Ints;
+    a.ints.assign(ints.asArrayRef().begin(), ints.asArrayRef().end());
+  }
+  return a;
+}
+
+int64_t numElements(Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); }
+
+// Rough FLOP counts, for the plan's predicted step time.
+double estimateFlops(Operation *op) {
+  return llvm::TypeSwitch<Operation *, double>(op)
+      .Case([](ap::LinearOp o) {
+        auto w = cast<RankedTensorType>(o.getWeight().getType());
+        return 2.0 * double(numElements(o.getResult())) * double(w.getDimSize(1));
+      })
+      .Case([](ap::MatmulOp o) {
+        auto a = cast<RankedTensorType>(o.getLhs().getType());
+        int64_t k = o.getTransposeLhs() ? a.getDimSize(a.getRank() - 2) : a.getShape().back();
+        return 2.0 * double(numElements(o.getResult())) * double(k);
+      })
+      .Case<ap::AttentionOp, ap::AttentionGradOp>([](Operation *o) {
+        auto q = cast<RankedTensorType>(o->getOperand(0).getType());
+        double s = double(q.getDimSize(1));
+        double work = 2.0 * double(q.getDimSize(0) * q.getDimSize(2)) * s * s *
+                      double(q.getDimSize(3)); // q.k and p.v, causal halves each
+        return isa<ap::AttentionGradOp>(o) ? 2.5 * work : work;
+      })
+      .Default([](Operation *o) {
+        double n = 0;
+        for (Value v : o->getOperands())
+          n += double(numElements(v));
+        return n;
+      });
+}
+
+class Lowering {
+public:
+  explicit Lowering(func::FuncOp fn) : fn_(fn) {}
+
+  FailureOr<ExecProgram> run() {
+    if (failed(lowerArguments()))
+      return failure();
+    for (Operation &op : fn_.getBody().front().without_terminator())
+      if (failed(lowerOp(&op)))
+        return failure();
+    auto ret = cast<func::ReturnOp>(fn_.getBody().front().getTerminator());
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+      std::string name = resultName(fn_, i);
+      if (name == "loss")
+        program_.loss = buffers_.lookup(ret.getOperand(i));
+      else if (name == "grad_norm")
+        program_.gradNorm = buffers_.lookup(ret.getOperand(i));
+    }
+    if (program_.loss < 0)
+      return fn_.emitError() << "lowering: @" << fn_.getSymName() << " has no 'loss' result";
+    planMemory(program_);
+    return std::move(program_);
+  }
+
+private:
+  int addBuffer(Value value, ExecBuffer buffer) {
+    program_.buffers.push_back(std::move(buffer));
+    int index = int(program_.buffers.size()) - 1;
+    if (value)
+      buffers_[value] = index;
+    return index;
+  }
+
+  FailureOr<ExecBuffer> bufferFor(Value v, const std::string &name) {
+    ExecBuffer b;
+    b.name = name;
+    FailureOr<DType> dtype = dtypeOf(v.getType(), v.getLoc());
+    if (failed(dtype))
+      return failure();
+    b.dtype = *dtype;
+    auto shape = cast<RankedTensorType>(v.getType()).getShape();
+    b.shape.assign(shape.begin(), shape.end());
+    return b;
+  }
+
+  LogicalResult lowerArguments() {
+    llvm::StringMap<int> parameterIndex;
+    for (unsigned i = 0; i < fn_.getNumArguments(); ++i) {
+      Value arg = fn_.getArgument(i);
+      std::string name = argName(fn_, i), role = argRole(fn_, i);
+      FailureOr<ExecBuffer> b = bufferFor(arg, name);
+      if (failed(b))
+        return failure();
+      if (role == "parameter") {
+        b->kind = BufferKind::Parameter;
+        b->parameter = int(program_.parameters.size());
+        parameterIndex[name] = b->parameter;
+        bool isNorm = b->shape.size() == 1; // rms_norm weights start at one
+        program_.parameters.push_back({name, b->shape, isNorm ? "ones" : "normal"});
+      } else if (role == "optimizer_state") {
+        b->kind = BufferKind::OptimizerState;
+        llvm::StringRef rest(name);
+        for (const char *slot : {"exp_avg_sq.", "exp_avg."})
+          if (rest.consume_front(slot)) {
+            b->optimizerSlot = llvm::StringRef(slot).drop_back().str();
+            break;
+          }
+        auto it = parameterIndex.find(rest);
+        if (b->optimizerSlot.empty() || it == parameterIndex.end())
+          return fn_.emitError() << "lowering: optimizer state '" << name
+                                 << "' names no parameter";
+        b->parameter = it->second;
+      } else {
+        b->kind = BufferKind::Input;
+        if (name == "input_ids") b->binding = Binding::InputIds;
+        else if (name == "labels") b->binding = Binding::Labels;
+        else if (name == "step") b->binding = Binding::Step;
+        else if (name == "lr") b->binding = Binding::LearningRate;
+        else
+          return fn_.emitError() << "lowering: argument '" << name
+                                 << "' is not a parameter, optimizer state or known input";
+      }
+      addBuffer(arg, *b);
+    }
+    return success();
+  }
+
+  // The buffer an alias must point at (aliases of aliases collapse).
+  int rootOf(int buffer) {
+    const ExecBuffer &b = program_.buffers[buffer];
+    return b.kind == BufferKind::Alias ? b.aliasOf : buffer;
+  }
+
+  LogicalResult lowerOp(Operation *op) {
+    if (auto reshape = dyn_cast<ap::ReshapeOp>(op)) {
+      FailureOr<ExecBuffer> b = bufferFor(reshape.getResult(), "%reshape");
+      if (failed(b))
+        return failure();
+      b->kind = BufferKind::Alias;
+      b->aliasOf = rootOf(buffers_.lookup(reshape.getInput()));
+      addBuffer(reshape.getResult(), *b);
+      return success();
+    }
+    ExecInstruction inst;
+    inst.kernel = op->getName().stripDialect().str();
+    for (NamedAttribute a : op->getAttrs())
+      if (a.getName() != "operandSegmentSizes")
+        inst.attributes.push_back(convertAttribute(a));
+    if (isa<ap::LinearOp>(op)) {
+      inst.kernel = "gemm";
+      ExecAttribute t;
+      t.name = "transpose_b";
+      t.kind = ExecAttribute::Kind::Bool;
+      t.b = true;
+      inst.attributes = {t};
+    } else if (isa<ap::MatmulOp>(op)) {
+      inst.kernel = "gemm";
+      for (ExecAttribute &a : inst.attributes)
+        a.name = a.name == "transpose_lhs" ? "transpose_a" : "transpose_b";
+    }
+    inst.flops = estimateFlops(op);
+    for (Value v : op->getOperands()) {
+      auto it = buffers_.find(v);
+      if (it == buffers_.end())
+        return op->emitOpError() << "lowering: operand has no buffer";
+      inst.inputs.push_back(it->second);
+    }
+    if (auto adam = dyn_cast<ap::AdamWOp>(op)) {
+      // In place: the update is the last reader of the parameter and its moments.
+      for (Value state : {adam.getParam(), adam.getExpAvg(), adam.getExpAvgSq()}) {
+        for (Operation *user : state.getUsers())
+          if (user != op && op->isBeforeInBlock(user))
+            return op->emitOpError() << "lowering: an in-place AdamW update must be the "
+                                        "last reader of its parameter and moments";
+      }
+      int k = 0;
+      for (Value state : {adam.getParam(), adam.getExpAvg(), adam.getExpAvgSq()}) {
+        int b = buffers_.lookup(state);
+        inst.outputs.push_back(b);
+        buffers_[op->getResult(k++)] = b;
+      }
+    } else {
+      for (Value r : op->getResults()) {
+        FailureOr<ExecBuffer> b = bufferFor(r, "%" + std::to_string(program_.buffers.size()));
+        if (failed(b))
+          return failure();
+        inst.outputs.push_back(addBuffer(r, *b));
+      }
+    }
+    program_.instructions.push_back(std::move(inst));
+    return success();
+  }
+
+  func::FuncOp fn_;
+  ExecProgram program_;
+  llvm::DenseMap<Value, int> buffers_;
+};
+
+} // namespace
+
+FailureOr<ExecProgram> lowerToExec(func::FuncOp step) { return Lowering(step).run(); }
+
+} // namespace apc::lowering

@@ -1,0 +1,83 @@
+// The kernel interface between the executor and a backend.
+//
+// A plan's instruction names a kernel ("gemm", "rms_norm", "adamw", ...), lists its
+// input and output buffers and carries attributes. The executor resolves each name
+// once at load time to a `KernelFn` of the backend and then calls it every step with
+// typed views of the buffers. Kernels check nothing per call that the loader already
+// checked (shapes, dtypes, attribute presence): `prepare` validates once and the hot
+// path trusts it.
+#pragma once
+
+#include "runtime/support/Status.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apc::kernels {
+
+// Element types of buffers (values match plan.fbs DType).
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4 };
+size_t dtypeSize(DType dtype);
+const char *dtypeName(DType dtype);
+
+// A view of one buffer: row-major, contiguous.
+struct TensorView {
+  void *data = nullptr;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  int64_t numElements() const;
+  template <typename T> T *as() const { return static_cast<T *>(data); }
+};
+
+// One attribute of an instruction (the op's attribute in the IR, same name).
+struct Attribute {
+  enum class Kind : uint8_t { Int, Float, Bool, String, Ints };
+  std::string name;
+  Kind kind = Kind::Int;
+  int64_t i = 0;
+  double f = 0.0;
+  bool b = false;
+  std::string s;
+  std::vector<int64_t> ints;
+};
+
+class Attributes {
+public:
+  Attributes() = default;
+  explicit Attributes(std::vector<Attribute> attrs) : attrs_(std::move(attrs)) {}
+  const Attribute *find(std::string_view name) const;
+  // Typed getters with a default for absent attributes.
+  int64_t getInt(std::string_view name, int64_t otherwise = 0) const;
+  double getFloat(std::string_view name, double otherwise = 0.0) const;
+  bool getBool(std::string_view name, bool otherwise = false) const;
+  std::string getString(std::string_view name, const std::string &otherwise = "") const;
+  std::vector<int64_t> getInts(std::string_view name) const;
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+  const std::vector<Attribute> &all() const { return attrs_; }
+
+private:
+  std::vector<Attribute> attrs_;
+};
+
+// Per-call context: threads the backend may use.
+struct KernelContext {
+  int threads = 1;
+};
+
+// Runs one instruction. Errors are data errors only (a token id out of range).
+using KernelFn = Status (*)(const KernelContext &context, const std::vector<TensorView> &inputs,
+                            const std::vector<TensorView> &outputs, const Attributes &attrs);
+
+// Validates an instruction's operand types, shapes and attributes once, at load time.
+using PrepareFn = Status (*)(const std::vector<TensorView> &inputs,
+                             const std::vector<TensorView> &outputs, const Attributes &attrs);
+
+struct KernelInfo {
+  const char *name;
+  KernelFn run;
+  PrepareFn prepare;
+};
+
+} // namespace apc::kernels
