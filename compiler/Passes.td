@@ -48,8 +48,9 @@ def ApOptimizerPass : Pass<"ap-optimizer", "mlir::ModuleOp"> {
     Turns `(params, inputs) -> (loss, grads)` into the full training step
     `(params, exp_avg.*, exp_avg_sq.*, step, lr, inputs) ->
     (loss, grad_norm, new params, new exp_avg.*, new exp_avg_sq.*)`, with one fused
-    `ap.adamw` per parameter and `ap.grad_norm` over all gradients (returned;
-    used for clipping when `max-grad-norm` > 0, as clip_grad_norm_). `step` (i64) and
+    `ap.adamw` per parameter and `ap.grad_norm` over all gradients (returned, and
+    passed to every ap.adamw, which clips as clip_grad_norm_ when `max-grad-norm` > 0;
+    always wiring it lets the runtime switch clipping on without recompiling). `step` (i64) and
     `lr` (f32) are runtime inputs so that schedules and resuming work. Results carry
     the names of the arguments they replace, so one step's outputs feed the next.
   }];

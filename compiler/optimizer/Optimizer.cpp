@@ -84,7 +84,7 @@ struct ApOptimizerPass : impl::ApOptimizerPassBase<ApOptimizerPass> {
       Value p = fn.getArgument(i);
       auto update = ap::AdamWOp::create(
           b, loc, TypeRange{p.getType(), p.getType(), p.getType()}, p, grads[k], expAvg[k],
-          expAvgSq[k], step, lr, maxNorm ? gradNorm : Value(), b.getF64FloatAttr(beta1),
+          expAvgSq[k], step, lr, gradNorm, b.getF64FloatAttr(beta1),
           b.getF64FloatAttr(beta2), b.getF64FloatAttr(epsilon),
           b.getF64FloatAttr(weightDecay), maxNorm);
       newParams.push_back(update.getNewParam());

@@ -55,6 +55,15 @@ public:
   std::string getString(std::string_view name, const std::string &otherwise = "") const;
   std::vector<int64_t> getInts(std::string_view name) const;
   bool has(std::string_view name) const { return find(name) != nullptr; }
+  // Replaces the attribute of the same name, or adds it.
+  void set(Attribute attr) {
+    for (Attribute &a : attrs_)
+      if (a.name == attr.name) {
+        a = std::move(attr);
+        return;
+      }
+    attrs_.push_back(std::move(attr));
+  }
   const std::vector<Attribute> &all() const { return attrs_; }
 
 private:

@@ -3,7 +3,8 @@
 
 // Tests the training-step signature: moments, step and lr inserted after the
 // parameters (inputs last), one ap.adamw per parameter with torch's defaults, the
-// global grad norm returned, and results named after the arguments they replace.
+// global grad norm returned (and passed to every update, which clips only when
+// max_grad_norm is set), and results named after the arguments they replace.
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: %arg0: tensor<4x2xf32> {ap.name = "a", ap.role = "parameter"}
 // CHECK-SAME: %arg1: tensor<3xf32> {ap.name = "b", ap.role = "parameter"}
@@ -16,8 +17,9 @@
 // CHECK-SAME: %arg8: tensor<2xi64> {ap.name = "input_ids", ap.role = "input"}
 // CHECK-SAME: -> (tensor<f32> {ap.name = "loss"}, tensor<f32> {ap.name = "grad_norm"}, tensor<4x2xf32> {ap.name = "a", ap.role = "parameter"}, tensor<3xf32> {ap.name = "b", ap.role = "parameter"}, tensor<4x2xf32> {ap.name = "exp_avg.a", ap.role = "optimizer_state"}, tensor<3xf32> {ap.name = "exp_avg.b", ap.role = "optimizer_state"}, tensor<4x2xf32> {ap.name = "exp_avg_sq.a", ap.role = "optimizer_state"}, tensor<3xf32> {ap.name = "exp_avg_sq.b", ap.role = "optimizer_state"})
 // CHECK: %[[N:.*]] = ap.grad_norm %[[GA:.*]], %[[GB:.*]] : (tensor<4x2xf32>, tensor<3xf32>) -> tensor<f32>
-// CHECK: %[[PA:.*]], %[[MA:.*]], %[[VA:.*]] = ap.adamw %arg0, %[[GA]], %arg2, %arg4, %arg6, %arg7 : (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<i64>, tensor<f32>)
-// CHECK: %[[PB:.*]], %[[MB:.*]], %[[VB:.*]] = ap.adamw %arg1, %[[GB]], %arg3, %arg5, %arg6, %arg7
+// CHECK: %[[PA:.*]], %[[MA:.*]], %[[VA:.*]] = ap.adamw %arg0, %[[GA]], %arg2, %arg4, %arg6, %arg7, %[[N]] : (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<i64>, tensor<f32>, tensor<f32>)
+// CHECK: %[[PB:.*]], %[[MB:.*]], %[[VB:.*]] = ap.adamw %arg1, %[[GB]], %arg3, %arg5, %arg6, %arg7, %[[N]]
+// CHECK-NOT: max_grad_norm
 // CHECK: return %{{.*}}, %[[N]], %[[PA]], %[[PB]], %[[MA]], %[[MB]], %[[VA]], %[[VB]]
 // CLIP-LABEL: func.func @train_step
 // CLIP: %[[N:.*]] = ap.grad_norm

@@ -1,0 +1,170 @@
+#include "runtime/checkpoint/Checkpoint.h"
+
+#include "runtime/safetensors/Safetensors.h"
+#include "runtime/support/AtomicFile.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace apc::checkpoint {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<safetensors::TensorToWrite> toWrite(const std::vector<ParameterSlot> &slots,
+                                                const std::string &prefix) {
+  std::vector<safetensors::TensorToWrite> out;
+  for (const ParameterSlot &s : slots) {
+    safetensors::TensorToWrite t;
+    t.name = prefix + s.name;
+    t.dtype = safetensors::DType::F32;
+    t.shape = s.shape;
+    int64_t n = 1;
+    for (int64_t d : s.shape)
+      n *= d;
+    t.bytes.resize(size_t(n) * 4);
+    std::memcpy(t.bytes.data(), s.data, t.bytes.size());
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<ParameterSlot> renamed(const std::vector<ParameterSlot> &slots,
+                                   const std::string &prefix) {
+  std::vector<ParameterSlot> out = slots;
+  for (ParameterSlot &s : out)
+    s.name = prefix + s.name;
+  return out;
+}
+
+void syncDirectory(const std::string &dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+} // namespace
+
+Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c) {
+  using R = Result<std::string>;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return R::error(dir + ": cannot create the checkpoint folder: " + ec.message());
+  std::string name = "checkpoint-" + std::to_string(c.state.step);
+  std::string tmp = (fs::path(dir) / ("." + name + ".tmp-" + std::to_string(::getpid()))).string();
+  std::string final = (fs::path(dir) / name).string();
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec)
+    return R::error(tmp + ": cannot create: " + ec.message());
+  auto fail = [&](const Status &s) {
+    fs::remove_all(tmp, ec);
+    return R::error(s.message());
+  };
+
+  if (Status s = safetensors::write((fs::path(tmp) / "model.safetensors").string(),
+                                    toWrite(c.parameters, ""), {{"format", "pt"}});
+      !s)
+    return fail(s);
+  auto moments = toWrite(c.expAvg, "exp_avg.");
+  for (auto &t : toWrite(c.expAvgSq, "exp_avg_sq."))
+    moments.push_back(std::move(t));
+  if (Status s = safetensors::write((fs::path(tmp) / "optimizer.safetensors").string(),
+                                    moments, {{"format", "apc"}});
+      !s)
+    return fail(s);
+  if (Status s = writeFileAtomically((fs::path(tmp) / "config.json").string(), c.configJson); !s)
+    return fail(s);
+  nlohmann::json state = {{"step", c.state.step},
+                          {"epoch", c.state.epoch},
+                          {"batch_in_epoch", c.state.batchInEpoch},
+                          {"seed", c.state.seed},
+                          {"num_rows", c.state.numRows},
+                          {"data", c.state.dataPath},
+                          {"format", "apc-trainer-state-1"}};
+  if (Status s = writeFileAtomically((fs::path(tmp) / "trainer_state.json").string(),
+                                     state.dump(2) + "\n");
+      !s)
+    return fail(s);
+  syncDirectory(tmp);
+  fs::remove_all(final, ec); // an older checkpoint of the same step (a rerun)
+  fs::rename(tmp, final, ec);
+  if (ec)
+    return fail(Status::error(final + ": cannot rename the checkpoint into place: " +
+                              ec.message()));
+  syncDirectory(dir);
+  return final;
+}
+
+Result<std::string> findCheckpoint(const std::string &dir) {
+  using R = Result<std::string>;
+  std::error_code ec;
+  if (fs::exists(fs::path(dir) / "trainer_state.json", ec))
+    return dir;
+  if (!fs::is_directory(dir, ec))
+    return R::error(dir + ": no such checkpoint folder");
+  int64_t best = -1;
+  std::string found;
+  for (const auto &entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("checkpoint-", 0) != 0 || !entry.is_directory())
+      continue;
+    char *end = nullptr;
+    long long step = std::strtoll(name.c_str() + 11, &end, 10);
+    if (*end || step < 0)
+      continue;
+    if (step > best && fs::exists(entry.path() / "trainer_state.json")) {
+      best = step;
+      found = entry.path().string();
+    }
+  }
+  if (best < 0)
+    return R::error(dir + ": no checkpoint-<step> folder with a trainer_state.json");
+  return found;
+}
+
+Result<TrainerState> loadCheckpoint(const std::string &folder, const CheckpointContents &slots) {
+  using R = Result<TrainerState>;
+  std::string statePath = (fs::path(folder) / "trainer_state.json").string();
+  std::ifstream in(statePath);
+  if (!in)
+    return R::error(statePath + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  TrainerState s;
+  try {
+    if (j.is_discarded() || !j.is_object())
+      return R::error(statePath + ": not valid JSON");
+    s.step = j.at("step").get<int64_t>();
+    s.epoch = j.at("epoch").get<int64_t>();
+    s.batchInEpoch = j.at("batch_in_epoch").get<int64_t>();
+    s.seed = j.at("seed").get<uint64_t>();
+    s.numRows = j.at("num_rows").get<int64_t>();
+    s.dataPath = j.value("data", "");
+  } catch (const nlohmann::json::exception &e) {
+    return R::error(statePath + ": missing or malformed field (" + std::string(e.what()) + ")");
+  }
+  if (s.step < 0 || s.epoch < 0 || s.batchInEpoch < 0)
+    return R::error(statePath + ": negative step or data position");
+  if (Status st = loadWeights((fs::path(folder) / "model.safetensors").string(), slots.parameters);
+      !st)
+    return st;
+  std::string optimizer = (fs::path(folder) / "optimizer.safetensors").string();
+  if (Status st = loadWeights(optimizer, renamed(slots.expAvg, "exp_avg.")); !st)
+    return st;
+  if (Status st = loadWeights(optimizer, renamed(slots.expAvgSq, "exp_avg_sq.")); !st)
+    return st;
+  return s;
+}
+
+} // namespace apc::checkpoint

@@ -1,0 +1,48 @@
+// Training checkpoints: written whole or not at all, resumed exactly.
+//
+// Layout of DIR/checkpoint-<step>/ (the names transformers' Trainer uses):
+//   model.safetensors      weights by Hugging Face name (f32 masters), metadata format=pt
+//   config.json            the model's Hugging Face config (so from_pretrained loads it)
+//   optimizer.safetensors  exp_avg.<name> and exp_avg_sq.<name>
+//   trainer_state.json     step, data position (epoch, batch), seed, dataset size, lr schedule
+// Everything is written into DIR/.checkpoint-<step>.tmp-<pid>/ and renamed into place
+// once complete, so a crash leaves either the previous checkpoints or the new one.
+#pragma once
+
+#include "runtime/checkpoint/Weights.h"
+#include "runtime/support/Status.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace apc::checkpoint {
+
+struct TrainerState {
+  int64_t step = 0;           // optimizer updates done
+  int64_t epoch = 0;          // epoch of the next batch
+  int64_t batchInEpoch = 0;   // index of the next batch within its epoch
+  uint64_t seed = 0;          // sampler and initialisation seed
+  int64_t numRows = 0;        // rows of the dataset it was trained on
+  std::string dataPath;       // for the user's information
+};
+
+struct CheckpointContents {
+  std::vector<ParameterSlot> parameters;
+  std::vector<ParameterSlot> expAvg, expAvgSq; // same names and shapes as parameters
+  std::string configJson;                      // Hugging Face config.json text
+  TrainerState state;
+};
+
+// Writes DIR/checkpoint-<state.step>; returns its path.
+Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &contents);
+
+// Resolves DIR to a checkpoint folder: DIR itself if it holds trainer_state.json, else
+// its checkpoint-<N> with the largest N.
+Result<std::string> findCheckpoint(const std::string &dir);
+
+// Loads weights, moments and trainer state from a checkpoint folder into the slots.
+Result<TrainerState> loadCheckpoint(const std::string &folder,
+                                    const CheckpointContents &slots);
+
+} // namespace apc::checkpoint

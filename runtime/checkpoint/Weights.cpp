@@ -1,0 +1,148 @@
+#include "runtime/checkpoint/Weights.h"
+
+#include "runtime/safetensors/Safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+namespace apc::checkpoint {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// name -> shard file, from an index file.
+Result<std::map<std::string, std::string>> readIndex(const std::string &indexPath) {
+  using R = Result<std::map<std::string, std::string>>;
+  std::ifstream in(indexPath);
+  if (!in)
+    return R::error(indexPath + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json index = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
+      !index["weight_map"].is_object())
+    return R::error(indexPath + ": not a safetensors index (expected a JSON object with a "
+                                "'weight_map' object)");
+  std::map<std::string, std::string> map;
+  fs::path folder = fs::path(indexPath).parent_path();
+  for (auto &[name, file] : index["weight_map"].items()) {
+    if (!file.is_string())
+      return R::error(indexPath + ": weight_map['" + name + "'] is not a file name");
+    map[name] = (folder / file.get<std::string>()).string();
+  }
+  return map;
+}
+
+} // namespace
+
+Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &slots,
+                   std::vector<std::string> *unused) {
+  // Resolve which file holds each tensor.
+  std::map<std::string, std::string> location;
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    fs::path index = fs::path(path) / "model.safetensors.index.json";
+    fs::path single = fs::path(path) / "model.safetensors";
+    if (fs::exists(index)) {
+      auto map = readIndex(index.string());
+      if (!map)
+        return map.status();
+      location = *map;
+    } else if (fs::exists(single)) {
+      files.push_back(single.string());
+    } else {
+      return Status::error(path + ": no model.safetensors or model.safetensors.index.json "
+                                  "in this folder");
+    }
+  } else if (path.size() > 5 && path.substr(path.size() - 5) == ".json") {
+    auto map = readIndex(path);
+    if (!map)
+      return map.status();
+    location = *map;
+  } else {
+    files.push_back(path);
+  }
+  for (auto &[name, file] : location)
+    if (std::find(files.begin(), files.end(), file) == files.end())
+      files.push_back(file);
+
+  std::map<std::string, const ParameterSlot *> wanted;
+  for (const ParameterSlot &s : slots)
+    wanted[s.name] = &s;
+  std::map<std::string, bool> filled;
+  for (const std::string &file : files) {
+    auto st = safetensors::File::open(file);
+    if (!st)
+      return st.status();
+    for (const safetensors::TensorView &t : st->tensors()) {
+      auto it = wanted.find(t.name);
+      if (it == wanted.end()) {
+        if (unused)
+          unused->push_back(t.name);
+        continue;
+      }
+      if (!location.empty() && location[t.name] != file)
+        continue; // the index says another shard holds it
+      const ParameterSlot &slot = *it->second;
+      if (t.shape != slot.shape)
+        return Status::error(file + ": tensor '" + t.name + "' has shape " +
+                             shapeString(t.shape) + " but the plan expects " +
+                             shapeString(slot.shape));
+      using safetensors::DType;
+      if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16 &&
+          t.dtype != DType::F64)
+        return Status::error(file + ": tensor '" + t.name + "' is " +
+                             safetensors::dtypeName(t.dtype) +
+                             "; weights must be F32, BF16, F16 or F64");
+      std::vector<double> values = safetensors::toDoubles(t);
+      for (size_t i = 0; i < values.size(); ++i)
+        slot.data[i] = float(values[i]);
+      filled[t.name] = true;
+    }
+  }
+  for (const ParameterSlot &s : slots)
+    if (!filled.count(s.name))
+      return Status::error(path + ": no tensor '" + s.name + "' (the plan's parameter " +
+                           shapeString(s.shape) + ")");
+  return Status::ok();
+}
+
+void initWeights(const std::vector<ParameterSlot> &slots, double std, uint64_t seed) {
+  for (size_t p = 0; p < slots.size(); ++p) {
+    const ParameterSlot &slot = slots[p];
+    int64_t n = 1;
+    for (int64_t d : slot.shape)
+      n *= d;
+    if (slot.init == "ones") {
+      std::fill(slot.data, slot.data + n, 1.0f);
+      continue;
+    }
+    // One stream per parameter (seed, index): adding a parameter does not shift others.
+    std::seed_seq seq{uint32_t(seed), uint32_t(seed >> 32), uint32_t(p)};
+    std::mt19937_64 rng(seq);
+    auto uniform = [&] { return (double(rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0); };
+    for (int64_t i = 0; i < n; i += 2) { // Box-Muller: two normals per two uniforms
+      double r = std::sqrt(-2.0 * std::log(uniform())), angle = 2.0 * M_PI * uniform();
+      slot.data[i] = float(std * r * std::cos(angle));
+      if (i + 1 < n)
+        slot.data[i + 1] = float(std * r * std::sin(angle));
+    }
+  }
+}
+
+} // namespace apc::checkpoint

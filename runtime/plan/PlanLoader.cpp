@@ -1,0 +1,157 @@
+#include "runtime/plan/PlanLoader.h"
+
+#include "runtime/plan/PlanVersion.h"
+#include "runtime/schema/plan_generated.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace apc::plan {
+namespace {
+
+size_t dtypeBytes(DType d) {
+  switch (d) {
+  case DType::F32: case DType::I32: return 4;
+  case DType::BF16: case DType::F16: return 2;
+  case DType::I64: return 8;
+  }
+  return 0;
+}
+
+template <typename E> bool inRange(E value, E max) { return uint8_t(value) <= uint8_t(max); }
+
+Status checkProgram(const Plan &plan, const Program &program, size_t index) {
+  std::string where = "program " + std::to_string(index);
+  if (!program.buffers() || !program.instructions())
+    return Status::error(where + " has no buffers or no instructions");
+  const auto &buffers = *program.buffers();
+  int count = int(buffers.size());
+  size_t numParameters = plan.parameters() ? plan.parameters()->size() : 0;
+  for (int b = 0; b < count; ++b) {
+    const Buffer *buffer = buffers.Get(b);
+    std::string name = "buffer " + std::to_string(b) +
+                       (buffer->name() ? " '" + buffer->name()->str() + "'" : "");
+    if (!inRange(buffer->dtype(), DType::MAX) || !inRange(buffer->kind(), BufferKind::MAX) ||
+        !inRange(buffer->binding(), Binding::MAX))
+      return Status::error(where + ": " + name + " has an unknown dtype, kind or binding");
+    uint64_t bytes = dtypeBytes(buffer->dtype());
+    if (buffer->shape())
+      for (int64_t d : *buffer->shape()) {
+        if (d < 0 || (d > 0 && bytes > (uint64_t(1) << 62) / uint64_t(d)))
+          return Status::error(where + ": " + name + " has a bad dim " + std::to_string(d));
+        bytes *= uint64_t(d);
+      }
+    if (bytes != buffer->bytes())
+      return Status::error(where + ": " + name + " says " + std::to_string(buffer->bytes()) +
+                           " bytes but its shape needs " + std::to_string(bytes));
+    switch (buffer->kind()) {
+    case BufferKind::Arena:
+      if (buffer->offset() > program.arena_bytes() ||
+          buffer->bytes() > program.arena_bytes() - buffer->offset())
+        return Status::error(where + ": " + name + " lies outside the arena (" +
+                             std::to_string(program.arena_bytes()) + " bytes)");
+      break;
+    case BufferKind::Alias: {
+      int root = buffer->alias_of();
+      if (root < 0 || root >= count || buffers.Get(root)->kind() == BufferKind::Alias ||
+          buffers.Get(root)->bytes() != buffer->bytes())
+        return Status::error(where + ": " + name + " aliases an invalid buffer " +
+                             std::to_string(root));
+      break;
+    }
+    case BufferKind::Parameter:
+    case BufferKind::OptimizerState: {
+      int p = buffer->parameter();
+      if (p < 0 || size_t(p) >= numParameters)
+        return Status::error(where + ": " + name + " refers to parameter " +
+                             std::to_string(p) + " of " + std::to_string(numParameters));
+      const ParameterSpec *spec = plan.parameters()->Get(p);
+      bool sameShape = spec->shape() && buffer->shape() &&
+                       spec->shape()->size() == buffer->shape()->size();
+      for (size_t d = 0; sameShape && d < spec->shape()->size(); ++d)
+        sameShape = spec->shape()->Get(d) == buffer->shape()->Get(d);
+      if (!sameShape || buffer->dtype() != DType::F32)
+        return Status::error(where + ": " + name + " does not match parameter '" +
+                             spec->name()->str() + "'");
+      if (buffer->kind() == BufferKind::OptimizerState &&
+          (!buffer->optimizer_slot() || (buffer->optimizer_slot()->str() != "exp_avg" &&
+                                         buffer->optimizer_slot()->str() != "exp_avg_sq")))
+        return Status::error(where + ": " + name + " has no valid optimizer_slot");
+      break;
+    }
+    case BufferKind::Input:
+      if (buffer->binding() == Binding::None)
+        return Status::error(where + ": input " + name + " has no binding");
+      break;
+    }
+  }
+  const auto &instructions = *program.instructions();
+  for (size_t k = 0; k < instructions.size(); ++k) {
+    const Instruction *inst = instructions.Get(k);
+    for (const auto *list : {inst->inputs(), inst->outputs()})
+      if (list)
+        for (int b : *list)
+          if (b < 0 || b >= count)
+            return Status::error(where + ": instruction " + std::to_string(k) + " ('" +
+                                 inst->kernel()->str() + "') uses buffer " +
+                                 std::to_string(b) + " of " + std::to_string(count));
+  }
+  int loss = program.loss();
+  if (loss < 0 || loss >= count || buffers.Get(loss)->dtype() != DType::F32 ||
+      (buffers.Get(loss)->shape() && buffers.Get(loss)->shape()->size() != 0))
+    return Status::error(where + " has no scalar f32 loss buffer");
+  if (program.grad_norm() >= count)
+    return Status::error(where + " has an invalid grad_norm buffer");
+  return Status::ok();
+}
+
+} // namespace
+
+const Plan &LoadedPlan::plan() const { return *GetPlan(bytes_.data()); }
+
+Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &name) {
+  auto fail = [&](const std::string &what) {
+    return Result<LoadedPlan>::error(name + ": " + what);
+  };
+  if (bytes.size() < 8)
+    return fail("too short to be a plan (" + std::to_string(bytes.size()) + " bytes)");
+  if (!PlanBufferHasIdentifier(bytes.data()))
+    return fail("not an APC plan (file identifier '" + bytes.substr(4, 4) +
+                "', expected 'APCP'); make one with apc compile");
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t *>(bytes.data()),
+                                 bytes.size());
+  if (!VerifyPlanBuffer(verifier))
+    return fail("corrupt plan: the flatbuffer does not verify (truncated or damaged file)");
+  const Plan *plan = GetPlan(bytes.data());
+  if (plan->version() != kPlanVersion)
+    return fail("plan format version " + std::to_string(plan->version()) +
+                ", this aprun reads version " + std::to_string(kPlanVersion) +
+                "; recompile it with the matching apc");
+  if (!plan->programs() || plan->programs()->size() == 0)
+    return fail("the plan has no programs");
+  if (!plan->model() || !plan->data() || !plan->optimizer() || !plan->parameters())
+    return fail("the plan lacks its model, data, optimizer or parameter section");
+  if (plan->data()->batch() <= 0 || plan->data()->seq_len() <= 0)
+    return fail("the plan's data spec has no positive batch and seq_len");
+  for (const ParameterSpec *p : *plan->parameters())
+    if (!p->name() || !p->shape())
+      return fail("a parameter has no name or shape");
+  for (size_t i = 0; i < plan->programs()->size(); ++i)
+    if (Status s = checkProgram(*plan, *plan->programs()->Get(i), i); !s)
+      return fail(s.message());
+  LoadedPlan loaded;
+  loaded.path_ = name;
+  loaded.bytes_ = std::move(bytes);
+  return loaded;
+}
+
+Result<LoadedPlan> LoadedPlan::load(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Result<LoadedPlan>::error(path + ": cannot open");
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return fromBytes(contents.str(), path);
+}
+
+} // namespace apc::plan

@@ -1,0 +1,30 @@
+// Loading plan.fb: verified once, then trusted.
+//
+// `load` reads the file, checks the identifier and version, runs the flatbuffers
+// Verifier, and then checks the plan's meaning: enum values in range, buffer sizes
+// equal to their shapes, arena buffers inside the arena, aliases and parameter indices
+// in range, instruction operands in range, a scalar f32 loss. Every refusal names the
+// file and what is wrong; callers exit with code 2.
+#pragma once
+
+#include "runtime/support/Status.h"
+
+#include <string>
+
+namespace apc::plan {
+struct Plan;
+
+class LoadedPlan {
+public:
+  static Result<LoadedPlan> load(const std::string &path);
+  static Result<LoadedPlan> fromBytes(std::string bytes, const std::string &name);
+
+  const Plan &plan() const;
+  const std::string &path() const { return path_; }
+
+private:
+  std::string path_;
+  std::string bytes_;
+};
+
+} // namespace apc::plan

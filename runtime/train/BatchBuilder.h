@@ -1,0 +1,40 @@
+// Turning dataset rows into a [batch, seq] batch of input_ids and labels.
+//
+// Rows longer than seq_len are truncated; shorter ones are padded on the right with
+// the pad id; labels are the ids with padded positions set to -100 (the tutorial's
+// mask_pads, applied to positions rather than to every token equal to the pad id).
+#pragma once
+
+#include "runtime/kernels/Kernel.h"
+#include "runtime/support/Status.h"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace apc::data {
+class IntListColumn;
+}
+
+namespace apc::train {
+
+class BatchBuilder {
+public:
+  BatchBuilder(const data::IntListColumn &column, int64_t seqLen, std::optional<int64_t> padId,
+               int64_t vocabSize)
+      : column_(column), seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize) {}
+
+  // Fills `ids` and `labels` ([rows.size(), seqLen], I64 or I32) from `rows`. Fails
+  // on a token id outside the vocabulary or a short row with no pad id.
+  Status fill(const std::vector<int64_t> &rows, const kernels::TensorView &ids,
+              const kernels::TensorView &labels);
+
+private:
+  const data::IntListColumn &column_;
+  int64_t seqLen_;
+  std::optional<int64_t> padId_;
+  int64_t vocabSize_;
+  std::vector<int64_t> row_;
+};
+
+} // namespace apc::train

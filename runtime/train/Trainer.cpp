@@ -1,0 +1,285 @@
+// aprun's loop. The order of work per step: choose rows (sampler), fill the batch,
+// set step and lr, run the program, read loss and grad norm, report, maybe checkpoint.
+#include "runtime/train/Trainer.h"
+
+#include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/data/ArrowFile.h"
+#include "runtime/exec/Executor.h"
+#include "runtime/plan/PlanLoader.h"
+#include "runtime/schema/plan_generated.h"
+#include "runtime/train/BatchBuilder.h"
+#include "runtime/train/Sampler.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+namespace apc::train {
+namespace {
+
+TrainOutcome usageError(const std::string &message) { return {2, message}; }
+TrainOutcome runtimeError(const std::string &message) { return {1, message}; }
+
+// The Hugging Face config.json of the plan's model, so checkpoints load in transformers.
+std::string huggingFaceConfig(const plan::ModelConfig &m) {
+  nlohmann::json j = {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"hidden_act", "silu"},
+      {"hidden_size", m.hidden_size()},
+      {"intermediate_size", m.intermediate_size()},
+      {"num_hidden_layers", m.num_hidden_layers()},
+      {"num_attention_heads", m.num_attention_heads()},
+      {"num_key_value_heads", m.num_key_value_heads()},
+      {"head_dim", m.head_dim()},
+      {"vocab_size", m.vocab_size()},
+      {"max_position_embeddings", m.max_position_embeddings()},
+      {"rope_theta", m.rope_theta()},
+      {"rms_norm_eps", m.rms_norm_eps()},
+      {"initializer_range", m.initializer_range()},
+      {"tie_word_embeddings", m.tie_word_embeddings()},
+      {"attention_bias", false},
+      {"mlp_bias", false},
+      {"torch_dtype", "float32"},
+      {"rope_scaling", nullptr}};
+  if (m.rope_type() && m.rope_type()->str() == "llama3")
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", m.rope_factor()},
+                         {"low_freq_factor", m.rope_low_freq_factor()},
+                         {"high_freq_factor", m.rope_high_freq_factor()},
+                         {"original_max_position_embeddings",
+                          m.rope_original_max_position_embeddings()}};
+  return j.dump(2) + "\n";
+}
+
+std::string formatDuration(double seconds) {
+  long s = long(std::max(0.0, seconds) + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  return buf;
+}
+
+kernels::Attribute floatAttr(const char *name, double value) {
+  kernels::Attribute a;
+  a.name = name;
+  a.kind = kernels::Attribute::Kind::Float;
+  a.f = value;
+  return a;
+}
+
+} // namespace
+
+TrainOutcome train(const TrainOptions &o) {
+  // ---- Plan and program ----
+  auto loaded = plan::LoadedPlan::load(o.planPath);
+  if (!loaded)
+    return usageError(loaded.message());
+  const plan::Plan &plan = loaded->plan();
+  kernels::KernelContext context;
+  context.threads = std::max(1, o.threads);
+  auto executor = exec::Executor::create(plan, /*device=*/0, exec::cpuBackend(), context);
+  if (!executor)
+    return usageError(o.planPath + ": " + executor.message());
+  exec::Executor &exec = **executor;
+  for (auto [name, value] : {std::pair{"weight_decay", o.weightDecay}, {"beta1", o.beta1},
+                             {"beta2", o.beta2}, {"epsilon", o.epsilon},
+                             {"max_grad_norm", o.maxGradNorm}})
+    if (value)
+      if (Status s = exec.setAttribute("adamw", floatAttr(name, *value)); !s)
+        return usageError(o.planPath + ": " + s.message());
+
+  // ---- Buffers the loop reads and writes ----
+  const plan::Program &program = exec.program();
+  const auto &buffers = *program.buffers();
+  int idsBuffer = -1, labelsBuffer = -1, stepBuffer = -1, lrBuffer = -1;
+  size_t numParameters = plan.parameters()->size();
+  checkpoint::CheckpointContents slots;
+  slots.parameters.resize(numParameters);
+  slots.expAvg.resize(numParameters);
+  slots.expAvgSq.resize(numParameters);
+  for (size_t p = 0; p < numParameters; ++p) {
+    const plan::ParameterSpec *spec = plan.parameters()->Get(p);
+    for (auto *list : {&slots.parameters, &slots.expAvg, &slots.expAvgSq}) {
+      (*list)[p].name = spec->name()->str();
+      (*list)[p].shape.assign(spec->shape()->begin(), spec->shape()->end());
+      (*list)[p].init = spec->init() ? spec->init()->str() : "normal";
+    }
+  }
+  for (int b = 0; b < int(buffers.size()); ++b) {
+    const plan::Buffer *buffer = buffers.Get(b);
+    float *data = exec.buffer(b).as<float>();
+    switch (buffer->kind()) {
+    case plan::BufferKind::Parameter:
+      slots.parameters[buffer->parameter()].data = data;
+      break;
+    case plan::BufferKind::OptimizerState:
+      (buffer->optimizer_slot()->str() == "exp_avg" ? slots.expAvg : slots.expAvgSq)
+          [buffer->parameter()].data = data;
+      break;
+    case plan::BufferKind::Input:
+      switch (buffer->binding()) {
+      case plan::Binding::InputIds: idsBuffer = b; break;
+      case plan::Binding::Labels: labelsBuffer = b; break;
+      case plan::Binding::Step: stepBuffer = b; break;
+      case plan::Binding::LearningRate: lrBuffer = b; break;
+      default: break;
+      }
+      break;
+    default:
+      break;
+    }
+  }
+  for (auto *list : {&slots.parameters, &slots.expAvg, &slots.expAvgSq})
+    for (const checkpoint::ParameterSlot &s : *list)
+      if (!s.data)
+        return usageError(o.planPath + ": parameter '" + s.name +
+                          "' has no parameter or optimizer-state buffer");
+  if (idsBuffer < 0 || labelsBuffer < 0 || stepBuffer < 0 || lrBuffer < 0)
+    return usageError(o.planPath + ": the program lacks an input_ids, labels, step or lr input");
+
+  // ---- Data ----
+  auto file = data::ArrowFile::open(o.dataPath);
+  if (!file)
+    return runtimeError(file.message());
+  auto column = file->intListColumn(o.column);
+  if (!column)
+    return runtimeError(column.message());
+  int64_t batch = plan.data()->batch(), seqLen = plan.data()->seq_len();
+  if (column->numRows() < batch)
+    return runtimeError(o.dataPath + ": " + std::to_string(column->numRows()) +
+                        " rows, fewer than one batch of " + std::to_string(batch));
+  std::optional<int64_t> padId = o.padId;
+  if (!padId && plan.data()->pad_id() >= 0)
+    padId = plan.data()->pad_id();
+  int64_t vocab = plan.model()->vocab_size();
+  BatchBuilder builder(*column, seqLen, padId, vocab);
+
+  // ---- Weights, or a checkpoint to resume ----
+  checkpoint::TrainerState state;
+  state.seed = o.seed;
+  state.numRows = column->numRows();
+  state.dataPath = o.dataPath;
+  if (!o.resumeDir.empty()) {
+    auto folder = checkpoint::findCheckpoint(o.resumeDir);
+    if (!folder)
+      return runtimeError(folder.message());
+    auto resumed = checkpoint::loadCheckpoint(*folder, slots);
+    if (!resumed)
+      return runtimeError(resumed.message());
+    if (resumed->numRows != column->numRows())
+      return runtimeError(*folder + ": the checkpoint was trained on " +
+                          std::to_string(resumed->numRows) + " rows but " + o.dataPath +
+                          " has " + std::to_string(column->numRows()));
+    state = *resumed;
+    state.dataPath = o.dataPath;
+    if (!o.quiet)
+      std::printf("resumed from %s at step %lld (epoch %lld, batch %lld)\n", folder->c_str(),
+                  (long long)state.step, (long long)state.epoch, (long long)state.batchInEpoch);
+  } else if (!o.weightsPath.empty()) {
+    std::vector<std::string> unused;
+    if (Status s = checkpoint::loadWeights(o.weightsPath, slots.parameters, &unused); !s)
+      return runtimeError(s.message());
+    for (const std::string &name : unused)
+      std::fprintf(stderr, "aprun: warning: %s: tensor '%s' is not a parameter of the plan, "
+                           "ignored\n", o.weightsPath.c_str(), name.c_str());
+  } else {
+    checkpoint::initWeights(slots.parameters, plan.model()->initializer_range(), o.seed);
+  }
+
+  Sampler sampler(column->numRows(), batch, state.seed);
+  int64_t total = o.steps > 0 ? o.steps : o.epochs * sampler.batchesPerEpoch();
+  Schedule schedule = o.schedule;
+  schedule.totalSteps = total;
+  if (Status s = schedule.validate(); !s)
+    return usageError(s.message());
+  if (total <= state.step)
+    return usageError("nothing to do: the run ends at step " + std::to_string(total) +
+                      " and the checkpoint is at step " + std::to_string(state.step));
+
+  std::ofstream metrics;
+  if (!o.metricsPath.empty()) {
+    metrics.open(o.metricsPath, o.resumeDir.empty() ? std::ios::trunc : std::ios::app);
+    if (!metrics)
+      return runtimeError(o.metricsPath + ": cannot open for writing");
+  }
+  if (!o.quiet)
+    std::printf("training %s on %s: %lld rows, batch %lld x seq %lld, %lld steps "
+                "(%lld per epoch), %s, arena %.1f MiB, %d threads\n",
+                o.planPath.c_str(), o.dataPath.c_str(), (long long)column->numRows(),
+                (long long)batch, (long long)seqLen, (long long)total,
+                (long long)sampler.batchesPerEpoch(),
+                plan.precision() ? plan.precision()->c_str() : "?",
+                double(exec.arenaBytes()) / 1048576.0, context.threads);
+  std::fflush(stdout);
+
+  auto save = [&]() -> Status {
+    slots.configJson = huggingFaceConfig(*plan.model());
+    slots.state = state;
+    auto path = checkpoint::saveCheckpoint(o.saveDir, slots);
+    if (!path)
+      return path.status();
+    if (!o.quiet)
+      std::printf("saved %s\n", path->c_str());
+    return Status::ok();
+  };
+
+  auto start = std::chrono::steady_clock::now();
+  int64_t firstStep = state.step;
+  const float *loss = exec.buffer(program.loss()).as<float>();
+  const float *gradNorm =
+      program.grad_norm() >= 0 ? exec.buffer(program.grad_norm()).as<float>() : nullptr;
+  while (state.step < total) {
+    auto stepStart = std::chrono::steady_clock::now();
+    std::vector<int64_t> rows = sampler.batch(state.epoch, state.batchInEpoch);
+    if (Status s = builder.fill(rows, exec.buffer(idsBuffer), exec.buffer(labelsBuffer)); !s)
+      return runtimeError(o.dataPath + ": " + s.message());
+    int64_t step = state.step + 1;
+    double lr = schedule.at(step);
+    *exec.buffer(stepBuffer).as<int64_t>() = step;
+    *exec.buffer(lrBuffer).as<float>() = float(lr);
+    if (Status s = exec.step(); !s)
+      return runtimeError("step " + std::to_string(step) + ": " + s.message());
+    state.step = step;
+    if (++state.batchInEpoch >= sampler.batchesPerEpoch()) {
+      state.batchInEpoch = 0;
+      ++state.epoch;
+    }
+
+    auto now = std::chrono::steady_clock::now();
+    double stepSeconds = std::chrono::duration<double>(now - stepStart).count();
+    double elapsed = std::chrono::duration<double>(now - start).count();
+    double eta = elapsed / double(step - firstStep) * double(total - step);
+    double tokensPerSecond = double(batch * seqLen) / std::max(stepSeconds, 1e-9);
+    double norm = gradNorm ? double(*gradNorm) : NAN;
+    if (!o.quiet) {
+      std::printf("step %lld/%lld | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | "
+                  "ETA %s\n",
+                  (long long)step, (long long)total, double(*loss), lr, norm, tokensPerSecond,
+                  formatDuration(eta).c_str());
+      std::fflush(stdout);
+    }
+    if (metrics) {
+      nlohmann::json line = {{"step", step},          {"total_steps", total},
+                             {"epoch", state.epoch},  {"loss", double(*loss)},
+                             {"lr", lr},              {"grad_norm", norm},
+                             {"tokens_per_second", tokensPerSecond},
+                             {"step_seconds", stepSeconds}, {"eta_seconds", eta}};
+      metrics << line.dump() << "\n";
+      metrics.flush();
+    }
+    if (!std::isfinite(*loss)) // an all-padding batch has no kept token (NaN, as torch)
+      std::fprintf(stderr, "aprun: warning: step %lld: the loss is not finite (%g): a batch "
+                           "with no kept token, or divergence (lower --lr)\n",
+                   (long long)step, double(*loss));
+    bool periodic = o.saveEvery > 0 && step % o.saveEvery == 0;
+    if (!o.saveDir.empty() && (periodic || step == total))
+      if (Status s = save(); !s)
+        return runtimeError(s.message());
+  }
+  return {0, ""};
+}
+
+} // namespace apc::train

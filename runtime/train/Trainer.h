@@ -1,0 +1,41 @@
+// The training loop of aprun: plan + data + weights -> steps, metrics, checkpoints.
+#pragma once
+
+#include "runtime/support/Status.h"
+#include "runtime/train/Schedule.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace apc::train {
+
+struct TrainOptions {
+  std::string planPath;
+  std::string dataPath;
+  std::string column = "input_ids";
+  std::string weightsPath;      // empty: seeded initialisation
+  int64_t steps = 0;            // total optimizer updates (0: use epochs)
+  int64_t epochs = 0;           // whole epochs (0: use steps)
+  Schedule schedule;
+  std::optional<double> weightDecay, beta1, beta2, epsilon, maxGradNorm; // plan overrides
+  uint64_t seed = 42;
+  std::optional<int64_t> padId; // overrides the plan's
+  std::string saveDir;
+  int64_t saveEvery = 0;        // 0: only at the end
+  std::string resumeDir;
+  std::string metricsPath;
+  int threads = 1;
+  bool quiet = false;           // no per-step progress lines
+};
+
+// Exit codes of aprun: 0 ok, 1 a runtime error (bad data, weights, a kernel failure),
+// 2 bad usage (flags, a malformed or mismatched plan).
+struct TrainOutcome {
+  int exitCode = 0;
+  std::string message; // the error, when exitCode != 0
+};
+
+TrainOutcome train(const TrainOptions &options);
+
+} // namespace apc::train

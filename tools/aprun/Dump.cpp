@@ -1,0 +1,109 @@
+#include "tools/aprun/Dump.h"
+
+#include "runtime/schema/plan_generated.h"
+
+#include <string>
+
+namespace apc::tools {
+namespace {
+
+std::string shape(const flatbuffers::Vector<int64_t> *dims) {
+  std::string s = "[";
+  if (dims)
+    for (size_t i = 0; i < dims->size(); ++i)
+      s += (i ? ", " : "") + std::to_string(dims->Get(i));
+  return s + "]";
+}
+
+std::string attribute(const plan::Attribute &a) {
+  std::string v;
+  switch (a.kind()) {
+  case plan::AttributeKind::Int: v = std::to_string(a.i()); break;
+  case plan::AttributeKind::Float: {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", a.f());
+    v = buf;
+    break;
+  }
+  case plan::AttributeKind::Bool: v = a.b() ? "true" : "false"; break;
+  case plan::AttributeKind::String: v = "\"" + (a.s() ? a.s()->str() : "") + "\""; break;
+  case plan::AttributeKind::Ints: v = shape(a.ints()); break;
+  }
+  return a.name()->str() + "=" + v;
+}
+
+} // namespace
+
+void dumpPlan(const plan::Plan &p, std::FILE *out) {
+  const plan::ModelConfig &m = *p.model();
+  std::fprintf(out, "plan version %u (%s), precision %s\n", p.version(),
+               p.producer() ? p.producer()->c_str() : "?", p.precision() ? p.precision()->c_str() : "?");
+  std::fprintf(out,
+               "model: %s, %lld layers, hidden %lld, intermediate %lld, heads %lld (kv %lld, "
+               "head_dim %lld), vocab %lld, rope %s theta %g, rms_norm_eps %g, tied %s\n",
+               m.architecture() ? m.architecture()->c_str() : "?", (long long)m.num_hidden_layers(),
+               (long long)m.hidden_size(), (long long)m.intermediate_size(),
+               (long long)m.num_attention_heads(), (long long)m.num_key_value_heads(),
+               (long long)m.head_dim(), (long long)m.vocab_size(),
+               m.rope_type() ? m.rope_type()->c_str() : "default", m.rope_theta(),
+               m.rms_norm_eps(), m.tie_word_embeddings() ? "yes" : "no");
+  std::fprintf(out, "data: batch %lld, seq_len %lld, pad_id %lld, ids %s\n",
+               (long long)p.data()->batch(), (long long)p.data()->seq_len(),
+               (long long)p.data()->pad_id(), plan::EnumNameDType(p.data()->ids_dtype()));
+  const plan::OptimizerSpec &o = *p.optimizer();
+  std::fprintf(out, "optimizer: %s beta1 %g beta2 %g eps %g weight_decay %g max_grad_norm %g\n",
+               o.name() ? o.name()->c_str() : "?", o.beta1(), o.beta2(), o.epsilon(),
+               o.weight_decay(), o.max_grad_norm());
+  int64_t total = 0;
+  std::fprintf(out, "parameters (%u):\n", p.parameters()->size());
+  for (const plan::ParameterSpec *s : *p.parameters()) {
+    int64_t n = 1;
+    for (int64_t d : *s->shape())
+      n *= d;
+    total += n;
+    std::fprintf(out, "  %-56s %-14s %s\n", s->name()->c_str(), shape(s->shape()).c_str(),
+                 s->init() ? s->init()->c_str() : "");
+  }
+  std::fprintf(out, "  total %lld parameters\n", (long long)total);
+  if (const plan::Prediction *pr = p.predicted())
+    std::fprintf(out, "predicted (cluster %s): %.3g FLOP per step, %.3g s per step, %.1f MiB "
+                      "per device\n",
+                 pr->cluster() ? pr->cluster()->c_str() : "?", pr->flops_per_step(),
+                 pr->seconds_per_step(), double(pr->bytes_per_device()) / 1048576.0);
+  for (const plan::Program *prog : *p.programs()) {
+    const auto &buffers = *prog->buffers();
+    std::fprintf(out, "program for device %d: %u buffers, %u instructions, arena %llu bytes\n",
+                 prog->device(), buffers.size(), prog->instructions()->size(),
+                 (unsigned long long)prog->arena_bytes());
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      const plan::Buffer *buf = buffers.Get(b);
+      std::fprintf(out, "  b%-4zu %-14s %-5s %-22s", b, plan::EnumNameBufferKind(buf->kind()),
+                   plan::EnumNameDType(buf->dtype()), shape(buf->shape()).c_str());
+      if (buf->kind() == plan::BufferKind::Arena)
+        std::fprintf(out, " @%llu", (unsigned long long)buf->offset());
+      if (buf->kind() == plan::BufferKind::Alias)
+        std::fprintf(out, " = b%d", buf->alias_of());
+      if (buf->binding() != plan::Binding::None)
+        std::fprintf(out, " <%s>", plan::EnumNameBinding(buf->binding()));
+      std::fprintf(out, " %s\n", buf->name() ? buf->name()->c_str() : "");
+    }
+    size_t k = 0;
+    for (const plan::Instruction *inst : *prog->instructions()) {
+      std::string line = "  i" + std::to_string(k++) + " " + inst->kernel()->str() + "(";
+      if (inst->inputs())
+        for (size_t i = 0; i < inst->inputs()->size(); ++i)
+          line += (i ? ", b" : "b") + std::to_string(inst->inputs()->Get(i));
+      line += ") -> (";
+      if (inst->outputs())
+        for (size_t i = 0; i < inst->outputs()->size(); ++i)
+          line += (i ? ", b" : "b") + std::to_string(inst->outputs()->Get(i));
+      line += ")";
+      if (inst->attributes())
+        for (const plan::Attribute *a : *inst->attributes())
+          line += " " + attribute(*a);
+      std::fprintf(out, "%s\n", line.c_str());
+    }
+  }
+}
+
+} // namespace apc::tools

@@ -1,0 +1,111 @@
+// aprun: runs an APC plan (training) on this machine. No MLIR in here.
+#include "runtime/plan/PlanLoader.h"
+#include "runtime/support/Flags.h"
+#include "runtime/train/Trainer.h"
+#include "tools/aprun/Dump.h"
+
+#include <cstdio>
+#include <thread>
+
+using namespace apc;
+
+int main(int argc, char **argv) {
+  train::TrainOptions o;
+  std::string dumpPath, schedule = "constant";
+  int64_t seed = 42, padId = -1, threads = 0;
+  double lr = 1e-4, minLr = 0.0;
+  int64_t warmup = 0;
+  double weightDecay = 0, beta1 = 0, beta2 = 0, eps = 0, maxGradNorm = 0;
+  bool quiet = false;
+  FlagParser flags(
+      "aprun", "train with an APC plan on this machine",
+      "aprun plan.fb --data FILE.arrow [--weights DIR|FILE] [--steps N | --epochs E] "
+      "[--lr X --lr-schedule constant|linear|cosine --warmup N --min-lr X] "
+      "[--weight-decay X --beta1 X --beta2 X --eps X --max-grad-norm X] [--seed N] "
+      "[--pad-id N] [--save DIR --save-every N] [--resume DIR] [--metrics FILE.jsonl] "
+      "[--threads N]\n       aprun --dump plan.fb");
+  flags.addPositional("plan.fb", &o.planPath, "the plan from apc compile", false);
+  flags.addString("dump", &dumpPath, "print the plan readably and exit", "plan.fb");
+  flags.addString("data", &o.dataPath, "Arrow IPC file (stream or file format) with the "
+                                       "tokenized column", "FILE");
+  flags.addString("column", &o.column, "the token-id column (default input_ids)", "NAME");
+  flags.addString("weights", &o.weightsPath, "Hugging Face safetensors: a file, a folder, or "
+                                             "model.safetensors.index.json (default: seeded "
+                                             "initialisation)", "PATH");
+  flags.addInt("steps", &o.steps, "optimizer steps in all (new epochs start as needed)");
+  flags.addInt("epochs", &o.epochs, "whole epochs (drop_last)", "E");
+  flags.addDouble("lr", &lr, "peak learning rate (default 1e-4)");
+  flags.addString("lr-schedule", &schedule, "constant (default), linear or cosine decay",
+                  "KIND");
+  flags.addInt("warmup", &warmup, "linear warmup steps (default 0)");
+  flags.addDouble("min-lr", &minLr, "learning rate at the end of the decay (default 0)");
+  flags.addDouble("weight-decay", &weightDecay, "AdamW weight decay (default: the plan's)");
+  flags.addDouble("beta1", &beta1, "AdamW beta1 (default: the plan's)");
+  flags.addDouble("beta2", &beta2, "AdamW beta2 (default: the plan's)");
+  flags.addDouble("eps", &eps, "AdamW epsilon (default: the plan's)");
+  flags.addDouble("max-grad-norm", &maxGradNorm,
+                  "clip gradients to this global norm (default: the plan's; 0 disables)");
+  flags.addInt("seed", &seed, "shuffling and initialisation seed (default 42)");
+  flags.addInt("pad-id", &padId, "token id that pads short rows (default: the plan's)");
+  flags.addString("save", &o.saveDir, "write checkpoints into this folder", "DIR");
+  flags.addInt("save-every", &o.saveEvery, "checkpoint every N steps (default: at the end)");
+  flags.addString("resume", &o.resumeDir, "continue from a checkpoint (or the latest in DIR)",
+                  "DIR");
+  flags.addString("metrics", &o.metricsPath, "append one JSON object per step", "FILE.jsonl");
+  flags.addInt("threads", &threads, "CPU threads (default: all cores)");
+  flags.addBool("quiet", &quiet, "no per-step progress lines");
+  std::string message;
+  switch (flags.parse(argc, argv, 1, message)) {
+  case FlagParser::Outcome::Help:
+    std::fputs(flags.help().c_str(), stdout);
+    return 0;
+  case FlagParser::Outcome::Error:
+    std::fprintf(stderr, "%s\n", message.c_str());
+    return 2;
+  case FlagParser::Outcome::Ok:
+    break;
+  }
+  auto usage = [](const std::string &what) {
+    std::fprintf(stderr, "aprun: %s\n", what.c_str());
+    return 2;
+  };
+
+  if (!dumpPath.empty()) {
+    auto loaded = plan::LoadedPlan::load(dumpPath);
+    if (!loaded)
+      return usage(loaded.message());
+    tools::dumpPlan(loaded->plan(), stdout);
+    return 0;
+  }
+  if (o.planPath.empty())
+    return usage("missing plan.fb (see 'aprun --help')");
+  if (o.dataPath.empty())
+    return usage("missing --data FILE.arrow");
+  if ((o.steps > 0) == (o.epochs > 0))
+    return usage("give exactly one of --steps N or --epochs E (positive)");
+  if (o.saveEvery < 0 || (o.saveEvery > 0 && o.saveDir.empty()))
+    return usage("--save-every needs --save DIR and a positive N");
+  if (flags.given("pad-id") && padId < 0)
+    return usage("--pad-id must be >= 0");
+  if (threads < 0)
+    return usage("--threads must be positive");
+  o.schedule.kind = schedule;
+  o.schedule.lr = lr;
+  o.schedule.minLr = minLr;
+  o.schedule.warmup = warmup;
+  o.seed = uint64_t(seed);
+  if (flags.given("pad-id"))
+    o.padId = padId;
+  if (flags.given("weight-decay")) o.weightDecay = weightDecay;
+  if (flags.given("beta1")) o.beta1 = beta1;
+  if (flags.given("beta2")) o.beta2 = beta2;
+  if (flags.given("eps")) o.epsilon = eps;
+  if (flags.given("max-grad-norm")) o.maxGradNorm = maxGradNorm;
+  o.threads = threads > 0 ? int(threads) : int(std::max(1u, std::thread::hardware_concurrency()));
+  o.quiet = quiet;
+
+  train::TrainOutcome outcome = train::train(o);
+  if (outcome.exitCode != 0)
+    std::fprintf(stderr, "aprun: %s\n", outcome.message.c_str());
+  return outcome.exitCode;
+}
