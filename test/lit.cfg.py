@@ -13,5 +13,7 @@ config.environment["PATH"] = os.pathsep.join(
     [config.apc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])]
 )
 config.substitutions.append(("%python", config.python_executable))
+# The test oracles' Python (pyarrow, torch), made by tools/setup.sh.
+config.substitutions.append(("%venv_python", os.path.join(config.apc_source_dir, ".venv", "bin", "python")))
 config.substitutions.append(("%apc_src", config.apc_source_dir))
 config.substitutions.append(("%configs", os.path.join(config.apc_source_dir, "frontends", "llama3", "configs")))

@@ -3,6 +3,8 @@
 #include "runtime/plan/PlanVersion.h"
 #include "runtime/schema/plan_generated.h"
 
+#include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -115,9 +117,16 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
   };
   if (bytes.size() < 8)
     return fail("too short to be a plan (" + std::to_string(bytes.size()) + " bytes)");
-  if (!PlanBufferHasIdentifier(bytes.data()))
-    return fail("not an APC plan (file identifier '" + bytes.substr(4, 4) +
+  if (!PlanBufferHasIdentifier(bytes.data())) {
+    std::string shown;
+    for (char c : bytes.substr(4, 4)) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", unsigned(uint8_t(c)));
+      shown += std::isprint(uint8_t(c)) ? std::string(1, c) : std::string(hex);
+    }
+    return fail("not an APC plan (file identifier '" + shown +
                 "', expected 'APCP'); make one with apc compile");
+  }
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t *>(bytes.data()),
                                  bytes.size());
   if (!VerifyPlanBuffer(verifier))

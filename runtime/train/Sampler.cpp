@@ -5,14 +5,17 @@
 
 namespace apc::train {
 
-Sampler::Sampler(int64_t numRows, int64_t batchSize, uint64_t seed)
-    : numRows_(numRows), batchSize_(batchSize), seed_(seed) {}
+Sampler::Sampler(int64_t numRows, int64_t batchSize, uint64_t seed, bool shuffle)
+    : numRows_(numRows), batchSize_(batchSize), seed_(seed), shuffle_(shuffle) {}
 
 void Sampler::shuffleFor(int64_t epoch) {
   if (epoch == cachedEpoch_)
     return;
   order_.resize(size_t(numRows_));
   std::iota(order_.begin(), order_.end(), int64_t(0));
+  cachedEpoch_ = epoch;
+  if (!shuffle_)
+    return;
   std::seed_seq seq{uint32_t(seed_), uint32_t(seed_ >> 32), uint32_t(epoch),
                     uint32_t(uint64_t(epoch) >> 32)};
   std::mt19937_64 rng(seq);
@@ -24,7 +27,6 @@ void Sampler::shuffleFor(int64_t epoch) {
     while (x >= limit);
     std::swap(order_[i], order_[x % bound]);
   }
-  cachedEpoch_ = epoch;
 }
 
 std::vector<int64_t> Sampler::batch(int64_t epoch, int64_t index) {

@@ -13,7 +13,9 @@ namespace apc::train {
 
 class Sampler {
 public:
-  Sampler(int64_t numRows, int64_t batchSize, uint64_t seed);
+  // With `shuffle` false, epochs read rows in file order (batch k holds rows
+  // [k*batch, (k+1)*batch)).
+  Sampler(int64_t numRows, int64_t batchSize, uint64_t seed, bool shuffle = true);
 
   int64_t batchesPerEpoch() const { return numRows_ / batchSize_; }
   // Rows of batch `index` (0-based) of epoch `epoch` (0-based).
@@ -23,6 +25,7 @@ private:
   void shuffleFor(int64_t epoch);
   int64_t numRows_, batchSize_;
   uint64_t seed_;
+  bool shuffle_;
   int64_t cachedEpoch_ = -1;
   std::vector<int64_t> order_;
 };

@@ -189,7 +189,7 @@ TrainOutcome train(const TrainOptions &o) {
     checkpoint::initWeights(slots.parameters, plan.model()->initializer_range(), o.seed);
   }
 
-  Sampler sampler(column->numRows(), batch, state.seed);
+  Sampler sampler(column->numRows(), batch, state.seed, o.shuffle);
   int64_t total = o.steps > 0 ? o.steps : o.epochs * sampler.batchesPerEpoch();
   Schedule schedule = o.schedule;
   schedule.totalSteps = total;

@@ -20,6 +20,7 @@ struct TrainOptions {
   Schedule schedule;
   std::optional<double> weightDecay, beta1, beta2, epsilon, maxGradNorm; // plan overrides
   uint64_t seed = 42;
+  bool shuffle = true;           // false: rows in file order every epoch
   std::optional<int64_t> padId; // overrides the plan's
   std::string saveDir;
   int64_t saveEvery = 0;        // 0: only at the end

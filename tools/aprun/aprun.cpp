@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
   double lr = 1e-4, minLr = 0.0;
   int64_t warmup = 0;
   double weightDecay = 0, beta1 = 0, beta2 = 0, eps = 0, maxGradNorm = 0;
-  bool quiet = false;
+  bool quiet = false, noShuffle = false;
   FlagParser flags(
       "aprun", "train with an APC plan on this machine",
       "aprun plan.fb --data FILE.arrow [--weights DIR|FILE] [--steps N | --epochs E] "
@@ -46,6 +46,8 @@ int main(int argc, char **argv) {
   flags.addDouble("max-grad-norm", &maxGradNorm,
                   "clip gradients to this global norm (default: the plan's; 0 disables)");
   flags.addInt("seed", &seed, "shuffling and initialisation seed (default 42)");
+  flags.addBool("no-shuffle", &noShuffle, "read rows in file order (default: shuffled per "
+                                          "epoch from --seed)");
   flags.addInt("pad-id", &padId, "token id that pads short rows (default: the plan's)");
   flags.addString("save", &o.saveDir, "write checkpoints into this folder", "DIR");
   flags.addInt("save-every", &o.saveEvery, "checkpoint every N steps (default: at the end)");
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
   if (flags.given("max-grad-norm")) o.maxGradNorm = maxGradNorm;
   o.threads = threads > 0 ? int(threads) : int(std::max(1u, std::thread::hardware_concurrency()));
   o.quiet = quiet;
+  o.shuffle = !noShuffle;
 
   train::TrainOutcome outcome = train::train(o);
   if (outcome.exitCode != 0)
