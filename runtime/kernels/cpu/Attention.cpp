@@ -6,10 +6,10 @@
 // loop is a unit-stride f32 axpy the compiler vectorises: the scores of one query are
 // q[d] * K^T[d, :] accumulated over d, softmax uses a vectorisable exp, and P V adds
 // p[j] * V[j, :]. This holds whatever the storage dtype and however many query heads
-// share a kv head. Work is split over (batch, head,
-// query block) tasks, each writing only its own outputs; the backward pass gives each
-// query head private dK/dV partials that are then summed over the heads of a group in
-// a fixed order. No atomics anywhere, so results are identical for any thread count.
+// share a kv head. Work is split over (batch, head, query block) tasks, each writing
+// only its own outputs; the backward pass gives each query head private dK/dV
+// partials that are then summed over the heads of a group in a fixed order. No
+// atomics anywhere, so results are identical for any thread count.
 // Rope precomputes a cos/sin table per call in double (angles reach thousands of
 // radians, where f32 would lose the phase) and rotates in f32.
 #include "runtime/kernels/cpu/Common.h"

@@ -2,10 +2,9 @@
 //
 // Design idea: labels are validated (and the kept positions counted) by one serial
 // scan, so an invalid label is reported at its first position and the row-parallel
-// part cannot fail. Each row is widened once to f32 scratch; its logsumexp takes a
-// vectorised exp and a double sum;
-// the scalar loss is the sum of per-row losses taken in row order, so it is
-// bit-identical for any thread count.
+// part cannot fail. Each row is widened once to f32 scratch, and its logsumexp takes
+// a vectorisable exp and a double sum. The scalar loss is the sum of the per-row
+// losses taken in row order, so it is bit-identical for any thread count.
 #include "runtime/kernels/cpu/Common.h"
 
 #include <cmath>
