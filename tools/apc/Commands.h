@@ -7,5 +7,7 @@ namespace apc::tools {
 int runImport(int argc, char **argv, int first);
 int runEval(int argc, char **argv, int first);
 int runCompile(int argc, char **argv, int first);
+// `apc data <subcommand>`: argv[first] names the subcommand (sample, ...).
+int runDataCommand(int argc, char **argv, int first);
 
 } // namespace apc::tools

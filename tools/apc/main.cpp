@@ -13,7 +13,8 @@ static const char *kUsage =
     "commands:\n"
     "  import llama3   trace a Hugging Face Llama 3 config.json into ap IR\n"
     "  compile         turn the imported forward + loss into the training step\n"
-    "  eval            run an ap IR function on the reference interpreter\n";
+    "  eval            run an ap IR function on the reference interpreter\n"
+    "  data sample     write a synthetic tokenized dataset (Arrow IPC stream)\n";
 
 int main(int argc, char **argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
@@ -27,6 +28,8 @@ int main(int argc, char **argv) {
     return apc::tools::runCompile(argc, argv, 2);
   if (command == "eval")
     return apc::tools::runEval(argc, argv, 2);
+  if (command == "data")
+    return apc::tools::runDataCommand(argc, argv, 2);
   std::fprintf(stderr, "apc: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }
