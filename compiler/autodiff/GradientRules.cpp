@@ -146,13 +146,16 @@ FailureOr<SmallVector<Value>> buildOperandGradients(OpBuilder &b, Operation *op,
             return {ap::ReduceSumOp::create(b, loc, o.getInput().getType(), dy,
                                             o.getDimsAttr(), b.getBoolAttr(false))};
           })
-          .Case([&](ap::ShiftLabelsOp) -> Grads { return {Value()}; })
+          .Case<ap::ShiftLabelsOp, ap::CountKeptOp>([&](Operation *) -> Grads { return {Value()}; })
           .Case([&](ap::CrossEntropyOp o) -> Grads {
-            return {ap::CrossEntropyGradOp::create(b, loc, o.getLogits().getType(),
-                                                   o.getLogits(), o.getLabels(), dy,
-                                                   o.getIgnoreIndexAttr(),
-                                                   o.getReductionAttr()),
-                    Value()};
+            Grads g = {ap::CrossEntropyGradOp::create(b, loc, o.getLogits().getType(),
+                                                      o.getLogits(), o.getLabels(), dy,
+                                                      o.getKeptCount(), o.getIgnoreIndexAttr(),
+                                                      o.getReductionAttr()),
+                       Value()};
+            if (o.getKeptCount())
+              g.push_back(Value()); // the count is data, not a function of the parameters
+            return g;
           })
           .Case([&](ap::FillOp) -> Grads { return {}; })
           .Default([&](Operation *) { return std::nullopt; });

@@ -146,7 +146,8 @@ RefTensor siluGrad(const RefTensor &x, const RefTensor &gradOutput, RefTensor ou
 }
 
 Results crossEntropyGrad(ap::CrossEntropyGradOp op, const RefTensor &logits,
-                         const RefTensor &labels, const RefTensor &gradLoss, RefTensor out) {
+                         const RefTensor &labels, const RefTensor &gradLoss,
+                         const RefTensor *keptCount, RefTensor out) {
   int64_t n = rows(logits), vocab = logits.shape.back();
   double ignore = double(op.getIgnoreIndexAttr().getInt());
   int64_t kept = 0;
@@ -161,8 +162,9 @@ Results crossEntropyGrad(ap::CrossEntropyGradOp op, const RefTensor &logits,
   // Mean: each kept position weighs 1/kept. With none kept every row is ignored and the
   // gradient is all zeros (never 0/0).
   double weight = gradLoss.data[0];
-  if (op.getReduction() == "mean" && kept > 0)
-    weight /= double(kept);
+  double count = keptCount ? keptCount->data[0] : double(kept);
+  if (op.getReduction() == "mean" && count > 0)
+    weight /= count;
   for (int64_t r = 0; r < n; ++r) {
     if (labels.data[r] == ignore)
       continue; // stays zero

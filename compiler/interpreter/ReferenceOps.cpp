@@ -285,7 +285,8 @@ RefTensor shiftLabels(ap::ShiftLabelsOp op, const RefTensor &labels, RefTensor o
 }
 
 Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
-                               const RefTensor &labels, RefTensor out) {
+                               const RefTensor &labels, const RefTensor *keptCount,
+                               RefTensor out) {
   int64_t n = rows(logits), vocab = logits.shape.back();
   double ignore = double(op.getIgnoreIndexAttr().getInt()), total = 0;
   int64_t kept = 0;
@@ -303,7 +304,8 @@ Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
     ++kept;
   }
   bool mean = op.getReduction() == "mean";
-  out.data[0] = mean ? (kept ? total / double(kept) : std::nan("")) : total;
+  double count = keptCount ? keptCount->data[0] : double(kept);
+  out.data[0] = mean ? (count > 0 ? total / count : std::nan("")) : total;
   return out;
 }
 
@@ -373,8 +375,15 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
           .Case([&](ap::TransposeOp o) { return wrap(transpose(o, *in[0], out())); })
           .Case([&](ap::ReduceSumOp o) { return wrap(reduceSum(o, *in[0], out())); })
           .Case([&](ap::ShiftLabelsOp o) { return wrap(shiftLabels(o, *in[0], out())); })
+          .Case([&](ap::CountKeptOp o) {
+            RefTensor t = out();
+            double ignore = double(o.getIgnoreIndexAttr().getInt());
+            for (double label : in[0]->data)
+              t.data[0] += label != ignore ? 1.0 : 0.0;
+            return wrap(std::move(t));
+          })
           .Case([&](ap::CrossEntropyOp o) {
-            return wrap(crossEntropy(o, *in[0], *in[1], out()));
+            return wrap(crossEntropy(o, *in[0], *in[1], in.size() > 2 ? in[2] : nullptr, out()));
           })
           // Gradient and optimizer ops (ReferenceGradOps.cpp).
           .Case([&](ap::FillOp o) { return wrap(fill(o, out())); })
@@ -387,7 +396,8 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
           })
           .Case([&](ap::SiluGradOp) { return wrap(siluGrad(*in[0], *in[1], out())); })
           .Case([&](ap::CrossEntropyGradOp o) {
-            return crossEntropyGrad(o, *in[0], *in[1], *in[2], out());
+            return crossEntropyGrad(o, *in[0], *in[1], *in[2], in.size() > 3 ? in[3] : nullptr,
+                                    out());
           })
           .Case([&](ap::GradNormOp) { return wrap(gradNorm(in, out())); })
           .Case([&](ap::AdamWOp o) { return adamw(o, in); })

@@ -75,7 +75,8 @@ Results attentionGrad(ap::AttentionGradOp op, const RefTensor &q,
                       const RefTensor &k, const RefTensor &v, const RefTensor &gradOutput);
 RefTensor siluGrad(const RefTensor &x, const RefTensor &gradOutput, RefTensor out);
 Results crossEntropyGrad(ap::CrossEntropyGradOp op, const RefTensor &logits,
-                         const RefTensor &labels, const RefTensor &gradLoss, RefTensor out);
+                         const RefTensor &labels, const RefTensor &gradLoss,
+                         const RefTensor *keptCount, RefTensor out);
 RefTensor gradNorm(const std::vector<const RefTensor *> &grads, RefTensor out);
 Results adamw(ap::AdamWOp op, const std::vector<const RefTensor *> &operands);
 

@@ -364,7 +364,7 @@ Tensor Tracer::crossEntropy(Tensor logits, Tensor labels, int64_t ignoreIndex,
     return {};
   Type type = tensorType({}, builder_->getF32Type());
   return checked(ap::CrossEntropyOp::create(
-      *builder_, currentLocation(), type, logits.value(), labels.value(),
+      *builder_, currentLocation(), type, logits.value(), labels.value(), /*kept_count=*/Value(),
       builder_->getI64IntegerAttr(ignoreIndex), builder_->getStringAttr(reduction)));
 }
 

@@ -118,10 +118,13 @@ Result<std::string> findCheckpoint(const std::string &dir) {
     std::string name = entry.path().filename().string();
     if (name.rfind("checkpoint-", 0) != 0 || !entry.is_directory())
       continue;
-    char *end = nullptr;
-    long long step = std::strtoll(name.c_str() + 11, &end, 10);
-    if (*end || step < 0)
+    // Only decimal digits after the prefix: strtoll alone would take "checkpoint-"
+    // as step 0 and "checkpoint-+5" or "checkpoint- 5" as step 5.
+    std::string digits = name.substr(11);
+    if (digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
       continue;
+    int64_t step = std::stoll(digits);
     if (step > best && fs::exists(entry.path() / "trainer_state.json")) {
       best = step;
       found = entry.path().string();

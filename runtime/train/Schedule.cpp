@@ -10,7 +10,7 @@ Status Schedule::validate() const {
     return Status::error("--lr-schedule must be constant, linear or cosine, got '" + kind + "'");
   if (!(lr > 0.0))
     return Status::error("--lr must be positive");
-  if (minLr < 0.0 || minLr > lr)
+  if (!(minLr >= 0.0 && minLr <= lr)) // also refuses NaN
     return Status::error("--min-lr must be between 0 and --lr");
   if (warmup < 0)
     return Status::error("--warmup must be >= 0");

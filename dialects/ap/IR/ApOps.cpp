@@ -73,6 +73,13 @@ LogicalResult checkSameElement(Operation *op, StringRef roleA, Value a, StringRe
   return success();
 }
 
+// The optional global kept-token count of the loss ops: a scalar f32.
+LogicalResult checkKeptCount(Operation *op, Value count) {
+  if (count.getType() != RankedTensorType::get({}, Float32Type::get(op->getContext())))
+    return op->emitOpError() << "kept_count must be tensor<f32>, got " << count.getType();
+  return success();
+}
+
 } // namespace
 
 #define GET_OP_CLASSES
@@ -324,6 +331,14 @@ LogicalResult CrossEntropyOp::verify() {
   if (getReduction() != "mean" && getReduction() != "sum")
     return emitOpError() << "reduction must be \"mean\" or \"sum\", got \""
                          << getReduction() << "\"";
+  if (getKeptCount() && failed(checkKeptCount(*this, getKeptCount())))
+    return failure();
+  return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
+}
+
+LogicalResult CountKeptOp::verify() {
+  if (failed(checkTensor(*this, "labels", getLabels(), ElementKind::Integer)))
+    return failure();
   return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
 }
 
@@ -461,6 +476,8 @@ LogicalResult CrossEntropyGradOp::verify() {
   if (getReduction() != "mean" && getReduction() != "sum")
     return emitOpError() << "reduction must be \"mean\" or \"sum\", got \""
                          << getReduction() << "\"";
+  if (getKeptCount() && failed(checkKeptCount(*this, getKeptCount())))
+    return failure();
   return checkResult(*this, getGradLogits(), logits.getShape(), logits.getElementType());
 }
 

@@ -211,16 +211,31 @@ def Ap_CrossEntropyOp : Ap_Op<"cross_entropy", [Pure]> {
     `logsumexp(logits) - logits[label]`, computed in f32 or wider; positions whose
     label is `ignore_index` are left out. `reduction = "mean"` divides the sum by
     the number of kept positions (NaN when none is kept, as torch), `"sum"` does
-    not. The result is a scalar `tensor<f32>`.
+    not. With `kept_count` (a scalar f32, the kept positions of the whole global
+    batch, as data parallelism computes it), "mean" divides by it instead of the
+    local count. The result is a scalar `tensor<f32>`.
   }];
   let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$labels,
+                   Optional<AnyRankedTensor>:$kept_count,
                    DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
                    DefaultValuedStrAttr<StrAttr, "mean">:$reduction);
   let results = (outs AnyRankedTensor:$result);
-  let assemblyFormat = "$logits `,` $labels attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = "$logits `,` $labels (`count` $kept_count^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 
+def Ap_CountKeptOp : Ap_Op<"count_kept", [Pure]> {
+  let summary = "number of labels that are not ignore_index, as a scalar f32";
+  let description = [{
+    The denominator of a mean cross-entropy; data parallelism sums it over the
+    replicas to normalise the loss by the kept tokens of the global batch.
+  }];
+  let arguments = (ins AnyRankedTensor:$labels,
+                   DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$labels attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
 
 //===----------------------------------------------------------------------===//
 // Constants
@@ -333,15 +348,16 @@ def Ap_CrossEntropyGradOp : Ap_Op<"cross_entropy_grad", [Pure]> {
   let summary = "gradient of cross_entropy w.r.t. the logits";
   let description = [{
     For kept positions `grad_loss * (softmax(logits) - onehot(label))`, divided by
-    the number of kept positions when `reduction = "mean"`; zero at ignored
-    positions. `grad_loss` is a scalar `tensor<f32>`.
+    the number of kept positions (or by `kept_count` when given) when
+    `reduction = "mean"`; zero at ignored positions. `grad_loss` is a scalar
+    `tensor<f32>`.
   }];
   let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$labels,
-                   AnyRankedTensor:$grad_loss,
+                   AnyRankedTensor:$grad_loss, Optional<AnyRankedTensor>:$kept_count,
                    DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
                    DefaultValuedStrAttr<StrAttr, "mean">:$reduction);
   let results = (outs AnyRankedTensor:$grad_logits);
-  let assemblyFormat = "$logits `,` $labels `,` $grad_loss attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = "$logits `,` $labels `,` $grad_loss (`count` $kept_count^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

@@ -60,8 +60,12 @@ Status checkLossOperands(const Checker &check, const std::vector<TensorView> &in
 Status prepareCrossEntropy(const std::vector<TensorView> &in,
                            const std::vector<TensorView> &out, const Attributes &attrs) {
   Checker check("cross_entropy");
-  APC_RETURN_IF_ERROR(check.arity(in, out, 2, 2, 1));
+  APC_RETURN_IF_ERROR(check.arity(in, out, 2, 3, 1));
   APC_RETURN_IF_ERROR(checkLossOperands(check, in, attrs));
+  if (in.size() == 3) { // the global kept count (data parallelism)
+    APC_RETURN_IF_ERROR(check.dtype("kept_count", in[2], DType::F32));
+    APC_RETURN_IF_ERROR(check.shape("kept_count", in[2], {}));
+  }
   APC_RETURN_IF_ERROR(check.dtype("result", out[0], DType::F32));
   return check.shape("result", out[0], {});
 }
@@ -69,8 +73,12 @@ Status prepareCrossEntropy(const std::vector<TensorView> &in,
 Status prepareCrossEntropyGrad(const std::vector<TensorView> &in,
                                const std::vector<TensorView> &out, const Attributes &attrs) {
   Checker check("cross_entropy_grad");
-  APC_RETURN_IF_ERROR(check.arity(in, out, 3, 3, 1));
+  APC_RETURN_IF_ERROR(check.arity(in, out, 3, 4, 1));
   APC_RETURN_IF_ERROR(checkLossOperands(check, in, attrs));
+  if (in.size() == 4) {
+    APC_RETURN_IF_ERROR(check.dtype("kept_count", in[3], DType::F32));
+    APC_RETURN_IF_ERROR(check.shape("kept_count", in[3], {}));
+  }
   APC_RETURN_IF_ERROR(check.dtype("grad_loss", in[2], DType::F32));
   APC_RETURN_IF_ERROR(check.shape("grad_loss", in[2], {}));
   return check.sameType("grad_logits", out[0], "logits", in[0]);
@@ -149,8 +157,8 @@ Status runCrossEntropy(const KernelContext &context, const std::vector<TensorVie
     double total = 0;
     for (int64_t r = 0; r < rows; ++r)
       total += losses[r];
-    float result = mean ? (kept ? float(total / double(kept)) : std::nanf(""))
-                        : float(total);
+    double count = in.size() > 2 ? double(*in[2].as<float>()) : double(kept);
+    float result = mean ? (count > 0 ? float(total / count) : std::nanf("")) : float(total);
     *out[0].as<float>() = result;
     return Status::ok();
   });
@@ -169,8 +177,9 @@ Status runCrossEntropyGrad(const KernelContext &context, const std::vector<Tenso
     const Id *label = labels.as<Id>();
     // Mean: each kept position weighs 1/kept; with none kept every row is zero.
     double weight = double(*in[2].as<float>());
-    if (mean && kept > 0)
-      weight /= double(kept);
+    double count = in.size() > 3 ? double(*in[3].as<float>()) : double(kept);
+    if (mean && count > 0)
+      weight /= count;
     int threads = threadsFor(context, 8 * rows * vocab);
     dispatchFloat(logits.dtype, [&](auto storage) {
       using S = decltype(storage);
@@ -203,6 +212,31 @@ Status runCrossEntropyGrad(const KernelContext &context, const std::vector<Tenso
   });
 }
 
+// ---- count_kept ------------------------------------------------------------------------
+
+Status prepareCountKept(const std::vector<TensorView> &in, const std::vector<TensorView> &out,
+                        const Attributes &attrs) {
+  Checker check("count_kept");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 1, 1, 1));
+  APC_RETURN_IF_ERROR(check.tensor("labels", in[0], Kind::Id));
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "ignore_index", false));
+  APC_RETURN_IF_ERROR(check.dtype("result", out[0], DType::F32));
+  return check.shape("result", out[0], {});
+}
+
+Status runCountKept(const KernelContext &, const std::vector<TensorView> &in,
+                    const std::vector<TensorView> &out, const Attributes &attrs) {
+  int64_t ignore = attrs.getInt("ignore_index", -100), kept = 0;
+  return dispatchId(in[0].dtype, [&](auto idType) {
+    using Id = decltype(idType);
+    const Id *labels = in[0].as<Id>();
+    for (int64_t i = 0, n = in[0].numElements(); i < n; ++i)
+      kept += int64_t(labels[i]) != ignore;
+    *out[0].as<float>() = float(kept);
+    return Status::ok();
+  });
+}
+
 } // namespace
 
 std::vector<KernelInfo> lossKernels() {
@@ -210,6 +244,7 @@ std::vector<KernelInfo> lossKernels() {
       {"shift_labels", runShiftLabels, prepareShiftLabels},
       {"cross_entropy", runCrossEntropy, prepareCrossEntropy},
       {"cross_entropy_grad", runCrossEntropyGrad, prepareCrossEntropyGrad},
+      {"count_kept", runCountKept, prepareCountKept},
   };
 }
 

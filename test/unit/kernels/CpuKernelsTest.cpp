@@ -437,7 +437,7 @@ TEST(CpuKernelsTest, RegistryHasEveryKernel) {
        {"gemm", "embedding", "rms_norm", "rope", "attention", "silu", "add", "mul", "cast",
         "transpose", "reshape", "reduce_sum", "broadcast", "shift_labels", "cross_entropy",
         "fill", "embedding_grad", "rms_norm_grad", "rope_grad", "attention_grad", "silu_grad",
-        "cross_entropy_grad", "grad_norm", "adamw"}) {
+        "cross_entropy_grad", "grad_norm", "adamw", "count_kept"}) {
     const KernelInfo *info = findCpuKernel(name);
     ASSERT_NE(info, nullptr) << name;
     EXPECT_STREQ(info->name, name);
@@ -445,7 +445,7 @@ TEST(CpuKernelsTest, RegistryHasEveryKernel) {
     EXPECT_NE(info->prepare, nullptr);
   }
   EXPECT_EQ(findCpuKernel("no_such_kernel"), nullptr);
-  EXPECT_EQ(cpuKernels().size(), 24u);
+  EXPECT_EQ(cpuKernels().size(), 25u);
 }
 
 // ---- gemm ---------------------------------------------------------------------------
@@ -809,6 +809,24 @@ TEST(CpuKernelsTest, CrossEntropyGrad) {
          {ty({3, 11, 300}), ty({3, 11}, "i32"), ty({})}, {ty({3, 11, 300})}};
   c.gens = {uniform(5.0), labels(300, 1.0), scalar(1.0)}; // all ignored: zeros
   check(c);
+}
+
+// The data-parallel forms: the mean divides by a given (global) kept count.
+TEST(CpuKernelsTest, LossWithGlobalKeptCount) {
+  Case forward{"cross_entropy", "ap.cross_entropy",
+               {ty({3, 11, 300}), ty({3, 11}, "i64"), ty({})}, {ty({})}};
+  forward.gens = {uniform(5.0), labels(300, 0.3), scalar(57.0)};
+  check(forward);
+  Case backward{"cross_entropy_grad", "ap.cross_entropy_grad",
+                {ty({3, 11, 300}, "bf16"), ty({3, 11}, "i32"), ty({}), ty({})},
+                {ty({3, 11, 300}, "bf16")}};
+  backward.gens = {uniform(5.0), labels(300, 0.3), scalar(1.3), scalar(57.0)};
+  check(backward);
+  for (std::string idType : {"i32", "i64"}) {
+    Case count{"count_kept", "ap.count_kept", {ty({5, 13}, idType)}, {ty({})}};
+    count.gens = {labels(300, 0.4)};
+    check(count);
+  }
 }
 
 // ---- optimizer ----------------------------------------------------------------------
