@@ -1,6 +1,7 @@
 // Declarations and registration of APC's compiler passes (generated from Passes.td).
 #pragma once
 
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Pass/Pass.h"
 
 #include <memory>

@@ -65,4 +65,30 @@ def ApOptimizerPass : Pass<"ap-optimizer", "mlir::ModuleOp"> {
   ];
 }
 
+def ApPartitionPass : Pass<"ap-partition", "mlir::ModuleOp"> {
+  let summary = "split the training step across devices as the parallel plan says";
+  let description = [{
+    Runs on the whole training step (after ap-optimizer). Declares the device mesh
+    as an upstream `shard.grid @mesh` and rewrites the function into the program of
+    one device, with explicit upstream `shard.all_reduce` collectives.
+
+    Today: data parallelism. `input_ids` and `labels` are split on the batch; a
+    propagation over the ops assigns every value a state (replicated, split on a
+    dim, or partial: a per-device summand); splitting a value divides that dim of
+    its type; a partial value that must be whole (a gradient entering grad_norm or
+    adamw, the returned loss) gets a `shard.all_reduce` (sum). The loss is divided by
+    the kept tokens of the global batch (`ap.count_kept`, all-reduced), so ranks with
+    more padding weigh exactly as they would on one device. Gradient all-reduces are
+    placed right after the gradient is complete and grouped into buckets of about
+    `bucket-mb` MiB (adjacent collectives that the runtime fuses).
+  }];
+  let options = [
+    Option<"plan", "plan", "std::string", /*default=*/"\"dp=1\"",
+           "the parallel plan (\"dp=2\", or its JSON form)">,
+    Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
+           "gradient all-reduce bucket size in MiB">
+  ];
+  let dependentDialects = ["mlir::shard::ShardDialect"];
+}
+
 #endif // APC_COMPILER_PASSES_TD

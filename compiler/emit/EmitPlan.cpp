@@ -98,10 +98,16 @@ FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::Func
         fbb.CreateVector(inst.outputs), fbb.CreateVector(attrs), inst.flops));
     flops += inst.flops;
   }
-  auto programOffset =
-      fb::CreateProgram(fbb, /*device=*/0, fbb.CreateVector(buffers),
-                        fbb.CreateVector(instructions), program.arenaBytes, program.loss,
-                        program.gradNorm);
+  // One program per device; data parallelism gives every device the same one.
+  int64_t devices = 1;
+  for (int64_t d : program.meshShape)
+    devices *= d;
+  auto buffersOffset = fbb.CreateVector(buffers);
+  auto instructionsOffset = fbb.CreateVector(instructions);
+  std::vector<flatbuffers::Offset<fb::Program>> programs;
+  for (int64_t device = 0; device < devices; ++device)
+    programs.push_back(fb::CreateProgram(fbb, int32_t(device), buffersOffset, instructionsOffset,
+                                         program.arenaBytes, program.loss, program.gradNorm));
 
   auto data = fb::CreateDataSpec(fbb, batch, seqLen, info.padId, fb::DType(idsType));
   auto optimizer = fb::CreateOptimizerSpec(
@@ -118,8 +124,10 @@ FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::Func
   auto plan = fb::CreatePlan(fbb, plan::kPlanVersion, fbb.CreateString("apc 0.1"),
                              modelConfig, fbb.CreateVector(parameters), data,
                              fbb.CreateString(precisionName), optimizer,
-                             fbb.CreateVector(std::vector<decltype(programOffset)>{programOffset}),
-                             predicted);
+                             fbb.CreateVector(programs), predicted,
+                             fbb.CreateVector(program.meshShape),
+                             fbb.CreateVectorOfStrings(program.meshAxes),
+                             fbb.CreateString(program.parallelPlan));
   fb::FinishPlanBuffer(fbb, plan);
   return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
 }

@@ -53,6 +53,9 @@ struct ExecParameter {
 };
 
 struct ExecProgram {
+  std::vector<int64_t> meshShape;     // devices per mesh axis
+  std::vector<std::string> meshAxes;  // their names
+  std::string parallelPlan;
   std::vector<ExecBuffer> buffers;
   std::vector<ExecInstruction> instructions;
   std::vector<ExecParameter> parameters;

@@ -6,6 +6,7 @@
 #include "compiler/support/EntryFunction.h"
 #include "dialects/ap/IR/ApOps.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -82,7 +83,7 @@ public:
   explicit Lowering(func::FuncOp fn) : fn_(fn) {}
 
   FailureOr<ExecProgram> run() {
-    if (failed(lowerArguments()))
+    if (failed(lowerMesh()) || failed(lowerArguments()))
       return failure();
     for (Operation &op : fn_.getBody().front().without_terminator())
       if (failed(lowerOp(&op)))
@@ -120,6 +121,56 @@ private:
     auto shape = cast<RankedTensorType>(v.getType()).getShape();
     b.shape.assign(shape.begin(), shape.end());
     return b;
+  }
+
+  // The device mesh: the shard.grid the partitioner declared (none: one device).
+  LogicalResult lowerMesh() {
+    auto module = fn_->getParentOfType<ModuleOp>();
+    for (auto grid : module.getOps<shard::GridOp>()) {
+      if (!program_.meshShape.empty())
+        return grid.emitError() << "lowering: more than one shard.grid";
+      program_.meshShape.assign(grid.getShape().begin(), grid.getShape().end());
+      for (size_t i = 0; i < program_.meshShape.size(); ++i)
+        program_.meshAxes.push_back(program_.meshShape.size() == 1 ? "dp" : "axis" + std::to_string(i));
+    }
+    if (auto plan = fn_->getAttrOfType<StringAttr>("ap.parallel_plan"))
+      program_.parallelPlan = plan.getValue().str();
+    return success();
+  }
+
+  // shard.all_reduce -> an "all_reduce" instruction; one right after another on the
+  // same axes joins it (a bucket: one collective for several gradients).
+  LogicalResult lowerAllReduce(shard::AllReduceOp op) {
+    if (op.getReduction() != shard::ReductionKind::Sum)
+      return op.emitOpError() << "lowering: only sum all-reduces are supported";
+    std::vector<int64_t> axes(op.getGridAxes().begin(), op.getGridAxes().end());
+    FailureOr<ExecBuffer> b = bufferFor(op.getResult(), "%" + std::to_string(program_.buffers.size()));
+    if (failed(b))
+      return failure();
+    int input = buffers_.lookup(op.getInput());
+    int output = addBuffer(op.getResult(), *b);
+    if (!program_.instructions.empty() && lastWasAllReduce_) {
+      ExecInstruction &prev = program_.instructions.back();
+      if (prev.kernel == "all_reduce" && prev.attributes.size() && prev.attributes[0].ints == axes) {
+        prev.inputs.push_back(input);
+        prev.outputs.push_back(output);
+        prev.flops += double(numElements(op.getInput()));
+        return success();
+      }
+    }
+    ExecInstruction inst;
+    inst.kernel = "all_reduce";
+    ExecAttribute a;
+    a.name = "axes";
+    a.kind = ExecAttribute::Kind::Ints;
+    a.ints = axes;
+    inst.attributes.push_back(a);
+    inst.inputs = {input};
+    inst.outputs = {output};
+    inst.flops = double(numElements(op.getInput()));
+    program_.instructions.push_back(std::move(inst));
+    lastWasAllReduce_ = true;
+    return success();
   }
 
   LogicalResult lowerArguments() {
@@ -171,6 +222,12 @@ private:
   }
 
   LogicalResult lowerOp(Operation *op) {
+    if (auto reduce = dyn_cast<shard::AllReduceOp>(op))
+      return lowerAllReduce(reduce);
+    if (!isa<ap::ApDialect>(op->getDialect()))
+      return op->emitOpError() << "lowering: no lowering for this op";
+    if (!isa<ap::ReshapeOp>(op))
+      lastWasAllReduce_ = false;
     if (auto reshape = dyn_cast<ap::ReshapeOp>(op)) {
       FailureOr<ExecBuffer> b = bufferFor(reshape.getResult(), "%reshape");
       if (failed(b))
@@ -232,6 +289,7 @@ private:
 
   func::FuncOp fn_;
   ExecProgram program_;
+  bool lastWasAllReduce_ = false;
   llvm::DenseMap<Value, int> buffers_;
 };
 

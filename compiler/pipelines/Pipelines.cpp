@@ -8,7 +8,7 @@ namespace apc {
 
 const std::vector<std::string> &phaseNames() {
   static const std::vector<std::string> names = {"input", "mixed-precision", "autodiff",
-                                                 "optimizer"};
+                                                 "optimizer", "partition"};
   return names;
 }
 
@@ -39,6 +39,11 @@ void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &opt
   optimizer.weightDecay = options.weightDecay;
   optimizer.maxGradNorm = options.maxGradNorm;
   pm.addPass(createApOptimizerPass(optimizer));
+  if (last < Phase::Partition)
+    return;
+  ApPartitionPassOptions partition;
+  partition.plan = options.parallelPlan;
+  pm.addPass(createApPartitionPass(partition));
 }
 
 namespace {

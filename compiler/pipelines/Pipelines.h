@@ -13,9 +13,9 @@
 
 namespace apc {
 
-enum class Phase { Input, MixedPrecision, Autodiff, Optimizer };
+enum class Phase { Input, MixedPrecision, Autodiff, Optimizer, Partition };
 
-// Phase names as users type them: input, mixed-precision, autodiff, optimizer.
+// Phase names as users type them: input, mixed-precision, autodiff, optimizer, partition.
 const std::vector<std::string> &phaseNames();
 std::optional<Phase> parsePhase(const std::string &name);
 
@@ -23,11 +23,12 @@ struct TrainStepOptions {
   std::string precision = "bf16"; // bf16 | fp32
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 0.01;
   double maxGradNorm = 0.0; // 0: no clipping
+  std::string parallelPlan = "dp=1"; // see compiler/partition/ParallelPlan.h
 };
 
 // Adds the passes up to and including `last`.
 void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &options,
-                            Phase last = Phase::Optimizer);
+                            Phase last = Phase::Partition);
 
 // Registers the passes and the `ap-train-step` pipeline for apc-opt.
 void registerCompilerPasses();

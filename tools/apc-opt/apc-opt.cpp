@@ -4,13 +4,14 @@
 #include "dialects/ap/IR/ApDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
   apc::registerCompilerPasses();
   mlir::DialectRegistry registry;
-  registry.insert<apc::ap::ApDialect, mlir::func::FuncDialect>();
+  registry.insert<apc::ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "APC optimizer driver\n", registry));
 }

@@ -3,6 +3,7 @@
 
 #include "compiler/emit/EmitPlan.h"
 #include "compiler/lowering/LowerToExec.h"
+#include "compiler/partition/ParallelPlan.h"
 #include "compiler/pipelines/Pipelines.h"
 #include "compiler/support/EntryFunction.h"
 #include "dialects/ap/IR/ApDialect.h"
@@ -10,6 +11,7 @@
 #include "runtime/support/Flags.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
@@ -17,6 +19,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 
 namespace apc::tools {
@@ -33,7 +36,12 @@ int runCompile(int argc, char **argv, int first) {
                    "apc compile llama3.mlir --cluster cpu:1 [--precision bf16|fp32] "
                    "[--emit=plan|mlir] [--compile-to=PHASE] -o OUT");
   flags.addPositional("FILE.mlir", &input, "ap IR from apc import");
-  flags.addString("cluster", &cluster, "devices to compile for; today only cpu:1", "NAME");
+  flags.addString("cluster", &cluster, "devices to compile for: cpu:N (N local CPU processes)",
+                  "NAME");
+  std::string planText;
+  flags.addString("plan", &planText,
+                  "parallel plan, e.g. \"dp=2\" or '{\"dp\": 2}' (default: dp over all devices)",
+                  "PLAN");
   flags.addString("precision", &precision,
                   "bf16 (default: bf16 compute, f32 master weights and loss) or fp32",
                   "bf16|fp32");
@@ -70,9 +78,20 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s\n", what.c_str());
     return 2;
   };
-  if (cluster != "cpu:1")
-    return usage("--cluster '" + cluster +
-                 "' is not supported yet: this version compiles for one device (cpu:1)");
+  int64_t devices = 0;
+  {
+    char *end = nullptr;
+    if (cluster.rfind("cpu:", 0) == 0)
+      devices = std::strtoll(cluster.c_str() + 4, &end, 10);
+    if (devices <= 0 || !end || *end)
+      return usage("--cluster must be cpu:N (N local CPU processes), got '" + cluster +
+                   "'; GPU cluster profiles come with the CUDA backend");
+  }
+  if (planText.empty())
+    planText = "dp=" + std::to_string(devices);
+  auto parallelPlan = partition::parseParallelPlan(planText);
+  if (!parallelPlan)
+    return usage("--plan: " + parallelPlan.message());
   if (precision != "bf16" && precision != "fp32")
     return usage("--precision must be bf16 or fp32, got '" + precision + "'");
   if (!compileTo.empty()) {
@@ -80,7 +99,7 @@ int runCompile(int argc, char **argv, int first) {
       return usage("--compile-to writes IR: use it with --emit=mlir");
     emit = "mlir";
   }
-  std::optional<Phase> last = parsePhase(compileTo.empty() ? "optimizer" : compileTo);
+  std::optional<Phase> last = parsePhase(compileTo.empty() ? "partition" : compileTo);
   if (!last)
     return usage("--compile-to must be one of " + phases + ", got '" + compileTo + "'");
   if (emit != "mlir" && emit != "plan")
@@ -92,7 +111,7 @@ int runCompile(int argc, char **argv, int first) {
   options.precision = precision;
 
   mlir::DialectRegistry registry;
-  registry.insert<ap::ApDialect, mlir::func::FuncDialect>();
+  registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
   mlir::MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
@@ -103,6 +122,29 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s: cannot parse (see above)\n", input.c_str());
     return 1;
   }
+  if (auto fn = findEntryFunction(*module); mlir::succeeded(fn)) {
+    partition::PlanContext planContext;
+    planContext.devices = devices;
+    planContext.cluster = cluster;
+    auto model = (*fn)->getAttrOfType<mlir::DictionaryAttr>("ap.model");
+    auto intOf = [&](const char *key, int64_t otherwise) {
+      auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
+      return a ? a.getInt() : otherwise;
+    };
+    planContext.heads = intOf("num_attention_heads", 1);
+    planContext.kvHeads = intOf("num_key_value_heads", 1);
+    planContext.layers = intOf("num_hidden_layers", 1);
+    planContext.vocab = intOf("vocab_size", 1);
+    for (unsigned i = 0; i < fn->getNumArguments(); ++i)
+      if (argName(*fn, i) == "input_ids") {
+        auto type = mlir::cast<mlir::RankedTensorType>(fn->getArgument(i).getType());
+        planContext.batch = type.getDimSize(0);
+        planContext.seqLen = type.getRank() > 1 ? type.getDimSize(1) : 1;
+      }
+    if (Status s = partition::validate(*parallelPlan, planContext); !s)
+      return usage("--plan \"" + planText + "\": " + s.message());
+  }
+  options.parallelPlan = parallelPlan->toString();
   mlir::PassManager pm(&context);
   if (timing)
     pm.enableTiming();
@@ -143,14 +185,15 @@ int runCompile(int argc, char **argv, int first) {
   }
   int64_t ops = 0;
   std::string what = emit == "plan" ? "plan (arena " + std::to_string(arenaBytes) + " bytes)"
-                                    : "phase '" + (compileTo.empty() ? std::string("optimizer")
+                                    : "phase '" + (compileTo.empty() ? std::string("partition")
                                                                      : compileTo) + "'";
   module->walk([&](mlir::Operation *) { ++ops; });
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(output == "-" ? stderr : stdout,
-               "compiled %s to %s (precision %s, cluster %s): %lld ops in %.2fs%s%s\n",
+               "compiled %s to %s (precision %s, cluster %s, plan %s): %lld ops in %.2fs%s%s\n",
                input.c_str(), what.c_str(), precision.c_str(), cluster.c_str(),
+               options.parallelPlan.c_str(),
                (long long)ops, seconds, output == "-" ? "" : "; wrote ",
                output == "-" ? "" : output.c_str());
   return 0;

@@ -12,6 +12,7 @@
 #include "runtime/support/Flags.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
@@ -112,7 +113,7 @@ int runEval(int argc, char **argv, int first) {
   }
 
   mlir::DialectRegistry registry;
-  registry.insert<ap::ApDialect, mlir::func::FuncDialect>();
+  registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
   mlir::MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
