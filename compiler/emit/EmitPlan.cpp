@@ -49,6 +49,9 @@ FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::Func
       seqLen = b.shape[1];
       idsType = b.dtype;
     }
+  // The program's input_ids hold one data-parallel share; the plan records the global batch.
+  if (!program.meshShape.empty())
+    batch *= program.meshShape[0];
   if (batch == 0)
     return step.emitError() << "emit: @" << step.getSymName()
                             << " has no [batch, seq] input_ids argument";

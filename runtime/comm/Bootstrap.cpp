@@ -279,7 +279,7 @@ Result<std::string> firstSlurmHost(const std::string &nodeList) {
 
 Result<int> slurmTasksOnNode(const std::string &tasksPerNode, int nodeIndex) {
   // Comma-separated "N" or "N(xM)".
-  int seen = 0;
+  int seen = 0, found = -1;
   size_t i = 0;
   auto bad = [&] {
     return Result<int>::error("'" + tasksPerNode + "' is not a list like '2(x3),1'");
@@ -304,16 +304,24 @@ Result<int> slurmTasksOnNode(const std::string &tasksPerNode, int nodeIndex) {
         return bad();
       ++j;
     }
-    if (nodeIndex < seen + reps)
-      return int(n);
+    if (found < 0 && nodeIndex < seen + reps)
+      found = int(n);
+    if (seen + reps > INT_MAX)
+      return bad();
     seen += int(reps);
     if (j < tasksPerNode.size()) {
       if (tasksPerNode[j] != ',')
         return bad();
       ++j;
+      if (j == tasksPerNode.size())
+        return bad(); // a trailing comma
     }
     i = j;
   }
+  if (tasksPerNode.empty())
+    return bad();
+  if (found > 0)
+    return found;
   return Result<int>::error("'" + tasksPerNode + "' lists " + std::to_string(seen) +
                             " nodes but this is node " + std::to_string(nodeIndex));
 }

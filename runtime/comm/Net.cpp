@@ -128,13 +128,14 @@ Result<Fd> connectWithRetry(const std::string &host, int port, Clock::time_point
         Fd fd;
         int err = tryConnect(ai, deadline, fd);
         if (err == 0)
-          return std::move(fd);
+          return fd;
         last = errnoText(err);
       }
     }
-    if (Clock::now() + backoff >= deadline)
+    auto now = Clock::now();
+    if (now >= deadline)
       break;
-    std::this_thread::sleep_for(backoff);
+    std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - now));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
   }
   return Result<Fd>::error("cannot connect to " + hostPort(host, port) +
@@ -150,7 +151,7 @@ Result<Fd> listenOn(const std::string &host, int port, int backlog) {
   } else {
     // Every interface: the master address may be a name for any of this host's.
     addrinfo hints{};
-    hints.ai_family = AF_INET;
+    hints.ai_family = host.find(':') != std::string::npos ? AF_INET6 : AF_INET;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     std::string service = std::to_string(port);
@@ -174,7 +175,7 @@ Result<Fd> listenOn(const std::string &host, int port, int backlog) {
       last = errnoText(errno);
       continue;
     }
-    return std::move(fd);
+    return fd;
   }
   return Result<Fd>::error("cannot listen on " + hostPort(host, port) + ": " + last);
 }

@@ -11,8 +11,9 @@
 // line on stderr and keeps serving.
 //
 // Shutdown: `close()` records "this rank is done" in the store. On rank 0 it then waits
-// (up to closeTimeout) until every rank has closed and stops the server, so that the
-// server does not vanish while others still use it. The destructor calls `close()`.
+// until every rank has closed (or has disconnected without closing: it died), at most
+// closeTimeout, and stops the server, so that the server does not vanish while others
+// still use it. The destructor calls `close()`.
 //
 // One client connection per process, guarded by a mutex: calls from several threads
 // are serialised (a blocking get holds the connection until it returns).
@@ -89,6 +90,7 @@ private:
   // One request/answer exchange; the answer's payload (after the status byte).
   Result<Bytes> request(const Bytes &message, std::chrono::milliseconds answerWithin,
                         const std::string &what);
+  Status waitForRanksToClose();
 
   TcpStoreOptions options_;
   std::string address_;

@@ -1,5 +1,6 @@
 #include "runtime/exec/Executor.h"
 
+#include "runtime/comm/Communicator.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/schema/plan_generated.h"
 
@@ -52,7 +53,8 @@ Executor::~Executor() {
 
 Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int device,
                                                    const Backend &backend,
-                                                   kernels::KernelContext context) {
+                                                   kernels::KernelContext context,
+                                                   GroupLookup groups) {
   using R = Result<std::unique_ptr<Executor>>;
   const plan::Program *program = nullptr;
   for (const plan::Program *p : *plan.programs())
@@ -97,10 +99,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   for (size_t k = 0; k < program->instructions()->size(); ++k) {
     const plan::Instruction *inst = program->instructions()->Get(k);
     Prepared p;
-    p.kernel = backend.find(inst->kernel()->str());
-    if (!p.kernel)
-      return R::error("instruction " + std::to_string(k) + ": the " + backend.name +
-                      " backend has no kernel '" + inst->kernel()->str() + "'");
+    std::string where = "instruction " + std::to_string(k) + " ('" + inst->kernel()->str() + "')";
     if (inst->inputs())
       for (int b : *inst->inputs())
         p.inputs.push_back(exec->views_[b]);
@@ -108,17 +107,63 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
       for (int b : *inst->outputs())
         p.outputs.push_back(exec->views_[b]);
     p.attributes = convertAttributes(*inst);
+    if (inst->kernel()->str() == "all_reduce") {
+      std::vector<int64_t> axes = p.attributes.getInts("axes");
+      p.group = groups ? groups(axes) : nullptr;
+      if (!p.group)
+        return R::error(where + ": a collective, but this run has no communicator for it "
+                                "(launch the plan's devices with aprun --nproc N or torchrun)");
+      if (p.inputs.size() != p.outputs.size() || p.inputs.empty())
+        return R::error(where + ": needs as many outputs as inputs");
+      for (size_t i = 0; i < p.inputs.size(); ++i)
+        if (p.inputs[i].dtype != kernels::DType::F32 || p.outputs[i].dtype != kernels::DType::F32 ||
+            p.inputs[i].numElements() != p.outputs[i].numElements())
+          return R::error(where + ": operand " + std::to_string(i) +
+                          " is not an f32 input/output pair of one size");
+      exec->prepared_.push_back(std::move(p));
+      continue;
+    }
+    p.kernel = backend.find(inst->kernel()->str());
+    if (!p.kernel)
+      return R::error("instruction " + std::to_string(k) + ": the " + backend.name +
+                      " backend has no kernel '" + inst->kernel()->str() + "'");
     if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
-      return R::error("instruction " + std::to_string(k) + " ('" + inst->kernel()->str() +
-                      "'): " + s.message());
+      return R::error(where + ": " + s.message());
     exec->prepared_.push_back(std::move(p));
   }
   return exec;
 }
 
+// One collective for the whole bucket: pack, reduce, unpack (a single input needs no
+// packing: it is reduced in its output).
+Status Executor::allReduce(const Prepared &p) {
+  if (p.inputs.size() == 1) {
+    size_t n = size_t(p.inputs[0].numElements());
+    if (p.outputs[0].data != p.inputs[0].data)
+      std::memcpy(p.outputs[0].data, p.inputs[0].data, n * sizeof(float));
+    return p.group->allReduceSum(p.outputs[0].as<float>(), n);
+  }
+  size_t total = 0;
+  for (const kernels::TensorView &t : p.inputs)
+    total += size_t(t.numElements());
+  staging_.resize(total);
+  size_t at = 0;
+  for (const kernels::TensorView &t : p.inputs) {
+    std::memcpy(staging_.data() + at, t.data, size_t(t.numElements()) * sizeof(float));
+    at += size_t(t.numElements());
+  }
+  APC_RETURN_IF_ERROR(p.group->allReduceSum(staging_.data(), total));
+  at = 0;
+  for (const kernels::TensorView &t : p.outputs) {
+    std::memcpy(t.data, staging_.data() + at, size_t(t.numElements()) * sizeof(float));
+    at += size_t(t.numElements());
+  }
+  return Status::ok();
+}
+
 Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute &attr) {
   for (Prepared &p : prepared_)
-    if (kernel == p.kernel->name) {
+    if (p.kernel && kernel == p.kernel->name) {
       p.attributes.set(attr);
       if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
         return Status::error(std::string(kernel) + " with " + attr.name + ": " + s.message());
@@ -129,9 +174,11 @@ Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute 
 Status Executor::step() {
   for (size_t k = 0; k < prepared_.size(); ++k) {
     const Prepared &p = prepared_[k];
-    if (Status s = p.kernel->run(context_, p.inputs, p.outputs, p.attributes); !s)
-      return Status::error("instruction " + std::to_string(k) + " ('" + p.kernel->name +
-                           "'): " + s.message());
+    Status s = p.kernel ? p.kernel->run(context_, p.inputs, p.outputs, p.attributes)
+                        : allReduce(p);
+    if (!s)
+      return Status::error("instruction " + std::to_string(k) + " ('" +
+                           (p.kernel ? p.kernel->name : "all_reduce") + "'): " + s.message());
   }
   return Status::ok();
 }

@@ -11,9 +11,14 @@
 #include "runtime/kernels/Kernel.h"
 #include "runtime/support/Status.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace apc::comm {
+class Communicator;
+}
 
 namespace apc::plan {
 struct Program;
@@ -29,11 +34,17 @@ struct Backend {
 };
 const Backend &cpuBackend();
 
+// The communicator of the devices that share every coordinate but those of `axes`
+// (the group a collective over those mesh axes runs in); null: none available.
+using GroupLookup = std::function<comm::Communicator *(const std::vector<int64_t> &axes)>;
+
 class Executor {
 public:
+  // `groups` serves the plan's collectives; single-device plans need none.
   static Result<std::unique_ptr<Executor>> create(const plan::Plan &plan, int device,
                                                   const Backend &backend,
-                                                  kernels::KernelContext context);
+                                                  kernels::KernelContext context,
+                                                  GroupLookup groups = nullptr);
   ~Executor();
 
   // Runs every instruction once. Stops at the first kernel error.
@@ -53,7 +64,8 @@ private:
       : program_(program), context_(context) {}
 
   struct Prepared {
-    const kernels::KernelInfo *kernel;
+    const kernels::KernelInfo *kernel = nullptr; // null for a collective
+    comm::Communicator *group = nullptr;         // the collective's group
     std::vector<kernels::TensorView> inputs, outputs;
     kernels::Attributes attributes;
   };
@@ -64,6 +76,8 @@ private:
   std::vector<void *> allocations_;
   uint64_t arenaBytes_ = 0;
   std::vector<Prepared> prepared_;
+  std::vector<float> staging_; // bucketed all-reduces pack their gradients here
+  Status allReduce(const Prepared &p);
 };
 
 } // namespace apc::exec

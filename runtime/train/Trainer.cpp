@@ -3,6 +3,10 @@
 #include "runtime/train/Trainer.h"
 
 #include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/comm/Bootstrap.h"
+#include "runtime/comm/Communicator.h"
+#include "runtime/comm/GlooCommunicator.h"
+#include "runtime/comm/TcpStore.h"
 #include "runtime/data/ArrowFile.h"
 #include "runtime/exec/Executor.h"
 #include "runtime/plan/PlanLoader.h"
@@ -16,6 +20,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <set>
 
 namespace apc::train {
 namespace {
@@ -72,15 +78,104 @@ kernels::Attribute floatAttr(const char *name, double value) {
 
 } // namespace
 
+// The ranks that share every mesh coordinate of `rank` except those on `axes`.
+std::vector<int> groupOf(const std::vector<int64_t> &mesh, int rank,
+                         const std::vector<int64_t> &axes) {
+  std::vector<int64_t> coords(mesh.size());
+  int64_t r = rank;
+  for (int64_t d = int64_t(mesh.size()) - 1; d >= 0; --d) {
+    coords[d] = r % mesh[d];
+    r /= mesh[d];
+  }
+  int64_t total = 1;
+  for (int64_t n : mesh)
+    total *= n;
+  std::vector<int> group;
+  for (int64_t other = 0; other < total; ++other) {
+    int64_t x = other;
+    bool same = true;
+    for (int64_t d = int64_t(mesh.size()) - 1; d >= 0; --d) {
+      int64_t c = x % mesh[d];
+      x /= mesh[d];
+      bool onAxis = std::find(axes.begin(), axes.end(), d) != axes.end();
+      if (!onAxis && c != coords[d])
+        same = false;
+    }
+    if (same)
+      group.push_back(int(other));
+  }
+  return group;
+}
+
 TrainOutcome train(const TrainOptions &o) {
   // ---- Plan and program ----
   auto loaded = plan::LoadedPlan::load(o.planPath);
   if (!loaded)
     return usageError(loaded.message());
   const plan::Plan &plan = loaded->plan();
+
+  // ---- Processes: one rank per device of the plan's mesh ----
+  auto process = comm::detectProcess();
+  if (!process)
+    return usageError(process.message());
+  std::vector<int64_t> mesh;
+  if (plan.mesh_shape())
+    mesh.assign(plan.mesh_shape()->begin(), plan.mesh_shape()->end());
+  int64_t devices = 1;
+  for (int64_t d : mesh)
+    devices *= d;
+  std::string planName = plan.parallel_plan() ? plan.parallel_plan()->str() : "dp=1";
+  if (process->worldSize != devices)
+    return usageError(o.planPath + ": the plan is for " + std::to_string(devices) +
+                      " devices (" + planName + ") but this job has " +
+                      std::to_string(process->worldSize) + " process" +
+                      (process->worldSize == 1 ? "" : "es") +
+                      "; run it with aprun --nproc " + std::to_string(devices) +
+                      " (or torchrun --nproc-per-node " + std::to_string(devices) + ")");
+  int rank = process->rank;
+  bool leader = rank == 0; // prints, writes metrics and checkpoints
+  std::chrono::milliseconds commTimeout(int64_t(o.commTimeoutSeconds) * 1000);
+  std::unique_ptr<comm::TcpStore> store;
+  std::map<std::vector<int64_t>, std::unique_ptr<comm::Communicator>> groups;
+  if (process->multiProcess()) {
+    auto created = comm::TcpStore::create(*process, commTimeout);
+    if (!created)
+      return runtimeError("rank " + std::to_string(rank) + ": " + created.message());
+    store = std::move(*created);
+    // Every rank creates the same groups in the same order (those the program uses).
+    std::set<std::vector<int64_t>> needed;
+    for (const plan::Instruction *inst : *plan.programs()->Get(0)->instructions())
+      if (inst->kernel()->str() == "all_reduce" && inst->attributes())
+        for (const plan::Attribute *a : *inst->attributes())
+          if (a->name()->str() == "axes" && a->ints())
+            needed.insert(std::vector<int64_t>(a->ints()->begin(), a->ints()->end()));
+    for (const std::vector<int64_t> &axes : needed) {
+      std::string name = "axes";
+      for (int64_t a : axes)
+        name += "-" + std::to_string(a);
+      auto communicator =
+          comm::createGlooCommunicator(*store, *process, groupOf(mesh, rank, axes), name, commTimeout);
+      if (!communicator)
+        return runtimeError("rank " + std::to_string(rank) + ": " + communicator.message());
+      groups[axes] = std::move(*communicator);
+    }
+  }
+  exec::GroupLookup lookup = [&](const std::vector<int64_t> &axes) -> comm::Communicator * {
+    auto it = groups.find(axes);
+    return it == groups.end() ? nullptr : it->second.get();
+  };
+  // The data-parallel coordinate: this rank's share of each global batch.
+  int64_t dpIndex = 0, dpSize = 1;
+  if (!mesh.empty()) {
+    dpSize = mesh[0];
+    int64_t inner = devices / dpSize;
+    dpIndex = rank / inner;
+  }
+
   kernels::KernelContext context;
   context.threads = std::max(1, o.threads);
-  auto executor = exec::Executor::create(plan, /*device=*/0, exec::cpuBackend(), context);
+  auto executor = exec::Executor::create(plan, /*device=*/rank, exec::cpuBackend(), context,
+                                         lookup);
   if (!executor)
     return usageError(o.planPath + ": " + executor.message());
   exec::Executor &exec = **executor;
@@ -175,7 +270,7 @@ TrainOutcome train(const TrainOptions &o) {
                           " has " + std::to_string(column->numRows()));
     state = *resumed;
     state.dataPath = o.dataPath;
-    if (!o.quiet)
+    if (!o.quiet && leader)
       std::printf("resumed from %s at step %lld (epoch %lld, batch %lld)\n", folder->c_str(),
                   (long long)state.step, (long long)state.epoch, (long long)state.batchInEpoch);
   } else if (!o.weightsPath.empty()) {
@@ -200,19 +295,21 @@ TrainOutcome train(const TrainOptions &o) {
                       " and the checkpoint is at step " + std::to_string(state.step));
 
   std::ofstream metrics;
-  if (!o.metricsPath.empty()) {
+  if (!o.metricsPath.empty() && leader) {
     metrics.open(o.metricsPath, o.resumeDir.empty() ? std::ios::trunc : std::ios::app);
     if (!metrics)
       return runtimeError(o.metricsPath + ": cannot open for writing");
   }
-  if (!o.quiet)
+  bool quiet = o.quiet || !leader;
+  if (!quiet)
     std::printf("training %s on %s: %lld rows, batch %lld x seq %lld, %lld steps "
-                "(%lld per epoch), %s, arena %.1f MiB, %d threads\n",
+                "(%lld per epoch), %s, arena %.1f MiB, %d threads, %lld device%s (%s)\n",
                 o.planPath.c_str(), o.dataPath.c_str(), (long long)column->numRows(),
                 (long long)batch, (long long)seqLen, (long long)total,
                 (long long)sampler.batchesPerEpoch(),
                 plan.precision() ? plan.precision()->c_str() : "?",
-                double(exec.arenaBytes()) / 1048576.0, context.threads);
+                double(exec.arenaBytes()) / 1048576.0, context.threads, (long long)devices,
+                devices == 1 ? "" : "s", planName.c_str());
   std::fflush(stdout);
 
   auto save = [&]() -> Status {
@@ -221,7 +318,7 @@ TrainOutcome train(const TrainOptions &o) {
     auto path = checkpoint::saveCheckpoint(o.saveDir, slots);
     if (!path)
       return path.status();
-    if (!o.quiet)
+    if (!quiet)
       std::printf("saved %s\n", path->c_str());
     return Status::ok();
   };
@@ -233,7 +330,10 @@ TrainOutcome train(const TrainOptions &o) {
       program.grad_norm() >= 0 ? exec.buffer(program.grad_norm()).as<float>() : nullptr;
   while (state.step < total) {
     auto stepStart = std::chrono::steady_clock::now();
-    std::vector<int64_t> rows = sampler.batch(state.epoch, state.batchInEpoch);
+    std::vector<int64_t> globalRows = sampler.batch(state.epoch, state.batchInEpoch);
+    int64_t share = batch / dpSize;
+    std::vector<int64_t> rows(globalRows.begin() + dpIndex * share,
+                              globalRows.begin() + (dpIndex + 1) * share);
     if (Status s = builder.fill(rows, exec.buffer(idsBuffer), exec.buffer(labelsBuffer)); !s)
       return runtimeError(o.dataPath + ": " + s.message());
     int64_t step = state.step + 1;
@@ -254,14 +354,14 @@ TrainOutcome train(const TrainOptions &o) {
     double eta = elapsed / double(step - firstStep) * double(total - step);
     double tokensPerSecond = double(batch * seqLen) / std::max(stepSeconds, 1e-9);
     double norm = gradNorm ? double(*gradNorm) : NAN;
-    if (!o.quiet) {
+    if (!quiet) {
       std::printf("step %lld/%lld | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | "
                   "ETA %s\n",
                   (long long)step, (long long)total, double(*loss), lr, norm, tokensPerSecond,
                   formatDuration(eta).c_str());
       std::fflush(stdout);
     }
-    if (metrics) {
+    if (metrics && leader) {
       nlohmann::json line = {{"step", step},          {"total_steps", total},
                              {"epoch", state.epoch},  {"loss", double(*loss)},
                              {"lr", lr},              {"grad_norm", norm},
@@ -270,12 +370,12 @@ TrainOutcome train(const TrainOptions &o) {
       metrics << line.dump() << "\n";
       metrics.flush();
     }
-    if (!std::isfinite(*loss)) // an all-padding batch has no kept token (NaN, as torch)
+    if (leader && !std::isfinite(*loss)) // an all-padding batch has no kept token (NaN, as torch)
       std::fprintf(stderr, "aprun: warning: step %lld: the loss is not finite (%g): a batch "
                            "with no kept token, or divergence (lower --lr)\n",
                    (long long)step, double(*loss));
     bool periodic = o.saveEvery > 0 && step % o.saveEvery == 0;
-    if (!o.saveDir.empty() && (periodic || step == total))
+    if (leader && !o.saveDir.empty() && (periodic || step == total))
       if (Status s = save(); !s)
         return runtimeError(s.message());
   }

@@ -28,6 +28,7 @@ struct TrainOptions {
   std::string metricsPath;
   int threads = 1;
   bool quiet = false;           // no per-step progress lines
+  int commTimeoutSeconds = 300; // a rank silent this long ends the job (multi-rank)
 };
 
 // Exit codes of aprun: 0 ok, 1 a runtime error (bad data, weights, a kernel failure),

@@ -3,6 +3,7 @@
 #include "runtime/support/Flags.h"
 #include "runtime/train/Trainer.h"
 #include "tools/aprun/Dump.h"
+#include "tools/aprun/Launcher.h"
 
 #include <cstdio>
 #include <thread>
@@ -17,6 +18,7 @@ int main(int argc, char **argv) {
   int64_t warmup = 0;
   double weightDecay = 0, beta1 = 0, beta2 = 0, eps = 0, maxGradNorm = 0;
   bool quiet = false, noShuffle = false;
+  int64_t nproc = 0, commTimeout = 300;
   FlagParser flags(
       "aprun", "train with an APC plan on this machine",
       "aprun plan.fb --data FILE.arrow [--weights DIR|FILE] [--steps N | --epochs E] "
@@ -56,6 +58,10 @@ int main(int argc, char **argv) {
   flags.addString("metrics", &o.metricsPath, "append one JSON object per step", "FILE.jsonl");
   flags.addInt("threads", &threads, "CPU threads (default: all cores)");
   flags.addBool("quiet", &quiet, "no per-step progress lines");
+  flags.addInt("nproc", &nproc, "start N local ranks (like torchrun --nproc-per-node N); "
+                                "without it, ranks come from torchrun/Slurm/Open MPI variables");
+  flags.addInt("comm-timeout", &commTimeout,
+               "seconds a rank may stay silent before the job ends (default 300)", "SECONDS");
   std::string message;
   switch (flags.parse(argc, argv, 1, message)) {
   case FlagParser::Outcome::Help:
@@ -81,6 +87,18 @@ int main(int argc, char **argv) {
   }
   if (o.planPath.empty())
     return usage("missing plan.fb (see 'aprun --help')");
+  if (flags.given("nproc")) {
+    if (nproc < 1)
+      return usage("--nproc must be at least 1");
+    // The ranks are this program again, without --nproc, told their rank by torchrun's
+    // variables; their output comes back prefixed by rank.
+    std::vector<char *> rankArgs = tools::withoutFlag(argc, argv, "nproc");
+    return tools::launchLocalRanks(int(nproc), int(rankArgs.size()), rankArgs.data(),
+                                   std::chrono::seconds(0));
+  }
+  if (commTimeout < 1)
+    return usage("--comm-timeout must be at least 1 second");
+  o.commTimeoutSeconds = int(commTimeout);
   if (o.dataPath.empty())
     return usage("missing --data FILE.arrow");
   if ((o.steps > 0) == (o.epochs > 0))
