@@ -379,6 +379,10 @@ TrainOutcome train(const TrainOptions &o) {
       if (Status s = save(); !s)
         return runtimeError(s.message());
   }
+  groups.clear(); // communicators first, then the store they rendezvoused through
+  if (store)
+    if (Status s = store->close(); !s)
+      std::fprintf(stderr, "aprun: warning: rank %d: %s\n", rank, s.message().c_str());
   return {0, ""};
 }
 

@@ -6,6 +6,7 @@
 #include "tools/aprun/Launcher.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 using namespace apc;
@@ -90,6 +91,9 @@ int main(int argc, char **argv) {
   if (flags.given("nproc")) {
     if (nproc < 1)
       return usage("--nproc must be at least 1");
+    if (std::getenv("RANK") || std::getenv("OMPI_COMM_WORLD_RANK"))
+      return usage("--nproc starts ranks itself, but this process already is one (RANK or "
+                   "OMPI_COMM_WORLD_RANK is set): drop --nproc under torchrun/mpirun");
     // The ranks are this program again, without --nproc, told their rank by torchrun's
     // variables; their output comes back prefixed by rank.
     std::vector<char *> rankArgs = tools::withoutFlag(argc, argv, "nproc");
@@ -121,7 +125,12 @@ int main(int argc, char **argv) {
   if (flags.given("beta2")) o.beta2 = beta2;
   if (flags.given("eps")) o.epsilon = eps;
   if (flags.given("max-grad-norm")) o.maxGradNorm = maxGradNorm;
-  o.threads = threads > 0 ? int(threads) : int(std::max(1u, std::thread::hardware_concurrency()));
+  // Default: the cores shared among this machine's ranks, as torchrun's OMP_NUM_THREADS.
+  int localRanks = 1;
+  if (const char *n = std::getenv("LOCAL_WORLD_SIZE"))
+    localRanks = std::max(1, std::atoi(n));
+  o.threads = threads > 0 ? int(threads)
+                          : std::max(1, int(std::thread::hardware_concurrency()) / localRanks);
   o.quiet = quiet;
   o.shuffle = !noShuffle;
 
