@@ -52,7 +52,11 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     plan.recompute = value;
     return Status::ok();
   }
-  if (key == "stages") {
+  if (key == "stages") { // "3+5": layers per stage
+    if (value.empty() || value.find_first_not_of("0123456789+") != std::string::npos ||
+        value.front() == '+' || value.back() == '+' || value.find("++") != std::string::npos)
+      return Status::error("plan field 'stages' must list layers per stage joined by '+', "
+                           "e.g. 3+5, got '" + value + "'");
     plan.stages = value;
     return Status::ok();
   }

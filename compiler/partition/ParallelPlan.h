@@ -21,7 +21,7 @@ struct ParallelPlan {
   bool sp = false;           // sequence parallelism between tensor-parallel regions
   int64_t mb = 1;            // micro-batches per step (pipelines)
   std::string recompute = "none"; // none | selective | full
-  std::string stages;        // layer split across stages, e.g. "3,5" (empty: balanced)
+  std::string stages;        // layers per stage joined by '+', e.g. "3+5" (empty: balanced)
 
   int64_t devices() const { return dp * tp * pp; }
   // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" and JSON.

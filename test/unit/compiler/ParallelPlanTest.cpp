@@ -1,0 +1,114 @@
+// The parallel plan description: both spellings, canonical forms, and every refusal
+// naming its field.
+#include "compiler/partition/ParallelPlan.h"
+
+#include <gtest/gtest.h>
+
+using namespace apc::partition;
+using apc::Status;
+
+namespace {
+
+PlanContext tinyContext(int64_t devices) {
+  PlanContext c;
+  c.devices = devices;
+  c.cluster = "cpu:" + std::to_string(devices);
+  c.batch = 8;
+  c.seqLen = 16;
+  c.heads = 4;
+  c.kvHeads = 2;
+  c.layers = 2;
+  c.vocab = 256;
+  return c;
+}
+
+std::string refusal(const std::string &text, int64_t devices) {
+  auto plan = parseParallelPlan(text);
+  if (!plan)
+    return plan.message();
+  Status s = validate(*plan, tinyContext(devices));
+  return s.isOk() ? "" : s.message();
+}
+
+TEST(ParallelPlanTest, ParsesEveryFieldInBothSpellings) {
+  auto staged = parseParallelPlan("dp=2,pp=2,stages=1+1");
+  ASSERT_TRUE(staged) << staged.message();
+  EXPECT_EQ(staged->stages, "1+1");
+  EXPECT_FALSE(parseParallelPlan("pp=2,stages=1,1")); // the second "1" is not key=value
+  EXPECT_NE(parseParallelPlan("pp=2,stages=1+").message().find("plan field 'stages'"),
+            std::string::npos);
+  auto plan = parseParallelPlan("dp=2,tp=2,pp=2,zero=1,sp=on,mb=4,recompute=selective");
+  ASSERT_TRUE(plan) << plan.message();
+  EXPECT_EQ(plan->dp, 2);
+  EXPECT_EQ(plan->tp, 2);
+  EXPECT_EQ(plan->pp, 2);
+  EXPECT_EQ(plan->zero, 1);
+  EXPECT_TRUE(plan->sp);
+  EXPECT_EQ(plan->mb, 4);
+  EXPECT_EQ(plan->recompute, "selective");
+  EXPECT_EQ(plan->toString(), "dp=2,tp=2,pp=2,zero=1,sp=on,mb=4,recompute=selective");
+
+  auto json = parseParallelPlan(R"({"dp": 2, "tp": 2, "pp": 2, "zero": 1, "sp": true,
+                                    "mb": 4, "recompute": "selective"})");
+  ASSERT_TRUE(json) << json.message();
+  EXPECT_EQ(json->toString(), plan->toString());
+  auto back = parseParallelPlan(plan->toJson());
+  ASSERT_TRUE(back) << back.message();
+  EXPECT_EQ(back->toString(), plan->toString());
+}
+
+TEST(ParallelPlanTest, DefaultsAreOneDevice) {
+  auto plan = parseParallelPlan("");
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->toString(), "dp=1,tp=1,pp=1,zero=0,sp=off,mb=1,recompute=none");
+  EXPECT_EQ(refusal("", 1), "");
+  EXPECT_EQ(refusal("dp=4", 4), "");
+}
+
+TEST(ParallelPlanTest, MalformedPlansNameTheField) {
+  EXPECT_NE(refusal("dp=two", 2).find("plan field 'dp' must be a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(refusal("dp=0", 2).find("plan field 'dp' must be at least 1"), std::string::npos);
+  EXPECT_NE(refusal("zero=4", 2).find("plan field 'zero' must be 0, 1, 2 or 3"),
+            std::string::npos);
+  EXPECT_NE(refusal("sp=maybe", 2).find("plan field 'sp' must be on or off"), std::string::npos);
+  EXPECT_NE(refusal("recompute=some", 2).find("plan field 'recompute'"), std::string::npos);
+  EXPECT_NE(refusal("ep=2", 2).find("unknown plan field 'ep'"), std::string::npos);
+  EXPECT_NE(refusal("dp", 2).find("is not key=value"), std::string::npos);
+  EXPECT_NE(refusal("{\"dp\": [2]}", 2).find("plan field 'dp' has a value of the wrong type"),
+            std::string::npos);
+  EXPECT_NE(refusal("{\"dp\": 2", 2).find("not valid JSON"), std::string::npos);
+}
+
+TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
+  EXPECT_NE(refusal("dp=2", 4).find("plan degrees dp=2 x tp=1 x pp=1 = 2 do not match the 4 "
+                                    "devices of cluster cpu:4"),
+            std::string::npos);
+  EXPECT_NE(refusal("dp=3", 3).find("plan field 'dp' (3) does not divide the batch (8)"),
+            std::string::npos);
+  EXPECT_NE(refusal("dp=1,tp=4", 4).find("plan field 'tp' (4) must divide the attention heads "
+                                         "(4) and the key/value heads (2)"),
+            std::string::npos);
+  EXPECT_NE(refusal("dp=2,sp=on", 2).find("plan field 'sp' needs tp > 1"), std::string::npos);
+  EXPECT_NE(refusal("dp=1,zero=1", 1).find("plan field 'zero' shards over the data-parallel "
+                                           "axis and needs dp > 1"),
+            std::string::npos);
+  EXPECT_NE(refusal("dp=1,pp=3", 3).find("plan field 'pp' (3) exceeds the 2 layers"),
+            std::string::npos);
+  EXPECT_NE(refusal("dp=2,mb=3", 2).find("plan field 'mb' (3) must divide the per-replica "
+                                         "batch (4)"),
+            std::string::npos);
+}
+
+TEST(ParallelPlanTest, UnimplementedSplitsAreRefusedNotIgnored) {
+  for (const char *plan : {"dp=1,tp=2", "dp=2,zero=1", "dp=1,pp=2", "dp=2,mb=2",
+                           "dp=2,recompute=full", "dp=1,tp=2,sp=on"}) {
+    int64_t devices = 1;
+    auto parsed = parseParallelPlan(plan);
+    ASSERT_TRUE(parsed) << plan;
+    devices = parsed->devices();
+    EXPECT_NE(refusal(plan, devices).find("is not implemented yet"), std::string::npos) << plan;
+  }
+}
+
+} // namespace
