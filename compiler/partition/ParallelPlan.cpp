@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <set>
 
 namespace apc::partition {
 namespace {
@@ -18,7 +19,10 @@ Result<int64_t> parseCount(const std::string &field, const std::string &value) {
   return int64_t(v);
 }
 
-Status setField(ParallelPlan &plan, const std::string &key, const std::string &value) {
+Status setField(ParallelPlan &plan, const std::string &key, const std::string &value,
+                std::set<std::string> &seen) {
+  if (!seen.insert(key).second)
+    return Status::error("plan field '" + key + "' is given twice");
   auto count = [&](int64_t &out, int64_t min) -> Status {
     auto v = parseCount(key, value);
     if (!v)
@@ -73,13 +77,14 @@ Result<ParallelPlan> parseJson(const std::string &text) {
   if (!object)
     return R::error("a JSON plan must be an object such as {\"dp\": 2, \"tp\": 2}");
   ParallelPlan plan;
+  std::set<std::string> seen;
   for (const auto &[key, value] : *object) {
     std::string v;
     if (auto i = value.getAsInteger()) v = std::to_string(*i);
     else if (auto b = value.getAsBoolean()) v = *b ? "on" : "off";
     else if (auto s = value.getAsString()) v = s->str();
     else return R::error("plan field '" + key.str() + "' has a value of the wrong type");
-    APC_RETURN_IF_ERROR(setField(plan, key.str(), v));
+    APC_RETURN_IF_ERROR(setField(plan, key.str(), v, seen));
   }
   return plan;
 }
@@ -112,6 +117,7 @@ Result<ParallelPlan> parseParallelPlan(const std::string &text) {
   if (first != std::string::npos && text[first] == '{')
     return parseJson(text);
   ParallelPlan plan;
+  std::set<std::string> seen;
   if (text.find_first_not_of(" \t") == std::string::npos)
     return plan;
   size_t start = 0;
@@ -123,7 +129,7 @@ Result<ParallelPlan> parseParallelPlan(const std::string &text) {
     if (eq == std::string::npos || eq == 0)
       return Result<ParallelPlan>::error("plan item '" + item +
                                          "' is not key=value (e.g. \"dp=2,tp=2,zero=1\")");
-    APC_RETURN_IF_ERROR(setField(plan, item.substr(0, eq), item.substr(eq + 1)));
+    APC_RETURN_IF_ERROR(setField(plan, item.substr(0, eq), item.substr(eq + 1), seen));
     if (comma == std::string::npos)
       break;
     start = comma + 1;

@@ -835,6 +835,18 @@ Status TcpStore::waitForRanksToClose() {
   return Status::error("rendezvous store " + address_ + ": " + problem);
 }
 
+void TcpStore::abandon() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  closed_ = true;
+  if (fd_ >= 0)
+    ::close(fd_);
+  fd_ = -1;
+  if (server_) {
+    server_->stop();
+    server_.reset();
+  }
+}
+
 Status TcpStore::close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);

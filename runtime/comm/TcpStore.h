@@ -79,6 +79,9 @@ public:
   // Announces that this rank is done with the store. On the serving rank, waits for all
   // ranks to close (closeTimeout) and stops the server. Idempotent.
   Status close();
+  // Leaves at once, without waiting for the other ranks: for a job that is failing
+  // (a peer is dead or silent), so that its exit is not delayed by another timeout.
+  void abandon();
 
   int rank() const { return options_.rank; }
   int worldSize() const { return options_.worldSize; }

@@ -127,7 +127,7 @@ TrainOutcome train(const TrainOptions &o) {
   std::string planName = plan.parallel_plan() ? plan.parallel_plan()->str() : "dp=1";
   if (process->worldSize != devices)
     return usageError(o.planPath + ": the plan is for " + std::to_string(devices) +
-                      " devices (" + planName + ") but this job has " +
+                      " device" + (devices == 1 ? "" : "s") + " (" + planName + ") but this job has " +
                       std::to_string(process->worldSize) + " process" +
                       (process->worldSize == 1 ? "" : "es") +
                       "; run it with aprun --nproc " + std::to_string(devices) +
@@ -137,6 +137,16 @@ TrainOutcome train(const TrainOptions &o) {
   std::chrono::milliseconds commTimeout(int64_t(o.commTimeoutSeconds) * 1000);
   std::unique_ptr<comm::TcpStore> store;
   std::map<std::vector<int64_t>, std::unique_ptr<comm::Communicator>> groups;
+  // A run that ends in an error leaves the store without waiting for the other ranks
+  // (they are failing too, or dead): one --comm-timeout, not two.
+  struct AbandonOnError {
+    std::unique_ptr<comm::TcpStore> &store;
+    bool finished = false;
+    ~AbandonOnError() {
+      if (!finished && store)
+        store->abandon();
+    }
+  } abandonOnError{store};
   if (process->multiProcess()) {
     auto created = comm::TcpStore::create(*process, commTimeout);
     if (!created)
@@ -380,6 +390,7 @@ TrainOutcome train(const TrainOptions &o) {
         return runtimeError(s.message());
   }
   groups.clear(); // communicators first, then the store they rendezvoused through
+  abandonOnError.finished = true;
   if (store)
     if (Status s = store->close(); !s)
       std::fprintf(stderr, "aprun: warning: rank %d: %s\n", rank, s.message().c_str());

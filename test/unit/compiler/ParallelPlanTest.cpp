@@ -75,6 +75,7 @@ TEST(ParallelPlanTest, MalformedPlansNameTheField) {
   EXPECT_NE(refusal("recompute=some", 2).find("plan field 'recompute'"), std::string::npos);
   EXPECT_NE(refusal("ep=2", 2).find("unknown plan field 'ep'"), std::string::npos);
   EXPECT_NE(refusal("dp", 2).find("is not key=value"), std::string::npos);
+  EXPECT_NE(refusal("dp=2,dp=4", 2).find("plan field 'dp' is given twice"), std::string::npos);
   EXPECT_NE(refusal("{\"dp\": [2]}", 2).find("plan field 'dp' has a value of the wrong type"),
             std::string::npos);
   EXPECT_NE(refusal("{\"dp\": 2", 2).find("not valid JSON"), std::string::npos);
