@@ -16,7 +16,12 @@ namespace apc::lowering {
 namespace {
 
 FailureOr<DType> dtypeOf(Type type, Location loc) {
-  Type e = cast<RankedTensorType>(type).getElementType();
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape()) {
+    emitError(loc) << "cannot lower a value of type " << type << " (static tensors only)";
+    return failure();
+  }
+  Type e = tensor.getElementType();
   if (e.isF32()) return DType::F32;
   if (e.isBF16()) return DType::BF16;
   if (e.isF16()) return DType::F16;
@@ -151,7 +156,10 @@ private:
     int output = addBuffer(op.getResult(), *b);
     if (!program_.instructions.empty() && lastWasAllReduce_) {
       ExecInstruction &prev = program_.instructions.back();
-      if (prev.kernel == "all_reduce" && prev.attributes.size() && prev.attributes[0].ints == axes) {
+      // Not when this input is (an alias of) what the previous reduction produces.
+      bool readsPrevious = llvm::is_contained(prev.outputs, rootOf(input));
+      if (!readsPrevious && prev.kernel == "all_reduce" && prev.attributes.size() &&
+          prev.attributes[0].ints == axes) {
         prev.inputs.push_back(input);
         prev.outputs.push_back(output);
         prev.flops += double(numElements(op.getInput()));

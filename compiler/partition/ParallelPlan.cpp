@@ -169,6 +169,10 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
     return Status::error("plan field 'mb' (" + std::to_string(p.mb) +
                          ") must divide the per-replica batch (" + std::to_string(c.batch / p.dp) +
                          ")");
+  return checkImplemented(p);
+}
+
+Status checkImplemented(const ParallelPlan &p) {
   // What this version implements; the rest of the grammar is accepted and refused here.
   auto notYet = [](const std::string &what) {
     return Status::error(what + " is not implemented yet in this version of apc (plans with "

@@ -44,4 +44,8 @@ struct PlanContext {
 // dp divides the batch, ...) and what this version implements.
 Status validate(const ParallelPlan &plan, const PlanContext &context);
 
+// Whether this version can partition `plan` (data parallelism today); the rest of the
+// grammar is refused by name, never ignored. `validate` ends with this check.
+Status checkImplemented(const ParallelPlan &plan);
+
 } // namespace apc::partition

@@ -67,7 +67,7 @@ public:
     for (Operation &op : fn_.getBody().front())
       ops.push_back(&op);
     for (Operation *op : ops)
-      if (failed(partition(op)))
+      if (failed(partition(op)) || failed_)
         return failure();
     fn_.setType(FunctionType::get(fn_.getContext(), fn_.getBody().front().getArgumentTypes(),
                                   fn_.getBody().front().getTerminator()->getOperandTypes()));
@@ -94,12 +94,19 @@ private:
 
   State stateOf(Value v) { return states_.lookup(v); }
 
-  // The whole value of a partial one: all-reduced right after it is complete.
+  // The whole value of a partial one: all-reduced right after it is complete. Partial
+  // sums are reduced in f32 (the runtime's collectives are f32); others are refused.
   Value whole(Value v) {
     if (stateOf(v).kind != State::Partial)
       return v;
     if (Value done = wholes_.lookup(v))
       return done;
+    if (!typeOf(v).getElementType().isF32()) {
+      emitError(v.getLoc()) << "ap-partition: a partial sum of type " << v.getType()
+                            << " would need an all-reduce, which runs in f32 only";
+      failed_ = true;
+      return v;
+    }
     OpBuilder b(fn_.getContext());
     if (Operation *def = v.getDefiningOp())
       b.setInsertionPointAfter(def);
@@ -124,8 +131,9 @@ private:
   }
 
   // The kept tokens of the global batch for `labels` (local count, all-reduced).
-  Value globalCount(Value labels, Location loc, OpBuilder &b) {
-    if (Value c = counts_.lookup(labels))
+  Value globalCount(Value labels, IntegerAttr ignoreIndex, Location loc, OpBuilder &b) {
+    auto key = std::make_pair(labels, ignoreIndex.getInt());
+    if (Value c = counts_.lookup(key))
       return c;
     OpBuilder::InsertionGuard guard(b);
     if (Operation *def = labels.getDefiningOp())
@@ -133,10 +141,10 @@ private:
     else
       b.setInsertionPointToStart(&fn_.getBody().front());
     auto local = ap::CountKeptOp::create(b, loc, RankedTensorType::get({}, b.getF32Type()),
-                                         labels, b.getI64IntegerAttr(-100));
+                                         labels, ignoreIndex);
     states_[local.getResult()] = State::p();
     Value global = whole(local.getResult());
-    counts_[labels] = global;
+    counts_[key] = global;
     return global;
   }
 
@@ -329,7 +337,7 @@ private:
           if (!rows(o.getLogits()) || !(stateOf(o.getLabels()) == l))
             return noRule(o);
           if (o.getReduction() == "mean" && !o.getKeptCount())
-            o.getKeptCountMutable().assign(globalCount(o.getLabels(), o.getLoc(), b));
+            o.getKeptCountMutable().assign(globalCount(o.getLabels(), o.getIgnoreIndexAttr(), o.getLoc(), b));
           return setResult(o.getResult(), State::p());
         })
         .Case([&](ap::CrossEntropyGradOp o) -> LogicalResult {
@@ -340,7 +348,7 @@ private:
           if (!rows(o.getLogits()) || !(stateOf(o.getLabels()) == l))
             return noRule(o);
           if (o.getReduction() == "mean" && !o.getKeptCount())
-            o.getKeptCountMutable().assign(globalCount(o.getLabels(), o.getLoc(), b));
+            o.getKeptCountMutable().assign(globalCount(o.getLabels(), o.getIgnoreIndexAttr(), o.getLoc(), b));
           return setResult(o.getGradLogits(), l);
         })
         .Default([&](Operation *o) -> LogicalResult {
@@ -378,10 +386,12 @@ private:
       bytes = 0;
     };
     for (shard::AllReduceOp op : reductions) {
-      // Moving a reduction later is legal only while its users stay after it.
-      bool movable = llvm::all_of(op->getUsers(), [&](Operation *u) {
-        return bucket.empty() || op->getBlock() != u->getBlock() ||
-               !u->isBeforeInBlock(reductions.back());
+      // The bucket's reductions move down to `op`: legal while none of their users
+      // comes before it.
+      bool movable = llvm::all_of(bucket, [&](shard::AllReduceOp member) {
+        return llvm::all_of(member->getUsers(), [&](Operation *u) {
+          return u->getBlock() != op->getBlock() || op->isBeforeInBlock(u);
+        });
       });
       if (!movable)
         flush();
@@ -398,9 +408,10 @@ private:
   func::FuncOp fn_;
   int64_t dp_;
   double bucketBytes_;
+  bool failed_ = false;
   llvm::DenseMap<Value, State> states_;
   llvm::DenseMap<Value, Value> wholes_;
-  llvm::DenseMap<Value, Value> counts_;
+  llvm::DenseMap<std::pair<Value, int64_t>, Value> counts_;
 };
 
 struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
@@ -416,10 +427,8 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
     FailureOr<func::FuncOp> entry = findEntryFunction(module);
     if (failed(entry))
       return signalPassFailure();
-    if (parsed->tp != 1 || parsed->pp != 1 || parsed->zero != 0 || parsed->sp) {
-      module.emitError() << "ap-partition: this version partitions data parallelism only, "
-                            "got plan "
-                         << parsed->toString();
+    if (Status s = partition::checkImplemented(*parsed); !s) {
+      module.emitError() << "ap-partition: " << s.message();
       return signalPassFailure();
     }
     (*entry)->setAttr("ap.parallel_plan", StringAttr::get(&getContext(), parsed->toString()));

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <csignal>
+#include <cstdlib>
 #include <unistd.h>
 
 namespace apc::checkpoint {
@@ -89,6 +91,8 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
                           {"batch_in_epoch", c.state.batchInEpoch},
                           {"seed", c.state.seed},
                           {"num_rows", c.state.numRows},
+                          {"batch", c.state.batch},
+                          {"seq_len", c.state.seqLen},
                           {"data", c.state.dataPath},
                           {"format", "apc-trainer-state-1"}};
   if (Status s = writeFileAtomically((fs::path(tmp) / "trainer_state.json").string(),
@@ -96,12 +100,41 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
       !s)
     return fail(s);
   syncDirectory(tmp);
-  fs::remove_all(final, ec); // an older checkpoint of the same step (a rerun)
+  // An older checkpoint of the same step (a rerun) is moved aside, not deleted, until the
+  // new one is in place: at every moment one complete checkpoint-<step> can be found.
+  std::string old = (fs::path(dir) / ("." + name + ".old-" + std::to_string(::getpid()))).string();
+  bool hadOld = fs::exists(final, ec);
+  if (hadOld) {
+    fs::remove_all(old, ec);
+    fs::rename(final, old, ec);
+    if (ec)
+      return fail(Status::error(final + ": cannot move the previous checkpoint aside: " +
+                                ec.message()));
+  }
   fs::rename(tmp, final, ec);
-  if (ec)
+  if (ec) {
+    std::error_code ignored;
+    if (hadOld)
+      fs::rename(old, final, ignored);
     return fail(Status::error(final + ": cannot rename the checkpoint into place: " +
                               ec.message()));
+  }
   syncDirectory(dir);
+  if (hadOld)
+    fs::remove_all(old, ec);
+  // Leftovers of runs that were killed while saving (hidden names, never resumed from).
+  for (const auto &entry : fs::directory_iterator(dir, ec)) {
+    std::string leftover = entry.path().filename().string();
+    bool ours = leftover.rfind(".checkpoint-", 0) == 0 &&
+                (leftover.find(".tmp-") != std::string::npos ||
+                 leftover.find(".old-") != std::string::npos);
+    if (ours && entry.path() != fs::path(tmp) && entry.path() != fs::path(old)) {
+      // Another live process's folder carries its pid: leave those alone.
+      std::string pid = leftover.substr(leftover.find_last_of('-') + 1);
+      if (::kill(pid_t(std::atol(pid.c_str())), 0) != 0)
+        fs::remove_all(entry.path(), ec);
+    }
+  }
   return final;
 }
 
@@ -125,7 +158,11 @@ Result<std::string> findCheckpoint(const std::string &dir) {
         digits.find_first_not_of("0123456789") != std::string::npos)
       continue;
     int64_t step = std::stoll(digits);
-    if (step > best && fs::exists(entry.path() / "trainer_state.json")) {
+    bool complete = true;
+    for (const char *file : {"trainer_state.json", "model.safetensors", "optimizer.safetensors",
+                             "config.json"})
+      complete = complete && fs::exists(entry.path() / file);
+    if (step > best && complete) {
       best = step;
       found = entry.path().string();
     }
@@ -153,6 +190,8 @@ Result<TrainerState> loadCheckpoint(const std::string &folder, const CheckpointC
     s.batchInEpoch = j.at("batch_in_epoch").get<int64_t>();
     s.seed = j.at("seed").get<uint64_t>();
     s.numRows = j.at("num_rows").get<int64_t>();
+    s.batch = j.at("batch").get<int64_t>();
+    s.seqLen = j.at("seq_len").get<int64_t>();
     s.dataPath = j.value("data", "");
   } catch (const nlohmann::json::exception &e) {
     return R::error(statePath + ": missing or malformed field (" + std::string(e.what()) + ")");

@@ -4,7 +4,7 @@
 //   model.safetensors      weights by Hugging Face name (f32 masters), metadata format=pt
 //   config.json            the model's Hugging Face config (so from_pretrained loads it)
 //   optimizer.safetensors  exp_avg.<name> and exp_avg_sq.<name>
-//   trainer_state.json     step, data position (epoch, batch), seed, dataset size, lr schedule
+//   trainer_state.json     step, data position (epoch, batch), seed, dataset size, batch shape
 // Everything is written into DIR/.checkpoint-<step>.tmp-<pid>/ and renamed into place
 // once complete, so a crash leaves either the previous checkpoints or the new one.
 #pragma once
@@ -24,6 +24,8 @@ struct TrainerState {
   int64_t batchInEpoch = 0;   // index of the next batch within its epoch
   uint64_t seed = 0;          // sampler and initialisation seed
   int64_t numRows = 0;        // rows of the dataset it was trained on
+  int64_t batch = 0;          // global batch of the plan it was trained with
+  int64_t seqLen = 0;         // and its sequence length
   std::string dataPath;       // for the user's information
 };
 

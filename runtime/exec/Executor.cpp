@@ -171,6 +171,17 @@ Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute 
   return Status::ok();
 }
 
+Status Executor::removeAttribute(std::string_view kernel, std::string_view name) {
+  for (Prepared &p : prepared_)
+    if (p.kernel && kernel == p.kernel->name) {
+      p.attributes.erase(name);
+      if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
+        return Status::error(std::string(kernel) + " without " + std::string(name) + ": " +
+                             s.message());
+    }
+  return Status::ok();
+}
+
 Status Executor::step() {
   for (size_t k = 0; k < prepared_.size(); ++k) {
     const Prepared &p = prepared_[k];

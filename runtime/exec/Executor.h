@@ -53,6 +53,8 @@ public:
   // Sets attribute `attr` on every instruction calling `kernel` (run-time overrides of
   // compiled values, such as AdamW's weight decay) and re-validates them.
   Status setAttribute(std::string_view kernel, const kernels::Attribute &attr);
+  // Removes attribute `name` from every instruction calling `kernel`.
+  Status removeAttribute(std::string_view kernel, std::string_view name);
 
   int numBuffers() const { return int(views_.size()); }
   const kernels::TensorView &buffer(int index) const { return views_[index]; }

@@ -55,6 +55,14 @@ public:
   std::string getString(std::string_view name, const std::string &otherwise = "") const;
   std::vector<int64_t> getInts(std::string_view name) const;
   bool has(std::string_view name) const { return find(name) != nullptr; }
+  // Removes the attribute (absent: the op's default).
+  void erase(std::string_view name) {
+    for (size_t i = 0; i < attrs_.size(); ++i)
+      if (attrs_[i].name == name) {
+        attrs_.erase(attrs_.begin() + long(i));
+        return;
+      }
+  }
   // Replaces the attribute of the same name, or adds it.
   void set(Attribute attr) {
     for (Attribute &a : attrs_)

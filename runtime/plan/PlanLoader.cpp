@@ -5,7 +5,9 @@
 
 #include <cctype>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <vector>
 #include <sstream>
 
 namespace apc::plan {
@@ -98,6 +100,40 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
                                  inst->kernel()->str() + "') uses buffer " +
                                  std::to_string(b) + " of " + std::to_string(count));
   }
+  if (program.arena_bytes() > (uint64_t(1) << 50))
+    return Status::error(where + " asks for an arena of " + std::to_string(program.arena_bytes()) +
+                         " bytes");
+  // The inputs the training loop writes: one of each, of the shapes the data spec says.
+  int64_t dp = plan.mesh_shape() && plan.mesh_shape()->size() ? plan.mesh_shape()->Get(0) : 1;
+  int64_t batchShare = plan.data()->batch() / dp, seqLen = plan.data()->seq_len();
+  int seen[8] = {0};
+  for (int b = 0; b < count; ++b) {
+    const Buffer *buffer = buffers.Get(b);
+    if (buffer->kind() != BufferKind::Input)
+      continue;
+    Binding binding = buffer->binding();
+    ++seen[int(binding)];
+    std::vector<int64_t> shape;
+    if (buffer->shape())
+      shape.assign(buffer->shape()->begin(), buffer->shape()->end());
+    bool ok = true;
+    if (binding == Binding::InputIds || binding == Binding::Labels)
+      ok = buffer->dtype() == plan.data()->ids_dtype() &&
+           shape == std::vector<int64_t>{batchShare, seqLen};
+    else if (binding == Binding::Step)
+      ok = buffer->dtype() == DType::I64 && shape.empty();
+    else if (binding == Binding::LearningRate)
+      ok = buffer->dtype() == DType::F32 && shape.empty();
+    if (!ok)
+      return Status::error(where + ": input '" + (buffer->name() ? buffer->name()->str() : "") +
+                           "' does not match the data spec (batch " +
+                           std::to_string(plan.data()->batch()) + " over " + std::to_string(dp) +
+                           " data-parallel devices, seq_len " + std::to_string(seqLen) + ")");
+  }
+  for (Binding b : {Binding::InputIds, Binding::Labels, Binding::Step, Binding::LearningRate})
+    if (seen[int(b)] != 1)
+      return Status::error(where + " needs exactly one " + EnumNameBinding(b) + " input, has " +
+                           std::to_string(seen[int(b)]));
   int loss = program.loss();
   if (loss < 0 || loss >= count || buffers.Get(loss)->dtype() != DType::F32 ||
       (buffers.Get(loss)->shape() && buffers.Get(loss)->shape()->size() != 0))
@@ -127,8 +163,12 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
     return fail("not an APC plan (file identifier '" + shown +
                 "', expected 'APCP'); make one with apc compile");
   }
-  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t *>(bytes.data()),
-                                 bytes.size());
+  // Every device's program is walked separately, so big meshes hold many tables; a
+  // table takes at least 4 bytes, which bounds what a real file can hold.
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(),
+                                 /*max_depth=*/64,
+                                 /*max_tables=*/flatbuffers::uoffset_t(
+                                     std::min<size_t>(bytes.size() / 4 + 1000000, 0x7fffffff)));
   if (!VerifyPlanBuffer(verifier))
     return fail("corrupt plan: the flatbuffer does not verify (truncated or damaged file)");
   const Plan *plan = GetPlan(bytes.data());
@@ -138,10 +178,25 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
                 "; recompile it with the matching apc");
   if (!plan->programs() || plan->programs()->size() == 0)
     return fail("the plan has no programs");
+  int64_t devices = 1;
+  if (plan->mesh_shape())
+    for (int64_t d : *plan->mesh_shape()) {
+      if (d < 1 || d > 65536)
+        return fail("the plan's mesh has a bad size " + std::to_string(d));
+      devices *= d;
+    }
+  if (devices > 65536 || int64_t(plan->programs()->size()) != devices)
+    return fail("the plan's mesh has " + std::to_string(devices) + " devices but " +
+                std::to_string(plan->programs()->size()) + " programs");
   if (!plan->model() || !plan->data() || !plan->optimizer() || !plan->parameters())
     return fail("the plan lacks its model, data, optimizer or parameter section");
   if (plan->data()->batch() <= 0 || plan->data()->seq_len() <= 0)
     return fail("the plan's data spec has no positive batch and seq_len");
+  if (plan->mesh_shape() && plan->mesh_shape()->size() &&
+      plan->data()->batch() % plan->mesh_shape()->Get(0) != 0)
+    return fail("the plan's batch does not split over its data-parallel devices");
+  if (plan->data()->ids_dtype() != DType::I32 && plan->data()->ids_dtype() != DType::I64)
+    return fail("the plan's ids dtype must be I32 or I64");
   for (const ParameterSpec *p : *plan->parameters())
     if (!p->name() || !p->shape())
       return fail("a parameter has no name or shape");

@@ -2,5 +2,6 @@
 #pragma once
 
 namespace apc::plan {
-constexpr unsigned kPlanVersion = 1;
+// 2: DataSpec.batch is the global batch; mesh_shape, mesh_axes, parallel_plan.
+constexpr unsigned kPlanVersion = 2;
 } // namespace apc::plan

@@ -30,6 +30,8 @@ void Sampler::shuffleFor(int64_t epoch) {
 }
 
 std::vector<int64_t> Sampler::batch(int64_t epoch, int64_t index) {
+  if (index < 0 || index >= batchesPerEpoch())
+    return {}; // callers keep index in range; never read past the order
   shuffleFor(epoch);
   return std::vector<int64_t>(order_.begin() + index * batchSize_,
                               order_.begin() + (index + 1) * batchSize_);

@@ -191,10 +191,15 @@ TrainOutcome train(const TrainOptions &o) {
   exec::Executor &exec = **executor;
   for (auto [name, value] : {std::pair{"weight_decay", o.weightDecay}, {"beta1", o.beta1},
                              {"beta2", o.beta2}, {"epsilon", o.epsilon},
-                             {"max_grad_norm", o.maxGradNorm}})
-    if (value)
-      if (Status s = exec.setAttribute("adamw", floatAttr(name, *value)); !s)
-        return usageError(o.planPath + ": " + s.message());
+                             {"max_grad_norm", o.maxGradNorm}}) {
+    if (!value)
+      continue;
+    bool clippingOff = std::string_view(name) == "max_grad_norm" && *value == 0.0;
+    Status s = clippingOff ? exec.removeAttribute("adamw", name)
+                           : exec.setAttribute("adamw", floatAttr(name, *value));
+    if (!s)
+      return usageError(o.planPath + ": " + s.message());
+  }
 
   // ---- Buffers the loop reads and writes ----
   const plan::Program &program = exec.program();
@@ -267,6 +272,8 @@ TrainOutcome train(const TrainOptions &o) {
   state.seed = o.seed;
   state.numRows = column->numRows();
   state.dataPath = o.dataPath;
+  state.batch = batch;
+  state.seqLen = seqLen;
   if (!o.resumeDir.empty()) {
     auto folder = checkpoint::findCheckpoint(o.resumeDir);
     if (!folder)
@@ -278,6 +285,16 @@ TrainOutcome train(const TrainOptions &o) {
       return runtimeError(*folder + ": the checkpoint was trained on " +
                           std::to_string(resumed->numRows) + " rows but " + o.dataPath +
                           " has " + std::to_string(column->numRows()));
+    if (resumed->batch != batch || resumed->seqLen != seqLen)
+      return runtimeError(*folder + ": the checkpoint was trained with batch " +
+                          std::to_string(resumed->batch) + " x seq " +
+                          std::to_string(resumed->seqLen) + " but " + o.planPath +
+                          " has batch " + std::to_string(batch) + " x seq " +
+                          std::to_string(seqLen) + "; resume with a plan of the same shape");
+    if (resumed->batchInEpoch >= column->numRows() / batch)
+      return runtimeError(*folder + ": batch_in_epoch " + std::to_string(resumed->batchInEpoch) +
+                          " is beyond the " + std::to_string(column->numRows() / batch) +
+                          " batches of an epoch");
     state = *resumed;
     state.dataPath = o.dataPath;
     if (!o.quiet && leader)

@@ -137,9 +137,11 @@ int runCompile(int argc, char **argv, int first) {
     planContext.vocab = intOf("vocab_size", 1);
     for (unsigned i = 0; i < fn->getNumArguments(); ++i)
       if (argName(*fn, i) == "input_ids") {
-        auto type = mlir::cast<mlir::RankedTensorType>(fn->getArgument(i).getType());
+        auto type = mlir::dyn_cast<mlir::RankedTensorType>(fn->getArgument(i).getType());
+        if (!type || type.getRank() != 2)
+          return usage(input + ": argument 'input_ids' must be a [batch, seq] tensor");
         planContext.batch = type.getDimSize(0);
-        planContext.seqLen = type.getRank() > 1 ? type.getDimSize(1) : 1;
+        planContext.seqLen = type.getDimSize(1);
       }
     if (Status s = partition::validate(*parallelPlan, planContext); !s)
       return usage("--plan \"" + planText + "\": " + s.message());

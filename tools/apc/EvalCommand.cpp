@@ -139,7 +139,18 @@ int runEval(int argc, char **argv, int first) {
   std::map<std::string, bool> used;
   for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
     std::string name = nameOf(fn.getArgAttrDict(i), "arg" + std::to_string(i));
-    auto type = mlir::cast<mlir::RankedTensorType>(fn.getArgument(i).getType());
+    auto type = mlir::dyn_cast<mlir::RankedTensorType>(fn.getArgument(i).getType());
+    if (!type || !type.hasStaticShape()) {
+      std::fprintf(stderr, "apc eval: %s: argument %u of @%s is %s; only static tensors can "
+                           "be evaluated\n", irPath.c_str(), i, fn.getSymName().str().c_str(),
+                   [&] {
+                     std::string s;
+                     llvm::raw_string_ostream os(s);
+                     os << fn.getArgument(i).getType();
+                     return s;
+                   }().c_str());
+      return 1;
+    }
     const safetensors::TensorView *tensor = inputs->find(name);
     if (!tensor) {
       std::fprintf(stderr, "apc eval: %s: no tensor '%s' for argument %u of @%s\n",

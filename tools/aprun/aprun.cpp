@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
   flags.addString("resume", &o.resumeDir, "continue from a checkpoint (or the latest in DIR)",
                   "DIR");
   flags.addString("metrics", &o.metricsPath, "append one JSON object per step", "FILE.jsonl");
-  flags.addInt("threads", &threads, "CPU threads (default: all cores)");
+  flags.addInt("threads", &threads, "CPU threads per rank (default: the cores divided among "
+                                    "this machine's ranks)");
   flags.addBool("quiet", &quiet, "no per-step progress lines");
   flags.addInt("nproc", &nproc, "start N local ranks (like torchrun --nproc-per-node N); "
                                 "without it, ranks come from torchrun/Slurm/Open MPI variables");
@@ -113,6 +114,8 @@ int main(int argc, char **argv) {
     return usage("--pad-id must be >= 0");
   if (threads < 0)
     return usage("--threads must be positive");
+  if (flags.given("max-grad-norm") && maxGradNorm < 0)
+    return usage("--max-grad-norm must be >= 0 (0 turns clipping off)");
   o.schedule.kind = schedule;
   o.schedule.lr = lr;
   o.schedule.minLr = minLr;

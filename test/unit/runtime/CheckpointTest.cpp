@@ -302,7 +302,7 @@ TEST_F(CheckpointLoadErrorTest, MalformedTrainerState) {
 
 TEST_F(CheckpointLoadErrorTest, MissingOrMistypedFields) {
   const std::vector<std::pair<std::string, std::string>> fields = {
-      {"step", "7"}, {"epoch", "2"}, {"batch_in_epoch", "3"}, {"seed", "1"}, {"num_rows", "10"}};
+      {"step", "7"}, {"epoch", "2"}, {"batch_in_epoch", "3"}, {"seed", "1"}, {"num_rows", "10"}, {"batch", "4"}, {"seq_len", "8"}};
   auto object = [&](const std::string &without) {
     std::string text;
     for (const auto &[key, value] : fields)
