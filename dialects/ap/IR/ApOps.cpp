@@ -209,31 +209,39 @@ double AttentionOp::getScaleOrDefault() {
   return 1.0 / std::sqrt(double(tensorType(getQuery()).getDimSize(3)));
 }
 
-LogicalResult AttentionOp::verify() {
-  if (failed(checkTensor(*this, "query", getQuery(), ElementKind::Float, 4)) ||
-      failed(checkTensor(*this, "key", getKey(), ElementKind::Float, 4)) ||
-      failed(checkTensor(*this, "value", getValue(), ElementKind::Float, 4)) ||
-      failed(checkSameElement(*this, "query", getQuery(), "key", getKey())) ||
-      failed(checkSameElement(*this, "query", getQuery(), "value", getValue())))
+// Query, key, value and scale checks shared by attention and attention_grad.
+template <typename OpT> static LogicalResult verifyAttentionOperands(OpT op) {
+  if (failed(checkTensor(op, "query", op.getQuery(), ElementKind::Float, 4)) ||
+      failed(checkTensor(op, "key", op.getKey(), ElementKind::Float, 4)) ||
+      failed(checkTensor(op, "value", op.getValue(), ElementKind::Float, 4)) ||
+      failed(checkSameElement(op, "query", op.getQuery(), "key", op.getKey())) ||
+      failed(checkSameElement(op, "query", op.getQuery(), "value", op.getValue())))
     return failure();
-  auto q = tensorType(getQuery());
-  auto k = tensorType(getKey());
-  auto v = tensorType(getValue());
+  auto q = tensorType(op.getQuery());
+  auto k = tensorType(op.getKey());
+  auto v = tensorType(op.getValue());
   if (k.getShape() != v.getShape())
-    return emitOpError() << "key " << k << " and value " << v
-                         << " must have the same shape";
+    return op.emitOpError() << "key " << k << " and value " << v
+                            << " must have the same shape";
   if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) != k.getDimSize(1) ||
       q.getDimSize(3) != k.getDimSize(3))
-    return emitOpError() << "query " << q << " and key " << k
-                         << " must agree on batch, seq and head_dim";
+    return op.emitOpError() << "query " << q << " and key " << k
+                            << " must agree on batch, seq and head_dim";
   if (q.getDimSize(3) == 0)
-    return emitOpError() << "head_dim of query " << q << " must be positive";
+    return op.emitOpError() << "head_dim of query " << q << " must be positive";
   if (k.getDimSize(2) == 0 || q.getDimSize(2) % k.getDimSize(2) != 0)
-    return emitOpError() << "query heads (" << q.getDimSize(2)
-                         << ") must be a multiple of key/value heads ("
-                         << k.getDimSize(2) << ")";
-  if (auto scale = getScale(); scale && !(scale->convertToDouble() > 0.0))
-    return emitOpError() << "scale must be positive, got " << scale->convertToDouble();
+    return op.emitOpError() << "query heads (" << q.getDimSize(2)
+                            << ") must be a multiple of key/value heads ("
+                            << k.getDimSize(2) << ")";
+  if (auto scale = op.getScale(); scale && !(scale->convertToDouble() > 0.0))
+    return op.emitOpError() << "scale must be positive, got " << scale->convertToDouble();
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(verifyAttentionOperands(*this)))
+    return failure();
+  auto q = tensorType(getQuery());
   return checkResult(*this, getResult(), q.getShape(), q.getElementType());
 }
 
@@ -427,27 +435,10 @@ double AttentionGradOp::getScaleOrDefault() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  if (failed(checkTensor(*this, "query", getQuery(), ElementKind::Float, 4)) ||
-      failed(checkTensor(*this, "key", getKey(), ElementKind::Float, 4)) ||
-      failed(checkTensor(*this, "value", getValue(), ElementKind::Float, 4)) ||
-      failed(checkSameElement(*this, "query", getQuery(), "key", getKey())) ||
-      failed(checkSameElement(*this, "query", getQuery(), "value", getValue())))
+  if (failed(verifyAttentionOperands(*this)))
     return failure();
   auto q = tensorType(getQuery());
   auto k = tensorType(getKey());
-  if (k.getShape() != tensorType(getValue()).getShape())
-    return emitOpError() << "key " << k << " and value " << getValue().getType()
-                         << " must have the same shape";
-  if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) != k.getDimSize(1) ||
-      q.getDimSize(3) != k.getDimSize(3) || q.getDimSize(3) == 0)
-    return emitOpError() << "query " << q << " and key " << k
-                         << " must agree on batch, seq and a positive head_dim";
-  if (k.getDimSize(2) == 0 || q.getDimSize(2) % k.getDimSize(2) != 0)
-    return emitOpError() << "query heads (" << q.getDimSize(2)
-                         << ") must be a multiple of key/value heads ("
-                         << k.getDimSize(2) << ")";
-  if (auto scale = getScale(); scale && !(scale->convertToDouble() > 0.0))
-    return emitOpError() << "scale must be positive, got " << scale->convertToDouble();
   if (getGradOutput().getType() != q)
     return emitOpError() << "grad_output " << getGradOutput().getType()
                          << " must have the type of query " << q;

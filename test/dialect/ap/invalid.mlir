@@ -1487,7 +1487,7 @@ func.func @attention_grad_kv_shape(%q: tensor<2x5x4x8xf32>, %k: tensor<2x5x2x8xf
 
 // Tests that attention_grad rejects a key with another sequence length.
 func.func @attention_grad_seq(%q: tensor<2x5x4x8xf32>, %k: tensor<2x6x2x8xf32>, %v: tensor<2x6x2x8xf32>, %dy: tensor<2x5x4x8xf32>) {
-  // expected-error @+1 {{'ap.attention_grad' op query 'tensor<2x5x4x8xf32>' and key 'tensor<2x6x2x8xf32>' must agree on batch, seq and a positive head_dim}}
+  // expected-error @+1 {{'ap.attention_grad' op query 'tensor<2x5x4x8xf32>' and key 'tensor<2x6x2x8xf32>' must agree on batch, seq and head_dim}}
   %0:3 = ap.attention_grad %q, %k, %v, %dy : (tensor<2x5x4x8xf32>, tensor<2x6x2x8xf32>, tensor<2x6x2x8xf32>, tensor<2x5x4x8xf32>) -> (tensor<2x5x4x8xf32>, tensor<2x6x2x8xf32>, tensor<2x6x2x8xf32>)
   return
 }
@@ -1787,4 +1787,13 @@ func.func @adamw_grad_norm_type(%p: tensor<3xf32>, %step: tensor<i64>, %lr: tens
   // expected-error @+1 {{'ap.adamw' op grad_norm must have rank 0, got 'tensor<2xf32>'}}
   %0:3 = ap.adamw %p, %p, %p, %p, %step, %lr, %n : (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<i64>, tensor<f32>, tensor<2xf32>) -> (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>)
   return %0#0 : tensor<3xf32>
+}
+
+// -----
+
+// Tests that attention_grad rejects an empty head_dim, as attention does.
+func.func @attention_grad_zero_head_dim(%q: tensor<2x5x4x0xf32>, %k: tensor<2x5x2x0xf32>) -> tensor<2x5x4x0xf32> {
+  // expected-error @+1 {{'ap.attention_grad' op head_dim of query 'tensor<2x5x4x0xf32>' must be positive}}
+  %0:3 = ap.attention_grad %q, %k, %k, %q : (tensor<2x5x4x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x4x0xf32>) -> (tensor<2x5x4x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x2x0xf32>)
+  return %0#0 : tensor<2x5x4x0xf32>
 }
