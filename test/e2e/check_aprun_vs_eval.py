@@ -30,18 +30,14 @@ files, F32 tensors with the plan's names and shapes, trainer_state step 5; every
 checkpoint-5/model.safetensors and optimizer.safetensors vs apc eval's step-5 outputs and
 vs torch's: ||aprun - ref|| / ||ref|| <= rtol (worst tensor printed).
 
-apc binaries: $APC_BIN_DIR/{apc,aprun} (default /work/main/build/bin).
+apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
 Run: .venv/bin/python test/e2e/check_aprun_vs_eval.py [--case untied ...] [--keep]
 Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
 """
 
 import argparse
-import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -49,8 +45,10 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import e2e_common as common  # noqa: E402
 import llama_reference as ref  # noqa: E402
 import llama_train_reference as tref  # noqa: E402
+from e2e_common import CHECKPOINT_FILES, StageFailure, rel_err, scalar_rel  # noqa: E402
 
 BATCH, SEQ = 4, 8
 STEPS = 5
@@ -60,28 +58,9 @@ PAD_ID = 0
 # head_dim 16 (hidden 64 / 4 heads, GQA with 2 kv heads): with rope_theta 1e4 and
 # original_max_position_embeddings 32 the 8 frequencies cover the high (unchanged),
 # medium (smoothed) and low (divided by factor) regimes of the llama3 scaling.
-BASE = dict(
-    architectures=["LlamaForCausalLM"],
-    model_type="llama",
-    vocab_size=97,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    rms_norm_eps=1e-5,
-    rope_theta=10000.0,
-    max_position_embeddings=128,
-    hidden_act="silu",
-    attention_bias=False,
-    mlp_bias=False,
-    tie_word_embeddings=False,
-    torch_dtype="float32",
-    bos_token_id=1,
-    eos_token_id=2,
-    rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                      original_max_position_embeddings=32),
-)
+BASE = common.llama_config(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                           bos_token_id=1, eos_token_id=2, rope_scaling=common.llama3_rope_scaling(32))
 
 # 10 rows, uneven lengths: shorter than SEQ (padding), exactly SEQ, longer (truncation).
 # Zeros (== the pad id) inside and at the end of real rows must stay real tokens.
@@ -99,71 +78,6 @@ CASES = [
     dict(name="hyper", cfg=dict(), seed=4, compile=["--weight-decay", "0.1", "--beta2", "0.95"],
          run=["--weight-decay", "0.1", "--beta2", "0.95"], torch=dict(weight_decay=0.1, beta2=0.95)),
 ]
-
-
-class StageFailure(Exception):
-    """A subprocess or I/O stage failed: the rest of the case cannot run."""
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        print("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail else ""))
-        sys.stdout.flush()
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        return ok
-
-    def info(self, text):
-        print("     " + text)
-        sys.stdout.flush()
-
-
-# ------------------------------------------------------------------------------ tools
-
-
-def bin_path(tool):
-    return os.path.join(os.environ.get("APC_BIN_DIR", "/work/main/build/bin"), tool)
-
-
-def run_tool(tool, args, cwd, timeout=300):
-    cmd = [bin_path(tool)] + args
-    # Other builds may be relinking the binary right now: wait a little for it to reappear.
-    for _ in range(60):
-        if os.path.exists(cmd[0]):
-            break
-        time.sleep(1)
-    if not os.path.exists(cmd[0]):
-        raise StageFailure("%s binary not found at %s (set APC_BIN_DIR)" % (tool, cmd[0]))
-    try:
-        r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise StageFailure("timed out after %d s: %s" % (timeout, " ".join(cmd)))
-    except OSError as e:
-        raise StageFailure("cannot run %s: %s" % (cmd[0], e))
-    if r.returncode != 0:
-        raise StageFailure("command failed (exit %d): %s\n--- stderr ---\n%s--- stdout (tail) ---\n%s"
-                           % (r.returncode, " ".join(cmd), r.stderr.decode(errors="replace"),
-                              r.stdout.decode(errors="replace")[-2000:]))
-    return r
-
-
-def apc_eval(step_mlir, inputs, workdir, tag):
-    in_path = os.path.join(workdir, "in_%s.safetensors" % tag)
-    out_path = os.path.join(workdir, "out_%s.safetensors" % tag)
-    ref.write_safetensors(in_path, inputs)
-    r = run_tool("apc", ["eval", step_mlir, "--inputs", in_path, "-o", out_path], workdir)
-    warn = [ln for ln in r.stderr.decode(errors="replace").splitlines() if "matches no argument" in ln]
-    if warn:
-        raise StageFailure("apc eval ignored input tensors:\n" + "\n".join(warn[:10]))
-    if not os.path.exists(out_path):
-        raise StageFailure("apc eval did not write %s" % out_path)
-    return ref.read_safetensors(out_path)[0]
 
 
 # ------------------------------------------------------------------------------ data
@@ -187,13 +101,7 @@ def make_rows(vocab, seed):
 
 def write_arrow_stream(path, rows):
     import pyarrow as pa
-    schema = pa.schema([("input_ids", pa.list_(pa.int32()))])
-    with pa.OSFile(path, "wb") as sink:
-        with pa.ipc.new_stream(sink, schema) as writer:
-            for i in range(0, len(rows), RECORD_BATCH_ROWS):
-                chunk = rows[i:i + RECORD_BATCH_ROWS]
-                arr = pa.array(chunk, type=pa.list_(pa.int32()))
-                writer.write_batch(pa.record_batch([arr], schema=schema))
+    common.write_arrow(path, rows, "int32", stream=True, rows_per_batch=RECORD_BATCH_ROWS, sliced=False)
     # Read it back: the file must hold what we meant (several record batches, list<int32>).
     with pa.OSFile(path, "rb") as src:
         reader = pa.ipc.open_stream(src)
@@ -204,53 +112,19 @@ def write_arrow_stream(path, rows):
     return len(batches)
 
 
-def build_batches(rows, steps):
-    """The batches aprun must feed with --no-shuffle --pad-id PAD_ID (drop_last epochs)."""
-    per_epoch = len(rows) // BATCH
-    out = []
-    for s in range(steps):
-        k = s % per_epoch
-        ids = np.full((BATCH, SEQ), PAD_ID, dtype=np.int64)
-        labels = np.full((BATCH, SEQ), ref.IGNORE_INDEX, dtype=np.int64)
-        for b, row in enumerate(rows[k * BATCH:(k + 1) * BATCH]):
-            n = min(len(row), SEQ)
-            ids[b, :n] = row[:n]
-            labels[b, :n] = row[:n]
-        out.append((ids, labels, s // per_epoch, k))
-    return out
-
-
 # ------------------------------------------------------------------------------ comparisons
-
-
-def rel_err(got, want):
-    got = np.asarray(got, np.float64)
-    want = np.asarray(want, np.float64)
-    den = np.linalg.norm(want)
-    num = np.linalg.norm(got - want)
-    return num / den if den > 0 else num
-
-
-def scalar_rel(got, want):
-    return abs(got - want) / abs(want) if want != 0 else abs(got - want)
 
 
 def compare_tensors(got, want, names):
     """Worst ||got - want|| / ||want|| over `names`; returns (worst, detail)."""
-    rows = sorted(((rel_err(got[n], want[n]), n) for n in names), reverse=True)
+    rows = common.ranked_rel_errs(got, want, names)
     worst_err, worst = rows[0]
-    diff = np.abs(np.asarray(got[worst], np.float64) - np.asarray(want[worst], np.float64))
-    idx = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+    diff, idx = common.max_abs_diff(got[worst], want[worst])
     detail = ("%d tensors, worst %s rel %.2e (max |diff| %.3e at %s: ref %.7e aprun %.7e); 2nd %s rel %.2e"
-              % (len(rows), worst, worst_err, float(diff[idx]), [int(i) for i in idx],
-                 float(np.asarray(want[worst])[idx]), float(np.asarray(got[worst])[idx]),
+              % (len(rows), worst, worst_err, diff, idx,
+                 float(np.asarray(want[worst])[tuple(idx)]), float(np.asarray(got[worst])[tuple(idx)]),
                  rows[1][1] if len(rows) > 1 else "-", rows[1][0] if len(rows) > 1 else 0.0))
     return worst_err, detail
-
-
-def read_metrics(path):
-    with open(path) as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
 
 
 # ------------------------------------------------------------------------------ one case
@@ -275,7 +149,7 @@ def run_case(case, root, args, rep):
     rows = make_rows(dims.vocab, 100 + case["seed"])
     data = os.path.join(workdir, "data.arrow")
     n_rb = write_arrow_stream(data, rows)
-    batches = build_batches(rows, STEPS)
+    batches = common.build_batches(rows, STEPS, BATCH, SEQ, PAD_ID)
     kept = [int((lab[:, 1:] != ref.IGNORE_INDEX).sum()) for _, lab, _, _ in batches]
     rep.info("data: %d rows (lengths %s) in %d record batches; steps use (epoch, batch) %s; kept targets %s"
              % (len(rows), ROW_LENGTHS, n_rb, [(e, k) for _, _, e, k in batches], kept))
@@ -310,15 +184,9 @@ def run_case(case, root, args, rep):
 
     # ---- apc: import, plan (defaults), step function (compile-time hyper flags)
     try:
-        cfg_path = os.path.join(workdir, "config.json")
-        with open(cfg_path, "w") as f:
-            json.dump(cfg, f, indent=2)
-        run_tool("apc", ["import", "llama3", "--config", cfg_path, "--batch", str(BATCH),
-                         "--seq-len", str(SEQ), "-o", "m.mlir"], workdir)
-        run_tool("apc", ["compile", "m.mlir", "--cluster", "cpu:1", "--precision", "fp32",
-                         "-o", "plan.fb"], workdir)
-        run_tool("apc", ["compile", "m.mlir", "--cluster", "cpu:1", "--precision", "fp32",
-                         "--emit=mlir", "-o", "step.mlir"] + case["compile"], workdir)
+        common.import_llama3(cfg, workdir, BATCH, SEQ)
+        common.apc_compile("m.mlir", "plan.fb", workdir)
+        common.apc_compile("m.mlir", "step.mlir", workdir, emit="mlir", extra=case["compile"])
     except StageFailure as e:
         rep.check("%s: apc import + compile" % name, False, str(e))
         return
@@ -327,13 +195,13 @@ def run_case(case, root, args, rep):
     ck = os.path.join(workdir, "ck")
     metrics_path = os.path.join(workdir, "m.jsonl")
     try:
-        run_tool("aprun", ["plan.fb", "--data", data, "--weights", weights, "--steps", str(STEPS),
-                           "--lr", repr(LR), "--pad-id", str(PAD_ID), "--no-shuffle", "--threads", "2",
-                           "--quiet", "--metrics", metrics_path, "--save", ck] + case["run"], workdir)
+        common.run_tool("aprun", ["plan.fb", "--data", data, "--weights", weights, "--steps", str(STEPS),
+                                  "--lr", repr(LR), "--pad-id", str(PAD_ID), "--no-shuffle", "--threads", "2",
+                                  "--quiet", "--metrics", metrics_path, "--save", ck] + case["run"], workdir)
     except StageFailure as e:
         rep.check("%s: aprun" % name, False, str(e))
         return
-    metrics = read_metrics(metrics_path)
+    metrics = common.read_metrics(metrics_path)
     rep.check("%s: metrics has steps 1..%d with lr %g" % (name, STEPS, LR),
               [m.get("step") for m in metrics] == list(range(1, STEPS + 1))
               and all(m.get("lr") == LR for m in metrics),
@@ -355,7 +223,7 @@ def run_case(case, root, args, rep):
             inputs["lr"] = np.array(LR, dtype=np.float32)
             inputs["input_ids"] = ids
             inputs["labels"] = labels
-            res = apc_eval("step.mlir", inputs, workdir, "step%d" % (s + 1))
+            res = common.apc_eval("step.mlir", inputs, workdir, "step%d" % (s + 1))[0]
             missing = [k for k in state if k not in res] + [k for k in ("loss", "grad_norm") if k not in res]
             if missing:
                 raise StageFailure("apc eval results lack %s" % ", ".join(missing[:6]))
@@ -379,17 +247,11 @@ def run_case(case, root, args, rep):
     # ---- checkpoint-5
     folder = os.path.join(ck, "checkpoint-%d" % STEPS)
     files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    want_files = ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
     if not rep.check("%s: %s has the four files" % (name, os.path.relpath(folder, workdir)),
-                     files == want_files, "found %s" % files):
+                     files == CHECKPOINT_FILES, "found %s" % files):
         return
     try:
-        model, mdt = ref.read_safetensors(os.path.join(folder, "model.safetensors"))
-        opt, odt = ref.read_safetensors(os.path.join(folder, "optimizer.safetensors"))
-        with open(os.path.join(folder, "trainer_state.json")) as f:
-            tstate = json.load(f)
-        with open(os.path.join(folder, "config.json")) as f:
-            hf_cfg = json.load(f)
+        model, mdt, opt, odt, tstate, hf_cfg = common.load_checkpoint(folder)
     except (OSError, ValueError) as e:
         rep.check("%s: checkpoint readable" % name, False, "%s: %s" % (type(e).__name__, e))
         return
@@ -434,27 +296,16 @@ def main():
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     torch.manual_seed(0)
 
-    rep = Report()
-    root = tempfile.mkdtemp(prefix="apc-aprun-e2e-")
+    rep = common.Report()
     start = time.time()
-    try:
+    with common.temp_root("apc-aprun-e2e-", args.keep) as root:
         for case in CASES:
             if args.case and case["name"] not in args.case:
                 continue
             t0 = time.time()
-            try:
-                run_case(case, root, args, rep)
-            except Exception as e:  # oracle/IO bugs are failures too, with context
-                rep.check("%s: unexpected error" % case["name"], False, "%s: %s" % (type(e).__name__, e))
+            rep.guard(case["name"], run_case, case, root, args, rep)  # oracle/IO bugs fail too
             rep.info("case %s took %.1fs" % (case["name"], time.time() - t0))
-    finally:
-        if args.keep:
-            print("kept work directory: %s" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    rep.info("total %.1fs" % (time.time() - start))
-    print("%d passed, %d failed" % (rep.passed, rep.failed))
-    return 0 if rep.failed == 0 else 1
+    return rep.summary(start)
 
 
 if __name__ == "__main__":

@@ -44,21 +44,18 @@ torchrun-style launches) equals the single-device run; dead or silent ranks end 
    a plan whose device count differs from the job's, and a multi-rank job without
    APC_JOB_TOKEN.
 
-apc binaries: $APC_BIN_DIR/{apc,aprun} (default /work/main/build/bin).
+apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
 Run: .venv/bin/python test/e2e/check_data_parallel.py [--only equality|kill|refusals] [--keep]
 Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
 """
 
 import argparse
-import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -67,36 +64,19 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import e2e_common as common  # noqa: E402
 import llama_reference as ref  # noqa: E402
+from e2e_common import (StageFailure, bin_path, kill_group, load_checkpoint, read_metrics,  # noqa: E402
+                        run_cmd, run_tool, scalar_rel, wait_for_binary)
 
 BATCH, SEQ = 4, 8
 STEPS = 10
 LR = 1e-3
 PAD_ID = 0
-CHECKPOINT_FILES = ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
 
-BASE = dict(
-    architectures=["LlamaForCausalLM"],
-    model_type="llama",
-    vocab_size=97,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    rms_norm_eps=1e-5,
-    rope_theta=10000.0,
-    max_position_embeddings=128,
-    hidden_act="silu",
-    attention_bias=False,
-    mlp_bias=False,
-    tie_word_embeddings=False,
-    torch_dtype="float32",
-    bos_token_id=1,
-    eos_token_id=2,
-    rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                      original_max_position_embeddings=32),
-)
+BASE = common.llama_config(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                           bos_token_id=1, eos_token_id=2, rope_scaling=common.llama3_rope_scaling(32))
 
 # 22 rows = 5 batches per epoch (+2 dropped); kept targets per row = min(len, SEQ) - 1.
 #   batch 0: 6 8 | 1 2    dp2 kept 12 | 1  (step 1: local means are far from the global mean)
@@ -120,68 +100,7 @@ COMM_MARGIN = 10.0
 LIVE = []  # every Popen started here: killed (with its process group) in finally blocks
 
 
-class StageFailure(Exception):
-    """A subprocess or I/O stage failed: the rest of the case cannot run."""
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        print("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail else ""))
-        sys.stdout.flush()
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        return ok
-
-    def info(self, text):
-        print("     " + text)
-        sys.stdout.flush()
-
-
 # ------------------------------------------------------------------------------ processes
-
-
-def bin_path(tool):
-    return os.path.join(os.environ.get("APC_BIN_DIR", "/work/main/build/bin"), tool)
-
-
-def wait_for_binary(path):
-    for _ in range(60):  # another build may be relinking it right now
-        if os.path.exists(path):
-            return
-        time.sleep(1)
-    raise StageFailure("binary not found at %s (set APC_BIN_DIR)" % path)
-
-
-def run_cmd(tool, args, cwd, timeout=120, env=None):
-    """Runs to completion; returns (rc, stdout, stderr) without judging rc."""
-    cmd = [bin_path(tool)] + args
-    wait_for_binary(cmd[0])
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         start_new_session=True)
-    LIVE.append(p)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(p)
-        p.communicate()
-        raise StageFailure("timed out after %d s: %s" % (timeout, " ".join(cmd)))
-    finally:
-        kill_group(p)
-    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def run_tool(tool, args, cwd, timeout=120, env=None):
-    rc, out, err = run_cmd(tool, args, cwd, timeout, env)
-    if rc != 0:
-        raise StageFailure("command failed (exit %d): %s %s\n--- stderr ---\n%s--- stdout (tail) ---\n%s"
-                           % (rc, tool, " ".join(args), err, out[-2000:]))
-    return out, err
 
 
 def spawn(tool, args, cwd, env, log_prefix):
@@ -210,25 +129,6 @@ def logs(p):
         except OSError:
             texts.append("")
     return texts
-
-
-def kill_group(p):
-    """SIGKILL a still-running process and everything in its session (its ranks); reap it.
-
-    Only while the process is alive (so its pid still names our session): a launcher's ranks
-    die with it (PR_SET_PDEATHSIG), hand-launched ranks are Popen objects of their own."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-    try:
-        p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def kill_all():
@@ -308,29 +208,13 @@ def make_rows(vocab, seed):
     return rows
 
 
-def write_arrow(path, rows):
-    import pyarrow as pa
-    table = pa.table({"input_ids": pa.array(rows, type=pa.list_(pa.int32()))})
-    with pa.OSFile(path, "wb") as sink:
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            for b in table.to_batches(max_chunksize=5):
-                writer.write_batch(b)
+def write_data(path, rows):
+    common.write_arrow(path, rows, "int32", rows_per_batch=5)
 
 
 def build_batches(rows, steps):
-    """The global batches aprun feeds with --no-shuffle --pad-id PAD_ID (drop_last epochs)."""
-    per_epoch = len(rows) // BATCH
-    out = []
-    for s in range(steps):
-        k = s % per_epoch
-        ids = np.full((BATCH, SEQ), PAD_ID, dtype=np.int64)
-        labels = np.full((BATCH, SEQ), ref.IGNORE_INDEX, dtype=np.int64)
-        for b, row in enumerate(rows[k * BATCH:(k + 1) * BATCH]):
-            n = min(len(row), SEQ)
-            ids[b, :n] = row[:n]
-            labels[b, :n] = row[:n]
-        out.append((ids, labels))
-    return out
+    """The global (ids, labels) batches aprun feeds with --no-shuffle --pad-id PAD_ID (drop_last epochs)."""
+    return [(ids, labels) for ids, labels, _, _ in common.build_batches(rows, steps, BATCH, SEQ, PAD_ID)]
 
 
 def kept_per_rank(labels, dp):
@@ -341,44 +225,12 @@ def kept_per_rank(labels, dp):
 # ------------------------------------------------------------------------------ comparisons
 
 
-def rel_err(got, want):
-    got = np.asarray(got, np.float64)
-    want = np.asarray(want, np.float64)
-    den = np.linalg.norm(want)
-    num = np.linalg.norm(got - want)
-    return num / den if den > 0 else num
-
-
-def scalar_rel(got, want):
-    return abs(got - want) / abs(want) if want != 0 else abs(got - want)
-
-
-def read_metrics(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
-
-
 def count_lines(path):
     try:
         with open(path, "rb") as f:
             return f.read().count(b"\n")
     except OSError:
         return 0
-
-
-def load_checkpoint(folder):
-    files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    if files != CHECKPOINT_FILES:
-        raise StageFailure("%s has files %s" % (folder, files))
-    model, mdt = ref.read_safetensors(os.path.join(folder, "model.safetensors"))
-    opt, odt = ref.read_safetensors(os.path.join(folder, "optimizer.safetensors"))
-    with open(os.path.join(folder, "trainer_state.json")) as f:
-        st = json.load(f)
-    with open(os.path.join(folder, "config.json")) as f:
-        cfg = json.load(f)
-    return model, mdt, opt, odt, st, cfg
 
 
 # ------------------------------------------------------------------------------ 1. equality
@@ -453,7 +305,7 @@ def compare_run(case, run, workdir, want_metrics, want_ck, rep):
                      % (name, STEPS), not problems, "; ".join(problems[:6])):
         return
     for label, got, want in (("params", model, wmodel), ("moments", opt, wopt)):
-        errs = sorted(((rel_err(got[n], want[n]), n) for n in want), reverse=True)
+        errs = common.ranked_rel_errs(got, want, want)
         rep.check("%s: checkpoint-%d %s vs dp1 (every tensor rel err norm <= %g)" % (name, STEPS, label, rep.rtol),
                   errs[0][0] <= rep.rtol,
                   "%d tensors, worst %s %.2e, 2nd %s %.2e" % (len(errs), errs[0][1], errs[0][0],
@@ -472,7 +324,7 @@ def equality_case(case, root, rep):
     ref.write_safetensors(weights, params0, metadata={"format": "pt"})
     rows = make_rows(dims.vocab, 100 + case["seed"])
     data = os.path.join(workdir, "data.arrow")
-    write_arrow(data, rows)
+    write_data(data, rows)
     batches = build_batches(rows, STEPS)
 
     # ---- the data splits unevenly across ranks
@@ -498,14 +350,9 @@ def equality_case(case, root, rep):
 
     # ---- apc import + plans
     try:
-        cfg_path = os.path.join(workdir, "config.json")
-        with open(cfg_path, "w") as f:
-            json.dump(cfg, f, indent=2)
-        run_tool("apc", ["import", "llama3", "--config", cfg_path, "--batch", str(BATCH),
-                         "--seq-len", str(SEQ), "-o", "m.mlir"], workdir)
+        common.import_llama3(cfg, workdir, BATCH, SEQ)
         for n in (1, 2, 4):
-            out, err = run_tool("apc", ["compile", "m.mlir", "--cluster", "cpu:%d" % n, "--precision", "fp32",
-                                        "-o", "plan%d.fb" % n], workdir)
+            out, err = common.apc_compile("m.mlir", "plan%d.fb" % n, workdir, cluster="cpu:%d" % n)
             if "dp=%d," % n not in out + err:
                 raise StageFailure("apc compile --cluster cpu:%d did not report dp=%d: %s" % (n, n, out + err))
     except StageFailure as e:
@@ -517,7 +364,7 @@ def equality_case(case, root, rep):
         return aprun_flags(plan, data, weights, os.path.join(workdir, run + ".jsonl"), os.path.join(workdir, run))
     env = plain_env()
     try:
-        run_tool("aprun", flags("plan1.fb", "dp1"), workdir, env=env)
+        run_tool("aprun", flags("plan1.fb", "dp1"), workdir, env=env, timeout=120)
         want_metrics = read_metrics(os.path.join(workdir, "dp1.jsonl"))
         if [m.get("step") for m in want_metrics] != list(range(1, STEPS + 1)):
             raise StageFailure("dp1 metrics steps %s" % [m.get("step") for m in want_metrics])
@@ -565,15 +412,10 @@ def equality_case(case, root, rep):
 
 def checkpoint_problems(save_dir):
     """(problems, summary) for the checkpoints left in save_dir after a failed run."""
-    problems = []
     names = sorted(os.listdir(save_dir)) if os.path.isdir(save_dir) else []
-    cks = {}
-    for n in names:
-        m = re.fullmatch(r"checkpoint-(\d+)", n)
-        if m:
-            cks[int(m.group(1))] = os.path.join(save_dir, n)
-        elif not n.startswith(".checkpoint-"):
-            problems.append("unexpected entry %s" % n)
+    cks = common.checkpoint_folders(save_dir) if names else {}
+    problems = ["unexpected entry %s" % n for n in names
+                if not re.fullmatch(r"checkpoint-\d+", n) and not n.startswith(".checkpoint-")]
     for step, folder in sorted(cks.items()):
         if step % KILL_SAVE_EVERY != 0:
             problems.append("checkpoint-%d is not a multiple of --save-every %d (a checkpoint of the failure?)"
@@ -695,14 +537,10 @@ def kill_checks(root, rep):
     weights = os.path.join(workdir, "w0.safetensors")
     ref.write_safetensors(weights, ref.random_params(dims, seed=3), metadata={"format": "pt"})
     data = os.path.join(workdir, "data.arrow")
-    write_arrow(data, make_rows(dims.vocab, 3))
-    cfg_path = os.path.join(workdir, "config.json")
-    with open(cfg_path, "w") as f:
-        json.dump(BASE, f, indent=2)
+    write_data(data, make_rows(dims.vocab, 3))
     try:
-        run_tool("apc", ["import", "llama3", "--config", cfg_path, "--batch", str(BATCH),
-                         "--seq-len", str(SEQ), "-o", "m.mlir"], workdir)
-        run_tool("apc", ["compile", "m.mlir", "--cluster", "cpu:2", "--precision", "fp32", "-o", "plan2.fb"], workdir)
+        common.import_llama3(BASE, workdir, BATCH, SEQ)
+        common.apc_compile("m.mlir", "plan2.fb", workdir, cluster="cpu:2")
     except StageFailure as e:
         rep.check("kill: apc import + compile", False, str(e))
         return
@@ -759,12 +597,8 @@ def refusal_checks(root, rep):
     os.makedirs(workdir)
     try:
         for tag, vocab in (("m", 97), ("m96", 96)):
-            cfg = dict(BASE, vocab_size=vocab)
-            path = os.path.join(workdir, tag + ".json")
-            with open(path, "w") as f:
-                json.dump(cfg, f)
-            run_tool("apc", ["import", "llama3", "--config", path, "--batch", str(BATCH), "--seq-len", str(SEQ),
-                             "-o", tag + ".mlir"], workdir)
+            common.import_llama3(dict(BASE, vocab_size=vocab), workdir, BATCH, SEQ, out=tag + ".mlir",
+                                 config_name=tag + ".json", indent=None)
     except StageFailure as e:
         rep.check("refusals: apc import", False, str(e))
         return
@@ -810,7 +644,7 @@ def refusal_checks(root, rep):
         return
     plan2 = os.path.join(workdir, "accepted-kv.fb")
     data = os.path.join(workdir, "data.arrow")
-    write_arrow(data, make_rows(97, 5))
+    write_data(data, make_rows(97, 5))
     base = [plan2, "--data", data, "--steps", "1", "--threads", "1", "--quiet", "--comm-timeout", "20"]
     cases = [
         ("aprun dp2 plan as 1 process", base, plain_env(), [r"2 devices", r"1 process"]),
@@ -841,36 +675,26 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rep = Report()
+    rep = common.Report()
     rep.rtol = args.rtol
-    root = tempfile.mkdtemp(prefix="apc-dp-e2e-")
     start = time.time()
-    parts = [("equality", lambda: [equality_case(c, root, rep) for c in CASES]),
-             ("kill", lambda: kill_checks(root, rep)),
-             ("refusals", lambda: refusal_checks(root, rep))]
-    try:
-        for part, fn in parts:
-            if args.only and part not in args.only:
-                continue
-            t0 = time.time()
-            try:
-                fn()
-            except StageFailure as e:
-                rep.check("%s" % part, False, str(e))
-            except Exception as e:  # oracle/IO bugs are failures too, with context
-                rep.check("%s: unexpected error" % part, False, "%s: %s" % (type(e).__name__, e))
-            finally:
-                kill_all()
-            rep.info("%s took %.1fs" % (part, time.time() - t0))
-    finally:
-        kill_all()
-        if args.keep:
-            print("kept work directory: %s" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    rep.info("total %.1fs" % (time.time() - start))
-    print("%d passed, %d failed" % (rep.passed, rep.failed))
-    return 0 if rep.failed == 0 else 1
+    with common.temp_root("apc-dp-e2e-", args.keep) as root:
+        parts = [("equality", lambda: [equality_case(c, root, rep) for c in CASES]),
+                 ("kill", lambda: kill_checks(root, rep)),
+                 ("refusals", lambda: refusal_checks(root, rep))]
+        try:
+            for part, fn in parts:
+                if args.only and part not in args.only:
+                    continue
+                t0 = time.time()
+                try:
+                    rep.guard(part, fn)  # oracle/IO bugs are failures too, with context
+                finally:
+                    kill_all()
+                rep.info("%s took %.1fs" % (part, time.time() - t0))
+        finally:
+            kill_all()
+    return rep.summary(start)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ For each tiny config this script
 Cases with rope_scaling also check that the llama3 scaling changes at least one
 low- and one medium-frequency entry of inv_freq and that it changes the loss.
 
-apc binaries: $APC_BIN_DIR/apc (default /work/main/build/bin/apc).
+apc binaries: $APC_BIN_DIR/apc (default: build/bin of this checkout).
 Interpreter: needs /usr/bin/python3 (Debian python3-torch, python3-numpy); no
 `transformers` or `safetensors` package is used. Run e.g.
     /usr/bin/python3 test/e2e/check_loss_vs_torch.py [--keep] [--case NAME ...]
@@ -23,48 +23,24 @@ Exit status 0 iff every case passes; last line is "N passed, M failed".
 """
 
 import argparse
-import json
 import math
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import e2e_common as common  # noqa: E402
 import llama_reference as ref  # noqa: E402
+from e2e_common import StageFailure  # noqa: E402
 
 BATCH, SEQ = 2, 7
 
-BASE = dict(
-    architectures=["LlamaForCausalLM"],
-    model_type="llama",
-    vocab_size=97,
-    hidden_size=32,
-    intermediate_size=80,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    rms_norm_eps=1e-5,
-    rope_theta=10000.0,
-    max_position_embeddings=128,
-    hidden_act="silu",
-    attention_bias=False,
-    mlp_bias=False,
-    tie_word_embeddings=False,
-    torch_dtype="float32",
-    bos_token_id=1,
-    eos_token_id=2,
-)
-
-
-def llama3_scaling(orig):
-    return dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                original_max_position_embeddings=orig)
+BASE = common.llama_config(vocab_size=97, hidden_size=32, intermediate_size=80, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                           bos_token_id=1, eos_token_id=2)
 
 
 # (name, config overrides, seed). head_dim 16 everywhere: 32/4 = 8 would be too small
@@ -72,48 +48,26 @@ def llama3_scaling(orig):
 CASES = [
     ("untied", dict(hidden_size=64), 11),
     # orig 32 at head_dim 16 / theta 1e4: wavelen 6.3 (high, unchanged), 19.9 (medium), >= 62.8 (low)
-    ("untied-llama3rope", dict(hidden_size=64, rope_scaling=llama3_scaling(32)), 12),
+    ("untied-llama3rope", dict(hidden_size=64, rope_scaling=common.llama3_rope_scaling(32)), 12),
     # orig 16: wavelen 6.3 is medium, all others low
-    ("tied-llama3rope", dict(hidden_size=64, tie_word_embeddings=True, rope_scaling=llama3_scaling(16)), 13),
+    ("tied-llama3rope",
+     dict(hidden_size=64, tie_word_embeddings=True, rope_scaling=common.llama3_rope_scaling(16)), 13),
     ("headdim16-hidden48", dict(hidden_size=48, head_dim=16), 14),
 ]
 
 
-class CaseFailure(Exception):
-    pass
-
-
-def apc_path():
-    bindir = os.environ.get("APC_BIN_DIR", "/work/main/build/bin")
-    return os.path.join(bindir, "apc")
-
-
-def run(cmd, cwd):
-    try:
-        r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
-    except FileNotFoundError as e:
-        raise CaseFailure("cannot run %s: %s" % (cmd[0], e))
-    except subprocess.TimeoutExpired:
-        raise CaseFailure("timed out after 600 s: %s" % " ".join(cmd))
-    if r.returncode != 0:
-        raise CaseFailure("command failed (exit %d): %s\n--- stderr ---\n%s\n--- stdout (tail) ---\n%s"
-                          % (r.returncode, " ".join(cmd), r.stderr.decode(errors="replace"),
-                             r.stdout.decode(errors="replace")[-2000:]))
-    return r
-
-
 def read_loss(path):
     if not os.path.exists(path):
-        raise CaseFailure("apc eval did not write %s" % path)
+        raise StageFailure("apc eval did not write %s" % path)
     t, dts = ref.read_safetensors(path)
     if "loss" not in t:
-        raise CaseFailure("%s has no tensor 'loss' (has: %s)" % (path, ", ".join(sorted(t)) or "nothing"))
+        raise StageFailure("%s has no tensor 'loss' (has: %s)" % (path, ", ".join(sorted(t)) or "nothing"))
     if dts["loss"] != "F32" or t["loss"].shape != ():
-        raise CaseFailure("'loss' must be an F32 scalar of shape [], got %s shape %s"
+        raise StageFailure("'loss' must be an F32 scalar of shape [], got %s shape %s"
                           % (dts["loss"], list(t["loss"].shape)))
     v = float(t["loss"])
     if not math.isfinite(v):
-        raise CaseFailure("apc loss is not finite: %r" % v)
+        raise StageFailure("apc loss is not finite: %r" % v)
     return v
 
 
@@ -132,14 +86,14 @@ def check_rope_scaling(cfg):
     differs = ~torch.isclose(scaled, base, rtol=1e-9, atol=0)
     n_low, n_med = int((low & differs).sum()), int((medium & differs).sum())
     if n_low < 1 or n_med < 1:
-        raise CaseFailure("rope_scaling does not exercise llama3 scaling: %d low and %d medium inv_freq entries "
+        raise StageFailure("rope_scaling does not exercise llama3 scaling: %d low and %d medium inv_freq entries "
                           "changed (wavelens %s)" % (n_low, n_med, [round(float(w), 2) for w in wavelen]))
     if bool((high & differs).any()):
-        raise CaseFailure("llama3 scaling changed a high-frequency entry (reference bug)")
+        raise StageFailure("llama3 scaling changed a high-frequency entry (reference bug)")
     # medium entries lie strictly between inv_freq/factor and inv_freq
     m = medium
     if not bool(((scaled[m] < base[m]) & (scaled[m] > base[m] / sc["factor"])).all()):
-        raise CaseFailure("medium-frequency inv_freq not strictly between inv_freq/factor and inv_freq")
+        raise StageFailure("medium-frequency inv_freq not strictly between inv_freq/factor and inv_freq")
     return "rope: %d high / %d medium / %d low entries" % (int(high.sum()), int(medium.sum()), int(low.sum()))
 
 
@@ -160,9 +114,9 @@ def compare(label, apc_loss, cfg, params, ids, labels, rtol, rtol64):
     rel64 = abs(apc_loss - t64) / abs(t64)
     line = "%s: apc %.9f torch %.9f rel %.1e (torch-f64 %.9f rel %.1e)" % (label, apc_loss, t32, rel, t64, rel64)
     if not (rel <= rtol):
-        raise CaseFailure(line + " -- exceeds rtol %.1e vs float32 torch" % rtol)
+        raise StageFailure(line + " -- exceeds rtol %.1e vs float32 torch" % rtol)
     if not (rel64 <= rtol64):
-        raise CaseFailure(line + " -- exceeds rtol64 %.1e vs float64 torch" % rtol64)
+        raise StageFailure(line + " -- exceeds rtol64 %.1e vs float64 torch" % rtol64)
     return line, t64
 
 
@@ -170,9 +124,6 @@ def run_case(name, overrides, seed, workdir, args):
     cfg = dict(BASE)
     cfg.update(overrides)
     os.makedirs(workdir, exist_ok=True)
-    cfg_path = os.path.join(workdir, "config.json")
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f, indent=2)
     notes = []
     if cfg.get("rope_scaling"):
         notes.append(check_rope_scaling(cfg))
@@ -184,13 +135,13 @@ def run_case(name, overrides, seed, workdir, args):
     l_mask = ref.reference_loss(cfg, params, ids, labels, torch.float64)
     l_kept = ref.reference_loss(cfg, params, ids, kept, torch.float64)
     if abs(l_mask - l_kept) / l_kept < 100 * args.rtol:
-        raise CaseFailure("ignore_index does not change the torch loss enough (%.9f vs %.9f)" % (l_mask, l_kept))
+        raise StageFailure("ignore_index does not change the torch loss enough (%.9f vs %.9f)" % (l_mask, l_kept))
     if cfg.get("rope_scaling"):
         plain = dict(cfg)
         del plain["rope_scaling"]
         l_plain = ref.reference_loss(plain, params, ids, labels, torch.float64)
         if abs(l_plain - l_mask) / l_mask < 10 * args.rtol:
-            raise CaseFailure("rope_scaling barely changes the torch loss (%.9f vs %.9f): the case "
+            raise StageFailure("rope_scaling barely changes the torch loss (%.9f vs %.9f): the case "
                               "would not detect a missing scaling" % (l_mask, l_plain))
         notes.append("scaling moves loss by rel %.1e" % (abs(l_plain - l_mask) / l_mask))
 
@@ -199,23 +150,17 @@ def run_case(name, overrides, seed, workdir, args):
     ref.write_safetensors(in_path, dict(params, input_ids=ids, labels=labels))
     ref.write_safetensors(kept_path, dict(params, input_ids=ids, labels=kept))
 
-    apc = apc_path()
-    if not os.path.exists(apc):
-        raise CaseFailure("apc binary not found at %s (set APC_BIN_DIR)" % apc)
-    mlir = os.path.join(workdir, "m.mlir")
-    run([apc, "import", "llama3", "--config", cfg_path, "--batch", str(BATCH), "--seq-len", str(SEQ),
-         "--dtype", "f32", "-o", mlir], workdir)
-    if not os.path.exists(mlir):
-        raise CaseFailure("apc import did not write %s" % mlir)
+    mlir = common.import_llama3(cfg, workdir, BATCH, SEQ, out=os.path.join(workdir, "m.mlir"),
+                                extra=["--dtype", "f32"])
 
     results = []
     for sub, path, lab in ((name, in_path, labels), (name + "/all-labels-kept", kept_path, kept)):
         out = os.path.join(workdir, os.path.basename(path).replace("in", "out", 1))
-        run([apc, "eval", mlir, "--inputs", path, "-o", out], workdir)
+        common.run_tool("apc", ["eval", mlir, "--inputs", path, "-o", out], workdir, timeout=600)
         apc_loss = read_loss(out)
         results.append((sub, apc_loss, compare(sub, apc_loss, cfg, params, ids, lab, args.rtol, args.rtol64)))
     if results[0][1] == results[1][1]:
-        raise CaseFailure("apc loss identical with and without -100 labels (%.9f): ignore_index ignored"
+        raise StageFailure("apc loss identical with and without -100 labels (%.9f): ignore_index ignored"
                           % results[0][1])
     return [r[2][0] for r in results], notes
 
@@ -235,9 +180,8 @@ def main():
         print("unknown case name(s) in %s; known: %s" % (args.case, known))
         return 2
 
-    root = tempfile.mkdtemp(prefix="apc-e2e-")
     passed = failed = 0
-    try:
+    with common.temp_root("apc-e2e-", args.keep) as root:
         for name, overrides, seed in cases:
             try:
                 lines, notes = run_case(name, overrides, seed, os.path.join(root, name), args)
@@ -246,7 +190,7 @@ def main():
                 for n in notes:
                     print("     %s: %s" % (name, n))
                 passed += 1
-            except CaseFailure as e:
+            except StageFailure as e:
                 msg = str(e)
                 print("FAIL " + msg if msg.startswith(name + ":") or msg.startswith(name + "/")
                       else "FAIL %s: %s" % (name, msg))
@@ -255,11 +199,6 @@ def main():
                 print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
                 failed += 1
             sys.stdout.flush()
-    finally:
-        if args.keep:
-            print("kept work directory: %s" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
 

@@ -31,7 +31,7 @@ that all runs do the same floating-point work in the same order).
   from-2  --resume kill-at-ckpt4/checkpoint-2 (an explicitly named, older checkpoint)
           into a fresh folder: steps 3..12 and checkpoint-12 equal as above.
 
-apc binaries: $APC_BIN_DIR/{apc,aprun} (default /work/main/build/bin).
+apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
 Run: .venv/bin/python test/e2e/check_resume_after_kill.py [--keep]
 Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
 """
@@ -41,106 +41,34 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import llama_reference as ref  # noqa: E402
+import e2e_common as common  # noqa: E402
+from e2e_common import CHECKPOINT_FILES, StageFailure, checkpoint_folders  # noqa: E402
 
 BATCH, SEQ = 8, 64
 STEPS = 12
 SAVE_EVERY = 2
 KILL_AFTER = 4  # kill once checkpoint-KILL_AFTER (or later) exists
 NUM_ROWS = 43
-CHECKPOINT_FILES = ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
 STRAY_PID = 99999999
 
-CONFIG = dict(
-    architectures=["LlamaForCausalLM"],
-    model_type="llama",
-    vocab_size=512,
-    hidden_size=128,
-    intermediate_size=256,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    rms_norm_eps=1e-5,
-    rope_theta=10000.0,
-    max_position_embeddings=256,
-    hidden_act="silu",
-    attention_bias=False,
-    mlp_bias=False,
-    tie_word_embeddings=False,
-    torch_dtype="float32",
-)
-
-
-class StageFailure(Exception):
-    pass
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        print("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail else ""))
-        sys.stdout.flush()
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        return ok
-
-    def info(self, text):
-        print("     " + text)
-        sys.stdout.flush()
-
-
-def bin_path(tool):
-    return os.path.join(os.environ.get("APC_BIN_DIR", "/work/main/build/bin"), tool)
-
-
-def wait_for_binary(path):
-    for _ in range(60):  # another build may be relinking it right now
-        if os.path.exists(path):
-            return
-        time.sleep(1)
-    raise StageFailure("binary not found at %s (set APC_BIN_DIR)" % path)
-
-
-def run_tool(tool, args, cwd, timeout=300):
-    cmd = [bin_path(tool)] + args
-    wait_for_binary(cmd[0])
-    try:
-        r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise StageFailure("timed out after %d s: %s" % (timeout, " ".join(cmd)))
-    if r.returncode != 0:
-        raise StageFailure("command failed (exit %d): %s\n--- stderr ---\n%s--- stdout (tail) ---\n%s"
-                           % (r.returncode, " ".join(cmd), r.stderr.decode(errors="replace"),
-                              r.stdout.decode(errors="replace")[-2000:]))
-    return r
+CONFIG = common.llama_config(vocab_size=512, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
 
 
 def write_data(path):
-    import pyarrow as pa
     rng = np.random.default_rng(2024)
     rows = [[int(t) for t in rng.integers(1, CONFIG["vocab_size"], size=int(rng.integers(20, 100)))]
             for _ in range(NUM_ROWS)]
-    table = pa.table({"input_ids": pa.array(rows, type=pa.list_(pa.int64()))})
-    with pa.OSFile(path, "wb") as sink:
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            for b in table.to_batches(max_chunksize=10):
-                writer.write_batch(b)
+    common.write_arrow(path, rows, "int64", rows_per_batch=10)
 
 
 def common_flags(data):
@@ -194,15 +122,6 @@ def compare_metrics(got, want, steps):
 # ------------------------------------------------------------------------------ checkpoints
 
 
-def checkpoint_folders(d):
-    out = {}
-    for name in os.listdir(d):
-        m = re.fullmatch(r"checkpoint-(\d+)", name)
-        if m:
-            out[int(m.group(1))] = os.path.join(d, name)
-    return out
-
-
 def same_bytes(a, b):
     with open(a, "rb") as fa, open(b, "rb") as fb:
         return fa.read() == fb.read()
@@ -215,12 +134,7 @@ def inspect_checkpoint(folder, step, ref_folder):
     if files != CHECKPOINT_FILES:
         return ["files %s" % files]
     try:
-        model, _ = ref.read_safetensors(os.path.join(folder, "model.safetensors"))
-        opt, _ = ref.read_safetensors(os.path.join(folder, "optimizer.safetensors"))
-        with open(os.path.join(folder, "trainer_state.json")) as f:
-            st = json.load(f)
-        with open(os.path.join(folder, "config.json")) as f:
-            json.load(f)
+        model, _, opt, _, st, _ = common.load_checkpoint(folder)
     except (OSError, ValueError) as e:
         return ["does not load: %s: %s" % (type(e).__name__, e)]
     if len(opt) != 2 * len(model) or not model:
@@ -252,8 +166,8 @@ def run_killed(name, mode, root, data, ref_seconds, rep):
     """Starts a run into root/name, kills it per `mode`; returns (folder, metrics path, killed?)."""
     d = os.path.join(root, name)
     metrics = os.path.join(root, name + ".jsonl")
-    cmd = [bin_path("aprun")] + common_flags(data) + ["--quiet", "--save", d, "--metrics", metrics]
-    wait_for_binary(cmd[0])
+    cmd = [common.bin_path("aprun")] + common_flags(data) + ["--quiet", "--save", d, "--metrics", metrics]
+    common.wait_for_binary(cmd[0])
     err_path = os.path.join(root, name + ".stderr")
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=err)
@@ -369,11 +283,11 @@ def kill_and_resume(name, mode, root, data, ref_dir, ref_metrics, ref_seconds, r
     stray = plant_stray(d, latest + SAVE_EVERY)
     resumed_metrics = os.path.join(root, name + ".resumed.jsonl")
     try:
-        r = run_tool("aprun", common_flags(data) + ["--save", d, "--metrics", resumed_metrics, "--resume", d], root)
+        out, _ = common.run_tool("aprun", common_flags(data) + ["--save", d, "--metrics", resumed_metrics,
+                                                                "--resume", d], root)
     except StageFailure as e:
         rep.check("%s: aprun --resume %s" % (name, name), False, str(e))
         return d
-    out = r.stdout.decode(errors="replace")
     m = re.search(r"resumed from (\S+) at step (\d+)", out)
     picked = (os.path.basename(m.group(1).rstrip("/")), int(m.group(2))) if m else None
     rep.check("%s: --resume DIR picks checkpoint-%d (ignoring %s and other temporary folders)"
@@ -387,76 +301,60 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
     args = ap.parse_args()
-    rep = Report()
-    root = tempfile.mkdtemp(prefix="apc-resume-e2e-")
+    rep = common.Report()
     start = time.time()
-    if True:
+    with common.temp_root("apc-resume-e2e-", args.keep) as root:
+        run_checks(root, rep)
+    return rep.summary(start)
+
+
+def run_checks(root, rep):
+    try:
+        common.import_llama3(CONFIG, root, BATCH, SEQ)
+        common.apc_compile("m.mlir", "plan.fb", root)
+        data = os.path.join(root, "data.arrow")
+        write_data(data)
+
+        ref_dir = os.path.join(root, "ref")
+        ref_metrics_path = os.path.join(root, "ref.jsonl")
+        t0 = time.time()
+        common.run_tool("aprun", common_flags(data) + ["--quiet", "--save", ref_dir, "--metrics", ref_metrics_path],
+                        root)
+        ref_seconds = time.time() - t0
+        ref_metrics = read_metrics_text(ref_metrics_path)
+        ok = sorted(ref_metrics) == list(range(1, STEPS + 1)) and \
+            sorted(checkpoint_folders(ref_dir)) == list(range(SAVE_EVERY, STEPS + 1, SAVE_EVERY))
+        rep.check("uninterrupted run: %d steps, checkpoints every %d" % (STEPS, SAVE_EVERY), ok,
+                  "%.2fs, metrics steps %s, checkpoints %s"
+                  % (ref_seconds, sorted(ref_metrics), sorted(checkpoint_folders(ref_dir))))
+        if not ok:
+            raise StageFailure("the uninterrupted run is incomplete")
+    except StageFailure as e:
+        rep.check("setup", False, str(e))
+        return
+
+    first = None
+    for name, mode in (("kill-at-ckpt4", "at-ckpt4"), ("kill-random", "random"),
+                       ("kill-mid-write", "mid-write")):
+        d = rep.guard(name, kill_and_resume, name, mode, root, data, ref_dir, ref_metrics, ref_seconds, rep)
+        first = first or d
+
+    # Resume from an explicitly named older checkpoint into a fresh folder.
+    src = os.path.join(first or "", "checkpoint-%d" % SAVE_EVERY)
+    if first and os.path.isdir(src):
+        d = os.path.join(root, "from-2")
+        mpath = os.path.join(root, "from-2.jsonl")
         try:
-            cfg_path = os.path.join(root, "config.json")
-            with open(cfg_path, "w") as f:
-                json.dump(CONFIG, f, indent=2)
-            run_tool("apc", ["import", "llama3", "--config", cfg_path, "--batch", str(BATCH),
-                             "--seq-len", str(SEQ), "-o", "m.mlir"], root)
-            run_tool("apc", ["compile", "m.mlir", "--cluster", "cpu:1", "--precision", "fp32",
-                             "-o", "plan.fb"], root)
-            data = os.path.join(root, "data.arrow")
-            write_data(data)
-
-            ref_dir = os.path.join(root, "ref")
-            ref_metrics_path = os.path.join(root, "ref.jsonl")
-            t0 = time.time()
-            run_tool("aprun", common_flags(data) + ["--quiet", "--save", ref_dir, "--metrics", ref_metrics_path],
-                     root)
-            ref_seconds = time.time() - t0
-            ref_metrics = read_metrics_text(ref_metrics_path)
-            ok = sorted(ref_metrics) == list(range(1, STEPS + 1)) and \
-                sorted(checkpoint_folders(ref_dir)) == list(range(SAVE_EVERY, STEPS + 1, SAVE_EVERY))
-            rep.check("uninterrupted run: %d steps, checkpoints every %d" % (STEPS, SAVE_EVERY), ok,
-                      "%.2fs, metrics steps %s, checkpoints %s"
-                      % (ref_seconds, sorted(ref_metrics), sorted(checkpoint_folders(ref_dir))))
-            if not ok:
-                raise StageFailure("the uninterrupted run is incomplete")
+            out, _ = common.run_tool("aprun", common_flags(data) + ["--save", d, "--metrics", mpath, "--resume", src],
+                                     root)
+            m = re.search(r"resumed from (\S+) at step (\d+)", out)
+            rep.check("from-2: --resume .../checkpoint-2 starts at step 2",
+                      bool(m) and int(m.group(2)) == SAVE_EVERY, m.group(0) if m else "no 'resumed from' line")
+            check_resumed("from-2", d, ref_dir, ref_metrics, SAVE_EVERY, mpath, rep)
         except StageFailure as e:
-            rep.check("setup", False, str(e))
-            raise SystemExit(finish(rep, root, args, start))
-
-        first = None
-        for name, mode in (("kill-at-ckpt4", "at-ckpt4"), ("kill-random", "random"),
-                           ("kill-mid-write", "mid-write")):
-            try:
-                d = kill_and_resume(name, mode, root, data, ref_dir, ref_metrics, ref_seconds, rep)
-                first = first or d
-            except StageFailure as e:
-                rep.check("%s" % name, False, str(e))
-            except Exception as e:
-                rep.check("%s: unexpected error" % name, False, "%s: %s" % (type(e).__name__, e))
-
-        # Resume from an explicitly named older checkpoint into a fresh folder.
-        src = os.path.join(first or "", "checkpoint-%d" % SAVE_EVERY)
-        if first and os.path.isdir(src):
-            d = os.path.join(root, "from-2")
-            mpath = os.path.join(root, "from-2.jsonl")
-            try:
-                r = run_tool("aprun", common_flags(data) + ["--save", d, "--metrics", mpath, "--resume", src], root)
-                m = re.search(r"resumed from (\S+) at step (\d+)", r.stdout.decode(errors="replace"))
-                rep.check("from-2: --resume .../checkpoint-2 starts at step 2",
-                          bool(m) and int(m.group(2)) == SAVE_EVERY, m.group(0) if m else "no 'resumed from' line")
-                check_resumed("from-2", d, ref_dir, ref_metrics, SAVE_EVERY, mpath, rep)
-            except StageFailure as e:
-                rep.check("from-2: aprun --resume checkpoint-2", False, str(e))
-        else:
-            rep.check("from-2: a killed run's checkpoint-2 exists", False, src)
-    return finish(rep, root, args, start)
-
-
-def finish(rep, root, args, start):
-    if args.keep:
-        print("kept work directory: %s" % root)
+            rep.check("from-2: aprun --resume checkpoint-2", False, str(e))
     else:
-        shutil.rmtree(root, ignore_errors=True)
-    rep.info("total %.1fs" % (time.time() - start))
-    print("%d passed, %d failed" % (rep.passed, rep.failed))
-    return 0 if rep.failed == 0 else 1
+        rep.check("from-2: a killed run's checkpoint-2 exists", False, src)
 
 
 if __name__ == "__main__":
