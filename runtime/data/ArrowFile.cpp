@@ -112,6 +112,14 @@ int64_t loadOffset(const uint8_t *offsets, bool is64, int64_t i) {
 
 bool bitSet(const uint8_t *bitmap, int64_t i) { return (bitmap[i >> 3] >> (i & 7)) & 1; }
 
+// The flatbuffers Verifier checks the alignment of a vector's length but not of its
+// elements (google/flatbuffers#8397): a corrupt file can put the 8-byte Block,
+// FieldNode, Buffer and int64 elements at 4 mod 8, and reading them is undefined
+// behaviour. Writers align non-empty vectors (empty ones need not be: nothing is read).
+template <typename T> bool aligned8(const flatbuffers::Vector<T> *v) {
+  return !v || v->size() == 0 || reinterpret_cast<uintptr_t>(v->Data()) % 8 == 0;
+}
+
 // Bytes needed for `length` values of `bits` bits, or -1 on overflow.
 int64_t bytesFor(int64_t length, int64_t bits) {
   if (length < 0 || bits < 0)
@@ -487,6 +495,9 @@ public:
     if (nNodes != size_t(numNodes))
       return Status::error("has " + std::to_string(nNodes) +
                            " field nodes but the schema needs " + std::to_string(numNodes));
+    if (!aligned8(nodes) || !aligned8(buffers) || !aligned8(rb_->variadicBufferCounts()))
+      return Status::error("has misaligned field nodes, buffers or variadic buffer counts: "
+                           "the file is corrupt");
     out_.length = rb_->length();
     out_.nodes.resize(nNodes);
     out_.buffers.resize(nBuffers);
@@ -917,6 +928,9 @@ public:
     APC_RETURN_IF_ERROR(checkVersion(footer->version(), "the footer"));
     APC_RETURN_IF_ERROR(schema(footer->schema(), "the footer"));
     const auto *blocks = footer->recordBatches();
+    if (!aligned8(blocks))
+      return Status::error("footer at offset " + std::to_string(footerPos) +
+                           " has misaligned record batch blocks: the file is corrupt");
     size_t n = blocks ? blocks->size() : 0;
     for (size_t i = 0; i < n; ++i) {
       const fb::Block *b = blocks->Get(flatbuffers::uoffset_t(i));

@@ -24,6 +24,14 @@ size_t dtypeBytes(DType d) {
 
 template <typename E> bool inRange(E value, E max) { return uint8_t(value) <= uint8_t(max); }
 
+// The flatbuffers Verifier checks the alignment of a vector's length but not of its
+// elements (google/flatbuffers#8397): a damaged file can put a [long] at 4 mod 8, and
+// reading it is undefined behaviour. The builder aligns non-empty vectors (empty ones
+// need not be: nothing is read).
+template <typename T> bool aligned(const flatbuffers::Vector<T> *v) {
+  return !v || v->size() == 0 || reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
+}
+
 Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   std::string where = "program " + std::to_string(index);
   if (!program.buffers() || !program.instructions())
@@ -38,6 +46,8 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
     if (!inRange(buffer->dtype(), DType::MAX) || !inRange(buffer->kind(), BufferKind::MAX) ||
         !inRange(buffer->binding(), Binding::MAX))
       return Status::error(where + ": " + name + " has an unknown dtype, kind or binding");
+    if (!aligned(buffer->shape()))
+      return Status::error(where + ": " + name + " has a misaligned shape (corrupt plan)");
     uint64_t bytes = dtypeBytes(buffer->dtype());
     if (buffer->shape())
       for (int64_t d : *buffer->shape()) {
@@ -92,6 +102,12 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   const auto &instructions = *program.instructions();
   for (size_t k = 0; k < instructions.size(); ++k) {
     const Instruction *inst = instructions.Get(k);
+    if (inst->attributes())
+      for (const Attribute *a : *inst->attributes())
+        if (!aligned(a->ints()))
+          return Status::error(where + ": instruction " + std::to_string(k) +
+                               " has a misaligned attribute '" + a->name()->str() +
+                               "' (corrupt plan)");
     for (const auto *list : {inst->inputs(), inst->outputs()})
       if (list)
         for (int b : *list)
@@ -178,12 +194,16 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
                 "; recompile it with the matching apc");
   if (!plan->programs() || plan->programs()->size() == 0)
     return fail("the plan has no programs");
+  if (!aligned(plan->mesh_shape()))
+    return fail("corrupt plan: the mesh shape is misaligned");
   int64_t devices = 1;
   if (plan->mesh_shape())
     for (int64_t d : *plan->mesh_shape()) {
       if (d < 1 || d > 65536)
         return fail("the plan's mesh has a bad size " + std::to_string(d));
-      devices *= d;
+      devices *= d; // at most 65536 * 65536: cannot overflow
+      if (devices > 65536)
+        return fail("the plan's mesh has more than 65536 devices");
     }
   if (devices > 65536 || int64_t(plan->programs()->size()) != devices)
     return fail("the plan's mesh has " + std::to_string(devices) + " devices but " +
@@ -197,9 +217,12 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
     return fail("the plan's batch does not split over its data-parallel devices");
   if (plan->data()->ids_dtype() != DType::I32 && plan->data()->ids_dtype() != DType::I64)
     return fail("the plan's ids dtype must be I32 or I64");
-  for (const ParameterSpec *p : *plan->parameters())
+  for (const ParameterSpec *p : *plan->parameters()) {
     if (!p->name() || !p->shape())
       return fail("a parameter has no name or shape");
+    if (!aligned(p->shape()))
+      return fail("corrupt plan: parameter '" + p->name()->str() + "' has a misaligned shape");
+  }
   for (size_t i = 0; i < plan->programs()->size(); ++i)
     if (Status s = checkProgram(*plan, *plan->programs()->Get(i), i); !s)
       return fail(s.message());

@@ -661,6 +661,7 @@ struct Build {
   int dropNodes = 0;            // nodes left off the record batch
   bool compress = false;        // set BodyCompression (ZSTD)
   int64_t lastOffset = 7;       // offsets of "ids" are [2, 4, 4, lastOffset]
+  bool misalignNodes = false;   // field nodes at 4 mod 8 (found by test/fuzz/arrow_fuzz)
 };
 
 void pad8(Bytes &out) {
@@ -742,6 +743,18 @@ Bytes buildStream(const Build &o) {
   flatbuffers::FlatBufferBuilder bb;
   {
     auto n = bb.CreateVectorOfStructs(nodes);
+    if (o.misalignNodes) {
+      // The same structs as raw bytes, placed so that they start at 4 mod 8 in the
+      // finished buffer (which the Verifier does not check): pad until the length
+      // prefix, which ends the vector here, lands at 0 mod 8 from the buffer's end.
+      size_t bytes = nodes.size() * sizeof(fb::FieldNode);
+      while ((bb.GetSize() + bytes + 4) % 8 != 0)
+        bb.PushElement<uint8_t>(0);
+      bb.StartVector(bytes, 1);
+      bb.PushBytes(reinterpret_cast<const uint8_t *>(nodes.data()), bytes);
+      n = flatbuffers::Offset<flatbuffers::Vector<const fb::FieldNode *>>(
+          bb.EndVector(nodes.size()));
+    }
     auto b = bb.CreateVectorOfStructs(buffers);
     flatbuffers::Offset<fb::BodyCompression> compression;
     if (o.compress)
@@ -859,6 +872,9 @@ TEST_F(ArrowFileTest, HandBuiltRefusals) {
   add("no type", [](Build &b) { b.typeCode = 0; }, "column 'ids' has no type");
   add("values buffer too short", [](Build &b) { b.valuesBufferLength = 48; },
       "has a data buffer of 48 bytes for column 'ids' (a nested array of 7 values needs 56)");
+  add("misaligned field nodes", [](Build &b) { b.misalignNodes = true; },
+      "(record batch 0) has misaligned field nodes, buffers or variadic buffer counts: the "
+      "file is corrupt");
   for (const Case &c : cases) {
     auto file = openBytes(buildStream(c.build));
     ASSERT_FALSE(file) << c.what;

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets of test/fuzz (see README.md).
+
+Usage: make_seeds.py OUT_DIR [--apc PATH_TO_apc]
+
+Writes OUT_DIR/<target>/<seed> for safetensors_fuzz, arrow_fuzz, plan_fuzz, flags_fuzz
+and llama3_config_fuzz. Needs flatc (plan seeds, from JSON through the schema) and
+pyarrow (arrow seeds: run it with the .venv python that tools/setup.sh makes); without
+pyarrow the arrow seeds are skipped with a warning. With --apc (or build/bin/apc of the
+normal build, when it exists) it also adds real plans compiled from tiny.json.
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def put(out, target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# ---- safetensors ------------------------------------------------------------------------
+
+def safetensors_bytes(tensors, metadata=None):
+    """tensors: list of (name, dtype, shape, raw bytes)."""
+    header, data = {}, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def safetensors_seeds(out):
+    put(out, "safetensors", "empty", safetensors_bytes([]))
+    put(out, "safetensors", "metadata", safetensors_bytes([], {"format": "pt"}))
+    put(out, "safetensors", "f32", safetensors_bytes(
+        [("w", "F32", [2, 2], struct.pack("<4f", 1, -2, 3.5, 0))]))
+    put(out, "safetensors", "mixed", safetensors_bytes([
+        ("a.bf16", "BF16", [3], b"\x80\x3f\x00\x40\xc0\x7f"),
+        ("b.f16", "F16", [1, 2], b"\x00\x3c\x00\xc0"),
+        ("c.i64", "I64", [2], struct.pack("<2q", -1, 1 << 40)),
+        ("d.i32", "I32", [1], struct.pack("<i", 7)),
+        ("e.i16", "I16", [1], struct.pack("<h", -3)),
+        ("f.i8", "I8", [2], b"\x80\x7f"),
+        ("g.u8", "U8", [1], b"\xff"),
+        ("h.bool", "BOOL", [2], b"\x00\x01"),
+        ("i.f64", "F64", [1], struct.pack("<d", 0.25)),
+        ("j.empty", "F32", [0, 4], b""),
+    ], {"note": "seed"}))
+
+
+# ---- arrow ------------------------------------------------------------------------------
+
+def arrow_seeds(out):
+    try:
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+    except ImportError:
+        print("make_seeds: no pyarrow, skipping the arrow seeds (use .venv/bin/python)",
+              file=sys.stderr)
+        return
+
+    def write(name, batches, schema, fmt="stream", **options):
+        sink = pa.BufferOutputStream()
+        opts = ipc.IpcWriteOptions(**options)
+        open_writer = ipc.new_file if fmt == "file" else ipc.new_stream
+        with open_writer(sink, schema, options=opts) as w:
+            for b in batches:
+                w.write_batch(b)
+        put(out, "arrow", name, sink.getvalue().to_pybytes())
+
+    tokens = pa.schema([("input_ids", pa.list_(pa.int32())), ("text", pa.string())])
+    b1 = pa.record_batch([pa.array([[1, 2, 3], [], None], pa.list_(pa.int32())),
+                          pa.array(["ab", None, ""])], schema=tokens)
+    b0 = pa.record_batch([pa.array([], pa.list_(pa.int32())), pa.array([], pa.string())],
+                         schema=tokens)
+    b2 = pa.record_batch([pa.array([[4, 5]], pa.list_(pa.int32())), pa.array(["xyz"])],
+                         schema=tokens)
+    write("stream_int32.arrows", [b1, b0, b2], tokens)
+    write("file_int32.arrow", [b1, b2], tokens, fmt="file")
+    write("legacy_int32.arrows", [b1], tokens, use_legacy_format=True)
+    write("schema_only.arrows", [], tokens)
+
+    wide = pa.schema([("ids", pa.large_list(pa.int64())), ("labels", pa.list_(pa.int64())),
+                      ("s", pa.large_string())])
+    w1 = pa.record_batch([pa.array([[1 << 40, -1], [0]], pa.large_list(pa.int64())),
+                          pa.array([None, [9, 9, 9]], pa.list_(pa.int64())),
+                          pa.array(["long", None], pa.large_string())], schema=wide)
+    write("stream_int64.arrows", [w1], wide)
+    write("file_int64.arrow", [w1], wide, fmt="file")
+
+    # Other types before the columns a trainer reads, as real datasets have.
+    other = pa.table({
+        "id": pa.array([1, 2], pa.int64()),
+        "flag": pa.array([True, None]),
+        "score": pa.array([0.5, 1.5], pa.float32()),
+        "nested": pa.array([{"a": 1, "b": "x"}, None],
+                           pa.struct([("a", pa.int32()), ("b", pa.string())])),
+        "cat": pa.array(["u", "v"]).dictionary_encode(),
+        "fixed": pa.array([[1, 2], [3, 4]], pa.list_(pa.int8(), 2)),
+        "map": pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int32())),
+        "blob": pa.array([b"\x00\x01", None], pa.binary()),
+        "input_ids": pa.array([[7], [8, 9]], pa.large_list(pa.int32())),
+    })
+    write("stream_many_types.arrows", other.to_batches(), other.schema)
+    write("file_many_types.arrow", other.to_batches(), other.schema, fmt="file")
+
+
+# ---- plans ------------------------------------------------------------------------------
+
+def tiny_plan(dp):
+    """A small plan that LoadedPlan accepts: one parameter, the four inputs, a loss."""
+    batch = 2 * dp
+
+    def program(device):
+        return {
+            "device": device,
+            "buffers": [
+                {"name": "loss", "dtype": "F32", "kind": "Arena", "offset": 0, "bytes": 4},
+                {"name": "input_ids", "dtype": "I64", "shape": [2, 4], "kind": "Input",
+                 "bytes": 64, "binding": "InputIds"},
+                {"name": "labels", "dtype": "I64", "shape": [2, 4], "kind": "Input",
+                 "bytes": 64, "binding": "Labels"},
+                {"name": "step", "dtype": "I64", "kind": "Input", "bytes": 8,
+                 "binding": "Step"},
+                {"name": "lr", "dtype": "F32", "kind": "Input", "bytes": 4,
+                 "binding": "LearningRate"},
+                {"name": "w", "dtype": "F32", "shape": [4, 2], "kind": "Parameter",
+                 "bytes": 32, "parameter": 0},
+                {"name": "exp_avg.w", "dtype": "F32", "shape": [4, 2],
+                 "kind": "OptimizerState", "bytes": 32, "parameter": 0,
+                 "optimizer_slot": "exp_avg"},
+                {"name": "w.flat", "dtype": "F32", "shape": [8], "kind": "Alias",
+                 "bytes": 32, "alias_of": 5},
+                {"name": "%9", "dtype": "BF16", "shape": [2, 4], "kind": "Arena",
+                 "offset": 16, "bytes": 16},
+                {"name": "grad_norm", "dtype": "F32", "kind": "Arena", "offset": 8,
+                 "bytes": 4},
+            ],
+            "instructions": [
+                {"kernel": "embedding", "inputs": [5, 1], "outputs": [8], "flops": 8.0,
+                 "attributes": [{"name": "axis", "kind": "Int", "i": 0}]},
+                {"kernel": "cross_entropy", "inputs": [8, 2], "outputs": [0],
+                 "attributes": [{"name": "ignore_index", "kind": "Int", "i": -100},
+                                {"name": "reduction", "kind": "String", "s": "mean"}]},
+                {"kernel": "all_reduce", "inputs": [6], "outputs": [6],
+                 "attributes": [{"name": "axes", "kind": "Ints", "ints": [0]},
+                                {"name": "scale", "kind": "Float", "f": 0.5},
+                                {"name": "in_place", "kind": "Bool", "b": True}]},
+                {"kernel": "adamw", "inputs": [5, 6, 3, 4], "outputs": [5, 6]},
+            ],
+            "arena_bytes": 32,
+            "loss": 0,
+            "grad_norm": 9,
+        }
+
+    plan = {
+        "version": 2,
+        "producer": "apc fuzz seed",
+        "model": {"architecture": "llama3", "hidden_size": 2, "vocab_size": 4,
+                  "rope_type": "default"},
+        "parameters": [{"name": "w", "shape": [4, 2], "dtype": "F32", "init": "normal"}],
+        "data": {"batch": batch, "seq_len": 4, "pad_id": -1, "ids_dtype": "I64"},
+        "precision": "fp32",
+        "optimizer": {"name": "adamw", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+        "programs": [program(d) for d in range(dp)],
+        "predicted": {"flops_per_step": 8.0, "cluster": "cpu:%d" % dp},
+    }
+    if dp > 1:
+        plan["mesh_shape"] = [dp]
+        plan["mesh_axes"] = ["dp"]
+        plan["parallel_plan"] = "dp=%d" % dp
+    return plan
+
+
+def plan_seeds(out, apc):
+    flatc = shutil.which("flatc")
+    schema = os.path.join(SRC, "runtime", "schema", "plan.fbs")
+    with tempfile.TemporaryDirectory() as tmp:
+        if not flatc:
+            print("make_seeds: no flatc, skipping the hand-made plan seeds", file=sys.stderr)
+        else:
+            for dp in (1, 2):
+                name = "tiny_dp%d" % dp
+                with open(os.path.join(tmp, name + ".json"), "w") as f:
+                    json.dump(tiny_plan(dp), f)
+                subprocess.run([flatc, "-b", "-o", tmp, schema,
+                                os.path.join(tmp, name + ".json")], check=True)
+                with open(os.path.join(tmp, name + ".fb"), "rb") as f:
+                    put(out, "plan", name + ".fb", f.read())
+        if apc and os.access(apc, os.X_OK):
+            config = os.path.join(SRC, "frontends", "llama3", "configs", "tiny.json")
+            mlir = os.path.join(tmp, "m.mlir")
+            subprocess.run([apc, "import", "llama3", "--config", config, "--batch", "2",
+                            "--seq-len", "4", "-o", mlir], check=True,
+                           stdout=subprocess.DEVNULL)
+            for cluster, name in (("cpu:1", "apc_tiny.fb"), ("cpu:2", "apc_tiny_dp2.fb")):
+                fb = os.path.join(tmp, name)
+                r = subprocess.run([apc, "compile", mlir, "--cluster", cluster,
+                                    "--precision", "fp32", "-o", fb],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                if r.returncode == 0:
+                    with open(fb, "rb") as f:
+                        put(out, "plan", name, f.read())
+                else:
+                    print("make_seeds: apc compile --cluster %s failed: %s"
+                          % (cluster, r.stderr.decode().strip()), file=sys.stderr)
+
+
+# ---- flags and configs ------------------------------------------------------------------
+
+def flags_seeds(out):
+    lines = {
+        "ok": "plan.fb\n--data\nd.arrow\n--steps\n10\n--lr=3e-4\n--verbose",
+        "extra": "plan.fb\nextra\n--data=x\n--out\ndir\n--\n-not-a-flag",
+        "help": "--help",
+        "errors": "--steps\n1x\n--lr\nnan\n--verbose=1\n--nope",
+        "negative": "plan.fb\n--data\nd\n--steps\n-5\n--lr\n-.5\n-1",
+    }
+    for name, text in lines.items():
+        put(out, "flags", name, text)
+
+
+def config_seeds(out):
+    d = os.path.join(SRC, "frontends", "llama3", "configs")
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".json"):
+            with open(os.path.join(d, name), "rb") as f:
+                put(out, "llama3_config", name, f.read())
+    put(out, "llama3_config", "minimal.json",
+        '{"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, '
+        '"num_attention_heads": 2, "vocab_size": 10, "head_dim": 4.0, '
+        '"rope_scaling": {"type": "default"}, "rope_theta": null}')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    default_apc = os.path.join(SRC, "build", "bin", "apc")
+    parser.add_argument("--apc", default=default_apc if os.path.exists(default_apc) else None)
+    args = parser.parse_args()
+    safetensors_seeds(args.out)
+    arrow_seeds(args.out)
+    plan_seeds(args.out, args.apc)
+    flags_seeds(args.out)
+    config_seeds(args.out)
+    for target in sorted(os.listdir(args.out)):
+        print("%s: %d seeds" % (target, len(os.listdir(os.path.join(args.out, target)))))
+
+
+if __name__ == "__main__":
+    main()
