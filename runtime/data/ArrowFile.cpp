@@ -12,7 +12,6 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,19 +26,6 @@ static_assert(sizeof(fb::Buffer) == 16, "Buffer must match the official layout")
 
 namespace apc::data {
 namespace arrow_detail {
-
-struct Mapping {
-  void *data = nullptr;
-  size_t size = 0;
-  Mapping() = default;
-  Mapping(const Mapping &) = delete;
-  Mapping &operator=(const Mapping &) = delete;
-  ~Mapping() {
-    if (data)
-      ::munmap(data, size);
-  }
-  const uint8_t *bytes() const { return static_cast<const uint8_t *>(data); }
-};
 
 // A field of the schema, with what the layout and the accessors need.
 struct FieldInfo {
@@ -86,7 +72,6 @@ using arrow_detail::Batch;
 using arrow_detail::BufferRef;
 using arrow_detail::Chunk;
 using arrow_detail::FieldInfo;
-using arrow_detail::Mapping;
 using arrow_detail::Node;
 
 namespace {
@@ -1015,33 +1000,14 @@ Result<ArrowFile> ArrowFile::open(const std::string &path) {
   auto fail = [&](const std::string &what) {
     return Result<ArrowFile>::error(path + ": " + what);
   };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail("cannot open: " + errnoText(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return fail("cannot stat: " + errnoText(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return fail("not a regular file");
-  }
-  size_t size = size_t(st.st_size);
-  if (size == 0) {
-    ::close(fd);
+  auto mapped = MappedFile::open(path);
+  if (!mapped)
+    return mapped.status();
+  std::shared_ptr<const MappedFile> mapping = *mapped;
+  size_t size = mapping->size();
+  if (size == 0)
     return fail("file is empty, not an Arrow IPC file or stream");
-  }
-  void *data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int mapErr = errno;
-  ::close(fd);
-  if (data == MAP_FAILED)
-    return fail("cannot mmap: " + errnoText(mapErr));
-  auto mapping = std::make_shared<Mapping>();
-  mapping->data = data;
-  mapping->size = size;
-  const uint8_t *base = mapping->bytes();
+  const uint8_t *base = mapping->data();
 
   ArrowFile file;
   file.path_ = path;

@@ -21,6 +21,7 @@
 // row and a null string as an empty string (`isNull` tells them apart).
 #pragma once
 
+#include "runtime/support/MappedFile.h"
 #include "runtime/support/Status.h"
 
 #include <cstddef>
@@ -39,7 +40,6 @@ struct ArrowColumnInfo {
 };
 
 namespace arrow_detail {
-struct Mapping;
 struct Batch;
 struct FieldInfo;
 
@@ -72,7 +72,7 @@ public:
 private:
   friend class ArrowFile;
   const arrow_detail::Chunk *find(int64_t row, int64_t &local) const;
-  std::shared_ptr<const arrow_detail::Mapping> mapping_;
+  std::shared_ptr<const MappedFile> mapping_;
   std::string name_, type_;
   bool offsets64_ = false, values64_ = false;
   int64_t numRows_ = 0, numValues_ = 0;
@@ -94,7 +94,7 @@ public:
 private:
   friend class ArrowFile;
   const arrow_detail::Chunk *find(int64_t row, int64_t &local) const;
-  std::shared_ptr<const arrow_detail::Mapping> mapping_;
+  std::shared_ptr<const MappedFile> mapping_;
   std::string name_, type_;
   bool offsets64_ = false;
   int64_t numRows_ = 0;
@@ -127,7 +127,7 @@ private:
 
   std::string path_;
   Format format_ = Format::Stream;
-  std::shared_ptr<const arrow_detail::Mapping> mapping_;
+  std::shared_ptr<const MappedFile> mapping_;
   std::vector<arrow_detail::FieldInfo> fields_; // top-level fields
   std::vector<ArrowColumnInfo> columns_;
   std::vector<arrow_detail::Batch> batches_;

@@ -15,7 +15,6 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,29 +156,6 @@ int64_t TensorView::numElements() const {
 
 // ---- File ---------------------------------------------------------------------------
 
-File::File(File &&other) noexcept
-    : path_(std::move(other.path_)), mapping_(std::exchange(other.mapping_, nullptr)),
-      mappingSize_(std::exchange(other.mappingSize_, 0)),
-      tensors_(std::move(other.tensors_)), metadata_(std::move(other.metadata_)) {}
-
-File &File::operator=(File &&other) noexcept {
-  if (this != &other) {
-    if (mapping_)
-      ::munmap(mapping_, mappingSize_);
-    path_ = std::move(other.path_);
-    mapping_ = std::exchange(other.mapping_, nullptr);
-    mappingSize_ = std::exchange(other.mappingSize_, 0);
-    tensors_ = std::move(other.tensors_);
-    metadata_ = std::move(other.metadata_);
-  }
-  return *this;
-}
-
-File::~File() {
-  if (mapping_)
-    ::munmap(mapping_, mappingSize_);
-}
-
 const TensorView *File::find(std::string_view name) const {
   for (const TensorView &t : tensors_)
     if (t.name == name)
@@ -190,37 +166,17 @@ const TensorView *File::find(std::string_view name) const {
 Result<File> File::open(const std::string &path) {
   auto fail = [&](const std::string &what) { return Result<File>::error(path + ": " + what); };
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail("cannot open: " + errnoText(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return fail("cannot stat: " + errnoText(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return fail("not a regular file");
-  }
-  uint64_t fileSize = uint64_t(st.st_size);
-  if (fileSize < 8) {
-    ::close(fd);
+  auto mapped = MappedFile::open(path);
+  if (!mapped)
+    return mapped.status();
+  uint64_t fileSize = uint64_t((*mapped)->size());
+  if (fileSize < 8)
     return fail("file is " + std::to_string(fileSize) +
                 " bytes, shorter than the 8-byte header length");
-  }
-  void *mapping = ::mmap(nullptr, size_t(fileSize), PROT_READ, MAP_PRIVATE, fd, 0);
-  int mapErr = errno;
-  ::close(fd);
-  if (mapping == MAP_FAILED)
-    return fail("cannot mmap: " + errnoText(mapErr));
-
-  // From here on `file` owns the mapping and unmaps it on every error path.
   File file;
   file.path_ = path;
-  file.mapping_ = mapping;
-  file.mappingSize_ = size_t(fileSize);
-  const uint8_t *base = static_cast<const uint8_t *>(mapping);
+  file.mapping_ = *mapped;
+  const uint8_t *base = file.mapping_->data();
 
   uint64_t headerLen = 0;
   std::memcpy(&headerLen, base, 8); // little-endian host

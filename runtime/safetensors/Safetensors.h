@@ -9,6 +9,7 @@
 // same folder and renames it, so a crash never leaves a half-written file.
 #pragma once
 
+#include "runtime/support/MappedFile.h"
 #include "runtime/support/Status.h"
 
 #include <cstddef>
@@ -40,9 +41,6 @@ struct TensorView {
 class File {
 public:
   static Result<File> open(const std::string &path);
-  File(File &&) noexcept;
-  File &operator=(File &&) noexcept;
-  ~File();
 
   const std::string &path() const { return path_; }
   // Tensors in the order of their data offsets.
@@ -53,8 +51,7 @@ public:
 private:
   File() = default;
   std::string path_;
-  void *mapping_ = nullptr;
-  size_t mappingSize_ = 0;
+  std::shared_ptr<const MappedFile> mapping_; // the bytes TensorView::data points into
   std::vector<TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
 };
