@@ -33,11 +33,7 @@ RefTensor broadcast(ap::BroadcastOp op, const RefTensor &x, RefTensor out) {
     for (size_t d = 0; d < index.size(); ++d)
       source += added[d] ? 0 : index[d] * keptStrides[d];
     out.data[flat] = x.data[source];
-    for (int64_t d = int64_t(index.size()) - 1; d >= 0; --d) { // next index
-      if (++index[d] < out.shape[d])
-        break;
-      index[d] = 0;
-    }
+    nextIndex(index, out.shape);
   }
   return out;
 }

@@ -241,11 +241,7 @@ RefTensor transpose(ap::TransposeOp op, const RefTensor &x, RefTensor out) {
     for (size_t d = 0; d < index.size(); ++d)
       source += index[d] * inStrides[perm[d]];
     out.data[flat] = x.data[source];
-    for (int64_t d = int64_t(index.size()) - 1; d >= 0; --d) { // next index
-      if (++index[d] < out.shape[d])
-        break;
-      index[d] = 0;
-    }
+    nextIndex(index, out.shape);
   }
   return out;
 }
@@ -265,11 +261,7 @@ RefTensor reduceSum(ap::ReduceSumOp op, const RefTensor &x, RefTensor out) {
     for (size_t d = 0; d < index.size(); ++d)
       target += reduced[d] ? 0 : index[d] * keptStrides[d];
     out.data[target] += x.data[flat];
-    for (int64_t d = int64_t(index.size()) - 1; d >= 0; --d) {
-      if (++index[d] < x.shape[d])
-        break;
-      index[d] = 0;
-    }
+    nextIndex(index, x.shape);
   }
   return out;
 }

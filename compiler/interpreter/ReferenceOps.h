@@ -22,6 +22,14 @@ RefTensor resultLike(mlir::Operation *op, unsigned index = 0);
 
 // Row-major element strides of `shape`.
 std::vector<int64_t> strides(const std::vector<int64_t> &shape);
+// Advances a row-major multi-index over `shape` (the odometer of the layout loops).
+inline void nextIndex(std::vector<int64_t> &index, const std::vector<int64_t> &shape) {
+  for (int64_t d = int64_t(index.size()) - 1; d >= 0; --d) {
+    if (++index[d] < shape[d])
+      return;
+    index[d] = 0;
+  }
+}
 
 // Product of all dims but the last (the number of rows of a [..., n] tensor).
 int64_t rows(const RefTensor &t);
