@@ -795,10 +795,13 @@ Status TcpStore::waitForRanksToClose() {
   for (;;) {
     std::vector<int> still;
     for (int r : pending) {
+      // "gone" first: a rank that closes and then disconnects between the two looks
+      // would otherwise read as vanished. "closed" is always recorded before "gone".
       std::string id = std::to_string(r);
+      bool gone = bool(wait({"apc/store/gone/" + id}, std::chrono::milliseconds(0)));
       if (wait({"apc/store/closed/" + id}, std::chrono::milliseconds(0)))
         continue;
-      if (wait({"apc/store/gone/" + id}, std::chrono::milliseconds(0))) {
+      if (gone) {
         vanished.push_back(r);
         continue;
       }
