@@ -85,7 +85,7 @@ FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::Func
         fbb, fbb.CreateString(b.name), fb::DType(b.dtype), fbb.CreateVector(b.shape),
         fb::BufferKind(b.kind), b.offset, b.bytes(), b.aliasOf, b.parameter,
         b.optimizerSlot.empty() ? 0 : fbb.CreateString(b.optimizerSlot),
-        fb::Binding(b.binding)));
+        fb::Binding(b.binding), b.dimAxes.empty() ? 0 : fbb.CreateVector(b.dimAxes)));
   }
   double flops = 0;
   std::vector<flatbuffers::Offset<fb::Instruction>> instructions;

@@ -25,6 +25,9 @@ struct ExecBuffer {
   int parameter = -1;  // Parameter/OptimizerState: index into the parameter list
   std::string optimizerSlot; // OptimizerState: "exp_avg" | "exp_avg_sq"
   Binding binding = Binding::None;
+  // Parameter/OptimizerState: per dim, the mesh axis it is split over (-1: whole);
+  // empty when the buffer holds the whole tensor (plan.fbs Buffer.dim_axes).
+  std::vector<int32_t> dimAxes;
   uint64_t bytes() const;
 };
 

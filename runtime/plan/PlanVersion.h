@@ -3,5 +3,6 @@
 
 namespace apc::plan {
 // 2: DataSpec.batch is the global batch; mesh_shape, mesh_axes, parallel_plan.
-constexpr unsigned kPlanVersion = 2;
+// 3: Buffer.dim_axes (sharded parameters and optimizer state).
+constexpr unsigned kPlanVersion = 3;
 } // namespace apc::plan
