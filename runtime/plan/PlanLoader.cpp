@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <vector>
 #include <sstream>
 
@@ -32,6 +33,58 @@ template <typename T> bool aligned(const flatbuffers::Vector<T> *v) {
   return !v || v->size() == 0 || reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
 }
 
+std::string dimsText(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+template <typename T> std::vector<int64_t> dimsOf(const flatbuffers::Vector<T> *v) {
+  return v ? std::vector<int64_t>(v->begin(), v->end()) : std::vector<int64_t>{};
+}
+
+// A parameter or optimizer-state buffer against its ParameterSpec: `dim_axes` (empty, or
+// one mesh axis or -1 per dim, no axis twice) and a local shape that is the global shape
+// divided by the axis sizes on split dims. The message continues "buffer N 'name' ...".
+Status checkDimAxes(const Plan &plan, const Buffer &buffer, const ParameterSpec &spec) {
+  std::vector<int64_t> local = dimsOf(buffer.shape()), global = dimsOf(spec.shape());
+  std::vector<int64_t> mesh = dimsOf(plan.mesh_shape());
+  std::vector<int64_t> axes = dimsOf(buffer.dim_axes());
+  if (!axes.empty()) {
+    if (axes.size() != local.size())
+      return Status::error("has " + std::to_string(axes.size()) + " dim_axes " +
+                           dimsText(axes) + " for a shape of rank " +
+                           std::to_string(local.size()) + " " + dimsText(local));
+    for (size_t d = 0; d < axes.size(); ++d) {
+      if (axes[d] < -1 || axes[d] >= int64_t(mesh.size()))
+        return Status::error("splits dim " + std::to_string(d) + " over mesh axis " +
+                             std::to_string(axes[d]) + " but the mesh " + dimsText(mesh) +
+                             " has " + std::to_string(mesh.size()) + " axes");
+      for (size_t e = 0; e < d; ++e)
+        if (axes[d] >= 0 && axes[e] == axes[d])
+          return Status::error("splits dims " + std::to_string(e) + " and " +
+                               std::to_string(d) + " over the same mesh axis " +
+                               std::to_string(axes[d]) + " (dim_axes " + dimsText(axes) + ")");
+    }
+  }
+  bool matches = local.size() == global.size();
+  for (size_t d = 0; matches && d < local.size(); ++d) {
+    int64_t parts = axes.empty() || axes[d] < 0 ? 1 : mesh[size_t(axes[d])];
+    matches = global[d] % parts == 0 && global[d] / parts == local[d];
+  }
+  if (!matches)
+    return Status::error("has shape " + dimsText(local) +
+                         (axes.empty() ? std::string()
+                                       : " split as " + dimsText(axes) + " over the mesh " +
+                                             dimsText(mesh)) +
+                         ", which does not match parameter '" + spec.name()->str() + "' " +
+                         dimsText(global) +
+                         (axes.empty() ? std::string()
+                                       : " (a split dim holds the global size / the axis size)"));
+  return Status::ok();
+}
+
 Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   std::string where = "program " + std::to_string(index);
   if (!program.buffers() || !program.instructions())
@@ -46,8 +99,13 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
     if (!inRange(buffer->dtype(), DType::MAX) || !inRange(buffer->kind(), BufferKind::MAX) ||
         !inRange(buffer->binding(), Binding::MAX))
       return Status::error(where + ": " + name + " has an unknown dtype, kind or binding");
-    if (!aligned(buffer->shape()))
+    if (!aligned(buffer->shape()) || !aligned(buffer->dim_axes()))
       return Status::error(where + ": " + name + " has a misaligned shape (corrupt plan)");
+    if (buffer->dim_axes() && buffer->dim_axes()->size() &&
+        buffer->kind() != BufferKind::Parameter && buffer->kind() != BufferKind::OptimizerState)
+      return Status::error(where + ": " + name + " has dim_axes but is a " +
+                           EnumNameBufferKind(buffer->kind()) +
+                           " buffer (only Parameter and OptimizerState buffers are split)");
     uint64_t bytes = dtypeBytes(buffer->dtype());
     if (buffer->shape())
       for (int64_t d : *buffer->shape()) {
@@ -80,13 +138,11 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
         return Status::error(where + ": " + name + " refers to parameter " +
                              std::to_string(p) + " of " + std::to_string(numParameters));
       const ParameterSpec *spec = plan.parameters()->Get(p);
-      bool sameShape = spec->shape() && buffer->shape() &&
-                       spec->shape()->size() == buffer->shape()->size();
-      for (size_t d = 0; sameShape && d < spec->shape()->size(); ++d)
-        sameShape = spec->shape()->Get(d) == buffer->shape()->Get(d);
-      if (!sameShape || buffer->dtype() != DType::F32)
+      if (Status s = checkDimAxes(plan, *buffer, *spec); !s)
+        return Status::error(where + ": " + name + " " + s.message());
+      if (buffer->dtype() != DType::F32)
         return Status::error(where + ": " + name + " does not match parameter '" +
-                             spec->name()->str() + "'");
+                             spec->name()->str() + "' (its master copy is F32)");
       if (buffer->kind() == BufferKind::OptimizerState &&
           (!buffer->optimizer_slot() || (buffer->optimizer_slot()->str() != "exp_avg" &&
                                          buffer->optimizer_slot()->str() != "exp_avg_sq")))
@@ -159,6 +215,41 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   return Status::ok();
 }
 
+// Every device splits a parameter (and each of its moments) the same way: checkpoints
+// gather blocks by the split, and each rank computes where every other rank's block lies.
+Status checkSameSplitEverywhere(const Plan &plan) {
+  struct First {
+    std::vector<int64_t> axes;
+    size_t program;
+    int buffer;
+  };
+  std::map<std::pair<int, std::string>, First> seen;
+  for (size_t i = 0; i < plan.programs()->size(); ++i) {
+    const auto &buffers = *plan.programs()->Get(i)->buffers();
+    for (int b = 0; b < int(buffers.size()); ++b) {
+      const Buffer *buffer = buffers.Get(b);
+      if (buffer->kind() != BufferKind::Parameter && buffer->kind() != BufferKind::OptimizerState)
+        continue;
+      std::vector<int64_t> axes = dimsOf(buffer->dim_axes());
+      if (axes.empty())
+        axes.assign(buffer->shape() ? buffer->shape()->size() : 0, -1);
+      std::string slot = buffer->kind() == BufferKind::Parameter
+                             ? std::string("parameter")
+                             : buffer->optimizer_slot()->str();
+      auto [it, inserted] = seen.emplace(std::pair{buffer->parameter(), slot}, First{axes, i, b});
+      if (!inserted && it->second.axes != axes)
+        return Status::error(
+            "program " + std::to_string(i) + ": buffer " + std::to_string(b) + " '" +
+            (buffer->name() ? buffer->name()->str() : "") + "' splits the " + slot + " of '" +
+            plan.parameters()->Get(buffer->parameter())->name()->str() + "' as " +
+            dimsText(axes) + " but program " + std::to_string(it->second.program) +
+            " buffer " + std::to_string(it->second.buffer) + " splits it as " +
+            dimsText(it->second.axes) + " (every device must split it the same way)");
+    }
+  }
+  return Status::ok();
+}
+
 } // namespace
 
 const Plan &LoadedPlan::plan() const { return *GetPlan(bytes_.data()); }
@@ -226,6 +317,8 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
   for (size_t i = 0; i < plan->programs()->size(); ++i)
     if (Status s = checkProgram(*plan, *plan->programs()->Get(i), i); !s)
       return fail(s.message());
+  if (Status s = checkSameSplitEverywhere(*plan); !s)
+    return fail(s.message());
   LoadedPlan loaded;
   loaded.path_ = name;
   loaded.bytes_ = std::move(bytes);

@@ -3,8 +3,10 @@
 // `load` reads the file, checks the identifier and version, runs the flatbuffers
 // Verifier, and then checks the plan's meaning: enum values in range, buffer sizes
 // equal to their shapes, arena buffers inside the arena, aliases and parameter indices
-// in range, instruction operands in range, a scalar f32 loss. Every refusal names the
-// file and what is wrong; callers exit with code 2.
+// in range, parameter and optimizer-state buffers matching their ParameterSpec under
+// their dim_axes (axes in the mesh, none twice, split dims = global / axis size, the
+// same split on every device), instruction operands in range, a scalar f32 loss. Every
+// refusal names the file and what is wrong; callers exit with code 2.
 #pragma once
 
 #include "runtime/support/Status.h"

@@ -1,0 +1,142 @@
+// PlanLoader's checks of split parameters and optimizer state (Buffer.dim_axes): what a
+// good split looks like, and every refusal with a message naming the buffer.
+#include "runtime/plan/PlanLoader.h"
+
+#include "test/unit/runtime/PlanBuilder.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+namespace apc::plan {
+namespace {
+
+using apc::testing::PlanSpec;
+using apc::testing::ProgramSpec;
+
+// A [dp, tp] = [2, 2] mesh; "w" [4, 6] split over tp on dim 0 (each device holds [2, 6]),
+// its moments split over dp on dim 1 and tp on dim 0 ([2, 3]), "n" [6] whole.
+// `edit(program index, program)` changes programs before the plan is built.
+PlanSpec splitPlan(const std::function<void(int, ProgramSpec &)> &edit = nullptr) {
+  PlanSpec spec;
+  spec.mesh = {2, 2};
+  spec.parameters = {{"w", {4, 6}}, {"n", {6}, "ones"}};
+  for (int device = 0; device < 4; ++device) {
+    ProgramSpec program;
+    program.device = device;
+    program.addStandardInputs(spec);
+    program.parameter(0, {2, 6}, {1, -1});
+    program.parameter(0, {2, 3}, {1, 0}, "exp_avg");
+    program.parameter(0, {2, 3}, {1, 0}, "exp_avg_sq");
+    program.parameter(1, {6});
+    program.parameter(1, {6}, {-1}, "exp_avg");
+    program.parameter(1, {6}, {}, "exp_avg_sq");
+    if (edit)
+      edit(device, program);
+    spec.programs.push_back(program);
+  }
+  return spec;
+}
+
+std::string refusal(const PlanSpec &spec) {
+  auto loaded = LoadedPlan::fromBytes(spec.build(), "split.fb");
+  EXPECT_FALSE(loaded.isOk()) << "the plan was accepted";
+  return loaded.isOk() ? "" : loaded.message();
+}
+
+// The buffer index of the first parameter buffer after the standard inputs.
+constexpr int kW = 5, kWAvg = 6, kWAvgSq = 7, kN = 8;
+
+TEST(PlanLoaderDimAxes, AcceptsAConsistentSplit) {
+  auto loaded = LoadedPlan::fromBytes(splitPlan().build(), "split.fb");
+  ASSERT_TRUE(loaded.isOk()) << loaded.message();
+  const Buffer *w = loaded->plan().programs()->Get(0)->buffers()->Get(kW);
+  ASSERT_NE(w->dim_axes(), nullptr);
+  EXPECT_EQ(w->dim_axes()->Get(0), 1);
+}
+
+TEST(PlanLoaderDimAxes, RefusedOnOtherBufferKinds) {
+  std::string m =
+      refusal(splitPlan([](int, ProgramSpec &p) { p.buffers[0].dimAxes = {0, -1}; }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 0 'input_ids' has dim_axes but is a Input buffer "
+               "(only Parameter and OptimizerState buffers are split)");
+}
+
+TEST(PlanLoaderDimAxes, OneAxisPerDim) {
+  std::string m = refusal(splitPlan([](int, ProgramSpec &p) { p.buffers[kW].dimAxes = {1}; }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 5 'p0' has 1 dim_axes [1] for a shape of rank 2 "
+               "[2, 6]");
+}
+
+TEST(PlanLoaderDimAxes, AxesInsideTheMesh) {
+  std::string m =
+      refusal(splitPlan([](int, ProgramSpec &p) { p.buffers[kW].dimAxes = {2, -1}; }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 5 'p0' splits dim 0 over mesh axis 2 but the mesh "
+               "[2, 2] has 2 axes");
+  m = refusal(splitPlan([](int, ProgramSpec &p) { p.buffers[kW].dimAxes = {-2, -1}; }));
+  EXPECT_NE(m.find("splits dim 0 over mesh axis -2"), std::string::npos) << m;
+}
+
+TEST(PlanLoaderDimAxes, NoAxisTwice) {
+  std::string m =
+      refusal(splitPlan([](int, ProgramSpec &p) { p.buffers[kWAvg].dimAxes = {1, 1}; }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 6 'exp_avg.p0' splits dims 0 and 1 over the same "
+               "mesh axis 1 (dim_axes [1, 1])");
+}
+
+TEST(PlanLoaderDimAxes, SplitDimsHoldTheGlobalSizeOverTheAxisSize) {
+  // The parameter keeps its global shape on a split dim.
+  std::string m = refusal(splitPlan([](int, ProgramSpec &p) {
+    p.buffers[kW].shape = {4, 6};
+  }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 5 'p0' has shape [4, 6] split as [1, -1] over the "
+               "mesh [2, 2], which does not match parameter 'w' [4, 6] (a split dim holds the "
+               "global size / the axis size)");
+  // A moment whose unsplit dim is not whole.
+  m = refusal(splitPlan([](int, ProgramSpec &p) {
+    p.buffers[kWAvgSq].shape = {2, 3};
+    p.buffers[kWAvgSq].dimAxes = {1, -1};
+  }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 7 'exp_avg_sq.p0' has shape [2, 3] split as [1, -1] "
+               "over the mesh [2, 2], which does not match parameter 'w' [4, 6] (a split dim "
+               "holds the global size / the axis size)");
+  // A dim that the axis does not divide.
+  PlanSpec odd = splitPlan();
+  odd.parameters[0].shape = {5, 6};
+  m = refusal(odd);
+  EXPECT_NE(m.find("buffer 5 'p0' has shape [2, 6] split as [1, -1]"), std::string::npos) << m;
+}
+
+TEST(PlanLoaderDimAxes, WholeBuffersKeepTheGlobalShape) {
+  std::string m = refusal(splitPlan([](int, ProgramSpec &p) { p.buffers[kN].shape = {3}; }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 8 'p1' has shape [3], which does not match "
+               "parameter 'n' [6]");
+}
+
+TEST(PlanLoaderDimAxes, EveryDeviceSplitsAParameterTheSameWay) {
+  std::string m = refusal(splitPlan([](int device, ProgramSpec &p) {
+    if (device == 2)
+      p.buffers[kWAvg].dimAxes = {0, 1};
+  }));
+  EXPECT_EQ(m, "split.fb: program 2: buffer 6 'exp_avg.p0' splits the exp_avg of 'w' as [0, 1] "
+               "but program 0 buffer 6 splits it as [1, 0] (every device must split it the same "
+               "way)");
+  // Empty dim_axes and all -1 are the same split.
+  auto loaded = LoadedPlan::fromBytes(splitPlan([](int device, ProgramSpec &p) {
+                                        if (device == 1)
+                                          p.buffers[kN].dimAxes = {-1};
+                                      }).build(),
+                                      "split.fb");
+  EXPECT_TRUE(loaded.isOk()) << loaded.message();
+}
+
+TEST(PlanLoaderDimAxes, ParametersStayF32) {
+  std::string m = refusal(splitPlan([](int, ProgramSpec &p) {
+    p.buffers[kN].dtype = DType::BF16;
+  }));
+  EXPECT_EQ(m, "split.fb: program 0: buffer 8 'p1' does not match parameter 'n' (its master "
+               "copy is F32)");
+}
+
+} // namespace
+} // namespace apc::plan
