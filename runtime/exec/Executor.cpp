@@ -44,6 +44,31 @@ kernels::Attributes convertAttributes(const plan::Instruction &inst) {
   return kernels::Attributes(std::move(attrs));
 }
 
+bool isCollective(const std::string &name) {
+  return name == "all_reduce" || name == "all_gather" || name == "reduce_scatter" ||
+         name == "all_slice";
+}
+
+std::string dimsText(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+// A tensor cut along `dim`: `outer` rows (the product of the dims before it) of
+// `rowBytes` contiguous bytes each (the dims from `dim` on).
+struct Blocks {
+  size_t outer = 1, rowBytes = 0;
+};
+Blocks blocksOf(const kernels::TensorView &t, int64_t dim) {
+  Blocks b;
+  b.rowBytes = kernels::dtypeSize(t.dtype);
+  for (size_t d = 0; d < t.shape.size(); ++d)
+    (int64_t(d) < dim ? b.outer : b.rowBytes) *= size_t(t.shape[d]);
+  return b;
+}
+
 } // namespace
 
 Executor::~Executor() {
@@ -96,10 +121,12 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
     if (buffers.Get(b)->kind() == plan::BufferKind::Alias)
       exec->views_[b].data = exec->views_[buffers.Get(b)->alias_of()].data;
 
+  size_t stagingBytes = 0;
   for (size_t k = 0; k < program->instructions()->size(); ++k) {
     const plan::Instruction *inst = program->instructions()->Get(k);
     Prepared p;
-    std::string where = "instruction " + std::to_string(k) + " ('" + inst->kernel()->str() + "')";
+    p.name = inst->kernel()->str();
+    std::string where = "instruction " + std::to_string(k) + " ('" + p.name + "')";
     if (inst->inputs())
       for (int b : *inst->inputs())
         p.inputs.push_back(exec->views_[b]);
@@ -107,31 +134,131 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
       for (int b : *inst->outputs())
         p.outputs.push_back(exec->views_[b]);
     p.attributes = convertAttributes(*inst);
-    if (inst->kernel()->str() == "all_reduce") {
-      std::vector<int64_t> axes = p.attributes.getInts("axes");
-      p.group = groups ? groups(axes) : nullptr;
-      if (!p.group)
-        return R::error(where + ": a collective, but this run has no communicator for it "
-                                "(launch the plan's devices with aprun --nproc N or torchrun)");
-      if (p.inputs.size() != p.outputs.size() || p.inputs.empty())
-        return R::error(where + ": needs as many outputs as inputs");
-      for (size_t i = 0; i < p.inputs.size(); ++i)
-        if (p.inputs[i].dtype != kernels::DType::F32 || p.outputs[i].dtype != kernels::DType::F32 ||
-            p.inputs[i].numElements() != p.outputs[i].numElements())
-          return R::error(where + ": operand " + std::to_string(i) +
-                          " is not an f32 input/output pair of one size");
+    if (isCollective(p.name)) {
+      if (Status s = prepareCollective(p, groups); !s)
+        return R::error(where + ": " + s.message());
+      size_t need = 0;
+      if (p.op == Op::AllReduceSum && p.inputs.size() > 1)
+        for (const kernels::TensorView &t : p.inputs)
+          need += size_t(t.numElements()) * sizeof(float);
+      if (p.op == Op::AllGather && blocksOf(p.inputs[0], p.dim).outer > 1)
+        need = size_t(p.outputs[0].numElements()) * kernels::dtypeSize(p.outputs[0].dtype);
+      if (p.op == Op::ReduceScatter && blocksOf(p.outputs[0], p.dim).outer > 1)
+        need = size_t(p.inputs[0].numElements()) * sizeof(float);
+      stagingBytes = std::max(stagingBytes, need);
       exec->prepared_.push_back(std::move(p));
       continue;
     }
-    p.kernel = backend.find(inst->kernel()->str());
+    p.kernel = backend.find(p.name);
     if (!p.kernel)
       return R::error("instruction " + std::to_string(k) + ": the " + backend.name +
-                      " backend has no kernel '" + inst->kernel()->str() + "'");
+                      " backend has no kernel '" + p.name + "'");
     if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
       return R::error(where + ": " + s.message());
     exec->prepared_.push_back(std::move(p));
   }
+  exec->staging_.resize((stagingBytes + 7) / 8);
   return exec;
+}
+
+Status Executor::prepareCollective(Prepared &p, const GroupLookup &groups) {
+  using kernels::Attribute;
+  const Attribute *axesAttr = p.attributes.find("axes");
+  if (!axesAttr || axesAttr->kind != Attribute::Kind::Ints || axesAttr->ints.empty())
+    return Status::error("a collective needs an Ints attribute 'axes' naming its mesh axes");
+  const std::vector<int64_t> &axes = axesAttr->ints;
+  bool allReduce = p.name == "all_reduce";
+  if (!allReduce && axes.size() != 1)
+    return Status::error("runs over exactly one mesh axis, but 'axes' is " + dimsText(axes));
+  p.group = groups ? groups(axes) : nullptr;
+  if (!p.group)
+    return Status::error("a collective, but this run has no communicator for it "
+                         "(launch the plan's devices with aprun --nproc N or torchrun)");
+  std::string over = "the " + std::to_string(p.group->size()) + " devices of mesh axes " +
+                     dimsText(axes);
+
+  if (allReduce) {
+    std::string op = "sum";
+    if (const Attribute *a = p.attributes.find("op")) {
+      if (a->kind != Attribute::Kind::String || (a->s != "sum" && a->s != "max"))
+        return Status::error("attribute 'op' must be the string \"sum\" or \"max\"");
+      op = a->s;
+    }
+    if (p.inputs.size() != p.outputs.size() || p.inputs.empty())
+      return Status::error("needs as many outputs as inputs");
+    if (op == "max" && p.inputs.size() != 1)
+      return Status::error("op \"max\" takes one input and one output, not " +
+                           std::to_string(p.inputs.size()));
+    for (size_t i = 0; i < p.inputs.size(); ++i)
+      if (p.inputs[i].dtype != kernels::DType::F32 || p.outputs[i].dtype != kernels::DType::F32 ||
+          p.inputs[i].numElements() != p.outputs[i].numElements())
+        return Status::error("operand " + std::to_string(i) +
+                             " is not an f32 input/output pair of one size");
+    p.op = op == "max" ? Op::AllReduceMax : Op::AllReduceSum;
+    return Status::ok();
+  }
+
+  p.op = p.name == "all_gather" ? Op::AllGather
+         : p.name == "reduce_scatter" ? Op::ReduceScatter
+                                      : Op::AllSlice;
+  const Attribute *dimAttr = p.attributes.find("dim");
+  if (!dimAttr || dimAttr->kind != Attribute::Kind::Int)
+    return Status::error("needs an Int attribute 'dim'");
+  if (p.inputs.size() != 1 || p.outputs.size() != 1)
+    return Status::error("takes one input and one output, not " +
+                         std::to_string(p.inputs.size()) + " and " +
+                         std::to_string(p.outputs.size()));
+  const kernels::TensorView &in = p.inputs[0], &out = p.outputs[0];
+  p.dim = dimAttr->i;
+  if (in.shape.size() != out.shape.size() || p.dim < 0 || p.dim >= int64_t(in.shape.size()))
+    return Status::error("dim " + std::to_string(p.dim) + " with input " + dimsText(in.shape) +
+                         " and output " + dimsText(out.shape) +
+                         " (input and output must have one rank, with dim inside it)");
+  if (in.dtype != out.dtype)
+    return Status::error(std::string("input is ") + kernels::dtypeName(in.dtype) +
+                         " but output is " + kernels::dtypeName(out.dtype));
+  if (p.op == Op::ReduceScatter && in.dtype != kernels::DType::F32)
+    return Status::error(std::string("sums f32 values, not ") + kernels::dtypeName(in.dtype));
+  // all_gather: the output is the larger; reduce_scatter and all_slice: the input.
+  int64_t n = p.group->size();
+  const kernels::TensorView &whole = p.op == Op::AllGather ? out : in;
+  const kernels::TensorView &part = p.op == Op::AllGather ? in : out;
+  for (size_t d = 0; d < in.shape.size(); ++d) {
+    int64_t want = int64_t(d) == p.dim ? part.shape[d] * n : part.shape[d];
+    if (whole.shape[d] != want)
+      return Status::error(std::string(p.op == Op::AllGather ? "output" : "input") + " " +
+                           dimsText(whole.shape) + " and " +
+                           (p.op == Op::AllGather ? "input" : "output") + " " +
+                           dimsText(part.shape) + " do not match: dim " + std::to_string(p.dim) +
+                           " of the " + (p.op == Op::AllGather ? "output" : "input") +
+                           " must be " + std::to_string(n) + " times the " +
+                           (p.op == Op::AllGather ? "input" : "output") +
+                           "'s (" + over + "), every other dim equal");
+  }
+  auto *inBegin = static_cast<const uint8_t *>(in.data);
+  auto *outBegin = static_cast<const uint8_t *>(out.data);
+  size_t inBytes = size_t(in.numElements()) * kernels::dtypeSize(in.dtype);
+  size_t outBytes = size_t(out.numElements()) * kernels::dtypeSize(out.dtype);
+  if (inBytes > 0 && outBytes > 0 && inBegin < outBegin + outBytes && outBegin < inBegin + inBytes)
+    return Status::error("input and output overlap");
+  return Status::ok();
+}
+
+Status Executor::runCollective(const Prepared &p) {
+  switch (p.op) {
+  case Op::AllReduceSum: return allReduce(p);
+  case Op::AllReduceMax: {
+    size_t n = size_t(p.inputs[0].numElements());
+    if (p.outputs[0].data != p.inputs[0].data)
+      std::memmove(p.outputs[0].data, p.inputs[0].data, n * sizeof(float));
+    return p.group->allReduceMax(p.outputs[0].as<float>(), n);
+  }
+  case Op::AllGather: return allGather(p);
+  case Op::ReduceScatter: return reduceScatter(p);
+  case Op::AllSlice: return allSlice(p);
+  case Op::Kernel: break;
+  }
+  return Status::error("not a collective");
 }
 
 // One collective for the whole bucket: pack, reduce, unpack (a single input needs no
@@ -143,27 +270,71 @@ Status Executor::allReduce(const Prepared &p) {
       std::memcpy(p.outputs[0].data, p.inputs[0].data, n * sizeof(float));
     return p.group->allReduceSum(p.outputs[0].as<float>(), n);
   }
+  auto *staging = reinterpret_cast<float *>(staging_.data());
   size_t total = 0;
-  for (const kernels::TensorView &t : p.inputs)
-    total += size_t(t.numElements());
-  staging_.resize(total);
-  size_t at = 0;
   for (const kernels::TensorView &t : p.inputs) {
-    std::memcpy(staging_.data() + at, t.data, size_t(t.numElements()) * sizeof(float));
-    at += size_t(t.numElements());
+    std::memcpy(staging + total, t.data, size_t(t.numElements()) * sizeof(float));
+    total += size_t(t.numElements());
   }
-  APC_RETURN_IF_ERROR(p.group->allReduceSum(staging_.data(), total));
-  at = 0;
+  APC_RETURN_IF_ERROR(p.group->allReduceSum(staging, total));
+  size_t at = 0;
   for (const kernels::TensorView &t : p.outputs) {
-    std::memcpy(t.data, staging_.data() + at, size_t(t.numElements()) * sizeof(float));
+    std::memcpy(t.data, staging + at, size_t(t.numElements()) * sizeof(float));
     at += size_t(t.numElements());
   }
   return Status::ok();
 }
 
+// Blocks along `dim`: `outer` rows (the dims before it), each holding one contiguous
+// block of `rowBytes` per rank (the dims from `dim` on, of the per-rank part).
+Status Executor::allGather(const Prepared &p) {
+  const kernels::TensorView &in = p.inputs[0];
+  Blocks b = blocksOf(in, p.dim);
+  size_t n = size_t(p.group->size());
+  if (b.outer <= 1) // rank q's block is already the q-th slice of the output
+    return p.group->allGather(in.data, p.outputs[0].data, b.outer * b.rowBytes);
+  auto *staging = reinterpret_cast<uint8_t *>(staging_.data());
+  size_t perRank = b.outer * b.rowBytes;
+  APC_RETURN_IF_ERROR(p.group->allGather(in.data, staging, perRank));
+  auto *out = p.outputs[0].as<uint8_t>();
+  for (size_t o = 0; o < b.outer; ++o)
+    for (size_t q = 0; q < n; ++q)
+      std::memcpy(out + (o * n + q) * b.rowBytes, staging + q * perRank + o * b.rowBytes,
+                  b.rowBytes);
+  return Status::ok();
+}
+
+Status Executor::reduceScatter(const Prepared &p) {
+  const kernels::TensorView &out = p.outputs[0];
+  Blocks b = blocksOf(out, p.dim);
+  size_t n = size_t(p.group->size());
+  size_t perRank = b.outer * b.rowBytes / sizeof(float);
+  if (b.outer <= 1)
+    return p.group->reduceScatterSum(p.inputs[0].as<float>(), out.as<float>(), perRank);
+  // Pack each rank's block contiguously: staging holds block 0, block 1, ...
+  auto *staging = reinterpret_cast<uint8_t *>(staging_.data());
+  auto *in = p.inputs[0].as<const uint8_t>();
+  for (size_t o = 0; o < b.outer; ++o)
+    for (size_t q = 0; q < n; ++q)
+      std::memcpy(staging + q * perRank * sizeof(float) + o * b.rowBytes,
+                  in + (o * n + q) * b.rowBytes, b.rowBytes);
+  return p.group->reduceScatterSum(reinterpret_cast<const float *>(staging), out.as<float>(),
+                                   perRank);
+}
+
+Status Executor::allSlice(const Prepared &p) {
+  const kernels::TensorView &out = p.outputs[0];
+  Blocks b = blocksOf(out, p.dim);
+  size_t n = size_t(p.group->size()), r = size_t(p.group->rank());
+  auto *in = p.inputs[0].as<const uint8_t>();
+  for (size_t o = 0; o < b.outer; ++o)
+    std::memcpy(out.as<uint8_t>() + o * b.rowBytes, in + (o * n + r) * b.rowBytes, b.rowBytes);
+  return Status::ok();
+}
+
 Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute &attr) {
   for (Prepared &p : prepared_)
-    if (p.kernel && kernel == p.kernel->name) {
+    if (p.op == Op::Kernel && kernel == p.kernel->name) {
       p.attributes.set(attr);
       if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
         return Status::error(std::string(kernel) + " with " + attr.name + ": " + s.message());
@@ -173,7 +344,7 @@ Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute 
 
 Status Executor::removeAttribute(std::string_view kernel, std::string_view name) {
   for (Prepared &p : prepared_)
-    if (p.kernel && kernel == p.kernel->name) {
+    if (p.op == Op::Kernel && kernel == p.kernel->name) {
       p.attributes.erase(name);
       if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
         return Status::error(std::string(kernel) + " without " + std::string(name) + ": " +
@@ -185,11 +356,11 @@ Status Executor::removeAttribute(std::string_view kernel, std::string_view name)
 Status Executor::step() {
   for (size_t k = 0; k < prepared_.size(); ++k) {
     const Prepared &p = prepared_[k];
-    Status s = p.kernel ? p.kernel->run(context_, p.inputs, p.outputs, p.attributes)
-                        : allReduce(p);
+    Status s = p.op == Op::Kernel ? p.kernel->run(context_, p.inputs, p.outputs, p.attributes)
+                                  : runCollective(p);
     if (!s)
-      return Status::error("instruction " + std::to_string(k) + " ('" +
-                           (p.kernel ? p.kernel->name : "all_reduce") + "'): " + s.message());
+      return Status::error("instruction " + std::to_string(k) + " ('" + p.name + "'): " +
+                           s.message());
   }
   return Status::ok();
 }

@@ -35,7 +35,21 @@ struct Backend {
 const Backend &cpuBackend();
 
 // The communicator of the devices that share every coordinate but those of `axes`
-// (the group a collective over those mesh axes runs in); null: none available.
+// (the group a collective over those mesh axes runs in); null: none available. Its
+// ranks are in increasing global rank order, so for one axis the group rank is this
+// device's coordinate on that axis.
+//
+// Collectives the executor runs itself (every one names its mesh axes in the Ints
+// attribute `axes`; the last four take exactly one axis; inputs and outputs must not
+// overlap unless said otherwise):
+//   all_reduce {axes, op = "sum" | "max"}: sum (f32, several inputs form one bucket
+//     reduced by a single collective; output i may be input i) or max (one f32 operand);
+//   all_gather {axes = [a], dim = d}: output = the group's inputs concatenated along d
+//     in group-rank order (output dim d = size * input dim d), any dtype;
+//   reduce_scatter {axes = [a], dim = d}: output = this rank's block along d of the sum
+//     of the inputs (output dim d = input dim d / size), f32;
+//   all_slice {axes = [a], dim = d}: output = block `group rank` of the input along d,
+//     no communication, any dtype.
 using GroupLookup = std::function<comm::Communicator *(const std::vector<int64_t> &axes)>;
 
 class Executor {
@@ -65,9 +79,15 @@ private:
   Executor(const plan::Program &program, kernels::KernelContext context)
       : program_(program), context_(context) {}
 
+  // What an instruction is: a backend kernel, or one of the executor's collectives.
+  enum class Op { Kernel, AllReduceSum, AllReduceMax, AllGather, ReduceScatter, AllSlice };
+
   struct Prepared {
-    const kernels::KernelInfo *kernel = nullptr; // null for a collective
-    comm::Communicator *group = nullptr;         // the collective's group
+    Op op = Op::Kernel;
+    const kernels::KernelInfo *kernel = nullptr; // Op::Kernel only
+    std::string name;                            // the instruction's kernel name
+    comm::Communicator *group = nullptr;         // a collective's group
+    int64_t dim = 0;                             // all_gather, reduce_scatter, all_slice
     std::vector<kernels::TensorView> inputs, outputs;
     kernels::Attributes attributes;
   };
@@ -78,8 +98,15 @@ private:
   std::vector<void *> allocations_;
   uint64_t arenaBytes_ = 0;
   std::vector<Prepared> prepared_;
-  std::vector<float> staging_; // bucketed all-reduces pack their gradients here
+  // Bucketed all-reduces pack their gradients here; all_gather and reduce_scatter on a
+  // dim other than the first rearrange blocks here. Sized at creation.
+  std::vector<uint64_t> staging_;
+  static Status prepareCollective(Prepared &p, const GroupLookup &groups);
+  Status runCollective(const Prepared &p);
   Status allReduce(const Prepared &p);
+  Status allGather(const Prepared &p);
+  Status reduceScatter(const Prepared &p);
+  Status allSlice(const Prepared &p);
 };
 
 } // namespace apc::exec

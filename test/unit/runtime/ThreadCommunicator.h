@@ -1,0 +1,200 @@
+// Communicators between threads of one test process: every collective of
+// comm::Communicator on shared memory, for running several ranks' executors or
+// checkpoint writers as threads (fast and deterministic; the Gloo communicator has its
+// own tests across processes). Sums add the ranks' values in rank order, so every rank
+// gets identical bits. A rank that does not arrive within the timeout makes the others
+// fail, never hang.
+#pragma once
+
+#include "runtime/comm/Communicator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace apc::testing {
+
+class ThreadGroup {
+public:
+  explicit ThreadGroup(int size, std::chrono::milliseconds timeout = std::chrono::seconds(20))
+      : size_(size), timeout_(timeout), posted_(size_t(size)) {}
+
+  int size() const { return size_; }
+  // Everyone posts a pointer, waits for the others, and may then read everyone's.
+  Status exchange(int rank, const void *mine, std::vector<const void *> &all) {
+    posted_[size_t(rank)] = mine;
+    APC_RETURN_IF_ERROR(sync());
+    all = posted_;
+    return Status::ok();
+  }
+  // A barrier; also the end of the reads of an exchange.
+  Status sync() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (broken_)
+      return Status::error("the thread group is broken");
+    uint64_t generation = generation_;
+    if (++arrived_ == size_) {
+      arrived_ = 0;
+      ++generation_;
+      cv_.notify_all();
+      return Status::ok();
+    }
+    if (!cv_.wait_for(lock, timeout_, [&] { return generation_ != generation || broken_; }) ||
+        broken_) {
+      broken_ = true;
+      cv_.notify_all();
+      return Status::error("a rank of the thread group did not arrive");
+    }
+    return Status::ok();
+  }
+
+private:
+  int size_;
+  std::chrono::milliseconds timeout_;
+  std::vector<const void *> posted_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int arrived_ = 0;
+  uint64_t generation_ = 0;
+  bool broken_ = false;
+};
+
+class ThreadCommunicator final : public comm::Communicator {
+public:
+  ThreadCommunicator(std::shared_ptr<ThreadGroup> group, int rank)
+      : group_(std::move(group)), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return group_->size(); }
+
+  Status allReduceSum(float *data, size_t count) override { return reduce(data, count, sum<float>); }
+  Status allReduceSum(double *data, size_t count) override {
+    return reduce(data, count, sum<double>);
+  }
+  Status allReduceMax(float *data, size_t count) override {
+    return reduce(data, count, [](float a, float b) {
+      return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b);
+    });
+  }
+  Status allGather(const void *in, void *out, size_t bytesPerRank) override {
+    std::vector<const void *> all;
+    APC_RETURN_IF_ERROR(group_->exchange(rank_, in, all));
+    for (size_t q = 0; q < all.size(); ++q)
+      if (bytesPerRank)
+        std::memcpy(static_cast<uint8_t *>(out) + q * bytesPerRank, all[q], bytesPerRank);
+    return group_->sync();
+  }
+  Status reduceScatterSum(const float *in, float *out, size_t countPerRank) override {
+    std::vector<const void *> all;
+    APC_RETURN_IF_ERROR(group_->exchange(rank_, in, all));
+    std::vector<float> mine(countPerRank, 0.0f);
+    for (size_t i = 0; i < countPerRank; ++i) {
+      float s = 0;
+      for (size_t q = 0; q < all.size(); ++q)
+        s = q ? s + static_cast<const float *>(all[q])[size_t(rank_) * countPerRank + i]
+              : static_cast<const float *>(all[q])[size_t(rank_) * countPerRank + i];
+      mine[i] = s;
+    }
+    APC_RETURN_IF_ERROR(group_->sync());
+    std::copy(mine.begin(), mine.end(), out);
+    return Status::ok();
+  }
+  Status broadcast(void *data, size_t bytes, int root) override {
+    if (root < 0 || root >= size())
+      return Status::error("broadcast: bad root");
+    std::vector<const void *> all;
+    APC_RETURN_IF_ERROR(group_->exchange(rank_, data, all));
+    if (rank_ != root && bytes)
+      std::memcpy(data, all[size_t(root)], bytes);
+    ++broadcasts;
+    return group_->sync();
+  }
+  Status barrier() override { return group_->sync(); }
+
+  int broadcasts = 0; // for tests that count messages
+
+private:
+  template <typename T> static T sum(T a, T b) { return a + b; }
+  template <typename T, typename F> Status reduce(T *data, size_t count, F op) {
+    std::vector<const void *> all;
+    APC_RETURN_IF_ERROR(group_->exchange(rank_, data, all));
+    std::vector<T> result(count);
+    for (size_t i = 0; i < count; ++i) {
+      T acc = static_cast<const T *>(all[0])[i];
+      for (size_t q = 1; q < all.size(); ++q)
+        acc = op(acc, static_cast<const T *>(all[q])[i]);
+      result[i] = acc;
+    }
+    APC_RETURN_IF_ERROR(group_->sync());
+    std::copy(result.begin(), result.end(), data);
+    return Status::ok();
+  }
+  std::shared_ptr<ThreadGroup> group_;
+  int rank_;
+};
+
+// The groups of a device mesh (row-major ranks) for some sets of mesh axes: for each
+// set, the ranks sharing every coordinate off those axes, in increasing rank order.
+class ThreadMesh {
+public:
+  ThreadMesh(std::vector<int64_t> mesh, const std::vector<std::vector<int64_t>> &axisSets)
+      : mesh_(std::move(mesh)) {
+    int64_t n = 1;
+    for (int64_t d : mesh_)
+      n *= d;
+    size_ = int(n);
+    for (const std::vector<int64_t> &axes : axisSets) {
+      std::map<std::vector<int64_t>, std::vector<int>> byKey; // coordinates off the axes
+      for (int r = 0; r < size_; ++r)
+        byKey[keyOf(r, axes)].push_back(r);
+      for (auto &[key, ranks] : byKey) {
+        auto group = std::make_shared<ThreadGroup>(int(ranks.size()));
+        for (size_t i = 0; i < ranks.size(); ++i)
+          comms_[{axes, ranks[i]}] = std::make_unique<ThreadCommunicator>(group, int(i));
+      }
+    }
+  }
+  int size() const { return size_; }
+  ThreadCommunicator *find(const std::vector<int64_t> &axes, int rank) const {
+    auto it = comms_.find({axes, rank});
+    return it == comms_.end() ? nullptr : it->second.get();
+  }
+  std::function<comm::Communicator *(const std::vector<int64_t> &)> lookup(int rank) const {
+    return [this, rank](const std::vector<int64_t> &axes) -> comm::Communicator * {
+      return find(axes, rank);
+    };
+  }
+
+private:
+  std::vector<int64_t> keyOf(int rank, const std::vector<int64_t> &axes) const {
+    std::vector<int64_t> coords(mesh_.size());
+    for (size_t d = mesh_.size(); d-- > 0;) {
+      coords[d] = rank % mesh_[d];
+      rank /= int(mesh_[d]);
+    }
+    for (int64_t a : axes)
+      coords[size_t(a)] = -1;
+    return coords;
+  }
+  std::vector<int64_t> mesh_;
+  int size_ = 1;
+  std::map<std::pair<std::vector<int64_t>, int>, std::unique_ptr<ThreadCommunicator>> comms_;
+};
+
+// Runs body(rank) on `n` threads and waits for all of them.
+inline void runRanks(int n, const std::function<void(int)> &body) {
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back(body, r);
+  for (std::thread &t : threads)
+    t.join();
+}
+
+} // namespace apc::testing
