@@ -1,5 +1,6 @@
 #include "runtime/checkpoint/Checkpoint.h"
 
+#include "runtime/comm/Communicator.h"
 #include "runtime/safetensors/Safetensors.h"
 #include "runtime/support/AtomicFile.h"
 
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <csignal>
 #include <cstdlib>
 #include <unistd.h>
@@ -45,6 +47,77 @@ std::vector<ParameterSlot> renamed(const std::vector<ParameterSlot> &slots,
   return out;
 }
 
+// The whole tensor of `slot` on rank 0 of `world` (other ranks get an empty tensor).
+// A whole slot is rank 0's own copy. A split one is assembled block by block: the
+// owner of a block (coordinate 0 on every axis the tensor is not split over) broadcasts
+// it, rank 0 places it. Every rank takes part in every broadcast; memory beyond rank 0's
+// result is one block.
+Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Communicator &world,
+                                          const std::vector<int64_t> &mesh) {
+  using R = Result<safetensors::TensorToWrite>;
+  bool leader = world.rank() == 0;
+  safetensors::TensorToWrite t;
+  t.name = slot.name;
+  t.dtype = safetensors::DType::F32;
+  t.shape = slot.shape;
+  int64_t n = numElements(slot.shape);
+  if (slot.block.whole()) {
+    if (leader) {
+      t.bytes.resize(size_t(n) * sizeof(float));
+      std::memcpy(t.bytes.data(), slot.data, t.bytes.size());
+    }
+    return t;
+  }
+  if (leader)
+    t.bytes.resize(size_t(n) * sizeof(float));
+  const Block &mine = slot.block;
+  int64_t blockElements = numElements(mine.count);
+  std::vector<float> received;
+  // Walk the blocks: one index per split dim, row-major over the split dims.
+  std::vector<size_t> splitDims;
+  for (size_t d = 0; d < mine.dimAxes.size(); ++d)
+    if (mine.dimAxes[d] >= 0)
+      splitDims.push_back(d);
+  std::vector<int64_t> index(splitDims.size(), 0);
+  for (;;) {
+    std::vector<int64_t> ownerCoords(mesh.size(), 0), start(slot.shape.size(), 0);
+    for (size_t i = 0; i < splitDims.size(); ++i) {
+      size_t d = splitDims[i];
+      ownerCoords[size_t(mine.dimAxes[d])] = index[i];
+      start[d] = index[i] * mine.count[d];
+    }
+    int owner = int(meshRank(mesh, ownerCoords));
+    const float *block = slot.data;
+    if (owner != 0) {
+      float *buffer = slot.data;
+      if (world.rank() != owner) {
+        received.resize(size_t(blockElements));
+        buffer = received.data();
+      }
+      if (Status s = world.broadcast(buffer, size_t(blockElements) * sizeof(float), owner); !s)
+        return R::error(s.message());
+      block = buffer;
+    }
+    if (leader) {
+      auto *out = reinterpret_cast<float *>(t.bytes.data());
+      forEachRun(slot.shape, start, mine.count, [&](int64_t global, int64_t local, int64_t k) {
+        std::memcpy(out + global, block + local, size_t(k) * sizeof(float));
+      });
+    }
+    size_t i = splitDims.size();
+    while (i > 0 && ++index[i - 1] == mesh[size_t(mine.dimAxes[splitDims[i - 1]])])
+      index[--i] = 0;
+    if (i == 0)
+      break;
+  }
+  return t;
+}
+
+Result<std::string> writeFolder(const std::string &dir,
+                                std::vector<safetensors::TensorToWrite> model,
+                                std::vector<safetensors::TensorToWrite> moments,
+                                const CheckpointContents &c);
+
 void syncDirectory(const std::string &dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd >= 0) {
@@ -56,6 +129,62 @@ void syncDirectory(const std::string &dir) {
 } // namespace
 
 Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c) {
+  for (const auto *list : {&c.parameters, &c.expAvg, &c.expAvgSq})
+    for (const ParameterSlot &s : *list)
+      if (!s.block.whole())
+        return Result<std::string>::error("checkpoint: '" + s.name +
+                                          "' is split; save it with the job's communicator");
+  auto moments = toWrite(c.expAvg, "exp_avg.");
+  for (auto &t : toWrite(c.expAvgSq, "exp_avg_sq."))
+    moments.push_back(std::move(t));
+  return writeFolder(dir, toWrite(c.parameters, ""), std::move(moments), c);
+}
+
+Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c,
+                                   comm::Communicator &world, const std::vector<int64_t> &mesh) {
+  using R = Result<std::string>;
+  bool leader = world.rank() == 0;
+  std::vector<safetensors::TensorToWrite> model, moments;
+  for (auto [list, prefix, out] : {std::tuple{&c.parameters, "", &model},
+                                   std::tuple{&c.expAvg, "exp_avg.", &moments},
+                                   std::tuple{&c.expAvgSq, "exp_avg_sq.", &moments}})
+    for (const ParameterSlot &slot : *list) {
+      auto gathered = gather(slot, world, mesh);
+      if (!gathered)
+        return R::error("checkpoint: gathering '" + std::string(prefix) + slot.name +
+                        "': " + gathered.message());
+      if (leader) {
+        gathered->name = prefix + slot.name;
+        out->push_back(std::move(*gathered));
+      }
+    }
+  // Rank 0 writes, then every rank learns the outcome: ok flag and text (the path or
+  // the error), so that a failure to write ends every rank, not only rank 0.
+  std::string text;
+  uint64_t header[2] = {1, 0};
+  if (leader) {
+    auto written = writeFolder(dir, std::move(model), std::move(moments), c);
+    header[0] = written.isOk() ? 1 : 0;
+    text = written.isOk() ? *written : written.message();
+    header[1] = text.size();
+  }
+  if (world.size() > 1) {
+    APC_RETURN_IF_ERROR(world.broadcast(header, sizeof header, 0));
+    text.resize(size_t(header[1]));
+    if (!text.empty())
+      APC_RETURN_IF_ERROR(world.broadcast(text.data(), text.size(), 0));
+  }
+  if (!header[0])
+    return R::error(leader ? text : "rank 0 could not write the checkpoint: " + text);
+  return text;
+}
+
+namespace {
+
+Result<std::string> writeFolder(const std::string &dir,
+                                std::vector<safetensors::TensorToWrite> model,
+                                std::vector<safetensors::TensorToWrite> moments,
+                                const CheckpointContents &c) {
   using R = Result<std::string>;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -73,13 +202,11 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
     return R::error(s.message());
   };
 
-  if (Status s = safetensors::write((fs::path(tmp) / "model.safetensors").string(),
-                                    toWrite(c.parameters, ""), {{"format", "pt"}});
+  if (Status s = safetensors::write((fs::path(tmp) / "model.safetensors").string(), model,
+                                    {{"format", "pt"}});
       !s)
     return fail(s);
-  auto moments = toWrite(c.expAvg, "exp_avg.");
-  for (auto &t : toWrite(c.expAvgSq, "exp_avg_sq."))
-    moments.push_back(std::move(t));
+  model.clear();
   if (Status s = safetensors::write((fs::path(tmp) / "optimizer.safetensors").string(),
                                     moments, {{"format", "apc"}});
       !s)
@@ -137,6 +264,8 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
   }
   return final;
 }
+
+} // namespace
 
 Result<std::string> findCheckpoint(const std::string &dir) {
   using R = Result<std::string>;

@@ -7,6 +7,11 @@
 //   trainer_state.json     step, data position (epoch, batch), seed, dataset size, batch shape
 // Everything is written into DIR/.checkpoint-<step>.tmp-<pid>/ and renamed into place
 // once complete, so a crash leaves either the previous checkpoints or the new one.
+//
+// The format does not depend on the plan: split parameters and moments (tensor
+// parallelism, ZeRO) are gathered into whole tensors before writing, one whole tensor
+// per name, exactly the files one device writes; resuming reads each device's block
+// back, so a checkpoint resumes under any plan and loads in transformers.
 #pragma once
 
 #include "runtime/checkpoint/Weights.h"
@@ -15,6 +20,10 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+namespace apc::comm {
+class Communicator;
+}
 
 namespace apc::checkpoint {
 
@@ -36,14 +45,25 @@ struct CheckpointContents {
   TrainerState state;
 };
 
-// Writes DIR/checkpoint-<state.step>; returns its path.
+// Writes DIR/checkpoint-<state.step>; returns its path. Every slot must be whole.
 Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &contents);
+
+// The same checkpoint from all ranks of a job: every rank of `world` (whose ranks are the
+// mesh's ranks, row-major over `mesh`) calls this at the same step with its own slots.
+// Split tensors are gathered to rank 0 one tensor at a time (each block broadcast once
+// by the device with coordinate 0 on the axes the tensor is not split over), rank 0
+// writes the files saveCheckpoint writes and then tells every rank how it went: all
+// ranks return rank 0's path or its error (or a communication error within the
+// communicator's timeout, when a rank died).
+Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &contents,
+                                   comm::Communicator &world, const std::vector<int64_t> &mesh);
 
 // Resolves DIR to a checkpoint folder: DIR itself if it holds trainer_state.json, else
 // its checkpoint-<N> with the largest N.
 Result<std::string> findCheckpoint(const std::string &dir);
 
-// Loads weights, moments and trainer state from a checkpoint folder into the slots.
+// Loads weights, moments and trainer state from a checkpoint folder into the slots (a
+// split slot reads its block only).
 Result<TrainerState> loadCheckpoint(const std::string &folder,
                                     const CheckpointContents &slots);
 

@@ -1,11 +1,13 @@
 #include "runtime/checkpoint/Weights.h"
 
 #include "runtime/safetensors/Safetensors.h"
+#include "runtime/support/HalfFloat.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -45,6 +47,35 @@ Result<std::map<std::string, std::string>> readIndex(const std::string &indexPat
     map[name] = (folder / file.get<std::string>()).string();
   }
   return map;
+}
+
+// Elements [first, first + n) of a floating tensor of the mapped file, as f32 (the same
+// values as widening to double and rounding to float: bf16/f16/f32 exactly, f64 rounded).
+void convert(const safetensors::TensorView &t, int64_t first, float *out, int64_t n) {
+  using safetensors::DType;
+  const uint8_t *p = t.data + size_t(first) * safetensors::dtypeSize(t.dtype);
+  switch (t.dtype) {
+  case DType::F32:
+    std::memcpy(out, p, size_t(n) * sizeof(float));
+    return;
+  case DType::F64:
+    for (int64_t i = 0; i < n; ++i) {
+      double v;
+      std::memcpy(&v, p + 8 * i, 8);
+      out[i] = float(v);
+    }
+    return;
+  case DType::BF16:
+  case DType::F16:
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      out[i] = t.dtype == DType::BF16 ? bf16ToFloat(h) : f16ToFloat(h);
+    }
+    return;
+  default: // refused by the caller
+    return;
+  }
 }
 
 } // namespace
@@ -109,9 +140,13 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
         return Status::error(file + ": tensor '" + t.name + "' is " +
                              safetensors::dtypeName(t.dtype) +
                              "; weights must be F32, BF16, F16 or F64");
-      std::vector<double> values = safetensors::toDoubles(t);
-      for (size_t i = 0; i < values.size(); ++i)
-        slot.data[i] = float(values[i]);
+      if (slot.block.whole())
+        convert(t, 0, slot.data, numElements(slot.shape));
+      else
+        forEachRun(slot.shape, slot.block.start, slot.block.count,
+                   [&](int64_t global, int64_t local, int64_t n) {
+                     convert(t, global, slot.data + local, n);
+                   });
       filled[t.name] = true;
     }
   }
@@ -123,14 +158,22 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
 }
 
 void initWeights(const std::vector<ParameterSlot> &slots, double std, uint64_t seed) {
+  std::vector<float> whole; // a split slot's whole tensor, generated to keep its block
   for (size_t p = 0; p < slots.size(); ++p) {
     const ParameterSlot &slot = slots[p];
-    int64_t n = 1;
-    for (int64_t d : slot.shape)
-      n *= d;
+    int64_t n = numElements(slot.shape);
     if (slot.init == "ones") {
-      std::fill(slot.data, slot.data + n, 1.0f);
+      std::fill(slot.data, slot.data + numElements(localShape(slot.shape, slot.block)), 1.0f);
       continue;
+    }
+    // A split slot draws the whole tensor from the same stream and keeps its block, so
+    // every split initialises bit-identically to one device. Fine for the models trained
+    // on CPUs; large models want a counter-based generator that can start at any element
+    // (each device then draws only its block).
+    float *out = slot.data;
+    if (!slot.block.whole()) {
+      whole.resize(size_t(n));
+      out = whole.data();
     }
     // One stream per parameter (seed, index): adding a parameter does not shift others.
     std::seed_seq seq{uint32_t(seed), uint32_t(seed >> 32), uint32_t(p)};
@@ -138,10 +181,16 @@ void initWeights(const std::vector<ParameterSlot> &slots, double std, uint64_t s
     auto uniform = [&] { return (double(rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0); };
     for (int64_t i = 0; i < n; i += 2) { // Box-Muller: two normals per two uniforms
       double r = std::sqrt(-2.0 * std::log(uniform())), angle = 2.0 * M_PI * uniform();
-      slot.data[i] = float(std * r * std::cos(angle));
+      out[i] = float(std * r * std::cos(angle));
       if (i + 1 < n)
-        slot.data[i + 1] = float(std * r * std::sin(angle));
+        out[i + 1] = float(std * r * std::sin(angle));
     }
+    if (!slot.block.whole())
+      forEachRun(slot.shape, slot.block.start, slot.block.count,
+                 [&](int64_t global, int64_t local, int64_t count) {
+                   std::memcpy(slot.data + local, whole.data() + global,
+                               size_t(count) * sizeof(float));
+                 });
   }
 }
 

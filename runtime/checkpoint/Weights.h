@@ -2,6 +2,7 @@
 // model.safetensors.index.json), and the default initialisation.
 #pragma once
 
+#include "runtime/checkpoint/Sharding.h"
 #include "runtime/support/Status.h"
 
 #include <cstdint>
@@ -10,23 +11,27 @@
 
 namespace apc::checkpoint {
 
-// Where one parameter lives in the runtime (f32 master copy).
+// Where one parameter (or one of its moments) lives in the runtime (f32 master copy).
 struct ParameterSlot {
   std::string name;            // Hugging Face name
-  std::vector<int64_t> shape;
-  float *data = nullptr;
+  std::vector<int64_t> shape;  // the global shape
+  float *data = nullptr;       // this device's block (the whole tensor unless split)
   std::string init;            // "normal" or "ones"
+  Block block;                 // which part `data` holds; empty: the whole tensor
 };
 
 // Fills every slot from `path`: a .safetensors file, a folder holding model.safetensors
 // or model.safetensors.index.json, or the index file itself. BF16/F16/F32/F64 tensors are
-// converted. Missing names or shape mismatches are errors naming the tensor; tensors
-// the plan does not use are returned in `unused` (transformers warns about them too).
+// converted. Missing names or shape mismatches (against the global shape) are errors
+// naming the tensor; tensors the plan does not use are returned in `unused`
+// (transformers warns about them too). A split slot reads only its block from the
+// mapped file.
 Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &slots,
                    std::vector<std::string> *unused = nullptr);
 
 // Hugging Face's initialisation: normal(0, std) for matrices, ones for norm weights.
-// Deterministic in `seed`, independent of thread count.
+// Deterministic in `seed`, independent of thread count and of the split: a split slot
+// gets exactly the values of its block in the whole tensor.
 void initWeights(const std::vector<ParameterSlot> &slots, double std, uint64_t seed);
 
 } // namespace apc::checkpoint

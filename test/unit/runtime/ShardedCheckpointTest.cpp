@@ -1,0 +1,465 @@
+// Split parameters and moments (Buffer.dim_axes) in weights and checkpoints: mesh
+// coordinates and blocks, reading a block of a safetensors tensor (f32, bf16, f16; one
+// file and shards), the seeded initialisation of a block, and the gathered checkpoint:
+// ranks as threads (and as processes over Gloo) write exactly the files one device
+// writes, a failure to write reaches every rank, and each rank resumes its blocks.
+#include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/checkpoint/Sharding.h"
+#include "runtime/checkpoint/Weights.h"
+
+#include "runtime/comm/GlooCommunicator.h"
+#include "runtime/comm/TcpStore.h"
+#include "runtime/safetensors/Safetensors.h"
+#include "runtime/support/HalfFloat.h"
+#include "test/unit/comm/ForkRanks.h"
+#include "test/unit/runtime/ThreadCommunicator.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace apc::checkpoint {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::vector<int64_t> kMesh = {2, 2};
+
+// ---- independent index arithmetic ------------------------------------------------------
+
+std::vector<int64_t> unravel(int64_t flat, const std::vector<int64_t> &shape) {
+  std::vector<int64_t> index(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    index[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return index;
+}
+int64_t ravel(const std::vector<int64_t> &index, const std::vector<int64_t> &shape) {
+  int64_t flat = 0;
+  for (size_t d = 0; d < shape.size(); ++d)
+    flat = flat * shape[d] + index[d];
+  return flat;
+}
+int64_t product(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+// The block of `full` (global `shape`) held by the device at `rank` under `dimAxes`.
+std::vector<float> expectedBlock(const std::vector<float> &full, const std::vector<int64_t> &shape,
+                                 const std::vector<int> &dimAxes, int rank) {
+  int64_t coords[2] = {rank / 2, rank % 2};
+  std::vector<int64_t> local = shape, offset(shape.size(), 0);
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (!dimAxes.empty() && dimAxes[d] >= 0) {
+      local[d] = shape[d] / kMesh[size_t(dimAxes[d])];
+      offset[d] = coords[dimAxes[d]] * local[d];
+    }
+  std::vector<float> out(size_t(product(local)));
+  for (int64_t i = 0; i < product(local); ++i) {
+    std::vector<int64_t> x = unravel(i, local);
+    for (size_t d = 0; d < x.size(); ++d)
+      x[d] += offset[d];
+    out[size_t(i)] = full[size_t(ravel(x, shape))];
+  }
+  return out;
+}
+
+bool bitwiseEqual(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+}
+
+std::vector<float> ramp(int64_t n, float scale, float shift = 0) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    v[size_t(i)] = scale * float(i) + shift;
+  return v;
+}
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The splits the tests walk: whole, one dim over either axis, both dims.
+const std::vector<std::vector<int>> kSplits = {{}, {-1, -1}, {1, -1}, {-1, 0}, {0, 1}, {1, 0}};
+
+// ---- mesh coordinates and blocks ---------------------------------------------------------
+
+TEST(Sharding, MeshCoordinatesAreRowMajor) {
+  std::vector<int64_t> mesh = {2, 3, 2};
+  for (int64_t r = 0; r < 12; ++r) {
+    std::vector<int64_t> c = meshCoords(mesh, r);
+    EXPECT_EQ(c, (std::vector<int64_t>{r / 6, (r / 2) % 3, r % 2}));
+    EXPECT_EQ(meshRank(mesh, c), r);
+  }
+  EXPECT_TRUE(meshCoords({}, 0).empty());
+  EXPECT_EQ(meshRank({}, {}), 0);
+}
+
+TEST(Sharding, BlockOfASplit) {
+  Block b = blockOf({4, 6}, {1, 0}, kMesh, {1, 0});
+  EXPECT_EQ(b.start, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(b.count, (std::vector<int64_t>{2, 3}));
+  b = blockOf({4, 6}, {1, 0}, kMesh, {0, 1});
+  EXPECT_EQ(b.start, (std::vector<int64_t>{2, 0}));
+  EXPECT_TRUE(blockOf({4, 6}, {-1, -1}, kMesh, {1, 1}).whole());
+  EXPECT_TRUE(blockOf({4, 6}, {}, kMesh, {1, 1}).whole());
+  EXPECT_EQ(localShape({4, 6}, blockOf({4, 6}, {-1, 1}, kMesh, {0, 1})),
+            (std::vector<int64_t>{4, 3}));
+}
+
+// forEachRun visits every element of the block once, at the right places, in runs as
+// long as the split allows.
+TEST(Sharding, RunsCoverTheBlock) {
+  std::vector<int64_t> shape = {3, 4, 6};
+  struct Case {
+    std::vector<int64_t> start, count;
+    size_t runs;
+  };
+  for (const Case &c : {Case{{0, 0, 0}, {3, 4, 6}, 1}, Case{{1, 0, 0}, {1, 4, 6}, 1},
+                        Case{{0, 2, 0}, {3, 2, 6}, 3}, Case{{0, 0, 3}, {3, 4, 3}, 12},
+                        Case{{2, 1, 2}, {1, 2, 2}, 2}, Case{{0, 0, 0}, {3, 0, 6}, 0}}) {
+    std::vector<int> seen(size_t(product(shape)), 0);
+    std::vector<int> localSeen(size_t(product(c.count)), 0);
+    size_t runs = 0;
+    forEachRun(shape, c.start, c.count, [&](int64_t global, int64_t local, int64_t n) {
+      ++runs;
+      for (int64_t k = 0; k < n; ++k) {
+        ++seen[size_t(global + k)];
+        ++localSeen[size_t(local + k)];
+        std::vector<int64_t> x = unravel(local + k, c.count);
+        for (size_t d = 0; d < x.size(); ++d)
+          x[d] += c.start[d];
+        EXPECT_EQ(ravel(x, shape), global + k);
+      }
+    });
+    EXPECT_EQ(runs, c.runs);
+    for (int v : localSeen)
+      EXPECT_EQ(v, 1);
+    int total = 0;
+    for (int v : seen)
+      total += v;
+    EXPECT_EQ(total, int(product(c.count)));
+  }
+  int scalarRuns = 0;
+  forEachRun({}, {}, {}, [&](int64_t g, int64_t l, int64_t n) {
+    ++scalarRuns;
+    EXPECT_EQ(g, 0);
+    EXPECT_EQ(l, 0);
+    EXPECT_EQ(n, 1);
+  });
+  EXPECT_EQ(scalarRuns, 1);
+}
+
+// ---- files -----------------------------------------------------------------------------
+
+class ShardedTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string base = ::testing::TempDir();
+    if (base.empty() || base.back() != '/')
+      base += '/';
+    std::string pattern = base + "sharded_test_XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    ASSERT_NE(::mkdtemp(buffer.data()), nullptr) << std::strerror(errno);
+    dir_ = buffer.data();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty())
+      fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string &name) const { return dir_ + "/" + name; }
+  std::string dir_;
+};
+
+safetensors::TensorToWrite tensor(std::string name, safetensors::DType dtype,
+                                  std::vector<int64_t> shape, const std::vector<float> &values) {
+  std::vector<double> d(values.begin(), values.end());
+  return {std::move(name), dtype, std::move(shape), safetensors::fromDoubles(d, dtype)};
+}
+
+// Values exactly representable in bf16 and f16.
+const std::vector<float> kW = ramp(24, 0.25f, -3.0f);   // [4, 6]
+const std::vector<float> kV = ramp(6, -0.5f, 1.0f);     // [6]
+const std::vector<int64_t> kWShape = {4, 6}, kVShape = {6};
+
+TEST_F(ShardedTest, EachRankReadsItsBlockOfEveryDtype) {
+  for (safetensors::DType dtype :
+       {safetensors::DType::F32, safetensors::DType::BF16, safetensors::DType::F16,
+        safetensors::DType::F64}) {
+    std::string file = path(std::string("w-") + safetensors::dtypeName(dtype) + ".safetensors");
+    ASSERT_TRUE(safetensors::write(file, {tensor("w", dtype, kWShape, kW),
+                                          tensor("v", dtype, kVShape, kV)})
+                    .isOk());
+    for (const std::vector<int> &split : kSplits)
+      for (int rank = 0; rank < 4; ++rank) {
+        std::vector<int64_t> coords = meshCoords(kMesh, rank);
+        Block wb = blockOf(kWShape, split, kMesh, coords);
+        Block vb = blockOf(kVShape, split.empty() ? std::vector<int>{} : std::vector<int>{split[1]},
+                           kMesh, coords);
+        std::vector<float> w(size_t(product(localShape(kWShape, wb))), -99.0f);
+        std::vector<float> v(size_t(product(localShape(kVShape, vb))), -99.0f);
+        std::vector<ParameterSlot> slots = {{"w", kWShape, w.data(), "normal", wb},
+                                            {"v", kVShape, v.data(), "ones", vb}};
+        Status s = loadWeights(file, slots);
+        ASSERT_TRUE(s.isOk()) << s.message();
+        EXPECT_TRUE(bitwiseEqual(w, expectedBlock(kW, kWShape, split, rank)))
+            << safetensors::dtypeName(dtype) << " rank " << rank;
+        EXPECT_TRUE(bitwiseEqual(
+            v, expectedBlock(kV, kVShape,
+                             split.empty() ? std::vector<int>{} : std::vector<int>{split[1]},
+                             rank)))
+            << safetensors::dtypeName(dtype) << " rank " << rank;
+      }
+  }
+}
+
+TEST_F(ShardedTest, BlocksOfAShardedCheckpointAndGlobalShapeErrors) {
+  fs::create_directories(path("hf"));
+  ASSERT_TRUE(safetensors::write(path("hf/model-00001-of-00002.safetensors"),
+                                 {tensor("w", safetensors::DType::BF16, kWShape, kW)})
+                  .isOk());
+  ASSERT_TRUE(safetensors::write(path("hf/model-00002-of-00002.safetensors"),
+                                 {tensor("v", safetensors::DType::F32, kVShape, kV)})
+                  .isOk());
+  std::ofstream(path("hf/model.safetensors.index.json"))
+      << R"({"metadata": {}, "weight_map": {"w": "model-00001-of-00002.safetensors",
+            "v": "model-00002-of-00002.safetensors"}})";
+  Block wb = blockOf(kWShape, {0, 1}, kMesh, {1, 1});
+  std::vector<float> w(6), v(6);
+  Status s = loadWeights(path("hf"), {{"w", kWShape, w.data(), "normal", wb},
+                                      {"v", kVShape, v.data(), "ones", {}}});
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_TRUE(bitwiseEqual(w, expectedBlock(kW, kWShape, {0, 1}, 3)));
+  EXPECT_TRUE(bitwiseEqual(v, kV));
+  // Shapes are checked against the global shape, and the message says it.
+  s = loadWeights(path("hf"), {{"w", {4, 3}, w.data(), "normal", blockOf({4, 3}, {0, -1}, kMesh, {0, 0})},
+                               {"v", kVShape, v.data(), "ones", {}}});
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("tensor 'w' has shape [4, 6] but the plan expects [4, 3]"),
+            std::string::npos)
+      << s.message();
+}
+
+TEST(ShardedInit, ABlockEqualsTheBlockOfTheWholeInitialisation) {
+  // Odd sizes: the Box-Muller pairs straddle block boundaries.
+  std::vector<int64_t> shape = {6, 10}, norm = {10};
+  std::vector<float> full(60), fullNorm(10);
+  std::vector<ParameterSlot> whole = {{"a", shape, full.data(), "normal"},
+                                      {"n", norm, fullNorm.data(), "ones"}};
+  initWeights(whole, 0.02, 1234);
+  for (const std::vector<int> &split : kSplits)
+    for (int rank = 0; rank < 4; ++rank) {
+      Block b = blockOf(shape, split, kMesh, meshCoords(kMesh, rank));
+      std::vector<int> normSplit = split.empty() ? std::vector<int>{} : std::vector<int>{split[1]};
+      Block nb = blockOf(norm, normSplit, kMesh, meshCoords(kMesh, rank));
+      std::vector<float> mine(size_t(product(localShape(shape, b))), -1.0f);
+      std::vector<float> mineNorm(size_t(product(localShape(norm, nb))), -1.0f);
+      initWeights({{"a", shape, mine.data(), "normal", b}, {"n", norm, mineNorm.data(), "ones", nb}},
+                  0.02, 1234);
+      EXPECT_TRUE(bitwiseEqual(mine, expectedBlock(full, shape, split, rank))) << "rank " << rank;
+      EXPECT_TRUE(bitwiseEqual(mineNorm, expectedBlock(fullNorm, norm, normSplit, rank)));
+    }
+}
+
+// ---- the gathered checkpoint -------------------------------------------------------------
+
+// A model of two parameters whose parameter and moments are split differently; the
+// whole tensors and each rank's blocks.
+struct SplitModel {
+  struct Tensor {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::string init;
+    std::vector<int> split[3]; // parameter, exp_avg, exp_avg_sq
+    std::vector<float> whole[3];
+  };
+  std::vector<Tensor> tensors;
+  std::vector<float> blocks[4][2][3]; // [rank][tensor][slot]
+
+  SplitModel() {
+    tensors.push_back({"model.layers.0.mlp.up_proj.weight", {4, 6}, "normal",
+                       {{1, -1}, {1, 0}, {}}, {}});
+    tensors.push_back({"model.norm.weight", {6}, "ones", {{-1}, {0}, {1}}, {}});
+    for (size_t t = 0; t < tensors.size(); ++t)
+      for (int s = 0; s < 3; ++s)
+        tensors[t].whole[s] = ramp(product(tensors[t].shape), 0.01f * float(s + 1),
+                                   float(t) - 0.3f);
+    for (int r = 0; r < 4; ++r)
+      for (size_t t = 0; t < tensors.size(); ++t)
+        for (int s = 0; s < 3; ++s)
+          blocks[r][t][s] =
+              expectedBlock(tensors[t].whole[s], tensors[t].shape, tensors[t].split[s], r);
+  }
+  // Rank `rank`'s slots (rank -1: the whole tensors, one device).
+  CheckpointContents contents(int rank, const TrainerState &state) {
+    CheckpointContents c;
+    for (size_t t = 0; t < tensors.size(); ++t)
+      for (int s = 0; s < 3; ++s) {
+        ParameterSlot slot{tensors[t].name, tensors[t].shape,
+                           rank < 0 ? tensors[t].whole[s].data() : blocks[rank][t][s].data(),
+                           tensors[t].init, {}};
+        if (rank >= 0)
+          slot.block = blockOf(tensors[t].shape, tensors[t].split[s], kMesh,
+                               meshCoords(kMesh, rank));
+        (s == 0 ? c.parameters : s == 1 ? c.expAvg : c.expAvgSq).push_back(slot);
+      }
+    c.configJson = "{\"model_type\": \"llama\"}\n";
+    c.state = state;
+    return c;
+  }
+};
+
+TrainerState stateAt(int64_t step) {
+  TrainerState s;
+  s.step = step;
+  s.epoch = 1;
+  s.batchInEpoch = 2;
+  s.seed = 7;
+  s.numRows = 100;
+  s.batch = 4;
+  s.seqLen = 8;
+  s.dataPath = "data.arrow";
+  return s;
+}
+
+void expectSameFiles(const std::string &a, const std::string &b) {
+  for (const char *file :
+       {"model.safetensors", "optimizer.safetensors", "config.json", "trainer_state.json"}) {
+    std::string x = readFile(a + "/" + file), y = readFile(b + "/" + file);
+    EXPECT_FALSE(x.empty()) << a << "/" << file;
+    EXPECT_TRUE(x == y) << file << " differs between " << a << " and " << b;
+  }
+}
+
+TEST_F(ShardedTest, RanksAsThreadsWriteTheFilesOfOneDevice) {
+  SplitModel model;
+  auto single = saveCheckpoint(path("one"), model.contents(-1, stateAt(3)));
+  ASSERT_TRUE(single.isOk()) << single.message();
+
+  apc::testing::ThreadMesh mesh(kMesh, {{0, 1}});
+  std::string paths[4];
+  apc::testing::runRanks(4, [&](int rank) {
+    auto written = saveCheckpoint(path("four"), model.contents(rank, stateAt(3)),
+                                  *mesh.find({0, 1}, rank), kMesh);
+    ASSERT_TRUE(written.isOk()) << "rank " << rank << ": " << written.message();
+    paths[rank] = *written;
+  });
+  for (int rank = 0; rank < 4; ++rank)
+    EXPECT_EQ(paths[rank], path("four/checkpoint-3"));
+  expectSameFiles(*single, path("four/checkpoint-3"));
+  // Blocks owned by rank 0 are not sent: up_proj's parameter has 2 blocks (1 sent),
+  // its exp_avg 4 (3 sent), the norm's moments 2 each (1 sent each); plus the outcome
+  // (flag and path).
+  EXPECT_EQ(mesh.find({0, 1}, 2)->broadcasts, 1 + 3 + 1 + 1 + 2);
+
+  // Each rank resumes its blocks, whatever the split it saved under.
+  apc::testing::runRanks(4, [&](int rank) {
+    SplitModel empty;
+    for (auto &byTensor : empty.blocks[rank])
+      for (auto &block : byTensor)
+        std::fill(block.begin(), block.end(), 0.0f);
+    auto state = loadCheckpoint(path("four/checkpoint-3"), empty.contents(rank, {}));
+    ASSERT_TRUE(state.isOk()) << state.message();
+    EXPECT_EQ(state->step, 3);
+    for (size_t t = 0; t < 2; ++t)
+      for (int s = 0; s < 3; ++s)
+        EXPECT_TRUE(bitwiseEqual(empty.blocks[rank][t][s], model.blocks[rank][t][s]))
+            << "rank " << rank << " tensor " << t << " slot " << s;
+  });
+}
+
+TEST_F(ShardedTest, WholeTensorsNeedNoGathering) {
+  SplitModel model;
+  for (auto &t : model.tensors)
+    for (auto &split : t.split)
+      split.clear();
+  SplitModel whole = model;
+  apc::testing::ThreadMesh mesh(kMesh, {{0, 1}});
+  apc::testing::runRanks(4, [&](int rank) {
+    // Every rank holds the whole tensors (replicated).
+    auto written = saveCheckpoint(path("rep"), whole.contents(-1, stateAt(5)),
+                                  *mesh.find({0, 1}, rank), kMesh);
+    ASSERT_TRUE(written.isOk()) << written.message();
+  });
+  EXPECT_EQ(mesh.find({0, 1}, 3)->broadcasts, 2); // the outcome only
+  auto single = saveCheckpoint(path("one"), model.contents(-1, stateAt(5)));
+  ASSERT_TRUE(single.isOk());
+  expectSameFiles(*single, path("rep/checkpoint-5"));
+}
+
+TEST_F(ShardedTest, AFailureToWriteOnRankZeroEndsEveryRank) {
+  SplitModel model;
+  std::ofstream(path("a-file")) << "not a folder";
+  apc::testing::ThreadMesh mesh(kMesh, {{0, 1}});
+  std::string messages[4];
+  apc::testing::runRanks(4, [&](int rank) {
+    auto written = saveCheckpoint(path("a-file"), model.contents(rank, stateAt(1)),
+                                  *mesh.find({0, 1}, rank), kMesh);
+    ASSERT_FALSE(written.isOk()) << "rank " << rank;
+    messages[rank] = written.message();
+  });
+  EXPECT_NE(messages[0].find("cannot create the checkpoint folder"), std::string::npos)
+      << messages[0];
+  for (int rank = 1; rank < 4; ++rank)
+    EXPECT_EQ(messages[rank], "rank 0 could not write the checkpoint: " + messages[0]);
+}
+
+TEST_F(ShardedTest, SingleSaveRefusesSplitSlots) {
+  SplitModel model;
+  auto written = saveCheckpoint(path("x"), model.contents(1, stateAt(1)));
+  ASSERT_FALSE(written.isOk());
+  EXPECT_EQ(written.message(), "checkpoint: 'model.layers.0.mlp.up_proj.weight' is split; save "
+                               "it with the job's communicator");
+}
+
+// The same over Gloo, 4 processes: what aprun does.
+TEST_F(ShardedTest, RanksAsProcessesOverGlooWriteTheFilesOfOneDevice) {
+  SplitModel model;
+  auto single = saveCheckpoint(path("one"), model.contents(-1, stateAt(9)));
+  ASSERT_TRUE(single.isOk()) << single.message();
+  int port = comm::testing::freePort();
+  auto ends = comm::testing::forkRanks(4, [&](int rank) {
+    comm::ProcessInfo info;
+    info.rank = rank;
+    info.worldSize = 4;
+    info.localRank = rank;
+    info.localWorldSize = 4;
+    info.masterAddr = "127.0.0.1";
+    info.masterPort = port;
+    info.jobToken = "sharded-checkpoint-test";
+    info.launcher = "test";
+    auto store = comm::TcpStore::create(info, 20s);
+    ASSERT_TRUE(store.isOk()) << store.message();
+    auto world = comm::createWorldCommunicator(**store, info, 20s);
+    ASSERT_TRUE(world.isOk()) << world.message();
+    auto written = saveCheckpoint(path("gloo"), model.contents(rank, stateAt(9)), **world, kMesh);
+    ASSERT_TRUE(written.isOk()) << written.message();
+    EXPECT_EQ(*written, path("gloo/checkpoint-9"));
+    world->reset();
+    Status closed = (*store)->close();
+    EXPECT_TRUE(closed.isOk()) << closed.message();
+  });
+  comm::testing::expectAllPassed(ends);
+  expectSameFiles(*single, path("gloo/checkpoint-9"));
+}
+
+} // namespace
+} // namespace apc::checkpoint
