@@ -76,6 +76,11 @@ kernels::Attribute floatAttr(const char *name, double value) {
   return a;
 }
 
+bool isCollective(const std::string &kernel) {
+  return kernel == "all_reduce" || kernel == "all_gather" || kernel == "reduce_scatter" ||
+         kernel == "all_slice";
+}
+
 } // namespace
 
 // The ranks that share every mesh coordinate of `rank` except those on `axes`.
@@ -136,6 +141,9 @@ TrainOutcome train(const TrainOptions &o) {
   bool leader = rank == 0; // prints, writes metrics and checkpoints
   std::chrono::milliseconds commTimeout(int64_t(o.commTimeoutSeconds) * 1000);
   std::unique_ptr<comm::TcpStore> store;
+  std::vector<int64_t> worldAxes;
+  for (size_t a = 0; a < mesh.size(); ++a)
+    worldAxes.push_back(int64_t(a));
   std::map<std::vector<int64_t>, std::unique_ptr<comm::Communicator>> groups;
   // A run that ends in an error leaves the store without waiting for the other ranks
   // (they are failing too, or dead): one --comm-timeout, not two.
@@ -152,13 +160,15 @@ TrainOutcome train(const TrainOptions &o) {
     if (!created)
       return runtimeError("rank " + std::to_string(rank) + ": " + created.message());
     store = std::move(*created);
-    // Every rank creates the same groups in the same order (those the program uses).
-    std::set<std::vector<int64_t>> needed;
-    for (const plan::Instruction *inst : *plan.programs()->Get(0)->instructions())
-      if (inst->kernel()->str() == "all_reduce" && inst->attributes())
-        for (const plan::Attribute *a : *inst->attributes())
-          if (a->name()->str() == "axes" && a->ints())
-            needed.insert(std::vector<int64_t>(a->ints()->begin(), a->ints()->end()));
+    // Every rank creates the same groups in the same order: those of every collective
+    // of every program, and the world (all axes) for gathering checkpoints.
+    std::set<std::vector<int64_t>> needed = {worldAxes};
+    for (const plan::Program *program : *plan.programs())
+      for (const plan::Instruction *inst : *program->instructions())
+        if (isCollective(inst->kernel()->str()) && inst->attributes())
+          for (const plan::Attribute *a : *inst->attributes())
+            if (a->name()->str() == "axes" && a->ints())
+              needed.insert(std::vector<int64_t>(a->ints()->begin(), a->ints()->end()));
     for (const std::vector<int64_t> &axes : needed) {
       std::string name = "axes";
       for (int64_t a : axes)
@@ -174,12 +184,16 @@ TrainOutcome train(const TrainOptions &o) {
     auto it = groups.find(axes);
     return it == groups.end() ? nullptr : it->second.get();
   };
-  // The data-parallel coordinate: this rank's share of each global batch.
+  comm::SingleProcessCommunicator alone;
+  comm::Communicator *world = store ? lookup(worldAxes) : &alone;
+  std::vector<int64_t> coords = checkpoint::meshCoords(mesh, rank);
+  // The data-parallel coordinate (mesh axis 0, "dp"): this rank's share of each global
+  // batch. Ranks that differ only on the other axes (tensor or sequence parallel) get the
+  // same rows.
   int64_t dpIndex = 0, dpSize = 1;
   if (!mesh.empty()) {
     dpSize = mesh[0];
-    int64_t inner = devices / dpSize;
-    dpIndex = rank / inner;
+    dpIndex = coords[0];
   }
 
   kernels::KernelContext context;
@@ -221,13 +235,14 @@ TrainOutcome train(const TrainOptions &o) {
   for (int b = 0; b < int(buffers.size()); ++b) {
     const plan::Buffer *buffer = buffers.Get(b);
     float *data = exec.buffer(b).as<float>();
+    checkpoint::ParameterSlot *slot = nullptr;
     switch (buffer->kind()) {
     case plan::BufferKind::Parameter:
-      slots.parameters[buffer->parameter()].data = data;
+      slot = &slots.parameters[buffer->parameter()];
       break;
     case plan::BufferKind::OptimizerState:
-      (buffer->optimizer_slot()->str() == "exp_avg" ? slots.expAvg : slots.expAvgSq)
-          [buffer->parameter()].data = data;
+      slot = &(buffer->optimizer_slot()->str() == "exp_avg" ? slots.expAvg : slots.expAvgSq)
+                  [buffer->parameter()];
       break;
     case plan::BufferKind::Input:
       switch (buffer->binding()) {
@@ -241,6 +256,20 @@ TrainOutcome train(const TrainOptions &o) {
     default:
       break;
     }
+    if (!slot)
+      continue;
+    // The runtime loads, initialises and saves one buffer per parameter and moment.
+    if (slot->data)
+      return usageError(o.planPath + ": program " + std::to_string(rank) + " has two " +
+                        (buffer->kind() == plan::BufferKind::Parameter
+                             ? std::string("parameter")
+                             : buffer->optimizer_slot()->str()) +
+                        " buffers for '" + slot->name + "'");
+    slot->data = data;
+    std::vector<int> dimAxes;
+    if (buffer->dim_axes())
+      dimAxes.assign(buffer->dim_axes()->begin(), buffer->dim_axes()->end());
+    slot->block = checkpoint::blockOf(slot->shape, dimAxes, mesh, coords);
   }
   for (auto *list : {&slots.parameters, &slots.expAvg, &slots.expAvgSq})
     for (const checkpoint::ParameterSlot &s : *list)
@@ -304,7 +333,7 @@ TrainOutcome train(const TrainOptions &o) {
     std::vector<std::string> unused;
     if (Status s = checkpoint::loadWeights(o.weightsPath, slots.parameters, &unused); !s)
       return runtimeError(s.message());
-    for (const std::string &name : unused)
+    for (const std::string &name : leader ? unused : std::vector<std::string>{})
       std::fprintf(stderr, "aprun: warning: %s: tensor '%s' is not a parameter of the plan, "
                            "ignored\n", o.weightsPath.c_str(), name.c_str());
   } else {
@@ -339,10 +368,12 @@ TrainOutcome train(const TrainOptions &o) {
                 devices == 1 ? "" : "s", planName.c_str());
   std::fflush(stdout);
 
+  // Every rank saves at the same steps: split tensors are gathered to rank 0, which
+  // writes and tells the others whether it could.
   auto save = [&]() -> Status {
     slots.configJson = huggingFaceConfig(*plan.model());
     slots.state = state;
-    auto path = checkpoint::saveCheckpoint(o.saveDir, slots);
+    auto path = checkpoint::saveCheckpoint(o.saveDir, slots, *world, mesh);
     if (!path)
       return path.status();
     if (!quiet)
@@ -402,7 +433,7 @@ TrainOutcome train(const TrainOptions &o) {
                            "with no kept token, or divergence (lower --lr)\n",
                    (long long)step, double(*loss));
     bool periodic = o.saveEvery > 0 && step % o.saveEvery == 0;
-    if (leader && !o.saveDir.empty() && (periodic || step == total))
+    if (!o.saveDir.empty() && (periodic || step == total))
       if (Status s = save(); !s)
         return runtimeError(s.message());
   }

@@ -85,6 +85,12 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
         std::fprintf(out, " = b%d", buf->alias_of());
       if (buf->binding() != plan::Binding::None)
         std::fprintf(out, " <%s>", plan::EnumNameBinding(buf->binding()));
+      if (buf->dim_axes() && buf->dim_axes()->size()) {
+        std::string axes = "[";
+        for (size_t d = 0; d < buf->dim_axes()->size(); ++d)
+          axes += (d ? ", " : "") + std::to_string(buf->dim_axes()->Get(d));
+        std::fprintf(out, " split %s]", axes.c_str());
+      }
       std::fprintf(out, " %s\n", buf->name() ? buf->name()->c_str() : "");
     }
     size_t k = 0;
