@@ -100,7 +100,8 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
         !inRange(buffer->binding(), Binding::MAX))
       return Status::error(where + ": " + name + " has an unknown dtype, kind or binding");
     if (!aligned(buffer->shape()) || !aligned(buffer->dim_axes()))
-      return Status::error(where + ": " + name + " has a misaligned shape (corrupt plan)");
+      return Status::error(where + ": " + name +
+                           " has a misaligned shape or dim_axes (corrupt plan)");
     if (buffer->dim_axes() && buffer->dim_axes()->size() &&
         buffer->kind() != BufferKind::Parameter && buffer->kind() != BufferKind::OptimizerState)
       return Status::error(where + ": " + name + " has dim_axes but is a " +
