@@ -80,6 +80,44 @@ LogicalResult checkKeptCount(Operation *op, Value count) {
   return success();
 }
 
+// The optional mesh axis whose coordinate selects a vocabulary block: non-negative.
+LogicalResult checkVocabShardAxis(Operation *op, IntegerAttr axis) {
+  if (axis && axis.getInt() < 0)
+    return op->emitOpError() << "vocab_shard_axis must be non-negative, got " << axis.getInt();
+  return success();
+}
+
+LogicalResult checkReduction(Operation *op, StringRef reduction) {
+  if (reduction != "mean" && reduction != "sum")
+    return op->emitOpError() << "reduction must be \"mean\" or \"sum\", got \"" << reduction
+                             << "\"";
+  return success();
+}
+
+// A per-row statistic of the vocabulary-parallel loss ops (`role`, an operand or a
+// result): an f32 tensor of exactly `rows` (the labels' shape).
+LogicalResult checkRowTensor(Operation *op, StringRef role, Value value,
+                             ArrayRef<int64_t> rows) {
+  auto expected = RankedTensorType::get(rows, Float32Type::get(op->getContext()));
+  if (value.getType() != expected)
+    return op->emitOpError() << role << " must be " << expected
+                             << " (f32, one value per row of the logits), got "
+                             << value.getType();
+  return success();
+}
+
+// Logits [..., vocab block] and labels [...] of the vocabulary-parallel ops.
+LogicalResult checkLogitsAndLabels(Operation *op, Value logits, Value labels) {
+  if (failed(checkTensor(op, "logits", logits, ElementKind::Float, -2)) ||
+      failed(checkTensor(op, "labels", labels, ElementKind::Integer)))
+    return failure();
+  if (tensorType(logits).getShape().drop_back() != tensorType(labels).getShape())
+    return op->emitOpError() << "labels " << labels.getType()
+                             << " must have the shape of logits without its last dim, logits "
+                             << logits.getType();
+  return success();
+}
+
 } // namespace
 
 #define GET_OP_CLASSES
@@ -88,6 +126,8 @@ LogicalResult checkKeptCount(Operation *op, Value count) {
 LogicalResult EmbeddingOp::verify() {
   if (failed(checkTensor(*this, "weight", getWeight(), ElementKind::Float, 2)) ||
       failed(checkTensor(*this, "ids", getIds(), ElementKind::Integer)))
+    return failure();
+  if (failed(checkVocabShardAxis(*this, getVocabShardAxisAttr())))
     return failure();
   auto weight = tensorType(getWeight());
   SmallVector<int64_t> shape(tensorType(getIds()).getShape());
@@ -249,6 +289,10 @@ LogicalResult SiluOp::verify() {
   return checkTensor(*this, "input", getInput(), ElementKind::Float);
 }
 
+LogicalResult SqrtOp::verify() {
+  return checkTensor(*this, "input", getInput(), ElementKind::Float);
+}
+
 LogicalResult AddOp::verify() {
   return checkTensor(*this, "lhs", getLhs(), ElementKind::Float);
 }
@@ -350,6 +394,56 @@ LogicalResult CountKeptOp::verify() {
   return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
 }
 
+LogicalResult VocabParallelMaxOp::verify() {
+  if (failed(checkTensor(*this, "logits", getLogits(), ElementKind::Float, -2)))
+    return failure();
+  return checkRowTensor(*this, "row_max", getRowMax(),
+                        tensorType(getLogits()).getShape().drop_back());
+}
+
+LogicalResult VocabParallelStatsOp::verify() {
+  if (failed(checkLogitsAndLabels(*this, getLogits(), getLabels())))
+    return failure();
+  ArrayRef<int64_t> rows = tensorType(getLabels()).getShape();
+  if (failed(checkRowTensor(*this, "row_max", getRowMax(), rows)) ||
+      failed(checkVocabShardAxis(*this, getVocabShardAxisAttr())) ||
+      failed(checkRowTensor(*this, "sum_exp", getSumExp(), rows)))
+    return failure();
+  return checkRowTensor(*this, "target_logit", getTargetLogit(), rows);
+}
+
+LogicalResult VocabParallelLossOp::verify() {
+  if (failed(checkTensor(*this, "labels", getLabels(), ElementKind::Integer)))
+    return failure();
+  ArrayRef<int64_t> rows = tensorType(getLabels()).getShape();
+  if (failed(checkRowTensor(*this, "row_max", getRowMax(), rows)) ||
+      failed(checkRowTensor(*this, "sum_exp", getSumExp(), rows)) ||
+      failed(checkRowTensor(*this, "target_logit", getTargetLogit(), rows)) ||
+      failed(checkReduction(*this, getReduction())))
+    return failure();
+  if (getKeptCount() && failed(checkKeptCount(*this, getKeptCount())))
+    return failure();
+  return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
+}
+
+LogicalResult VocabParallelLossGradOp::verify() {
+  if (failed(checkLogitsAndLabels(*this, getLogits(), getLabels())))
+    return failure();
+  ArrayRef<int64_t> rows = tensorType(getLabels()).getShape();
+  if (failed(checkRowTensor(*this, "row_max", getRowMax(), rows)) ||
+      failed(checkRowTensor(*this, "sum_exp", getSumExp(), rows)))
+    return failure();
+  if (getGradLoss().getType() != RankedTensorType::get({}, Float32Type::get(getContext())))
+    return emitOpError() << "grad_loss must be tensor<f32>, got " << getGradLoss().getType();
+  if (getKeptCount() && failed(checkKeptCount(*this, getKeptCount())))
+    return failure();
+  if (failed(checkVocabShardAxis(*this, getVocabShardAxisAttr())) ||
+      failed(checkReduction(*this, getReduction())))
+    return failure();
+  auto logits = tensorType(getLogits());
+  return checkResult(*this, getGradLogits(), logits.getShape(), logits.getElementType());
+}
+
 LogicalResult FillOp::verify() {
   if (failed(checkTensor(*this, "result", getResult(), ElementKind::Float)))
     return failure();
@@ -394,7 +488,7 @@ LogicalResult EmbeddingGradOp::verify() {
       grad.getShape().back() != weight.getDimSize(1))
     return emitOpError() << "grad_output " << grad << " must be ids " << ids
                          << " plus the hidden dim of grad_weight " << weight;
-  return success();
+  return checkVocabShardAxis(*this, getVocabShardAxisAttr());
 }
 
 LogicalResult RmsNormGradOp::verify() {

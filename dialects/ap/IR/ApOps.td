@@ -18,11 +18,26 @@ def Ap_EmbeddingOp : Ap_Op<"embedding", [Pure]> {
     `result[i..., :] = weight[ids[i...], :]`. `weight` is [vocab, hidden] (as
     `model.embed_tokens.weight`), `ids` any shape of i32/i64 ids in [0, vocab).
     The result has shape `ids.shape + [hidden]` and the weight's element type.
+
+    With `vocab_shard_axis` (partitioned IR, vocabulary parallelism) `weight` holds
+    only the contiguous block of vocabulary rows of this device's coordinate along
+    that mesh axis, starting at global id `vocab_start`: an id in the block gives
+    row `id - vocab_start`, any other id (out of range ones included) a zero row,
+    so that summing the results over the axis gives the full embedding. Lowering
+    replaces the attribute by the kernel attribute `vocab_start`. The reference
+    interpreter evaluates such an op as the device at coordinate 0 (vocab_start = 0).
   }];
-  let arguments = (ins AnyRankedTensor:$weight, AnyRankedTensor:$ids);
+  let arguments = (ins AnyRankedTensor:$weight, AnyRankedTensor:$ids,
+                   OptionalAttr<I64Attr>:$vocab_shard_axis);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$weight `,` $ids attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
+  let builders = [
+    // The unpartitioned op (no vocab_shard_axis), as the tracer builds it.
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$weight, "::mlir::Value":$ids), [{
+      build($_builder, $_state, result, weight, ids, ::mlir::IntegerAttr());
+    }]>
+  ];
 }
 
 def Ap_LinearOp : Ap_Op<"linear", [Pure]> {
@@ -122,6 +137,19 @@ def Ap_AttentionOp : Ap_Op<"attention", [Pure]> {
 
 def Ap_SiluOp : Ap_Op<"silu", [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "x * sigmoid(x), elementwise";
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Ap_SqrtOp : Ap_Op<"sqrt", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "square root, elementwise";
+  let description = [{
+    `sqrt(x)` computed in f32 or wider (NaN for negative x). The partitioner
+    takes the global gradient norm as the square root of the sum over devices of
+    `ap.grad_norm {squared = true}`.
+  }];
   let arguments = (ins AnyRankedTensor:$input);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
@@ -238,6 +266,107 @@ def Ap_CountKeptOp : Ap_Op<"count_kept", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// Vocabulary-parallel loss (emitted by ap-partition)
+//
+// The logits hold a contiguous block of the vocabulary (the last dim) starting at
+// global id `vocab_start` (the block of this device's coordinate along mesh axis
+// `vocab_shard_axis`; lowering replaces the attribute by the kernel attribute
+// `vocab_start`, and the reference interpreter uses vocab_start = 0). The
+// partitioner chains them with collectives along that axis:
+//   m      = all_reduce_max(vocab_parallel_max(logits))
+//   s, t   = vocab_parallel_stats(logits, labels, m)
+//   s, t   = all_reduce_sum(s), all_reduce_sum(t)
+//   loss   = vocab_parallel_loss(m, s, t, labels)
+//   dlogit = vocab_parallel_loss_grad(logits, labels, m, s, grad_loss)
+// which computes exactly ap.cross_entropy and ap.cross_entropy_grad on the full
+// logits. Per-row tensors ("row_max", "sum_exp", "target_logit") have the shape
+// of the labels and element type f32. Labels are not range-checked (a shard does
+// not know the global vocabulary): a kept label that no block holds has a target
+// logit of 0.
+//===----------------------------------------------------------------------===//
+
+def Ap_VocabParallelMaxOp : Ap_Op<"vocab_parallel_max", [Pure]> {
+  let summary = "max of each row of a vocabulary block of logits";
+  let description = [{
+    `row_max[i...] = max over v of logits[i..., v]`, an f32 tensor of the shape of
+    `logits` without its last dim (-inf for an empty block). `logits` may be any
+    float type.
+  }];
+  let arguments = (ins AnyRankedTensor:$logits);
+  let results = (outs AnyRankedTensor:$row_max);
+  let assemblyFormat = "$logits attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_VocabParallelStatsOp : Ap_Op<"vocab_parallel_stats", [Pure]> {
+  let summary = "partial softmax denominator and target logit of a vocabulary block";
+  let description = [{
+    With `row_max` the global row max (after the all-reduce of
+    `vocab_parallel_max`), per row:
+    `sum_exp = sum over the block's v of exp(logits[..., v] - row_max)` and
+    `target_logit = logits[..., label - vocab_start]` when the label is kept (not
+    `ignore_index`) and in [vocab_start, vocab_start + block), else 0. Both are f32
+    and computed in f32 or wider; their sums over the vocabulary axis are the full
+    softmax denominator and the logit of the label.
+  }];
+  let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$labels,
+                   AnyRankedTensor:$row_max,
+                   OptionalAttr<I64Attr>:$vocab_shard_axis,
+                   DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs AnyRankedTensor:$sum_exp, AnyRankedTensor:$target_logit);
+  let assemblyFormat = "$logits `,` $labels `,` $row_max attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_VocabParallelLossOp : Ap_Op<"vocab_parallel_loss", [Pure]> {
+  let summary = "cross-entropy from the combined row statistics";
+  let description = [{
+    `sum over kept positions of log(sum_exp) + row_max - target_logit` (positions
+    whose label is `ignore_index` are left out), accumulated in f32 or wider. As
+    `ap.cross_entropy`: `reduction = "mean"` divides by `kept_count` when given (a
+    scalar f32) else by the number of kept positions here (NaN when none is kept,
+    as torch), `"sum"` does not. `row_max`, `sum_exp` and `target_logit` are f32
+    of the labels' shape; the result is a scalar `tensor<f32>`.
+  }];
+  let arguments = (ins AnyRankedTensor:$row_max, AnyRankedTensor:$sum_exp,
+                   AnyRankedTensor:$target_logit, AnyRankedTensor:$labels,
+                   Optional<AnyRankedTensor>:$kept_count,
+                   DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                   DefaultValuedStrAttr<StrAttr, "mean">:$reduction);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $row_max `,` $sum_exp `,` $target_logit `,` $labels (`count` $kept_count^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Ap_VocabParallelLossGradOp : Ap_Op<"vocab_parallel_loss_grad", [Pure]> {
+  let summary = "gradient of the cross-entropy w.r.t. a vocabulary block of logits";
+  let description = [{
+    For kept positions
+    `(exp(logits[..., v] - row_max) / sum_exp - [v == label - vocab_start]) * grad_loss / denom`
+    with `denom` = `kept_count` when given, else the number of kept positions here,
+    for `reduction = "mean"` (1 for "sum", and 1 when the count is 0); zero at
+    ignored positions. `row_max` and `sum_exp` are the combined (all-reduced) row
+    statistics, f32 of the labels' shape; `grad_loss` is a scalar `tensor<f32>`. The
+    result has the type of `logits`: the block of `ap.cross_entropy_grad`'s result.
+  }];
+  let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$labels,
+                   AnyRankedTensor:$row_max, AnyRankedTensor:$sum_exp,
+                   AnyRankedTensor:$grad_loss, Optional<AnyRankedTensor>:$kept_count,
+                   OptionalAttr<I64Attr>:$vocab_shard_axis,
+                   DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                   DefaultValuedStrAttr<StrAttr, "mean">:$reduction);
+  let results = (outs AnyRankedTensor:$grad_logits);
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $row_max `,` $sum_exp `,` $grad_loss (`count` $kept_count^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Constants
 //===----------------------------------------------------------------------===//
 
@@ -275,11 +404,24 @@ def Ap_EmbeddingGradOp : Ap_Op<"embedding_grad", [Pure]> {
   let description = [{
     `result[v, :] = sum over positions p with ids[p] == v of grad_output[p, :]`;
     the result has the table's shape [vocab, hidden]. Accumulates in f32 or wider.
+
+    With `vocab_shard_axis` (partitioned IR) the result is the block of the
+    table's gradient that this device holds, as for `ap.embedding`: row r is the
+    gradient of global id `vocab_start + r`, and ids outside the block contribute
+    nothing. Lowering replaces the attribute by the kernel attribute `vocab_start`;
+    the reference interpreter uses vocab_start = 0.
   }];
-  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad_output);
+  let arguments = (ins AnyRankedTensor:$ids, AnyRankedTensor:$grad_output,
+                   OptionalAttr<I64Attr>:$vocab_shard_axis);
   let results = (outs AnyRankedTensor:$grad_weight);
   let assemblyFormat = "$ids `,` $grad_output attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
+  let builders = [
+    // The unpartitioned op (no vocab_shard_axis), as ap-autodiff builds it.
+    OpBuilder<(ins "::mlir::Type":$grad_weight, "::mlir::Value":$ids, "::mlir::Value":$grad_output), [{
+      build($_builder, $_state, grad_weight, ids, grad_output, ::mlir::IntegerAttr());
+    }]>
+  ];
 }
 
 def Ap_RmsNormGradOp : Ap_Op<"rms_norm_grad", [Pure]> {
@@ -369,9 +511,12 @@ def Ap_GradNormOp : Ap_Op<"grad_norm", [Pure]> {
   let summary = "global L2 norm of all gradients, as torch.nn.utils.clip_grad_norm_";
   let description = [{
     `sqrt(sum over every element of every operand of g^2)`, accumulated in f32 or
-    wider; a scalar `tensor<f32>`.
+    wider; a scalar `tensor<f32>`. With `squared = true` the result is the sum of
+    squares itself (no square root): the partial that a partitioned program sums
+    over the devices holding shards of the gradients before one `ap.sqrt`.
   }];
-  let arguments = (ins Variadic<AnyRankedTensor>:$grads);
+  let arguments = (ins Variadic<AnyRankedTensor>:$grads,
+                   DefaultValuedAttr<BoolAttr, "false">:$squared);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$grads attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;

@@ -1797,3 +1797,255 @@ func.func @attention_grad_zero_head_dim(%q: tensor<2x5x4x0xf32>, %k: tensor<2x5x
   %0:3 = ap.attention_grad %q, %k, %k, %q : (tensor<2x5x4x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x4x0xf32>) -> (tensor<2x5x4x0xf32>, tensor<2x5x2x0xf32>, tensor<2x5x2x0xf32>)
   return %0#0 : tensor<2x5x4x0xf32>
 }
+
+// -----
+
+// Tests that embedding rejects a negative vocab_shard_axis.
+func.func @embedding_vocab_shard_axis(%w: tensor<16x8xf32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{'ap.embedding' op vocab_shard_axis must be non-negative, got -1}}
+  %0 = ap.embedding %w, %ids {vocab_shard_axis = -1 : i64} : (tensor<16x8xf32>, tensor<2x4xi32>) -> tensor<2x4x8xf32>
+  return
+}
+
+// -----
+
+// Tests that embedding_grad rejects a negative vocab_shard_axis.
+func.func @embedding_grad_vocab_shard_axis(%ids: tensor<2x4xi32>, %dy: tensor<2x4x8xf32>) {
+  // expected-error @+1 {{'ap.embedding_grad' op vocab_shard_axis must be non-negative, got -2}}
+  %0 = ap.embedding_grad %ids, %dy {vocab_shard_axis = -2 : i64} : (tensor<2x4xi32>, tensor<2x4x8xf32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+// Tests that sqrt rejects an integer input.
+func.func @sqrt_integer(%x: tensor<4xi64>) {
+  // expected-error @+1 {{'ap.sqrt' op input must have element type f32, bf16 or f16, got 'tensor<4xi64>'}}
+  %0 = ap.sqrt %x : tensor<4xi64>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_max rejects integer logits.
+func.func @vocab_parallel_max_logits_integer(%x: tensor<2x5x8xi32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_max' op logits must have element type f32, bf16 or f16, got 'tensor<2x5x8xi32>'}}
+  %0 = ap.vocab_parallel_max %x : (tensor<2x5x8xi32>) -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_max rejects rank-0 logits.
+func.func @vocab_parallel_max_logits_rank(%x: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_max' op logits must have rank at least 1, got 'tensor<f32>'}}
+  %0 = ap.vocab_parallel_max %x : (tensor<f32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_max rejects a row_max in the logits' element type.
+func.func @vocab_parallel_max_result(%x: tensor<2x5x8xbf16>) {
+  // expected-error @+1 {{'ap.vocab_parallel_max' op row_max must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5xbf16>'}}
+  %0 = ap.vocab_parallel_max %x : (tensor<2x5x8xbf16>) -> tensor<2x5xbf16>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_stats rejects labels that are not the logits without the last dim.
+func.func @vocab_parallel_stats_labels_shape(%x: tensor<2x5x8xf32>, %l: tensor<2x4xi64>, %m: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_stats' op labels 'tensor<2x4xi64>' must have the shape of logits without its last dim, logits 'tensor<2x5x8xf32>'}}
+  %0:2 = ap.vocab_parallel_stats %x, %l, %m : (tensor<2x5x8xf32>, tensor<2x4xi64>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_stats rejects float labels.
+func.func @vocab_parallel_stats_labels_float(%x: tensor<2x5x8xf32>, %l: tensor<2x5xf32>, %m: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_stats' op labels must have element type i32 or i64, got 'tensor<2x5xf32>'}}
+  %0:2 = ap.vocab_parallel_stats %x, %l, %m : (tensor<2x5x8xf32>, tensor<2x5xf32>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_stats rejects a row_max that is not f32.
+func.func @vocab_parallel_stats_row_max(%x: tensor<2x5x8xbf16>, %l: tensor<2x5xi64>, %m: tensor<2x5xbf16>) {
+  // expected-error @+1 {{'ap.vocab_parallel_stats' op row_max must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5xbf16>'}}
+  %0:2 = ap.vocab_parallel_stats %x, %l, %m : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xbf16>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_stats rejects a negative vocab_shard_axis.
+func.func @vocab_parallel_stats_axis(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_stats' op vocab_shard_axis must be non-negative, got -1}}
+  %0:2 = ap.vocab_parallel_stats %x, %l, %m {vocab_shard_axis = -1 : i64} : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_stats rejects a sum_exp of the wrong shape.
+func.func @vocab_parallel_stats_sum_exp(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_stats' op sum_exp must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5x8xf32>'}}
+  %0:2 = ap.vocab_parallel_stats %x, %l, %m : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>) -> (tensor<2x5x8xf32>, tensor<2x5xf32>)
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_stats rejects a target_logit that is not f32.
+func.func @vocab_parallel_stats_target(%x: tensor<2x5x8xf16>, %l: tensor<2x5xi32>, %m: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_stats' op target_logit must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5xf16>'}}
+  %0:2 = ap.vocab_parallel_stats %x, %l, %m : (tensor<2x5x8xf16>, tensor<2x5xi32>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf16>)
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects float labels.
+func.func @vocab_parallel_loss_labels_float(%m: tensor<2x5xf32>, %l: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op labels must have element type i32 or i64, got 'tensor<2x5xf32>'}}
+  %0 = ap.vocab_parallel_loss %m, %m, %m, %l : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects a row_max that is not of the labels' shape.
+func.func @vocab_parallel_loss_row_max(%m: tensor<2x4xf32>, %s: tensor<2x5xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op row_max must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x4xf32>'}}
+  %0 = ap.vocab_parallel_loss %m, %s, %s, %l : (tensor<2x4xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects a sum_exp that is not f32.
+func.func @vocab_parallel_loss_sum_exp(%m: tensor<2x5xf32>, %s: tensor<2x5xbf16>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op sum_exp must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5xbf16>'}}
+  %0 = ap.vocab_parallel_loss %m, %s, %m, %l : (tensor<2x5xf32>, tensor<2x5xbf16>, tensor<2x5xf32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects a target_logit that is not of the labels' shape.
+func.func @vocab_parallel_loss_target(%m: tensor<2x5xf32>, %t: tensor<10xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op target_logit must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<10xf32>'}}
+  %0 = ap.vocab_parallel_loss %m, %m, %t, %l : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<10xf32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects an unknown reduction.
+func.func @vocab_parallel_loss_reduction(%m: tensor<2x5xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op reduction must be "mean" or "sum", got "none"}}
+  %0 = ap.vocab_parallel_loss %m, %m, %m, %l {reduction = "none"} : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects a kept_count that is not a scalar f32.
+func.func @vocab_parallel_loss_kept_count(%m: tensor<2x5xf32>, %l: tensor<2x5xi64>, %n: tensor<1xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op kept_count must be tensor<f32>, got 'tensor<1xf32>'}}
+  %0 = ap.vocab_parallel_loss %m, %m, %m, %l count %n : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>, tensor<1xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss rejects a result that is not a scalar f32.
+func.func @vocab_parallel_loss_result(%m: tensor<2x5xf32>, %l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss' op result must be 'tensor<f32>', got 'tensor<2x5xf32>'}}
+  %0 = ap.vocab_parallel_loss %m, %m, %m, %l : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>) -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects integer logits.
+func.func @vocab_parallel_loss_grad_logits(%x: tensor<2x5x8xi64>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op logits must have element type f32, bf16 or f16, got 'tensor<2x5x8xi64>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g : (tensor<2x5x8xi64>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xi64>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects labels that are not the logits without the last dim.
+func.func @vocab_parallel_loss_grad_labels(%x: tensor<2x5x8xf32>, %l: tensor<5xi64>, %m: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op labels 'tensor<5xi64>' must have the shape of logits without its last dim, logits 'tensor<2x5x8xf32>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g : (tensor<2x5x8xf32>, tensor<5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects a row_max that is not f32.
+func.func @vocab_parallel_loss_grad_row_max(%x: tensor<2x5x8xbf16>, %l: tensor<2x5xi64>, %m: tensor<2x5xbf16>, %s: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op row_max must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5xbf16>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %s, %g : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xbf16>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xbf16>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects a sum_exp that is not of the labels' shape.
+func.func @vocab_parallel_loss_grad_sum_exp(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %s: tensor<2x5x1xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op sum_exp must be 'tensor<2x5xf32>' (f32, one value per row of the logits), got 'tensor<2x5x1xf32>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %s, %g : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5x1xf32>, tensor<f32>) -> tensor<2x5x8xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects a grad_loss that is not a scalar f32.
+func.func @vocab_parallel_loss_grad_loss(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %g: tensor<1xf32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op grad_loss must be tensor<f32>, got 'tensor<1xf32>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<1xf32>) -> tensor<2x5x8xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects a kept_count that is not a scalar f32.
+func.func @vocab_parallel_loss_grad_kept_count(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %g: tensor<f32>, %n: tensor<bf16>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op kept_count must be tensor<f32>, got 'tensor<bf16>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g count %n : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>, tensor<bf16>) -> tensor<2x5x8xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects a negative vocab_shard_axis.
+func.func @vocab_parallel_loss_grad_axis(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op vocab_shard_axis must be non-negative, got -3}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g {vocab_shard_axis = -3 : i64} : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects an unknown reduction.
+func.func @vocab_parallel_loss_grad_reduction(%x: tensor<2x5x8xf32>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op reduction must be "mean" or "sum", got "max"}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g {reduction = "max"} : (tensor<2x5x8xf32>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xf32>
+  return
+}
+
+// -----
+
+// Tests that vocab_parallel_loss_grad rejects a result that is not typed as the logits.
+func.func @vocab_parallel_loss_grad_result(%x: tensor<2x5x8xbf16>, %l: tensor<2x5xi64>, %m: tensor<2x5xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{'ap.vocab_parallel_loss_grad' op result must be 'tensor<2x5x8xbf16>', got 'tensor<2x5x8xf32>'}}
+  %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xf32>
+  return
+}

@@ -12,6 +12,16 @@ func.func @embedding(%w: tensor<16x8xf32>, %ids: tensor<2x4xi32>, %wb: tensor<16
   return %0, %1 : tensor<2x4x8xf32>, tensor<3x8xbf16>
 }
 
+// Tests that embedding and embedding_grad keep the vocabulary shard axis of partitioned IR.
+// CHECK-LABEL: func.func @embedding_vocab_shard
+// CHECK: ap.embedding %{{.*}}, %{{.*}} {vocab_shard_axis = 1 : i64} : (tensor<8x8xf32>, tensor<2x4xi32>) -> tensor<2x4x8xf32>
+// CHECK: ap.embedding_grad %{{.*}}, %{{.*}} {vocab_shard_axis = 0 : i64} : (tensor<2x4xi32>, tensor<2x4x8xf32>) -> tensor<8x8xf32>
+func.func @embedding_vocab_shard(%w: tensor<8x8xf32>, %ids: tensor<2x4xi32>) -> (tensor<2x4x8xf32>, tensor<8x8xf32>) {
+  %0 = ap.embedding %w, %ids {vocab_shard_axis = 1 : i64} : (tensor<8x8xf32>, tensor<2x4xi32>) -> tensor<2x4x8xf32>
+  %1 = ap.embedding_grad %ids, %0 {vocab_shard_axis = 0 : i64} : (tensor<2x4xi32>, tensor<2x4x8xf32>) -> tensor<8x8xf32>
+  return %0, %1 : tensor<2x4x8xf32>, tensor<8x8xf32>
+}
+
 // Tests that linear takes the [out, in] weight layout.
 // CHECK-LABEL: func.func @linear
 // CHECK: ap.linear %{{.*}}, %{{.*}} : (tensor<2x4x8xf16>, tensor<12x8xf16>) -> tensor<2x4x12xf16>
@@ -70,6 +80,16 @@ func.func @elementwise(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> tensor<2x3xf
   return %2 : tensor<2x3xf32>
 }
 
+// Tests that sqrt prints one type.
+// CHECK-LABEL: func.func @sqrt
+// CHECK: ap.sqrt %{{.*}} : tensor<f32>
+// CHECK: ap.sqrt %{{.*}} : tensor<2x3xbf16>
+func.func @sqrt(%a: tensor<f32>, %b: tensor<2x3xbf16>) -> (tensor<f32>, tensor<2x3xbf16>) {
+  %0 = ap.sqrt %a : tensor<f32>
+  %1 = ap.sqrt %b : tensor<2x3xbf16>
+  return %0, %1 : tensor<f32>, tensor<2x3xbf16>
+}
+
 // Tests cast between every kind of element type.
 // CHECK-LABEL: func.func @cast
 // CHECK: ap.cast %{{.*}} : tensor<2x3xf32> to tensor<2x3xbf16>
@@ -108,6 +128,26 @@ func.func @loss(%logits: tensor<2x5x16xf32>, %labels: tensor<2x5xi64>) -> (tenso
   %1 = ap.cross_entropy %logits, %0 : (tensor<2x5x16xf32>, tensor<2x5xi64>) -> tensor<f32>
   %2 = ap.cross_entropy %logits, %0 {ignore_index = 0 : i64, reduction = "sum"} : (tensor<2x5x16xf32>, tensor<2x5xi64>) -> tensor<f32>
   return %1, %2 : tensor<f32>, tensor<f32>
+}
+
+// Tests the vocabulary-parallel loss ops, with and without the optional kept count.
+// CHECK-LABEL: func.func @vocab_parallel_loss
+// CHECK: %[[M:[a-z_0-9]+]] = ap.vocab_parallel_max %{{.*}} : (tensor<2x5x8xbf16>) -> tensor<2x5xf32>
+// CHECK: %[[SE:[a-z_0-9]+]], %[[TL:[a-z_0-9]+]] = ap.vocab_parallel_stats %{{.*}}, %{{.*}}, %[[M]] {vocab_shard_axis = 1 : i64} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+// CHECK: ap.vocab_parallel_stats %{{.*}}, %{{.*}}, %[[M]] {ignore_index = 0 : i64} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+// CHECK: ap.vocab_parallel_loss %[[M]], %[[SE]], %[[TL]], %{{.*}} : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>) -> tensor<f32>
+// CHECK: ap.vocab_parallel_loss %[[M]], %[[SE]], %[[TL]], %{{.*}} count %{{.*}} {ignore_index = -1 : i64, reduction = "sum"} : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<f32>
+// CHECK: ap.vocab_parallel_loss_grad %{{.*}}, %{{.*}}, %[[M]], %[[SE]], %{{.*}} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xbf16>
+// CHECK: ap.vocab_parallel_loss_grad %{{.*}}, %{{.*}}, %[[M]], %[[SE]], %{{.*}} count %{{.*}} {reduction = "sum", vocab_shard_axis = 0 : i64} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>, tensor<f32>) -> tensor<2x5x8xbf16>
+func.func @vocab_parallel_loss(%logits: tensor<2x5x8xbf16>, %labels: tensor<2x5xi64>, %dl: tensor<f32>, %n: tensor<f32>) -> (tensor<f32>, tensor<f32>, tensor<2x5x8xbf16>, tensor<2x5x8xbf16>, tensor<2x5xf32>) {
+  %m = ap.vocab_parallel_max %logits : (tensor<2x5x8xbf16>) -> tensor<2x5xf32>
+  %s:2 = ap.vocab_parallel_stats %logits, %labels, %m {vocab_shard_axis = 1 : i64} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+  %t:2 = ap.vocab_parallel_stats %logits, %labels, %m {ignore_index = 0 : i64} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>) -> (tensor<2x5xf32>, tensor<2x5xf32>)
+  %0 = ap.vocab_parallel_loss %m, %s#0, %s#1, %labels : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>) -> tensor<f32>
+  %1 = ap.vocab_parallel_loss %m, %s#0, %s#1, %labels count %n {ignore_index = -1 : i64, reduction = "sum"} : (tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<f32>
+  %2 = ap.vocab_parallel_loss_grad %logits, %labels, %m, %s#0, %dl : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xbf16>
+  %3 = ap.vocab_parallel_loss_grad %logits, %labels, %m, %s#0, %dl count %n {vocab_shard_axis = 0 : i64, reduction = "sum"} : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>, tensor<f32>) -> tensor<2x5x8xbf16>
+  return %0, %1, %2, %3, %t#1 : tensor<f32>, tensor<f32>, tensor<2x5x8xbf16>, tensor<2x5x8xbf16>, tensor<2x5xf32>
 }
 
 // Tests that fill prints its value and result type.
@@ -188,10 +228,12 @@ func.func @cross_entropy_grad(%logits: tensor<2x5x16xf32>, %labels: tensor<2x5xi
 // CHECK-LABEL: func.func @grad_norm
 // CHECK: ap.grad_norm %{{.*}}, %{{.*}} : (tensor<16x8xf32>, tensor<8xbf16>) -> tensor<f32>
 // CHECK: ap.grad_norm %{{.*}} : (tensor<16x8xf32>) -> tensor<f32>
-func.func @grad_norm(%a: tensor<16x8xf32>, %b: tensor<8xbf16>) -> (tensor<f32>, tensor<f32>) {
+// CHECK: ap.grad_norm %{{.*}}, %{{.*}} {squared = true} : (tensor<16x8xf32>, tensor<8xbf16>) -> tensor<f32>
+func.func @grad_norm(%a: tensor<16x8xf32>, %b: tensor<8xbf16>) -> (tensor<f32>, tensor<f32>, tensor<f32>) {
   %0 = ap.grad_norm %a, %b : (tensor<16x8xf32>, tensor<8xbf16>) -> tensor<f32>
   %1 = ap.grad_norm %a : (tensor<16x8xf32>) -> tensor<f32>
-  return %0, %1 : tensor<f32>, tensor<f32>
+  %2 = ap.grad_norm %a, %b {squared = true} : (tensor<16x8xf32>, tensor<8xbf16>) -> tensor<f32>
+  return %0, %1, %2 : tensor<f32>, tensor<f32>, tensor<f32>
 }
 
 // Tests adamw with and without the optional grad_norm operand.
