@@ -38,12 +38,19 @@ RefTensor broadcast(ap::BroadcastOp op, const RefTensor &x, RefTensor out) {
   return out;
 }
 
-Results embeddingGrad(const RefTensor &ids, const RefTensor &gradOutput, RefTensor out) {
+Results embeddingGrad(ap::EmbeddingGradOp op, const RefTensor &ids,
+                      const RefTensor &gradOutput, RefTensor out) {
   int64_t vocab = out.shape[0], hidden = out.shape[1];
+  // A vocabulary block (vocab_shard_axis), evaluated as the device at coordinate 0: the
+  // block starts at id 0 and other ids contribute nothing.
+  bool block = bool(op.getVocabShardAxis());
   for (int64_t p = 0; p < ids.numElements(); ++p) {
     double id = ids.data[p];
-    if (id < 0 || id >= double(vocab))
+    if (id < 0 || id >= double(vocab)) {
+      if (block)
+        continue;
       return tokenIdOutOfRange(ids, p, vocab);
+    }
     for (int64_t h = 0; h < hidden; ++h)
       out.data[int64_t(id) * hidden + h] += gradOutput.data[p * hidden + h];
   }
@@ -177,12 +184,43 @@ Results crossEntropyGrad(ap::CrossEntropyGradOp op, const RefTensor &logits,
   return std::vector<RefTensor>{std::move(out)};
 }
 
-RefTensor gradNorm(const std::vector<const RefTensor *> &grads, RefTensor out) {
+RefTensor vocabParallelLossGrad(ap::VocabParallelLossGradOp op, const RefTensor &logits,
+                                const RefTensor &labels, const RefTensor &rowMax,
+                                const RefTensor &sumExp, const RefTensor &gradLoss,
+                                const RefTensor *keptCount, RefTensor out) {
+  // The block starts at vocab_start = 0 (see vocabParallelStats in ReferenceOps.cpp).
+  int64_t n = rows(logits), vocab = logits.shape.back();
+  double ignore = double(op.getIgnoreIndexAttr().getInt());
+  int64_t kept = 0;
+  for (int64_t r = 0; r < n; ++r)
+    kept += labels.data[r] != ignore;
+  // As cross_entropy_grad: each kept position weighs 1/count for "mean"; with a count
+  // of 0 nothing is divided (every row is ignored and stays zero).
+  double weight = gradLoss.data[0];
+  double count = keptCount ? keptCount->data[0] : double(kept);
+  if (op.getReduction() == "mean" && count > 0)
+    weight /= count;
+  for (int64_t r = 0; r < n; ++r) {
+    double label = labels.data[r];
+    if (label == ignore)
+      continue; // stays zero
+    const double *row = logits.data.data() + r * vocab;
+    for (int64_t c = 0; c < vocab; ++c) {
+      double softmax = std::exp(row[c] - rowMax.data[r]) / sumExp.data[r];
+      double onehot = double(c) == label ? 1.0 : 0.0;
+      out.data[r * vocab + c] = weight * (softmax - onehot);
+    }
+  }
+  return out;
+}
+
+RefTensor gradNorm(ap::GradNormOp op, const std::vector<const RefTensor *> &grads,
+                   RefTensor out) {
   double sumSquares = 0;
   for (const RefTensor *g : grads)
     for (double x : g->data)
       sumSquares += x * x;
-  out.data[0] = std::sqrt(sumSquares);
+  out.data[0] = op.getSquared() ? sumSquares : std::sqrt(sumSquares);
   return out;
 }
 

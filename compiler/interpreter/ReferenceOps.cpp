@@ -78,13 +78,19 @@ Status labelOutOfRange(const RefTensor &labels, int64_t flat, int64_t vocab) {
 
 namespace {
 
-Result<RefTensor> embedding(ap::EmbeddingOp, const RefTensor &weight, const RefTensor &ids,
+Result<RefTensor> embedding(ap::EmbeddingOp op, const RefTensor &weight, const RefTensor &ids,
                             RefTensor out) {
   int64_t vocab = weight.shape[0], hidden = weight.shape[1];
+  // A vocabulary block (vocab_shard_axis), evaluated as the device at coordinate 0: the
+  // block starts at id 0 and other ids give zero rows (`out` starts all zeros).
+  bool block = bool(op.getVocabShardAxis());
   for (int64_t i = 0; i < ids.numElements(); ++i) {
     double id = ids.data[i];
-    if (id < 0 || id >= double(vocab))
+    if (id < 0 || id >= double(vocab)) {
+      if (block)
+        continue;
       return tokenIdOutOfRange(ids, i, vocab);
+    }
     for (int64_t h = 0; h < hidden; ++h)
       out.data[i * hidden + h] = weight.data[int64_t(id) * hidden + h];
   }
@@ -301,6 +307,57 @@ Result<RefTensor> crossEntropy(ap::CrossEntropyOp op, const RefTensor &logits,
   return out;
 }
 
+// ---- Vocabulary-parallel loss -------------------------------------------------------
+// The block of logits starts at vocab_start = 0 (the interpreter evaluates partitioned
+// ops as the device at coordinate 0 of vocab_shard_axis). Labels are not range-checked.
+
+RefTensor vocabParallelMax(const RefTensor &logits, RefTensor out) {
+  int64_t n = rows(logits), vocab = logits.shape.back();
+  for (int64_t r = 0; r < n; ++r) {
+    double maxLogit = -std::numeric_limits<double>::infinity();
+    for (int64_t v = 0; v < vocab; ++v)
+      maxLogit = std::max(maxLogit, logits.data[r * vocab + v]);
+    out.data[r] = maxLogit;
+  }
+  return out;
+}
+
+Results vocabParallelStats(ap::VocabParallelStatsOp op, const RefTensor &logits,
+                           const RefTensor &labels, const RefTensor &rowMax) {
+  RefTensor sumExp = resultLike(op, 0), target = resultLike(op, 1);
+  int64_t n = rows(logits), vocab = logits.shape.back();
+  double ignore = double(op.getIgnoreIndexAttr().getInt());
+  for (int64_t r = 0; r < n; ++r) {
+    const double *row = logits.data.data() + r * vocab;
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += std::exp(row[v] - rowMax.data[r]);
+    sumExp.data[r] = sum;
+    double label = labels.data[r];
+    if (label != ignore && label >= 0 && label < double(vocab))
+      target.data[r] = row[int64_t(label)];
+  }
+  return std::vector<RefTensor>{std::move(sumExp), std::move(target)};
+}
+
+RefTensor vocabParallelLoss(ap::VocabParallelLossOp op, const RefTensor &rowMax,
+                            const RefTensor &sumExp, const RefTensor &target,
+                            const RefTensor &labels, const RefTensor *keptCount,
+                            RefTensor out) {
+  double ignore = double(op.getIgnoreIndexAttr().getInt()), total = 0;
+  int64_t kept = 0;
+  for (int64_t r = 0; r < labels.numElements(); ++r) {
+    if (labels.data[r] == ignore)
+      continue;
+    total += std::log(sumExp.data[r]) + rowMax.data[r] - target.data[r];
+    ++kept;
+  }
+  bool mean = op.getReduction() == "mean";
+  double count = keptCount ? keptCount->data[0] : double(kept);
+  out.data[0] = mean ? (count > 0 ? total / count : std::nan("")) : total;
+  return out;
+}
+
 RefTensor elementwise(Operation *op, const std::vector<const RefTensor *> &in, RefTensor out,
                       double (*f)(double, double)) {
   for (int64_t i = 0; i < out.numElements(); ++i)
@@ -348,6 +405,9 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
             return wrap(elementwise(op, in, out(),
                                     [](double x, double) { return x / (1.0 + std::exp(-x)); }));
           })
+          .Case([&](ap::SqrtOp) {
+            return wrap(elementwise(op, in, out(), [](double x, double) { return std::sqrt(x); }));
+          })
           .Case([&](ap::AddOp) {
             return wrap(elementwise(op, in, out(), [](double a, double b) { return a + b; }));
           })
@@ -377,10 +437,18 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
           .Case([&](ap::CrossEntropyOp o) {
             return wrap(crossEntropy(o, *in[0], *in[1], in.size() > 2 ? in[2] : nullptr, out()));
           })
+          .Case([&](ap::VocabParallelMaxOp) { return wrap(vocabParallelMax(*in[0], out())); })
+          .Case([&](ap::VocabParallelStatsOp o) {
+            return vocabParallelStats(o, *in[0], *in[1], *in[2]);
+          })
+          .Case([&](ap::VocabParallelLossOp o) {
+            return wrap(vocabParallelLoss(o, *in[0], *in[1], *in[2], *in[3],
+                                          in.size() > 4 ? in[4] : nullptr, out()));
+          })
           // Gradient and optimizer ops (ReferenceGradOps.cpp).
           .Case([&](ap::FillOp o) { return wrap(fill(o, out())); })
           .Case([&](ap::BroadcastOp o) { return wrap(broadcast(o, *in[0], out())); })
-          .Case([&](ap::EmbeddingGradOp) { return embeddingGrad(*in[0], *in[1], out()); })
+          .Case([&](ap::EmbeddingGradOp o) { return embeddingGrad(o, *in[0], *in[1], out()); })
           .Case([&](ap::RmsNormGradOp o) { return rmsNormGrad(o, *in[0], *in[1], *in[2]); })
           .Case([&](ap::RopeGradOp o) { return wrap(ropeGrad(o, *in[0], out())); })
           .Case([&](ap::AttentionGradOp o) {
@@ -391,7 +459,11 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
             return crossEntropyGrad(o, *in[0], *in[1], *in[2], in.size() > 3 ? in[3] : nullptr,
                                     out());
           })
-          .Case([&](ap::GradNormOp) { return wrap(gradNorm(in, out())); })
+          .Case([&](ap::VocabParallelLossGradOp o) {
+            return wrap(vocabParallelLossGrad(o, *in[0], *in[1], *in[2], *in[3], *in[4],
+                                              in.size() > 5 ? in[5] : nullptr, out()));
+          })
+          .Case([&](ap::GradNormOp o) { return wrap(gradNorm(o, in, out())); })
           .Case([&](ap::AdamWOp o) { return adamw(o, in); })
           .Default([&](Operation *) {
             return Results::error("no reference semantics for this op");

@@ -75,7 +75,8 @@ RefTensor ropeRotate(const RopeConfig &config, const RefTensor &x, RefTensor out
 // Gradient and optimizer ops (ReferenceGradOps.cpp). Operands are in op order.
 RefTensor fill(ap::FillOp op, RefTensor out);
 RefTensor broadcast(ap::BroadcastOp op, const RefTensor &x, RefTensor out);
-Results embeddingGrad(const RefTensor &ids, const RefTensor &gradOutput, RefTensor out);
+Results embeddingGrad(ap::EmbeddingGradOp op, const RefTensor &ids,
+                      const RefTensor &gradOutput, RefTensor out);
 Results rmsNormGrad(ap::RmsNormGradOp op, const RefTensor &x, const RefTensor &w,
                     const RefTensor &gradOutput);
 RefTensor ropeGrad(ap::RopeGradOp op, const RefTensor &gradOutput, RefTensor out);
@@ -85,7 +86,12 @@ RefTensor siluGrad(const RefTensor &x, const RefTensor &gradOutput, RefTensor ou
 Results crossEntropyGrad(ap::CrossEntropyGradOp op, const RefTensor &logits,
                          const RefTensor &labels, const RefTensor &gradLoss,
                          const RefTensor *keptCount, RefTensor out);
-RefTensor gradNorm(const std::vector<const RefTensor *> &grads, RefTensor out);
+RefTensor vocabParallelLossGrad(ap::VocabParallelLossGradOp op, const RefTensor &logits,
+                                const RefTensor &labels, const RefTensor &rowMax,
+                                const RefTensor &sumExp, const RefTensor &gradLoss,
+                                const RefTensor *keptCount, RefTensor out);
+RefTensor gradNorm(ap::GradNormOp op, const std::vector<const RefTensor *> &grads,
+                   RefTensor out);
 Results adamw(ap::AdamWOp op, const std::vector<const RefTensor *> &operands);
 
 } // namespace apc::interp::detail

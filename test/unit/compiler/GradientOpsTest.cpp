@@ -13,6 +13,12 @@
 //
 // adamw is checked against the update written out by hand (in the textbook
 // m_hat / (sqrt(v_hat) + eps) form, independent of the interpreter's torch form).
+//
+// The ops of partitioned programs are here too: embedding and embedding_grad on a
+// vocabulary block (vocab_shard_axis), grad_norm's squared form, sqrt, and the
+// vocabulary-parallel loss, whose chain max -> stats -> loss (-> loss_grad) must equal
+// cross_entropy (and cross_entropy_grad) to 1e-12 in pure f64, besides hand-computed
+// values.
 #include "compiler/interpreter/Interpreter.h"
 
 #include "dialects/ap/IR/ApDialect.h"
@@ -200,6 +206,30 @@ TEST(GradientOpsTest, EmbeddingGradIdOutOfRangeNamesPosition) {
     EXPECT_TRUE(Contains(results.message(), "token id " + std::to_string(int64_t(bad))));
     EXPECT_TRUE(Contains(results.message(), "ids[1, 1]"));
     EXPECT_TRUE(Contains(results.message(), "[0, 4)"));
+  }
+}
+
+// A vocabulary block is evaluated as the device at coordinate 0 of vocab_shard_axis:
+// the block holds ids [0, rows) and any other id gives a zero row (embedding) or
+// contributes nothing (embedding_grad), where the unpartitioned ops report an error.
+TEST(GradientOpsTest, EmbeddingVocabBlockIsTheFirstBlock) {
+  Program program(
+      "func.func @f(%w: tensor<3x2xf32>, %ids: tensor<5xi64>, %dy: tensor<5x2xf32>) -> "
+      "(tensor<5x2xf32>, tensor<3x2xf32>) {\n"
+      "  %0 = ap.embedding %w, %ids {vocab_shard_axis = 0 : i64} : (tensor<3x2xf32>, "
+      "tensor<5xi64>) -> tensor<5x2xf32>\n"
+      "  %1 = ap.embedding_grad %ids, %dy {vocab_shard_axis = 1 : i64} : (tensor<5xi64>, "
+      "tensor<5x2xf32>) -> tensor<3x2xf32>\n"
+      "  return %0, %1 : tensor<5x2xf32>, tensor<3x2xf32>\n}");
+  RefTensor w = tensor({3, 2}, {1, 2, 3, 4, 5, 6});
+  RefTensor ids = tensor({5}, {2, 7, -1, 0, 2}, ElementType::I64); // 7 and -1: other blocks
+  RefTensor dy = tensor({5, 2}, {1, 10, 100, 1000, 1e4, 1e5, 0.5, 0.25, 2, 20});
+  for (bool roundFloats : {false, true}) {
+    std::vector<RefTensor> out = program({w, ids, dy}, roundFloats);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].data, (std::vector<double>{5, 6, 0, 0, 0, 0, 1, 2, 5, 6}));
+    // Row 0 gets position 3; row 1 nothing; row 2 positions 0 and 4.
+    EXPECT_EQ(out[1].data, (std::vector<double>{0.5, 0.25, 0, 0, 3, 30}));
   }
 }
 
@@ -426,6 +456,131 @@ TEST(GradientOpsTest, GradNormOverSeveralTensors) {
   EXPECT_EQ(out[0].type, ElementType::F32);
   EXPECT_EQ(out[0].data, std::vector<double>{13});
   EXPECT_EQ(out[1].data, std::vector<double>{double(float(std::sqrt(50.0)))});
+}
+
+TEST(GradientOpsTest, GradNormSquaredAndSqrt) {
+  // The partitioned form: sum of squares (169), then sqrt (13); sqrt(-4) is NaN.
+  Program norm("func.func @n(%a: tensor<2xf32>, %b: tensor<1x1xbf16>, %c: tensor<2xf32>) -> "
+               "(tensor<f32>, tensor<f32>, tensor<2xf32>) {\n"
+               "  %0 = ap.grad_norm %a, %b {squared = true} : (tensor<2xf32>, tensor<1x1xbf16>) "
+               "-> tensor<f32>\n"
+               "  %1 = ap.sqrt %0 : tensor<f32>\n"
+               "  %2 = ap.sqrt %c : tensor<2xf32>\n"
+               "  return %0, %1, %2 : tensor<f32>, tensor<f32>, tensor<2xf32>\n}");
+  for (bool roundFloats : {false, true}) {
+    std::vector<RefTensor> out = norm({tensor({2}, {3, -4}),
+                                       tensor({1, 1}, {12}, ElementType::BF16),
+                                       tensor({2}, {2.25, -4})},
+                                      roundFloats);
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].data, std::vector<double>{169});
+    EXPECT_EQ(out[1].data, std::vector<double>{13});
+    EXPECT_EQ(out[2].data[0], 1.5);
+    EXPECT_TRUE(std::isnan(out[2].data[1]));
+  }
+}
+
+// ---- vocabulary-parallel cross-entropy ----------------------------------------------
+
+TEST(GradientOpsTest, VocabParallelOpsByHand) {
+  // Two rows of 3 logits, the second ignored: row_max {2, 3}; sum_exp
+  // {e^-2 + e^-1 + 1, 3}; target_logit {2, 0} (the ignored row has none).
+  const std::string L = ty({2, 3}), Y = ty({2}, "i64"), R = ty({2}), S = ty({});
+  Program program(
+      "func.func @f(%l: " + L + ", %y: " + Y + ", %dl: " + S + ") -> (" + R + ", " + R + ", " +
+      R + ", " + S + ", " + L + ") {\n"
+      "  %m = ap.vocab_parallel_max %l : (" + L + ") -> " + R + "\n"
+      "  %s:2 = ap.vocab_parallel_stats %l, %y, %m : (" + L + ", " + Y + ", " + R + ") -> (" + R +
+      ", " + R + ")\n"
+      "  %loss = ap.vocab_parallel_loss %m, %s#0, %s#1, %y : (" + R + ", " + R + ", " + R + ", " +
+      Y + ") -> " + S + "\n"
+      "  %g = ap.vocab_parallel_loss_grad %l, %y, %m, %s#0, %dl : (" + L + ", " + Y + ", " + R +
+      ", " + R + ", " + S + ") -> " + L + "\n"
+      "  return %m, %s#0, %s#1, %loss, %g : " + R + ", " + R + ", " + R + ", " + S + ", " + L +
+      "\n}");
+  std::vector<RefTensor> out = program({tensor({2, 3}, {0, 1, 2, 3, 3, 3}),
+                                        tensor({2}, {2, -100}, ElementType::I64),
+                                        tensor({}, {0.5})});
+  ASSERT_EQ(out.size(), 5u);
+  double z = std::exp(-2.0) + std::exp(-1.0) + 1.0;
+  EXPECT_EQ(out[0].data, (std::vector<double>{2, 3}));
+  EXPECT_NEAR(out[1].data[0], z, 1e-15);
+  EXPECT_NEAR(out[1].data[1], 3.0, 1e-15);
+  EXPECT_EQ(out[2].data, (std::vector<double>{2, 0}));
+  EXPECT_NEAR(out[3].data[0], std::log(z), 1e-15); // log z + 2 - 2, one kept row
+  // Kept row: 0.5 (softmax - onehot); ignored row: 0.
+  std::vector<double> expected = {0.5 * std::exp(-2.0) / z, 0.5 * std::exp(-1.0) / z,
+                                  0.5 * (1.0 / z - 1.0), 0, 0, 0};
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(out[4].data[i], expected[i], 1e-15) << "at " << i;
+}
+
+TEST(GradientOpsTest, VocabParallelTargetOnlyForLabelsInTheBlock) {
+  // Labels are not range-checked: a kept label outside the block [0, 3) has target 0
+  // and still counts as kept; the ignore index (here -1) never does.
+  const std::string L = ty({4, 3}), Y = ty({4}, "i32"), R = ty({4});
+  Program program("func.func @f(%l: " + L + ", %y: " + Y + ", %m: " + R + ") -> (" + R + ", " +
+                  R + ") {\n"
+                  "  %s:2 = ap.vocab_parallel_stats %l, %y, %m {ignore_index = -1 : i64, "
+                  "vocab_shard_axis = 0 : i64} : (" + L + ", " + Y + ", " + R + ") -> (" + R +
+                  ", " + R + ")\n"
+                  "  return %s#0, %s#1 : " + R + ", " + R + "\n}");
+  std::vector<RefTensor> out =
+      program({tensor({4, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}),
+               tensor({4}, {1, 3, -1, -100}, ElementType::I32), tensor({4}, {0, 0, 0, 0})});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].data, (std::vector<double>{2, 0, 0, 0}));
+  EXPECT_NEAR(out[0].data[0], std::exp(1.0) + std::exp(2.0) + std::exp(3.0), 1e-12);
+}
+
+// The chain on one device (the whole vocabulary, vocab_start = 0) is cross_entropy and
+// cross_entropy_grad, for both reductions, with and without the global kept count, and
+// with a custom ignore index; random logits, some labels ignored.
+TEST(GradientOpsTest, VocabParallelChainEqualsCrossEntropy) {
+  const std::string L = ty({3, 4, 7}), Y = ty({3, 4}, "i64"), R = ty({3, 4}), S = ty({});
+  struct Case {
+    const char *ignoreAttr; // the stats op's attributes
+    const char *lossAttr;   // the loss ops' attributes
+    double ignore;
+  } cases[] = {
+      {"", "", -100},
+      {"", "{reduction = \"sum\"}", -100},
+      {"{ignore_index = -1 : i64}", "{ignore_index = -1 : i64}", -1},
+      {"{ignore_index = 5 : i64}", "{ignore_index = 5 : i64, reduction = \"sum\"}", 5},
+  };
+  for (const Case &c : cases)
+    for (bool withCount : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "attributes '" << c.lossAttr << "', count "
+                                        << withCount);
+      std::string count = withCount ? " count %n" : "", countType = withCount ? ", " + S : "";
+      Program program(
+          "func.func @f(%l: " + L + ", %y: " + Y + ", %dl: " + S + ", %n: " + S + ") -> (" + S +
+          ", " + S + ", " + L + ", " + L + ") {\n"
+          "  %m = ap.vocab_parallel_max %l : (" + L + ") -> " + R + "\n"
+          "  %s:2 = ap.vocab_parallel_stats %l, %y, %m " + c.ignoreAttr + " : (" + L + ", " + Y +
+          ", " + R + ") -> (" + R + ", " + R + ")\n"
+          "  %loss = ap.vocab_parallel_loss %m, %s#0, %s#1, %y" + count + " " + c.lossAttr +
+          " : (" + R + ", " + R + ", " + R + ", " + Y + countType + ") -> " + S + "\n"
+          "  %ref = ap.cross_entropy %l, %y" + count + " " + c.lossAttr + " : (" + L + ", " + Y +
+          countType + ") -> " + S + "\n"
+          "  %g = ap.vocab_parallel_loss_grad %l, %y, %m, %s#0, %dl" + count + " " + c.lossAttr +
+          " : (" + L + ", " + Y + ", " + R + ", " + R + ", " + S + countType + ") -> " + L + "\n"
+          "  %gref = ap.cross_entropy_grad %l, %y, %dl" + count + " " + c.lossAttr + " : (" + L +
+          ", " + Y + ", " + S + countType + ") -> " + L + "\n"
+          "  return %loss, %ref, %g, %gref : " + S + ", " + S + ", " + L + ", " + L + "\n}");
+      // Labels in [0, 7), every third position ignored.
+      std::vector<double> labels;
+      for (double v : randomValues(12, 41))
+        labels.push_back(labels.size() % 3 == 1 ? c.ignore : std::floor((v + 1) * 3.5));
+      std::vector<RefTensor> out =
+          program({randomTensor({3, 4, 7}, 40, 4.0), tensor({3, 4}, labels, ElementType::I64),
+                   tensor({}, {0.7}), tensor({}, {11.0})});
+      ASSERT_EQ(out.size(), 4u);
+      EXPECT_NEAR(out[0].data[0], out[1].data[0], 1e-12 * std::fabs(out[1].data[0]));
+      EXPECT_GT(std::fabs(out[1].data[0]), 0.1);
+      for (size_t i = 0; i < out[3].data.size(); ++i)
+        EXPECT_NEAR(out[2].data[i], out[3].data[i], 1e-12) << "at " << i;
+    }
 }
 
 // ---- adamw --------------------------------------------------------------------------
