@@ -206,6 +206,10 @@ private:
   const char *kernel_;
 };
 
+// The optional Int attribute `vocab_start` of the vocabulary-parallel kernels (>= 0;
+// the op attribute `vocab_shard_axis` is refused unless it comes with it). Embedding.cpp.
+Status checkVocabStart(const Checker &check, const Attributes &attrs);
+
 // ---- The kernels of each family (one .cpp each) ---------------------------------------
 
 std::vector<KernelInfo> gemmKernels();

@@ -8,10 +8,16 @@
 // leading dims flatten into M (ap.linear: x [B, S, in] times w [out, in] with
 // transpose_b = true).
 //
+// The vocabulary-parallel kernels (embedding, embedding_grad, vocab_parallel_stats,
+// vocab_parallel_loss_grad) take an optional Int attribute `vocab_start`, the first
+// global vocabulary id of the block this device holds, which the lowering puts in
+// place of the op attribute `vocab_shard_axis` (a plan with the axis but no start is
+// refused). grad_norm takes an optional Bool `squared` (the sum of squares, no root).
+//
 // Kernels compute in f32 (double for reductions and statistics) and round results to
 // the output dtype once, to nearest even. Results do not depend on
 // KernelContext::threads except gemm's (OpenBLAS may split work differently; the
-// difference is within f32 rounding). Elementwise kernels (silu, silu_grad, add, mul,
+// difference is within f32 rounding). Elementwise kernels (silu, silu_grad, sqrt, add, mul,
 // same-width cast, rope, rope_grad, adamw) accept outputs that are exactly the memory
 // of an input of the same shape (in-place update); adamw's outputs may be its param,
 // exp_avg and exp_avg_sq buffers.

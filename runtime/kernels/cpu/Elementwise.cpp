@@ -1,4 +1,4 @@
-// Elementwise kernels: silu, silu_grad, add, mul, cast and fill.
+// Elementwise kernels: silu, silu_grad, sqrt, add, mul, cast and fill.
 //
 // Design idea: each is one flat loop over the elements, templated on the storage type
 // so the compiler sees a plain f32 expression between a load and a store it can
@@ -65,6 +65,29 @@ Status runSiluGrad(const KernelContext &context, const std::vector<TensorView> &
       float s = 1.0f / (1.0f + expF32(-v));
       dx[i] = S::store(g * s * (1.0f + v * (1.0f - s)));
     }
+  });
+  return Status::ok();
+}
+
+Status prepareSqrt(const std::vector<TensorView> &in, const std::vector<TensorView> &out,
+                   const Attributes &) {
+  Checker check("sqrt");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 1, 1, 1));
+  APC_RETURN_IF_ERROR(check.tensor("input", in[0], Kind::Float));
+  return check.sameType("result", out[0], "input", in[0]);
+}
+
+Status runSqrt(const KernelContext &context, const std::vector<TensorView> &in,
+               const std::vector<TensorView> &out, const Attributes &) {
+  int64_t n = in[0].numElements();
+  int threads = threadsFor(context, 4 * n);
+  dispatchFloat(in[0].dtype, [&](auto storage) {
+    using S = decltype(storage);
+    const typename S::T *x = in[0].as<typename S::T>();
+    typename S::T *y = out[0].as<typename S::T>();
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t i = 0; i < n; ++i) // correctly rounded in f32; NaN for negative x
+      y[i] = S::store(std::sqrt(S::load(x[i])));
   });
   return Status::ok();
 }
@@ -247,6 +270,7 @@ std::vector<KernelInfo> elementwiseKernels() {
   return {
       {"silu", runSilu, prepareSilu},
       {"silu_grad", runSiluGrad, prepareSiluGrad},
+      {"sqrt", runSqrt, prepareSqrt},
       {"add", runBinary<false>, prepareBinary<kAdd>},
       {"mul", runBinary<true>, prepareBinary<kMul>},
       {"cast", runCast, prepareCast},

@@ -5,6 +5,12 @@
 // scatter: a stable counting sort groups the positions by id, then each vocabulary
 // row sums its own positions in position order in double, in parallel over rows. No
 // atomics, and every row is bit-identical for any thread count.
+//
+// Vocabulary parallelism: with the Int attribute `vocab_start` the table (or the
+// gradient) is the block of rows of global ids [vocab_start, vocab_start + rows). An
+// id in the block uses row id - vocab_start; any other id (negative or absurd ones
+// included: another device's block) gives a zero row in `embedding` and contributes
+// nothing in `embedding_grad`. Without `vocab_start`, ids outside [0, rows) are errors.
 #include "runtime/kernels/cpu/Common.h"
 
 #include <cstring>
@@ -25,12 +31,36 @@ Status checkIds(const char *kernel, const TensorView &ids, int64_t vocab) {
   return Status::ok();
 }
 
+// The row of global id `id` in a block of `rows` rows starting at `start`, or -1.
+inline int64_t localRow(int64_t id, int64_t start, int64_t rows) {
+  return id >= start && id - start < rows ? id - start : -1;
+}
+
+} // namespace
+
+// The optional `vocab_start` of the vocabulary-parallel kernels (embedding,
+// embedding_grad, vocab_parallel_stats, vocab_parallel_loss_grad): an Int >= 0. The op
+// attribute `vocab_shard_axis` must have been resolved into it by the lowering.
+Status checkVocabStart(const Checker &check, const Attributes &attrs) {
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "vocab_start", false));
+  if (attrs.has("vocab_start") && attrs.getInt("vocab_start") < 0)
+    return check.error("vocab_start must be non-negative, got " +
+                       std::to_string(attrs.getInt("vocab_start")));
+  if (attrs.has("vocab_shard_axis") && !attrs.has("vocab_start"))
+    return check.error("vocab_shard_axis without vocab_start: the first vocabulary id of "
+                       "this device's block must be resolved when lowering");
+  return Status::ok();
+}
+
+namespace {
+
 Status prepareEmbedding(const std::vector<TensorView> &in, const std::vector<TensorView> &out,
-                        const Attributes &) {
+                        const Attributes &attrs) {
   Checker check("embedding");
   APC_RETURN_IF_ERROR(check.arity(in, out, 2, 2, 1));
   APC_RETURN_IF_ERROR(check.tensor("weight", in[0], Kind::Float, 2));
   APC_RETURN_IF_ERROR(check.tensor("ids", in[1], Kind::Id));
+  APC_RETURN_IF_ERROR(checkVocabStart(check, attrs));
   std::vector<int64_t> shape = in[1].shape;
   shape.push_back(in[0].shape[1]);
   APC_RETURN_IF_ERROR(check.dtype("result", out[0], in[0].dtype));
@@ -38,28 +68,37 @@ Status prepareEmbedding(const std::vector<TensorView> &in, const std::vector<Ten
 }
 
 Status runEmbedding(const KernelContext &context, const std::vector<TensorView> &in,
-                    const std::vector<TensorView> &out, const Attributes &) {
+                    const std::vector<TensorView> &out, const Attributes &attrs) {
   const TensorView &weight = in[0], &ids = in[1];
   int64_t vocab = weight.shape[0], hidden = weight.shape[1], n = ids.numElements();
   size_t rowBytes = size_t(hidden) * dtypeSize(weight.dtype);
+  bool block = attrs.has("vocab_start");
+  int64_t start = attrs.getInt("vocab_start", 0);
   return dispatchId(ids.dtype, [&](auto idType) {
     using Id = decltype(idType);
-    APC_RETURN_IF_ERROR(checkIds<Id>("embedding", ids, vocab));
+    if (!block)
+      APC_RETURN_IF_ERROR(checkIds<Id>("embedding", ids, vocab));
     const Id *idData = ids.as<Id>();
     const char *table = static_cast<const char *>(weight.data);
     char *result = static_cast<char *>(out[0].data);
     int threads = threadsFor(context, n * hidden / 4);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t p = 0; p < n; ++p)
-      std::memcpy(result + p * rowBytes, table + int64_t(idData[p]) * rowBytes, rowBytes);
+    for (int64_t p = 0; p < n; ++p) {
+      int64_t row = localRow(int64_t(idData[p]), start, vocab);
+      if (row >= 0)
+        std::memcpy(result + p * rowBytes, table + row * rowBytes, rowBytes);
+      else // another block's id: a zero row (all-zero bits are +0 in every float dtype)
+        std::memset(result + p * rowBytes, 0, rowBytes);
+    }
     return Status::ok();
   });
 }
 
 Status prepareEmbeddingGrad(const std::vector<TensorView> &in,
-                            const std::vector<TensorView> &out, const Attributes &) {
+                            const std::vector<TensorView> &out, const Attributes &attrs) {
   Checker check("embedding_grad");
   APC_RETURN_IF_ERROR(check.arity(in, out, 2, 2, 1));
+  APC_RETURN_IF_ERROR(checkVocabStart(check, attrs));
   APC_RETURN_IF_ERROR(check.tensor("ids", in[0], Kind::Id));
   APC_RETURN_IF_ERROR(check.tensor("grad_output", in[1], Kind::Float, kRankAtLeast1));
   APC_RETURN_IF_ERROR(check.tensor("grad_weight", out[0], Kind::Float, 2));
@@ -72,24 +111,30 @@ Status prepareEmbeddingGrad(const std::vector<TensorView> &in,
 }
 
 Status runEmbeddingGrad(const KernelContext &context, const std::vector<TensorView> &in,
-                        const std::vector<TensorView> &out, const Attributes &) {
+                        const std::vector<TensorView> &out, const Attributes &attrs) {
   const TensorView &ids = in[0], &grad = in[1], &gradWeight = out[0];
   int64_t vocab = gradWeight.shape[0], hidden = gradWeight.shape[1], n = ids.numElements();
+  bool block = attrs.has("vocab_start");
+  int64_t vocabStart = attrs.getInt("vocab_start", 0);
   return dispatchId(ids.dtype, [&](auto idType) {
     using Id = decltype(idType);
-    APC_RETURN_IF_ERROR(checkIds<Id>("embedding_grad", ids, vocab));
+    if (!block)
+      APC_RETURN_IF_ERROR(checkIds<Id>("embedding_grad", ids, vocab));
     const Id *idData = ids.as<Id>();
-    // Stable counting sort: positions of id v are order[start[v] .. start[v + 1]).
+    // Stable counting sort of the positions whose id is in the block: positions of row
+    // v are order[start[v] .. start[v + 1]).
     static thread_local std::vector<int64_t> startBuffer, orderBuffer;
     int64_t *start = scratch(startBuffer, size_t(vocab + 1));
     int64_t *order = scratch(orderBuffer, size_t(n));
     std::fill(start, start + vocab + 1, 0);
     for (int64_t p = 0; p < n; ++p)
-      ++start[idData[p] + 1];
+      if (int64_t row = localRow(int64_t(idData[p]), vocabStart, vocab); row >= 0)
+        ++start[row + 1];
     for (int64_t v = 0; v < vocab; ++v)
       start[v + 1] += start[v];
     for (int64_t p = 0; p < n; ++p) // start[v] advances to the end of v's range
-      order[start[idData[p]]++] = p;
+      if (int64_t row = localRow(int64_t(idData[p]), vocabStart, vocab); row >= 0)
+        order[start[row]++] = p;
     for (int64_t v = vocab; v > 0; --v) // and is moved back to its beginning
       start[v] = start[v - 1];
     start[0] = 0;

@@ -1,10 +1,17 @@
-// The causal-LM loss: shift_labels, cross_entropy and cross_entropy_grad.
+// The causal-LM loss: shift_labels, cross_entropy, cross_entropy_grad, count_kept, and
+// the vocabulary-parallel form of the loss (vocab_parallel_max, vocab_parallel_stats,
+// vocab_parallel_loss, vocab_parallel_loss_grad).
 //
 // Design idea: labels are validated (and the kept positions counted) by one serial
 // scan, so an invalid label is reported at its first position and the row-parallel
 // part cannot fail. Each row is widened once to f32 scratch, and its logsumexp takes
 // a vectorisable exp and a double sum. The scalar loss is the sum of the per-row
 // losses taken in row order, so it is bit-identical for any thread count.
+//
+// The vocabulary-parallel kernels see a block of the vocabulary starting at global id
+// `vocab_start` (Int attribute, 0 when absent); labels are not range-checked (a block
+// does not know the global vocabulary), a label outside the block simply matches no
+// local column. Row statistics are f32 tensors of the labels' shape.
 #include "runtime/kernels/cpu/Common.h"
 
 #include <cmath>
@@ -212,6 +219,222 @@ Status runCrossEntropyGrad(const KernelContext &context, const std::vector<Tenso
   });
 }
 
+// ---- vocab_parallel_max, vocab_parallel_stats, vocab_parallel_loss(_grad) -----------
+
+// Checks the per-row f32 statistic `role` of the labels' shape.
+Status checkRowTensor(const Checker &check, const char *role, const TensorView &v,
+                      const TensorView &labels) {
+  APC_RETURN_IF_ERROR(check.dtype(role, v, DType::F32));
+  return check.shape(role, v, labels.shape);
+}
+
+Status checkKeptCount(const Checker &check, const TensorView &v) {
+  APC_RETURN_IF_ERROR(check.dtype("kept_count", v, DType::F32));
+  return check.shape("kept_count", v, {});
+}
+
+// Widens one row to f32 in `x`.
+template <typename S> void widenRow(const typename S::T *row, int64_t vocab, float *x) {
+#pragma omp simd
+  for (int64_t v = 0; v < vocab; ++v)
+    x[v] = S::load(row[v]);
+}
+
+Status prepareVocabParallelMax(const std::vector<TensorView> &in,
+                               const std::vector<TensorView> &out, const Attributes &) {
+  Checker check("vocab_parallel_max");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 1, 1, 1));
+  APC_RETURN_IF_ERROR(check.tensor("logits", in[0], Kind::Float, kRankAtLeast1));
+  std::vector<int64_t> rowsShape(in[0].shape.begin(), in[0].shape.end() - 1);
+  APC_RETURN_IF_ERROR(check.dtype("row_max", out[0], DType::F32));
+  return check.shape("row_max", out[0], rowsShape);
+}
+
+Status runVocabParallelMax(const KernelContext &context, const std::vector<TensorView> &in,
+                           const std::vector<TensorView> &out, const Attributes &) {
+  const TensorView &logits = in[0];
+  int64_t vocab = logits.shape.back(), rows = rowsOf(logits.shape);
+  float *rowMax = out[0].as<float>();
+  int threads = threadsFor(context, rows * vocab);
+  dispatchFloat(logits.dtype, [&](auto storage) {
+    using S = decltype(storage);
+    const typename S::T *x = logits.as<typename S::T>();
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const typename S::T *row = x + r * vocab;
+      float maxLogit = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : maxLogit)
+      for (int64_t v = 0; v < vocab; ++v)
+        maxLogit = std::max(maxLogit, S::load(row[v]));
+      rowMax[r] = maxLogit;
+    }
+  });
+  return Status::ok();
+}
+
+Status prepareVocabParallelStats(const std::vector<TensorView> &in,
+                                 const std::vector<TensorView> &out, const Attributes &attrs) {
+  Checker check("vocab_parallel_stats");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 3, 3, 2));
+  APC_RETURN_IF_ERROR(check.tensor("logits", in[0], Kind::Float, kRankAtLeast1));
+  APC_RETURN_IF_ERROR(check.tensor("labels", in[1], Kind::Id));
+  std::vector<int64_t> rowsShape(in[0].shape.begin(), in[0].shape.end() - 1);
+  if (in[1].shape != rowsShape)
+    return check.error("labels " + describe(in[1]) +
+                       " must have the shape of logits without its last dim, logits " +
+                       describe(in[0]));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "row_max", in[2], in[1]));
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "ignore_index", false));
+  APC_RETURN_IF_ERROR(checkVocabStart(check, attrs));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "sum_exp", out[0], in[1]));
+  return checkRowTensor(check, "target_logit", out[1], in[1]);
+}
+
+Status runVocabParallelStats(const KernelContext &context, const std::vector<TensorView> &in,
+                             const std::vector<TensorView> &out, const Attributes &attrs) {
+  const TensorView &logits = in[0], &labels = in[1];
+  int64_t vocab = logits.shape.back(), rows = rowsOf(logits.shape);
+  int64_t ignore = attrs.getInt("ignore_index", -100);
+  int64_t start = attrs.getInt("vocab_start", 0);
+  const float *rowMax = in[2].as<float>();
+  float *sumExpOut = out[0].as<float>(), *targetOut = out[1].as<float>();
+  int threads = threadsFor(context, 8 * rows * vocab);
+  dispatchId(labels.dtype, [&](auto idType) {
+    using Id = decltype(idType);
+    const Id *label = labels.as<Id>();
+    dispatchFloat(logits.dtype, [&](auto storage) {
+      using S = decltype(storage);
+      const typename S::T *x = logits.as<typename S::T>();
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const typename S::T *row = x + r * vocab;
+        int64_t target = int64_t(label[r]);
+        // The label's column in this block, read before the row is overwritten.
+        bool here = target != ignore && target >= start && target - start < vocab;
+        targetOut[r] = here ? S::load(row[target - start]) : 0.0f;
+        static thread_local std::vector<float> rowBuffer;
+        float *values = scratch(rowBuffer, size_t(vocab));
+        widenRow<S>(row, vocab, values);
+        sumExpOut[r] = float(sumExp(values, vocab, rowMax[r]));
+      }
+    });
+  });
+  return Status::ok();
+}
+
+Status prepareVocabParallelLoss(const std::vector<TensorView> &in,
+                                const std::vector<TensorView> &out, const Attributes &attrs) {
+  Checker check("vocab_parallel_loss");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 4, 5, 1));
+  APC_RETURN_IF_ERROR(check.tensor("labels", in[3], Kind::Id));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "row_max", in[0], in[3]));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "sum_exp", in[1], in[3]));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "target_logit", in[2], in[3]));
+  if (in.size() == 5)
+    APC_RETURN_IF_ERROR(checkKeptCount(check, in[4]));
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "ignore_index", false));
+  APC_RETURN_IF_ERROR(check.stringAttr(attrs, "reduction", {"mean", "sum"}));
+  APC_RETURN_IF_ERROR(check.dtype("result", out[0], DType::F32));
+  return check.shape("result", out[0], {});
+}
+
+Status runVocabParallelLoss(const KernelContext &, const std::vector<TensorView> &in,
+                            const std::vector<TensorView> &out, const Attributes &attrs) {
+  const float *rowMax = in[0].as<float>(), *sumExp = in[1].as<float>(),
+              *target = in[2].as<float>();
+  int64_t ignore = attrs.getInt("ignore_index", -100), rows = in[3].numElements();
+  bool mean = attrs.getString("reduction", "mean") == "mean";
+  return dispatchId(in[3].dtype, [&](auto idType) {
+    using Id = decltype(idType);
+    const Id *label = in[3].as<Id>();
+    // One serial pass in row order (rows are few): the same sum for any thread count.
+    double total = 0;
+    int64_t kept = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (int64_t(label[r]) == ignore)
+        continue;
+      total += std::log(double(sumExp[r])) + double(rowMax[r]) - double(target[r]);
+      ++kept;
+    }
+    double count = in.size() > 4 ? double(*in[4].as<float>()) : double(kept);
+    float result = mean ? (count > 0 ? float(total / count) : std::nanf("")) : float(total);
+    *out[0].as<float>() = result;
+    return Status::ok();
+  });
+}
+
+Status prepareVocabParallelLossGrad(const std::vector<TensorView> &in,
+                                    const std::vector<TensorView> &out,
+                                    const Attributes &attrs) {
+  Checker check("vocab_parallel_loss_grad");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 5, 6, 1));
+  APC_RETURN_IF_ERROR(checkLossOperands(check, in, attrs));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "row_max", in[2], in[1]));
+  APC_RETURN_IF_ERROR(checkRowTensor(check, "sum_exp", in[3], in[1]));
+  APC_RETURN_IF_ERROR(check.dtype("grad_loss", in[4], DType::F32));
+  APC_RETURN_IF_ERROR(check.shape("grad_loss", in[4], {}));
+  if (in.size() == 6)
+    APC_RETURN_IF_ERROR(checkKeptCount(check, in[5]));
+  APC_RETURN_IF_ERROR(checkVocabStart(check, attrs));
+  return check.sameType("grad_logits", out[0], "logits", in[0]);
+}
+
+Status runVocabParallelLossGrad(const KernelContext &context, const std::vector<TensorView> &in,
+                                const std::vector<TensorView> &out, const Attributes &attrs) {
+  const TensorView &logits = in[0], &labels = in[1];
+  int64_t vocab = logits.shape.back(), rows = rowsOf(logits.shape);
+  int64_t ignore = attrs.getInt("ignore_index", -100);
+  int64_t start = attrs.getInt("vocab_start", 0);
+  bool mean = attrs.getString("reduction", "mean") == "mean";
+  const float *rowMax = in[2].as<float>(), *sumExpIn = in[3].as<float>();
+  return dispatchId(labels.dtype, [&](auto idType) {
+    using Id = decltype(idType);
+    const Id *label = labels.as<Id>();
+    int64_t kept = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      kept += int64_t(label[r]) != ignore;
+    // As cross_entropy_grad: each kept position weighs 1/count; a count of 0 divides
+    // nothing (every row is then ignored and zero).
+    double weight = double(*in[4].as<float>());
+    double count = in.size() > 5 ? double(*in[5].as<float>()) : double(kept);
+    if (mean && count > 0)
+      weight /= count;
+    int threads = threadsFor(context, 8 * rows * vocab);
+    dispatchFloat(logits.dtype, [&](auto storage) {
+      using S = decltype(storage);
+      using T = typename S::T;
+      const T *x = logits.as<T>();
+      T *dx = out[0].as<T>();
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const T *row = x + r * vocab;
+        T *grad = dx + r * vocab;
+        int64_t target = int64_t(label[r]);
+        if (target == ignore) {
+          T zero = S::store(0.0f);
+          std::fill(grad, grad + vocab, zero);
+          continue;
+        }
+        static thread_local std::vector<float> rowBuffer;
+        float *values = scratch(rowBuffer, size_t(vocab));
+        widenRow<S>(row, vocab, values);
+        float maxLogit = rowMax[r];
+#pragma omp simd
+        for (int64_t v = 0; v < vocab; ++v)
+          values[v] = expF32(values[v] - maxLogit);
+        float scale = float(weight / double(sumExpIn[r]));
+#pragma omp simd
+        for (int64_t v = 0; v < vocab; ++v)
+          grad[v] = S::store(values[v] * scale);
+        // The one-hot term, when this block holds the label, from the unrounded value.
+        if (target >= start && target - start < vocab)
+          grad[target - start] = S::store(values[target - start] * scale - float(weight));
+      }
+    });
+    return Status::ok();
+  });
+}
+
 // ---- count_kept ------------------------------------------------------------------------
 
 Status prepareCountKept(const std::vector<TensorView> &in, const std::vector<TensorView> &out,
@@ -245,6 +468,10 @@ std::vector<KernelInfo> lossKernels() {
       {"cross_entropy", runCrossEntropy, prepareCrossEntropy},
       {"cross_entropy_grad", runCrossEntropyGrad, prepareCrossEntropyGrad},
       {"count_kept", runCountKept, prepareCountKept},
+      {"vocab_parallel_max", runVocabParallelMax, prepareVocabParallelMax},
+      {"vocab_parallel_stats", runVocabParallelStats, prepareVocabParallelStats},
+      {"vocab_parallel_loss", runVocabParallelLoss, prepareVocabParallelLoss},
+      {"vocab_parallel_loss_grad", runVocabParallelLossGrad, prepareVocabParallelLossGrad},
   };
 }
 

@@ -1,4 +1,5 @@
-// The optimizer step: grad_norm (global L2 norm, as clip_grad_norm_) and adamw (one
+// The optimizer step: grad_norm (global L2 norm, as clip_grad_norm_, or with the Bool
+// attribute `squared` the sum of squares a sharded program all-reduces) and adamw (one
 // torch.optim.AdamW update of one parameter, with optional clipping).
 //
 // Design idea: grad_norm splits every gradient into fixed-size blocks (independent of
@@ -18,9 +19,10 @@ namespace {
 // ---- grad_norm ----------------------------------------------------------------------
 
 Status prepareGradNorm(const std::vector<TensorView> &in, const std::vector<TensorView> &out,
-                       const Attributes &) {
+                       const Attributes &attrs) {
   Checker check("grad_norm");
   APC_RETURN_IF_ERROR(check.arity(in, out, 1, size_t(-1), 1));
+  APC_RETURN_IF_ERROR(check.boolAttr(attrs, "squared"));
   for (size_t i = 0; i < in.size(); ++i) {
     std::string role = "grad #" + std::to_string(i);
     APC_RETURN_IF_ERROR(check.tensor(role.c_str(), in[i], Kind::Float));
@@ -32,7 +34,7 @@ Status prepareGradNorm(const std::vector<TensorView> &in, const std::vector<Tens
 constexpr int64_t kNormBlock = 1 << 14;
 
 Status runGradNorm(const KernelContext &context, const std::vector<TensorView> &in,
-                   const std::vector<TensorView> &out, const Attributes &) {
+                   const std::vector<TensorView> &out, const Attributes &attrs) {
   // Block b of the concatenation: (input, first element) pairs.
   static thread_local std::vector<std::pair<size_t, int64_t>> blockBuffer;
   static thread_local std::vector<double> sumBuffer;
@@ -60,7 +62,8 @@ Status runGradNorm(const KernelContext &context, const std::vector<TensorView> &
   double sumSquares = 0;
   for (int64_t b = 0; b < count; ++b)
     sumSquares += sums[b];
-  *out[0].as<float>() = float(std::sqrt(sumSquares));
+  *out[0].as<float>() =
+      float(attrs.getBool("squared", false) ? sumSquares : std::sqrt(sumSquares));
   return Status::ok();
 }
 

@@ -38,6 +38,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -437,7 +438,8 @@ TEST(CpuKernelsTest, RegistryHasEveryKernel) {
        {"gemm", "embedding", "rms_norm", "rope", "attention", "silu", "add", "mul", "cast",
         "transpose", "reshape", "reduce_sum", "broadcast", "shift_labels", "cross_entropy",
         "fill", "embedding_grad", "rms_norm_grad", "rope_grad", "attention_grad", "silu_grad",
-        "cross_entropy_grad", "grad_norm", "adamw", "count_kept"}) {
+        "cross_entropy_grad", "grad_norm", "adamw", "count_kept", "sqrt", "vocab_parallel_max",
+        "vocab_parallel_stats", "vocab_parallel_loss", "vocab_parallel_loss_grad"}) {
     const KernelInfo *info = findCpuKernel(name);
     ASSERT_NE(info, nullptr) << name;
     EXPECT_STREQ(info->name, name);
@@ -445,7 +447,7 @@ TEST(CpuKernelsTest, RegistryHasEveryKernel) {
     EXPECT_NE(info->prepare, nullptr);
   }
   EXPECT_EQ(findCpuKernel("no_such_kernel"), nullptr);
-  EXPECT_EQ(cpuKernels().size(), 25u);
+  EXPECT_EQ(cpuKernels().size(), 30u);
 }
 
 // ---- gemm ---------------------------------------------------------------------------
@@ -523,6 +525,26 @@ TEST(CpuKernelsTest, EmbeddingGrad) {
              {ty({4, 40}, idType), ty({4, 40, 160}, element)}, {ty({300, 160}, element)}};
       c.gens = {ids(250), uniform()};
       check(c);
+    }
+}
+
+// A vocabulary block starting at 0 (the interpreter's reading of vocab_shard_axis):
+// ids beyond the block, and negative ones, are other blocks' (zero rows, no gradient).
+TEST(CpuKernelsTest, EmbeddingVocabBlock) {
+  for (std::string element : {"f32", "bf16"})
+    for (std::string idType : {"i32", "i64"}) {
+      Case c{"embedding", "ap.embedding", {ty({50, 288}, element), ty({8, 64}, idType)},
+             {ty({8, 64, 288}, element)}};
+      c.properties = "vocab_shard_axis = 0 : i64";
+      c.gens = {uniform(), ints(-30, 120)};
+      c.extra = {intAttr("vocab_start", 0)};
+      check(c);
+      Case g{"embedding_grad", "ap.embedding_grad",
+             {ty({4, 40}, idType), ty({4, 40, 160}, element)}, {ty({300, 160}, element)}};
+      g.properties = "vocab_shard_axis = 1 : i64";
+      g.gens = {ints(-100, 500), uniform()};
+      g.extra = {intAttr("vocab_start", 0)};
+      check(g);
     }
 }
 
@@ -634,6 +656,23 @@ TEST(CpuKernelsTest, SiluAndSiluGrad) {
     grad.gens = {uniform(8.0), uniform()};
     check(grad);
   }
+}
+
+TEST(CpuKernelsTest, Sqrt) {
+  for (std::string element : {"f32", "bf16", "f16"}) {
+    std::string x = ty({37, 129}, element);
+    Case c{"sqrt", "ap.sqrt", {x}, {x}};
+    c.gens = {positive(100.0)};
+    check(c);
+    c.aliases = {0}; // in place
+    check(c);
+  }
+  Case scalar{"sqrt", "ap.sqrt", {ty({})}, {ty({})}};
+  scalar.gens = {positive(1e6)};
+  check(scalar);
+  Case negative{"sqrt", "ap.sqrt", {ty({3, 5})}, {ty({3, 5})}}; // NaN, as the reference
+  negative.gens = {uniform()};
+  check(negative);
 }
 
 TEST(CpuKernelsTest, AddAndMul) {
@@ -829,6 +868,66 @@ TEST(CpuKernelsTest, LossWithGlobalKeptCount) {
   }
 }
 
+// The vocabulary-parallel kernels against the reference, each on its own inputs (the
+// interpreter reads vocab_shard_axis as the block starting at 0). Their equality with
+// cross_entropy, whole and split, is tested below (VocabParallel*).
+TEST(CpuKernelsTest, VocabParallelKernels) {
+  for (std::string element : {"f32", "bf16", "f16"}) {
+    Case max{"vocab_parallel_max", "ap.vocab_parallel_max", {ty({3, 11, 300}, element)},
+             {ty({3, 11})}};
+    max.gens = {uniform(5.0)};
+    check(max);
+  }
+  for (std::string element : {"f32", "bf16"})
+    for (std::string idType : {"i32", "i64"}) {
+      // Labels in [0, 400) over a block of 300 columns; row_max as a combined max.
+      Case stats{"vocab_parallel_stats", "ap.vocab_parallel_stats",
+                 {ty({3, 11, 300}, element), ty({3, 11}, idType), ty({3, 11})},
+                 {ty({3, 11}), ty({3, 11})}};
+      stats.gens = {uniform(5.0), labels(400, 0.3), uniform(1.0)};
+      check(stats);
+      stats.properties = "ignore_index = 7 : i64, vocab_shard_axis = 0 : i64";
+      stats.gens[1] = labels(10, 0.3, 7);
+      stats.extra = {intAttr("vocab_start", 0)};
+      check(stats);
+    }
+  for (std::string reduction : {"mean", "sum"})
+    for (bool withCount : {false, true}) {
+      std::string rows = ty({3, 11});
+      Case loss{"vocab_parallel_loss", "ap.vocab_parallel_loss",
+                {rows, rows, rows, ty({3, 11}, "i64")}, {ty({})}};
+      loss.properties = "reduction = \"" + reduction + "\"";
+      loss.gens = {uniform(5.0), positive(50.0), uniform(5.0), labels(300, 0.3)};
+      if (withCount) {
+        loss.operands.push_back(ty({}));
+        loss.gens.push_back(scalar(57.0));
+      }
+      check(loss);
+      Case grad{"vocab_parallel_loss_grad", "ap.vocab_parallel_loss_grad",
+                {ty({3, 11, 300}, "bf16"), ty({3, 11}, "i32"), rows, rows, ty({})},
+                {ty({3, 11, 300}, "bf16")}};
+      grad.properties = "reduction = \"" + reduction + "\"";
+      grad.gens = {uniform(5.0), labels(400, 0.3), uniform(1.0), positive(300.0), scalar(1.7)};
+      if (withCount) {
+        grad.operands.push_back(ty({}));
+        grad.gens.push_back(scalar(57.0));
+      }
+      check(grad);
+    }
+  // All ignored: the mean is NaN and the gradient zero, as cross_entropy.
+  std::string rows = ty({2, 5});
+  Case loss{"vocab_parallel_loss", "ap.vocab_parallel_loss", {rows, rows, rows, ty({2, 5}, "i64")},
+            {ty({})}};
+  loss.gens = {uniform(), positive(), uniform(), labels(10, 1.0)};
+  check(loss);
+  Case grad{"vocab_parallel_loss_grad", "ap.vocab_parallel_loss_grad",
+            {ty({2, 5, 10}), ty({2, 5}, "i64"), rows, rows, ty({})}, {ty({2, 5, 10})}};
+  grad.properties = "vocab_shard_axis = 2 : i64";
+  grad.gens = {uniform(), labels(10, 1.0), uniform(), positive(), scalar(1.0)};
+  grad.extra = {intAttr("vocab_start", 0)};
+  check(grad);
+}
+
 // ---- optimizer ----------------------------------------------------------------------
 
 TEST(CpuKernelsTest, GradNorm) {
@@ -837,6 +936,11 @@ TEST(CpuKernelsTest, GradNorm) {
   check(c);
   Case one{"grad_norm", "ap.grad_norm", {ty({5})}, {ty({})}};
   check(one);
+  // The sum of squares of a sharded program, and the explicit default.
+  c.properties = "squared = true";
+  check(c);
+  c.properties = "squared = false";
+  check(c);
 }
 
 Case adamwCase(const std::string &gradElement, const std::string &properties, bool withNorm,
@@ -1070,6 +1174,323 @@ TEST(CpuKernelsTest, AdamWStepZeroIsAnError) {
                             toBuffer(values({}, {1e-3}, ElementType::F32))};
   std::vector<Buffer> out = {allocate(F32, {4}), allocate(F32, {4}), allocate(F32, {4})};
   EXPECT_TRUE(failsWith(runKernel("adamw", in, out, {}), {"step must be at least 1"}));
+}
+
+// ---- Vocabulary parallelism: blocks against the unsplit kernels -----------------------
+//
+// The vocabulary-parallel kernels run on the whole vocabulary, or on blocks combined the
+// way the partitioner's collectives combine them (max of the row maxes; sums of sum_exp
+// and target_logit), must give what cross_entropy, cross_entropy_grad, embedding and
+// embedding_grad give on the whole vocabulary: to 1e-6 relative in f32 for the loss
+// (sum_exp is rounded to f32 between the kernels, ~1e-7), exactly for the embedding.
+
+RefTensor randomTensor(std::vector<int64_t> shape, double scale, uint64_t seed) {
+  RefTensor t = values(std::move(shape), {}, ElementType::F32);
+  Random random(seed);
+  for (int64_t i = 0; i < t.numElements(); ++i)
+    t.data.push_back(double(float(scale * (2 * random.uniform() - 1))));
+  return t;
+}
+
+// Labels in [0, vocab), `ignoreFraction` of them -100.
+RefTensor randomLabels(std::vector<int64_t> shape, int64_t vocab, double ignoreFraction,
+                       uint64_t seed, ElementType type = ElementType::I64) {
+  RefTensor t = values(std::move(shape), {}, type);
+  Random random(seed);
+  for (int64_t i = 0; i < t.numElements(); ++i)
+    t.data.push_back(random.uniform() < ignoreFraction
+                         ? -100.0
+                         : std::floor(random.uniform() * double(vocab)));
+  return t;
+}
+
+// Columns [begin, end) of the last dim.
+RefTensor sliceLastDim(const RefTensor &t, int64_t begin, int64_t end) {
+  int64_t n = t.shape.back(), rows = t.numElements() / n;
+  RefTensor s = t;
+  s.shape.back() = end - begin;
+  s.data.clear();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = begin; c < end; ++c)
+      s.data.push_back(t.data[r * n + c]);
+  return s;
+}
+
+// Rows [begin, end) of the first dim.
+RefTensor sliceFirstDim(const RefTensor &t, int64_t begin, int64_t end) {
+  int64_t rowSize = t.numElements() / t.shape[0];
+  RefTensor s = t;
+  s.shape[0] = end - begin;
+  s.data.assign(t.data.begin() + begin * rowSize, t.data.begin() + end * rowSize);
+  return s;
+}
+
+// Runs `kernel` (2 threads) and returns its outputs read back.
+std::vector<std::vector<double>> runOutputs(const char *kernel, std::vector<Buffer> in,
+                                            std::vector<Buffer> out, const Attributes &attrs) {
+  Status status = runKernel(kernel, in, out, attrs);
+  EXPECT_TRUE(status.isOk()) << kernel << ": " << status.message();
+  std::vector<std::vector<double>> results;
+  for (Buffer &b : out)
+    results.push_back(readBack(b.view));
+  return results;
+}
+
+::testing::AssertionResult allNear(const std::vector<double> &got,
+                                   const std::vector<double> &expected, double relative) {
+  if (got.size() != expected.size())
+    return ::testing::AssertionFailure() << "size " << got.size() << " vs " << expected.size();
+  double maxAbs = 0;
+  for (double v : expected)
+    maxAbs = std::max(maxAbs, std::fabs(v));
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(got[i] - expected[i]) <= relative * maxAbs))
+      return ::testing::AssertionFailure() << "[" << i << "] expected " << expected[i] << " got "
+                                           << got[i] << " (max |expected| " << maxAbs << ")";
+  return ::testing::AssertionSuccess();
+}
+
+// The loss and gradient of the vocabulary-parallel chain on `blocks` of the logits'
+// last dim (block b starts at blocks[b]; one block: the whole vocabulary).
+struct ChainResult {
+  double loss = 0;              // every block's loss (they must agree)
+  std::vector<double> gradient; // the blocks' gradients, concatenated along the vocab
+};
+
+ChainResult runChain(const RefTensor &logits, const RefTensor &labels,
+                     const std::vector<int64_t> &blocks, const std::string &reduction,
+                     const RefTensor *keptCount, double gradLoss, bool withStartAttr) {
+  int64_t vocab = logits.shape.back();
+  std::vector<int64_t> rowShape = labels.shape;
+  int64_t rows = labels.numElements();
+  std::vector<RefTensor> parts;
+  for (size_t b = 0; b < blocks.size(); ++b)
+    parts.push_back(sliceLastDim(logits, blocks[b], b + 1 < blocks.size() ? blocks[b + 1] : vocab));
+  auto attrsOf = [&](size_t b) {
+    std::vector<Attribute> a = {stringAttr("reduction", reduction)};
+    if (withStartAttr)
+      a.push_back(intAttr("vocab_start", blocks[b]));
+    return Attributes(a);
+  };
+  // all_reduce max of the row maxes.
+  std::vector<double> rowMax(size_t(rows), -INFINITY);
+  for (size_t b = 0; b < parts.size(); ++b) {
+    auto m = runOutputs("vocab_parallel_max", {toBuffer(parts[b])}, {allocate(F32, rowShape)}, {});
+    for (int64_t r = 0; r < rows; ++r)
+      rowMax[r] = std::max(rowMax[r], m[0][r]);
+  }
+  RefTensor m = values(rowShape, rowMax, ElementType::F32);
+  // all_reduce sum (in f32, as the collective) of sum_exp and target_logit.
+  std::vector<float> sumExp(size_t(rows), 0.0f), target(size_t(rows), 0.0f);
+  for (size_t b = 0; b < parts.size(); ++b) {
+    auto st = runOutputs("vocab_parallel_stats", {toBuffer(parts[b]), toBuffer(labels), toBuffer(m)},
+                         {allocate(F32, rowShape), allocate(F32, rowShape)}, attrsOf(b));
+    for (int64_t r = 0; r < rows; ++r) {
+      sumExp[r] += float(st[0][r]);
+      target[r] += float(st[1][r]);
+    }
+  }
+  RefTensor s = values(rowShape, std::vector<double>(sumExp.begin(), sumExp.end()), ElementType::F32);
+  RefTensor t = values(rowShape, std::vector<double>(target.begin(), target.end()), ElementType::F32);
+  RefTensor dl = values({}, {gradLoss}, ElementType::F32);
+  ChainResult result;
+  std::vector<std::vector<double>> grads;
+  for (size_t b = 0; b < parts.size(); ++b) {
+    std::vector<Buffer> lossIn = {toBuffer(m), toBuffer(s), toBuffer(t), toBuffer(labels)};
+    std::vector<Buffer> gradIn = {toBuffer(parts[b]), toBuffer(labels), toBuffer(m), toBuffer(s),
+                                  toBuffer(dl)};
+    if (keptCount) {
+      lossIn.push_back(toBuffer(*keptCount));
+      gradIn.push_back(toBuffer(*keptCount));
+    }
+    auto loss = runOutputs("vocab_parallel_loss", lossIn, {allocate(F32, {})}, attrsOf(b));
+    if (b == 0)
+      result.loss = loss[0][0];
+    else
+      EXPECT_EQ(loss[0][0], result.loss) << "block " << b << " disagrees";
+    grads.push_back(runOutputs("vocab_parallel_loss_grad", gradIn,
+                               {allocate(F32, parts[b].shape)}, attrsOf(b))[0]);
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (size_t b = 0; b < parts.size(); ++b) {
+      int64_t width = parts[b].shape.back();
+      result.gradient.insert(result.gradient.end(), grads[b].begin() + r * width,
+                             grads[b].begin() + (r + 1) * width);
+    }
+  return result;
+}
+
+// cross_entropy and cross_entropy_grad on the whole logits.
+ChainResult runCrossEntropy(const RefTensor &logits, const RefTensor &labels,
+                            const std::string &reduction, const RefTensor *keptCount,
+                            double gradLoss) {
+  Attributes attrs({stringAttr("reduction", reduction)});
+  std::vector<Buffer> lossIn = {toBuffer(logits), toBuffer(labels)};
+  std::vector<Buffer> gradIn = {toBuffer(logits), toBuffer(labels),
+                                toBuffer(values({}, {gradLoss}, ElementType::F32))};
+  if (keptCount) {
+    lossIn.push_back(toBuffer(*keptCount));
+    gradIn.push_back(toBuffer(*keptCount));
+  }
+  ChainResult result;
+  result.loss = runOutputs("cross_entropy", lossIn, {allocate(F32, {})}, attrs)[0][0];
+  result.gradient =
+      runOutputs("cross_entropy_grad", gradIn, {allocate(F32, logits.shape)}, attrs)[0];
+  return result;
+}
+
+void expectChainEqualsCrossEntropy(const RefTensor &logits, const RefTensor &labels,
+                                   const std::vector<int64_t> &blocks, bool withStartAttr) {
+  const RefTensor count = values({}, {57.0}, ElementType::F32);
+  for (std::string reduction : {"mean", "sum"})
+    for (const RefTensor *keptCount : {static_cast<const RefTensor *>(nullptr), &count}) {
+      SCOPED_TRACE(reduction + (keptCount ? " with kept_count" : ""));
+      ChainResult expected = runCrossEntropy(logits, labels, reduction, keptCount, 1.3);
+      ChainResult got = runChain(logits, labels, blocks, reduction, keptCount, 1.3, withStartAttr);
+      EXPECT_NEAR(got.loss, expected.loss, 1e-6 * std::fabs(expected.loss));
+      EXPECT_GT(std::fabs(expected.loss), 0.1);
+      EXPECT_TRUE(allNear(got.gradient, expected.gradient, 1e-6));
+    }
+}
+
+TEST(CpuKernelsTest, VocabParallelChainEqualsCrossEntropy) {
+  // The whole vocabulary in one block, without and with an explicit vocab_start 0.
+  RefTensor logits = randomTensor({3, 11, 300}, 5.0, 7);
+  for (ElementType idType : {ElementType::I32, ElementType::I64}) {
+    RefTensor labels = randomLabels({3, 11}, 300, 0.3, 8, idType);
+    expectChainEqualsCrossEntropy(logits, labels, {0}, false);
+    expectChainEqualsCrossEntropy(logits, labels, {0}, true);
+  }
+}
+
+TEST(CpuKernelsTest, VocabParallelSplitEqualsCrossEntropy) {
+  // [4, 6, 10] in two blocks of 5 (vocab_start 0 and 5), then uneven blocks.
+  RefTensor logits = randomTensor({4, 6, 10}, 5.0, 9);
+  RefTensor labels = randomLabels({4, 6}, 10, 0.25, 10);
+  expectChainEqualsCrossEntropy(logits, labels, {0, 5}, true);
+  expectChainEqualsCrossEntropy(logits, labels, {0, 3}, true);
+  expectChainEqualsCrossEntropy(logits, labels, {0, 1, 7, 9}, true);
+}
+
+TEST(CpuKernelsTest, VocabParallelEmbeddingSplitEqualsEmbedding) {
+  RefTensor weight = randomTensor({10, 16}, 1.0, 11);
+  RefTensor ids = randomLabels({4, 6}, 10, 0.0, 12);
+  RefTensor dy = randomTensor({4, 6, 16}, 1.0, 13);
+  std::vector<double> whole =
+      runOutputs("embedding", {toBuffer(weight), toBuffer(ids)}, {allocate(F32, {4, 6, 16})}, {})[0];
+  std::vector<double> wholeGrad =
+      runOutputs("embedding_grad", {toBuffer(ids), toBuffer(dy)}, {allocate(F32, {10, 16})}, {})[0];
+  for (std::vector<int64_t> blocks : {std::vector<int64_t>{0, 5}, {0, 3, 4, 8}}) {
+    std::vector<double> sum(whole.size(), 0.0), grad;
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      int64_t end = b + 1 < blocks.size() ? blocks[b + 1] : 10;
+      RefTensor block = sliceFirstDim(weight, blocks[b], end);
+      Attributes attrs({intAttr("vocab_start", blocks[b])});
+      std::vector<double> out = runOutputs("embedding", {toBuffer(block), toBuffer(ids)},
+                                           {allocate(F32, {4, 6, 16})}, attrs)[0];
+      for (size_t i = 0; i < out.size(); ++i)
+        sum[i] += out[i];
+      std::vector<double> g = runOutputs("embedding_grad", {toBuffer(ids), toBuffer(dy)},
+                                         {allocate(F32, {end - blocks[b], 16})}, attrs)[0];
+      grad.insert(grad.end(), g.begin(), g.end());
+    }
+    EXPECT_EQ(sum, whole);
+    EXPECT_EQ(grad, wholeGrad);
+  }
+}
+
+TEST(CpuKernelsTest, VocabBlockIdsOfOtherBlocksAreNotErrors) {
+  // With vocab_start, any id outside the block, however absurd, is another block's.
+  RefTensor weight = values({3, 2}, {1, 2, 3, 4, 5, 6}, ElementType::F32);
+  std::vector<double> idValues = {-9.2e18, -1, 4, 5, 6, 7, 9.2e18};
+  std::vector<Buffer> in = {toBuffer(weight), toBuffer(values({7}, idValues, ElementType::I64))};
+  in[1].view.as<int64_t>()[0] = std::numeric_limits<int64_t>::min();
+  in[1].view.as<int64_t>()[6] = std::numeric_limits<int64_t>::max();
+  Attributes attrs({intAttr("vocab_start", 4)});
+  std::vector<Buffer> out = {allocate(F32, {7, 2})};
+  ASSERT_TRUE(runKernel("embedding", in, out, attrs).isOk());
+  EXPECT_EQ(readBack(out[0].view),
+            (std::vector<double>{0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0}));
+  std::vector<Buffer> gradIn = {in[1], toBuffer(values({7, 2}, std::vector<double>(14, 1.0),
+                                                       ElementType::F32))};
+  std::vector<Buffer> gradOut = {allocate(F32, {3, 2})};
+  ASSERT_TRUE(runKernel("embedding_grad", gradIn, gradOut, attrs).isOk());
+  EXPECT_EQ(readBack(gradOut[0].view), (std::vector<double>{1, 1, 1, 1, 1, 1}));
+  // Labels likewise in stats and loss_grad: no error, no one-hot outside the block.
+  RefTensor logits = values({3, 2}, {0, 0, 0, 0, 0, 0}, ElementType::F32);
+  RefTensor labels = values({3}, {0, 5, 2}, ElementType::I32);
+  RefTensor rows = values({3}, {0, 0, 0}, ElementType::F32);
+  auto st = runOutputs("vocab_parallel_stats", {toBuffer(logits), toBuffer(labels), toBuffer(rows)},
+                       {allocate(F32, {3}), allocate(F32, {3})}, attrs);
+  EXPECT_EQ(st[0], (std::vector<double>{2, 2, 2}));
+  EXPECT_EQ(st[1], (std::vector<double>{0, 0, 0}));
+  RefTensor two = values({3}, {2, 2, 2}, ElementType::F32);
+  auto g = runOutputs("vocab_parallel_loss_grad",
+                      {toBuffer(logits), toBuffer(labels), toBuffer(rows), toBuffer(two),
+                       toBuffer(values({}, {3.0}, ElementType::F32))},
+                      {allocate(F32, {3, 2})}, Attributes({intAttr("vocab_start", 4),
+                                                           stringAttr("reduction", "sum")}));
+  EXPECT_EQ(g[0], (std::vector<double>{1.5, 1.5, 1.5, -1.5, 1.5, 1.5}));
+}
+
+TEST(CpuKernelsTest, PrepareRefusesBadVocabParallelInstructions) {
+  Attributes axisOnly({intAttr("vocab_shard_axis", 0)});
+  EXPECT_TRUE(refuses("embedding", {view(F32, {10, 4}), view(I64, {3})}, {view(F32, {3, 4})},
+                      axisOnly, "vocab_shard_axis without vocab_start"));
+  EXPECT_TRUE(refuses("embedding_grad", {view(I64, {3}), view(F32, {3, 4})}, {view(F32, {10, 4})},
+                      Attributes({intAttr("vocab_start", -1)}), "vocab_start must be non-negative"));
+  EXPECT_TRUE(refuses("embedding", {view(F32, {10, 4}), view(I64, {3})}, {view(F32, {3, 4})},
+                      Attributes({floatAttr("vocab_start", 2.0)}),
+                      "'vocab_start' must be an integer"));
+  EXPECT_TRUE(findCpuKernel("embedding")
+                  ->prepare({view(F32, {10, 4}), view(I64, {3})}, {view(F32, {3, 4})},
+                            Attributes({intAttr("vocab_shard_axis", 0), intAttr("vocab_start", 10)}))
+                  .isOk());
+  EXPECT_TRUE(refuses("vocab_parallel_max", {view(F32, {3, 10})}, {view(BF16, {3})}, {},
+                      "row_max must be f32"));
+  EXPECT_TRUE(refuses("vocab_parallel_max", {view(F32, {3, 10})}, {view(F32, {3, 10})}, {},
+                      "row_max must have shape [3]"));
+  EXPECT_TRUE(refuses("vocab_parallel_stats",
+                      {view(F32, {3, 10}), view(I64, {4}), view(F32, {3})},
+                      {view(F32, {3}), view(F32, {3})}, {},
+                      "labels i64[4] must have the shape of logits without its last dim"));
+  EXPECT_TRUE(refuses("vocab_parallel_stats",
+                      {view(F32, {3, 10}), view(I64, {3}), view(BF16, {3})},
+                      {view(F32, {3}), view(F32, {3})}, {}, "row_max must be f32"));
+  EXPECT_TRUE(refuses("vocab_parallel_stats",
+                      {view(F32, {3, 10}), view(I64, {3}), view(F32, {3})},
+                      {view(F32, {3}), view(F32, {3, 1})}, {}, "target_logit must have shape [3]"));
+  EXPECT_TRUE(refuses("vocab_parallel_stats",
+                      {view(F32, {3, 10}), view(I64, {3}), view(F32, {3})},
+                      {view(F32, {3}), view(F32, {3})}, axisOnly, "without vocab_start"));
+  std::vector<TensorView> lossIn = {view(F32, {3}), view(F32, {3}), view(F32, {3}), view(I32, {3})};
+  EXPECT_TRUE(refuses("vocab_parallel_loss", lossIn, {view(F32, {})},
+                      Attributes({stringAttr("reduction", "avg")}), "expected one of"));
+  EXPECT_TRUE(refuses("vocab_parallel_loss", lossIn, {view(F32, {3})}, {},
+                      "result must have shape []"));
+  lossIn[1] = view(F32, {4});
+  EXPECT_TRUE(refuses("vocab_parallel_loss", lossIn, {view(F32, {})}, {},
+                      "sum_exp must have shape [3]"));
+  lossIn[1] = view(F32, {3});
+  lossIn.push_back(view(F32, {1}));
+  EXPECT_TRUE(refuses("vocab_parallel_loss", lossIn, {view(F32, {})}, {},
+                      "kept_count must have shape []"));
+  std::vector<TensorView> gradIn = {view(BF16, {3, 10}), view(I64, {3}), view(F32, {3}),
+                                    view(F32, {3}), view(F32, {})};
+  EXPECT_TRUE(findCpuKernel("vocab_parallel_loss_grad")
+                  ->prepare(gradIn, {view(BF16, {3, 10})}, Attributes({intAttr("vocab_start", 20)}))
+                  .isOk());
+  EXPECT_TRUE(refuses("vocab_parallel_loss_grad", gradIn, {view(F32, {3, 10})}, {},
+                      "grad_logits f32[3, 10] must have the type of logits bf16[3, 10]"));
+  EXPECT_TRUE(refuses("vocab_parallel_loss_grad", gradIn, {view(BF16, {3, 10})}, axisOnly,
+                      "without vocab_start"));
+  gradIn[4] = view(BF16, {});
+  EXPECT_TRUE(refuses("vocab_parallel_loss_grad", gradIn, {view(BF16, {3, 10})}, {},
+                      "grad_loss must be f32"));
+  EXPECT_TRUE(refuses("sqrt", {view(I32, {3})}, {view(I32, {3})}, {},
+                      "input must have element type f32, bf16 or f16"));
+  EXPECT_TRUE(refuses("grad_norm", {view(F32, {3})}, {view(F32, {})},
+                      Attributes({stringAttr("squared", "yes")}), "'squared' must be a bool"));
 }
 
 } // namespace
