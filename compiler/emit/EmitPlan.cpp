@@ -87,29 +87,60 @@ FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::Func
         b.optimizerSlot.empty() ? 0 : fbb.CreateString(b.optimizerSlot),
         fb::Binding(b.binding), b.dimAxes.empty() ? 0 : fbb.CreateVector(b.dimAxes)));
   }
-  double flops = 0;
-  std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
-  for (const lowering::ExecInstruction &inst : program.instructions) {
-    std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
-    for (const lowering::ExecAttribute &a : inst.attributes)
-      attrs.push_back(fb::CreateAttribute(
-          fbb, fbb.CreateString(a.name), fb::AttributeKind(a.kind), a.i, a.f, a.b,
-          a.kind == lowering::ExecAttribute::Kind::String ? fbb.CreateString(a.s) : 0,
-          a.kind == lowering::ExecAttribute::Kind::Ints ? fbb.CreateVector(a.ints) : 0));
-    instructions.push_back(fb::CreateInstruction(
-        fbb, fbb.CreateString(inst.kernel), fbb.CreateVector(inst.inputs),
-        fbb.CreateVector(inst.outputs), fbb.CreateVector(attrs), inst.flops));
-    flops += inst.flops;
-  }
-  // One program per device; data parallelism gives every device the same one.
+  // One program per device. They share the buffers; the instructions differ only where
+  // an op holds a block of the vocabulary (vocab_shard_axis): each device gets the
+  // first id of its block as `vocab_start`.
   int64_t devices = 1;
   for (int64_t d : program.meshShape)
     devices *= d;
+  bool perDevice = false;
+  for (const lowering::ExecInstruction &inst : program.instructions)
+    for (const lowering::ExecAttribute &a : inst.attributes)
+      perDevice |= a.name == "vocab_shard_axis";
+  double flops = 0;
+  for (const lowering::ExecInstruction &inst : program.instructions)
+    flops += inst.flops;
+  auto emitInstructions = [&](int64_t device) {
+    std::vector<int64_t> coords(program.meshShape.size());
+    for (int64_t d = int64_t(coords.size()) - 1, r = device; d >= 0; --d) {
+      coords[d] = r % program.meshShape[d];
+      r /= program.meshShape[d];
+    }
+    std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
+    for (const lowering::ExecInstruction &inst : program.instructions) {
+      std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
+      int64_t shardAxis = -1, shardRows = 0;
+      for (const lowering::ExecAttribute &a : inst.attributes) {
+        if (a.name == "vocab_shard_axis") {
+          shardAxis = a.i;
+          continue;
+        }
+        if (a.name == "vocab_shard_rows") {
+          shardRows = a.i;
+          continue;
+        }
+        attrs.push_back(fb::CreateAttribute(
+            fbb, fbb.CreateString(a.name), fb::AttributeKind(a.kind), a.i, a.f, a.b,
+            a.kind == lowering::ExecAttribute::Kind::String ? fbb.CreateString(a.s) : 0,
+            a.kind == lowering::ExecAttribute::Kind::Ints ? fbb.CreateVector(a.ints) : 0));
+      }
+      if (shardAxis >= 0 && size_t(shardAxis) < coords.size())
+        attrs.push_back(fb::CreateAttribute(fbb, fbb.CreateString("vocab_start"),
+                                            fb::AttributeKind::Int,
+                                            coords[shardAxis] * shardRows));
+      instructions.push_back(fb::CreateInstruction(
+          fbb, fbb.CreateString(inst.kernel), fbb.CreateVector(inst.inputs),
+          fbb.CreateVector(inst.outputs), fbb.CreateVector(attrs), inst.flops));
+    }
+    return fbb.CreateVector(instructions);
+  };
   auto buffersOffset = fbb.CreateVector(buffers);
-  auto instructionsOffset = fbb.CreateVector(instructions);
+  auto shared = emitInstructions(0);
   std::vector<flatbuffers::Offset<fb::Program>> programs;
   for (int64_t device = 0; device < devices; ++device)
-    programs.push_back(fb::CreateProgram(fbb, int32_t(device), buffersOffset, instructionsOffset,
+    programs.push_back(fb::CreateProgram(fbb, int32_t(device), buffersOffset,
+                                         perDevice && device > 0 ? emitInstructions(device)
+                                                                 : shared,
                                          program.arenaBytes, program.loss, program.gradNorm));
 
   auto data = fb::CreateDataSpec(fbb, batch, seqLen, info.padId, fb::DType(idsType));

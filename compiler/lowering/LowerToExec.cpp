@@ -94,6 +94,8 @@ public:
       if (failed(lowerOp(&op)))
         return failure();
     auto ret = cast<func::ReturnOp>(fn_.getBody().front().getTerminator());
+    if (failed(writeStatesBack(ret)))
+      return failure();
     for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
       std::string name = resultName(fn_, i);
       if (name == "loss")
@@ -135,8 +137,9 @@ private:
       if (!program_.meshShape.empty())
         return grid.emitError() << "lowering: more than one shard.grid";
       program_.meshShape.assign(grid.getShape().begin(), grid.getShape().end());
+      // ap-partition's grids are [dp] or [dp, tp].
       for (size_t i = 0; i < program_.meshShape.size(); ++i)
-        program_.meshAxes.push_back(program_.meshShape.size() == 1 ? "dp" : "axis" + std::to_string(i));
+        program_.meshAxes.push_back(i == 0 ? "dp" : i == 1 ? "tp" : "axis" + std::to_string(i));
     }
     if (auto plan = fn_->getAttrOfType<StringAttr>("ap.parallel_plan"))
       program_.parallelPlan = plan.getValue().str();
@@ -146,15 +149,16 @@ private:
   // shard.all_reduce -> an "all_reduce" instruction; one right after another on the
   // same axes joins it (a bucket: one collective for several gradients).
   LogicalResult lowerAllReduce(shard::AllReduceOp op) {
-    if (op.getReduction() != shard::ReductionKind::Sum)
-      return op.emitOpError() << "lowering: only sum all-reduces are supported";
+    bool isMax = op.getReduction() == shard::ReductionKind::Max;
+    if (op.getReduction() != shard::ReductionKind::Sum && !isMax)
+      return op.emitOpError() << "lowering: only sum and max all-reduces are supported";
     std::vector<int64_t> axes(op.getGridAxes().begin(), op.getGridAxes().end());
     FailureOr<ExecBuffer> b = bufferFor(op.getResult(), "%" + std::to_string(program_.buffers.size()));
     if (failed(b))
       return failure();
     int input = buffers_.lookup(op.getInput());
     int output = addBuffer(op.getResult(), *b);
-    if (!program_.instructions.empty() && lastWasAllReduce_) {
+    if (!program_.instructions.empty() && lastWasAllReduce_ && !isMax) {
       ExecInstruction &prev = program_.instructions.back();
       // Not when this input is (an alias of) what the previous reduction produces.
       bool readsPrevious = llvm::is_contained(prev.outputs, rootOf(input));
@@ -173,11 +177,46 @@ private:
     a.kind = ExecAttribute::Kind::Ints;
     a.ints = axes;
     inst.attributes.push_back(a);
+    if (isMax) {
+      ExecAttribute kind;
+      kind.name = "op";
+      kind.kind = ExecAttribute::Kind::String;
+      kind.s = "max";
+      inst.attributes.push_back(kind);
+    }
     inst.inputs = {input};
     inst.outputs = {output};
     inst.flops = double(numElements(op.getInput()));
     program_.instructions.push_back(std::move(inst));
-    lastWasAllReduce_ = true;
+    lastWasAllReduce_ = !isMax;
+    return success();
+  }
+
+  // all_gather / reduce_scatter / all_slice over one mesh axis along one tensor dim.
+  LogicalResult lowerCollective(Operation *op, StringRef kernel, ArrayRef<int16_t> gridAxes,
+                                int64_t dim) {
+    lastWasAllReduce_ = false;
+    if (gridAxes.size() != 1)
+      return op->emitOpError() << "lowering: collectives over one mesh axis only";
+    FailureOr<ExecBuffer> b =
+        bufferFor(op->getResult(0), "%" + std::to_string(program_.buffers.size()));
+    if (failed(b))
+      return failure();
+    ExecInstruction inst;
+    inst.kernel = kernel.str();
+    ExecAttribute axes;
+    axes.name = "axes";
+    axes.kind = ExecAttribute::Kind::Ints;
+    axes.ints = {int64_t(gridAxes[0])};
+    ExecAttribute d;
+    d.name = "dim";
+    d.kind = ExecAttribute::Kind::Int;
+    d.i = dim;
+    inst.attributes = {axes, d};
+    inst.inputs = {buffers_.lookup(op->getOperand(0))};
+    inst.outputs = {addBuffer(op->getResult(0), *b)};
+    inst.flops = double(numElements(op->getResult(0)));
+    program_.instructions.push_back(std::move(inst));
     return success();
   }
 
@@ -189,12 +228,19 @@ private:
       FailureOr<ExecBuffer> b = bufferFor(arg, name);
       if (failed(b))
         return failure();
+      if (auto dimAxes = fn_.getArgAttrOfType<DenseI64ArrayAttr>(i, "ap.dim_axes"))
+        for (int64_t a : dimAxes.asArrayRef())
+          b->dimAxes.push_back(int32_t(a));
       if (role == "parameter") {
         b->kind = BufferKind::Parameter;
         b->parameter = int(program_.parameters.size());
         parameterIndex[name] = b->parameter;
         bool isNorm = b->shape.size() == 1; // rms_norm weights start at one
-        program_.parameters.push_back({name, b->shape, isNorm ? "ones" : "normal"});
+        std::vector<int64_t> global = b->shape;
+        for (size_t d = 0; d < b->dimAxes.size(); ++d)
+          if (b->dimAxes[d] >= 0 && size_t(b->dimAxes[d]) < program_.meshShape.size())
+            global[d] *= program_.meshShape[b->dimAxes[d]];
+        program_.parameters.push_back({name, global, isNorm ? "ones" : "normal"});
       } else if (role == "optimizer_state") {
         b->kind = BufferKind::OptimizerState;
         llvm::StringRef rest(name);
@@ -223,6 +269,42 @@ private:
     return success();
   }
 
+  // A new parameter or moment that is not updated in place (under ZeRO-1/2 AdamW
+  // updates a slice and an all_gather makes the whole) is written straight into its
+  // argument's buffer by the instruction that makes it, which must come after every
+  // reader of the argument.
+  LogicalResult writeStatesBack(func::ReturnOp ret) {
+    llvm::StringMap<int> argBuffer;
+    for (unsigned i = 0; i < fn_.getNumArguments(); ++i)
+      argBuffer[argName(fn_, i)] = buffers_.lookup(fn_.getArgument(i));
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+      auto arg = argBuffer.find(resultName(fn_, i));
+      if (arg == argBuffer.end())
+        continue;
+      int target = arg->second, made = rootOf(buffers_.lookup(ret.getOperand(i)));
+      if (made == target)
+        continue;
+      int writer = -1;
+      for (int k = int(program_.instructions.size()) - 1; k >= 0 && writer < 0; --k)
+        if (llvm::is_contained(program_.instructions[k].outputs, made))
+          writer = k;
+      bool lateReader = false;
+      for (size_t k = writer + 1; k < program_.instructions.size(); ++k)
+        for (int in : program_.instructions[k].inputs)
+          lateReader |= rootOf(in) == target || rootOf(in) == made;
+      for (int in : writer >= 0 ? program_.instructions[writer].inputs : std::vector<int>{})
+        lateReader |= rootOf(in) == target;
+      if (writer < 0 || lateReader || program_.buffers[made].shape != program_.buffers[target].shape)
+        return ret.emitOpError() << "lowering: the new value of '" << resultName(fn_, i)
+                                 << "' cannot be written back into its buffer";
+      for (int &out : program_.instructions[writer].outputs)
+        if (out == made)
+          out = target;
+      buffers_[ret.getOperand(i)] = target;
+    }
+    return success();
+  }
+
   // The buffer an alias must point at (aliases of aliases collapse).
   int rootOf(int buffer) {
     const ExecBuffer &b = program_.buffers[buffer];
@@ -232,6 +314,16 @@ private:
   LogicalResult lowerOp(Operation *op) {
     if (auto reduce = dyn_cast<shard::AllReduceOp>(op))
       return lowerAllReduce(reduce);
+    if (auto g = dyn_cast<shard::AllGatherOp>(op))
+      return lowerCollective(op, "all_gather", g.getGridAxes(), g.getGatherAxis().getSExtValue());
+    if (auto rs = dyn_cast<shard::ReduceScatterOp>(op)) {
+      if (rs.getReduction() != shard::ReductionKind::Sum)
+        return op->emitOpError() << "lowering: only sum reduce-scatters are supported";
+      return lowerCollective(op, "reduce_scatter", rs.getGridAxes(),
+                             rs.getScatterAxis().getSExtValue());
+    }
+    if (auto sl = dyn_cast<shard::AllSliceOp>(op))
+      return lowerCollective(op, "all_slice", sl.getGridAxes(), sl.getSliceAxis().getSExtValue());
     if (!isa<ap::ApDialect>(op->getDialect()))
       return op->emitOpError() << "lowering: no lowering for this op";
     if (!isa<ap::ReshapeOp>(op))
@@ -261,6 +353,17 @@ private:
       inst.kernel = "gemm";
       for (ExecAttribute &a : inst.attributes)
         a.name = a.name == "transpose_lhs" ? "transpose_a" : "transpose_b";
+    }
+    // A vocabulary-sharded op: the emitter turns the axis into this device's first id.
+    if (auto axis = op->getAttrOfType<IntegerAttr>("vocab_shard_axis")) {
+      Value table = isa<ap::EmbeddingGradOp>(op) ? op->getResult(0) : op->getOperand(0);
+      auto type = cast<RankedTensorType>(table.getType());
+      ExecAttribute rows;
+      rows.name = "vocab_shard_rows";
+      rows.kind = ExecAttribute::Kind::Int;
+      rows.i = isa<ap::EmbeddingOp, ap::EmbeddingGradOp>(op) ? type.getDimSize(0)
+                                                             : type.getShape().back();
+      inst.attributes.push_back(rows);
     }
     inst.flops = estimateFlops(op);
     for (Value v : op->getOperands()) {

@@ -154,6 +154,10 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
     return Status::error("plan field 'tp' (" + std::to_string(p.tp) +
                          ") must divide the vocabulary (" + std::to_string(c.vocab) +
                          ") for the vocabulary-parallel embedding and LM head");
+  if (c.ffn % p.tp != 0)
+    return Status::error("plan field 'tp' (" + std::to_string(p.tp) +
+                         ") must divide the MLP width intermediate_size (" +
+                         std::to_string(c.ffn) + ")");
   if (p.sp && p.tp == 1)
     return Status::error("plan field 'sp' needs tp > 1 (sequence parallelism lives between "
                          "tensor-parallel regions)");
@@ -176,11 +180,8 @@ Status checkImplemented(const ParallelPlan &p) {
   // What this version implements; the rest of the grammar is accepted and refused here.
   auto notYet = [](const std::string &what) {
     return Status::error(what + " is not implemented yet in this version of apc (plans with "
-                                "dp and tp=1, pp=1, zero=0 are)");
+                                "dp, tp, sp and zero, and pp=1, are)");
   };
-  if (p.tp > 1) return notYet("plan field 'tp' > 1 (tensor parallelism)");
-  if (p.sp) return notYet("plan field 'sp' (sequence parallelism)");
-  if (p.zero > 0) return notYet("plan field 'zero' > 0 (ZeRO)");
   if (p.pp > 1 || p.mb > 1 || !p.stages.empty())
     return notYet("pipeline parallelism (plan fields 'pp', 'mb', 'stages')");
   if (p.recompute != "none") return notYet("plan field 'recompute'");

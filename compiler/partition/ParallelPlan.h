@@ -37,14 +37,14 @@ struct PlanContext {
   int64_t devices = 1;      // of the --cluster
   std::string cluster;      // its name, for messages
   int64_t batch = 1, seqLen = 1;
-  int64_t heads = 1, kvHeads = 1, layers = 1, vocab = 1;
+  int64_t heads = 1, kvHeads = 1, layers = 1, vocab = 1, ffn = 1;
 };
 
 // Feasibility (degrees multiply to the device count, tp divides heads and kv heads,
 // dp divides the batch, ...) and what this version implements.
 Status validate(const ParallelPlan &plan, const PlanContext &context);
 
-// Whether this version can partition `plan` (data parallelism today); the rest of the
+// Whether this version can partition `plan` (dp, tp, sp, zero today); the rest of the
 // grammar is refused by name, never ignored. `validate` ends with this check.
 Status checkImplemented(const ParallelPlan &plan);
 

@@ -1,12 +1,13 @@
 // ap-partition: the training step of one device under a parallel plan.
 //
-// A single forward sweep propagates, for the data-parallel axis, a state per value:
-// Replicated (every device holds all of it), Split(d) (each device holds 1/dp of dim
-// d) or Partial (each device holds a summand; the true value is the sum over devices).
-// Each op has a rule from its operands' states to its results' states; where a rule
-// needs whole values, Partial operands are all-reduced first (shard.all_reduce, sum).
-// Types of split values shrink on their split dim. Later axes (tensor, sequence) add
-// states and rules of the same kind; see docs/partitioning.md.
+// The mesh is [dp] or [dp, tp]. A single forward sweep gives every value a state per
+// mesh axis: Replicated (every device of the axis holds all of it), Split(d) (each
+// holds one block of dim d) or Partial (each holds a summand). Each op has a rule from
+// its operands' states to its results' (per axis, see `rule`); where an operand is not
+// in the state the rule needs, a collective converts it (`convert`): all_reduce,
+// reduce_scatter, all_gather or all_slice of the upstream shard dialect. Types become
+// the local (per-device) types. Parameters start in their Megatron layout on the tp
+// axis and, under ZeRO, sharded on the dp axis (see docs/partitioning.md).
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/support/EntryFunction.h"
@@ -17,7 +18,10 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <map>
 
 namespace apc {
 
@@ -28,41 +32,59 @@ namespace {
 
 using namespace mlir;
 
-struct State {
-  enum Kind { Replicated, Split, Partial } kind = Replicated;
+struct AxisState {
+  enum Kind : uint8_t { R, S, P } kind = R;
   int64_t dim = 0;
-  static State r() { return {}; }
-  static State s(int64_t d) { return {Split, d}; }
-  static State p() { return {Partial, 0}; }
-  bool operator==(const State &o) const {
-    return kind == o.kind && (kind != Split || dim == o.dim);
+  static AxisState r() { return {}; }
+  static AxisState s(int64_t d) { return {S, d}; }
+  static AxisState p() { return {P, 0}; }
+  bool isSplit() const { return kind == S; }
+  bool operator==(const AxisState &o) const {
+    return kind == o.kind && (kind != S || dim == o.dim);
   }
+  bool operator!=(const AxisState &o) const { return !(*this == o); }
 };
+using Sharding = SmallVector<AxisState, 2>;
 
 constexpr llvm::StringLiteral kGrid = "mesh";
 
-class DataParallel {
+// Megatron's split of a Llama parameter on the tensor-parallel axis, by name.
+AxisState megatronLayout(StringRef name) {
+  for (StringRef column : {".q_proj.weight", ".k_proj.weight", ".v_proj.weight",
+                           ".gate_proj.weight", ".up_proj.weight"})
+    if (name.ends_with(column))
+      return AxisState::s(0); // output features
+  for (StringRef row : {".o_proj.weight", ".down_proj.weight"})
+    if (name.ends_with(row))
+      return AxisState::s(1); // input features
+  if (name == "model.embed_tokens.weight" || name == "lm_head.weight")
+    return AxisState::s(0); // vocabulary
+  return AxisState::r();    // norms
+}
+
+class Partitioner {
 public:
-  DataParallel(ModuleOp module, func::FuncOp fn, int64_t dp, double bucketBytes)
-      : module_(module), fn_(fn), dp_(dp), bucketBytes_(bucketBytes) {}
+  Partitioner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan,
+              double bucketBytes)
+      : module_(module), fn_(fn), plan_(plan), bucketBytes_(bucketBytes) {
+    mesh_.push_back(plan.dp);
+    if (plan.tp > 1) {
+      mesh_.push_back(plan.tp);
+      tpAxis_ = 1;
+    }
+  }
 
   LogicalResult run() {
-    OpBuilder b(module_.getBodyRegion());
-    b.setInsertionPointToStart(module_.getBody());
     if (module_.lookupSymbol(kGrid))
       return module_.emitError() << "ap-partition: the module is already partitioned (it has @"
                                  << kGrid << ")";
-    shard::GridOp::create(b, fn_.getLoc(), kGrid, ArrayRef<int64_t>{dp_});
+    OpBuilder b(module_.getBodyRegion());
+    b.setInsertionPointToStart(module_.getBody());
+    shard::GridOp::create(b, fn_.getLoc(), kGrid, ArrayRef<int64_t>(mesh_));
 
-    for (BlockArgument arg : fn_.getArguments()) {
-      std::string name = argName(fn_, arg.getArgNumber());
-      if (name == "input_ids" || name == "labels") {
-        if (failed(setSplit(arg, 0)))
-          return failure();
-      } else {
-        states_[arg] = State::r();
-      }
-    }
+    collectOptimizerLayouts();
+    if (failed(shardArguments()))
+      return failure();
     SmallVector<Operation *> ops;
     for (Operation &op : fn_.getBody().front())
       ops.push_back(&op);
@@ -76,58 +98,642 @@ public:
   }
 
 private:
-  RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+  int numAxes() const { return int(mesh_.size()); }
+  Sharding replicated() const { return Sharding(numAxes(), AxisState::r()); }
+  RankedTensorType globalOf(Value v) {
+    if (auto it = global_.find(v); it != global_.end())
+      return it->second;
+    return cast<RankedTensorType>(v.getType());
+  }
+  Sharding shardingOf(Value v) {
+    if (auto it = sharding_.find(v); it != sharding_.end())
+      return it->second;
+    return replicated();
+  }
+  AxisState st(Value v, int axis) { return shardingOf(v)[axis]; }
+  int64_t rankOf(Value v) { return globalOf(v).getRank(); }
 
-  LogicalResult setSplit(Value v, int64_t dim) {
-    auto type = typeOf(v);
-    if (dim >= type.getRank() || type.getDimSize(dim) % dp_ != 0) {
-      emitError(v.getLoc()) << "ap-partition: cannot split " << type << " on dim " << dim
-                            << " into " << dp_ << " parts";
-      return failure();
+  RankedTensorType localType(RankedTensorType global, const Sharding &s) {
+    SmallVector<int64_t> shape(global.getShape());
+    for (int a = 0; a < numAxes(); ++a)
+      if (s[a].isSplit())
+        shape[s[a].dim] /= mesh_[a];
+    return RankedTensorType::get(shape, global.getElementType());
+  }
+
+  // Records `v`'s global type and sharding and gives it its local type.
+  LogicalResult assign(Value v, RankedTensorType global, const Sharding &s) {
+    for (int a = 0; a < numAxes(); ++a) {
+      if (!s[a].isSplit())
+        continue;
+      int64_t d = s[a].dim;
+      if (d >= global.getRank() || global.getDimSize(d) % mesh_[a] != 0) {
+        emitError(v.getLoc()) << "ap-partition: cannot split " << global << " on dim " << d
+                              << " into " << mesh_[a] << " parts (mesh axis "
+                              << axisName(a) << ")";
+        failed_ = true;
+        return failure();
+      }
+      for (int b = 0; b < a; ++b)
+        if (s[b].isSplit() && s[b].dim == d) {
+          emitError(v.getLoc()) << "ap-partition: dim " << d << " of " << global
+                                << " would be split over two mesh axes";
+          failed_ = true;
+          return failure();
+        }
     }
-    SmallVector<int64_t> shape(type.getShape());
-    shape[dim] /= dp_;
-    v.setType(RankedTensorType::get(shape, type.getElementType()));
-    states_[v] = State::s(dim);
+    global_[v] = global;
+    sharding_[v] = s;
+    v.setType(localType(global, s));
     return success();
   }
 
-  State stateOf(Value v) { return states_.lookup(v); }
+  std::string axisName(int a) const { return a == tpAxis_ ? "tp" : "dp"; }
 
-  // The whole value of a partial one: all-reduced right after it is complete. Partial
-  // sums are reduced in f32 (the runtime's collectives are f32); others are refused.
-  Value whole(Value v) {
-    if (stateOf(v).kind != State::Partial)
+  // ---- Parameters and their optimizer layout ----
+
+  // The layout AdamW updates a parameter in: Megatron's split on tp, and under ZeRO a
+  // split of the first dim not already split (and divisible) on dp.
+  Sharding optimizerLayout(Value param) {
+    Sharding s = replicated();
+    RankedTensorType type = globalOf(param);
+    if (tpAxis_ >= 0)
+      s[tpAxis_] = megatronLayout(argName(fn_, cast<BlockArgument>(param).getArgNumber()));
+    if (plan_.zero > 0)
+      for (int64_t d = 0; d < type.getRank(); ++d) {
+        bool takenByTp = tpAxis_ >= 0 && s[tpAxis_].isSplit() && s[tpAxis_].dim == d;
+        if (!takenByTp && type.getDimSize(d) % plan_.dp == 0) {
+          s[0] = AxisState::s(d);
+          break;
+        }
+      }
+    return s;
+  }
+
+  // Which gradient belongs to which parameter, and the vocabulary-parallel preference
+  // that embedding_grad follows (see `rule`).
+  void collectOptimizerLayouts() {
+    fn_.walk([&](ap::AdamWOp op) {
+      auto param = dyn_cast<BlockArgument>(op.getParam());
+      if (!param)
+        return;
+      layouts_[param] = optimizerLayout(param);
+      gradParam_[op.getGrad()] = param;
+      adamParam_[op] = param;
+    });
+    // Propagate the parameter's layout backwards through the ops that only sum or cast
+    // a gradient (tied embeddings: embedding_grad + the LM head's gradient).
+    SmallVector<Operation *> ops;
+    for (Operation &op : fn_.getBody().front())
+      ops.push_back(&op);
+    for (Operation *op : llvm::reverse(ops))
+      if (isa<ap::AddOp, ap::CastOp>(op))
+        if (auto it = gradParam_.find(op->getResult(0)); it != gradParam_.end())
+          for (Value v : op->getOperands())
+            gradPreference_[v] = it->second;
+    for (auto &[grad, param] : gradParam_)
+      gradPreference_[grad] = param;
+  }
+
+  LogicalResult shardArguments() {
+    llvm::StringMap<Value> params;
+    for (BlockArgument arg : fn_.getArguments()) {
+      std::string name = argName(fn_, arg.getArgNumber()), role = argRole(fn_, arg.getArgNumber());
+      if (role == "parameter")
+        params[name] = arg;
+    }
+    for (BlockArgument arg : fn_.getArguments()) {
+      unsigned i = arg.getArgNumber();
+      std::string name = argName(fn_, i), role = argRole(fn_, i);
+      RankedTensorType type = cast<RankedTensorType>(arg.getType());
+      Sharding s = replicated();
+      if ((name == "input_ids" || name == "labels") && mesh_[0] > 1) {
+        s[0] = AxisState::s(0);
+      } else if (role == "parameter") {
+        Sharding layout = layouts_.count(arg) ? layouts_[arg] : optimizerLayout(arg);
+        if (tpAxis_ >= 0)
+          s[tpAxis_] = layout[tpAxis_];
+        if (plan_.zero == 3)
+          s[0] = layout[0];
+      } else if (role == "optimizer_state") {
+        StringRef param(name);
+        if (!param.consume_front("exp_avg_sq.") && !param.consume_front("exp_avg."))
+          return fn_.emitError() << "ap-partition: optimizer state '" << name
+                                 << "' names no parameter";
+        auto it = params.find(param);
+        if (it == params.end())
+          return fn_.emitError() << "ap-partition: optimizer state '" << name
+                                 << "' names no parameter";
+        s = layouts_.count(it->second) ? layouts_[it->second] : optimizerLayout(it->second);
+      }
+      if (failed(assign(arg, type, s)))
+        return failure();
+      if (role == "parameter" || role == "optimizer_state") {
+        SmallVector<int64_t> dimAxes(type.getRank(), -1);
+        for (int a = 0; a < numAxes(); ++a)
+          if (s[a].isSplit())
+            dimAxes[s[a].dim] = a;
+        if (llvm::any_of(dimAxes, [](int64_t a) { return a >= 0; }))
+          fn_.setArgAttr(i, "ap.dim_axes", DenseI64ArrayAttr::get(fn_.getContext(), dimAxes));
+      }
+      argByName_[name] = arg;
+    }
+    return success();
+  }
+
+  // ---- Conversions ----
+
+  shard::ReductionKind sum() { return shard::ReductionKind::Sum; }
+
+  // One collective on `axis` from `from` to `to`, inserted with `b`.
+  Value collective(OpBuilder &b, Value v, int axis, AxisState from, AxisState to) {
+    Location loc = v.getLoc();
+    Sharding s = shardingOf(v);
+    RankedTensorType global = globalOf(v);
+    Sharding target = s;
+    target[axis] = to;
+    Type local = localType(global, target);
+    SmallVector<shard::GridAxis> axes{shard::GridAxis(axis)};
+    Operation *op = nullptr;
+    if (from.kind == AxisState::P && to.kind == AxisState::R)
+      op = shard::AllReduceOp::create(b, loc, local, kGrid, axes, v, sum());
+    else if (from.kind == AxisState::P && to.isSplit())
+      op = shard::ReduceScatterOp::create(
+          b, loc, local, FlatSymbolRefAttr::get(b.getContext(), kGrid),
+          b.getDenseI16ArrayAttr(axes), v,
+          shard::ReductionKindAttr::get(b.getContext(), sum()), b.getIndexAttr(to.dim));
+    else if (from.isSplit() && to.kind == AxisState::R)
+      op = shard::AllGatherOp::create(b, loc, local, FlatSymbolRefAttr::get(b.getContext(), kGrid),
+                                      b.getDenseI16ArrayAttr(axes), v, b.getIndexAttr(from.dim));
+    else if (from.kind == AxisState::R && to.isSplit())
+      op = shard::AllSliceOp::create(b, loc, local, v, kGrid, axes, to.dim);
+    Value result = op->getResult(0);
+    global_[result] = global;
+    sharding_[result] = target;
+    return result;
+  }
+
+  // `v` in state `to` on `axis`. Cached per (value, axis, state), placed right after
+  // `v` is complete, unless `before` is given (ZeRO-3 gathers: one per use, freed after).
+  Value convert(Value v, int axis, AxisState to, Operation *before = nullptr) {
+    AxisState from = st(v, axis);
+    if (from == to)
       return v;
-    if (Value done = wholes_.lookup(v))
-      return done;
-    if (!typeOf(v).getElementType().isF32()) {
-      emitError(v.getLoc()) << "ap-partition: a partial sum of type " << v.getType()
-                            << " would need an all-reduce, which runs in f32 only";
+    auto key = std::make_tuple(v, axis, int(to.kind), to.dim);
+    if (!before)
+      if (auto it = conversions_.find(key); it != conversions_.end())
+        return it->second;
+    if (to.kind == AxisState::P) {
+      emitError(v.getLoc()) << "ap-partition: no rule makes a partial sum on mesh axis "
+                            << axisName(axis);
       failed_ = true;
       return v;
     }
     OpBuilder b(fn_.getContext());
-    if (Operation *def = v.getDefiningOp())
-      b.setInsertionPointAfter(def);
+    if (before)
+      b.setInsertionPoint(before);
+    else if (!v.getDefiningOp() || (from.kind == AxisState::R && to.isSplit()))
+      b.setInsertionPoint(current_); // arguments and slices (no communication): right
+                                     // before the first user, so they live briefly
     else
-      b.setInsertionPointToStart(&fn_.getBody().front());
-    auto reduce = shard::AllReduceOp::create(b, v.getLoc(), v.getType(), kGrid,
-                                             ArrayRef<shard::GridAxis>{0}, v,
-                                             shard::ReductionKind::Sum);
-    wholes_[v] = reduce.getResult();
-    states_[reduce.getResult()] = State::r();
-    return reduce.getResult();
+      b.setInsertionPointAfter(v.getDefiningOp());
+    Value result;
+    if (from.isSplit() && to.isSplit()) { // another split dim: gather, then slice
+      Value whole = collective(b, v, axis, from, AxisState::r());
+      result = collective(b, whole, axis, AxisState::r(), to);
+    } else if (from.kind == AxisState::P && !globalOf(v).getElementType().isF32()) {
+      // The runtime's reductions are f32: reduce a bf16 or f16 partial sum in f32.
+      RankedTensorType global = globalOf(v);
+      Sharding s = shardingOf(v);
+      auto wide = RankedTensorType::get(global.getShape(), b.getF32Type());
+      Value up = ap::CastOp::create(b, v.getLoc(), localType(wide, s), v);
+      global_[up] = wide;
+      sharding_[up] = s;
+      Value reduced = collective(b, up, axis, from, to);
+      Sharding t = shardingOf(reduced);
+      result = ap::CastOp::create(b, v.getLoc(), localType(global, t), reduced);
+      global_[result] = global;
+      sharding_[result] = t;
+    } else {
+      result = collective(b, v, axis, from, to);
+    }
+    if (!before)
+      conversions_[key] = result;
+    return result;
   }
 
-  void makeWhole(Operation *op, unsigned index) {
-    Value v = op->getOperand(index);
-    if (stateOf(v).kind == State::Partial)
-      op->setOperand(index, whole(v));
+  // Operand `i` of `op` in state `to` on `axis`.
+  void want(Operation *op, unsigned i, int axis, AxisState to) {
+    op->setOperand(i, convert(op->getOperand(i), axis, to));
   }
-  void makeAllWhole(Operation *op) {
+  void whole(Operation *op, unsigned i, int axis) {
+    if (st(op->getOperand(i), axis).kind == AxisState::P)
+      want(op, i, axis, AxisState::r());
+  }
+  void wholeAll(Operation *op, int axis) {
     for (unsigned i = 0; i < op->getNumOperands(); ++i)
-      makeWhole(op, i);
+      whole(op, i, axis);
+  }
+
+  // Where a partial activation on the tp axis goes: the sequence dim of [batch, seq,
+  // hidden] under sequence parallelism, else replicated.
+  AxisState tpWhole(Value v) {
+    int64_t r = rankOf(v);
+    if (plan_.sp && r >= 3 && globalOf(v).getDimSize(r - 2) % plan_.tp == 0)
+      return AxisState::s(r - 2);
+    return AxisState::r();
+  }
+
+  // Megatron's reduction right after a row-parallel linear or the vocabulary-parallel
+  // embedding: every later user sees the whole (or sequence-split) value.
+  void reduceEagerly(Value result) {
+    if (tpAxis_ < 0 || st(result, tpAxis_).kind != AxisState::P)
+      return;
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : result.getUses())
+      uses.push_back(&use);
+    Value reduced = convert(result, tpAxis_, tpWhole(result));
+    for (OpOperand *use : uses)
+      use->set(reduced);
+  }
+
+  // ---- Rules ----
+
+  LogicalResult noRule(Operation *op, int axis) {
+    op->emitOpError() << "ap-partition: no rule for these operand shardings on mesh axis "
+                      << axisName(axis);
+    failed_ = true;
+    return failure();
+  }
+
+  // The split dim of a reshape's result for a split of `d` in its input: the dims
+  // must cover the same trailing elements, so blocks of one are blocks of the other.
+  std::optional<int64_t> reshapedDim(RankedTensorType in, RankedTensorType out, int64_t d,
+                                     int64_t parts) {
+    int64_t tailIn = 1;
+    for (int64_t i = d; i < in.getRank(); ++i)
+      tailIn *= in.getDimSize(i);
+    int64_t tailOut = 1;
+    for (int64_t j = out.getRank() - 1; j >= 0; --j) {
+      tailOut *= out.getDimSize(j);
+      if (tailOut == tailIn)
+        return out.getDimSize(j) % parts == 0 ? std::optional<int64_t>(j) : std::nullopt;
+      if (tailOut > tailIn)
+        break;
+    }
+    return std::nullopt;
+  }
+
+  // The result states of `op` on `axis`, converting operands as the rule needs.
+  LogicalResult rule(Operation *op, int axis, SmallVector<AxisState> &out) {
+    auto s = [&](unsigned i) { return st(op->getOperand(i), axis); };
+    auto last = [&](unsigned i) { return rankOf(op->getOperand(i)) - 1; };
+    auto rows = [&](unsigned i) { return s(i).isSplit() && s(i).dim < last(i); };
+    int64_t n = mesh_[axis];
+    auto all = [&](AxisState state) {
+      out.assign(op->getNumResults(), state);
+      return success();
+    };
+    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+        .Case<ap::AddOp, ap::CastOp>([&](Operation *o) {
+          for (unsigned i = 0; i < o->getNumOperands(); ++i)
+            if (s(i).isSplit()) {
+              AxisState to = s(i);
+              for (unsigned j = 0; j < o->getNumOperands(); ++j)
+                want(o, j, axis, to);
+              return all(to);
+            }
+          if (llvm::all_of(o->getOperands(),
+                           [&](Value v) { return st(v, axis).kind == AxisState::P; }))
+            return all(AxisState::p());
+          wholeAll(o, axis);
+          return all(AxisState::r());
+        })
+        .Case<ap::MulOp, ap::SiluOp, ap::SiluGradOp, ap::FillOp, ap::ShiftLabelsOp,
+              ap::SqrtOp>([&](Operation *o) {
+          wholeAll(o, axis);
+          for (unsigned i = 0; i < o->getNumOperands(); ++i)
+            if (s(i).isSplit()) {
+              AxisState to = s(i);
+              if (isa<ap::ShiftLabelsOp>(o) && to.dim == last(i)) // shifts along it
+                to = AxisState::r();
+              for (unsigned j = 0; j < o->getNumOperands(); ++j)
+                want(o, j, axis, to);
+              return all(to);
+            }
+          return all(AxisState::r());
+        })
+        .Case([&](ap::ReshapeOp o) {
+          if (!s(0).isSplit())
+            return all(s(0));
+          if (auto j = reshapedDim(globalOf(o.getInput()), globalOf(o.getResult()), s(0).dim, n))
+            return all(AxisState::s(*j));
+          want(o, 0, axis, AxisState::r());
+          return all(AxisState::r());
+        })
+        .Case([&](ap::TransposeOp o) {
+          if (!s(0).isSplit())
+            return all(s(0));
+          ArrayRef<int64_t> perm = o.getPermutation();
+          for (int64_t j = 0; j < int64_t(perm.size()); ++j)
+            if (perm[j] == s(0).dim)
+              return all(AxisState::s(j));
+          return noRule(o, axis);
+        })
+        .Case([&](ap::EmbeddingOp o) -> LogicalResult {
+          AxisState w = s(0);
+          if (w.kind == AxisState::R)
+            return all(s(1)); // ids: split rows stay split
+          if (w.isSplit() && w.dim == 0) { // vocabulary-parallel: ids whole, partial rows
+            want(o, 1, axis, AxisState::r());
+            o.setVocabShardAxisAttr(IntegerAttr::get(IntegerType::get(o.getContext(), 64), axis));
+            return all(AxisState::p());
+          }
+          return noRule(o, axis);
+        })
+        .Case([&](ap::EmbeddingGradOp o) -> LogicalResult {
+          whole(o, 1, axis);
+          auto pref = gradPreference_.find(o.getGradWeight());
+          if (axis == tpAxis_ && pref != gradPreference_.end() &&
+              layouts_[pref->second][axis] == AxisState::s(0)) {
+            want(o, 0, axis, AxisState::r());
+            want(o, 1, axis, AxisState::r());
+            o.setVocabShardAxisAttr(IntegerAttr::get(IntegerType::get(o.getContext(), 64), axis));
+            return all(AxisState::s(0));
+          }
+          if (s(1).isSplit() && s(1).dim <= last(0)) {
+            want(o, 0, axis, s(1));
+            return all(AxisState::p());
+          }
+          want(o, 1, axis, AxisState::r());
+          want(o, 0, axis, AxisState::r());
+          return all(AxisState::r());
+        })
+        .Case([&](ap::LinearOp o) -> LogicalResult {
+          whole(o, 0, axis);
+          AxisState w = s(1);
+          if (w.kind == AxisState::R) {
+            if (s(0).isSplit() && !rows(0))
+              want(o, 0, axis, AxisState::r());
+            return all(s(0));
+          }
+          if (w.isSplit() && w.dim == 0) { // column-parallel
+            want(o, 0, axis, AxisState::r());
+            return all(AxisState::s(last(0)));
+          }
+          if (w.isSplit() && w.dim == 1) { // row-parallel
+            want(o, 0, axis, AxisState::s(last(0)));
+            return all(AxisState::p());
+          }
+          return noRule(o, axis);
+        })
+        .Case([&](ap::MatmulOp o) { return matmulRule(o, axis, out); })
+        .Case([&](ap::RmsNormOp o) {
+          want(o, 1, axis, AxisState::r());
+          if (s(0).kind == AxisState::P)
+            want(o, 0, axis, axis == tpAxis_ ? tpWhole(o.getInput()) : AxisState::r());
+          if (s(0).isSplit() && !rows(0))
+            want(o, 0, axis, AxisState::r());
+          return all(s(0));
+        })
+        .Case([&](ap::RmsNormGradOp o) {
+          want(o, 1, axis, AxisState::r());
+          if (s(0).kind == AxisState::P)
+            want(o, 0, axis, axis == tpAxis_ ? tpWhole(o.getInput()) : AxisState::r());
+          if (s(0).isSplit() && !rows(0))
+            want(o, 0, axis, AxisState::r());
+          AxisState x = s(0);
+          want(o, 2, axis, x);
+          out = {x, x.isSplit() ? AxisState::p() : AxisState::r()};
+          return success();
+        })
+        .Case<ap::RopeOp, ap::RopeGradOp>([&](Operation *o) {
+          whole(o, 0, axis);
+          if (s(0).isSplit() && (s(0).dim == 1 || s(0).dim == last(0))) // positions, pairs
+            want(o, 0, axis, AxisState::r());
+          return all(s(0));
+        })
+        .Case<ap::AttentionOp, ap::AttentionGradOp>([&](Operation *o) {
+          wholeAll(o, axis);
+          AxisState to = s(0);
+          if (to.isSplit() && to.dim != 0 && to.dim != 2) // batch or heads only
+            to = AxisState::r();
+          for (unsigned i = 0; i < o->getNumOperands(); ++i)
+            want(o, i, axis, to);
+          return all(to);
+        })
+        .Case([&](ap::ReduceSumOp o) {
+          AxisState x = s(0);
+          if (!x.isSplit())
+            return all(x);
+          if (llvm::is_contained(o.getDims(), x.dim))
+            return all(AxisState::p());
+          int64_t d = x.dim;
+          if (!o.getKeepDims())
+            for (int64_t r : o.getDims())
+              d -= r < x.dim ? 1 : 0;
+          return all(AxisState::s(d));
+        })
+        .Case([&](ap::BroadcastOp o) -> LogicalResult {
+          whole(o, 0, axis);
+          if (!s(0).isSplit())
+            return all(s(0));
+          int64_t seen = -1;
+          for (int64_t j = 0; j < rankOf(o.getResult()); ++j)
+            if (!llvm::is_contained(o.getDims(), j) && ++seen == s(0).dim)
+              return all(AxisState::s(j));
+          return noRule(o, axis);
+        })
+        .Case([&](ap::CountKeptOp o) {
+          return all(s(0).isSplit() ? AxisState::p() : AxisState::r());
+        })
+        .Case<ap::CrossEntropyOp, ap::CrossEntropyGradOp>([&](Operation *o) -> LogicalResult {
+          wholeAll(o, axis);
+          if (s(0).isSplit() && rows(0)) {
+            want(o, 1, axis, s(0));
+            for (unsigned i = 2; i < o->getNumOperands(); ++i)
+              want(o, i, axis, AxisState::r());
+            return all(isa<ap::CrossEntropyOp>(o) ? AxisState::p() : s(0));
+          }
+          for (unsigned i = 0; i < o->getNumOperands(); ++i)
+            want(o, i, axis, AxisState::r());
+          return all(AxisState::r());
+        })
+        .Case([&](ap::AdamWOp o) {
+          Value param = adamParam_.lookup(o); // operand 0 may be converted already
+          AxisState to = param ? layouts_[param][axis] : AxisState::r();
+          if (plan_.zero == 1 && axis == 0) // ZeRO-1 all-reduces, then slices
+            want(o, 1, axis, AxisState::r());
+          want(o, 1, axis, to); // a partial gradient: reduce-scattered (ZeRO-2/3)
+          markGradientCollectives(o.getGrad());
+          for (unsigned i : {0u, 2u, 3u})
+            want(o, i, axis, to);
+          for (unsigned i = 4; i < o->getNumOperands(); ++i)
+            want(o, i, axis, AxisState::r());
+          return all(to);
+        })
+        .Default([&](Operation *o) {
+          for (unsigned i = 0; i < o->getNumOperands(); ++i)
+            want(o, i, axis, AxisState::r());
+          return all(AxisState::r());
+        });
+  }
+
+  LogicalResult matmulRule(ap::MatmulOp o, int axis, SmallVector<AxisState> &out) {
+    whole(o, 0, axis);
+    whole(o, 1, axis);
+    int64_t r = rankOf(o.getLhs());
+    bool ta = o.getTransposeLhs(), tb = o.getTransposeRhs();
+    int64_t mDim = ta ? r - 1 : r - 2, kA = ta ? r - 2 : r - 1;
+    int64_t kB = tb ? r - 1 : r - 2, nDim = tb ? r - 2 : r - 1;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      AxisState a = st(o.getLhs(), axis), bs = st(o.getRhs(), axis);
+      auto done = [&](AxisState s) {
+        out = {s};
+        return success();
+      };
+      if (a.kind == AxisState::R && bs.kind == AxisState::R)
+        return done(AxisState::r());
+      if (a.isSplit() && bs.isSplit() && a.dim == bs.dim && a.dim < r - 2)
+        return done(a);
+      if (a.isSplit() && a.dim == mDim && bs.kind == AxisState::R)
+        return done(AxisState::s(r - 2));
+      if (a.kind == AxisState::R && bs.isSplit() && bs.dim == nDim)
+        return done(AxisState::s(r - 1));
+      if (a.isSplit() && a.dim == kA && bs.isSplit() && bs.dim == kB)
+        return done(AxisState::p());
+      if (a.isSplit() && a.dim == kA && bs.kind == AxisState::R) {
+        want(o, 1, axis, AxisState::s(kB));
+        continue;
+      }
+      if (a.kind == AxisState::R && bs.isSplit() && bs.dim == kB) {
+        want(o, 0, axis, AxisState::s(kA));
+        continue;
+      }
+      // Anything else: gather the right operand whole, then the left.
+      want(o, bs.isSplit() ? 1 : 0, axis, AxisState::r());
+    }
+    return noRule(o, axis);
+  }
+
+  // Gradient collectives (made for AdamW's or the norm's operands) join the buckets.
+  void markGradientCollectives(Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (!isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllSliceOp, ap::CastOp>(def))
+        return;
+      if (isa<shard::AllReduceOp, shard::ReduceScatterOp>(def))
+        gradientCollectives_.insert(def);
+      v = def->getOperand(0);
+    }
+  }
+
+  // ---- Ops rewritten as a whole ----
+
+  // The vocabulary-parallel loss: the logits hold a block of the vocabulary on `axis`;
+  // row max (all-reduce max), sum of exponentials and target logit (all-reduce sum)
+  // combine into the loss and its gradient without gathering the logits.
+  struct VocabStats {
+    Value max, sumExp;
+  };
+
+  Value allReduceMax(OpBuilder &b, Value v, int axis) {
+    SmallVector<shard::GridAxis> axes{shard::GridAxis(axis)};
+    Value r = shard::AllReduceOp::create(b, v.getLoc(), v.getType(), kGrid, axes, v,
+                                         shard::ReductionKind::Max)
+                  .getResult();
+    global_[r] = globalOf(v);
+    sharding_[r] = shardingOf(v);
+    return r;
+  }
+
+  // A new op's result with the given global type and sharding.
+  Value record(Value v, RankedTensorType global, const Sharding &s) {
+    global_[v] = global;
+    sharding_[v] = s;
+    v.setType(localType(global, s));
+    return v;
+  }
+
+  VocabStats vocabStats(OpBuilder &b, Value logits, Value labels, int64_t ignoreIndex,
+                        int axis) {
+    auto key = std::make_pair(logits, labels);
+    if (auto it = vocabStats_.find(key); it != vocabStats_.end())
+      return it->second;
+    Location loc = logits.getLoc();
+    auto rowsType = RankedTensorType::get(globalOf(labels).getShape(), b.getF32Type());
+    Sharding rowSharding = shardingOf(labels);
+    OperationState maxState(loc, "ap.vocab_parallel_max");
+    maxState.addOperands(logits);
+    maxState.addTypes(localType(rowsType, rowSharding));
+    Value localMax = record(b.create(maxState)->getResult(0), rowsType, rowSharding);
+    Value max = allReduceMax(b, localMax, axis);
+    OperationState statsState(loc, "ap.vocab_parallel_stats");
+    statsState.addOperands({logits, labels, max});
+    Type rowsLocal = localType(rowsType, rowSharding);
+    statsState.addTypes({rowsLocal, rowsLocal});
+    statsState.addAttribute("vocab_shard_axis", b.getI64IntegerAttr(axis));
+    statsState.addAttribute("ignore_index", b.getI64IntegerAttr(ignoreIndex));
+    Operation *stats = b.create(statsState);
+    Sharding partial = rowSharding;
+    partial[axis] = AxisState::p();
+    Value sumExp = record(stats->getResult(0), rowsType, partial);
+    Value target = record(stats->getResult(1), rowsType, partial);
+    // Both sums right after the stats, adjacent: the lowering fuses them into one.
+    Value wholeSumExp = convert(sumExp, axis, AxisState::r());
+    Value wholeTarget = convert(target, axis, AxisState::r());
+    VocabStats result{max, wholeSumExp};
+    vocabStats_[key] = result;
+    targets_[key] = wholeTarget;
+    return result;
+  }
+
+  LogicalResult vocabParallelLoss(Operation *op, int axis) {
+    bool forward = isa<ap::CrossEntropyOp>(op);
+    // Rows: labels follow the logits' rows on every other axis, whole on the vocab axis.
+    for (int a = 0; a < numAxes(); ++a) {
+      wholeAll(op, a);
+      AxisState l = st(op->getOperand(0), a);
+      want(op, 1, a, a == axis ? AxisState::r() : l);
+      for (unsigned i = 2; i < op->getNumOperands(); ++i)
+        want(op, i, a, AxisState::r());
+    }
+    Value logits = op->getOperand(0), labels = op->getOperand(1);
+    auto ignore = op->getAttrOfType<IntegerAttr>("ignore_index");
+    auto reduction = op->getAttrOfType<StringAttr>("reduction");
+    OpBuilder b(op);
+    Value kept = forward ? cast<ap::CrossEntropyOp>(op).getKeptCount()
+                         : cast<ap::CrossEntropyGradOp>(op).getKeptCount();
+    if (!kept && reduction.getValue() == "mean")
+      kept = globalCount(labels, ignore, op->getLoc(), b);
+    VocabStats stats = vocabStats(b, logits, labels, ignore.getInt(), axis);
+    Value result;
+    if (forward) {
+      OperationState state(op->getLoc(), "ap.vocab_parallel_loss");
+      state.addOperands({stats.max, stats.sumExp, targets_[{logits, labels}], labels});
+      if (kept)
+        state.addOperands(kept);
+      state.addTypes(op->getResult(0).getType());
+      state.addAttribute("ignore_index", ignore);
+      state.addAttribute("reduction", reduction);
+      Sharding s = replicated();
+      for (int a = 0; a < numAxes(); ++a)
+        if (st(labels, a).isSplit())
+          s[a] = AxisState::p();
+      result = record(b.create(state)->getResult(0), globalOf(op->getResult(0)), s);
+    } else {
+      OperationState state(op->getLoc(), "ap.vocab_parallel_loss_grad");
+      state.addOperands({logits, labels, stats.max, stats.sumExp, op->getOperand(2)});
+      if (kept)
+        state.addOperands(kept);
+      state.addTypes(logits.getType());
+      state.addAttribute("vocab_shard_axis", b.getI64IntegerAttr(axis));
+      state.addAttribute("ignore_index", ignore);
+      state.addAttribute("reduction", reduction);
+      result = record(b.create(state)->getResult(0), globalOf(logits), shardingOf(logits));
+    }
+    op->getResult(0).replaceAllUsesWith(result);
+    op->erase();
+    return success();
   }
 
   // The kept tokens of the global batch for `labels` (local count, all-reduced).
@@ -142,261 +748,181 @@ private:
       b.setInsertionPointToStart(&fn_.getBody().front());
     auto local = ap::CountKeptOp::create(b, loc, RankedTensorType::get({}, b.getF32Type()),
                                          labels, ignoreIndex);
-    states_[local.getResult()] = State::p();
-    Value global = whole(local.getResult());
-    counts_[key] = global;
-    return global;
+    Sharding s = replicated();
+    for (int a = 0; a < numAxes(); ++a)
+      if (st(labels, a).isSplit())
+        s[a] = AxisState::p();
+    Value count = record(local.getResult(), cast<RankedTensorType>(local.getType()), s);
+    for (int a = 0; a < numAxes(); ++a)
+      count = convert(count, a, AxisState::r());
+    counts_[key] = count;
+    return count;
   }
 
-  LogicalResult setResult(Value result, State state) {
-    if (state.kind == State::Split)
-      return setSplit(result, state.dim);
-    states_[result] = state;
-    return success();
-  }
-
-  LogicalResult noRule(Operation *op) {
-    return op->emitOpError() << "ap-partition: no data-parallel rule for these operand "
-                                "shardings";
-  }
-
-  // Same state for every operand (after making partials whole) -> that state.
-  LogicalResult elementwise(Operation *op, bool keepPartial) {
-    bool allPartial = llvm::all_of(op->getOperands(), [&](Value v) {
-      return stateOf(v).kind == State::Partial;
-    });
-    if (!(keepPartial && allPartial))
-      makeAllWhole(op);
-    State first = op->getNumOperands() ? stateOf(op->getOperand(0)) : State::r();
-    for (Value v : op->getOperands())
-      if (!(stateOf(v) == first))
-        return noRule(op);
-    for (Value r : op->getResults())
-      if (failed(setResult(r, first)))
-        return failure();
-    return success();
-  }
-
-  LogicalResult matmul(ap::MatmulOp op) {
-    makeAllWhole(op);
-    State a = stateOf(op.getLhs()), bs = stateOf(op.getRhs());
-    int64_t r = typeOf(op.getLhs()).getRank();
-    bool ta = op.getTransposeLhs(), tb = op.getTransposeRhs();
-    int64_t mDim = ta ? r - 1 : r - 2, kA = ta ? r - 2 : r - 1;
-    int64_t kB = tb ? r - 1 : r - 2, nDim = tb ? r - 2 : r - 1;
-    if (a.kind == State::Replicated && bs.kind == State::Replicated)
-      return setResult(op.getResult(), State::r());
-    if (a.kind == State::Split && bs.kind == State::Split && a.dim == bs.dim && a.dim < r - 2)
-      return setResult(op.getResult(), State::s(a.dim));
-    if (a.kind == State::Split && a.dim == mDim && bs.kind == State::Replicated)
-      return setResult(op.getResult(), State::s(r - 2));
-    if (a.kind == State::Replicated && bs.kind == State::Split && bs.dim == nDim)
-      return setResult(op.getResult(), State::s(r - 1));
-    if (a.kind == State::Split && a.dim == kA && bs.kind == State::Split && bs.dim == kB)
-      return setResult(op.getResult(), State::p());
-    return noRule(op);
-  }
-
-  LogicalResult partition(Operation *op) {
-    if (isa<shard::AllReduceOp>(op))
-      return success(); // made by this pass
-    if (isa<func::ReturnOp>(op)) {
-      makeAllWhole(op);
+  // The global gradient norm over gradients in their optimizer layouts: the sum of
+  // squares of each group of equally split gradients is all-reduced over its split
+  // axes, the groups are added, and the square root taken.
+  LogicalResult gradNorm(ap::GradNormOp op) {
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      Value g = op->getOperand(i);
+      auto param = gradParam_.find(g);
+      Sharding to = param != gradParam_.end() ? layouts_[param->second] : replicated();
+      if (plan_.zero == 1)
+        to[0] = AxisState::r(); // ZeRO-1 all-reduces gradients whole
+      for (int a = 0; a < numAxes(); ++a)
+        want(op, i, a, to[a]); // partial: all-reduced, or reduce-scattered (ZeRO-2/3)
+      markGradientCollectives(op->getOperand(i));
+    }
+    std::map<unsigned, SmallVector<Value>> groups; // by the mask of split axes
+    for (Value g : op->getOperands()) {
+      unsigned mask = 0;
+      for (int a = 0; a < numAxes(); ++a)
+        if (st(g, a).isSplit())
+          mask |= 1u << a;
+      groups[mask].push_back(g);
+    }
+    auto scalar = RankedTensorType::get({}, Float32Type::get(op.getContext()));
+    if (groups.size() == 1 && groups.begin()->first == 0) {
+      record(op.getResult(), scalar, replicated());
       return success();
     }
     OpBuilder b(op);
-    auto rows = [&](Value v) { // split on a dim that is not the last (feature) dim
-      State s = stateOf(v);
-      return s.kind == State::Split && s.dim < typeOf(v).getRank() - 1;
-    };
-    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-        .Case<ap::AddOp, ap::CastOp>([&](Operation *o) { return elementwise(o, true); })
-        .Case<ap::MulOp, ap::SiluOp, ap::SiluGradOp, ap::FillOp, ap::ShiftLabelsOp>(
-            [&](Operation *o) {
-              if (isa<ap::ShiftLabelsOp>(o) && stateOf(o->getOperand(0)).kind == State::Split &&
-                  !rows(o->getOperand(0)))
-                return noRule(o);
-              return elementwise(o, false);
-            })
-        .Case([&](ap::ReshapeOp o) -> LogicalResult {
-          State s = stateOf(o.getInput());
-          if (s.kind != State::Split)
-            return setResult(o.getResult(), s);
-          if (s.dim != 0 || typeOf(o.getResult()).getDimSize(0) % dp_ != 0)
-            return noRule(o);
-          return setResult(o.getResult(), State::s(0));
-        })
-        .Case([&](ap::TransposeOp o) -> LogicalResult {
-          State s = stateOf(o.getInput());
-          if (s.kind != State::Split)
-            return setResult(o.getResult(), s);
-          ArrayRef<int64_t> perm = o.getPermutation();
-          for (int64_t j = 0; j < int64_t(perm.size()); ++j)
-            if (perm[j] == s.dim)
-              return setResult(o.getResult(), State::s(j));
-          return noRule(o);
-        })
-        .Case([&](ap::EmbeddingOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State ids = stateOf(o.getIds());
-          if (stateOf(o.getWeight()).kind != State::Replicated)
-            return noRule(o);
-          return setResult(o.getResult(), ids);
-        })
-        .Case([&](ap::EmbeddingGradOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State ids = stateOf(o.getIds()), dy = stateOf(o.getGradOutput());
-          if (ids.kind == State::Replicated && dy.kind == State::Replicated)
-            return setResult(o.getResult(), State::r());
-          if (ids.kind == State::Split && dy == ids)
-            return setResult(o.getResult(), State::p());
-          return noRule(o);
-        })
-        .Case([&](ap::LinearOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State x = stateOf(o.getInput());
-          if (stateOf(o.getWeight()).kind != State::Replicated ||
-              (x.kind == State::Split && !rows(o.getInput())))
-            return noRule(o);
-          return setResult(o.getResult(), x);
-        })
-        .Case([&](ap::MatmulOp o) { return matmul(o); })
-        .Case([&](ap::RmsNormOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State x = stateOf(o.getInput());
-          if (stateOf(o.getWeight()).kind != State::Replicated ||
-              (x.kind == State::Split && !rows(o.getInput())))
-            return noRule(o);
-          return setResult(o.getResult(), x);
-        })
-        .Case([&](ap::RmsNormGradOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State x = stateOf(o.getInput());
-          if (stateOf(o.getWeight()).kind != State::Replicated ||
-              !(stateOf(o.getGradOutput()) == x) ||
-              (x.kind == State::Split && !rows(o.getInput())))
-            return noRule(o);
-          if (failed(setResult(o.getGradInput(), x)))
-            return failure();
-          return setResult(o.getGradWeight(),
-                           x.kind == State::Split ? State::p() : State::r());
-        })
-        .Case<ap::RopeOp, ap::RopeGradOp>([&](Operation *o) -> LogicalResult {
-          makeAllWhole(o);
-          State s = stateOf(o->getOperand(0));
-          if (s.kind == State::Split && s.dim != 0) // positions would need an offset
-            return noRule(o);
-          return setResult(o->getResult(0), s);
-        })
-        .Case<ap::AttentionOp, ap::AttentionGradOp>([&](Operation *o) -> LogicalResult {
-          makeAllWhole(o);
-          State s = stateOf(o->getOperand(0));
-          for (Value v : o->getOperands())
-            if (!(stateOf(v) == s))
-              return noRule(o);
-          if (s.kind == State::Split && s.dim != 0) // heads or sequence: not data parallel
-            return noRule(o);
-          for (Value r : o->getResults())
-            if (failed(setResult(r, s)))
-              return failure();
-          return success();
-        })
-        .Case([&](ap::ReduceSumOp o) -> LogicalResult {
-          State s = stateOf(o.getInput());
-          if (s.kind != State::Split)
-            return setResult(o.getResult(), s);
-          if (llvm::is_contained(o.getDims(), s.dim))
-            return setResult(o.getResult(), State::p());
-          int64_t d = s.dim;
-          if (!o.getKeepDims())
-            for (int64_t r : o.getDims())
-              d -= r < s.dim ? 1 : 0;
-          return setResult(o.getResult(), State::s(d));
-        })
-        .Case([&](ap::BroadcastOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State s = stateOf(o.getInput());
-          if (s.kind != State::Split)
-            return setResult(o.getResult(), s);
-          int64_t seen = -1;
-          for (int64_t j = 0; j < typeOf(o.getResult()).getRank(); ++j)
-            if (!llvm::is_contained(o.getDims(), j) && ++seen == s.dim)
-              return setResult(o.getResult(), State::s(j));
-          return noRule(o);
-        })
-        .Case([&](ap::CountKeptOp o) -> LogicalResult {
-          State s = stateOf(o.getLabels());
-          return setResult(o.getResult(),
-                           s.kind == State::Split ? State::p() : State::r());
-        })
-        .Case([&](ap::CrossEntropyOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State l = stateOf(o.getLogits());
-          if (l.kind == State::Replicated && stateOf(o.getLabels()).kind == State::Replicated)
-            return setResult(o.getResult(), State::r());
-          if (!rows(o.getLogits()) || !(stateOf(o.getLabels()) == l))
-            return noRule(o);
-          if (o.getReduction() == "mean" && !o.getKeptCount())
-            o.getKeptCountMutable().assign(globalCount(o.getLabels(), o.getIgnoreIndexAttr(), o.getLoc(), b));
-          return setResult(o.getResult(), State::p());
-        })
-        .Case([&](ap::CrossEntropyGradOp o) -> LogicalResult {
-          makeAllWhole(o);
-          State l = stateOf(o.getLogits());
-          if (l.kind == State::Replicated && stateOf(o.getLabels()).kind == State::Replicated)
-            return setResult(o.getGradLogits(), State::r());
-          if (!rows(o.getLogits()) || !(stateOf(o.getLabels()) == l))
-            return noRule(o);
-          if (o.getReduction() == "mean" && !o.getKeptCount())
-            o.getKeptCountMutable().assign(globalCount(o.getLabels(), o.getIgnoreIndexAttr(), o.getLoc(), b));
-          return setResult(o.getGradLogits(), l);
-        })
-        .Default([&](Operation *o) -> LogicalResult {
-          // grad_norm, adamw and anything else: on whole values only.
-          makeAllWhole(o);
-          for (Value v : o->getOperands())
-            if (stateOf(v).kind != State::Replicated)
-              return noRule(o);
-          for (Value r : o->getResults())
-            states_[r] = State::r();
-          return success();
-        });
+    Value total;
+    for (auto &[mask, grads] : groups) {
+      auto squares = ap::GradNormOp::create(b, op.getLoc(), scalar, grads);
+      squares.setSquared(true);
+      Value sq = squares.getResult();
+      global_[sq] = scalar;
+      sharding_[sq] = replicated();
+      if (mask) {
+        SmallVector<shard::GridAxis> axes;
+        for (int a = 0; a < numAxes(); ++a)
+          if (mask & (1u << a))
+            axes.push_back(shard::GridAxis(a));
+        sq = shard::AllReduceOp::create(b, op.getLoc(), scalar, kGrid, axes, sq, sum())
+                 .getResult();
+        global_[sq] = scalar;
+        sharding_[sq] = replicated();
+      }
+      total = total ? ap::AddOp::create(b, op.getLoc(), scalar, total, sq).getResult() : sq;
+      sharding_[total] = replicated();
+      global_[total] = scalar;
+    }
+    Value norm = ap::SqrtOp::create(b, op.getLoc(), scalar, total).getResult();
+    record(norm, scalar, replicated());
+    op.getResult().replaceAllUsesWith(norm);
+    op->erase();
+    return success();
   }
 
-  // Gathers the gradient all-reduces into buckets of about bucketBytes_: each bucket's
+  // ZeRO-3: a sharded parameter is gathered right before each use and freed after.
+  void gatherShardedParameters(Operation *op) {
+    if (plan_.zero != 3 || isa<ap::AdamWOp, func::ReturnOp>(op))
+      return;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      auto arg = dyn_cast<BlockArgument>(op->getOperand(i));
+      if (!arg || argRole(fn_, arg.getArgNumber()) != "parameter" || !st(arg, 0).isSplit())
+        continue;
+      op->setOperand(i, convert(arg, 0, AxisState::r(), op));
+    }
+  }
+
+  LogicalResult partition(Operation *op) {
+    current_ = op;
+    if (isa<shard::AllReduceOp, shard::AllGatherOp, shard::ReduceScatterOp, shard::AllSliceOp>(
+            op))
+      return success(); // made by this pass
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      // Each state goes back in the layout its argument came in; loss and norm whole.
+      for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+        auto arg = argByName_.find(resultName(fn_, i));
+        Sharding to = arg != argByName_.end() ? shardingOf(arg->second) : replicated();
+        for (int a = 0; a < numAxes(); ++a) {
+          whole(ret, i, a);
+          want(ret, i, a, to[a]);
+        }
+      }
+      return success();
+    }
+    gatherShardedParameters(op);
+    if (auto norm = dyn_cast<ap::GradNormOp>(op))
+      return gradNorm(norm);
+    if (isa<ap::CrossEntropyOp, ap::CrossEntropyGradOp>(op))
+      for (int a = 0; a < numAxes(); ++a)
+        if (AxisState l = st(op->getOperand(0), a); l.isSplit() && l.dim == rankOf(op->getOperand(0)) - 1)
+          return vocabParallelLoss(op, a);
+    SmallVector<Sharding> results(op->getNumResults(), replicated());
+    SmallVector<RankedTensorType> globals;
+    for (Value r : op->getResults())
+      globals.push_back(cast<RankedTensorType>(r.getType()));
+    for (int a = 0; a < numAxes(); ++a) {
+      SmallVector<AxisState> out;
+      if (failed(rule(op, a, out)) || failed_)
+        return failure();
+      for (unsigned i = 0; i < out.size(); ++i)
+        results[i][a] = out[i];
+    }
+    // Mean losses divide by the kept tokens of the whole global batch.
+    auto needsCount = [&](Operation *o) {
+      if (auto ce = dyn_cast<ap::CrossEntropyOp>(o))
+        return ce.getReduction() == "mean" && !ce.getKeptCount();
+      if (auto ce = dyn_cast<ap::CrossEntropyGradOp>(o))
+        return ce.getReduction() == "mean" && !ce.getKeptCount();
+      return false;
+    };
+    if (needsCount(op) && llvm::any_of(results, [](const Sharding &s) {
+          return llvm::any_of(s, [](AxisState a) { return a.kind != AxisState::R; });
+        })) {
+      OpBuilder b(op);
+      Value count = globalCount(op->getOperand(1), op->getAttrOfType<IntegerAttr>("ignore_index"),
+                                op->getLoc(), b);
+      if (auto ce = dyn_cast<ap::CrossEntropyOp>(op))
+        ce.getKeptCountMutable().assign(count);
+      else
+        cast<ap::CrossEntropyGradOp>(op).getKeptCountMutable().assign(count);
+    }
+    for (unsigned i = 0; i < op->getNumResults(); ++i)
+      if (failed(assign(op->getResult(i), globals[i], results[i])))
+        return failure();
+    if (isa<ap::LinearOp, ap::EmbeddingOp>(op))
+      reduceEagerly(op->getResult(0));
+    return success();
+  }
+
+  // Gathers the gradient reductions into buckets of about bucketBytes_: each bucket's
   // reductions are moved next to its last one, so the runtime fuses them into one
   // collective, issued as soon as the bucket's gradients are complete.
   void bucketGradientReductions() {
-    SmallVector<shard::AllReduceOp> reductions;
-    fn_.walk([&](shard::AllReduceOp op) {
-      if (llvm::any_of(op->getUsers(), [](Operation *u) {
-            return isa<ap::GradNormOp, ap::AdamWOp>(u);
-          }))
+    SmallVector<Operation *> reductions;
+    fn_.walk([&](Operation *op) {
+      if (gradientCollectives_.contains(op) && isa<shard::AllReduceOp>(op))
         reductions.push_back(op);
     });
-    SmallVector<shard::AllReduceOp> bucket;
+    SmallVector<Operation *> bucket;
     double bytes = 0;
     auto flush = [&] {
       if (bucket.size() > 1) {
         Operation *last = bucket.back();
-        for (shard::AllReduceOp op : llvm::reverse(ArrayRef(bucket).drop_back()))
+        for (Operation *op : llvm::reverse(ArrayRef(bucket).drop_back()))
           op->moveBefore(last);
       }
       bucket.clear();
       bytes = 0;
     };
-    for (shard::AllReduceOp op : reductions) {
+    for (Operation *op : reductions) {
       // The bucket's reductions move down to `op`: legal while none of their users
-      // comes before it.
-      bool movable = llvm::all_of(bucket, [&](shard::AllReduceOp member) {
-        return llvm::all_of(member->getUsers(), [&](Operation *u) {
-          return u->getBlock() != op->getBlock() || op->isBeforeInBlock(u);
-        });
+      // comes before it, and all reduce over the same axes.
+      bool movable = llvm::all_of(bucket, [&](Operation *member) {
+        return cast<shard::AllReduceOp>(member).getGridAxes() ==
+                   cast<shard::AllReduceOp>(op).getGridAxes() &&
+               llvm::all_of(member->getUsers(), [&](Operation *u) {
+                 return u->getBlock() != op->getBlock() || op->isBeforeInBlock(u);
+               });
       });
       if (!movable)
         flush();
       bucket.push_back(op);
-      auto type = typeOf(op.getResult());
+      auto type = cast<RankedTensorType>(op->getResult(0).getType());
       bytes += double(type.getNumElements()) * double(type.getElementTypeBitWidth()) / 8.0;
       if (bytes >= bucketBytes_)
         flush();
@@ -406,12 +932,24 @@ private:
 
   ModuleOp module_;
   func::FuncOp fn_;
-  int64_t dp_;
+  partition::ParallelPlan plan_;
   double bucketBytes_;
+  SmallVector<int64_t> mesh_;
+  int tpAxis_ = -1;
   bool failed_ = false;
-  llvm::DenseMap<Value, State> states_;
-  llvm::DenseMap<Value, Value> wholes_;
+  Operation *current_ = nullptr; // the op being partitioned
+  llvm::DenseMap<Value, RankedTensorType> global_;
+  llvm::DenseMap<Value, Sharding> sharding_;
+  llvm::DenseMap<std::tuple<Value, int, int, int64_t>, Value> conversions_;
+  llvm::DenseMap<Value, Sharding> layouts_;        // parameter -> optimizer layout
+  llvm::DenseMap<Value, Value> gradParam_;         // AdamW's gradient -> its parameter
+  llvm::DenseMap<Operation *, Value> adamParam_;   // AdamW -> its parameter argument
+  llvm::DenseMap<Value, Value> gradPreference_;    // gradient summands -> parameter
+  llvm::StringMap<Value> argByName_;
+  llvm::DenseMap<std::pair<Value, Value>, VocabStats> vocabStats_;
+  llvm::DenseMap<std::pair<Value, Value>, Value> targets_;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> counts_;
+  llvm::SmallPtrSet<Operation *, 16> gradientCollectives_;
 };
 
 struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
@@ -432,10 +970,10 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
       return signalPassFailure();
     }
     (*entry)->setAttr("ap.parallel_plan", StringAttr::get(&getContext(), parsed->toString()));
-    if (parsed->dp == 1)
+    if (parsed->dp == 1 && parsed->tp == 1)
       return;
-    DataParallel dp(module, *entry, parsed->dp, bucketMb * 1024.0 * 1024.0);
-    if (failed(dp.run()) || failed(verify(module)))
+    Partitioner partitioner(module, *entry, *parsed, bucketMb * 1024.0 * 1024.0);
+    if (failed(partitioner.run()) || failed(verify(module)))
       return signalPassFailure();
   }
 };

@@ -170,11 +170,17 @@ TrainOutcome train(const TrainOptions &o) {
             if (a->name()->str() == "axes" && a->ints())
               needed.insert(std::vector<int64_t>(a->ints()->begin(), a->ints()->end()));
     for (const std::vector<int64_t> &axes : needed) {
+      // Named by axes and members: the ranks of one axis form several disjoint groups
+      // (dp groups {0,2} and {1,3} on a 2x2 mesh), each with its own rendezvous.
+      std::vector<int> members = groupOf(mesh, rank, axes);
       std::string name = "axes";
       for (int64_t a : axes)
         name += "-" + std::to_string(a);
+      name += "/ranks";
+      for (int m : members)
+        name += "-" + std::to_string(m);
       auto communicator =
-          comm::createGlooCommunicator(*store, *process, groupOf(mesh, rank, axes), name, commTimeout);
+          comm::createGlooCommunicator(*store, *process, members, name, commTimeout);
       if (!communicator)
         return runtimeError("rank " + std::to_string(rank) + ": " + communicator.message());
       groups[axes] = std::move(*communicator);

@@ -133,6 +133,7 @@ int runCompile(int argc, char **argv, int first) {
     };
     planContext.heads = intOf("num_attention_heads", 1);
     planContext.kvHeads = intOf("num_key_value_heads", 1);
+    planContext.ffn = intOf("intermediate_size", 1);
     planContext.layers = intOf("num_hidden_layers", 1);
     planContext.vocab = intOf("vocab_size", 1);
     for (unsigned i = 0; i < fn->getNumArguments(); ++i)

@@ -19,6 +19,7 @@ PlanContext tinyContext(int64_t devices) {
   c.kvHeads = 2;
   c.layers = 2;
   c.vocab = 256;
+  c.ffn = 96;
   return c;
 }
 
@@ -102,14 +103,32 @@ TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
 }
 
 TEST(ParallelPlanTest, UnimplementedSplitsAreRefusedNotIgnored) {
-  for (const char *plan : {"dp=1,tp=2", "dp=2,zero=1", "dp=1,pp=2", "dp=2,mb=2",
-                           "dp=2,recompute=full", "dp=1,tp=2,sp=on"}) {
-    int64_t devices = 1;
+  for (const char *plan : {"dp=1,pp=2", "dp=2,mb=2", "dp=2,recompute=full", "dp=2,stages=1+1"}) {
     auto parsed = parseParallelPlan(plan);
     ASSERT_TRUE(parsed) << plan;
-    devices = parsed->devices();
-    EXPECT_NE(refusal(plan, devices).find("is not implemented yet"), std::string::npos) << plan;
+    EXPECT_NE(refusal(plan, parsed->devices()).find("is not implemented yet"), std::string::npos)
+        << plan;
   }
+}
+
+TEST(ParallelPlanTest, ImplementedSplitsAreAccepted) {
+  for (const char *plan : {"dp=1,tp=2", "dp=2,zero=1", "dp=2,zero=3", "dp=1,tp=2,sp=on",
+                           "dp=2,tp=2,sp=on,zero=2"}) {
+    auto parsed = parseParallelPlan(plan);
+    ASSERT_TRUE(parsed) << plan;
+    EXPECT_TRUE(validate(*parsed, tinyContext(parsed->devices()))) << plan;
+  }
+}
+
+TEST(ParallelPlanTest, TensorParallelDegreeMustDivideTheMlpWidth) {
+  PlanContext c = tinyContext(2);
+  c.ffn = 95;
+  auto parsed = parseParallelPlan("tp=2");
+  ASSERT_TRUE(parsed);
+  Status s = validate(*parsed, c);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("'tp'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("intermediate_size (95)"), std::string::npos) << s.message();
 }
 
 } // namespace
