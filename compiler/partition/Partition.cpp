@@ -183,16 +183,16 @@ private:
     });
     // Propagate the parameter's layout backwards through the ops that only sum or cast
     // a gradient (tied embeddings: embedding_grad + the LM head's gradient).
+    for (auto &[grad, param] : gradParam_)
+      gradPreference_[grad] = param;
     SmallVector<Operation *> ops;
     for (Operation &op : fn_.getBody().front())
       ops.push_back(&op);
     for (Operation *op : llvm::reverse(ops))
       if (isa<ap::AddOp, ap::CastOp>(op))
-        if (auto it = gradParam_.find(op->getResult(0)); it != gradParam_.end())
+        if (Value param = gradPreference_.lookup(op->getResult(0)))
           for (Value v : op->getOperands())
-            gradPreference_[v] = it->second;
-    for (auto &[grad, param] : gradParam_)
-      gradPreference_[grad] = param;
+            gradPreference_.try_emplace(v, param);
   }
 
   LogicalResult shardArguments() {
