@@ -1,0 +1,173 @@
+// `apc explain --json`: the facts of the text as one JSON object, every parameter and
+// collective listed (nothing grouped).
+#include "tools/apc/explain/PlanFacts.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace apc::explain {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+double finite(double v) { return std::isfinite(v) ? v : 0.0; }
+
+Json layoutJson(const PlanFacts &f, const Layout &layout) {
+  if (!layout.present)
+    return nullptr;
+  Json splits = Json::array();
+  for (size_t d = 0; d < layout.dimAxes.size(); ++d)
+    if (layout.dimAxes[d] >= 0)
+      splits.push_back({{"dim", d},
+                        {"axis", f.axisName(layout.dimAxes[d])},
+                        {"ways", f.axisSize(layout.dimAxes[d])}});
+  return Json{{"dim_axes", layout.dimAxes},
+              {"splits", splits},
+              {"replicated", splits.empty()},
+              {"local_shape", layout.localShape},
+              {"bytes_per_device", layout.bytesPerDevice},
+              {"text", layoutText(f, layout)}};
+}
+
+Json axesNames(const PlanFacts &f, const std::vector<int64_t> &axes) {
+  Json names = Json::array();
+  for (int64_t a : axes)
+    names.push_back(f.axisName(a));
+  return names;
+}
+
+} // namespace
+
+std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
+  Json j;
+  j["file"] = f.path;
+  j["producer"] = f.producer;
+  j["format_version"] = f.version;
+  j["model"] = {{"architecture", f.architecture},
+                {"num_hidden_layers", f.layers},
+                {"hidden_size", f.hidden},
+                {"intermediate_size", f.intermediate},
+                {"num_attention_heads", f.heads},
+                {"num_key_value_heads", f.kvHeads},
+                {"head_dim", f.headDim},
+                {"vocab_size", f.vocab},
+                {"tie_word_embeddings", f.tied}};
+  j["data"] = {{"batch", f.batch}, {"seq_len", f.seqLen}};
+  j["precision"] = f.precision;
+  j["parallel_plan"] = f.parallelPlan;
+  j["cluster"] = f.cluster;
+
+  Json ranks = Json::array();
+  for (int64_t r = 0; r < f.devices; ++r) {
+    Json coords = Json::object();
+    std::vector<int64_t> c = f.coordinates(r);
+    for (size_t a = 0; a < c.size(); ++a)
+      coords[f.axisNames[a]] = c[a];
+    ranks.push_back({{"rank", r}, {"coordinates", coords}});
+  }
+  j["mesh"] = {{"axes", f.axisNames}, {"shape", f.meshShape}, {"devices", f.devices},
+               {"ranks", ranks}};
+
+  Json stages = Json::array();
+  for (size_t s = 0; s < f.stages.size(); ++s) {
+    const StageFacts &st = f.stages[s];
+    stages.push_back({{"stage", s},
+                      {"first_layer", st.firstLayer},
+                      {"num_layers", st.numLayers},
+                      {"embedding", st.embedding},
+                      {"head", st.head},
+                      {"contents", stageContents(st)},
+                      {"ranks", st.ranks},
+                      {"flops", finite(st.flops)}});
+  }
+  Json pipeline = {{"present", f.pipelinePresent},
+                   {"stages", stages},
+                   {"micro_batches", f.microBatches},
+                   {"schedule", f.schedule},
+                   {"recompute", f.recompute}};
+  if (f.timeline) {
+    Json timeline = Json::array();
+    for (const auto &ops : f.timeline->ops) {
+      Json row = Json::array();
+      for (const ScheduledOp &op : ops)
+        row.push_back({{"op", op.label()}, {"start", op.start}, {"end", op.end}});
+      timeline.push_back(row);
+    }
+    pipeline["timeline"] = {{"cost_model", "backward = 2 x forward; forward time per stage "
+                                           "proportional to its program's FLOPs (equal when "
+                                           "unknown)"},
+                            {"makespan", f.timeline->makespan},
+                            {"bubble_fraction", f.timeline->bubbleFraction},
+                            {"stages", timeline}};
+  } else {
+    pipeline["timeline"] = nullptr;
+  }
+  j["pipeline"] = pipeline;
+
+  Json parameters = Json::array();
+  for (const ParameterFacts &p : f.parameters)
+    parameters.push_back({{"name", p.name},
+                          {"shape", p.shape},
+                          {"dtype", p.dtype},
+                          {"layer", p.layer >= 0 ? Json(p.layer) : Json(nullptr)},
+                          {"stages", p.stages},
+                          {"layout", layoutJson(f, p.parameter)},
+                          {"exp_avg", layoutJson(f, p.expAvg)},
+                          {"exp_avg_sq", layoutJson(f, p.expAvgSq)}});
+  j["parameters"] = parameters;
+
+  Json programs = Json::array();
+  for (const ProgramFacts &p : f.programs) {
+    uint64_t moved = 0;
+    Json list = Json::array();
+    for (const CollectiveFacts &c : p.collectives) {
+      moved += c.bytes;
+      Json item = {{"instruction", c.instruction}, {"kind", c.kind}};
+      if (!c.op.empty())
+        item["op"] = c.op;
+      item["axes"] = axesNames(f, c.axes);
+      if (c.dim >= 0)
+        item["dim"] = c.dim;
+      item["buffers"] = c.operands;
+      item["bytes"] = c.bytes;
+      item["communicates"] = c.communicates;
+      list.push_back(item);
+    }
+    Json byKind = Json::array();
+    for (const CollectiveSummary &r : summarizeCollectives(p))
+      byKind.push_back({{"kind", r.kind},
+                        {"op", r.op.empty() ? Json(nullptr) : Json(r.op)},
+                        {"axes", axesNames(f, r.axes)},
+                        {"count", r.count},
+                        {"bytes", r.bytes}});
+    programs.push_back(
+        {{"program", p.index},
+         {"device", p.device},
+         {"stage", p.stage},
+         {"instructions", p.instructions},
+         {"flops", finite(p.flops)},
+         {"memory",
+          {{"parameters", p.parameterBytes},
+           {"optimizer_state", p.optimizerBytes},
+           {"inputs", p.inputBytes},
+           {"arena", p.arenaBytes},
+           {"total", p.totalBytes()}}},
+         {"collectives",
+          {{"count", p.collectives.size()}, {"bytes", moved}, {"by_kind", byKind},
+           {"instructions", list}}}});
+  }
+  j["programs"] = programs;
+  if (f.predictedPresent)
+    j["predicted"] = {{"flops_per_step", finite(f.predictedFlops)},
+                      {"seconds_per_step", finite(f.predictedSeconds)},
+                      {"bytes_per_device", f.predictedBytes},
+                      {"cluster", f.predictedCluster}};
+  else
+    j["predicted"] = nullptr;
+  j["svg"] = svgPath.empty() ? Json(nullptr) : Json(svgPath);
+  // Names and strings come from the file: replace invalid UTF-8 rather than throw.
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+} // namespace apc::explain

@@ -1,0 +1,50 @@
+// The 1F1B pipeline schedule of `apc explain --svg`: which forward and backward of which
+// micro-batch each stage runs when, under a simple cost model, and the bubble fraction.
+//
+// Order (PipeDream-flush, as Megatron-LM's 1F1B): stage s of p runs
+// w = min(p - s - 1, m) warm-up forwards F0..F(w-1), then alternates one forward and one
+// backward (F(w) B0 F(w+1) B1 ...) until every forward has run, then the remaining
+// backwards. With one stage that is F0 B0 F1 B1 ...
+//
+// Times: F of micro-batch k on stage s starts when the stage is free and F k on stage s-1
+// has ended; B k on stage s when the stage is free and B k on stage s+1 has ended. The
+// bubble fraction is the idle share of stages x makespan; with equal stage times it is
+// (p - 1) / (m + p - 1).
+#pragma once
+
+#include "runtime/support/Status.h"
+
+#include <string>
+#include <vector>
+
+namespace apc::explain {
+
+struct ScheduledOp {
+  bool forward = true; // F or B
+  int microBatch = 0;
+  double start = 0, end = 0;
+  std::string label() const { return (forward ? "F" : "B") + std::to_string(microBatch); }
+};
+
+struct PipelineTimeline {
+  int stages = 0, microBatches = 0;
+  std::vector<std::vector<ScheduledOp>> ops; // per stage, in execution order
+  double makespan = 0;                       // end of the last op
+  double busy = 0;                           // sum of every op's duration
+  double bubbleFraction = 0;                 // 1 - busy / (stages * makespan)
+};
+
+// The order of one stage's ops: (forward?, micro-batch) pairs.
+std::vector<std::pair<bool, int>> oneFOneBOrder(int stages, int stage, int microBatches);
+
+// Relative forward time per stage from its FLOPs: proportional when every entry is
+// positive and finite, else equal (1 each). The largest is 1.
+std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops);
+
+// Lays out the 1F1B schedule. `forwardTime` has one positive entry per stage; backward
+// takes `backwardFactor` times the forward. Refuses no stages, no micro-batches or
+// non-positive times.
+Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime,
+                                          int microBatches, double backwardFactor = 2.0);
+
+} // namespace apc::explain

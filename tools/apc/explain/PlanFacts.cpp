@@ -1,0 +1,351 @@
+#include "tools/apc/explain/PlanFacts.h"
+
+#include "runtime/schema/plan_generated.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+namespace apc::explain {
+namespace {
+
+std::string str(const flatbuffers::String *s, const std::string &otherwise = "") {
+  return s ? s->str() : otherwise;
+}
+
+template <typename T> std::vector<int64_t> dimsOf(const flatbuffers::Vector<T> *v) {
+  return v ? std::vector<int64_t>(v->begin(), v->end()) : std::vector<int64_t>{};
+}
+
+// "model.layers.12.mlp.up_proj.weight" -> layer 12, "model.layers.*.mlp.up_proj.weight".
+void splitLayer(const std::string &name, int &layer, std::string &pattern) {
+  layer = -1;
+  pattern = name;
+  const std::string key = "layers.";
+  for (size_t at = name.find(key); at != std::string::npos; at = name.find(key, at + 1)) {
+    if (at > 0 && name[at - 1] != '.')
+      continue;
+    size_t begin = at + key.size(), end = begin;
+    while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end])))
+      ++end;
+    if (end == begin || end - begin > 9 || (end < name.size() && name[end] != '.'))
+      continue;
+    layer = std::stoi(name.substr(begin, end - begin));
+    pattern = name.substr(0, begin) + "*" + name.substr(end);
+    return;
+  }
+}
+
+const plan::Attribute *attribute(const plan::Instruction &inst, const char *name) {
+  if (inst.attributes())
+    for (const plan::Attribute *a : *inst.attributes())
+      if (a->name() && a->name()->str() == name)
+        return a;
+  return nullptr;
+}
+
+uint64_t bytesOf(const flatbuffers::Vector<int32_t> *list,
+                 const flatbuffers::Vector<flatbuffers::Offset<plan::Buffer>> &buffers) {
+  uint64_t total = 0;
+  if (list)
+    for (int b : *list)
+      if (b >= 0 && b < int(buffers.size())) // the loader checked; kept for safety
+        total += buffers.Get(flatbuffers::uoffset_t(b))->bytes();
+  return total;
+}
+
+} // namespace
+
+std::vector<int64_t> PlanFacts::coordinates(int64_t rank) const {
+  std::vector<int64_t> c(meshShape.size());
+  for (int64_t d = int64_t(meshShape.size()) - 1; d >= 0; --d) {
+    int64_t size = std::max<int64_t>(1, meshShape[size_t(d)]);
+    c[size_t(d)] = rank % size;
+    rank /= size;
+  }
+  return c;
+}
+
+std::string PlanFacts::axisName(int64_t axis) const {
+  if (axis >= 0 && axis < int64_t(axisNames.size()))
+    return axisNames[size_t(axis)];
+  return "axis" + std::to_string(axis);
+}
+
+int64_t PlanFacts::axisSize(int64_t axis) const {
+  return axis >= 0 && axis < int64_t(meshShape.size()) ? meshShape[size_t(axis)] : 1;
+}
+
+std::string humanBytes(uint64_t bytes) {
+  static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 1024)
+    return std::to_string(bytes) + " B";
+  double v = double(bytes) / 1024.0;
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string dimsText(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+std::string rangesText(const std::vector<int> &sorted) {
+  std::string s;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1)
+      ++j;
+    if (!s.empty())
+      s += ", ";
+    s += std::to_string(sorted[i]);
+    if (j > i)
+      s += "-" + std::to_string(sorted[j]);
+    i = j + 1;
+  }
+  return s;
+}
+
+std::string stageContents(const StageFacts &stage) {
+  std::vector<std::string> parts;
+  if (stage.embedding)
+    parts.push_back("embedding");
+  if (stage.numLayers == 1)
+    parts.push_back("layer " + std::to_string(stage.firstLayer));
+  else if (stage.numLayers > 1)
+    parts.push_back("layers " + std::to_string(stage.firstLayer) + "-" +
+                    std::to_string(stage.firstLayer + stage.numLayers - 1));
+  if (stage.head)
+    parts.push_back("norm + LM head + loss");
+  if (parts.empty())
+    return "nothing";
+  std::string s;
+  for (size_t i = 0; i < parts.size(); ++i)
+    s += (i ? ", " : "") + parts[i];
+  return s;
+}
+
+Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
+  auto fail = [&](const std::string &what) {
+    return Result<PlanFacts>::error(path + ": " + what);
+  };
+  PlanFacts f;
+  f.path = path;
+  f.producer = str(p.producer(), "?");
+  f.version = p.version();
+  const plan::ModelConfig &m = *p.model();
+  f.architecture = str(m.architecture(), "?");
+  f.layers = m.num_hidden_layers();
+  f.hidden = m.hidden_size();
+  f.intermediate = m.intermediate_size();
+  f.heads = m.num_attention_heads();
+  f.kvHeads = m.num_key_value_heads();
+  f.headDim = m.head_dim();
+  f.vocab = m.vocab_size();
+  f.tied = m.tie_word_embeddings();
+  f.batch = p.data()->batch();
+  f.seqLen = p.data()->seq_len();
+  f.precision = str(p.precision(), "?");
+  f.parallelPlan = str(p.parallel_plan());
+  if (const plan::Prediction *pr = p.predicted()) {
+    f.predictedPresent = true;
+    f.predictedFlops = pr->flops_per_step();
+    f.predictedSeconds = pr->seconds_per_step();
+    f.predictedBytes = pr->bytes_per_device();
+    f.predictedCluster = str(pr->cluster());
+    f.cluster = f.predictedCluster;
+  }
+
+  // The mesh (the loader checked its sizes and that it has one program per device).
+  f.meshShape = dimsOf(p.mesh_shape());
+  for (size_t a = 0; a < f.meshShape.size(); ++a) {
+    const flatbuffers::String *name =
+        p.mesh_axes() && a < p.mesh_axes()->size() ? p.mesh_axes()->Get(flatbuffers::uoffset_t(a))
+                                                   : nullptr;
+    f.axisNames.push_back(name && name->size() ? name->str() : "axis" + std::to_string(a));
+  }
+  f.devices = int64_t(p.programs()->size());
+
+  // The pipeline.
+  const plan::PipelineSpec *pipeline = p.pipeline();
+  if (pipeline) {
+    f.pipelinePresent = true;
+    if (!pipeline->stages() || pipeline->stages()->size() == 0)
+      return fail("the plan's pipeline section has no stages");
+    if (pipeline->stages()->size() > 65536)
+      return fail("the plan's pipeline has " + std::to_string(pipeline->stages()->size()) +
+                  " stages");
+    if (pipeline->micro_batches() < 1)
+      return fail("the plan's pipeline has " + std::to_string(pipeline->micro_batches()) +
+                  " micro-batches (at least 1)");
+    f.microBatches = pipeline->micro_batches();
+    f.schedule = str(pipeline->schedule(), "1f1b");
+    f.recompute = str(pipeline->recompute(), "none");
+    if (f.schedule.empty())
+      f.schedule = "1f1b";
+    if (f.recompute.empty())
+      f.recompute = "none";
+    for (size_t s = 0; s < pipeline->stages()->size(); ++s) {
+      const plan::StageSpec *spec = pipeline->stages()->Get(flatbuffers::uoffset_t(s));
+      StageFacts stage;
+      stage.firstLayer = spec->first_layer();
+      stage.numLayers = spec->num_layers();
+      stage.embedding = spec->embedding();
+      stage.head = spec->head();
+      if (stage.firstLayer < 0 || stage.numLayers < 0 ||
+          int64_t(stage.firstLayer) + stage.numLayers > f.layers)
+        return fail("pipeline stage " + std::to_string(s) + " holds " +
+                    std::to_string(stage.numLayers) + " layers from layer " +
+                    std::to_string(stage.firstLayer) + " but the model has " +
+                    std::to_string(f.layers) + " layers");
+      f.stages.push_back(stage);
+    }
+  } else {
+    StageFacts stage;
+    stage.firstLayer = 0;
+    stage.numLayers = int(std::max<int64_t>(0, std::min<int64_t>(f.layers, 1 << 30)));
+    stage.embedding = stage.head = true;
+    f.stages.push_back(stage);
+  }
+
+  // Programs: stage, memory, collectives.
+  static const std::set<std::string> collectiveKernels = {"all_reduce", "all_gather",
+                                                          "reduce_scatter", "all_slice"};
+  for (size_t i = 0; i < p.programs()->size(); ++i) {
+    const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
+    ProgramFacts pf;
+    pf.index = int(i);
+    pf.device = program.device();
+    pf.stage = program.stage();
+    if (pf.stage < 0 || pf.stage >= int(f.stages.size()))
+      return fail("program " + std::to_string(i) + " (device " + std::to_string(pf.device) +
+                  ") runs pipeline stage " + std::to_string(pf.stage) + " but the plan has " +
+                  (f.pipelinePresent ? std::to_string(f.stages.size()) + " stages"
+                                     : std::string("no pipeline section (one stage)")));
+    const auto &buffers = *program.buffers();
+    for (const plan::Buffer *b : buffers) {
+      switch (b->kind()) {
+      case plan::BufferKind::Parameter:
+        pf.parameterBytes += b->bytes();
+        ++pf.parameterBuffers;
+        break;
+      case plan::BufferKind::OptimizerState:
+        pf.optimizerBytes += b->bytes();
+        ++pf.optimizerBuffers;
+        break;
+      case plan::BufferKind::Input:
+        pf.inputBytes += b->bytes();
+        ++pf.inputBuffers;
+        break;
+      default:
+        break;
+      }
+    }
+    pf.arenaBytes = program.arena_bytes();
+    const auto &instructions = *program.instructions();
+    pf.instructions = int(instructions.size());
+    bool flopsKnown = true;
+    for (size_t k = 0; k < instructions.size(); ++k) {
+      const plan::Instruction &inst = *instructions.Get(flatbuffers::uoffset_t(k));
+      if (!std::isfinite(inst.flops()) || inst.flops() < 0)
+        flopsKnown = false;
+      else
+        pf.flops += inst.flops();
+      std::string kernel = inst.kernel()->str();
+      if (!collectiveKernels.count(kernel))
+        continue;
+      CollectiveFacts c;
+      c.instruction = int(k);
+      c.kind = kernel;
+      if (const plan::Attribute *a = attribute(inst, "axes"))
+        c.axes = dimsOf(a->ints());
+      if (const plan::Attribute *a = attribute(inst, "dim"))
+        c.dim = a->i();
+      if (kernel == "all_reduce") {
+        const plan::Attribute *op = attribute(inst, "op");
+        c.op = op && op->s() ? op->s()->str() : "sum";
+      }
+      c.operands = inst.inputs() ? int(inst.inputs()->size()) : 0;
+      if (kernel == "all_gather")
+        c.bytes = bytesOf(inst.outputs(), buffers);
+      else if (kernel == "all_slice")
+        c.communicates = false;
+      else
+        c.bytes = bytesOf(inst.inputs(), buffers);
+      pf.collectives.push_back(std::move(c));
+    }
+    if (!flopsKnown)
+      pf.flops = 0;
+    f.stages[size_t(pf.stage)].ranks.push_back(pf.device);
+    if (f.stages[size_t(pf.stage)].ranks.size() == 1)
+      f.stages[size_t(pf.stage)].flops = pf.flops;
+    f.programs.push_back(std::move(pf));
+  }
+  for (StageFacts &s : f.stages)
+    std::sort(s.ranks.begin(), s.ranks.end());
+
+  // Parameters and their layouts (the loader checked that every program splits a
+  // parameter, and each moment, the same way: the first program holding it tells).
+  for (const plan::ParameterSpec *spec : *p.parameters()) {
+    ParameterFacts pf;
+    pf.name = spec->name()->str();
+    pf.shape = dimsOf(spec->shape());
+    pf.dtype = plan::EnumNameDType(spec->dtype());
+    if (pf.dtype.empty())
+      pf.dtype = "?";
+    splitLayer(pf.name, pf.layer, pf.pattern);
+    f.parameters.push_back(std::move(pf));
+  }
+  for (size_t i = 0; i < p.programs()->size(); ++i) {
+    const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
+    int stage = f.programs[i].stage;
+    for (const plan::Buffer *b : *program.buffers()) {
+      if (b->kind() != plan::BufferKind::Parameter &&
+          b->kind() != plan::BufferKind::OptimizerState)
+        continue;
+      ParameterFacts &pf = f.parameters[size_t(b->parameter())]; // checked by the loader
+      Layout &layout = b->kind() == plan::BufferKind::Parameter ? pf.parameter
+                       : str(b->optimizer_slot()) == "exp_avg"  ? pf.expAvg
+                                                                : pf.expAvgSq;
+      if (!layout.present) {
+        layout.present = true;
+        layout.localShape = dimsOf(b->shape());
+        layout.dimAxes = dimsOf(b->dim_axes());
+        if (layout.dimAxes.empty())
+          layout.dimAxes.assign(layout.localShape.size(), -1);
+        layout.bytesPerDevice = b->bytes();
+      }
+      if (std::find(pf.stages.begin(), pf.stages.end(), stage) == pf.stages.end())
+        pf.stages.push_back(stage);
+    }
+  }
+  for (ParameterFacts &pf : f.parameters)
+    std::sort(pf.stages.begin(), pf.stages.end());
+
+  // The schedule, under the cost model: forward time per stage from its FLOPs.
+  if (int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
+    std::vector<double> flops;
+    for (const StageFacts &s : f.stages)
+      flops.push_back(s.flops);
+    f.stageTimesFromFlops = true;
+    for (double x : flops)
+      f.stageTimesFromFlops = f.stageTimesFromFlops && x > 0 && std::isfinite(x);
+    auto timeline = scheduleOneFOneB(forwardTimesFromFlops(flops), f.microBatches);
+    if (!timeline)
+      return fail(timeline.message());
+    f.timeline = std::move(*timeline);
+  }
+  return f;
+}
+
+} // namespace apc::explain

@@ -1,0 +1,137 @@
+// What `apc explain` says about a plan, gathered once from a loaded plan.fb: the model,
+// the mesh and who has which coordinates, the pipeline stages, every parameter's and
+// optimizer moment's layout, each program's collectives and memory, and the 1F1B
+// schedule under a simple cost model. The text, JSON and SVG renderers read only this.
+#pragma once
+
+#include "runtime/support/Status.h"
+#include "tools/apc/explain/PipelineSchedule.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace apc::plan {
+struct Plan;
+}
+
+namespace apc::explain {
+
+// How one tensor (a parameter or one of its moments) lies on the devices.
+struct Layout {
+  bool present = false;              // false: no program holds it
+  std::vector<int64_t> dimAxes;      // per dim: the mesh axis it is split over, -1 whole
+  std::vector<int64_t> localShape;   // the block one device holds
+  uint64_t bytesPerDevice = 0;
+};
+
+struct ParameterFacts {
+  std::string name;
+  std::vector<int64_t> shape;        // global
+  std::string dtype;                 // master copy ("F32")
+  int layer = -1;                    // decoder layer ("model.layers.N."), -1 outside them
+  std::string pattern;               // the name with the layer index replaced by '*'
+  Layout parameter, expAvg, expAvgSq;
+  std::vector<int> stages;           // pipeline stages whose programs hold it
+};
+
+struct CollectiveFacts {
+  int instruction = 0;               // index in its program
+  std::string kind;                  // all_reduce, all_gather, reduce_scatter, all_slice
+  std::string op;                    // all_reduce: "sum" or "max"; else empty
+  std::vector<int64_t> axes;         // mesh axes of the group
+  int64_t dim = -1;                  // all_gather, reduce_scatter, all_slice
+  int operands = 0;                  // inputs (all_reduce: buffers in the bucket)
+  uint64_t bytes = 0;                // moved per step: inputs (all_gather: output); all_slice 0
+  bool communicates = true;          // all_slice: false (a local slice)
+};
+
+struct ProgramFacts {
+  int index = 0, device = 0, stage = 0;
+  int instructions = 0;
+  double flops = 0;                  // sum of its instructions' estimates
+  uint64_t parameterBytes = 0, optimizerBytes = 0, inputBytes = 0, arenaBytes = 0;
+  int parameterBuffers = 0, optimizerBuffers = 0, inputBuffers = 0;
+  uint64_t totalBytes() const { return parameterBytes + optimizerBytes + inputBytes + arenaBytes; }
+  std::vector<CollectiveFacts> collectives;
+};
+
+struct StageFacts {
+  int firstLayer = 0, numLayers = 0;
+  bool embedding = false, head = false;
+  std::vector<int> ranks;            // global ranks whose program runs this stage
+  double flops = 0;                  // of its first program (0: unknown)
+};
+
+struct PlanFacts {
+  std::string path, producer;
+  unsigned version = 0;
+  // Model.
+  std::string architecture;
+  int64_t layers = 0, hidden = 0, intermediate = 0, heads = 0, kvHeads = 0, headDim = 0,
+          vocab = 0;
+  bool tied = false;
+  int64_t batch = 0, seqLen = 0;
+  std::string precision, parallelPlan, cluster;
+  // Mesh: names (plan.mesh_axes, "axisN" where missing) and sizes; rank r has
+  // coordinates in row-major order.
+  std::vector<std::string> axisNames;
+  std::vector<int64_t> meshShape;
+  int64_t devices = 1;
+  std::vector<int64_t> coordinates(int64_t rank) const;
+  std::string axisName(int64_t axis) const;
+  int64_t axisSize(int64_t axis) const;
+  // Pipeline (absent: one stage with everything, one micro-batch).
+  bool pipelinePresent = false;
+  int microBatches = 1;
+  std::string schedule = "1f1b", recompute = "none";
+  std::vector<StageFacts> stages;
+  std::optional<PipelineTimeline> timeline; // absent when too large to lay out
+  bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)
+  std::vector<ParameterFacts> parameters;
+  std::vector<ProgramFacts> programs;
+  // plan.predicted.
+  bool predictedPresent = false;
+  double predictedFlops = 0, predictedSeconds = 0;
+  uint64_t predictedBytes = 0;
+  std::string predictedCluster;
+};
+
+// The schedule is laid out when stages x micro-batches is at most this.
+constexpr int64_t kMaxScheduledMicroBatchStages = 100000;
+
+// Gathers the facts of a plan that LoadedPlan accepted. Refuses (naming `path`) what the
+// loader does not check and the explanation needs: programs whose `stage` is outside the
+// pipeline, a pipeline without stages or micro-batches, stages outside the model's layers.
+Result<PlanFacts> gatherFacts(const plan::Plan &plan, const std::string &path);
+
+// Renderers.
+std::string renderText(const PlanFacts &facts, const std::string &svgPath = "");
+std::string renderJson(const PlanFacts &facts, const std::string &svgPath = "");
+std::string renderScheduleSvg(const PlanFacts &facts);
+
+// Collectives of one program counted by kind (all_reduce sum and max apart) and mesh
+// axes, in the order all_reduce, all_gather, reduce_scatter, all_slice.
+struct CollectiveSummary {
+  std::string kind, op;
+  std::vector<int64_t> axes;
+  int count = 0, buckets = 0; // buckets: all_reduce instructions of several buffers
+  uint64_t bytes = 0;
+  bool communicates = true;
+};
+std::vector<CollectiveSummary> summarizeCollectives(const ProgramFacts &program);
+// "dp", "dp+tp"
+std::string axesText(const PlanFacts &facts, const std::vector<int64_t> &axes);
+// How a layout reads: "split dim 0 over tp (2 ways) -> [32, 64] per device", "replicated".
+std::string layoutText(const PlanFacts &facts, const Layout &layout);
+
+// Helpers shared by the renderers (and tests).
+std::string humanBytes(uint64_t bytes);              // "812 B", "266.6 KiB", "1.5 GiB"
+std::string dimsText(const std::vector<int64_t> &dims); // "[32, 64]"
+std::string rangesText(const std::vector<int> &sorted); // "0-3, 8, 10-11"
+std::string stageContents(const StageFacts &stage);     // "embedding, layers 0-15"
+std::string devicesText(std::vector<int> devices);      // "devices 0-3"
+std::string ranksText(const std::vector<int> &ranks);   // "ranks 0-3", "rank 5"
+
+} // namespace apc::explain
