@@ -1,0 +1,131 @@
+// The 1F1B schedule of `apc explain --svg` (tools/apc/explain/PipelineSchedule.h): the
+// order of each stage's forwards and backwards, dependencies, and the bubble fraction.
+#include "tools/apc/explain/PipelineSchedule.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+using namespace apc::explain;
+
+namespace {
+
+std::string orderText(int stages, int stage, int microBatches) {
+  std::string s;
+  for (auto [forward, k] : oneFOneBOrder(stages, stage, microBatches))
+    s += (s.empty() ? "" : " ") + std::string(forward ? "F" : "B") + std::to_string(k);
+  return s;
+}
+
+std::string timelineText(const PipelineTimeline &t, int stage) {
+  std::string s;
+  for (const ScheduledOp &op : t.ops[size_t(stage)])
+    s += (s.empty() ? "" : " ") + op.label();
+  return s;
+}
+
+} // namespace
+
+TEST(ExplainSchedule, OneFOneBOrderFourStagesEightMicroBatches) {
+  // Megatron's 1F1B: stage s runs min(p - s - 1, m) warm-up forwards, then one forward and
+  // one backward at a time, then the remaining backwards.
+  EXPECT_EQ(orderText(4, 0, 8), "F0 F1 F2 F3 B0 F4 B1 F5 B2 F6 B3 F7 B4 B5 B6 B7");
+  EXPECT_EQ(orderText(4, 1, 8), "F0 F1 F2 B0 F3 B1 F4 B2 F5 B3 F6 B4 F7 B5 B6 B7");
+  EXPECT_EQ(orderText(4, 2, 8), "F0 F1 B0 F2 B1 F3 B2 F4 B3 F5 B4 F6 B5 F7 B6 B7");
+  EXPECT_EQ(orderText(4, 3, 8), "F0 B0 F1 B1 F2 B2 F3 B3 F4 B4 F5 B5 F6 B6 F7 B7");
+}
+
+TEST(ExplainSchedule, OneStageAlternates) {
+  EXPECT_EQ(orderText(1, 0, 4), "F0 B0 F1 B1 F2 B2 F3 B3");
+  auto t = scheduleOneFOneB({1.0}, 4);
+  ASSERT_TRUE(t) << t.message();
+  EXPECT_EQ(timelineText(*t, 0), "F0 B0 F1 B1 F2 B2 F3 B3");
+  EXPECT_DOUBLE_EQ(t->makespan, 12.0);
+  EXPECT_DOUBLE_EQ(t->bubbleFraction, 0.0);
+}
+
+TEST(ExplainSchedule, FewerMicroBatchesThanStages) {
+  // Warm-up is capped by the micro-batches: every forward first, then every backward.
+  EXPECT_EQ(orderText(4, 0, 2), "F0 F1 B0 B1");
+  EXPECT_EQ(orderText(4, 3, 2), "F0 B0 F1 B1");
+  auto t = scheduleOneFOneB({1, 1, 1, 1}, 2);
+  ASSERT_TRUE(t) << t.message();
+  EXPECT_NEAR(t->bubbleFraction, 3.0 / 5.0, 1e-12);
+}
+
+TEST(ExplainSchedule, EqualStagesBubbleIsFormula) {
+  for (int p : {1, 2, 3, 4, 8})
+    for (int m : {1, 2, 4, 8, 16}) {
+      auto t = scheduleOneFOneB(std::vector<double>(size_t(p), 1.0), m);
+      ASSERT_TRUE(t) << t.message();
+      EXPECT_NEAR(t->bubbleFraction, double(p - 1) / double(m + p - 1), 1e-12)
+          << p << " stages, " << m << " micro-batches";
+      EXPECT_NEAR(t->makespan, 3.0 * (m + p - 1), 1e-9);
+      EXPECT_NEAR(t->busy, 3.0 * m * p, 1e-9);
+    }
+}
+
+TEST(ExplainSchedule, FourByEightTimesAndDependencies) {
+  auto t = scheduleOneFOneB({1, 1, 1, 1}, 8);
+  ASSERT_TRUE(t) << t.message();
+  ASSERT_EQ(t->ops.size(), 4u);
+  for (int s = 0; s < 4; ++s) {
+    ASSERT_EQ(t->ops[size_t(s)].size(), 16u);
+    EXPECT_EQ(timelineText(*t, s), orderText(4, s, 8));
+  }
+  EXPECT_NEAR(t->bubbleFraction, 3.0 / 11.0, 1e-12);
+  // F k on stage s after F k on stage s-1; B k on stage s after B k on stage s+1; no
+  // overlap on a stage; backward twice the forward.
+  auto find = [&](int s, bool forward, int k) {
+    for (const ScheduledOp &op : t->ops[size_t(s)])
+      if (op.forward == forward && op.microBatch == k)
+        return op;
+    ADD_FAILURE() << "missing op";
+    return ScheduledOp{};
+  };
+  for (int s = 0; s < 4; ++s) {
+    for (size_t i = 1; i < t->ops[size_t(s)].size(); ++i)
+      EXPECT_GE(t->ops[size_t(s)][i].start, t->ops[size_t(s)][i - 1].end);
+    for (int k = 0; k < 8; ++k) {
+      ScheduledOp f = find(s, true, k), b = find(s, false, k);
+      EXPECT_DOUBLE_EQ(f.end - f.start, 1.0);
+      EXPECT_DOUBLE_EQ(b.end - b.start, 2.0);
+      if (s > 0)
+        EXPECT_GE(f.start, find(s - 1, true, k).end);
+      if (s < 3)
+        EXPECT_GE(b.start, find(s + 1, false, k).end);
+      else
+        EXPECT_GE(b.start, f.end);
+    }
+  }
+  // The classic picture: stage 0 starts its first backward after every stage has run
+  // forward 0 and the backwards came back: F0 ends at 1 on stage 0, 4 on stage 3, B0 on
+  // stage 3 ends at 6 and reaches stage 0 at 12.
+  EXPECT_DOUBLE_EQ(find(3, true, 0).start, 3.0);
+  EXPECT_DOUBLE_EQ(find(0, false, 0).start, 10.0);
+  EXPECT_DOUBLE_EQ(t->makespan, 33.0);
+}
+
+TEST(ExplainSchedule, UnequalStagesFromFlops) {
+  std::vector<double> times = forwardTimesFromFlops({2e9, 4e9});
+  ASSERT_EQ(times.size(), 2u);
+  EXPECT_DOUBLE_EQ(times[0], 0.5);
+  EXPECT_DOUBLE_EQ(times[1], 1.0);
+  // Unknown (zero, negative or NaN) FLOPs anywhere: equal times.
+  EXPECT_EQ(forwardTimesFromFlops({2e9, 0}), (std::vector<double>{1, 1}));
+  EXPECT_EQ(forwardTimesFromFlops({-1, 5}), (std::vector<double>{1, 1}));
+  auto t = scheduleOneFOneB(times, 4);
+  ASSERT_TRUE(t) << t.message();
+  // The slow last stage dominates: busy 4 x (0.5 + 1) + 4 x (1 + 2) = 18 of 2 x makespan.
+  EXPECT_NEAR(t->busy, 18.0, 1e-12);
+  EXPECT_GT(t->bubbleFraction, 1.0 / 5.0);
+  EXPECT_NEAR(t->bubbleFraction, 1.0 - t->busy / (2 * t->makespan), 1e-12);
+}
+
+TEST(ExplainSchedule, Refusals) {
+  EXPECT_FALSE(scheduleOneFOneB({}, 4));
+  EXPECT_FALSE(scheduleOneFOneB({1.0}, 0));
+  EXPECT_FALSE(scheduleOneFOneB({1.0, 0.0}, 2));
+  EXPECT_TRUE(oneFOneBOrder(2, 5, 3).empty());
+}
