@@ -10,6 +10,7 @@
 // axis and, under ZeRO, sharded on the dp axis (see docs/partitioning.md).
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
+#include "compiler/partition/ShardedValues.h"
 #include "compiler/support/EntryFunction.h"
 
 #include "dialects/ap/IR/ApOps.h"
@@ -31,22 +32,9 @@ namespace apc {
 namespace {
 
 using namespace mlir;
-
-struct AxisState {
-  enum Kind : uint8_t { R, S, P } kind = R;
-  int64_t dim = 0;
-  static AxisState r() { return {}; }
-  static AxisState s(int64_t d) { return {S, d}; }
-  static AxisState p() { return {P, 0}; }
-  bool isSplit() const { return kind == S; }
-  bool operator==(const AxisState &o) const {
-    return kind == o.kind && (kind != S || dim == o.dim);
-  }
-  bool operator!=(const AxisState &o) const { return !(*this == o); }
-};
-using Sharding = SmallVector<AxisState, 2>;
-
-constexpr llvm::StringLiteral kGrid = "mesh";
+using partition::AxisState;
+using partition::kGrid;
+using partition::Sharding;
 
 // Megatron's split of a Llama parameter on the tensor-parallel axis, by name.
 AxisState megatronLayout(StringRef name) {
@@ -62,17 +50,20 @@ AxisState megatronLayout(StringRef name) {
   return AxisState::r();    // norms
 }
 
-class Partitioner {
+// The mesh of a plan: [dp], or [dp, tp] when tp > 1.
+SmallVector<int64_t> meshOf(const partition::ParallelPlan &plan) {
+  SmallVector<int64_t> mesh{plan.dp};
+  if (plan.tp > 1)
+    mesh.push_back(plan.tp);
+  return mesh;
+}
+
+class Partitioner : partition::ShardedValues {
 public:
   Partitioner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan,
               double bucketBytes)
-      : module_(module), fn_(fn), plan_(plan), bucketBytes_(bucketBytes) {
-    mesh_.push_back(plan.dp);
-    if (plan.tp > 1) {
-      mesh_.push_back(plan.tp);
-      tpAxis_ = 1;
-    }
-  }
+      : ShardedValues(module.getContext(), meshOf(plan), plan.tp > 1 ? 1 : -1), module_(module),
+        fn_(fn), plan_(plan), bucketBytes_(bucketBytes) {}
 
   LogicalResult run() {
     if (module_.lookupSymbol(kGrid))
@@ -98,58 +89,6 @@ public:
   }
 
 private:
-  int numAxes() const { return int(mesh_.size()); }
-  Sharding replicated() const { return Sharding(numAxes(), AxisState::r()); }
-  RankedTensorType globalOf(Value v) {
-    if (auto it = global_.find(v); it != global_.end())
-      return it->second;
-    return cast<RankedTensorType>(v.getType());
-  }
-  Sharding shardingOf(Value v) {
-    if (auto it = sharding_.find(v); it != sharding_.end())
-      return it->second;
-    return replicated();
-  }
-  AxisState st(Value v, int axis) { return shardingOf(v)[axis]; }
-  int64_t rankOf(Value v) { return globalOf(v).getRank(); }
-
-  RankedTensorType localType(RankedTensorType global, const Sharding &s) {
-    SmallVector<int64_t> shape(global.getShape());
-    for (int a = 0; a < numAxes(); ++a)
-      if (s[a].isSplit())
-        shape[s[a].dim] /= mesh_[a];
-    return RankedTensorType::get(shape, global.getElementType());
-  }
-
-  // Records `v`'s global type and sharding and gives it its local type.
-  LogicalResult assign(Value v, RankedTensorType global, const Sharding &s) {
-    for (int a = 0; a < numAxes(); ++a) {
-      if (!s[a].isSplit())
-        continue;
-      int64_t d = s[a].dim;
-      if (d >= global.getRank() || global.getDimSize(d) % mesh_[a] != 0) {
-        emitError(v.getLoc()) << "ap-partition: cannot split " << global << " on dim " << d
-                              << " into " << mesh_[a] << " parts (mesh axis "
-                              << axisName(a) << ")";
-        failed_ = true;
-        return failure();
-      }
-      for (int b = 0; b < a; ++b)
-        if (s[b].isSplit() && s[b].dim == d) {
-          emitError(v.getLoc()) << "ap-partition: dim " << d << " of " << global
-                                << " would be split over two mesh axes";
-          failed_ = true;
-          return failure();
-        }
-    }
-    global_[v] = global;
-    sharding_[v] = s;
-    v.setType(localType(global, s));
-    return success();
-  }
-
-  std::string axisName(int a) const { return a == tpAxis_ ? "tp" : "dp"; }
-
   // ---- Parameters and their optimizer layout ----
 
   // The layout AdamW updates a parameter in: Megatron's split on tp, and under ZeRO a
@@ -239,87 +178,6 @@ private:
       argByName_[name] = arg;
     }
     return success();
-  }
-
-  // ---- Conversions ----
-
-  shard::ReductionKind sum() { return shard::ReductionKind::Sum; }
-
-  // One collective on `axis` from `from` to `to`, inserted with `b`.
-  Value collective(OpBuilder &b, Value v, int axis, AxisState from, AxisState to) {
-    Location loc = v.getLoc();
-    Sharding s = shardingOf(v);
-    RankedTensorType global = globalOf(v);
-    Sharding target = s;
-    target[axis] = to;
-    Type local = localType(global, target);
-    SmallVector<shard::GridAxis> axes{shard::GridAxis(axis)};
-    Operation *op = nullptr;
-    if (from.kind == AxisState::P && to.kind == AxisState::R)
-      op = shard::AllReduceOp::create(b, loc, local, kGrid, axes, v, sum());
-    else if (from.kind == AxisState::P && to.isSplit())
-      op = shard::ReduceScatterOp::create(
-          b, loc, local, FlatSymbolRefAttr::get(b.getContext(), kGrid),
-          b.getDenseI16ArrayAttr(axes), v,
-          shard::ReductionKindAttr::get(b.getContext(), sum()), b.getIndexAttr(to.dim));
-    else if (from.isSplit() && to.kind == AxisState::R)
-      op = shard::AllGatherOp::create(b, loc, local, FlatSymbolRefAttr::get(b.getContext(), kGrid),
-                                      b.getDenseI16ArrayAttr(axes), v, b.getIndexAttr(from.dim));
-    else if (from.kind == AxisState::R && to.isSplit())
-      op = shard::AllSliceOp::create(b, loc, local, v, kGrid, axes, to.dim);
-    Value result = op->getResult(0);
-    global_[result] = global;
-    sharding_[result] = target;
-    return result;
-  }
-
-  // `v` in state `to` on `axis`. Cached per (value, axis, state), placed right after
-  // `v` is complete, unless `before` is given (ZeRO-3 gathers: one per use, freed after).
-  Value convert(Value v, int axis, AxisState to, Operation *before = nullptr) {
-    AxisState from = st(v, axis);
-    if (from == to)
-      return v;
-    auto key = std::make_tuple(v, axis, int(to.kind), to.dim);
-    if (!before)
-      if (auto it = conversions_.find(key); it != conversions_.end())
-        return it->second;
-    if (to.kind == AxisState::P) {
-      emitError(v.getLoc()) << "ap-partition: no rule makes a partial sum on mesh axis "
-                            << axisName(axis);
-      failed_ = true;
-      return v;
-    }
-    OpBuilder b(fn_.getContext());
-    if (before)
-      b.setInsertionPoint(before);
-    else if (!v.getDefiningOp() || (from.kind == AxisState::R && to.isSplit()))
-      b.setInsertionPoint(current_); // arguments and slices (no communication): right
-                                     // before the first user, so they live briefly
-    else
-      b.setInsertionPointAfter(v.getDefiningOp());
-    Value result;
-    if (from.isSplit() && to.isSplit()) { // another split dim: gather, then slice
-      Value whole = collective(b, v, axis, from, AxisState::r());
-      result = collective(b, whole, axis, AxisState::r(), to);
-    } else if (from.kind == AxisState::P && !globalOf(v).getElementType().isF32()) {
-      // The runtime's reductions are f32: reduce a bf16 or f16 partial sum in f32.
-      RankedTensorType global = globalOf(v);
-      Sharding s = shardingOf(v);
-      auto wide = RankedTensorType::get(global.getShape(), b.getF32Type());
-      Value up = ap::CastOp::create(b, v.getLoc(), localType(wide, s), v);
-      global_[up] = wide;
-      sharding_[up] = s;
-      Value reduced = collective(b, up, axis, from, to);
-      Sharding t = shardingOf(reduced);
-      result = ap::CastOp::create(b, v.getLoc(), localType(global, t), reduced);
-      global_[result] = global;
-      sharding_[result] = t;
-    } else {
-      result = collective(b, v, axis, from, to);
-    }
-    if (!before)
-      conversions_[key] = result;
-    return result;
   }
 
   // Operand `i` of `op` in state `to` on `axis`.
@@ -636,24 +494,6 @@ private:
     Value max, sumExp;
   };
 
-  Value allReduceMax(OpBuilder &b, Value v, int axis) {
-    SmallVector<shard::GridAxis> axes{shard::GridAxis(axis)};
-    Value r = shard::AllReduceOp::create(b, v.getLoc(), v.getType(), kGrid, axes, v,
-                                         shard::ReductionKind::Max)
-                  .getResult();
-    global_[r] = globalOf(v);
-    sharding_[r] = shardingOf(v);
-    return r;
-  }
-
-  // A new op's result with the given global type and sharding.
-  Value record(Value v, RankedTensorType global, const Sharding &s) {
-    global_[v] = global;
-    sharding_[v] = s;
-    v.setType(localType(global, s));
-    return v;
-  }
-
   VocabStats vocabStats(OpBuilder &b, Value logits, Value labels, int64_t ignoreIndex,
                         int axis) {
     auto key = std::make_pair(logits, labels);
@@ -934,13 +774,6 @@ private:
   func::FuncOp fn_;
   partition::ParallelPlan plan_;
   double bucketBytes_;
-  SmallVector<int64_t> mesh_;
-  int tpAxis_ = -1;
-  bool failed_ = false;
-  Operation *current_ = nullptr; // the op being partitioned
-  llvm::DenseMap<Value, RankedTensorType> global_;
-  llvm::DenseMap<Value, Sharding> sharding_;
-  llvm::DenseMap<std::tuple<Value, int, int, int64_t>, Value> conversions_;
   llvm::DenseMap<Value, Sharding> layouts_;        // parameter -> optimizer layout
   llvm::DenseMap<Value, Value> gradParam_;         // AdamW's gradient -> its parameter
   llvm::DenseMap<Operation *, Value> adamParam_;   // AdamW -> its parameter argument
