@@ -230,7 +230,8 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     if (pf.stage < 0 || pf.stage >= int(f.stages.size()))
       return fail("program " + std::to_string(i) + " (device " + std::to_string(pf.device) +
                   ") runs pipeline stage " + std::to_string(pf.stage) + " but the plan has " +
-                  (f.pipelinePresent ? std::to_string(f.stages.size()) + " stages"
+                  (f.pipelinePresent ? std::to_string(f.stages.size()) +
+                                           (f.stages.size() == 1 ? " stage" : " stages")
                                      : std::string("no pipeline section (one stage)")));
     const auto &buffers = *program.buffers();
     for (const plan::Buffer *b : buffers) {
