@@ -65,6 +65,41 @@ def ApOptimizerPass : Pass<"ap-optimizer", "mlir::ModuleOp"> {
   ];
 }
 
+def ApRecomputePass : Pass<"ap-recompute", "mlir::ModuleOp"> {
+  let summary = "activation recomputation: the backward reads re-run forward ops";
+  let description = [{
+    Runs on the training step after ap-autodiff (and ap-optimizer), before
+    ap-partition. Arena planning keeps a buffer from its writer to its last reader, so
+    a forward activation read by the backward lives until then; this pass clones forward
+    ops right before the first backward op that needs them (in forward order) and makes
+    the backward read the clones, so the originals die when the forward is done with
+    them. The clones recompute the same ops on the same inputs: bit-identical results.
+
+    Layers come from the dataflow: parameters `model.layers.N.*` are in layer N,
+    `model.norm.weight` and `lm_head.weight` in the head, the embedding and the batch in
+    none; an op is in the largest layer of its operands (the head above all layers), so
+    the casts of mixed precision are in their weight's layer.
+
+    - `mode=full`: per decoder layer, every op of the layer whose result the backward
+      reads is recomputed, with what it needs inside the layer (the minimal set), right
+      before the layer's first backward use. Values from outside the layer (its input
+      residual stream, the parameters) and values leaving it (read by a forward op of
+      another layer: the next layer's input) are kept: each layer saves only its input.
+    - `mode=selective`: the attention core: each `ap.attention` and the reshapes of its
+      result, recomputed right before the first backward read (o_proj's weight
+      gradient). q, k and v stay (attention_grad reads them); the S x S probabilities are
+      never stored by our attention in the first place.
+    - `mode=none`: nothing.
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"none\"",
+           "what to recompute: none, selective (attention core) or full (whole layers)">
+  ];
+  let statistics = [
+    Statistic<"numRecomputedOps", "recomputed-ops", "Forward ops cloned into the backward">
+  ];
+}
+
 def ApPartitionPass : Pass<"ap-partition", "mlir::ModuleOp"> {
   let summary = "split the training step across devices as the parallel plan says";
   let description = [{
