@@ -180,11 +180,10 @@ Status checkImplemented(const ParallelPlan &p) {
   // What this version implements; the rest of the grammar is accepted and refused here.
   auto notYet = [](const std::string &what) {
     return Status::error(what + " is not implemented yet in this version of apc (plans with "
-                                "dp, tp, sp and zero, and pp=1, are)");
+                                "dp, tp, sp, zero and recompute, and pp=1, are)");
   };
   if (p.pp > 1 || p.mb > 1 || !p.stages.empty())
     return notYet("pipeline parallelism (plan fields 'pp', 'mb', 'stages')");
-  if (p.recompute != "none") return notYet("plan field 'recompute'");
   return Status::ok();
 }
 

@@ -44,7 +44,7 @@ struct PlanContext {
 // dp divides the batch, ...) and what this version implements.
 Status validate(const ParallelPlan &plan, const PlanContext &context);
 
-// Whether this version can partition `plan` (dp, tp, sp, zero today); the rest of the
+// Whether this version can compile `plan` (dp, tp, sp, zero, recompute today); the rest of the
 // grammar is refused by name, never ignored. `validate` ends with this check.
 Status checkImplemented(const ParallelPlan &plan);
 

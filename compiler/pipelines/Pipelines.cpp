@@ -1,6 +1,7 @@
 #include "compiler/pipelines/Pipelines.h"
 
 #include "compiler/Passes.h"
+#include "compiler/partition/ParallelPlan.h"
 
 #include "mlir/Pass/PassRegistry.h"
 
@@ -8,7 +9,7 @@ namespace apc {
 
 const std::vector<std::string> &phaseNames() {
   static const std::vector<std::string> names = {"input", "mixed-precision", "autodiff",
-                                                 "optimizer", "partition"};
+                                                 "optimizer", "recompute", "partition"};
   return names;
 }
 
@@ -39,6 +40,14 @@ void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &opt
   optimizer.weightDecay = options.weightDecay;
   optimizer.maxGradNorm = options.maxGradNorm;
   pm.addPass(createApOptimizerPass(optimizer));
+  if (last < Phase::Recompute)
+    return;
+  // The mode comes from the plan's `recompute` field; a plan that does not parse is
+  // reported by ap-partition (and by apc compile before any pass runs).
+  ApRecomputePassOptions recompute;
+  if (auto plan = partition::parseParallelPlan(options.parallelPlan))
+    recompute.mode = plan->recompute;
+  pm.addPass(createApRecomputePass(recompute));
   if (last < Phase::Partition)
     return;
   ApPartitionPassOptions partition;
@@ -53,6 +62,9 @@ struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
   Option<double> maxGradNorm{*this, "max-grad-norm",
                              llvm::cl::desc("clip to this global norm (0: off)"),
                              llvm::cl::init(0.0)};
+  Option<std::string> plan{*this, "plan",
+                           llvm::cl::desc("the parallel plan (\"dp=1,recompute=full\")"),
+                           llvm::cl::init("dp=1")};
 };
 } // namespace
 
@@ -64,6 +76,7 @@ void registerCompilerPasses() {
         TrainStepOptions options;
         options.precision = o.precision;
         options.maxGradNorm = o.maxGradNorm;
+        options.parallelPlan = o.plan;
         buildTrainStepPipeline(pm, options);
       });
 }

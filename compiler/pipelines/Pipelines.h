@@ -3,6 +3,8 @@
 // Phases run in order; `--compile-to=<phase>` stops after one so a user can read the
 // IR there. Mixed precision runs before autodiff on purpose: the backward pass then
 // inherits the forward pass's precision and parameter gradients come out in f32.
+// Recomputation runs on the whole step before partitioning, so the partitioner splits the
+// recomputed ops like any others.
 #pragma once
 
 #include "mlir/Pass/PassManager.h"
@@ -13,9 +15,10 @@
 
 namespace apc {
 
-enum class Phase { Input, MixedPrecision, Autodiff, Optimizer, Partition };
+enum class Phase { Input, MixedPrecision, Autodiff, Optimizer, Recompute, Partition };
 
-// Phase names as users type them: input, mixed-precision, autodiff, optimizer, partition.
+// Phase names as users type them: input, mixed-precision, autodiff, optimizer, recompute,
+// partition.
 const std::vector<std::string> &phaseNames();
 std::optional<Phase> parsePhase(const std::string &name);
 
@@ -23,7 +26,9 @@ struct TrainStepOptions {
   std::string precision = "bf16"; // bf16 | fp32
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 0.01;
   double maxGradNorm = 0.0; // 0: no clipping
-  std::string parallelPlan = "dp=1"; // see compiler/partition/ParallelPlan.h
+  // See compiler/partition/ParallelPlan.h. ap-recompute takes its mode from the plan's
+  // `recompute` field, ap-partition the rest.
+  std::string parallelPlan = "dp=1";
 };
 
 // Adds the passes up to and including `last`.

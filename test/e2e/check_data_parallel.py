@@ -38,7 +38,7 @@ torchrun-style launches) equals the single-device run; dead or silent ranks end 
    trainer_state step == N, N a multiple of 25) and no checkpoint of the last step exists.
    Temporary '.checkpoint-*' folders (ignored by --resume) are reported, not failed.
 3. refusals: `apc compile` exits 2 with a message naming the plan field for plans that are not
-   implemented (pp, mb, stages, recompute), infeasible (degrees vs device count, dp not dividing
+   implemented (pp, mb, stages), infeasible (degrees vs device count, dp not dividing
    the batch, tp not dividing the heads or the vocabulary, sp without tp, zero without dp) or
    malformed; '{"dp": 2}', "dp=2" and the default plan give byte-identical plans; aprun refuses
    a plan whose device count differs from the job's, and a multi-rank job without
@@ -566,7 +566,6 @@ REFUSALS = [
     ("cpu:2", "pp=2", "m96", [r"'pp'", r"not implemented yet"]),
     ("cpu:2", "dp=2,mb=2", "m96", [r"'mb'", r"not implemented yet"]),
     ("cpu:2", "dp=2,stages=2", "m96", [r"'stages'", r"not implemented yet"]),
-    ("cpu:2", "dp=2,recompute=full", "m96", [r"'recompute'", r"not implemented yet"]),
     ("cpu:2", "tp=2", "m", [r"'tp'", r"vocabulary \(97\)"]),
     ("cpu:2", "zero=1,tp=2", "m96", [r"'zero'", r"dp > 1"]),
     ("cpu:2", "dp=2,zero=4", "m96", [r"'zero'", r"0, 1, 2 or 3"]),

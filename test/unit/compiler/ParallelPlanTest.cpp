@@ -103,7 +103,8 @@ TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
 }
 
 TEST(ParallelPlanTest, UnimplementedSplitsAreRefusedNotIgnored) {
-  for (const char *plan : {"dp=1,pp=2", "dp=2,mb=2", "dp=2,recompute=full", "dp=2,stages=1+1"}) {
+  for (const char *plan : {"dp=1,pp=2", "dp=2,mb=2", "dp=2,stages=1+1",
+                           "dp=1,pp=2,recompute=full"}) {
     auto parsed = parseParallelPlan(plan);
     ASSERT_TRUE(parsed) << plan;
     EXPECT_NE(refusal(plan, parsed->devices()).find("is not implemented yet"), std::string::npos)
@@ -113,7 +114,8 @@ TEST(ParallelPlanTest, UnimplementedSplitsAreRefusedNotIgnored) {
 
 TEST(ParallelPlanTest, ImplementedSplitsAreAccepted) {
   for (const char *plan : {"dp=1,tp=2", "dp=2,zero=1", "dp=2,zero=3", "dp=1,tp=2,sp=on",
-                           "dp=2,tp=2,sp=on,zero=2"}) {
+                           "dp=2,tp=2,sp=on,zero=2", "dp=1,recompute=selective",
+                           "dp=2,recompute=full", "dp=1,tp=2,sp=on,recompute=selective"}) {
     auto parsed = parseParallelPlan(plan);
     ASSERT_TRUE(parsed) << plan;
     EXPECT_TRUE(validate(*parsed, tinyContext(parsed->devices()))) << plan;
