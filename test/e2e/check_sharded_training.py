@@ -23,7 +23,7 @@ tensors, gathered from the shards), trainer_state and config; every tensor of th
 the optimizer state within rtol (relative error norm).
 Resume under another plan: the tp2-sp run's checkpoint-5 (written from shards) resumed on one
 device for steps 6..10 gives dp1's losses and final tensors; dp1's checkpoint-5 resumed under
-dp=2,tp=2,sp=on,zero=1 likewise.
+dp=2,tp=2,sp=on,zero=1 likewise, and a dp=2,zero=3 checkpoint-5 resumed under tp=2.
 
 apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
 Run: .venv/bin/python test/e2e/check_sharded_training.py [--only NAME] [--keep]
@@ -168,6 +168,15 @@ def sharded_case(case, root, rep, only):
             run_tool("aprun", ["--nproc", "4", "--comm-timeout", "60"] +
                      flags("all4.fb", "from-dp1", ["--resume", resume]), workdir, env=env, timeout=180)
             compare_resumed("%s/resume dp1 -> dp2-tp2-sp-zero1" % name, workdir, "from-dp1", want_metrics, want_ck, rep)
+            # ZeRO-3 (parameters and moments split over dp) -> tensor parallel.
+            compile_plan(workdir, "zero3", "dp=2,zero=3", 2)
+            run_tool("aprun", ["--nproc", "2", "--comm-timeout", "60"] +
+                     flags("zero3.fb", "zero3-5", ["--save-every", "5", "--steps", "5"]), workdir, env=env, timeout=180)
+            compile_plan(workdir, "tp2", "tp=2", 2)
+            resume = os.path.join(workdir, "zero3-5", "checkpoint-5")
+            run_tool("aprun", ["--nproc", "2", "--comm-timeout", "60"] +
+                     flags("tp2.fb", "from-zero3", ["--resume", resume]), workdir, env=env, timeout=180)
+            compare_resumed("%s/resume zero3 -> tp2" % name, workdir, "from-zero3", want_metrics, want_ck, rep)
         except (StageFailure, OSError, ValueError) as e:
             rep.check("%s/resume under another plan" % name, False, str(e))
 
