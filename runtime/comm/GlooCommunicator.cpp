@@ -19,14 +19,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace apc::comm {
 
@@ -217,6 +220,37 @@ template <typename T> void maxFn(void *c, const void *a, const void *b, size_t n
     out[i] = (x[i] > y[i] || std::isnan(x[i])) ? x[i] : y[i];
 }
 
+// Point to point: every message is a header (its size) on one slot, then the data on
+// another, both derived from the tag under a prefix that Gloo's collectives do not use.
+// The receiver takes the header first and posts the data receive only when the sizes
+// agree: Gloo's transport aborts the process when more bytes arrive than were posted,
+// and silently leaves the rest unwritten when fewer do.
+struct P2PHeader {
+  uint32_t magic;
+  uint32_t tag;
+  uint64_t bytes;
+};
+constexpr uint32_t kP2PMagic = 0x41504370; // "pCPA"
+constexpr uint64_t kP2PSlotPrefix = uint64_t(0x50) << 56;
+uint64_t p2pSlot(bool data, uint32_t tag) {
+  return kP2PSlotPrefix | (uint64_t(data ? 1 : 0) << 40) | uint64_t(tag);
+}
+
+// An error of ours (not Gloo's) inside an operation: its message is the explanation.
+struct P2PError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A posted send: a copy of the caller's data, alive until Gloo has written it.
+struct PendingSend {
+  int peer = 0;
+  uint32_t tag = 0;
+  size_t bytes = 0;
+  P2PHeader header{};
+  std::unique_ptr<uint8_t[]> data;
+  std::unique_ptr<gloo::transport::UnboundBuffer> headerBuffer, dataBuffer;
+};
+
 class GlooCommunicator final : public Communicator {
 public:
   GlooCommunicator(std::shared_ptr<gloo::rendezvous::Context> context,
@@ -225,7 +259,18 @@ public:
       : context_(std::move(context)), device_(std::move(device)), name_(std::move(name)),
         globalRanks_(std::move(globalRanks)), timeout_(timeout) {}
 
+  // Sends still in flight are waited for (each within the timeout), so that a message
+  // the peer is receiving is not cut off; after an error they are abandoned.
   ~GlooCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(stateMutex_);
+      stopping_ = true;
+      if (!broken_.empty())
+        abandonSends();
+    }
+    stateCv_.notify_all();
+    if (reaper_.joinable())
+      reaper_.join();
     try {
       context_.reset();
       device_.reset();
@@ -314,7 +359,134 @@ public:
     });
   }
 
+  // Copies the data, posts the header and the data, and returns: Gloo writes them when
+  // the peer posts its receives. The reaper thread frees the copy once written.
+  Status send(const void *data, size_t bytes, int peer, uint32_t tag) override {
+    std::string what = "send to " + peerName(peer) + " (tag " + std::to_string(tag) + ")";
+    if (peer < 0 || peer >= size())
+      return Status::error(what + " in group '" + name_ + "': not a rank of this group of " +
+                           std::to_string(size()));
+    if (peer == rank())
+      return run(what, [&] { self_.put(data, bytes, tag); });
+    return run(
+        what,
+        [&] {
+          auto pending = std::make_unique<PendingSend>();
+          pending->peer = peer;
+          pending->tag = tag;
+          pending->bytes = bytes;
+          pending->header = P2PHeader{kP2PMagic, tag, uint64_t(bytes)};
+          pending->headerBuffer =
+              context_->createUnboundBuffer(&pending->header, sizeof(P2PHeader));
+          if (bytes > 0) {
+            pending->data.reset(new uint8_t[bytes]);
+            std::memcpy(pending->data.get(), data, bytes);
+            pending->dataBuffer = context_->createUnboundBuffer(pending->data.get(), bytes);
+          }
+          pending->headerBuffer->send(peer, p2pSlot(false, tag), 0, sizeof(P2PHeader));
+          if (bytes > 0)
+            pending->dataBuffer->send(peer, p2pSlot(true, tag), 0, bytes);
+          std::lock_guard<std::mutex> lock(stateMutex_);
+          sends_.push_back(std::move(pending));
+          if (!reaper_.joinable())
+            reaper_ = std::thread([this] { reap(); });
+          stateCv_.notify_all();
+        },
+        peer, "did not take it within");
+  }
+
+  // Takes the header, compares the sizes, then receives the data in place; the whole
+  // within the timeout.
+  Status recv(void *data, size_t bytes, int peer, uint32_t tag) override {
+    std::string what = "recv from " + peerName(peer) + " (tag " + std::to_string(tag) + ")";
+    if (peer < 0 || peer >= size())
+      return Status::error(what + " in group '" + name_ + "': not a rank of this group of " +
+                           std::to_string(size()));
+    if (peer == rank()) {
+      Status taken = Status::ok();
+      Status s = run(what, [&] {
+        taken = self_.take(data, bytes, tag, what + " in group '" + name_ + "'");
+      });
+      return s.isOk() ? taken : s;
+    }
+    return run(
+        what,
+        [&] {
+          auto deadline = std::chrono::steady_clock::now() + timeout_;
+          P2PHeader header{};
+          auto headerBuffer = context_->createUnboundBuffer(&header, sizeof(P2PHeader));
+          headerBuffer->recv(peer, p2pSlot(false, tag), 0, sizeof(P2PHeader));
+          if (!headerBuffer->waitRecv(timeout_))
+            throw gloo::IoException("the receive was aborted");
+          if (header.magic != kP2PMagic || header.tag != tag)
+            throw P2PError(peerName(peer) + " sent a garbled message header with tag " +
+                           std::to_string(tag));
+          if (header.bytes != uint64_t(bytes))
+            throw P2PError(peerName(peer) + " sent " + std::to_string(header.bytes) +
+                           " bytes with tag " + std::to_string(tag) + " but this rank receives " +
+                           std::to_string(bytes) + " (sizes must match; nothing was written)");
+          if (bytes == 0)
+            return;
+          auto dataBuffer = context_->createUnboundBuffer(data, bytes);
+          dataBuffer->recv(peer, p2pSlot(true, tag), 0, bytes);
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              deadline - std::chrono::steady_clock::now());
+          if (!dataBuffer->waitRecv(std::max(left, std::chrono::milliseconds(1))))
+            throw gloo::IoException("the receive was aborted");
+        },
+        peer, "sent nothing within");
+  }
+
 private:
+  // "rank 3", or "rank 3 (group rank 1)" where they differ.
+  std::string peerName(int peer) const {
+    if (peer < 0 || size_t(peer) >= globalRanks_.size())
+      return "rank " + std::to_string(peer);
+    int global = globalRanks_[size_t(peer)];
+    return "rank " + std::to_string(global) +
+           (global == peer ? "" : " (group rank " + std::to_string(peer) + ")");
+  }
+
+  // The reaper thread: waits for the oldest posted send to be written, frees it, and so
+  // on. A send no recv takes within the timeout breaks the communicator (Gloo then
+  // closes its connections, so that every rank's next call fails).
+  void reap() {
+    std::unique_lock<std::mutex> lock(stateMutex_);
+    for (;;) {
+      stateCv_.wait(lock, [&] { return stopping_ || !sends_.empty(); });
+      if (sends_.empty())
+        return;
+      PendingSend &s = *sends_.front(); // only this thread pops
+      lock.unlock();
+      std::string error;
+      try {
+        if (s.headerBuffer->waitSend(timeout_))
+          if (s.dataBuffer)
+            s.dataBuffer->waitSend(timeout_);
+      } catch (const std::exception &e) {
+        error = explain(e.what(), s.peer, "did not take it within");
+      } catch (...) {
+        error = "unknown exception from Gloo";
+      }
+      lock.lock();
+      if (!error.empty() && broken_.empty())
+        broken_ = "a send to " + peerName(s.peer) + " (tag " + std::to_string(s.tag) + ", " +
+                  std::to_string(s.bytes) + " bytes) failed: " + error;
+      if (!broken_.empty() && stopping_)
+        abandonSends();
+      sends_.pop_front();
+    }
+  }
+
+  // Makes the reaper's waits return at once (stateMutex_ held).
+  void abandonSends() {
+    for (auto &s : sends_) {
+      s->headerBuffer->abortWaitSend();
+      if (s->dataBuffer)
+        s->dataBuffer->abortWaitSend();
+    }
+  }
+
   template <typename T>
   Status allReduce(const char *what, T *data, size_t count,
                    void (*fn)(void *, const void *, const void *, size_t)) {
@@ -329,25 +501,39 @@ private:
     });
   }
 
-  template <typename F> Status run(const char *what, F &&body) {
+  // Runs one operation; its failure (or an earlier one, also from the reaper) breaks the
+  // communicator. `peer` and `silent`: a point-to-point operation's peer (group rank),
+  // named when Gloo's message names nobody, and what it failed to do in time.
+  template <typename F>
+  Status run(const std::string &what, F &&body, int peer = -1, const char *silent = nullptr) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!broken_.empty())
-      return Status::error(std::string(what) + " in group '" + name_ +
-                           "': the communicator failed earlier: " + broken_);
+    {
+      std::lock_guard<std::mutex> state(stateMutex_);
+      if (!broken_.empty())
+        return Status::error(what + " in group '" + name_ +
+                             "': the communicator failed earlier: " + broken_);
+    }
+    std::string reason;
     try {
       body();
       return Status::ok();
+    } catch (const P2PError &e) {
+      reason = e.what();
     } catch (const std::exception &e) {
-      broken_ = explain(e.what());
+      reason = explain(e.what(), peer, silent);
     } catch (...) {
-      broken_ = "unknown exception from Gloo";
+      reason = "unknown exception from Gloo";
     }
-    return Status::error(std::string(what) + " in group '" + name_ + "' (rank " +
+    std::lock_guard<std::mutex> state(stateMutex_);
+    if (broken_.empty()) // else the reaper's failure came first (and caused this one)
+      broken_ = reason;
+    return Status::error(what + " in group '" + name_ + "' (rank " +
                          std::to_string(globalRanks_[size_t(rank())]) + "): " + broken_);
   }
 
   // "rank 1 stopped answering (connection closed) [gloo: ...]"
-  std::string explain(const std::string &raw) const {
+  std::string explain(const std::string &raw, int peer = -1,
+                      const char *silent = nullptr) const {
     std::string msg = stripLocations(raw);
     std::set<int> peers;
     for (const auto &[address, global] : peers_) {
@@ -363,12 +549,17 @@ private:
     std::string who;
     for (int p : peers)
       who += (who.empty() ? "rank " : ", rank ") + std::to_string(p);
+    const bool named = !who.empty();
+    if (!named && peer >= 0)
+      who = peerName(peer);
     bool closed = containsAny(msg, {"closed", "reset", "EOF", "Broken pipe", "refused",
                                     "Connection"});
     bool timedOut = containsAny(msg, {"Timed out", "timed out", "timeout", "Timeout"});
     std::string ms = std::to_string(timeout_.count());
     std::string summary;
-    if (!who.empty() && timedOut)
+    if (!named && !who.empty() && timedOut && silent)
+      summary = who + " " + silent + " " + ms + " ms";
+    else if (!who.empty() && timedOut)
       summary = who + " did not answer within " + ms + " ms";
     else if (!who.empty() && closed)
       summary = who + " stopped answering (connection closed)";
@@ -390,8 +581,15 @@ private:
   std::vector<int> globalRanks_;
   std::chrono::milliseconds timeout_;
   std::map<std::string, int> peers_; // Gloo pair address of a peer -> its global rank
-  std::mutex mutex_;
+  std::mutex mutex_;                 // one operation at a time
+  SelfMailbox self_;                 // sends to this rank itself (under mutex_)
+  // Shared with the reaper thread.
+  std::mutex stateMutex_;
+  std::condition_variable stateCv_;
   std::string broken_;
+  std::deque<std::unique_ptr<PendingSend>> sends_; // posted, oldest first
+  bool stopping_ = false;
+  std::thread reaper_; // started by the first send
 };
 
 Status validateGroup(const ProcessInfo &info, const std::vector<int> &ranks,

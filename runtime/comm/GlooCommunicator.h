@@ -15,6 +15,14 @@
 // stopped answering (connection closed)"). A dead peer fails the collective at once on
 // its neighbours and within `timeout` everywhere else. SIGPIPE is ignored from the first
 // communicator on (a write to a dead peer must be an error, not the end of the process).
+//
+// Point to point: Gloo's unbound buffers, on slots made from the tag (apart from the
+// collectives' slots). A message is a size header, then the data: the receiver posts
+// the data receive only once the sizes agree. Gloo writes a send's data only when the
+// receiver has posted its receive, so `send` copies the data, posts it and returns; a
+// thread of the communicator (started by the first send) waits for each posted send
+// within `timeout` and frees its copy. Destroying the communicator waits for the sends
+// still in flight (each within `timeout`), unless it has failed.
 #pragma once
 
 #include "runtime/comm/Bootstrap.h"

@@ -3,7 +3,8 @@
 // checkpoint writers as threads (fast and deterministic; the Gloo communicator has its
 // own tests across processes). Sums add the ranks' values in rank order, so every rank
 // gets identical bits. A rank that does not arrive within the timeout makes the others
-// fail, never hang.
+// fail, never hang. Point to point goes through mailboxes per (sender, receiver, tag):
+// a send queues a copy and returns, a recv waits for the oldest within the timeout.
 #pragma once
 
 #include "runtime/comm/Communicator.h"
@@ -13,8 +14,11 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
+#include <string>
+#include <tuple>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -56,6 +60,45 @@ public:
     return Status::ok();
   }
 
+  // Point to point.
+  void post(int from, int to, uint32_t tag, const void *data, size_t bytes) {
+    const auto *begin = static_cast<const uint8_t *>(data);
+    {
+      std::lock_guard<std::mutex> lock(mailMutex_);
+      mail_[{from, to, tag}].emplace_back(begin, begin + bytes);
+    }
+    mailCv_.notify_all();
+  }
+  Status take(int from, int to, uint32_t tag, void *data, size_t bytes) {
+    std::string who = "recv from rank " + std::to_string(from) + " (tag " + std::to_string(tag) +
+                      ") on rank " + std::to_string(to);
+    std::unique_lock<std::mutex> lock(mailMutex_);
+    auto &queue = mail_[{from, to, tag}];
+    if (queue.empty() && from == to)
+      return Status::error(who + ": nothing was sent to this rank by itself with tag " +
+                           std::to_string(tag));
+    if (!mailCv_.wait_for(lock, timeout_, [&] { return !queue.empty(); }))
+      return Status::error(who + ": rank " + std::to_string(from) + " sent nothing within " +
+                           std::to_string(timeout_.count()) + " ms");
+    if (queue.front().size() != bytes)
+      return Status::error(who + ": rank " + std::to_string(from) + " sent " +
+                           std::to_string(queue.front().size()) + " bytes with tag " +
+                           std::to_string(tag) + " but this rank receives " +
+                           std::to_string(bytes) + " (sizes must match; nothing was written)");
+    if (bytes)
+      std::memcpy(data, queue.front().data(), bytes);
+    queue.pop_front();
+    return Status::ok();
+  }
+  // Messages sent and not yet received (for tests).
+  size_t inFlight() {
+    std::lock_guard<std::mutex> lock(mailMutex_);
+    size_t n = 0;
+    for (const auto &[key, queue] : mail_)
+      n += queue.size();
+    return n;
+  }
+
 private:
   int size_;
   std::chrono::milliseconds timeout_;
@@ -65,6 +108,9 @@ private:
   int arrived_ = 0;
   uint64_t generation_ = 0;
   bool broken_ = false;
+  std::mutex mailMutex_;
+  std::condition_variable mailCv_;
+  std::map<std::tuple<int, int, uint32_t>, std::deque<std::vector<uint8_t>>> mail_;
 };
 
 class ThreadCommunicator final : public comm::Communicator {
@@ -117,7 +163,23 @@ public:
     return group_->sync();
   }
   Status barrier() override { return group_->sync(); }
+  Status send(const void *data, size_t bytes, int peer, uint32_t tag) override {
+    if (peer < 0 || peer >= size())
+      return Status::error("send to rank " + std::to_string(peer) +
+                           ": not a rank of a group of " + std::to_string(size()));
+    group_->post(rank_, peer, tag, data, bytes);
+    ++sends;
+    return Status::ok();
+  }
+  Status recv(void *data, size_t bytes, int peer, uint32_t tag) override {
+    if (peer < 0 || peer >= size())
+      return Status::error("recv from rank " + std::to_string(peer) +
+                           ": not a rank of a group of " + std::to_string(size()));
+    return group_->take(peer, rank_, tag, data, bytes);
+  }
+  ThreadGroup &group() { return *group_; }
 
+  int sends = 0;
   int broadcasts = 0; // for tests that count messages
 
 private:
@@ -144,7 +206,8 @@ private:
 // set, the ranks sharing every coordinate off those axes, in increasing rank order.
 class ThreadMesh {
 public:
-  ThreadMesh(std::vector<int64_t> mesh, const std::vector<std::vector<int64_t>> &axisSets)
+  ThreadMesh(std::vector<int64_t> mesh, const std::vector<std::vector<int64_t>> &axisSets,
+             std::chrono::milliseconds timeout = std::chrono::seconds(20))
       : mesh_(std::move(mesh)) {
     int64_t n = 1;
     for (int64_t d : mesh_)
@@ -155,7 +218,7 @@ public:
       for (int r = 0; r < size_; ++r)
         byKey[keyOf(r, axes)].push_back(r);
       for (auto &[key, ranks] : byKey) {
-        auto group = std::make_shared<ThreadGroup>(int(ranks.size()));
+        auto group = std::make_shared<ThreadGroup>(int(ranks.size()), timeout);
         for (size_t i = 0; i < ranks.size(); ++i)
           comms_[{axes, ranks[i]}] = std::make_unique<ThreadCommunicator>(group, int(i));
       }
