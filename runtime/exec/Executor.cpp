@@ -4,6 +4,7 @@
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/schema/plan_generated.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -44,11 +45,6 @@ kernels::Attributes convertAttributes(const plan::Instruction &inst) {
   return kernels::Attributes(std::move(attrs));
 }
 
-bool isCollective(const std::string &name) {
-  return name == "all_reduce" || name == "all_gather" || name == "reduce_scatter" ||
-         name == "all_slice";
-}
-
 std::string dimsText(const std::vector<int64_t> &dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i)
@@ -70,6 +66,11 @@ Blocks blocksOf(const kernels::TensorView &t, int64_t dim) {
 }
 
 } // namespace
+
+bool isCollectiveKernel(std::string_view name) {
+  return name == "all_reduce" || name == "all_gather" || name == "reduce_scatter" ||
+         name == "all_slice" || name == "send" || name == "recv";
+}
 
 Executor::~Executor() {
   for (void *p : allocations_)
@@ -134,7 +135,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
       for (int b : *inst->outputs())
         p.outputs.push_back(exec->views_[b]);
     p.attributes = convertAttributes(*inst);
-    if (isCollective(p.name)) {
+    if (isCollectiveKernel(p.name)) {
       if (Status s = prepareCollective(p, groups); !s)
         return R::error(where + ": " + s.message());
       size_t need = 0;
@@ -176,6 +177,8 @@ Status Executor::prepareCollective(Prepared &p, const GroupLookup &groups) {
                          "(launch the plan's devices with aprun --nproc N or torchrun)");
   std::string over = "the " + std::to_string(p.group->size()) + " devices of mesh axes " +
                      dimsText(axes);
+  if (p.name == "send" || p.name == "recv")
+    return preparePointToPoint(p, axes[0]);
 
   if (allReduce) {
     std::string op = "sum";
@@ -244,6 +247,41 @@ Status Executor::prepareCollective(Prepared &p, const GroupLookup &groups) {
   return Status::ok();
 }
 
+Status Executor::preparePointToPoint(Prepared &p, int64_t axis) {
+  using kernels::Attribute;
+  const bool send = p.name == "send";
+  if (send ? p.inputs.size() != 1 || !p.outputs.empty()
+           : !p.inputs.empty() || p.outputs.size() != 1)
+    return Status::error(std::string(send ? "takes one input and no outputs"
+                                          : "takes no inputs and one output") +
+                         ", not " + std::to_string(p.inputs.size()) + " and " +
+                         std::to_string(p.outputs.size()));
+  const Attribute *offsetAttr = p.attributes.find("peer_offset");
+  if (!offsetAttr || offsetAttr->kind != Attribute::Kind::Int)
+    return Status::error("needs an Int attribute 'peer_offset' (the peer's coordinate on mesh "
+                         "axis " + std::to_string(axis) + " minus this device's)");
+  int64_t tag = 0;
+  if (const Attribute *tagAttr = p.attributes.find("tag")) {
+    if (tagAttr->kind != Attribute::Kind::Int || tagAttr->i < 0 || tagAttr->i > int64_t(UINT32_MAX))
+      return Status::error("attribute 'tag' must be an Int from 0 to " +
+                           std::to_string(UINT32_MAX));
+    tag = tagAttr->i;
+  }
+  const int64_t offset = offsetAttr->i, me = p.group->rank(), n = p.group->size();
+  if (offset == 0)
+    return Status::error("peer_offset 0 names this device itself");
+  // offset is any int64: compare without overflowing.
+  if (offset < -me || offset >= n - me)
+    return Status::error("peer_offset " + std::string(offset > 0 ? "+" : "") +
+                         std::to_string(offset) + " from coordinate " + std::to_string(me) +
+                         " on mesh axis " + std::to_string(axis) + " (of size " +
+                         std::to_string(n) + ") is outside the axis");
+  p.op = send ? Op::Send : Op::Recv;
+  p.peer = int(me + offset);
+  p.tag = uint32_t(tag);
+  return Status::ok();
+}
+
 Status Executor::runCollective(const Prepared &p) {
   switch (p.op) {
   case Op::AllReduceSum: return allReduce(p);
@@ -256,6 +294,16 @@ Status Executor::runCollective(const Prepared &p) {
   case Op::AllGather: return allGather(p);
   case Op::ReduceScatter: return reduceScatter(p);
   case Op::AllSlice: return allSlice(p);
+  case Op::Send: {
+    const kernels::TensorView &in = p.inputs[0];
+    return p.group->send(in.data, size_t(in.numElements()) * kernels::dtypeSize(in.dtype),
+                         p.peer, p.tag);
+  }
+  case Op::Recv: {
+    const kernels::TensorView &out = p.outputs[0];
+    return p.group->recv(out.data, size_t(out.numElements()) * kernels::dtypeSize(out.dtype),
+                         p.peer, p.tag);
+  }
   case Op::Kernel: break;
   }
   return Status::error("not a collective");

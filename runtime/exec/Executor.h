@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace apc::comm {
@@ -49,8 +50,18 @@ const Backend &cpuBackend();
 //   reduce_scatter {axes = [a], dim = d}: output = this rank's block along d of the sum
 //     of the inputs (output dim d = input dim d / size), f32;
 //   all_slice {axes = [a], dim = d}: output = block `group rank` of the input along d,
-//     no communication, any dtype.
+//     no communication, any dtype;
+//   send {axes = [a], peer_offset = k, tag = t (default 0)}: one input, no outputs; its
+//     bytes go to the device whose coordinate on axis a is this one's + k (k != 0, inside
+//     the axis), buffered (returns once the input may be overwritten);
+//   recv {axes = [a], peer_offset = k, tag = t (default 0)}: no inputs, one output;
+//     waits for the matching send of the device at coordinate + k (the same tag, the same
+//     number of bytes, any dtype).
 using GroupLookup = std::function<comm::Communicator *(const std::vector<int64_t> &axes)>;
+
+// Whether the executor runs instructions calling `kernel` itself, in the communicator
+// of their Ints attribute `axes` (the runtime creates one per distinct `axes`).
+bool isCollectiveKernel(std::string_view kernel);
 
 class Executor {
 public:
@@ -80,7 +91,16 @@ private:
       : program_(program), context_(context) {}
 
   // What an instruction is: a backend kernel, or one of the executor's collectives.
-  enum class Op { Kernel, AllReduceSum, AllReduceMax, AllGather, ReduceScatter, AllSlice };
+  enum class Op {
+    Kernel,
+    AllReduceSum,
+    AllReduceMax,
+    AllGather,
+    ReduceScatter,
+    AllSlice,
+    Send,
+    Recv
+  };
 
   struct Prepared {
     Op op = Op::Kernel;
@@ -88,6 +108,8 @@ private:
     std::string name;                            // the instruction's kernel name
     comm::Communicator *group = nullptr;         // a collective's group
     int64_t dim = 0;                             // all_gather, reduce_scatter, all_slice
+    int peer = 0;                                // send, recv: the peer's group rank
+    uint32_t tag = 0;                            // send, recv
     std::vector<kernels::TensorView> inputs, outputs;
     kernels::Attributes attributes;
   };
@@ -107,6 +129,7 @@ private:
   Status allGather(const Prepared &p);
   Status reduceScatter(const Prepared &p);
   Status allSlice(const Prepared &p);
+  static Status preparePointToPoint(Prepared &p, int64_t axis);
 };
 
 } // namespace apc::exec
