@@ -76,11 +76,6 @@ kernels::Attribute floatAttr(const char *name, double value) {
   return a;
 }
 
-bool isCollective(const std::string &kernel) {
-  return kernel == "all_reduce" || kernel == "all_gather" || kernel == "reduce_scatter" ||
-         kernel == "all_slice";
-}
-
 } // namespace
 
 // The ranks that share every mesh coordinate of `rank` except those on `axes`.
@@ -165,7 +160,7 @@ TrainOutcome train(const TrainOptions &o) {
     std::set<std::vector<int64_t>> needed = {worldAxes};
     for (const plan::Program *program : *plan.programs())
       for (const plan::Instruction *inst : *program->instructions())
-        if (isCollective(inst->kernel()->str()) && inst->attributes())
+        if (exec::isCollectiveKernel(inst->kernel()->str()) && inst->attributes())
           for (const plan::Attribute *a : *inst->attributes())
             if (a->name()->str() == "axes" && a->ints())
               needed.insert(std::vector<int64_t>(a->ints()->begin(), a->ints()->end()));

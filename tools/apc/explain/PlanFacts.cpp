@@ -219,8 +219,8 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   }
 
   // Programs: stage, memory, collectives.
-  static const std::set<std::string> collectiveKernels = {"all_reduce", "all_gather",
-                                                          "reduce_scatter", "all_slice"};
+  static const std::set<std::string> collectiveKernels = {
+      "all_reduce", "all_gather", "reduce_scatter", "all_slice", "send", "recv"};
   for (size_t i = 0; i < p.programs()->size(); ++i) {
     const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
     ProgramFacts pf;
@@ -277,7 +277,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
         c.op = op && op->s() ? op->s()->str() : "sum";
       }
       c.operands = inst.inputs() ? int(inst.inputs()->size()) : 0;
-      if (kernel == "all_gather")
+      if (kernel == "all_gather" || kernel == "recv")
         c.bytes = bytesOf(inst.outputs(), buffers);
       else if (kernel == "all_slice")
         c.communicates = false;
