@@ -2,6 +2,7 @@
 // (runtime/schema/plan.fbs), plus the model, data and optimizer descriptions.
 #include "compiler/emit/EmitPlan.h"
 
+#include "compiler/partition/ParallelPlan.h"
 #include "dialects/ap/IR/ApOps.h"
 #include "runtime/plan/PlanVersion.h"
 #include "runtime/schema/plan_generated.h"
@@ -155,13 +156,22 @@ FailureOr<std::string> emitPlan(const lowering::ExecProgram &program, func::Func
   auto precision = step->getAttrOfType<StringAttr>("ap.precision");
   std::string precisionName =
       precision && precision.getValue() != "f32" ? precision.getValue().str() : "fp32";
+  // The pipeline section: one stage holding every layer until pipelines exist; the
+  // micro-batches and recompute mode of the plan.
+  auto parallel = partition::parseParallelPlan(program.parallelPlan);
+  int64_t layers = getInt(model, "num_hidden_layers");
+  std::vector<flatbuffers::Offset<fb::StageSpec>> stages = {
+      fb::CreateStageSpec(fbb, 0, int32_t(layers), true, true)};
+  auto pipeline = fb::CreatePipelineSpec(
+      fbb, fbb.CreateVector(stages), parallel ? int32_t(parallel->mb) : 1,
+      fbb.CreateString("1f1b"), fbb.CreateString(parallel ? parallel->recompute : "none"));
   auto plan = fb::CreatePlan(fbb, plan::kPlanVersion, fbb.CreateString("apc 0.1"),
                              modelConfig, fbb.CreateVector(parameters), data,
                              fbb.CreateString(precisionName), optimizer,
                              fbb.CreateVector(programs), predicted,
                              fbb.CreateVector(program.meshShape),
                              fbb.CreateVectorOfStrings(program.meshAxes),
-                             fbb.CreateString(program.parallelPlan));
+                             fbb.CreateString(program.parallelPlan), pipeline);
   fb::FinishPlanBuffer(fbb, plan);
   return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
 }
