@@ -9,7 +9,7 @@ PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev nlohmann-json3-dev
-  libopenblas-openmp-dev libgloo-dev
+  libopenblas-openmp-dev libgloo-dev libpcre2-dev
   python3 python3-venv python3-numpy python3-torch
 )
 
