@@ -1,13 +1,29 @@
 #include "runtime/train/BatchBuilder.h"
 
 #include "runtime/data/ArrowFile.h"
+#include "runtime/data/TextDataset.h"
 
 namespace apc::train {
+
+BatchBuilder::BatchBuilder(const data::IntListColumn &column, int64_t seqLen,
+                           std::optional<int64_t> padId, int64_t vocabSize, bool maskPadIdTokens)
+    : read_([&column](int64_t r, std::vector<int64_t> &out) { column.row(r, out); }),
+      seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize), maskPadIdTokens_(maskPadIdTokens) {}
+
+BatchBuilder::BatchBuilder(const data::TokenRows &rows, int64_t seqLen,
+                           std::optional<int64_t> padId, int64_t vocabSize, bool maskPadIdTokens)
+    : read_([&rows](int64_t r, std::vector<int64_t> &out) {
+        if (r < 0 || r >= rows.numRows())
+          out.clear();
+        else
+          rows.row(r, out);
+      }),
+      seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize), maskPadIdTokens_(maskPadIdTokens) {}
 
 Status BatchBuilder::fill(const std::vector<int64_t> &rows, const kernels::TensorView &ids,
                           const kernels::TensorView &labels) {
   for (size_t r = 0; r < rows.size(); ++r) {
-    column_.row(rows[r], row_);
+    read_(rows[r], row_);
     int64_t length = std::min<int64_t>(int64_t(row_.size()), seqLen_);
     if (length < seqLen_ && !padId_)
       return Status::error("row " + std::to_string(rows[r]) + " has " +
@@ -22,6 +38,8 @@ Status BatchBuilder::fill(const std::vector<int64_t> &rows, const kernels::Tenso
                              std::to_string(t) + ": token id " + std::to_string(id) +
                              " is outside the vocabulary [0, " + std::to_string(vocabSize_) + ")");
       int64_t label = real ? id : -100;
+      if (maskPadIdTokens_ && padId_ && id == *padId_)
+        label = -100; // the tutorial's mask_pads: labels[input_ids == pad_id] = -100
       size_t k = r * size_t(seqLen_) + size_t(t);
       if (ids.dtype == kernels::DType::I64) {
         ids.as<int64_t>()[k] = id;

@@ -3,17 +3,24 @@
 // Rows longer than seq_len are truncated; shorter ones are padded on the right with
 // the pad id; labels are the ids with padded positions set to -100 (the tutorial's
 // mask_pads, applied to positions rather than to every token equal to the pad id).
+// With maskPadIdTokens the labels are exactly the tutorial's instead: every position
+// whose id equals the pad id is -100, real tokens included (docs/data.md).
+//
+// Rows come from an Arrow list column (token-id files) or from TokenRows (text datasets
+// tokenized by aprun).
 #pragma once
 
 #include "runtime/kernels/Kernel.h"
 #include "runtime/support/Status.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
 namespace apc::data {
 class IntListColumn;
+struct TokenRows;
 }
 
 namespace apc::train {
@@ -21,8 +28,9 @@ namespace apc::train {
 class BatchBuilder {
 public:
   BatchBuilder(const data::IntListColumn &column, int64_t seqLen, std::optional<int64_t> padId,
-               int64_t vocabSize)
-      : column_(column), seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize) {}
+               int64_t vocabSize, bool maskPadIdTokens = false);
+  BatchBuilder(const data::TokenRows &rows, int64_t seqLen, std::optional<int64_t> padId,
+               int64_t vocabSize, bool maskPadIdTokens = false);
 
   // Fills `ids` and `labels` ([rows.size(), seqLen], I64 or I32) from `rows`. Fails
   // on a token id outside the vocabulary or a short row with no pad id.
@@ -30,10 +38,11 @@ public:
               const kernels::TensorView &labels);
 
 private:
-  const data::IntListColumn &column_;
+  std::function<void(int64_t, std::vector<int64_t> &)> read_;
   int64_t seqLen_;
   std::optional<int64_t> padId_;
   int64_t vocabSize_;
+  bool maskPadIdTokens_;
   std::vector<int64_t> row_;
 };
 

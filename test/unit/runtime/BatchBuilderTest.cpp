@@ -5,6 +5,7 @@
 
 #include "runtime/data/ArrowFile.h"
 #include "runtime/data/ArrowWriter.h"
+#include "runtime/data/TextDataset.h"
 
 #include <gtest/gtest.h>
 
@@ -199,6 +200,53 @@ TEST_F(BatchBuilderTest, PadIdOutsideTheVocabularyIsAnError) {
   Status s = builder.fill({2}, b.idsView(kernels::DType::I64, 1), b.labelsView(kernels::DType::I64, 1));
   ASSERT_FALSE(s);
   EXPECT_NE(s.message().find("row 2 position 2"), std::string::npos) << s.message();
+}
+
+} // namespace
+} // namespace apc::train
+
+namespace apc::train {
+namespace {
+
+// --mask-pad-id-tokens: the tutorial's mask_pads, labels[input_ids == pad_id] = -100, so
+// real tokens equal to the pad id lose their label too; by default only padding does.
+TEST_F(BatchBuilderTest, MaskPadIdTokensMasksEveryTokenEqualToThePadIdAsTheTutorial) {
+  const std::vector<int64_t> rows = {4, 2, 0};
+  Buffers<int64_t> position(rows.size()), tutorial(rows.size());
+  BatchBuilder byPosition(*column_, kSeqLen, kPad, kVocab);
+  BatchBuilder byId(*column_, kSeqLen, kPad, kVocab, /*maskPadIdTokens=*/true);
+  ASSERT_TRUE(byPosition.fill(rows, position.idsView(kernels::DType::I64, 3),
+                              position.labelsView(kernels::DType::I64, 3)));
+  ASSERT_TRUE(byId.fill(rows, tutorial.idsView(kernels::DType::I64, 3),
+                        tutorial.labelsView(kernels::DType::I64, 3)));
+  EXPECT_EQ(tutorial.ids, position.ids);
+  EXPECT_EQ(position.labels, (std::vector<int64_t>{0, 5, 0, -100, 11, 12, -100, -100, 1, 2, 3, 4}));
+  EXPECT_EQ(tutorial.labels,
+            (std::vector<int64_t>{-100, 5, -100, -100, 11, 12, -100, -100, 1, 2, 3, 4}));
+  // The tutorial's rule, computed independently from the ids.
+  for (size_t k = 0; k < tutorial.ids.size(); ++k)
+    EXPECT_EQ(tutorial.labels[k], tutorial.ids[k] == kPad ? -100 : tutorial.ids[k]) << k;
+  // With another pad id only that id is masked.
+  BatchBuilder byId49(*column_, kSeqLen, 49, kVocab, true);
+  Buffers<int32_t> b(1);
+  ASSERT_TRUE(byId49.fill({7}, b.idsView(kernels::DType::I32, 1),
+                          b.labelsView(kernels::DType::I32, 1)));
+  EXPECT_EQ(b.labels, (std::vector<int32_t>{-100, 48, 47, 46}));
+}
+
+TEST(BatchBuilderTokenRowsTest, FillsFromTokenRows) {
+  data::TokenRows rows;
+  for (const auto &row : kRows) {
+    rows.ids.insert(rows.ids.end(), row.begin(), row.end());
+    rows.offsets.push_back(int64_t(rows.ids.size()));
+  }
+  BatchBuilder builder(rows, kSeqLen, kPad, kVocab);
+  Buffers<int64_t> b(3);
+  ASSERT_TRUE(builder.fill({0, 2, 4}, b.idsView(kernels::DType::I64, 3),
+                           b.labelsView(kernels::DType::I64, 3)));
+  EXPECT_EQ(b.ids, (std::vector<int64_t>{1, 2, 3, 4, 11, 12, 0, 0, 0, 5, 0, 0}));
+  EXPECT_EQ(b.labels,
+            (std::vector<int64_t>{1, 2, 3, 4, 11, 12, -100, -100, 0, 5, 0, -100}));
 }
 
 } // namespace
