@@ -157,6 +157,47 @@ struct Regex {
   std::shared_ptr<pcre2_code> code;
 };
 
+// tokenizer.json regexes are Oniguruma's (HF `tokenizers` runs them on onig). Over every
+// code point, the one difference with PCRE2 for the Llama 3 pattern is U+180E (Mongolian
+// vowel separator): PCRE2's \s includes it (through \h), Oniguruma's \s is Unicode
+// White_Space, which no longer does. So \s and \S are spelled out as White_Space here
+// (inside and outside character classes; a \S inside a class is left as is).
+constexpr const char *kWhiteSpace =
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+    "\\x{202F}\\x{205F}\\x{3000}";
+std::string onigurumaToPcre2(const std::string &pattern) {
+  std::string out;
+  bool inClass = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      char e = pattern[i + 1];
+      ++i;
+      if (e == 's')
+        out += inClass ? std::string(kWhiteSpace) : "[" + std::string(kWhiteSpace) + "]";
+      else if (e == 'S' && !inClass)
+        out += "[^" + std::string(kWhiteSpace) + "]";
+      else
+        out += {'\\', e};
+      continue;
+    }
+    if (!inClass && c == '[') {
+      inClass = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^')
+        out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']')
+        out += pattern[++i];
+      continue;
+    }
+    if (inClass && c == ']')
+      inClass = false;
+    out += c;
+  }
+  return out;
+}
+
 struct SplitStep {
   Regex regex;
   bool removed = false; // behavior "Removed" (else "Isolated")
@@ -249,10 +290,12 @@ struct Loader {
       return fail(where + ": pattern must be an object {\"Regex\": ...} or {\"String\": ...}");
     std::string text;
     uint32_t options = PCRE2_UTF | PCRE2_UCP;
+    std::string original;
     if (pattern.contains("Regex") && pattern["Regex"].is_string()) {
-      text = pattern["Regex"].get<std::string>();
+      original = pattern["Regex"].get<std::string>();
+      text = onigurumaToPcre2(original);
     } else if (pattern.contains("String") && pattern["String"].is_string()) {
-      text = pattern["String"].get<std::string>();
+      text = original = pattern["String"].get<std::string>();
       options = PCRE2_UTF | PCRE2_LITERAL;
     } else {
       return fail(where + ": pattern must be {\"Regex\": string} or {\"String\": string}");
@@ -264,7 +307,7 @@ struct Loader {
     if (!code) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
-      return fail(where + ": regex '" + text + "' rejected by PCRE2 at offset " +
+      return fail(where + ": regex '" + original + "' rejected by PCRE2 at offset " +
                   std::to_string(offset) + ": " + reinterpret_cast<char *>(message));
     }
     // No JIT (a build without it) only costs speed: pcre2_match interprets.
