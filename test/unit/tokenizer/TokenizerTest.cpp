@@ -293,3 +293,16 @@ TEST(TokenizerErrors, RegexRejectedByPcre2) {
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
   expectError(j, "regex '(unclosed' rejected by PCRE2");
 }
+
+TEST(Tokenizer, WhiteSpaceIsOnigurumasNotPcre2s) {
+  // U+180E is \s for PCRE2 (through \h) but not for Oniguruma, which HF runs: with
+  // `\s+|\S+`, "a\u180Eb c" is two pre-tokens as in HF, not four.
+  json j = smallTokenizer();
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+|\\S+";
+  j["model"]["ignore_merges"] = true;
+  // "a", U+180E's three bytes, "b" as one token.
+  std::string spelled = "a" + byteChar(0xE1) + byteChar(0xA0) + byteChar(0x8E) + "b";
+  j["model"]["vocab"][spelled] = 400;
+  Tokenizer tok = load(j);
+  EXPECT_EQ(tok.encode("a\xE1\xA0\x8E" "b c", false), std::vector<int32_t>({400, 32, 99}));
+}
