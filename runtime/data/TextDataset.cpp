@@ -22,7 +22,13 @@ const char *const kDefaultTemplate = "[SUMMARIZE] {article} [/SUMMARIZE]\n{highl
 
 namespace {
 
-std::string quote(const std::string &s) { return "'" + s + "'"; }
+// Quoted, with newlines and tabs spelled as escapes so messages stay one line.
+std::string quote(const std::string &s) {
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\n' ? std::string("\\n") : c == '\t' ? std::string("\\t") : std::string(1, c);
+  return out + "'";
+}
 
 bool readText(const std::string &path, std::string &out) {
   std::ifstream in(path, std::ios::binary);

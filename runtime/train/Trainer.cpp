@@ -11,6 +11,8 @@
 #include "runtime/exec/Executor.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/schema/plan_generated.h"
+#include "runtime/data/TextDataset.h"
+#include "runtime/tokenizer/Tokenizer.h"
 #include "runtime/train/BatchBuilder.h"
 #include "runtime/train/Sampler.h"
 
@@ -281,26 +283,94 @@ TrainOutcome train(const TrainOptions &o) {
     return usageError(o.planPath + ": the program lacks an input_ids, labels, step or lr input");
 
   // ---- Data ----
-  auto file = data::ArrowFile::open(o.dataPath);
-  if (!file)
-    return runtimeError(file.message());
-  auto column = file->intListColumn(o.column);
-  if (!column)
-    return runtimeError(column.message());
+  // Token-id files are read in place; text datasets are tokenized up front, in parallel,
+  // truncated to seq_len (docs/data.md).
   int64_t batch = plan.data()->batch(), seqLen = plan.data()->seq_len();
-  if (column->numRows() < batch)
-    return runtimeError(o.dataPath + ": " + std::to_string(column->numRows()) +
-                        " rows, fewer than one batch of " + std::to_string(batch));
-  std::optional<int64_t> padId = o.padId;
-  if (!padId && plan.data()->pad_id() >= 0)
-    padId = plan.data()->pad_id();
   int64_t vocab = plan.model()->vocab_size();
-  BatchBuilder builder(*column, seqLen, padId, vocab);
+  std::optional<int64_t> padId = o.padId;
+  std::optional<data::ArrowFile> file;
+  data::IntListColumn column;
+  data::TokenRows tokenRows;
+  std::unique_ptr<BatchBuilder> builder;
+  int64_t numRows = 0;
+  if (o.tokenizerPath.empty()) {
+    auto opened = data::ArrowFile::open(o.dataPath);
+    if (!opened)
+      return runtimeError(opened.message());
+    auto found = opened->intListColumn(o.column);
+    if (!found)
+      return runtimeError(found.message());
+    column = std::move(*found);
+    file.emplace(std::move(*opened));
+    numRows = column.numRows();
+    if (!padId && plan.data()->pad_id() >= 0)
+      padId = plan.data()->pad_id();
+  } else {
+    auto tok = tokenizer::Tokenizer::load(o.tokenizerPath);
+    if (!tok)
+      return runtimeError(tok.message());
+    if (tok->vocabSize() > vocab)
+      return usageError(o.tokenizerPath + ": the tokenizer has " +
+                        std::to_string(tok->vocabSize()) + " ids but " + o.planPath +
+                        "'s vocab_size is " + std::to_string(vocab));
+    if (!padId) {
+      auto configured = data::padIdFromTokenizerConfig(o.tokenizerPath, *tok);
+      if (!configured)
+        return runtimeError(configured.message());
+      if (*configured >= 0)
+        padId = *configured;
+      else if (plan.data()->pad_id() >= 0)
+        padId = plan.data()->pad_id();
+      else
+        return usageError("no pad id is known: pass --pad-id N (" + o.tokenizerPath +
+                          "'s tokenizer_config.json has no pad_token and " + o.planPath +
+                          " has no pad_id)");
+    }
+    auto prompt = data::PromptTemplate::parse(
+        o.promptTemplate.empty() ? std::string(data::kDefaultTemplate) : o.promptTemplate);
+    if (!prompt)
+      return usageError(prompt.message());
+    auto files = data::resolveDataFiles(o.dataPath);
+    if (!files)
+      return runtimeError(files.message());
+    auto text = data::TextDataset::open(*files, *prompt);
+    if (!text)
+      return runtimeError(text.message());
+    data::TokenizeOptions topts;
+    topts.maxLength = seqLen;
+    topts.threads = context.threads;
+    auto tStart = std::chrono::steady_clock::now();
+    Status s = data::tokenizeDataset(
+        *text, *tok, topts,
+        [&](int64_t, const std::vector<std::vector<int32_t>> &rows) {
+          for (const auto &r : rows) {
+            tokenRows.ids.insert(tokenRows.ids.end(), r.begin(), r.end());
+            tokenRows.offsets.push_back(int64_t(tokenRows.ids.size()));
+          }
+          return Status::ok();
+        });
+    if (!s)
+      return runtimeError(o.dataPath + ": " + s.message());
+    numRows = tokenRows.numRows();
+    if (!o.quiet && leader)
+      std::printf("tokenized %s (%zu file%s): %lld rows, %lld tokens in %.1f s, %d threads\n",
+                  o.dataPath.c_str(), files->size(), files->size() == 1 ? "" : "s",
+                  (long long)numRows, (long long)tokenRows.ids.size(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - tStart).count(),
+                  context.threads);
+  }
+  if (numRows < batch)
+    return runtimeError(o.dataPath + ": " + std::to_string(numRows) +
+                        " rows, fewer than one batch of " + std::to_string(batch));
+  if (o.tokenizerPath.empty())
+    builder = std::make_unique<BatchBuilder>(column, seqLen, padId, vocab, o.maskPadIdTokens);
+  else
+    builder = std::make_unique<BatchBuilder>(tokenRows, seqLen, padId, vocab, o.maskPadIdTokens);
 
   // ---- Weights, or a checkpoint to resume ----
   checkpoint::TrainerState state;
   state.seed = o.seed;
-  state.numRows = column->numRows();
+  state.numRows = numRows;
   state.dataPath = o.dataPath;
   state.batch = batch;
   state.seqLen = seqLen;
@@ -311,19 +381,19 @@ TrainOutcome train(const TrainOptions &o) {
     auto resumed = checkpoint::loadCheckpoint(*folder, slots);
     if (!resumed)
       return runtimeError(resumed.message());
-    if (resumed->numRows != column->numRows())
+    if (resumed->numRows != numRows)
       return runtimeError(*folder + ": the checkpoint was trained on " +
                           std::to_string(resumed->numRows) + " rows but " + o.dataPath +
-                          " has " + std::to_string(column->numRows()));
+                          " has " + std::to_string(numRows));
     if (resumed->batch != batch || resumed->seqLen != seqLen)
       return runtimeError(*folder + ": the checkpoint was trained with batch " +
                           std::to_string(resumed->batch) + " x seq " +
                           std::to_string(resumed->seqLen) + " but " + o.planPath +
                           " has batch " + std::to_string(batch) + " x seq " +
                           std::to_string(seqLen) + "; resume with a plan of the same shape");
-    if (resumed->batchInEpoch >= column->numRows() / batch)
+    if (resumed->batchInEpoch >= numRows / batch)
       return runtimeError(*folder + ": batch_in_epoch " + std::to_string(resumed->batchInEpoch) +
-                          " is beyond the " + std::to_string(column->numRows() / batch) +
+                          " is beyond the " + std::to_string(numRows / batch) +
                           " batches of an epoch");
     state = *resumed;
     state.dataPath = o.dataPath;
@@ -341,7 +411,7 @@ TrainOutcome train(const TrainOptions &o) {
     checkpoint::initWeights(slots.parameters, plan.model()->initializer_range(), o.seed);
   }
 
-  Sampler sampler(column->numRows(), batch, state.seed, o.shuffle);
+  Sampler sampler(numRows, batch, state.seed, o.shuffle);
   int64_t total = o.steps > 0 ? o.steps : o.epochs * sampler.batchesPerEpoch();
   Schedule schedule = o.schedule;
   schedule.totalSteps = total;
@@ -361,7 +431,7 @@ TrainOutcome train(const TrainOptions &o) {
   if (!quiet)
     std::printf("training %s on %s: %lld rows, batch %lld x seq %lld, %lld steps "
                 "(%lld per epoch), %s, arena %.1f MiB, %d threads, %lld device%s (%s)\n",
-                o.planPath.c_str(), o.dataPath.c_str(), (long long)column->numRows(),
+                o.planPath.c_str(), o.dataPath.c_str(), (long long)numRows,
                 (long long)batch, (long long)seqLen, (long long)total,
                 (long long)sampler.batchesPerEpoch(),
                 plan.precision() ? plan.precision()->c_str() : "?",
@@ -393,7 +463,7 @@ TrainOutcome train(const TrainOptions &o) {
     int64_t share = batch / dpSize;
     std::vector<int64_t> rows(globalRows.begin() + dpIndex * share,
                               globalRows.begin() + (dpIndex + 1) * share);
-    if (Status s = builder.fill(rows, exec.buffer(idsBuffer), exec.buffer(labelsBuffer)); !s)
+    if (Status s = builder->fill(rows, exec.buffer(idsBuffer), exec.buffer(labelsBuffer)); !s)
       return runtimeError(o.dataPath + ": " + s.message());
     int64_t step = state.step + 1;
     double lr = schedule.at(step);

@@ -14,6 +14,9 @@ struct TrainOptions {
   std::string planPath;
   std::string dataPath;
   std::string column = "input_ids";
+  std::string tokenizerPath;      // set: --data is a text dataset, tokenized with this
+  std::string promptTemplate;     // empty: data::kDefaultTemplate
+  bool maskPadIdTokens = false;   // labels -100 wherever the id equals the pad id (tutorial)
   std::string weightsPath;      // empty: seeded initialisation
   int64_t steps = 0;            // total optimizer updates (0: use epochs)
   int64_t epochs = 0;           // whole epochs (0: use steps)

@@ -1,4 +1,5 @@
 // aprun: runs an APC plan (training) on this machine. No MLIR in here.
+#include "runtime/data/TextDataset.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/support/Flags.h"
 #include "runtime/train/Trainer.h"
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
   FlagParser flags(
       "aprun", "train with an APC plan on this machine",
       "aprun plan.fb --data FILE.arrow [--weights DIR|FILE] [--steps N | --epochs E] "
+      "[--tokenizer tokenizer.json [--template T] [--mask-pad-id-tokens]] "
       "[--lr X --lr-schedule constant|linear|cosine --warmup N --min-lr X] "
       "[--weight-decay X --beta1 X --beta2 X --eps X --max-grad-norm X] [--seed N] "
       "[--pad-id N] [--save DIR --save-every N] [--resume DIR] [--metrics FILE.jsonl] "
@@ -30,7 +32,20 @@ int main(int argc, char **argv) {
   flags.addPositional("plan.fb", &o.planPath, "the plan from apc compile", false);
   flags.addString("dump", &dumpPath, "print the plan readably and exit", "plan.fb");
   flags.addString("data", &o.dataPath, "Arrow IPC file (stream or file format) with the "
-                                       "tokenized column", "FILE");
+                                       "tokenized column; with --tokenizer a text dataset: a "
+                                       "file, a shard of a set, a glob or a save_to_disk "
+                                       "folder", "PATH");
+  bool maskPadIdTokens = false;
+  flags.addString("tokenizer", &o.tokenizerPath, "tokenize the text columns of --data with "
+                                                 "this Hugging Face tokenizer.json",
+                  "tokenizer.json");
+  flags.addString("template", &o.promptTemplate, "prompt of each example, {column} naming "
+                                                 "text columns, \\n a newline (default: "
+                                                 "\"[SUMMARIZE] {article} [/SUMMARIZE]\\n"
+                                                 "{highlights}\")", "T");
+  flags.addBool("mask-pad-id-tokens", &maskPadIdTokens,
+                "label -100 wherever the id equals the pad id, real tokens included, as the "
+                "tutorial's mask_pads (default: only the padding)");
   flags.addString("column", &o.column, "the token-id column (default input_ids)", "NAME");
   flags.addString("weights", &o.weightsPath, "Hugging Face safetensors: a file, a folder, or "
                                              "model.safetensors.index.json (default: seeded "
@@ -51,7 +66,8 @@ int main(int argc, char **argv) {
   flags.addInt("seed", &seed, "shuffling and initialisation seed (default 42)");
   flags.addBool("no-shuffle", &noShuffle, "read rows in file order (default: shuffled per "
                                           "epoch from --seed)");
-  flags.addInt("pad-id", &padId, "token id that pads short rows (default: the plan's)");
+  flags.addInt("pad-id", &padId, "token id that pads short rows (default: the tokenizer "
+                                 "config's pad_token with --tokenizer, else the plan's)");
   flags.addString("save", &o.saveDir, "write checkpoints into this folder", "DIR");
   flags.addInt("save-every", &o.saveEvery, "checkpoint every N steps (default: at the end)");
   flags.addString("resume", &o.resumeDir, "continue from a checkpoint (or the latest in DIR)",
@@ -135,6 +151,14 @@ int main(int argc, char **argv) {
   o.threads = threads > 0 ? int(threads)
                           : std::max(1, int(std::thread::hardware_concurrency()) / localRanks);
   o.quiet = quiet;
+  if (flags.given("template")) {
+    if (o.tokenizerPath.empty())
+      return usage("--template needs --tokenizer (it builds text examples)");
+    o.promptTemplate = data::unescapeTemplate(o.promptTemplate);
+    if (o.promptTemplate.empty())
+      return usage("--template is empty");
+  }
+  o.maskPadIdTokens = maskPadIdTokens;
   o.shuffle = !noShuffle;
 
   train::TrainOutcome outcome = train::train(o);
