@@ -775,6 +775,7 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t> &out) cons
     }
   }
   std::string key(word);
+  bool cacheFull;
   {
     std::shared_lock lock(cacheMutex);
     auto it = cache.find(key);
@@ -782,6 +783,7 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t> &out) cons
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
+    cacheFull = cache.size() >= kCacheCapacity;
   }
   struct Symbol {
     int32_t id;
@@ -844,6 +846,8 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t> &out) cons
     if (s.alive)
       result.push_back(s.id);
   out.insert(out.end(), result.begin(), result.end());
+  if (cacheFull) // a full cache keeps what it has: no exclusive lock per word then
+    return;
   std::unique_lock lock(cacheMutex);
   if (cache.size() < kCacheCapacity)
     cache.emplace(std::move(key), std::move(result));

@@ -296,7 +296,7 @@ TEST(TokenizerErrors, RegexRejectedByPcre2) {
 
 TEST(Tokenizer, WhiteSpaceIsOnigurumasNotPcre2s) {
   // U+180E is \s for PCRE2 (through \h) but not for Oniguruma, which HF runs: with
-  // `\s+|\S+`, "a\u180Eb c" is two pre-tokens as in HF, not four.
+  // `\s+|\S+`, "a\u180Eb c" is three pre-tokens as in HF, not five.
   json j = smallTokenizer();
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+|\\S+";
   j["model"]["ignore_merges"] = true;
