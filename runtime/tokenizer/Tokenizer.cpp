@@ -307,8 +307,10 @@ struct Loader {
     if (!code) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
+      // The offset is into the pattern as given to PCRE2 (\s spelled out).
       return fail(where + ": regex '" + original + "' rejected by PCRE2 at offset " +
-                  std::to_string(offset) + ": " + reinterpret_cast<char *>(message));
+                  std::to_string(offset) + (text == original ? "" : " of '" + text + "'") +
+                  ": " + reinterpret_cast<char *>(message));
     }
     // No JIT (a build without it) only costs speed: pcre2_match interprets.
     (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
