@@ -144,7 +144,7 @@ std::string FlagParser::help() const {
   }
   out += "\nflags:\n";
   for (const Flag &f : flags_) {
-    std::string left = "--" + f.name + (f.takesValue ? " " + f.metavar : "");
+    std::string left = (f.name.size() == 1 ? "-" : "--") + f.name + (f.takesValue ? " " + f.metavar : "");
     out += "  " + left + std::string(left.size() < 22 ? 22 - left.size() : 1, ' ') +
            f.help + (f.required ? " (required)" : "") + "\n";
   }
