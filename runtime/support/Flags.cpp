@@ -1,6 +1,8 @@
 // Implementation of FlagParser.
 #include "runtime/support/Flags.h"
 
+#include <cstdio>
+
 #include <cerrno>
 #include <cmath>
 #include <cctype>
@@ -150,6 +152,21 @@ std::string FlagParser::help() const {
   }
   out += "  --help                " "show this help\n";
   return out;
+}
+
+int FlagParser::parseCommandLine(int argc, char **argv, int first) {
+  std::string message;
+  switch (parse(argc, argv, first, message)) {
+  case Outcome::Help:
+    std::fputs(help().c_str(), stdout);
+    return 0;
+  case Outcome::Error:
+    std::fprintf(stderr, "%s\n", message.c_str());
+    return 2;
+  case Outcome::Ok:
+    break;
+  }
+  return -1;
 }
 
 } // namespace apc

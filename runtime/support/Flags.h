@@ -33,6 +33,10 @@ public:
   enum class Outcome { Ok, Help, Error };
   // Parses argv[first..argc). On Error, `message` says what is wrong.
   Outcome parse(int argc, char **argv, int first, std::string &message);
+  // What a command does with `parse`: on --help prints the help to stdout and returns
+  // 0, on an error prints the message to stderr and returns 2 (the exit codes); -1
+  // when the command should go on.
+  int parseCommandLine(int argc, char **argv, int first);
   std::string help() const;
   const std::string &program() const { return program_; }
   // True when the flag appeared on the command line.

@@ -46,17 +46,8 @@ static int runDataSample(int argc, char **argv, int first) {
   flags.addInt("vocab", &vocab, "vocabulary size; ids are in [1, vocab) (default 256)");
   flags.addInt("seed", &seed, "random seed; the same seed gives the same file (default 0)");
   flags.require("o");
-  std::string message;
-  switch (flags.parse(argc, argv, first, message)) {
-  case FlagParser::Outcome::Help:
-    std::fputs(flags.help().c_str(), stdout);
-    return 0;
-  case FlagParser::Outcome::Error:
-    std::fprintf(stderr, "%s\n", message.c_str());
-    return 2;
-  case FlagParser::Outcome::Ok:
-    break;
-  }
+  if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
+    return code;
   if (output.empty() || output == "-") {
     std::fprintf(stderr, "apc data sample: -o needs a file name (Arrow is not written to "
                          "stdout)\n");
@@ -112,17 +103,8 @@ static int runDataTokenize(int argc, char **argv, int first) {
   flags.addInt("rows-per-batch", &rowsPerBatch, "rows per record batch (default 1000)");
   flags.require("o");
   flags.require("tokenizer");
-  std::string message;
-  switch (flags.parse(argc, argv, first, message)) {
-  case FlagParser::Outcome::Help:
-    std::fputs(flags.help().c_str(), stdout);
-    return 0;
-  case FlagParser::Outcome::Error:
-    std::fprintf(stderr, "%s\n", message.c_str());
-    return 2;
-  case FlagParser::Outcome::Ok:
-    break;
-  }
+  if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
+    return code;
   auto usage = [](const std::string &what) {
     std::fprintf(stderr, "apc data tokenize: %s\n", what.c_str());
     return 2;

@@ -100,17 +100,8 @@ int runEval(int argc, char **argv, int first) {
                   "NAME");
   flags.require("inputs");
   flags.require("o");
-  std::string message;
-  switch (flags.parse(argc, argv, first, message)) {
-  case FlagParser::Outcome::Help:
-    std::fputs(flags.help().c_str(), stdout);
-    return 0;
-  case FlagParser::Outcome::Error:
-    std::fprintf(stderr, "%s\n", message.c_str());
-    return 2;
-  case FlagParser::Outcome::Ok:
-    break;
-  }
+  if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
+    return code;
 
   mlir::DialectRegistry registry;
   registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();

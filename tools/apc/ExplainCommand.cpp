@@ -25,17 +25,8 @@ int runExplain(int argc, char **argv, int first) {
                   "FILE");
   flags.addBool("json", &json, "print the explanation as one JSON object (every parameter and "
                                "collective listed)");
-  std::string message;
-  switch (flags.parse(argc, argv, first, message)) {
-  case FlagParser::Outcome::Help:
-    std::fputs(flags.help().c_str(), stdout);
-    return 0;
-  case FlagParser::Outcome::Error:
-    std::fprintf(stderr, "%s\n", message.c_str());
-    return 2;
-  case FlagParser::Outcome::Ok:
-    break;
-  }
+  if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
+    return code;
   if (flags.given("svg") && (svgPath.empty() || svgPath == "-")) {
     std::fprintf(stderr, "apc explain: --svg needs a file name\n");
     return 2;

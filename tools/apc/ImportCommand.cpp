@@ -41,17 +41,8 @@ int runImport(int argc, char **argv, int first) {
   flags.require("config");
   flags.require("batch");
   flags.require("seq-len");
-  std::string message;
-  switch (flags.parse(argc, argv, first, message)) {
-  case FlagParser::Outcome::Help:
-    std::fputs(flags.help().c_str(), stdout);
-    return 0;
-  case FlagParser::Outcome::Error:
-    std::fprintf(stderr, "%s\n", message.c_str());
-    return 2;
-  case FlagParser::Outcome::Ok:
-    break;
-  }
+  if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
+    return code;
   if (model != "llama3") {
     std::fprintf(stderr, "apc import: unknown model '%s' (supported: llama3)\n", model.c_str());
     return 2;

@@ -80,17 +80,8 @@ int main(int argc, char **argv) {
                                 "without it, ranks come from torchrun/Slurm/Open MPI variables");
   flags.addInt("comm-timeout", &commTimeout,
                "seconds a rank may stay silent before the job ends (default 300)", "SECONDS");
-  std::string message;
-  switch (flags.parse(argc, argv, 1, message)) {
-  case FlagParser::Outcome::Help:
-    std::fputs(flags.help().c_str(), stdout);
-    return 0;
-  case FlagParser::Outcome::Error:
-    std::fprintf(stderr, "%s\n", message.c_str());
-    return 2;
-  case FlagParser::Outcome::Ok:
-    break;
-  }
+  if (int code = flags.parseCommandLine(argc, argv, 1); code >= 0)
+    return code;
   auto usage = [](const std::string &what) {
     std::fprintf(stderr, "aprun: %s\n", what.c_str());
     return 2;
