@@ -1,10 +1,13 @@
 #include "compiler/partition/ParallelPlan.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/JSON.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <set>
+#include <vector>
 
 namespace apc::partition {
 namespace {
@@ -173,6 +176,26 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
     return Status::error("plan field 'mb' (" + std::to_string(p.mb) +
                          ") must divide the per-replica batch (" + std::to_string(c.batch / p.dp) +
                          ")");
+  if (!p.stages.empty()) {
+    std::vector<int64_t> layers;
+    for (size_t start = 0; start <= p.stages.size();) {
+      size_t plus = p.stages.find('+', start);
+      std::string item = p.stages.substr(start, plus == std::string::npos ? std::string::npos
+                                                                          : plus - start);
+      layers.push_back(item.size() > 9 ? INT64_MAX : std::stoll(item));
+      if (plus == std::string::npos)
+        break;
+      start = plus + 1;
+    }
+    int64_t sum = 0;
+    for (int64_t n : layers)
+      sum = n == INT64_MAX || sum == INT64_MAX ? INT64_MAX : sum + n;
+    if (int64_t(layers.size()) != p.pp || sum != c.layers ||
+        llvm::is_contained(layers, int64_t(0)))
+      return Status::error("plan field 'stages' (" + p.stages + ") must give pp=" +
+                           std::to_string(p.pp) + " stages of at least one layer each, " +
+                           std::to_string(c.layers) + " layers in all");
+  }
   return checkImplemented(p);
 }
 

@@ -565,7 +565,8 @@ def kill_checks(root, rep):
 REFUSALS = [
     ("cpu:2", "pp=2", "m96", [r"'pp'", r"not implemented yet"]),
     ("cpu:2", "dp=2,mb=2", "m96", [r"'mb'", r"not implemented yet"]),
-    ("cpu:2", "dp=2,stages=2", "m96", [r"'stages'", r"not implemented yet"]),
+    ("cpu:2", "pp=2,stages=1+1", "m96", [r"'pp'", r"not implemented yet"]),
+    ("cpu:2", "pp=2,stages=2", "m96", [r"'stages'", r"2 layers in all"]),
     ("cpu:2", "tp=2", "m", [r"'tp'", r"vocabulary \(97\)"]),
     ("cpu:2", "zero=1,tp=2", "m96", [r"'zero'", r"dp > 1"]),
     ("cpu:2", "dp=2,zero=4", "m96", [r"'zero'", r"0, 1, 2 or 3"]),

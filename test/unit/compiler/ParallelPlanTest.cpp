@@ -103,13 +103,26 @@ TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
 }
 
 TEST(ParallelPlanTest, UnimplementedSplitsAreRefusedNotIgnored) {
-  for (const char *plan : {"dp=1,pp=2", "dp=2,mb=2", "dp=2,stages=1+1",
+  for (const char *plan : {"dp=1,pp=2", "dp=2,mb=2", "dp=1,pp=2,stages=1+1",
                            "dp=1,pp=2,recompute=full"}) {
     auto parsed = parseParallelPlan(plan);
     ASSERT_TRUE(parsed) << plan;
     EXPECT_NE(refusal(plan, parsed->devices()).find("is not implemented yet"), std::string::npos)
         << plan;
   }
+}
+
+TEST(ParallelPlanTest, StagesMustCoverTheLayersOncePerStage) {
+  for (const char *plan : {"pp=2,stages=1+2", "pp=2,stages=2", "pp=2,stages=2+0",
+                           "pp=2,stages=1+1+0", "pp=2,stages=99999999999+1"}) {
+    auto parsed = parseParallelPlan(plan);
+    ASSERT_TRUE(parsed) << plan;
+    std::string message = refusal(plan, parsed->devices());
+    EXPECT_NE(message.find("plan field 'stages'"), std::string::npos) << plan << ": " << message;
+    EXPECT_NE(message.find("2 layers in all"), std::string::npos) << plan << ": " << message;
+  }
+  // Feasible stages reach the not-implemented refusal, by name.
+  EXPECT_NE(refusal("pp=2,stages=1+1", 2).find("is not implemented yet"), std::string::npos);
 }
 
 TEST(ParallelPlanTest, ImplementedSplitsAreAccepted) {
