@@ -130,6 +130,51 @@ inline double sumExp(float *x, int64_t vocab, float maxLogit) {
   return sumAsDouble(x, vocab);
 }
 
+// Widens one row to f32 in `x`.
+template <typename S> void widenRow(const typename S::T *row, int64_t vocab, float *x) {
+#pragma omp simd
+  for (int64_t v = 0; v < vocab; ++v)
+    x[v] = S::load(row[v]);
+}
+
+// Rows of the softmax cross-entropy gradient over a block of the vocabulary whose first
+// id is `start` (0 and the whole vocabulary for cross_entropy_grad):
+// (softmax - one-hot(label)) * weight, zero where the label is `ignore`. The softmax uses
+// `rowMax`/`rowSum` when given (the whole rows' statistics, vocabulary-parallel) and
+// each row's own otherwise.
+template <typename S, typename Id>
+void softmaxGradRows(const typename S::T *x, typename S::T *dx, const Id *label, int64_t rows,
+                     int64_t vocab, int64_t ignore, int64_t start, double weight,
+                     const float *rowMax, const float *rowSum, int threads) {
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const typename S::T *row = x + r * vocab;
+    typename S::T *grad = dx + r * vocab;
+    int64_t target = int64_t(label[r]);
+    if (target == ignore) {
+      std::fill(grad, grad + vocab, S::store(0.0f));
+      continue;
+    }
+    static thread_local std::vector<float> rowBuffer;
+    float *values = scratch(rowBuffer, size_t(vocab));
+    float maxLogit;
+    if (rowMax) {
+      widenRow<S>(row, vocab, values);
+      maxLogit = rowMax[r];
+    } else {
+      maxLogit = loadRow<S>(row, vocab, values);
+    }
+    double sum = sumExp(values, vocab, maxLogit);
+    float scale = float(weight / (rowSum ? double(rowSum[r]) : sum));
+#pragma omp simd
+    for (int64_t v = 0; v < vocab; ++v)
+      grad[v] = S::store(values[v] * scale);
+    // The one-hot term, when this block holds the label, from the unrounded value.
+    if (target >= start && target - start < vocab)
+      grad[target - start] = S::store(values[target - start] * scale - float(weight));
+  }
+}
+
 Status runCrossEntropy(const KernelContext &context, const std::vector<TensorView> &in,
                        const std::vector<TensorView> &out, const Attributes &attrs) {
   const TensorView &logits = in[0], &labels = in[1];
@@ -191,29 +236,8 @@ Status runCrossEntropyGrad(const KernelContext &context, const std::vector<Tenso
     dispatchFloat(logits.dtype, [&](auto storage) {
       using S = decltype(storage);
       using T = typename S::T;
-      const T *x = logits.as<T>();
-      T *dx = out[0].as<T>();
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
-        const T *row = x + r * vocab;
-        T *grad = dx + r * vocab;
-        int64_t target = int64_t(label[r]);
-        if (target == ignore) {
-          T zero = S::store(0.0f);
-          std::fill(grad, grad + vocab, zero);
-          continue;
-        }
-        static thread_local std::vector<float> rowBuffer;
-        float *values = scratch(rowBuffer, size_t(vocab));
-        float maxLogit = loadRow<S>(row, vocab, values);
-        double sum = sumExp(values, vocab, maxLogit);
-        float scale = float(weight / sum);
-#pragma omp simd
-        for (int64_t v = 0; v < vocab; ++v)
-          grad[v] = S::store(values[v] * scale);
-        // The one-hot term, subtracted from the unrounded value.
-        grad[target] = S::store(values[target] * scale - float(weight));
-      }
+      softmaxGradRows<S>(logits.as<T>(), out[0].as<T>(), label, rows, vocab, ignore, 0, weight,
+                         nullptr, nullptr, threads);
     });
     return Status::ok();
   });
@@ -231,13 +255,6 @@ Status checkRowTensor(const Checker &check, const char *role, const TensorView &
 Status checkKeptCount(const Checker &check, const TensorView &v) {
   APC_RETURN_IF_ERROR(check.dtype("kept_count", v, DType::F32));
   return check.shape("kept_count", v, {});
-}
-
-// Widens one row to f32 in `x`.
-template <typename S> void widenRow(const typename S::T *row, int64_t vocab, float *x) {
-#pragma omp simd
-  for (int64_t v = 0; v < vocab; ++v)
-    x[v] = S::load(row[v]);
 }
 
 Status prepareVocabParallelMax(const std::vector<TensorView> &in,
@@ -403,33 +420,8 @@ Status runVocabParallelLossGrad(const KernelContext &context, const std::vector<
     dispatchFloat(logits.dtype, [&](auto storage) {
       using S = decltype(storage);
       using T = typename S::T;
-      const T *x = logits.as<T>();
-      T *dx = out[0].as<T>();
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
-        const T *row = x + r * vocab;
-        T *grad = dx + r * vocab;
-        int64_t target = int64_t(label[r]);
-        if (target == ignore) {
-          T zero = S::store(0.0f);
-          std::fill(grad, grad + vocab, zero);
-          continue;
-        }
-        static thread_local std::vector<float> rowBuffer;
-        float *values = scratch(rowBuffer, size_t(vocab));
-        widenRow<S>(row, vocab, values);
-        float maxLogit = rowMax[r];
-#pragma omp simd
-        for (int64_t v = 0; v < vocab; ++v)
-          values[v] = expF32(values[v] - maxLogit);
-        float scale = float(weight / double(sumExpIn[r]));
-#pragma omp simd
-        for (int64_t v = 0; v < vocab; ++v)
-          grad[v] = S::store(values[v] * scale);
-        // The one-hot term, when this block holds the label, from the unrounded value.
-        if (target >= start && target - start < vocab)
-          grad[target - start] = S::store(values[target - start] * scale - float(weight));
-      }
+      softmaxGradRows<S>(logits.as<T>(), out[0].as<T>(), label, rows, vocab, ignore, start,
+                         weight, rowMax, sumExpIn, threads);
     });
     return Status::ok();
   });
