@@ -8,6 +8,8 @@
 
 #include "runtime/data/arrow/Message_generated.h"
 
+#include "test/unit/TempDirTest.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -53,21 +55,8 @@ void writeText(const std::string &path, const std::string &text) {
 }
 
 // A fresh temporary folder per test, removed afterwards.
-class ArrowWriterTest : public ::testing::Test {
+class ArrowWriterTest : public apc::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    std::string base = (fs::temp_directory_path() / "apc_arrow_writer_XXXXXX").string();
-    std::vector<char> name(base.begin(), base.end());
-    name.push_back('\0');
-    ASSERT_NE(::mkdtemp(name.data()), nullptr) << "cannot make a folder from " << base;
-    dir_ = name.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty())
-      fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string &name) const { return dir_ + "/" + name; }
   std::vector<std::string> listDir() const {
     std::vector<std::string> names;
     for (const auto &entry : fs::directory_iterator(dir_))
@@ -75,7 +64,6 @@ protected:
     std::sort(names.begin(), names.end());
     return names;
   }
-  std::string dir_;
 };
 
 // Writes `rows` with `rowsPerBatch` and checks the writer's counts.

@@ -5,6 +5,8 @@
 
 #include "runtime/safetensors/Safetensors.h"
 
+#include "test/unit/TempDirTest.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -26,26 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class CheckpointTest : public ::testing::Test {
-protected:
-  void SetUp() override {
-    std::string base = ::testing::TempDir();
-    if (base.empty() || base.back() != '/')
-      base += '/';
-    std::string pattern = base + "checkpoint_test_XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    ASSERT_NE(::mkdtemp(buffer.data()), nullptr) << std::strerror(errno);
-    dir_ = buffer.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty())
-      fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string &name) const { return dir_ + "/" + name; }
-  std::string dir_;
-};
+class CheckpointTest : public apc::testing::TempDirTest {};
 
 std::vector<std::string> listDir(const std::string &dir) {
   std::vector<std::string> names;

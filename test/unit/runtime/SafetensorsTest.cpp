@@ -5,6 +5,8 @@
 
 #include "runtime/support/HalfFloat.h"
 
+#include "test/unit/TempDirTest.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,27 +30,8 @@ using Bytes = std::vector<uint8_t>;
 
 // ---- helpers ------------------------------------------------------------------------
 
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public apc::testing::TempDirTest {
 protected:
-  void SetUp() override {
-    std::string base = ::testing::TempDir();
-    if (base.empty() || base.back() != '/')
-      base += '/';
-    std::string pattern = base + "safetensors_test_XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    ASSERT_NE(::mkdtemp(buffer.data()), nullptr) << std::strerror(errno);
-    dir_ = buffer.data();
-  }
-  void TearDown() override {
-    if (!dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-    }
-  }
-
-  std::string path(const std::string &name) const { return dir_ + "/" + name; }
-
   std::vector<std::string> listDir() const {
     std::vector<std::string> names;
     for (const auto &entry : fs::directory_iterator(dir_))
@@ -57,7 +40,6 @@ protected:
     return names;
   }
 
-  std::string dir_;
 };
 
 void writeRaw(const std::string &path, const Bytes &bytes) {

@@ -14,6 +14,8 @@
 #include "test/unit/comm/ForkRanks.h"
 #include "test/unit/runtime/ThreadCommunicator.h"
 
+#include "test/unit/TempDirTest.h"
+
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -168,26 +170,7 @@ TEST(Sharding, RunsCoverTheBlock) {
 
 // ---- files -----------------------------------------------------------------------------
 
-class ShardedTest : public ::testing::Test {
-protected:
-  void SetUp() override {
-    std::string base = ::testing::TempDir();
-    if (base.empty() || base.back() != '/')
-      base += '/';
-    std::string pattern = base + "sharded_test_XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    ASSERT_NE(::mkdtemp(buffer.data()), nullptr) << std::strerror(errno);
-    dir_ = buffer.data();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty())
-      fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string &name) const { return dir_ + "/" + name; }
-  std::string dir_;
-};
+class ShardedTest : public apc::testing::TempDirTest {};
 
 safetensors::TensorToWrite tensor(std::string name, safetensors::DType dtype,
                                   std::vector<int64_t> shape, const std::vector<float> &values) {
