@@ -5,7 +5,9 @@
 // them with a hard deadline (SIGKILL after it), so a hung rank never hangs the test.
 #pragma once
 
+#include "runtime/comm/Bootstrap.h"
 #include "runtime/comm/Net.h"
+#include "runtime/comm/TcpStore.h"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +15,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -108,6 +111,39 @@ inline int freePort() {
 
 inline double secondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The ProcessInfo of rank `rank` of a local job on `port` (job token "test").
+inline ProcessInfo processInfo(int port, int rank, int worldSize) {
+  ProcessInfo p;
+  p.rank = rank;
+  p.worldSize = worldSize;
+  p.localRank = rank;
+  p.localWorldSize = worldSize;
+  p.masterAddr = "127.0.0.1";
+  p.masterPort = port;
+  p.jobToken = "test";
+  p.launcher = "test";
+  return p;
+}
+
+// The rendezvous store of `info` (rank 0 serves it), or null after a failed expectation.
+inline std::unique_ptr<TcpStore> openStore(const ProcessInfo &info,
+                                           std::chrono::milliseconds closeTimeout =
+                                               std::chrono::seconds(5)) {
+  TcpStoreOptions o;
+  o.host = info.masterAddr;
+  o.port = info.masterPort;
+  o.token = info.jobToken;
+  o.rank = info.rank;
+  o.worldSize = info.worldSize;
+  o.serve = info.rank == 0;
+  o.connectTimeout = std::chrono::seconds(10);
+  o.timeout = std::chrono::seconds(10);
+  o.closeTimeout = closeTimeout;
+  auto s = TcpStore::create(o);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  return s.isOk() ? std::move(*s) : nullptr;
 }
 
 } // namespace apc::comm::testing

@@ -18,36 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-ProcessInfo processInfo(int port, int rank, int worldSize) {
-  ProcessInfo p;
-  p.rank = rank;
-  p.worldSize = worldSize;
-  p.localRank = rank;
-  p.localWorldSize = worldSize;
-  p.masterAddr = "127.0.0.1";
-  p.masterPort = port;
-  p.jobToken = "gloo-test";
-  p.launcher = "test";
-  return p;
-}
-
-std::unique_ptr<TcpStore> openStore(const ProcessInfo &info,
-                                    std::chrono::milliseconds closeTimeout = 5s) {
-  TcpStoreOptions o;
-  o.host = info.masterAddr;
-  o.port = info.masterPort;
-  o.token = info.jobToken;
-  o.rank = info.rank;
-  o.worldSize = info.worldSize;
-  o.serve = info.rank == 0;
-  o.connectTimeout = 10s;
-  o.timeout = 10s;
-  o.closeTimeout = closeTimeout;
-  auto s = TcpStore::create(o);
-  EXPECT_TRUE(s.isOk()) << s.message();
-  return s.isOk() ? std::move(*s) : nullptr;
-}
-
 std::unique_ptr<Communicator> world(TcpStore &store, const ProcessInfo &info,
                                     std::chrono::milliseconds timeout = 10s) {
   auto c = createWorldCommunicator(store, info, timeout);
