@@ -1593,6 +1593,33 @@ func.func @cross_entropy_grad_result(%l: tensor<2x5x16xf32>, %y: tensor<2x5xi64>
 
 // -----
 
+// Tests that count_kept rejects labels with a dynamic dim.
+func.func @count_kept_labels_dynamic(%l: tensor<?x5xi64>) {
+  // expected-error @+1 {{'ap.count_kept' op labels must have a static shape, got 'tensor<?x5xi64>'}}
+  %0 = ap.count_kept %l : (tensor<?x5xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that count_kept rejects float labels.
+func.func @count_kept_labels_float(%l: tensor<2x5xf32>) {
+  // expected-error @+1 {{'ap.count_kept' op labels must have element type i32 or i64, got 'tensor<2x5xf32>'}}
+  %0 = ap.count_kept %l : (tensor<2x5xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that count_kept rejects a result that is not a scalar f32.
+func.func @count_kept_result(%l: tensor<2x5xi64>) {
+  // expected-error @+1 {{'ap.count_kept' op result must be 'tensor<f32>', got 'tensor<i64>'}}
+  %0 = ap.count_kept %l : (tensor<2x5xi64>) -> tensor<i64>
+  return
+}
+
+// -----
+
 // Tests that grad_norm needs at least one gradient.
 func.func @grad_norm_empty() {
   // expected-error @+1 {{'ap.grad_norm' op needs at least one gradient}}

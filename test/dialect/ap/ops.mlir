@@ -130,6 +130,19 @@ func.func @loss(%logits: tensor<2x5x16xf32>, %labels: tensor<2x5xi64>) -> (tenso
   return %1, %2 : tensor<f32>, tensor<f32>
 }
 
+// Tests count_kept with the default and an explicit ignore_index, i32 and i64 labels,
+// and its result as the global kept count of cross_entropy.
+// CHECK-LABEL: func.func @count_kept
+// CHECK: %[[N:[a-z_0-9]+]] = ap.count_kept %{{.*}} : (tensor<2x5xi64>) -> tensor<f32>
+// CHECK: ap.count_kept %{{.*}} {ignore_index = 0 : i64} : (tensor<7xi32>) -> tensor<f32>
+// CHECK: ap.cross_entropy %{{.*}}, %{{.*}} count %[[N]] : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<f32>
+func.func @count_kept(%logits: tensor<2x5x16xf32>, %labels: tensor<2x5xi64>, %ids: tensor<7xi32>) -> (tensor<f32>, tensor<f32>) {
+  %0 = ap.count_kept %labels : (tensor<2x5xi64>) -> tensor<f32>
+  %1 = ap.count_kept %ids {ignore_index = 0 : i64} : (tensor<7xi32>) -> tensor<f32>
+  %2 = ap.cross_entropy %logits, %labels count %0 : (tensor<2x5x16xf32>, tensor<2x5xi64>, tensor<f32>) -> tensor<f32>
+  return %1, %2 : tensor<f32>, tensor<f32>
+}
+
 // Tests the vocabulary-parallel loss ops, with and without the optional kept count.
 // CHECK-LABEL: func.func @vocab_parallel_loss
 // CHECK: %[[M:[a-z_0-9]+]] = ap.vocab_parallel_max %{{.*}} : (tensor<2x5x8xbf16>) -> tensor<2x5xf32>
