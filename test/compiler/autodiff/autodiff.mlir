@@ -123,3 +123,34 @@ func.func @train_step(%v: tensor<3xf32> {ap.name = "v", ap.role = "parameter"}, 
   %2 = ap.reduce_sum %1 {dims = array<i64: 0, 1>} : tensor<2x1xf32> to tensor<f32>
   return %2 : tensor<f32>
 }
+
+// -----
+
+// Tests add as a forward op: both operands get the incoming gradient unchanged.
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: tensor<2x3xf32> {ap.name = "grad.x", ap.role = "gradient"}, tensor<2x3xf32> {ap.name = "grad.y", ap.role = "gradient"}
+// CHECK: %[[L:.*]] = ap.reduce_sum
+// CHECK: %[[SEED:.*]] = ap.fill {value = 1.000000e+00 : f64} : tensor<f32>
+// CHECK: %[[DY:.*]] = ap.broadcast %[[SEED]] {dims = array<i64: 0, 1>} : tensor<f32> to tensor<2x3xf32>
+// CHECK-NOT: ap.add
+// CHECK: return %[[L]], %[[DY]], %[[DY]] : tensor<f32>, tensor<2x3xf32>, tensor<2x3xf32>
+func.func @train_step(%x: tensor<2x3xf32> {ap.name = "x", ap.role = "parameter"}, %y: tensor<2x3xf32> {ap.name = "y", ap.role = "parameter"}) -> tensor<f32> {
+  %0 = ap.add %x, %y : tensor<2x3xf32>
+  %1 = ap.reduce_sum %0 {dims = array<i64: 0, 1>} : tensor<2x3xf32> to tensor<f32>
+  return %1 : tensor<f32>
+}
+
+// -----
+
+// Tests add(x, x): the gradients of the two uses of x are summed (an ap.add of dy and dy).
+// CHECK-LABEL: func.func @train_step
+// CHECK: %[[L:.*]] = ap.reduce_sum
+// CHECK: %[[SEED:.*]] = ap.fill {value = 1.000000e+00 : f64} : tensor<f32>
+// CHECK: %[[DY:.*]] = ap.broadcast %[[SEED]] {dims = array<i64: 0, 1>} : tensor<f32> to tensor<2x3xf32>
+// CHECK: %[[DX:.*]] = ap.add %[[DY]], %[[DY]] : tensor<2x3xf32>
+// CHECK: return %[[L]], %[[DX]] : tensor<f32>, tensor<2x3xf32>
+func.func @train_step(%x: tensor<2x3xf32> {ap.name = "x", ap.role = "parameter"}) -> tensor<f32> {
+  %0 = ap.add %x, %x : tensor<2x3xf32>
+  %1 = ap.reduce_sum %0 {dims = array<i64: 0, 1>} : tensor<2x3xf32> to tensor<f32>
+  return %1 : tensor<f32>
+}
