@@ -47,11 +47,29 @@ std::vector<ParameterSlot> renamed(const std::vector<ParameterSlot> &slots,
   return out;
 }
 
-// The whole tensor of `slot` on rank 0 of `world` (other ranks get an empty tensor).
-// A whole slot is rank 0's own copy. A split one is assembled block by block: the
-// owner of a block (coordinate 0 on every axis the tensor is not split over) broadcasts
-// it, rank 0 places it. Every rank takes part in every broadcast; memory beyond rank 0's
-// result is one block.
+// The rank that sends the block at `ownerCoords` (its index on each axis in `splitAxes`):
+// the lowest holder with those coordinates (every rank holds the tensor when `holders`
+// is empty: the rank with coordinate 0 on every other axis). -1: no rank holds it.
+int ownerOf(const ParameterSlot &slot, const std::vector<int64_t> &mesh,
+            const std::vector<int64_t> &ownerCoords, const std::vector<int> &splitAxes) {
+  if (slot.holders.empty())
+    return int(meshRank(mesh, ownerCoords));
+  for (int h : slot.holders) {
+    std::vector<int64_t> c = meshCoords(mesh, h);
+    bool match = true;
+    for (int a : splitAxes)
+      match = match && c[size_t(a)] == ownerCoords[size_t(a)];
+    if (match)
+      return h;
+  }
+  return -1;
+}
+
+// The whole tensor of `slot` on rank 0 of `world` (other ranks get an empty tensor),
+// assembled block by block (a whole tensor is one block): the owner of a block (the
+// lowest rank holding it, ownerOf) broadcasts it, rank 0 places it; a block rank 0
+// holds is its own copy, not sent. Every rank takes part in every broadcast, holder or
+// not; memory beyond rank 0's result is one block.
 Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Communicator &world,
                                           const std::vector<int64_t> &mesh) {
   using R = Result<safetensors::TensorToWrite>;
@@ -61,7 +79,7 @@ Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Commu
   t.dtype = safetensors::DType::F32;
   t.shape = slot.shape;
   int64_t n = numElements(slot.shape);
-  if (slot.block.whole()) {
+  if (slot.block.whole() && slot.holders.empty()) { // every rank holds it: rank 0's copy
     if (leader) {
       t.bytes.resize(size_t(n) * sizeof(float));
       std::memcpy(t.bytes.data(), slot.data, t.bytes.size());
@@ -71,22 +89,30 @@ Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Commu
   if (leader)
     t.bytes.resize(size_t(n) * sizeof(float));
   const Block &mine = slot.block;
-  int64_t blockElements = numElements(mine.count);
+  std::vector<int64_t> count = localShape(slot.shape, mine);
+  int64_t blockElements = numElements(count);
   std::vector<float> received;
   // Walk the blocks: one index per split dim, row-major over the split dims.
   std::vector<size_t> splitDims;
+  std::vector<int> splitAxes;
   for (size_t d = 0; d < mine.dimAxes.size(); ++d)
-    if (mine.dimAxes[d] >= 0)
+    if (mine.dimAxes[d] >= 0) {
       splitDims.push_back(d);
+      splitAxes.push_back(mine.dimAxes[d]);
+    }
   std::vector<int64_t> index(splitDims.size(), 0);
   for (;;) {
     std::vector<int64_t> ownerCoords(mesh.size(), 0), start(slot.shape.size(), 0);
     for (size_t i = 0; i < splitDims.size(); ++i) {
       size_t d = splitDims[i];
       ownerCoords[size_t(mine.dimAxes[d])] = index[i];
-      start[d] = index[i] * mine.count[d];
+      start[d] = index[i] * count[d];
     }
-    int owner = int(meshRank(mesh, ownerCoords));
+    int owner = ownerOf(slot, mesh, ownerCoords, splitAxes);
+    if (owner < 0) // every rank sees the same holders: all fail here, none waits
+      return R::error("no rank holds this block");
+    if (world.rank() == owner && !slot.data)
+      return R::error("rank " + std::to_string(owner) + " is listed as a holder but has no data");
     const float *block = slot.data;
     if (owner != 0) {
       float *buffer = slot.data;
@@ -100,7 +126,7 @@ Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Commu
     }
     if (leader) {
       auto *out = reinterpret_cast<float *>(t.bytes.data());
-      forEachRun(slot.shape, start, mine.count, [&](int64_t global, int64_t local, int64_t k) {
+      forEachRun(slot.shape, start, count, [&](int64_t global, int64_t local, int64_t k) {
         std::memcpy(out + global, block + local, size_t(k) * sizeof(float));
       });
     }
@@ -131,9 +157,10 @@ void syncDirectory(const std::string &dir) {
 Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c) {
   for (const auto *list : {&c.parameters, &c.expAvg, &c.expAvgSq})
     for (const ParameterSlot &s : *list)
-      if (!s.block.whole())
-        return Result<std::string>::error("checkpoint: '" + s.name +
-                                          "' is split; save it with the job's communicator");
+      if (!s.block.whole() || !s.data)
+        return Result<std::string>::error("checkpoint: '" + s.name + "' is " +
+                                          (s.data ? "split" : "held by another rank") +
+                                          "; save it with the job's communicator");
   auto moments = toWrite(c.expAvg, "exp_avg.");
   for (auto &t : toWrite(c.expAvgSq, "exp_avg_sq."))
     moments.push_back(std::move(t));

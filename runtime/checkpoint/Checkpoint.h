@@ -50,11 +50,14 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
 
 // The same checkpoint from all ranks of a job: every rank of `world` (whose ranks are the
 // mesh's ranks, row-major over `mesh`) calls this at the same step with its own slots.
-// Split tensors are gathered to rank 0 one tensor at a time (each block broadcast once
-// by the device with coordinate 0 on the axes the tensor is not split over), rank 0
-// writes the files saveCheckpoint writes and then tells every rank how it went: all
-// ranks return rank 0's path or its error (or a communication error within the
-// communicator's timeout, when a rank died).
+// Split tensors, and tensors rank 0 does not hold (another pipeline stage's: slots with
+// `holders` set), are gathered to rank 0 one tensor at a time: each block is broadcast
+// once by the lowest rank holding it (with every rank holding it, the device with
+// coordinate 0 on the axes the tensor is not split over; a tensor several stages hold,
+// such as a tied embedding, is sent by one of them). Every rank passes a slot for every
+// tensor, held or not, in the same order. Rank 0 writes the files saveCheckpoint writes
+// and then tells every rank how it went: all ranks return rank 0's path or its error
+// (or a communication error within the communicator's timeout, when a rank died).
 Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &contents,
                                    comm::Communicator &world, const std::vector<int64_t> &mesh);
 
@@ -63,7 +66,7 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
 Result<std::string> findCheckpoint(const std::string &dir);
 
 // Loads weights, moments and trainer state from a checkpoint folder into the slots (a
-// split slot reads its block only).
+// split slot reads its block only; a slot with null data, held by another rank, nothing).
 Result<TrainerState> loadCheckpoint(const std::string &folder,
                                     const CheckpointContents &slots);
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 namespace apc::checkpoint {
@@ -113,8 +114,12 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
       files.push_back(file);
 
   std::map<std::string, const ParameterSlot *> wanted;
+  std::set<std::string> elsewhere; // plan parameters other ranks hold
   for (const ParameterSlot &s : slots)
-    wanted[s.name] = &s;
+    if (s.data)
+      wanted[s.name] = &s;
+    else
+      elsewhere.insert(s.name);
   std::map<std::string, bool> filled;
   for (const std::string &file : files) {
     auto st = safetensors::File::open(file);
@@ -123,7 +128,7 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
     for (const safetensors::TensorView &t : st->tensors()) {
       auto it = wanted.find(t.name);
       if (it == wanted.end()) {
-        if (unused)
+        if (unused && !elsewhere.count(t.name))
           unused->push_back(t.name);
         continue;
       }
@@ -151,7 +156,7 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
     }
   }
   for (const ParameterSlot &s : slots)
-    if (!filled.count(s.name))
+    if (s.data && !filled.count(s.name))
       return Status::error(path + ": no tensor '" + s.name + "' (the plan's parameter " +
                            shapeString(s.shape) + ")");
   return Status::ok();
@@ -161,6 +166,8 @@ void initWeights(const std::vector<ParameterSlot> &slots, double std, uint64_t s
   std::vector<float> whole; // a split slot's whole tensor, generated to keep its block
   for (size_t p = 0; p < slots.size(); ++p) {
     const ParameterSlot &slot = slots[p];
+    if (!slot.data)
+      continue; // another rank's: its stream is (seed, p) there too
     int64_t n = numElements(slot.shape);
     if (slot.init == "ones") {
       std::fill(slot.data, slot.data + numElements(localShape(slot.shape, slot.block)), 1.0f);
