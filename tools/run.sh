@@ -4,12 +4,16 @@
 # generates a small synthetic dataset (no download) and trains on it with aprun,
 # printing the loss as it goes down.
 # Usage: tools/run.sh [CONFIG.json] (default: frontends/llama3/configs/tiny.json)
-# Environment: STEPS (default 100), OUT_DIR (default build/run).
+# Environment: STEPS (default 100), OUT_DIR (default build/run); APC_RUN_SKIP_BUILD=1
+# skips setup and build and APC_BIN_DIR (default $BUILD_DIR/bin) picks the binaries, so
+# a test can run the chain with the tools it already built (test/e2e/check_run_sh.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/build.sh >/dev/null
+if [ "${APC_RUN_SKIP_BUILD:-0}" != 1 ]; then
+  bash tools/build.sh >/dev/null
+fi
 BUILD_DIR=${BUILD_DIR:-build}
-BIN="$BUILD_DIR/bin"
+BIN=${APC_BIN_DIR:-$BUILD_DIR/bin}
 CONFIG=${1:-frontends/llama3/configs/tiny.json}
 OUT=${OUT_DIR:-$BUILD_DIR/run}
 STEPS=${STEPS:-100}
