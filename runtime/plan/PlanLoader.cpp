@@ -203,10 +203,26 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
                            std::to_string(plan.data()->batch()) + " over " + std::to_string(dp) +
                            " data-parallel devices, seq_len " + std::to_string(seqLen) + ")");
   }
-  for (Binding b : {Binding::InputIds, Binding::Labels, Binding::Step, Binding::LearningRate})
-    if (seen[int(b)] != 1)
-      return Status::error(where + " needs exactly one " + EnumNameBinding(b) + " input, has " +
-                           std::to_string(seen[int(b)]));
+  // Under a pipeline, input_ids feed the stage with the embedding and labels the one with
+  // the head; a middle stage has neither (the runtime still accepts one it does not need).
+  bool needIds = true, needLabels = true;
+  if (const PipelineSpec *pipeline = plan.pipeline();
+      pipeline && pipeline->stages() && pipeline->stages()->size() > 0) {
+    int stages = int(pipeline->stages()->size());
+    if (program.stage() < 0 || program.stage() >= stages)
+      return Status::error(where + " is stage " + std::to_string(program.stage()) +
+                           " but the pipeline has " + std::to_string(stages) + " stage" +
+                           (stages == 1 ? "" : "s"));
+    const StageSpec *stage = pipeline->stages()->Get(flatbuffers::uoffset_t(program.stage()));
+    needIds = stage->embedding();
+    needLabels = stage->head();
+  }
+  for (Binding b : {Binding::InputIds, Binding::Labels, Binding::Step, Binding::LearningRate}) {
+    bool needed = b == Binding::InputIds ? needIds : b == Binding::Labels ? needLabels : true;
+    if (seen[int(b)] != 1 && (needed || seen[int(b)] > 1))
+      return Status::error(where + " needs " + (needed ? "exactly one " : "at most one ") +
+                           EnumNameBinding(b) + " input, has " + std::to_string(seen[int(b)]));
+  }
   int loss = program.loss();
   if (loss < 0 || loss >= count || buffers.Get(loss)->dtype() != DType::F32 ||
       (buffers.Get(loss)->shape() && buffers.Get(loss)->shape()->size() != 0))

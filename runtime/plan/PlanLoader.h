@@ -5,7 +5,9 @@
 // equal to their shapes, arena buffers inside the arena, aliases and parameter indices
 // in range, parameter and optimizer-state buffers matching their ParameterSpec under
 // their dim_axes (axes in the mesh, none twice, split dims = global / axis size, the
-// same split on every device), instruction operands in range, a scalar f32 loss. Every
+// same split on every device), instruction operands in range, a scalar f32 loss, one
+// step and lr input per program and input_ids (labels) on the stage with the embedding
+// (head), every stage with no pipeline section, each program's stage in range. Every
 // refusal names the file and what is wrong; callers exit with code 2.
 #pragma once
 

@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -107,6 +109,142 @@ std::vector<int> groupOf(const std::vector<int64_t> &mesh, int rank,
       group.push_back(int(other));
   }
   return group;
+}
+
+Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
+                                   const std::function<float *(int buffer)> &bufferData) {
+  using R = Result<ProgramBinding>;
+  std::vector<int64_t> mesh;
+  if (plan.mesh_shape())
+    mesh.assign(plan.mesh_shape()->begin(), plan.mesh_shape()->end());
+  std::vector<int64_t> coords = checkpoint::meshCoords(mesh, rank);
+  const plan::Program *program = nullptr;
+  for (const plan::Program *p : *plan.programs())
+    if (p->device() == rank)
+      program = p;
+  if (!program)
+    return R::error("no program for device " + std::to_string(rank));
+
+  ProgramBinding binding;
+  binding.stage = program->stage();
+  size_t numStages = 1;
+  bool embedding = true, head = true;
+  const plan::PipelineSpec *pipeline = plan.pipeline();
+  if (pipeline && pipeline->stages() && pipeline->stages()->size() > 0) {
+    numStages = pipeline->stages()->size();
+    if (binding.stage < 0 || size_t(binding.stage) >= numStages)
+      return R::error("program " + std::to_string(rank) + " is stage " +
+                      std::to_string(binding.stage) + " but the pipeline has " +
+                      std::to_string(numStages) + " stage" + (numStages == 1 ? "" : "s"));
+    const plan::StageSpec *stage = pipeline->stages()->Get(flatbuffers::uoffset_t(binding.stage));
+    embedding = stage->embedding();
+    head = stage->head();
+  }
+
+  checkpoint::CheckpointContents &slots = binding.slots;
+  size_t numParameters = plan.parameters()->size();
+  std::array<std::vector<checkpoint::ParameterSlot> *, 3> lists = {
+      &slots.parameters, &slots.expAvg, &slots.expAvgSq};
+  for (int k = 0; k < 3; ++k)
+    lists[k]->resize(numParameters);
+  for (size_t p = 0; p < numParameters; ++p) {
+    const plan::ParameterSpec *spec = plan.parameters()->Get(flatbuffers::uoffset_t(p));
+    for (int k = 0; k < 3; ++k) {
+      checkpoint::ParameterSlot &slot = (*lists[k])[p];
+      slot.name = spec->name()->str();
+      slot.shape.assign(spec->shape()->begin(), spec->shape()->end());
+      slot.init = spec->init() ? spec->init()->str() : "normal";
+    }
+  }
+  auto kindOf = [](const plan::Buffer *buffer) {
+    if (buffer->kind() == plan::BufferKind::Parameter)
+      return 0;
+    if (buffer->kind() != plan::BufferKind::OptimizerState)
+      return -1;
+    return buffer->optimizer_slot() && buffer->optimizer_slot()->str() == "exp_avg" ? 1 : 2;
+  };
+  const char *kindName[3] = {"parameter", "exp_avg", "exp_avg_sq"};
+  // Who holds what, over every program; the split is the same everywhere (PlanLoader).
+  std::vector<std::vector<int>> dimAxes[3];
+  std::vector<bool> known[3];
+  for (int k = 0; k < 3; ++k) {
+    dimAxes[k].resize(numParameters);
+    known[k].resize(numParameters);
+  }
+  for (const plan::Program *q : *plan.programs()) {
+    const auto &buffers = *q->buffers();
+    for (int b = 0; b < int(buffers.size()); ++b) {
+      const plan::Buffer *buffer = buffers.Get(flatbuffers::uoffset_t(b));
+      int k = kindOf(buffer);
+      if (k < 0)
+        continue;
+      size_t p = size_t(buffer->parameter());
+      checkpoint::ParameterSlot &slot = (*lists[k])[p];
+      if (!known[k][p] && buffer->dim_axes())
+        dimAxes[k][p].assign(buffer->dim_axes()->begin(), buffer->dim_axes()->end());
+      known[k][p] = true;
+      if (slot.holders.empty() || slot.holders.back() != q->device())
+        slot.holders.push_back(q->device());
+      if (q != program)
+        continue;
+      // The runtime loads, initialises and saves one buffer per parameter and moment.
+      if (slot.data)
+        return R::error("program " + std::to_string(rank) + " has two " + kindName[k] +
+                        " buffers for '" + slot.name + "'");
+      slot.data = bufferData(b);
+    }
+  }
+  int64_t devices = int64_t(plan.programs()->size());
+  for (int k = 0; k < 3; ++k)
+    for (size_t p = 0; p < numParameters; ++p) {
+      checkpoint::ParameterSlot &slot = (*lists[k])[p];
+      if (slot.holders.empty())
+        return R::error("parameter '" + slot.name + "' is held by no program: no program has its " +
+                        kindName[k] + " buffer");
+      if (!slot.data && numStages == 1)
+        return R::error("parameter '" + slot.name + "' has no " + kindName[k] +
+                        " buffer in program " + std::to_string(rank) +
+                        " (only a pipeline plan leaves parameters to other programs)");
+      std::sort(slot.holders.begin(), slot.holders.end());
+      slot.holders.erase(std::unique(slot.holders.begin(), slot.holders.end()),
+                         slot.holders.end());
+      if (int64_t(slot.holders.size()) == devices)
+        slot.holders.clear(); // every rank: the one-device gather, no holders needed
+      slot.block = checkpoint::blockOf(slot.shape, dimAxes[k][p], mesh, coords);
+    }
+
+  const auto &buffers = *program->buffers();
+  for (int b = 0; b < int(buffers.size()); ++b) {
+    const plan::Buffer *buffer = buffers.Get(flatbuffers::uoffset_t(b));
+    if (buffer->kind() != plan::BufferKind::Input)
+      continue;
+    switch (buffer->binding()) {
+    case plan::Binding::InputIds: binding.ids = b; break;
+    case plan::Binding::Labels: binding.labels = b; break;
+    case plan::Binding::Step: binding.step = b; break;
+    case plan::Binding::LearningRate: binding.lr = b; break;
+    default: break;
+    }
+  }
+  std::vector<std::string> missing;
+  if (embedding && binding.ids < 0)
+    missing.push_back("input_ids");
+  if (head && binding.labels < 0)
+    missing.push_back("labels");
+  if (binding.step < 0)
+    missing.push_back("step");
+  if (binding.lr < 0)
+    missing.push_back("lr");
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size(); ++i)
+      list += (i == 0 ? "" : i + 1 == missing.size() ? " and " : ", ") + missing[i];
+    std::string where = numStages > 1 ? "program " + std::to_string(rank) + " (stage " +
+                                            std::to_string(binding.stage) + ")"
+                                      : "the program";
+    return R::error(where + " lacks its " + list + " input" + (missing.size() == 1 ? "" : "s"));
+  }
+  return binding;
 }
 
 TrainOutcome train(const TrainOptions &o) {
@@ -219,68 +357,15 @@ TrainOutcome train(const TrainOptions &o) {
   }
 
   // ---- Buffers the loop reads and writes ----
+  // Under a pipeline plan this rank's program holds its stage's parameters only, and
+  // input_ids (labels) only on the stage with the embedding (the head).
   const plan::Program &program = exec.program();
-  const auto &buffers = *program.buffers();
-  int idsBuffer = -1, labelsBuffer = -1, stepBuffer = -1, lrBuffer = -1;
-  size_t numParameters = plan.parameters()->size();
-  checkpoint::CheckpointContents slots;
-  slots.parameters.resize(numParameters);
-  slots.expAvg.resize(numParameters);
-  slots.expAvgSq.resize(numParameters);
-  for (size_t p = 0; p < numParameters; ++p) {
-    const plan::ParameterSpec *spec = plan.parameters()->Get(p);
-    for (auto *list : {&slots.parameters, &slots.expAvg, &slots.expAvgSq}) {
-      (*list)[p].name = spec->name()->str();
-      (*list)[p].shape.assign(spec->shape()->begin(), spec->shape()->end());
-      (*list)[p].init = spec->init() ? spec->init()->str() : "normal";
-    }
-  }
-  for (int b = 0; b < int(buffers.size()); ++b) {
-    const plan::Buffer *buffer = buffers.Get(b);
-    float *data = exec.buffer(b).as<float>();
-    checkpoint::ParameterSlot *slot = nullptr;
-    switch (buffer->kind()) {
-    case plan::BufferKind::Parameter:
-      slot = &slots.parameters[buffer->parameter()];
-      break;
-    case plan::BufferKind::OptimizerState:
-      slot = &(buffer->optimizer_slot()->str() == "exp_avg" ? slots.expAvg : slots.expAvgSq)
-                  [buffer->parameter()];
-      break;
-    case plan::BufferKind::Input:
-      switch (buffer->binding()) {
-      case plan::Binding::InputIds: idsBuffer = b; break;
-      case plan::Binding::Labels: labelsBuffer = b; break;
-      case plan::Binding::Step: stepBuffer = b; break;
-      case plan::Binding::LearningRate: lrBuffer = b; break;
-      default: break;
-      }
-      break;
-    default:
-      break;
-    }
-    if (!slot)
-      continue;
-    // The runtime loads, initialises and saves one buffer per parameter and moment.
-    if (slot->data)
-      return usageError(o.planPath + ": program " + std::to_string(rank) + " has two " +
-                        (buffer->kind() == plan::BufferKind::Parameter
-                             ? std::string("parameter")
-                             : buffer->optimizer_slot()->str()) +
-                        " buffers for '" + slot->name + "'");
-    slot->data = data;
-    std::vector<int> dimAxes;
-    if (buffer->dim_axes())
-      dimAxes.assign(buffer->dim_axes()->begin(), buffer->dim_axes()->end());
-    slot->block = checkpoint::blockOf(slot->shape, dimAxes, mesh, coords);
-  }
-  for (auto *list : {&slots.parameters, &slots.expAvg, &slots.expAvgSq})
-    for (const checkpoint::ParameterSlot &s : *list)
-      if (!s.data)
-        return usageError(o.planPath + ": parameter '" + s.name +
-                          "' has no parameter or optimizer-state buffer");
-  if (idsBuffer < 0 || labelsBuffer < 0 || stepBuffer < 0 || lrBuffer < 0)
-    return usageError(o.planPath + ": the program lacks an input_ids, labels, step or lr input");
+  auto bound = bindProgram(plan, rank, [&](int b) { return exec.buffer(b).as<float>(); });
+  if (!bound)
+    return usageError(o.planPath + ": " + bound.message());
+  checkpoint::CheckpointContents &slots = bound->slots;
+  int idsBuffer = bound->ids, labelsBuffer = bound->labels;
+  int stepBuffer = bound->step, lrBuffer = bound->lr;
 
   // ---- Data ----
   // Token-id files are read in place; text datasets are tokenized up front, in parallel,
@@ -452,6 +537,15 @@ TrainOutcome train(const TrainOptions &o) {
     return Status::ok();
   };
 
+  // A stage without input_ids or labels still builds the rows (and checks them, as
+  // every rank does) into scratch tensors of the same shape.
+  kernels::DType idsType =
+      plan.data()->ids_dtype() == plan::DType::I32 ? kernels::DType::I32 : kernels::DType::I64;
+  std::vector<int64_t> scratch(size_t(batch / dpSize * seqLen) * 2);
+  kernels::TensorView scratchIds{scratch.data(), idsType, {batch / dpSize, seqLen}};
+  kernels::TensorView scratchLabels{scratch.data() + scratch.size() / 2, idsType,
+                                    {batch / dpSize, seqLen}};
+
   auto start = std::chrono::steady_clock::now();
   int64_t firstStep = state.step;
   const float *loss = exec.buffer(program.loss()).as<float>();
@@ -463,7 +557,9 @@ TrainOutcome train(const TrainOptions &o) {
     int64_t share = batch / dpSize;
     std::vector<int64_t> rows(globalRows.begin() + dpIndex * share,
                               globalRows.begin() + (dpIndex + 1) * share);
-    if (Status s = builder->fill(rows, exec.buffer(idsBuffer), exec.buffer(labelsBuffer)); !s)
+    if (Status s = builder->fill(rows, idsBuffer >= 0 ? exec.buffer(idsBuffer) : scratchIds,
+                                 labelsBuffer >= 0 ? exec.buffer(labelsBuffer) : scratchLabels);
+        !s)
       return runtimeError(o.dataPath + ": " + s.message());
     int64_t step = state.step + 1;
     double lr = schedule.at(step);

@@ -1,12 +1,18 @@
 // The training loop of aprun: plan + data + weights -> steps, metrics, checkpoints.
 #pragma once
 
+#include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/support/Status.h"
 #include "runtime/train/Schedule.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+
+namespace apc::plan {
+struct Plan;
+}
 
 namespace apc::train {
 
@@ -42,5 +48,27 @@ struct TrainOutcome {
 };
 
 TrainOutcome train(const TrainOptions &options);
+
+// What the loop binds in the program of `rank` (the one whose device is `rank`).
+struct ProgramBinding {
+  // Every parameter of the plan and its two moments, in plan order (slot p is
+  // Plan.parameters[p]; initWeights draws slot p from stream (seed, p)). A slot this
+  // rank's program holds points at its buffer (`bufferData(b)`); the others (another
+  // pipeline stage's) have null data, the split every holder uses, and `holders`, the
+  // ranks to gather them from. `holders` is left empty where every rank holds the tensor.
+  checkpoint::CheckpointContents slots;
+  int stage = 0;                           // the program's pipeline stage
+  int ids = -1, labels = -1;               // input buffers; -1 where the stage has none
+  int step = -1, lr = -1;
+};
+
+// Binds rank `rank`'s program of `plan` (checked by plan::LoadedPlan). Errors (bad
+// usage: a malformed or mismatched plan): two buffers for one slot; a parameter or
+// moment that no program holds; under a one-stage plan, one this program lacks; a stage
+// outside Plan.pipeline.stages; a missing step or lr input, or a missing input_ids
+// (labels) on a stage with the embedding (the head); with no pipeline section the one
+// stage has both.
+Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
+                                   const std::function<float *(int buffer)> &bufferData);
 
 } // namespace apc::train

@@ -84,6 +84,7 @@ struct PlanSpec;
 
 struct ProgramSpec {
   int device = 0;
+  int stage = 0; // its pipeline stage (PlanSpec::stages)
   std::vector<BufferSpec> buffers;
   std::vector<InstructionSpec> instructions;
   uint64_t arenaBytes = 0;
@@ -117,8 +118,9 @@ struct ProgramSpec {
     b.dimAxes = std::move(dimAxes);
     return add(std::move(b));
   }
-  // input_ids and labels of the rank's batch share, step, lr, and a scalar loss.
-  inline void addStandardInputs(const PlanSpec &plan);
+  // input_ids and labels of the rank's batch share, step, lr, and a scalar loss. A
+  // pipeline stage without the embedding (the head) has no input_ids (labels).
+  inline void addStandardInputs(const PlanSpec &plan, bool ids = true, bool labels = true);
   void call(std::string kernel, std::vector<int> inputs, std::vector<int> outputs,
             std::vector<AttributeSpec> attributes = {}) {
     instructions.push_back({std::move(kernel), std::move(inputs), std::move(outputs),
@@ -133,7 +135,13 @@ struct PlanSpec {
     std::string init = "normal";
   };
   std::vector<int64_t> mesh;
+  std::vector<std::string> axisNames; // empty: "dp", "axis1", ...
   std::vector<Parameter> parameters;
+  struct Stage {
+    int firstLayer = 0, numLayers = 1;
+    bool embedding = false, head = false;
+  };
+  std::vector<Stage> stages; // empty: no pipeline section
   int64_t batch = 2, seqLen = 4;
   std::vector<ProgramSpec> programs;
 
@@ -175,7 +183,7 @@ struct PlanSpec {
       }
       progs.push_back(fb::CreateProgram(fbb, prog.device, fbb.CreateVector(bufs),
                                         fbb.CreateVector(insts), prog.arenaBytes, prog.loss,
-                                        -1));
+                                        -1, prog.stage));
     }
     auto model = fb::CreateModelConfig(fbb, fbb.CreateString("llama3"), 8, 16, 1, 2, 2, 4, 32,
                                        64, 10000.0, 1e-5, 0.02, false,
@@ -183,22 +191,35 @@ struct PlanSpec {
     auto data = fb::CreateDataSpec(fbb, batch, seqLen, -1, fb::DType::I64);
     auto optimizer = fb::CreateOptimizerSpec(fbb, fbb.CreateString("adamw"), 0.9, 0.999, 1e-8,
                                              0.0, 0.0);
-    std::vector<flatbuffers::Offset<flatbuffers::String>> axisNames;
+    std::vector<flatbuffers::Offset<flatbuffers::String>> axes;
     for (size_t a = 0; a < mesh.size(); ++a)
-      axisNames.push_back(fbb.CreateString(a == 0 ? "dp" : "axis" + std::to_string(a)));
+      axes.push_back(fbb.CreateString(a < axisNames.size() ? axisNames[a]
+                                      : a == 0             ? std::string("dp")
+                                                           : "axis" + std::to_string(a)));
+    flatbuffers::Offset<fb::PipelineSpec> pipeline = 0;
+    if (!stages.empty()) {
+      std::vector<flatbuffers::Offset<fb::StageSpec>> stageSpecs;
+      for (const Stage &st : stages)
+        stageSpecs.push_back(
+            fb::CreateStageSpec(fbb, st.firstLayer, st.numLayers, st.embedding, st.head));
+      pipeline = fb::CreatePipelineSpec(fbb, fbb.CreateVector(stageSpecs), 1,
+                                        fbb.CreateString("1f1b"), fbb.CreateString("none"));
+    }
     auto root = fb::CreatePlan(fbb, plan::kPlanVersion, fbb.CreateString("test"), model,
                                fbb.CreateVector(params), data, fbb.CreateString("fp32"),
                                optimizer, fbb.CreateVector(progs), 0, fbb.CreateVector(mesh),
-                               fbb.CreateVector(axisNames), fbb.CreateString("test"));
+                               fbb.CreateVector(axes), fbb.CreateString("test"), pipeline);
     fb::FinishPlanBuffer(fbb, root);
     return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
   }
 };
 
-inline void ProgramSpec::addStandardInputs(const PlanSpec &plan) {
+inline void ProgramSpec::addStandardInputs(const PlanSpec &plan, bool ids, bool labels) {
   int64_t dp = plan.mesh.empty() ? 1 : plan.mesh[0];
   for (auto [name, binding] : {std::pair{"input_ids", plan::Binding::InputIds},
                                std::pair{"labels", plan::Binding::Labels}}) {
+    if (!(binding == plan::Binding::InputIds ? ids : labels))
+      continue;
     BufferSpec b;
     b.name = name;
     b.dtype = plan::DType::I64;

@@ -8,6 +8,9 @@
 #include "runtime/checkpoint/Weights.h"
 
 #include "runtime/comm/GlooCommunicator.h"
+#include "runtime/plan/PlanLoader.h"
+#include "runtime/train/Trainer.h"
+#include "test/unit/runtime/PlanBuilder.h"
 #include "runtime/comm/TcpStore.h"
 #include "runtime/safetensors/Safetensors.h"
 #include "runtime/support/HalfFloat.h"
@@ -24,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -442,6 +446,299 @@ TEST_F(ShardedTest, RanksAsProcessesOverGlooWriteTheFilesOfOneDevice) {
   });
   comm::testing::expectAllPassed(ends);
   expectSameFiles(*single, path("gloo/checkpoint-9"));
+}
+
+// ---- pipeline stages: each rank holds its stage's parameters ----------------------------
+
+// Two stages on mesh [dp 1, pp 2]: program 0 (the embedding) holds E and A, program 1
+// (the head) E, B and N; E is the tied embedding both hold. The same model on one device
+// holds all four. Plan order: E, A, B, N.
+struct StageModel {
+  std::vector<testing::PlanSpec::Parameter> parameters = {
+      {"model.embed_tokens.weight", {8, 4}, "normal"},
+      {"model.layers.0.mlp.up_proj.weight", {4, 6}, "normal"},
+      {"model.layers.1.mlp.up_proj.weight", {6, 4}, "normal"},
+      {"model.norm.weight", {4}, "ones"}};
+  std::vector<float> whole[4][3]; // [parameter][slot]: the values a checkpoint holds
+
+  StageModel() {
+    for (int p = 0; p < 4; ++p)
+      for (int s = 0; s < 3; ++s)
+        whole[p][s] = ramp(product(parameters[size_t(p)].shape), 0.01f * float(s + 1),
+                           float(p) - 0.5f);
+  }
+  static void hold(testing::ProgramSpec &program, int p, const std::vector<int64_t> &shape) {
+    program.parameter(p, shape);
+    program.parameter(p, shape, {}, "exp_avg");
+    program.parameter(p, shape, {}, "exp_avg_sq");
+  }
+  // `stage1Params`: what program 1 holds besides E (default B and N).
+  std::string twoStages(std::vector<int> stage1Params = {2, 3}, bool stage1Labels = true) const {
+    testing::PlanSpec spec;
+    spec.mesh = {1, 2};
+    spec.axisNames = {"dp", "pp"};
+    spec.parameters = parameters;
+    spec.stages = {{0, 1, true, false}, {1, 1, false, true}};
+    testing::ProgramSpec first, second;
+    first.device = 0;
+    first.stage = 0;
+    first.addStandardInputs(spec, /*ids=*/true, /*labels=*/false);
+    hold(first, 0, parameters[0].shape);
+    hold(first, 1, parameters[1].shape);
+    second.device = 1;
+    second.stage = 1;
+    second.addStandardInputs(spec, /*ids=*/false, stage1Labels);
+    hold(second, 0, parameters[0].shape);
+    for (int p : stage1Params)
+      hold(second, p, parameters[size_t(p)].shape);
+    spec.programs = {first, second};
+    return spec.build();
+  }
+  std::string oneDevice() const {
+    testing::PlanSpec spec;
+    spec.parameters = parameters;
+    testing::ProgramSpec program;
+    program.addStandardInputs(spec);
+    for (int p = 0; p < 4; ++p)
+      hold(program, p, parameters[size_t(p)].shape);
+    spec.programs = {program};
+    return spec.build();
+  }
+  // The whole tensors as one device's checkpoint slots.
+  CheckpointContents wholeContents(const TrainerState &state) {
+    CheckpointContents c;
+    for (int p = 0; p < 4; ++p)
+      for (int s = 0; s < 3; ++s)
+        (s == 0 ? c.parameters : s == 1 ? c.expAvg : c.expAvgSq)
+            .push_back({parameters[size_t(p)].name, parameters[size_t(p)].shape,
+                        whole[p][s].data(), parameters[size_t(p)].init, {}});
+    c.configJson = "{\"model_type\": \"llama\"}\n";
+    c.state = state;
+    return c;
+  }
+};
+
+// One rank's program memory: a float array per buffer, made when bindProgram asks.
+struct RankMemory {
+  std::map<int, std::vector<float>> buffers;
+  Result<train::ProgramBinding> bind(const plan::Plan &plan, int rank) {
+    const plan::Program *program = plan.programs()->Get(flatbuffers::uoffset_t(rank));
+    return train::bindProgram(plan, rank, [&, program](int b) {
+      std::vector<float> &v = buffers[b];
+      v.assign(size_t(program->buffers()->Get(flatbuffers::uoffset_t(b))->bytes() / 4), -7.0f);
+      return v.data();
+    });
+  }
+};
+
+std::vector<ParameterSlot> *slotList(CheckpointContents &c, int s) {
+  return s == 0 ? &c.parameters : s == 1 ? &c.expAvg : &c.expAvgSq;
+}
+std::vector<float> values(const ParameterSlot &slot) {
+  return std::vector<float>(slot.data, slot.data + product(localShape(slot.shape, slot.block)));
+}
+
+plan::LoadedPlan loadPlan(const std::string &bytes) {
+  auto loaded = plan::LoadedPlan::fromBytes(bytes, "test.fb");
+  EXPECT_TRUE(loaded.isOk()) << loaded.message();
+  return std::move(*loaded);
+}
+
+TEST(PipelineSlots, EachRankHoldsItsStageAndKnowsTheHolders) {
+  StageModel model;
+  plan::LoadedPlan loaded = loadPlan(model.twoStages());
+  for (int rank = 0; rank < 2; ++rank) {
+    RankMemory memory;
+    auto bound = memory.bind(loaded.plan(), rank);
+    ASSERT_TRUE(bound.isOk()) << bound.message();
+    EXPECT_EQ(bound->stage, rank);
+    EXPECT_EQ(bound->ids >= 0, rank == 0);
+    EXPECT_EQ(bound->labels >= 0, rank == 1);
+    EXPECT_GE(bound->step, 0);
+    EXPECT_GE(bound->lr, 0);
+    ASSERT_EQ(bound->slots.parameters.size(), 4u);
+    bool holds[2][4] = {{true, true, false, false}, {true, false, true, true}};
+    std::vector<int> holders[4] = {{}, {0}, {1}, {1}}; // E: every rank (none listed)
+    for (int s = 0; s < 3; ++s)
+      for (int p = 0; p < 4; ++p) {
+        const ParameterSlot &slot = (*slotList(bound->slots, s))[size_t(p)];
+        EXPECT_EQ(slot.name, model.parameters[size_t(p)].name);
+        EXPECT_EQ(slot.data != nullptr, holds[rank][p]) << "rank " << rank << " p " << p;
+        EXPECT_EQ(slot.holders, holders[p]) << "p " << p;
+      }
+  }
+}
+
+TEST(PipelineSlots, AParameterNoProgramHoldsIsAnError) {
+  StageModel model;
+  plan::LoadedPlan loaded = loadPlan(model.twoStages({3})); // B: nowhere
+  for (int rank = 0; rank < 2; ++rank) {
+    RankMemory memory;
+    auto bound = memory.bind(loaded.plan(), rank);
+    ASSERT_FALSE(bound.isOk());
+    EXPECT_EQ(bound.message(), "parameter 'model.layers.1.mlp.up_proj.weight' is held by no "
+                               "program: no program has its parameter buffer");
+  }
+  // The stage with the head needs labels (the stages without the embedding need no
+  // input_ids: twoStages has none on stage 1 and loads).
+  auto noLabels = plan::LoadedPlan::fromBytes(model.twoStages({2, 3}, /*stage1Labels=*/false),
+                                              "test.fb");
+  ASSERT_FALSE(noLabels.isOk());
+  EXPECT_EQ(noLabels.message(), "test.fb: program 1 needs exactly one Labels input, has 0");
+}
+
+TEST(PipelineSlots, AOneStagePlanStillNeedsEveryParameterOnEveryProgram) {
+  testing::PlanSpec spec;
+  spec.mesh = {2};
+  spec.parameters = {{"a", {4}}, {"b", {4}}};
+  testing::ProgramSpec first, second;
+  first.addStandardInputs(spec);
+  StageModel::hold(first, 0, {4});
+  StageModel::hold(first, 1, {4});
+  second.device = 1;
+  second.addStandardInputs(spec);
+  StageModel::hold(second, 0, {4});
+  spec.programs = {first, second};
+  plan::LoadedPlan loaded = loadPlan(spec.build());
+  RankMemory memory;
+  EXPECT_TRUE(memory.bind(loaded.plan(), 0).isOk());
+  auto bound = memory.bind(loaded.plan(), 1);
+  ASSERT_FALSE(bound.isOk());
+  EXPECT_EQ(bound.message(), "parameter 'b' has no parameter buffer in program 1 (only a "
+                             "pipeline plan leaves parameters to other programs)");
+}
+
+TEST_F(ShardedTest, PipelineRanksWriteEveryParameterAndResumeUnderAnyPlan) {
+  StageModel model;
+  plan::LoadedPlan two = loadPlan(model.twoStages());
+  RankMemory memory[2];
+  CheckpointContents contents[2];
+  for (int rank = 0; rank < 2; ++rank) {
+    auto bound = memory[rank].bind(two.plan(), rank);
+    ASSERT_TRUE(bound.isOk()) << bound.message();
+    contents[rank] = bound->slots;
+    contents[rank].configJson = "{\"model_type\": \"llama\"}\n";
+    contents[rank].state = stateAt(4);
+    for (int s = 0; s < 3; ++s)
+      for (int p = 0; p < 4; ++p) {
+        const ParameterSlot &slot = (*slotList(contents[rank], s))[size_t(p)];
+        if (!slot.data)
+          continue;
+        std::vector<float> v = model.whole[p][s];
+        if (rank == 1 && p == 0) // E's second copy: the checkpoint takes rank 0's
+          for (float &x : v)
+            x += 100.0f;
+        std::copy(v.begin(), v.end(), slot.data);
+      }
+  }
+  auto single = saveCheckpoint(path("one"), model.wholeContents(stateAt(4)));
+  ASSERT_TRUE(single.isOk()) << single.message();
+  std::vector<int64_t> mesh = {1, 2};
+  apc::testing::ThreadMesh threads(mesh, {{0, 1}});
+  std::string paths[2];
+  apc::testing::runRanks(2, [&](int rank) {
+    auto written = saveCheckpoint(path("pp"), contents[rank], *threads.find({0, 1}, rank), mesh);
+    ASSERT_TRUE(written.isOk()) << "rank " << rank << ": " << written.message();
+    paths[rank] = *written;
+  });
+  EXPECT_EQ(paths[0], path("pp/checkpoint-4"));
+  EXPECT_EQ(paths[1], path("pp/checkpoint-4"));
+  expectSameFiles(*single, path("pp/checkpoint-4"));
+  // Rank 1 sends B and N with their moments (E is rank 0's own); plus the outcome.
+  EXPECT_EQ(threads.find({0, 1}, 1)->broadcasts, 6 + 2);
+
+  // Resuming under the two-stage plan: each rank reads what it holds (E both).
+  for (int rank = 0; rank < 2; ++rank) {
+    RankMemory fresh;
+    auto bound = fresh.bind(two.plan(), rank);
+    ASSERT_TRUE(bound.isOk()) << bound.message();
+    auto state = loadCheckpoint(path("pp/checkpoint-4"), bound->slots);
+    ASSERT_TRUE(state.isOk()) << state.message();
+    EXPECT_EQ(state->step, 4);
+    for (int s = 0; s < 3; ++s)
+      for (int p = 0; p < 4; ++p) {
+        const ParameterSlot &slot = (*slotList(bound->slots, s))[size_t(p)];
+        if (slot.data)
+          EXPECT_TRUE(bitwiseEqual(values(slot), model.whole[p][s]))
+              << "rank " << rank << " p " << p << " slot " << s;
+      }
+  }
+  // And under one device, which holds all four.
+  plan::LoadedPlan one = loadPlan(model.oneDevice());
+  RankMemory fresh;
+  auto bound = fresh.bind(one.plan(), 0);
+  ASSERT_TRUE(bound.isOk()) << bound.message();
+  auto state = loadCheckpoint(path("pp/checkpoint-4"), bound->slots);
+  ASSERT_TRUE(state.isOk()) << state.message();
+  for (int s = 0; s < 3; ++s)
+    for (int p = 0; p < 4; ++p) {
+      const ParameterSlot &slot = (*slotList(bound->slots, s))[size_t(p)];
+      ASSERT_NE(slot.data, nullptr);
+      EXPECT_TRUE(bitwiseEqual(values(slot), model.whole[p][s])) << "p " << p << " slot " << s;
+    }
+}
+
+TEST(PipelineSlots, SeededInitOfAStageEqualsOneDevice) {
+  StageModel model;
+  plan::LoadedPlan one = loadPlan(model.oneDevice());
+  plan::LoadedPlan two = loadPlan(model.twoStages());
+  RankMemory oneMemory;
+  auto reference = oneMemory.bind(one.plan(), 0);
+  ASSERT_TRUE(reference.isOk()) << reference.message();
+  initWeights(reference->slots.parameters, 0.02, 4321);
+  for (int rank = 0; rank < 2; ++rank) {
+    RankMemory memory;
+    auto bound = memory.bind(two.plan(), rank);
+    ASSERT_TRUE(bound.isOk()) << bound.message();
+    initWeights(bound->slots.parameters, 0.02, 4321);
+    int held = 0;
+    for (int p = 0; p < 4; ++p) {
+      const ParameterSlot &slot = bound->slots.parameters[size_t(p)];
+      if (!slot.data)
+        continue;
+      ++held;
+      EXPECT_TRUE(bitwiseEqual(values(slot), values(reference->slots.parameters[size_t(p)])))
+          << "rank " << rank << " p " << p;
+    }
+    EXPECT_EQ(held, rank == 0 ? 2 : 3);
+  }
+}
+
+// Weights files: a rank reads only what it holds, and the other stages' tensors are not
+// reported unused.
+TEST_F(ShardedTest, PipelineRanksLoadOnlyTheirWeights) {
+  StageModel model;
+  std::vector<safetensors::TensorToWrite> tensors;
+  for (int p = 0; p < 4; ++p)
+    tensors.push_back(tensor(model.parameters[size_t(p)].name, safetensors::DType::F32,
+                             model.parameters[size_t(p)].shape, model.whole[p][0]));
+  ASSERT_TRUE(safetensors::write(path("w.safetensors"), tensors).isOk());
+  plan::LoadedPlan two = loadPlan(model.twoStages());
+  for (int rank = 0; rank < 2; ++rank) {
+    RankMemory memory;
+    auto bound = memory.bind(two.plan(), rank);
+    ASSERT_TRUE(bound.isOk()) << bound.message();
+    std::vector<std::string> unused;
+    Status s = loadWeights(path("w.safetensors"), bound->slots.parameters, &unused);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_TRUE(unused.empty());
+    for (int p = 0; p < 4; ++p) {
+      const ParameterSlot &slot = bound->slots.parameters[size_t(p)];
+      if (slot.data)
+        EXPECT_TRUE(bitwiseEqual(values(slot), model.whole[p][0])) << "rank " << rank;
+    }
+  }
+  // A file without a tensor only the other stage holds still loads on this one.
+  tensors.erase(tensors.begin() + 2); // B, held by rank 1
+  ASSERT_TRUE(safetensors::write(path("noB.safetensors"), tensors).isOk());
+  RankMemory memory[2];
+  auto first = memory[0].bind(two.plan(), 0), second = memory[1].bind(two.plan(), 1);
+  ASSERT_TRUE(first.isOk() && second.isOk());
+  EXPECT_TRUE(loadWeights(path("noB.safetensors"), first->slots.parameters).isOk());
+  Status s = loadWeights(path("noB.safetensors"), second->slots.parameters);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("no tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos)
+      << s.message();
 }
 
 } // namespace
