@@ -138,5 +138,49 @@ TEST(PlanLoaderDimAxes, ParametersStayF32) {
                "copy is F32)");
 }
 
+// A pipeline plan: input_ids on the stage with the embedding, labels on the one with the
+// head, neither on a middle stage; every stage has step and lr; stages in range.
+PlanSpec pipelinePlan(const std::function<void(int, ProgramSpec &)> &edit = nullptr) {
+  PlanSpec spec;
+  spec.mesh = {1, 3};
+  spec.axisNames = {"dp", "pp"};
+  spec.parameters = {{"w", {4}}};
+  spec.stages = {{0, 1, true, false}, {1, 1, false, false}, {2, 1, false, true}};
+  for (int device = 0; device < 3; ++device) {
+    ProgramSpec program;
+    program.device = device;
+    program.stage = device;
+    program.addStandardInputs(spec, device == 0, device == 2);
+    if (device == 1) {
+      program.parameter(0, {4});
+      program.parameter(0, {4}, {}, "exp_avg");
+      program.parameter(0, {4}, {}, "exp_avg_sq");
+    }
+    if (edit)
+      edit(device, program);
+    spec.programs.push_back(program);
+  }
+  return spec;
+}
+
+TEST(PlanLoaderPipeline, InputsFollowTheStages) {
+  auto loaded = LoadedPlan::fromBytes(pipelinePlan().build(), "pp.fb");
+  ASSERT_TRUE(loaded.isOk()) << loaded.message();
+  EXPECT_EQ(refusal(pipelinePlan([](int d, ProgramSpec &p) {
+              if (d == 0)
+                p.buffers.erase(p.buffers.begin()); // input_ids
+            })),
+            "split.fb: program 0 needs exactly one InputIds input, has 0");
+  EXPECT_EQ(refusal(pipelinePlan([](int d, ProgramSpec &p) {
+              if (d == 1)
+                p.stage = 3;
+            })),
+            "split.fb: program 1 is stage 3 but the pipeline has 3 stages");
+  // Without a pipeline section every program needs both.
+  PlanSpec flat = pipelinePlan();
+  flat.stages.clear();
+  EXPECT_EQ(refusal(flat), "split.fb: program 0 needs exactly one Labels input, has 0");
+}
+
 } // namespace
 } // namespace apc::plan
