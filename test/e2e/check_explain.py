@@ -7,9 +7,10 @@ several parallel plans (one device, dp, dp x tp with sp and ZeRO 1, ZeRO 2 and 3
   mesh          axes, sizes, every rank's row-major coordinates;
   parameters    global shape, and for the parameter and each moment: dim_axes, block shape
                 (= global / axis size on split dims), bytes per device;
-  collectives   per program: count, bytes moved (inputs; all_gather: output; all_slice: 0)
-                by kind, op and mesh axes;
-  memory        per program: Parameter, OptimizerState and Input bytes, arena, total;
+  collectives   per program: count, bytes moved (inputs; all_gather and recv: output;
+                all_slice: 0) by kind, op, mesh axes and (send/recv) peer_offset;
+  memory        per program: Parameter, OptimizerState and Input bytes, arena, total, the
+                gradients (adamw's grad operands) in the arena, the inputs' bindings;
   predicted     plan.predicted as written;
   text          the default output names the same totals (collective counts, memory total).
 Pipelines (plans edited through flatc's JSON: a pipeline section and Program.stage), for
@@ -39,7 +40,7 @@ import e2e_common as ec
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA = os.path.join(REPO, "runtime", "schema", "plan.fbs")
 CONFIG = os.path.join(REPO, "frontends", "llama3", "configs", "tiny.json")
-COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_slice")
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_slice", "send", "recv")
 DTYPE_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "I32": 4, "I64": 8}
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -160,17 +161,22 @@ def check_plan(report, name, plan, got, text):
             if inst["kernel"] == "all_reduce":
                 o = attr(inst, "op")
                 op = o["s"] if o and o.get("s") else "sum"
-            if inst["kernel"] == "all_gather":
+            if inst["kernel"] in ("all_gather", "recv"):
                 moved = sum(bufs[b]["bytes"] for b in inst["outputs"])
             elif inst["kernel"] == "all_slice":
                 moved = 0
             else:
                 moved = sum(bufs[b]["bytes"] for b in inst["inputs"])
-            key = (inst["kernel"], op, tuple(axes[x] for x in (a["ints"] if a else [])))
+            peer = None
+            if inst["kernel"] in ("send", "recv"):
+                po = attr(inst, "peer_offset")
+                peer = po.get("i", 0) if po else 0
+            key = (inst["kernel"], op, tuple(axes[x] for x in (a["ints"] if a else [])), peer)
             c, b = kinds.get(key, (0, 0))
             kinds[key] = (c + 1, b + moved)
         g = got["programs"][k]["collectives"]
-        got_kinds = {(r["kind"], r["op"], tuple(r["axes"])): (r["count"], r["bytes"]) for r in g["by_kind"]}
+        got_kinds = {(r["kind"], r["op"], tuple(r["axes"]), r.get("peer_offset")): (r["count"], r["bytes"])
+                     for r in g["by_kind"]}
         if got_kinds != kinds or g["count"] != sum(c for c, _ in kinds.values()) \
                 or g["bytes"] != sum(b for _, b in kinds.values()):
             bad_c.append("program %d: got %s, plan %s" % (k, got_kinds, kinds))
@@ -181,6 +187,11 @@ def check_plan(report, name, plan, got, text):
                 mem[field] += b["bytes"]
         mem["arena"] = prog["arena_bytes"]
         mem["total"] = sum(mem.values())
+        # Gradients: the distinct grad operands (input 1) of adamw, inside the arena.
+        grads = {inst["inputs"][1] for inst in prog["instructions"]
+                 if inst["kernel"] == "adamw" and len(inst.get("inputs", [])) > 1}
+        mem["gradients_in_arena"] = sum(bufs[b]["bytes"] for b in grads)
+        mem["input_bindings"] = [b["binding"] for b in bufs if b["kind"] == "Input"]
         if got["programs"][k]["memory"] != mem:
             bad_m.append("program %d: got %s, plan %s" % (k, got["programs"][k]["memory"], mem))
         if k == 0:

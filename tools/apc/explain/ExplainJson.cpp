@@ -27,6 +27,7 @@ Json layoutJson(const PlanFacts &f, const Layout &layout) {
               {"replicated", splits.empty()},
               {"local_shape", layout.localShape},
               {"bytes_per_device", layout.bytesPerDevice},
+              {"ranks", layout.ranks},
               {"text", layoutText(f, layout)}};
 }
 
@@ -79,13 +80,18 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
                       {"head", st.head},
                       {"contents", stageContents(st)},
                       {"ranks", st.ranks},
-                      {"flops", finite(st.flops)}});
+                      {"flops", finite(st.flops)},
+                      {"plan_order", st.planOrder.empty() ? Json(nullptr) : Json(st.planOrder)},
+                      {"plan_order_is_1f1b",
+                       st.planOrder.empty() ? Json(nullptr) : Json(st.planOrderIs1F1B)}});
   }
   Json pipeline = {{"present", f.pipelinePresent},
                    {"stages", stages},
                    {"micro_batches", f.microBatches},
                    {"schedule", f.schedule},
-                   {"recompute", f.recompute}};
+                   {"recompute", f.recompute},
+                   {"pp_axis", f.ppAxis >= 0 ? Json(f.axisName(f.ppAxis)) : Json(nullptr)},
+                   {"warnings", f.warnings}};
   if (f.timeline) {
     Json timeline = Json::array();
     for (const auto &ops : f.timeline->ops) {
@@ -132,19 +138,35 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
       item["buffers"] = c.operands;
       item["bytes"] = c.bytes;
       item["communicates"] = c.communicates;
+      if (c.kind == "send" || c.kind == "recv") {
+        item["peer_offset"] = c.peerOffset;
+        item["peer_stage"] = c.peerStage >= 0 ? Json(c.peerStage) : Json(nullptr);
+        item["tag"] = c.tag;
+      }
       list.push_back(item);
     }
     Json byKind = Json::array();
-    for (const CollectiveSummary &r : summarizeCollectives(p))
-      byKind.push_back({{"kind", r.kind},
-                        {"op", r.op.empty() ? Json(nullptr) : Json(r.op)},
-                        {"axes", axesNames(f, r.axes)},
-                        {"count", r.count},
-                        {"bytes", r.bytes}});
+    for (const CollectiveSummary &r : summarizeCollectives(p)) {
+      Json row = {{"kind", r.kind},
+                  {"op", r.op.empty() ? Json(nullptr) : Json(r.op)},
+                  {"axes", axesNames(f, r.axes)},
+                  {"count", r.count},
+                  {"bytes", r.bytes}};
+      if (r.kind == "send" || r.kind == "recv") {
+        row["peer_offset"] = r.peerOffset;
+        row["peer_stage"] = r.peerStage >= 0 ? Json(r.peerStage) : Json(nullptr);
+      }
+      byKind.push_back(row);
+    }
+    std::string order;
+    for (bool forward : p.passOrder)
+      order += forward ? 'F' : 'B';
     programs.push_back(
         {{"program", p.index},
          {"device", p.device},
          {"stage", p.stage},
+         {"pp_coordinate", p.ppCoordinate >= 0 ? Json(p.ppCoordinate) : Json(nullptr)},
+         {"pass_order", order},
          {"instructions", p.instructions},
          {"flops", finite(p.flops)},
          {"memory",
@@ -152,6 +174,8 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
            {"optimizer_state", p.optimizerBytes},
            {"inputs", p.inputBytes},
            {"arena", p.arenaBytes},
+           {"gradients_in_arena", p.gradientBytes},
+           {"input_bindings", p.inputBindings},
            {"total", p.totalBytes()}}},
          {"collectives",
           {{"count", p.collectives.size()}, {"bytes", moved}, {"by_kind", byKind},

@@ -155,19 +155,34 @@ std::string layoutText(const PlanFacts &f, const Layout &layout) {
       splits += std::string(splits.empty() ? "split " : ", ") + "dim " + std::to_string(d) +
                 " over " + f.axisName(layout.dimAxes[d]) + " (" +
                 std::to_string(f.axisSize(layout.dimAxes[d])) + " ways)";
-  if (splits.empty())
+  bool some = !layout.ranks.empty() && int64_t(layout.ranks.size()) < f.devices;
+  if (splits.empty()) {
+    if (some)
+      return std::string(layout.ranks.size() > 1 ? "replicated: " : "whole: ") +
+             dimsText(layout.localShape) + " on " + ranksText(layout.ranks);
     return (f.devices > 1 ? "replicated: " : "whole: ") + dimsText(layout.localShape) +
            (f.devices > 1 ? " on every device" : " on the one device");
-  return splits + " -> " + dimsText(layout.localShape) + " per device";
+  }
+  return splits + " -> " + dimsText(layout.localShape) + " per device" +
+         (some ? " of " + ranksText(layout.ranks) : std::string());
+}
+
+std::string peerText(const std::string &kind, int64_t peerOffset, int peerStage) {
+  std::string offset = (peerOffset > 0 ? "+" : "") + std::to_string(peerOffset);
+  std::string way = kind == "send" ? "to " : "from ";
+  if (peerStage >= 0)
+    return way + "stage " + std::to_string(peerStage) + " (peer_offset " + offset + ")";
+  return way + "peer_offset " + offset;
 }
 
 std::vector<CollectiveSummary> summarizeCollectives(const ProgramFacts &program) {
   static const std::vector<std::string> order = {"all_reduce", "all_gather", "reduce_scatter",
-                                                 "all_slice"};
+                                                 "all_slice", "send", "recv"};
   std::vector<CollectiveSummary> rows;
   for (const CollectiveFacts &c : program.collectives) {
     auto it = std::find_if(rows.begin(), rows.end(), [&](const CollectiveSummary &r) {
-      return r.kind == c.kind && r.op == c.op && r.axes == c.axes;
+      return r.kind == c.kind && r.op == c.op && r.axes == c.axes &&
+             r.peerOffset == c.peerOffset;
     });
     if (it == rows.end()) {
       CollectiveSummary r;
@@ -175,6 +190,8 @@ std::vector<CollectiveSummary> summarizeCollectives(const ProgramFacts &program)
       r.op = c.op;
       r.axes = c.axes;
       r.communicates = c.communicates;
+      r.peerOffset = c.peerOffset;
+      r.peerStage = c.peerStage;
       rows.push_back(r);
       it = rows.end() - 1;
     }
@@ -186,8 +203,8 @@ std::vector<CollectiveSummary> summarizeCollectives(const ProgramFacts &program)
     return std::find(order.begin(), order.end(), r.kind) - order.begin();
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const auto &a, const auto &b) {
-    return std::make_tuple(rank(a), a.op != "sum", a.axes) <
-           std::make_tuple(rank(b), b.op != "sum", b.axes);
+    return std::make_tuple(rank(a), a.op != "sum", a.axes, a.peerOffset) <
+           std::make_tuple(rank(b), b.op != "sum", b.axes, b.peerOffset);
   });
   return rows;
 }
@@ -274,7 +291,10 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
        (f.pipelinePresent ? "" : " (no pipeline section: one stage holds the whole model)"));
   for (size_t s = 0; s < f.stages.size(); ++s)
     line("  stage " + std::to_string(s) + " (" + ranksText(f.stages[s].ranks) +
-         "): " + stageContents(f.stages[s]));
+         "): " + stageContents(f.stages[s]) +
+         (f.tied && f.stages.size() > 1 && f.stages[s].head && !f.stages[s].embedding
+              ? " (tied: holds the embedding for the LM head)"
+              : ""));
   if (f.timeline) {
     bool equal = f.stageTimesFromFlops;
     line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
@@ -290,6 +310,23 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   }
   if (f.schedule != "1f1b")
     line("  (schedule '" + f.schedule + "' is drawn and costed as 1F1B)");
+  // The plan's own order of passes, read from each stage's send/recv.
+  bool anyOrder = false, allMatch = true;
+  for (const StageFacts &st : f.stages) {
+    anyOrder = anyOrder || !st.planOrder.empty();
+    allMatch = allMatch && !st.planOrder.empty() && st.planOrderIs1F1B;
+  }
+  if (anyOrder && allMatch)
+    line("  pass order read from each stage's send/recv: 1F1B, as drawn");
+  else if (anyOrder)
+    for (size_t s = 0; s < f.stages.size(); ++s)
+      line("  stage " + std::to_string(s) + " order from its send/recv: " +
+           (f.stages[s].planOrder.empty()
+                ? std::string("not recognised")
+                : f.stages[s].planOrder +
+                      (f.stages[s].planOrderIs1F1B ? " (1F1B)" : " (not the 1F1B drawn)")));
+  for (const std::string &w : f.warnings)
+    line("  warning: " + w);
 
   // ---- Parameters, grouped by name pattern, shape and layouts.
   line("");
@@ -327,7 +364,7 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
     }
     std::string title = p.pattern + " " + dimsText(p.shape) +
                         (p.dtype != "F32" ? " " + p.dtype : std::string());
-    std::string key = title;
+    std::string key = title + "\n" + rangesText(p.stages);
     for (const std::string &l : lines)
       key += "\n" + l;
     auto it = std::find_if(groups.begin(), groups.end(), [&](auto &g) { return g.first == key; });
@@ -358,8 +395,8 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
 
   // ---- Collectives, per device; programs with the same collectives together.
   line("");
-  line("collectives per step, per device (bytes: inputs; all_gather: output; all_slice is a "
-       "local slice)");
+  line("collectives per step, per device (bytes: inputs; all_gather and recv: output; "
+       "all_slice is a local slice)");
   auto collectiveGroups = groupPrograms<std::vector<std::tuple<std::string, std::string,
                                                                std::vector<int64_t>, int64_t,
                                                                int, uint64_t>>>(
@@ -369,7 +406,8 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
             k;
         k.emplace_back("stage", "", std::vector<int64_t>{}, p.stage, 0, 0);
         for (const CollectiveFacts &c : p.collectives)
-          k.emplace_back(c.kind, c.op, c.axes, c.dim, c.operands, c.bytes);
+          k.emplace_back(c.kind, c.op, c.axes, c.dim * 1000003 + c.peerOffset, c.operands,
+                         c.bytes);
         return k;
       });
   for (const auto &group : collectiveGroups) {
@@ -390,6 +428,8 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
         note = "  no communication";
       else if (r.buckets)
         note = "  " + plural(r.buckets, "bucket", "buckets") + " of several buffers";
+      else if (r.kind == "send" || r.kind == "recv")
+        note = "  " + peerText(r.kind, r.peerOffset, r.peerStage);
       line(format("    %-18s %-8s %6d %12s%s", kind.c_str(), axesText(f, r.axes).c_str(), r.count,
                   r.communicates ? humanBytes(r.bytes).c_str() : "-", note.c_str()));
     }
@@ -405,7 +445,11 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
     for (const CollectiveFacts *c : largest)
       top += (top.empty() ? "" : "; ") + std::string("i") + std::to_string(c->instruction) + " " +
              c->kind + (c->op == "max" ? " (max)" : "") + " over " + axesText(f, c->axes) +
-             (c->operands > 1 ? " (bucket of " + std::to_string(c->operands) + ")" : "") + " " +
+             (c->operands > 1 ? " (bucket of " + std::to_string(c->operands) + ")" : "") +
+             (c->kind == "send" || c->kind == "recv"
+                  ? " " + peerText(c->kind, c->peerOffset, c->peerStage)
+                  : std::string()) +
+             " " +
              humanBytes(c->bytes);
     if (!top.empty())
       line("    largest: " + top);
@@ -414,10 +458,11 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   // ---- Memory, per device.
   line("");
   line("memory per device (gradients are temporaries in the arena)");
-  auto memoryGroups = groupPrograms<std::tuple<int, uint64_t, uint64_t, uint64_t, uint64_t>>(
-      f, [](const ProgramFacts &p) {
+  auto memoryGroups =
+      groupPrograms<std::tuple<int, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                               std::vector<std::string>>>(f, [](const ProgramFacts &p) {
         return std::make_tuple(p.stage, p.parameterBytes, p.optimizerBytes, p.inputBytes,
-                               p.arenaBytes);
+                               p.arenaBytes, p.gradientBytes, p.inputBindings);
       });
   for (const auto &group : memoryGroups) {
     const ProgramFacts &p = *group.front();
@@ -428,10 +473,27 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
                 (plural(p.optimizerBuffers, "buffer", "buffers") +
                  (p.optimizerBuffers ? " (exp_avg, exp_avg_sq)" : ""))
                     .c_str()));
+    std::string bindings;
+    static const std::vector<std::pair<std::string, std::string>> names = {
+        {"InputIds", "ids"}, {"Labels", "labels"}, {"Step", "step"}, {"LearningRate", "lr"}};
+    for (const auto &[binding, shortName] : names)
+      if (std::count(p.inputBindings.begin(), p.inputBindings.end(), binding))
+        bindings += (bindings.empty() ? "" : ", ") + shortName;
+    for (const std::string &b : p.inputBindings)
+      if (std::none_of(names.begin(), names.end(), [&](auto &n) { return n.first == b; }) &&
+          bindings.find(b) == std::string::npos)
+        bindings += (bindings.empty() ? "" : ", ") + b;
     line(format("    %-16s %12s  %s", "inputs", humanBytes(p.inputBytes).c_str(),
-                (plural(p.inputBuffers, "buffer", "buffers") + " (ids, labels, step, lr)").c_str()));
+                (plural(p.inputBuffers, "buffer", "buffers") +
+                 (bindings.empty() ? std::string() : " (" + bindings + ")"))
+                    .c_str()));
+    // Gradients: adamw's grad operands, temporaries in the arena (not added again).
     line(format("    %-16s %12s  %s", "arena", humanBytes(p.arenaBytes).c_str(),
-                "activations and gradients, liveness-planned"));
+                ("activations and gradients, liveness-planned" +
+                 (p.gradientBuffers ? " (gradients " + humanBytes(p.gradientBytes) + " in " +
+                                          plural(p.gradientBuffers, "buffer", "buffers") + ")"
+                                    : std::string()))
+                    .c_str()));
     line(format("    %-16s %12s", "total", humanBytes(p.totalBytes()).c_str()));
   }
   if (f.predictedPresent)

@@ -175,6 +175,9 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.axisNames.push_back(name && name->size() ? name->str() : "axis" + std::to_string(a));
   }
   f.devices = int64_t(p.programs()->size());
+  for (size_t a = 0; a < f.axisNames.size(); ++a)
+    if (f.axisNames[a] == "pp" && f.ppAxis < 0)
+      f.ppAxis = int64_t(a);
 
   // The pipeline.
   const plan::PipelineSpec *pipeline = p.pipeline();
@@ -233,6 +236,13 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
                   (f.pipelinePresent ? std::to_string(f.stages.size()) +
                                            (f.stages.size() == 1 ? " stage" : " stages")
                                      : std::string("no pipeline section (one stage)")));
+    if (f.ppAxis >= 0 && pf.device >= 0 && pf.device < f.devices)
+      pf.ppCoordinate = f.coordinates(pf.device)[size_t(f.ppAxis)];
+    if (f.stages.size() > 1 && pf.ppCoordinate >= 0 && pf.ppCoordinate != pf.stage)
+      f.warnings.push_back("program " + std::to_string(i) + " (device " +
+                           std::to_string(pf.device) + ") runs stage " +
+                           std::to_string(pf.stage) + " but its pp coordinate is " +
+                           std::to_string(pf.ppCoordinate));
     const auto &buffers = *program.buffers();
     for (const plan::Buffer *b : buffers) {
       switch (b->kind()) {
@@ -247,6 +257,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       case plan::BufferKind::Input:
         pf.inputBytes += b->bytes();
         ++pf.inputBuffers;
+        pf.inputBindings.push_back(plan::EnumNameBinding(b->binding()));
         break;
       default:
         break;
@@ -256,6 +267,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     const auto &instructions = *program.instructions();
     pf.instructions = int(instructions.size());
     bool flopsKnown = true;
+    std::set<int> gradients;
     for (size_t k = 0; k < instructions.size(); ++k) {
       const plan::Instruction &inst = *instructions.Get(flatbuffers::uoffset_t(k));
       if (!std::isfinite(inst.flops()) || inst.flops() < 0)
@@ -263,6 +275,13 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       else
         pf.flops += inst.flops();
       std::string kernel = inst.kernel()->str();
+      if (kernel == "adamw" && inst.inputs() && inst.inputs()->size() > 1) {
+        int grad = inst.inputs()->Get(1);
+        if (grad >= 0 && grad < int(buffers.size()) && gradients.insert(grad).second) {
+          pf.gradientBytes += buffers.Get(flatbuffers::uoffset_t(grad))->bytes();
+          ++pf.gradientBuffers;
+        }
+      }
       if (!collectiveKernels.count(kernel))
         continue;
       CollectiveFacts c;
@@ -276,6 +295,15 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
         const plan::Attribute *op = attribute(inst, "op");
         c.op = op && op->s() ? op->s()->str() : "sum";
       }
+      if (kernel == "send" || kernel == "recv") {
+        if (const plan::Attribute *a = attribute(inst, "peer_offset"))
+          c.peerOffset = a->i();
+        if (const plan::Attribute *a = attribute(inst, "tag"))
+          c.tag = a->i();
+        int64_t peer = int64_t(pf.stage) + c.peerOffset;
+        if (c.peerOffset != 0 && peer >= 0 && peer < int64_t(f.stages.size()))
+          c.peerStage = int(peer);
+      }
       c.operands = inst.inputs() ? int(inst.inputs()->size()) : 0;
       if (kernel == "all_gather" || kernel == "recv")
         c.bytes = bytesOf(inst.outputs(), buffers);
@@ -287,9 +315,41 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     }
     if (!flopsKnown)
       pf.flops = 0;
+    // The pass order, from the point-to-point transfers (see ProgramFacts::passOrder).
+    bool sendsNext = false, sendsPrevious = false;
+    for (const CollectiveFacts &c : pf.collectives) {
+      sendsNext = sendsNext || (c.kind == "send" && c.peerOffset > 0);
+      sendsPrevious = sendsPrevious || (c.kind == "send" && c.peerOffset < 0);
+    }
+    for (const CollectiveFacts &c : pf.collectives) {
+      if (c.kind == "send" && c.peerOffset > 0)
+        pf.passOrder.push_back(true);
+      else if (c.kind == "recv" && c.peerOffset < 0 && !sendsNext)
+        pf.passOrder.push_back(true);
+      else if (c.kind == "send" && c.peerOffset < 0)
+        pf.passOrder.push_back(false);
+      else if (c.kind == "recv" && c.peerOffset > 0 && !sendsPrevious)
+        pf.passOrder.push_back(false);
+    }
     f.stages[size_t(pf.stage)].ranks.push_back(pf.device);
-    if (f.stages[size_t(pf.stage)].ranks.size() == 1)
-      f.stages[size_t(pf.stage)].flops = pf.flops;
+    if (f.stages[size_t(pf.stage)].ranks.size() == 1) {
+      StageFacts &stage = f.stages[size_t(pf.stage)];
+      stage.flops = pf.flops;
+      // The plan's order, when it has one forward and one backward per micro-batch.
+      int forwards = int(std::count(pf.passOrder.begin(), pf.passOrder.end(), true));
+      int backwards = int(pf.passOrder.size()) - forwards;
+      if (!pf.passOrder.empty() && forwards == f.microBatches && backwards == f.microBatches) {
+        std::vector<std::pair<bool, int>> order;
+        int nextForward = 0, nextBackward = 0;
+        for (bool forward : pf.passOrder)
+          order.push_back({forward, forward ? nextForward++ : nextBackward++});
+        for (auto [forward, k] : order)
+          stage.planOrder += (stage.planOrder.empty() ? "" : " ") +
+                             std::string(forward ? "F" : "B") + std::to_string(k);
+        stage.planOrderIs1F1B =
+            order == oneFOneBOrder(int(f.stages.size()), pf.stage, f.microBatches);
+      }
+    }
     f.programs.push_back(std::move(pf));
   }
   for (StageFacts &s : f.stages)
@@ -314,10 +374,17 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       if (b->kind() != plan::BufferKind::Parameter &&
           b->kind() != plan::BufferKind::OptimizerState)
         continue;
-      ParameterFacts &pf = f.parameters[size_t(b->parameter())]; // checked by the loader
+      if (b->parameter() < 0 || b->parameter() >= int(f.parameters.size()))
+        return fail("program " + std::to_string(i) + ": buffer '" + str(b->name()) +
+                    "' names parameter " + std::to_string(b->parameter()) + " of " +
+                    std::to_string(f.parameters.size()));
+      ParameterFacts &pf = f.parameters[size_t(b->parameter())];
       Layout &layout = b->kind() == plan::BufferKind::Parameter ? pf.parameter
                        : str(b->optimizer_slot()) == "exp_avg"  ? pf.expAvg
                                                                 : pf.expAvgSq;
+      if (std::find(layout.ranks.begin(), layout.ranks.end(), f.programs[i].device) ==
+          layout.ranks.end())
+        layout.ranks.push_back(f.programs[i].device);
       if (!layout.present) {
         layout.present = true;
         layout.localShape = dimsOf(b->shape());
@@ -330,8 +397,11 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
         pf.stages.push_back(stage);
     }
   }
-  for (ParameterFacts &pf : f.parameters)
+  for (ParameterFacts &pf : f.parameters) {
     std::sort(pf.stages.begin(), pf.stages.end());
+    for (Layout *layout : {&pf.parameter, &pf.expAvg, &pf.expAvgSq})
+      std::sort(layout->ranks.begin(), layout->ranks.end());
+  }
 
   // The schedule, under the cost model: forward time per stage from its FLOPs.
   if (int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {

@@ -24,6 +24,7 @@ struct Layout {
   std::vector<int64_t> dimAxes;      // per dim: the mesh axis it is split over, -1 whole
   std::vector<int64_t> localShape;   // the block one device holds
   uint64_t bytesPerDevice = 0;
+  std::vector<int> ranks;            // sorted devices whose programs hold it
 };
 
 struct ParameterFacts {
@@ -45,6 +46,11 @@ struct CollectiveFacts {
   int operands = 0;                  // inputs (all_reduce: buffers in the bucket)
   uint64_t bytes = 0;                // moved per step: inputs (all_gather: output); all_slice 0
   bool communicates = true;          // all_slice: false (a local slice)
+  // send / recv (pipeline point-to-point): the peer's coordinate on the axis in `axes`
+  // minus ours (attribute peer_offset; 0 when absent), the peer's pipeline stage (-1:
+  // unknown or outside the pipeline), and the attribute tag (-1 when absent).
+  int64_t peerOffset = 0, tag = -1;
+  int peerStage = -1;
 };
 
 struct ProgramFacts {
@@ -53,6 +59,17 @@ struct ProgramFacts {
   double flops = 0;                  // sum of its instructions' estimates
   uint64_t parameterBytes = 0, optimizerBytes = 0, inputBytes = 0, arenaBytes = 0;
   int parameterBuffers = 0, optimizerBuffers = 0, inputBuffers = 0;
+  std::vector<std::string> inputBindings; // the Input buffers' bindings, in buffer order
+  // Gradients: the distinct grad operands (input 1) of its adamw instructions; arena
+  // temporaries, so part of arenaBytes, not added to the total.
+  uint64_t gradientBytes = 0;
+  int gradientBuffers = 0;
+  // Forward (F) and backward (B) passes in program order, read from its send/recv: a
+  // forward ends with a send to the next stage (the last stage: begins with a recv from
+  // the previous one), a backward ends with a send to the previous stage (the first: begins
+  // with a recv from the next). Empty when it has no send/recv (one stage).
+  std::vector<bool> passOrder;     // true: forward
+  int64_t ppCoordinate = -1;       // its device's coordinate on the "pp" mesh axis, -1 none
   uint64_t totalBytes() const { return parameterBytes + optimizerBytes + inputBytes + arenaBytes; }
   std::vector<CollectiveFacts> collectives;
 };
@@ -62,6 +79,10 @@ struct StageFacts {
   bool embedding = false, head = false;
   std::vector<int> ranks;            // global ranks whose program runs this stage
   double flops = 0;                  // of its first program (0: unknown)
+  // The plan's own pass order (ProgramFacts::passOrder of its first program) as "F0 F1 B0
+  // ...", and whether it equals the 1F1B order drawn; empty when the plan shows none.
+  std::string planOrder;
+  bool planOrderIs1F1B = true;
 };
 
 struct PlanFacts {
@@ -87,6 +108,9 @@ struct PlanFacts {
   int microBatches = 1;
   std::string schedule = "1f1b", recompute = "none";
   std::vector<StageFacts> stages;
+  int64_t ppAxis = -1;               // index of the mesh axis named "pp", -1 none
+  // Problems worth a line in the output (program stage vs its pp coordinate, ...).
+  std::vector<std::string> warnings;
   std::optional<PipelineTimeline> timeline; // absent when too large to lay out
   bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)
   std::vector<ParameterFacts> parameters;
@@ -112,18 +136,23 @@ std::string renderJson(const PlanFacts &facts, const std::string &svgPath = "");
 std::string renderScheduleSvg(const PlanFacts &facts);
 
 // Collectives of one program counted by kind (all_reduce sum and max apart) and mesh
-// axes, in the order all_reduce, all_gather, reduce_scatter, all_slice.
+// axes (send and recv also by peer), in the order all_reduce, all_gather, reduce_scatter,
+// all_slice, send, recv.
 struct CollectiveSummary {
   std::string kind, op;
   std::vector<int64_t> axes;
   int count = 0, buckets = 0; // buckets: all_reduce instructions of several buffers
   uint64_t bytes = 0;
   bool communicates = true;
+  int64_t peerOffset = 0; // send / recv: rows apart per peer
+  int peerStage = -1;
 };
 std::vector<CollectiveSummary> summarizeCollectives(const ProgramFacts &program);
 // "dp", "dp+tp"
 std::string axesText(const PlanFacts &facts, const std::vector<int64_t> &axes);
-// How a layout reads: "split dim 0 over tp (2 ways) -> [32, 64] per device", "replicated".
+// How a layout reads: "split dim 0 over tp (2 ways) -> [32, 64] per device", "replicated:
+// [64] on every device"; when only some devices hold it (a pipeline stage's), they are
+// named: "replicated: [64] on ranks 0-1".
 std::string layoutText(const PlanFacts &facts, const Layout &layout);
 
 // Helpers shared by the renderers (and tests).
@@ -133,5 +162,7 @@ std::string rangesText(const std::vector<int> &sorted); // "0-3, 8, 10-11"
 std::string stageContents(const StageFacts &stage);     // "embedding, layers 0-15"
 std::string devicesText(std::vector<int> devices);      // "devices 0-3"
 std::string ranksText(const std::vector<int> &ranks);   // "ranks 0-3", "rank 5"
+// "send to stage 1 (peer_offset +1)", "recv from stage 0 (peer_offset -1)"
+std::string peerText(const std::string &kind, int64_t peerOffset, int peerStage);
 
 } // namespace apc::explain

@@ -59,7 +59,7 @@ std::string renderScheduleSvg(const PlanFacts &f) {
     return "";
   const PipelineTimeline &t = *f.timeline;
   const char *forwardColour = "#4e79a7", *backwardColour = "#f28e2b", *idleColour = "#eeeeee";
-  const double left = 210, right = 30, width = 1100, top = 100, rowHeight = 34, boxHeight = 26;
+  const double left = 260, right = 30, width = 1150, top = 100, rowHeight = 40, boxHeight = 30;
   const double lane = width - left - right;
   const double height = top + rowHeight * t.stages + 70;
   double span = t.makespan > 0 ? t.makespan : 1;
@@ -106,9 +106,16 @@ std::string renderScheduleSvg(const PlanFacts &f) {
                         ")";
     if (label.size() > 34)
       label = label.substr(0, 31) + "...";
-    s += "<text class=\"stage\" x=\"" + num(left - 10) + "\" y=\"" +
-         num(y + boxHeight / 2 + 4) + "\" font-size=\"12\" text-anchor=\"end\">" +
-         escape(label) + "</text>\n";
+    s += "<text class=\"stage\" x=\"" + num(left - 10) + "\" y=\"" + num(y + 12) +
+         "\" font-size=\"12\" text-anchor=\"end\">" + escape(label) + "</text>\n";
+    // What the stage holds, under its name ("embedding, layers 0-1").
+    std::string contents =
+        size_t(st) < f.stages.size() ? stageContents(f.stages[size_t(st)]) : std::string("?");
+    if (contents.size() > 44)
+      contents = contents.substr(0, 41) + "...";
+    s += "<text class=\"contents\" x=\"" + num(left - 10) + "\" y=\"" + num(y + 26) +
+         "\" font-size=\"10\" fill=\"#555555\" text-anchor=\"end\">" + escape(contents) +
+         "</text>\n";
     s += "<rect class=\"lane\" x=\"" + num(left) + "\" y=\"" + num(y) + "\" width=\"" +
          num(lane) + "\" height=\"" + num(boxHeight) + "\" fill=\"" + idleColour + "\"/>\n";
     for (const ScheduledOp &op : t.ops[size_t(st)]) {

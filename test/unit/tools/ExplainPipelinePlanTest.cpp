@@ -1,0 +1,545 @@
+// `apc explain` on a pipelined plan built here with the flatbuffers builder (the compiler
+// does not write one yet): mesh [dp 1, pp 2], two stages whose programs differ (their own
+// parameters, optimizer state, inputs, arena and instructions), send/recv between them
+// and 4 micro-batches in 1F1B order. Checks the facts (tools/apc/explain/PlanFacts.h), the
+// text, the JSON and the schedule SVG.
+#include "tools/apc/explain/PlanFacts.h"
+
+#include "runtime/plan/PlanVersion.h"
+#include "runtime/schema/plan_generated.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using namespace apc::explain;
+namespace fb = apc::plan;
+
+namespace {
+
+// ---- A small plan builder (what test/unit/runtime/PlanBuilder.h does, plus stages,
+// pipeline, axis names and FLOPs).
+
+struct Attr {
+  std::string name;
+  fb::AttributeKind kind = fb::AttributeKind::Int;
+  int64_t i = 0;
+  std::vector<int64_t> ints;
+};
+Attr intAttr(std::string name, int64_t v) { return {std::move(name), fb::AttributeKind::Int, v, {}}; }
+Attr intsAttr(std::string name, std::vector<int64_t> v) {
+  return {std::move(name), fb::AttributeKind::Ints, 0, std::move(v)};
+}
+
+struct Buf {
+  std::string name;
+  fb::DType dtype = fb::DType::F32;
+  std::vector<int64_t> shape;
+  fb::BufferKind kind = fb::BufferKind::Arena;
+  uint64_t offset = 0;
+  int parameter = -1;
+  std::string slot;
+  fb::Binding binding = fb::Binding::None;
+  uint64_t bytes() const {
+    uint64_t n = dtype == fb::DType::I64 ? 8 : dtype == fb::DType::F32 ? 4 : 2;
+    for (int64_t d : shape)
+      n *= uint64_t(d);
+    return n;
+  }
+};
+
+struct Inst {
+  std::string kernel;
+  std::vector<int> inputs, outputs;
+  std::vector<Attr> attributes;
+  double flops = 0;
+};
+
+struct Prog {
+  int device = 0, stage = 0, loss = -1;
+  std::vector<Buf> buffers;
+  std::vector<Inst> instructions;
+  uint64_t arenaBytes = 0;
+
+  int add(Buf b) {
+    if (b.kind == fb::BufferKind::Arena) {
+      b.offset = (arenaBytes + 63) / 64 * 64;
+      arenaBytes = b.offset + b.bytes();
+    }
+    buffers.push_back(std::move(b));
+    return int(buffers.size()) - 1;
+  }
+  int arena(std::string name, std::vector<int64_t> shape) {
+    Buf b;
+    b.name = std::move(name);
+    b.shape = std::move(shape);
+    return add(b);
+  }
+  int input(std::string name, fb::DType dtype, std::vector<int64_t> shape, fb::Binding binding) {
+    Buf b;
+    b.name = std::move(name);
+    b.dtype = dtype;
+    b.shape = std::move(shape);
+    b.kind = fb::BufferKind::Input;
+    b.binding = binding;
+    return add(b);
+  }
+  // The parameter and its two moments; returns the parameter's buffer.
+  int parameter(int p, const std::vector<int64_t> &shape) {
+    Buf b;
+    b.name = "p" + std::to_string(p);
+    b.shape = shape;
+    b.kind = fb::BufferKind::Parameter;
+    b.parameter = p;
+    int param = add(b);
+    for (const char *slot : {"exp_avg", "exp_avg_sq"}) {
+      Buf m = b;
+      m.name = std::string(slot) + ".p" + std::to_string(p);
+      m.kind = fb::BufferKind::OptimizerState;
+      m.slot = slot;
+      add(m);
+    }
+    return param;
+  }
+  void call(std::string kernel, std::vector<int> in, std::vector<int> out,
+            std::vector<Attr> attrs = {}, double flops = 0) {
+    instructions.push_back({std::move(kernel), std::move(in), std::move(out), std::move(attrs),
+                            flops});
+  }
+};
+
+struct PipelinePlan {
+  struct Param {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+  std::vector<Param> parameters;
+  std::vector<int64_t> mesh;
+  std::vector<std::string> axes;
+  struct Stage {
+    int first, count;
+    bool embedding, head;
+  };
+  std::vector<Stage> stages;
+  int microBatches = 1;
+  std::string schedule = "1f1b";
+  std::vector<Prog> programs;
+  int64_t layers = 4, batch = 4, seqLen = 8;
+  bool tied = true;
+
+  std::string build() const {
+    flatbuffers::FlatBufferBuilder b;
+    std::vector<flatbuffers::Offset<fb::ParameterSpec>> params;
+    for (const Param &p : parameters)
+      params.push_back(fb::CreateParameterSpec(b, b.CreateString(p.name), b.CreateVector(p.shape),
+                                               fb::DType::F32, b.CreateString("normal")));
+    std::vector<flatbuffers::Offset<fb::Program>> progs;
+    for (const Prog &prog : programs) {
+      std::vector<flatbuffers::Offset<fb::Buffer>> bufs;
+      for (const Buf &x : prog.buffers)
+        bufs.push_back(fb::CreateBuffer(b, b.CreateString(x.name), x.dtype, b.CreateVector(x.shape),
+                                        x.kind, x.offset, x.bytes(), -1, x.parameter,
+                                        x.slot.empty() ? 0 : b.CreateString(x.slot), x.binding));
+      std::vector<flatbuffers::Offset<fb::Instruction>> insts;
+      for (const Inst &inst : prog.instructions) {
+        std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
+        for (const Attr &a : inst.attributes)
+          attrs.push_back(fb::CreateAttribute(b, b.CreateString(a.name), a.kind, a.i, 0, false, 0,
+                                              a.ints.empty() ? 0 : b.CreateVector(a.ints)));
+        insts.push_back(fb::CreateInstruction(b, b.CreateString(inst.kernel),
+                                              b.CreateVector(inst.inputs),
+                                              b.CreateVector(inst.outputs),
+                                              b.CreateVector(attrs), inst.flops));
+      }
+      progs.push_back(fb::CreateProgram(b, prog.device, b.CreateVector(bufs), b.CreateVector(insts),
+                                        prog.arenaBytes, prog.loss, -1, prog.stage));
+    }
+    auto model = fb::CreateModelConfig(b, b.CreateString("llama3"), 8, 16, layers, 2, 2, 4, 32,
+                                       64, 10000.0, 1e-5, 0.02, tied, b.CreateString("default"));
+    auto data = fb::CreateDataSpec(b, batch, seqLen, -1, fb::DType::I64);
+    auto optimizer =
+        fb::CreateOptimizerSpec(b, b.CreateString("adamw"), 0.9, 0.999, 1e-8, 0.0, 0.0);
+    std::vector<flatbuffers::Offset<flatbuffers::String>> names;
+    for (const std::string &a : axes)
+      names.push_back(b.CreateString(a));
+    std::vector<flatbuffers::Offset<fb::StageSpec>> specs;
+    for (const Stage &s : stages)
+      specs.push_back(fb::CreateStageSpec(b, s.first, s.count, s.embedding, s.head));
+    auto pipeline = fb::CreatePipelineSpec(b, b.CreateVector(specs), microBatches,
+                                           b.CreateString(schedule), b.CreateString("none"));
+    auto root = fb::CreatePlan(b, apc::plan::kPlanVersion, b.CreateString("test"), model, b.CreateVector(params), data,
+                               b.CreateString("fp32"), optimizer, b.CreateVector(progs), 0,
+                               b.CreateVector(mesh), b.CreateVector(names),
+                               b.CreateString("dp=1,pp=2,mb=4"), pipeline);
+    fb::FinishPlanBuffer(b, root);
+    return std::string(reinterpret_cast<const char *>(b.GetBufferPointer()), b.GetSize());
+  }
+};
+
+// A tiny tied-embedding Llama of 4 layers (embedding, per layer: input_layernorm, q_proj,
+// down_proj; final norm) on mesh [dp 1, pp 2]: stage 0 = embedding + layers 0-1, stage 1 =
+// layers 2-3 + norm + LM head (the tied embedding) + loss. Each stage's program runs its
+// micro-batches in `order` (1F1B unless given), a forward sending (or, on stage 1,
+// receiving) an activation of [1, 8, 8] f32 = 256 bytes per micro-batch, a backward
+// receiving (sending) its gradient; the tied embedding's gradient is all-reduced over pp.
+PipelinePlan twoStagePlan(int mb = 4,
+                          std::vector<std::vector<std::pair<bool, int>>> orders = {}) {
+  PipelinePlan plan;
+  plan.mesh = {1, 2};
+  plan.axes = {"dp", "pp"};
+  plan.microBatches = mb;
+  plan.stages = {{0, 2, true, false}, {2, 2, false, true}};
+  plan.parameters.push_back({"model.embed_tokens.weight", {32, 8}}); // 0
+  for (int l = 0; l < 4; ++l) {
+    std::string prefix = "model.layers." + std::to_string(l) + ".";
+    plan.parameters.push_back({prefix + "input_layernorm.weight", {8}});  // 1 + 3l
+    plan.parameters.push_back({prefix + "self_attn.q_proj.weight", {8, 8}});
+    plan.parameters.push_back({prefix + "mlp.down_proj.weight", {8, 16}});
+  }
+  plan.parameters.push_back({"model.norm.weight", {8}}); // 13
+  for (int stage = 0; stage < 2; ++stage) {
+    Prog prog;
+    prog.device = stage;
+    prog.stage = stage;
+    std::vector<std::pair<int, int>> held; // (parameter index, buffer)
+    auto hold = [&](int p) { held.push_back({p, prog.parameter(p, plan.parameters[size_t(p)].shape)}); };
+    hold(0); // the embedding: stage 0 looks tokens up, stage 1 is the tied LM head
+    for (int l = 2 * stage; l < 2 * stage + 2; ++l)
+      for (int k = 0; k < 3; ++k)
+        hold(1 + 3 * l + k);
+    if (stage == 1)
+      hold(13);
+    if (stage == 0)
+      prog.input("input_ids", fb::DType::I64, {4, 8}, fb::Binding::InputIds);
+    else
+      prog.input("labels", fb::DType::I64, {4, 8}, fb::Binding::Labels);
+    int step = prog.input("step", fb::DType::I64, {}, fb::Binding::Step);
+    int lr = prog.input("lr", fb::DType::F32, {}, fb::Binding::LearningRate);
+    int act = prog.arena("act", {1, 8, 8});
+    int grad = prog.arena("grad_act", {1, 8, 8});
+    if (stage == 1) {
+      prog.loss = prog.arena("loss", {});
+      prog.arena("logits", {1, 8, 32});
+    }
+    std::vector<int> grads;
+    for (auto [p, buffer] : held)
+      grads.push_back(prog.arena("grad.p" + std::to_string(p), plan.parameters[size_t(p)].shape));
+    double f = stage == 0 ? 1000 : 3000; // stage 1 costs 3x
+    auto order = orders.empty() ? oneFOneBOrder(2, stage, mb) : orders[size_t(stage)];
+    for (auto [forward, k] : order) {
+      int64_t tag = k;
+      if (forward) {
+        if (stage == 0) {
+          prog.call("embedding", {held[0].second, 3}, {act}, {}, f);
+          prog.call("send", {act}, {},
+                    {intsAttr("axes", {1}), intAttr("peer_offset", 1), intAttr("tag", tag)});
+        } else {
+          prog.call("recv", {}, {act},
+                    {intsAttr("axes", {1}), intAttr("peer_offset", -1), intAttr("tag", tag)});
+          prog.call("gemm", {act, held[2].second}, {act}, {}, f);
+        }
+      } else {
+        if (stage == 0) {
+          prog.call("recv", {}, {grad},
+                    {intsAttr("axes", {1}), intAttr("peer_offset", 1), intAttr("tag", 100 + tag)});
+          prog.call("gemm", {grad, held[2].second}, {grads[2]}, {}, 2 * f);
+        } else {
+          prog.call("gemm", {act, held[2].second}, {grad}, {}, 2 * f);
+          prog.call("send", {grad}, {},
+                    {intsAttr("axes", {1}), intAttr("peer_offset", -1), intAttr("tag", 100 + tag)});
+        }
+      }
+    }
+    // The tied embedding's gradient, summed over the two stages that hold it.
+    prog.call("all_reduce", {grads[0]}, {grads[0]}, {intsAttr("axes", {1})});
+    for (size_t i = 0; i < held.size(); ++i) {
+      int p = held[i].second;
+      prog.call("adamw", {p, grads[i], p + 1, p + 2, step, lr}, {p, p + 1, p + 2});
+    }
+    plan.programs.push_back(std::move(prog));
+  }
+  return plan;
+}
+
+struct Loaded {
+  std::string bytes;
+  PlanFacts facts;
+};
+
+Loaded gather(const PipelinePlan &plan) {
+  Loaded l;
+  l.bytes = plan.build();
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t *>(l.bytes.data()), l.bytes.size());
+  EXPECT_TRUE(fb::VerifyPlanBuffer(verifier));
+  auto facts = gatherFacts(*fb::GetPlan(l.bytes.data()), "pp2.fb");
+  EXPECT_TRUE(bool(facts)) << facts.message();
+  if (facts)
+    l.facts = std::move(*facts);
+  return l;
+}
+
+bool contains(const std::string &text, const std::string &part) {
+  return text.find(part) != std::string::npos;
+}
+
+int countOf(const std::string &text, const std::string &part) {
+  int n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1))
+    ++n;
+  return n;
+}
+
+// Bytes of a parameter and its two moments.
+uint64_t f32(std::vector<int64_t> shape) {
+  uint64_t n = 4;
+  for (int64_t d : shape)
+    n *= uint64_t(d);
+  return n;
+}
+
+} // namespace
+
+TEST(ExplainPipelinePlan, StagesAndRanks) {
+  Loaded l = gather(twoStagePlan());
+  const PlanFacts &f = l.facts;
+  ASSERT_EQ(f.stages.size(), 2u);
+  EXPECT_EQ(f.microBatches, 4);
+  EXPECT_EQ(f.ppAxis, 1);
+  EXPECT_EQ(stageContents(f.stages[0]), "embedding, layers 0-1");
+  EXPECT_EQ(stageContents(f.stages[1]), "layers 2-3, norm + LM head + loss");
+  EXPECT_EQ(f.stages[0].ranks, std::vector<int>{0});
+  EXPECT_EQ(f.stages[1].ranks, std::vector<int>{1});
+  EXPECT_TRUE(f.warnings.empty());
+  ASSERT_EQ(f.programs.size(), 2u);
+  EXPECT_EQ(f.programs[0].ppCoordinate, 0);
+  EXPECT_EQ(f.programs[1].ppCoordinate, 1);
+  // The plan's order, read from send/recv, is the 1F1B order drawn.
+  EXPECT_EQ(f.stages[0].planOrder, "F0 F1 B0 F2 B1 F3 B2 B3");
+  EXPECT_EQ(f.stages[1].planOrder, "F0 B0 F1 B1 F2 B2 F3 B3");
+  EXPECT_TRUE(f.stages[0].planOrderIs1F1B);
+  EXPECT_TRUE(f.stages[1].planOrderIs1F1B);
+}
+
+TEST(ExplainPipelinePlan, ParametersLiveOnTheirStages) {
+  Loaded l = gather(twoStagePlan());
+  const PlanFacts &f = l.facts;
+  ASSERT_EQ(f.parameters.size(), 14u);
+  EXPECT_EQ(f.parameters[0].stages, (std::vector<int>{0, 1})); // tied: first and last
+  EXPECT_EQ(f.parameters[0].parameter.ranks, (std::vector<int>{0, 1}));
+  EXPECT_EQ(f.parameters[1].stages, std::vector<int>{0});        // layer 0
+  EXPECT_EQ(f.parameters[1].parameter.ranks, std::vector<int>{0});
+  EXPECT_EQ(f.parameters[7].stages, std::vector<int>{1});        // layer 2
+  EXPECT_EQ(f.parameters[13].stages, std::vector<int>{1});       // norm
+  EXPECT_EQ(f.parameters[13].expAvgSq.ranks, std::vector<int>{1});
+  EXPECT_EQ(layoutText(f, f.parameters[13].parameter), "whole: [8] on rank 1");
+  EXPECT_EQ(layoutText(f, f.parameters[0].parameter), "replicated: [32, 8] on every device");
+  std::string text = renderText(f);
+  // Layers grouped per stage, not across the pipeline.
+  EXPECT_TRUE(contains(text, "  model.layers.*.self_attn.q_proj.weight [8, 8], layers 0-1 "
+                             "(stage 0)\n    parameter  whole: [8, 8] on rank 0\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "  model.layers.*.self_attn.q_proj.weight [8, 8], layers 2-3 "
+                             "(stage 1)\n    parameter  whole: [8, 8] on rank 1\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "  model.embed_tokens.weight [32, 8] (stages 0-1)\n")) << text;
+}
+
+TEST(ExplainPipelinePlan, MemoryPerRankFromItsOwnProgram) {
+  Loaded l = gather(twoStagePlan());
+  const PlanFacts &f = l.facts;
+  const ProgramFacts &p0 = f.programs[0], &p1 = f.programs[1];
+  uint64_t layer = f32({8}) + f32({8, 8}) + f32({8, 16}), embed = f32({32, 8});
+  EXPECT_EQ(p0.parameterBytes, embed + 2 * layer);
+  EXPECT_EQ(p1.parameterBytes, embed + 2 * layer + f32({8}));
+  EXPECT_EQ(p0.optimizerBytes, 2 * p0.parameterBytes);
+  EXPECT_EQ(p1.optimizerBytes, 2 * p1.parameterBytes);
+  EXPECT_EQ(p0.gradientBytes, p0.parameterBytes);
+  EXPECT_EQ(p1.gradientBytes, p1.parameterBytes);
+  EXPECT_EQ(p0.parameterBuffers, 7);
+  EXPECT_EQ(p1.parameterBuffers, 8);
+  EXPECT_EQ(p0.inputBindings, (std::vector<std::string>{"InputIds", "Step", "LearningRate"}));
+  EXPECT_EQ(p1.inputBindings, (std::vector<std::string>{"Labels", "Step", "LearningRate"}));
+  EXPECT_NE(p0.arenaBytes, p1.arenaBytes);
+  EXPECT_NE(p0.totalBytes(), p1.totalBytes());
+  std::string text = renderText(f);
+  std::string memory = text.substr(text.find("memory per device"));
+  EXPECT_TRUE(contains(memory, "  device 0 (stage 0):\n    parameters   " )) << memory;
+  EXPECT_TRUE(contains(memory, "  device 1 (stage 1):\n")) << memory;
+  EXPECT_TRUE(contains(memory, "3 buffers (ids, step, lr)")) << memory;
+  EXPECT_TRUE(contains(memory, "3 buffers (labels, step, lr)")) << memory;
+  EXPECT_TRUE(contains(memory, humanBytes(p0.totalBytes()))) << memory;
+  EXPECT_TRUE(contains(memory, humanBytes(p1.totalBytes()))) << memory;
+  EXPECT_TRUE(contains(memory, "liveness-planned (gradients " + humanBytes(p0.gradientBytes) +
+                                   " in 7 buffers)\n"))
+      << memory;
+  EXPECT_TRUE(contains(memory, "liveness-planned (gradients " + humanBytes(p1.gradientBytes) +
+                                   " in 8 buffers)\n"))
+      << memory;
+}
+
+TEST(ExplainPipelinePlan, SendRecvPerStage) {
+  Loaded l = gather(twoStagePlan());
+  const PlanFacts &f = l.facts;
+  auto rows0 = summarizeCollectives(f.programs[0]);
+  ASSERT_EQ(rows0.size(), 3u);
+  EXPECT_EQ(rows0[0].kind, "all_reduce");
+  EXPECT_EQ(rows0[1].kind, "send");
+  EXPECT_EQ(rows0[1].count, 4);
+  EXPECT_EQ(rows0[1].bytes, 4u * 256);
+  EXPECT_EQ(rows0[1].peerOffset, 1);
+  EXPECT_EQ(rows0[1].peerStage, 1);
+  EXPECT_EQ(rows0[2].kind, "recv");
+  EXPECT_EQ(rows0[2].bytes, 4u * 256);
+  auto rows1 = summarizeCollectives(f.programs[1]);
+  ASSERT_EQ(rows1.size(), 3u);
+  EXPECT_EQ(rows1[1].kind, "send");
+  EXPECT_EQ(rows1[1].peerOffset, -1);
+  EXPECT_EQ(rows1[1].peerStage, 0);
+  std::string text = renderText(f);
+  std::string coll = text.substr(text.find("collectives per step"));
+  coll = coll.substr(0, coll.find("memory per device"));
+  EXPECT_TRUE(contains(coll, "  device 0 (stage 0): 9 collectives")) << coll;
+  EXPECT_TRUE(contains(coll, "  device 1 (stage 1): 9 collectives")) << coll;
+  EXPECT_TRUE(contains(coll, "    send               pp            4      1.0 KiB  to stage 1 "
+                             "(peer_offset +1)\n"))
+      << coll;
+  EXPECT_TRUE(contains(coll, "    recv               pp            4      1.0 KiB  from stage 1 "
+                             "(peer_offset +1)\n"))
+      << coll;
+  EXPECT_TRUE(contains(coll, "    send               pp            4      1.0 KiB  to stage 0 "
+                             "(peer_offset -1)\n"))
+      << coll;
+  EXPECT_TRUE(contains(coll, "    recv               pp            4      1.0 KiB  from stage 0 "
+                             "(peer_offset -1)\n"))
+      << coll;
+  EXPECT_TRUE(contains(text, "  stage 0 (rank 0): embedding, layers 0-1\n")) << text;
+  EXPECT_TRUE(contains(text, "  stage 1 (rank 1): layers 2-3, norm + LM head + loss (tied: holds "
+                             "the embedding for the LM head)\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "pass order read from each stage's send/recv: 1F1B, as drawn"))
+      << text;
+}
+
+TEST(ExplainPipelinePlan, JsonAgreesWithText) {
+  Loaded l = gather(twoStagePlan());
+  auto j = nlohmann::json::parse(renderJson(l.facts, "pp2.svg"));
+  EXPECT_EQ(j["pipeline"]["micro_batches"], 4);
+  EXPECT_EQ(j["pipeline"]["pp_axis"], "pp");
+  EXPECT_EQ(j["pipeline"]["stages"][0]["contents"], "embedding, layers 0-1");
+  EXPECT_EQ(j["pipeline"]["stages"][1]["ranks"], nlohmann::json::array({1}));
+  EXPECT_EQ(j["pipeline"]["stages"][0]["plan_order"], "F0 F1 B0 F2 B1 F3 B2 B3");
+  ASSERT_EQ(j["pipeline"]["timeline"]["stages"].size(), 2u);
+  for (int s = 0; s < 2; ++s) {
+    std::string row;
+    for (auto &op : j["pipeline"]["timeline"]["stages"][s])
+      row += (row.empty() ? "" : " ") + op["op"].get<std::string>();
+    EXPECT_EQ(row, j["pipeline"]["stages"][s]["plan_order"].get<std::string>());
+  }
+  EXPECT_EQ(j["programs"][0]["memory"]["total"], l.facts.programs[0].totalBytes());
+  EXPECT_EQ(j["programs"][1]["memory"]["total"], l.facts.programs[1].totalBytes());
+  EXPECT_EQ(j["programs"][0]["pass_order"], "FFBFBFBB");
+  EXPECT_EQ(j["parameters"][13]["layout"]["ranks"], nlohmann::json::array({1}));
+  int sends = 0;
+  for (auto &c : j["programs"][1]["collectives"]["instructions"])
+    if (c["kind"] == "send") {
+      EXPECT_EQ(c["peer_offset"], -1);
+      EXPECT_EQ(c["peer_stage"], 0);
+      EXPECT_EQ(c["bytes"], 256);
+      EXPECT_EQ(c["tag"], 100 + sends);
+      ++sends;
+    }
+  EXPECT_EQ(sends, 4);
+}
+
+TEST(ExplainPipelinePlan, SvgNamesEveryStageAndDrawsTwoBoxesPerMicroBatch) {
+  for (int mb : {1, 2, 4, 7}) {
+    Loaded l = gather(twoStagePlan(mb));
+    ASSERT_TRUE(l.facts.timeline);
+    std::string svg = renderScheduleSvg(l.facts);
+    EXPECT_TRUE(contains(svg, ">stage 0 (rank 0)</text>")) << svg;
+    EXPECT_TRUE(contains(svg, ">stage 1 (rank 1)</text>")) << svg;
+    EXPECT_TRUE(contains(svg, ">embedding, layers 0-1</text>")) << svg;
+    EXPECT_TRUE(contains(svg, ">layers 2-3, norm + LM head + loss</text>")) << svg;
+    EXPECT_EQ(countOf(svg, "<rect class=\"box "), 2 * 2 * mb);
+    for (int s = 0; s < 2; ++s) {
+      EXPECT_EQ(countOf(svg, " on stage " + std::to_string(s) + ": "), 2 * mb);
+      for (int k = 0; k < mb; ++k) {
+        EXPECT_EQ(countOf(svg, "<title>F" + std::to_string(k) + " on stage " + std::to_string(s) +
+                                   ":"),
+                  1);
+        EXPECT_EQ(countOf(svg, "<title>B" + std::to_string(k) + " on stage " + std::to_string(s) +
+                                   ":"),
+                  1);
+      }
+    }
+    std::string text = renderText(l.facts, "pp2.svg");
+    EXPECT_TRUE(contains(text, "(2 stages x " + std::to_string(mb) +
+                                   (mb == 1 ? " micro-batch, " : " micro-batches, ") +
+                                   std::to_string(4 * mb) + " boxes"))
+        << text;
+  }
+}
+
+// The SVG is well-formed XML (python3's xml.etree, when there is a python3).
+TEST(ExplainPipelinePlan, SvgParsesAsXml) {
+  if (std::system("python3 -c 'import xml.etree.ElementTree' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no python3";
+  Loaded l = gather(twoStagePlan());
+  std::string path = ::testing::TempDir() + "explain-pp2-" + std::to_string(getpid()) + ".svg";
+  std::ofstream(path) << renderScheduleSvg(l.facts);
+  std::string script =
+      "import sys, xml.etree.ElementTree as ET; ns='{http://www.w3.org/2000/svg}'; "
+      "root=ET.parse(sys.argv[1]).getroot(); assert root.tag==ns+'svg'; "
+      "boxes=[r for r in root.iter(ns+'rect') if 'box' in r.get('class','').split()]; "
+      "assert len(boxes)==16, len(boxes); "
+      "names=[t.text for t in root.iter(ns+'text') if (t.text or '').startswith('stage ')]; "
+      "assert names==['stage 0 (rank 0)','stage 1 (rank 1)'], names";
+  int rc = std::system(("python3 -c \"" + script + "\" " + path).c_str());
+  std::remove(path.c_str());
+  EXPECT_EQ(rc, 0);
+}
+
+// A program whose stage is not its pp coordinate, and an order that is not 1F1B (GPipe:
+// every forward, then every backward), are reported.
+TEST(ExplainPipelinePlan, ReportsStageMismatchAndOtherOrders) {
+  std::vector<std::pair<bool, int>> gpipe;
+  for (int k = 0; k < 4; ++k)
+    gpipe.push_back({true, k});
+  for (int k = 0; k < 4; ++k)
+    gpipe.push_back({false, k});
+  PipelinePlan plan = twoStagePlan(4, {gpipe, oneFOneBOrder(2, 1, 4)});
+  Loaded l = gather(plan);
+  EXPECT_EQ(l.facts.stages[0].planOrder, "F0 F1 F2 F3 B0 B1 B2 B3");
+  EXPECT_FALSE(l.facts.stages[0].planOrderIs1F1B);
+  std::string text = renderText(l.facts);
+  EXPECT_TRUE(contains(text, "  stage 0 order from its send/recv: F0 F1 F2 F3 B0 B1 B2 B3 (not "
+                             "the 1F1B drawn)\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "  stage 1 order from its send/recv: F0 B0 F1 B1 F2 B2 F3 B3 "
+                             "(1F1B)\n"))
+      << text;
+
+  PipelinePlan swapped = twoStagePlan();
+  swapped.programs[0].device = 1;
+  swapped.programs[1].device = 0;
+  Loaded m = gather(swapped);
+  ASSERT_EQ(m.facts.warnings.size(), 2u);
+  EXPECT_TRUE(contains(renderText(m.facts),
+                       "  warning: program 0 (device 1) runs stage 0 but its pp coordinate is 1\n"));
+}
+
+// Not a test: prints the explanation of the two-stage plan (docs/tools/apc-explain.md).
+TEST(ExplainPipelinePlan, PrintWhenAsked) {
+  if (!std::getenv("APC_EXPLAIN_PRINT"))
+    GTEST_SKIP() << "set APC_EXPLAIN_PRINT=1 to print the example";
+  Loaded l = gather(twoStagePlan());
+  std::printf("%s", renderText(l.facts, "pp2.svg").c_str());
+  if (const char *svg = std::getenv("APC_EXPLAIN_SVG"))
+    std::ofstream(svg) << renderScheduleSvg(l.facts);
+}
