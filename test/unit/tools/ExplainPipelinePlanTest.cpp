@@ -223,10 +223,9 @@ PipelinePlan twoStagePlan(int mb = 4,
     int lr = prog.input("lr", fb::DType::F32, {}, fb::Binding::LearningRate);
     int act = prog.arena("act", {1, 8, 8});
     int grad = prog.arena("grad_act", {1, 8, 8});
-    if (stage == 1) {
-      prog.loss = prog.arena("loss", {});
+    prog.loss = prog.arena("loss", {}); // the plan loader wants one on every stage
+    if (stage == 1)
       prog.arena("logits", {1, 8, 32});
-    }
     std::vector<int> grads;
     for (auto [p, buffer] : held)
       grads.push_back(prog.arena("grad.p" + std::to_string(p), plan.parameters[size_t(p)].shape));
@@ -534,8 +533,13 @@ TEST(ExplainPipelinePlan, ReportsStageMismatchAndOtherOrders) {
                        "  warning: program 0 (device 1) runs stage 0 but its pp coordinate is 1\n"));
 }
 
-// Not a test: prints the explanation of the two-stage plan (docs/tools/apc-explain.md).
+// Not a test: prints the explanation of the two-stage plan (docs/tools/apc-explain.md),
+// and writes the plan for test/tools/apc/explain-stages.test to run `apc explain` on.
 TEST(ExplainPipelinePlan, PrintWhenAsked) {
+  if (const char *path = std::getenv("APC_EXPLAIN_WRITE_PLAN")) {
+    std::ofstream(path, std::ios::binary) << twoStagePlan().build();
+    return;
+  }
   if (!std::getenv("APC_EXPLAIN_PRINT"))
     GTEST_SKIP() << "set APC_EXPLAIN_PRINT=1 to print the example";
   Loaded l = gather(twoStagePlan());
