@@ -100,6 +100,53 @@ def ApRecomputePass : Pass<"ap-recompute", "mlir::ModuleOp"> {
   ];
 }
 
+def ApMicroBatchPass : Pass<"ap-micro-batch", "mlir::ModuleOp"> {
+  let summary = "the forward pass of one micro-batch, normalised by the step's kept tokens";
+  let description = [{
+    Runs on the imported forward function when the plan has `mb > 1` or `pp > 1`.
+    Every value computed from `input_ids` and `labels` has the batch as its leading
+    dim (the tracer's layouts); the pass divides that dim by `mb`, so the function
+    computes one micro-batch. A mean cross-entropy gets an explicit divisor: a new
+    scalar argument `kept_tokens` (the kept tokens of the whole step), so that the
+    losses and gradients of the micro-batches add up to those of the step.
+    `ap-pipeline` later feeds it the step's count. An op whose result does not lead
+    with the batch is refused by name.
+  }];
+  let options = [
+    Option<"plan", "plan", "std::string", /*default=*/"\"dp=1\"",
+           "the parallel plan (its mb and pp fields)">
+  ];
+}
+
+def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
+  let summary = "pipeline stages, micro-batches in 1F1B order, gradient accumulation";
+  let description = [{
+    Runs last (after ap-partition) on the step of one micro-batch made by
+    ap-micro-batch. Each op goes to a stage by the layer it belongs to (from the
+    dataflow: the largest layer among a forward op's operands, for a backward op that
+    of the forward values it reads, else of the gradients it reads); the embedding
+    goes to the first stage, the final norm, LM head and loss to the last. Per stage
+    one function `@train_step.stageN` (`@train_step` with one stage) holds:
+      - the kept-token count of the step's labels (all-reduced over dp),
+      - the forward (F) and backward (B) of every micro-batch, cut from the step's batch
+        with `ap.slice`, in 1F1B order (pp-1-N warm-up forwards, then one F one B),
+        values crossing stages sent and received with `ap.send` / `ap.recv` over the
+        `pp` mesh axis (a stage keeps what its backward needs until then),
+      - gradients (and the loss) summed over micro-batches in f32 where they stop
+        depending on the batch, before the data-parallel reductions,
+      - the update of the stage's parameters once per step: the gradient norm's sum of
+        squares all-reduced over pp, a tied embedding's two gradients exchanged between
+        the first and last stage and added in the same order on both, and the loss
+        all-reduced over pp so that every rank reports it.
+    The mesh becomes [dp, pp, tp] (without pp, mb > 1 only accumulates).
+  }];
+  let options = [
+    Option<"plan", "plan", "std::string", /*default=*/"\"dp=1\"",
+           "the parallel plan (pp, mb, stages)">
+  ];
+  let dependentDialects = ["mlir::shard::ShardDialect"];
+}
+
 def ApPartitionPass : Pass<"ap-partition", "mlir::ModuleOp"> {
   let summary = "split the training step across devices as the parallel plan says";
   let description = [{

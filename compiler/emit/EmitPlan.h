@@ -15,10 +15,12 @@ struct PlanInfo {
   int64_t padId = -1;
 };
 
-// Serialises the plan (model config from the function's `ap.model`, optimizer attributes
-// from its ap.adamw ops, data spec from its input_ids). Fails with a located error if the
-// function lacks what a plan needs.
-mlir::FailureOr<std::string> emitPlan(const lowering::ExecProgram &program,
+// Serialises the plan: `stages` holds one lowered program per pipeline stage (one
+// without pipelining), `step` the first stage's function (model config from its
+// `ap.model`, optimizer attributes from its ap.adamw ops); the stages' layers come from
+// the module's `ap.pipeline`. Each device gets its stage's program. Fails with a located
+// error if the functions lack what a plan needs.
+mlir::FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages,
                                       mlir::func::FuncOp step, const PlanInfo &info);
 
 } // namespace apc::emit

@@ -252,6 +252,21 @@ RefTensor transpose(ap::TransposeOp op, const RefTensor &x, RefTensor out) {
   return out;
 }
 
+// The block [offset, offset + out.shape[dim]) of `dim`, every other dim whole.
+RefTensor slice(ap::SliceOp op, const RefTensor &x, RefTensor out) {
+  int64_t dim = op.getDimAttr().getInt(), offset = op.getOffsetAttr().getInt();
+  std::vector<int64_t> inStrides = strides(x.shape);
+  std::vector<int64_t> index(out.shape.size(), 0);
+  for (int64_t flat = 0; flat < out.numElements(); ++flat) {
+    int64_t source = 0;
+    for (size_t d = 0; d < index.size(); ++d)
+      source += (index[d] + (int64_t(d) == dim ? offset : 0)) * inStrides[d];
+    out.data[flat] = x.data[source];
+    nextIndex(index, out.shape);
+  }
+  return out;
+}
+
 RefTensor reduceSum(ap::ReduceSumOp op, const RefTensor &x, RefTensor out) {
   std::vector<bool> reduced(x.shape.size(), false);
   for (int64_t d : op.getDims())
@@ -425,6 +440,7 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
             return wrap(std::move(t));
           })
           .Case([&](ap::TransposeOp o) { return wrap(transpose(o, *in[0], out())); })
+          .Case([&](ap::SliceOp o) { return wrap(slice(o, *in[0], out())); })
           .Case([&](ap::ReduceSumOp o) { return wrap(reduceSum(o, *in[0], out())); })
           .Case([&](ap::ShiftLabelsOp o) { return wrap(shiftLabels(o, *in[0], out())); })
           .Case([&](ap::CountKeptOp o) {

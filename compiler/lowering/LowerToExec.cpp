@@ -3,6 +3,7 @@
 // parameter and moments in place, which is legal because it is their last reader.
 #include "compiler/lowering/LowerToExec.h"
 
+#include "compiler/partition/ParallelPlan.h"
 #include "compiler/support/EntryFunction.h"
 #include "dialects/ap/IR/ApOps.h"
 
@@ -137,12 +138,16 @@ private:
       if (!program_.meshShape.empty())
         return grid.emitError() << "lowering: more than one shard.grid";
       program_.meshShape.assign(grid.getShape().begin(), grid.getShape().end());
-      // ap-partition's grids are [dp] or [dp, tp].
-      for (size_t i = 0; i < program_.meshShape.size(); ++i)
-        program_.meshAxes.push_back(i == 0 ? "dp" : i == 1 ? "tp" : "axis" + std::to_string(i));
     }
     if (auto plan = fn_->getAttrOfType<StringAttr>("ap.parallel_plan"))
       program_.parallelPlan = plan.getValue().str();
+    // ap-partition's grids are [dp] or [dp, tp]; ap-pipeline's [dp, pp] or [dp, pp, tp].
+    auto parsed = partition::parseParallelPlan(program_.parallelPlan);
+    std::vector<std::string> names = {"dp", "tp"};
+    if (parsed && parsed->pp > 1)
+      names = {"dp", "pp", "tp"};
+    for (size_t i = 0; i < program_.meshShape.size(); ++i)
+      program_.meshAxes.push_back(i < names.size() ? names[i] : "axis" + std::to_string(i));
     return success();
   }
 

@@ -8,8 +8,9 @@
 namespace apc {
 
 const std::vector<std::string> &phaseNames() {
-  static const std::vector<std::string> names = {"input", "mixed-precision", "autodiff",
-                                                 "optimizer", "recompute", "partition"};
+  static const std::vector<std::string> names = {
+      "input",     "micro-batch", "mixed-precision", "autodiff",
+      "optimizer", "recompute",   "partition",       "pipeline"};
   return names;
 }
 
@@ -23,6 +24,11 @@ std::optional<Phase> parsePhase(const std::string &name) {
 
 void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &options,
                             Phase last) {
+  if (last < Phase::MicroBatch)
+    return;
+  ApMicroBatchPassOptions microBatch;
+  microBatch.plan = options.parallelPlan;
+  pm.addPass(createApMicroBatchPass(microBatch));
   if (last < Phase::MixedPrecision)
     return;
   ApMixedPrecisionPassOptions precision;
@@ -53,6 +59,11 @@ void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &opt
   ApPartitionPassOptions partition;
   partition.plan = options.parallelPlan;
   pm.addPass(createApPartitionPass(partition));
+  if (last < Phase::Pipeline)
+    return;
+  ApPipelinePassOptions pipeline;
+  pipeline.plan = options.parallelPlan;
+  pm.addPass(createApPipelinePass(pipeline));
 }
 
 namespace {

@@ -15,10 +15,19 @@
 
 namespace apc {
 
-enum class Phase { Input, MixedPrecision, Autodiff, Optimizer, Recompute, Partition };
+enum class Phase {
+  Input,
+  MicroBatch,
+  MixedPrecision,
+  Autodiff,
+  Optimizer,
+  Recompute,
+  Partition,
+  Pipeline
+};
 
-// Phase names as users type them: input, mixed-precision, autodiff, optimizer, recompute,
-// partition.
+// Phase names as users type them: input, micro-batch, mixed-precision, autodiff,
+// optimizer, recompute, partition, pipeline.
 const std::vector<std::string> &phaseNames();
 std::optional<Phase> parsePhase(const std::string &name);
 
@@ -33,7 +42,7 @@ struct TrainStepOptions {
 
 // Adds the passes up to and including `last`.
 void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &options,
-                            Phase last = Phase::Partition);
+                            Phase last = Phase::Pipeline);
 
 // Registers the passes and the `ap-train-step` pipeline for apc-opt.
 void registerCompilerPasses();

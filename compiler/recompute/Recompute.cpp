@@ -22,6 +22,7 @@
 // largest layer of its operands, the head above every layer.
 #include "compiler/Passes.h"
 #include "compiler/support/EntryFunction.h"
+#include "compiler/support/Layers.h"
 
 #include "dialects/ap/IR/ApOps.h"
 
@@ -44,20 +45,8 @@ namespace {
 
 using namespace mlir;
 
-constexpr int kNone = -1;      // the embedding, the batch, constants
-constexpr int kHead = INT_MAX; // the final norm, the LM head, the loss
-
-// The layer of a parameter by its Hugging Face name.
-int parameterLayer(llvm::StringRef name) {
-  if (name == "model.norm.weight" || name == "lm_head.weight")
-    return kHead;
-  if (!name.consume_front("model.layers."))
-    return kNone;
-  unsigned layer = 0;
-  if (name.consumeInteger(10, layer) || !name.starts_with("."))
-    return kNone;
-  return int(layer);
-}
+constexpr int kNone = kNoLayer;
+constexpr int kHead = kHeadLayer;
 
 struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
   using ApRecomputePassBase::ApRecomputePassBase;

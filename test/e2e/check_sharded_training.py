@@ -86,8 +86,9 @@ def compare_resumed(label, workdir, run, want_metrics, want_ck, rep):
     errs = common.ranked_rel_errs(dict(model, **{"opt." + k: v for k, v in opt.items()}),
                                   dict(wmodel, **{"opt." + k: v for k, v in wopt.items()}),
                                   ["opt." + k for k in wopt] + list(wmodel))
-    rep.check("%s: final parameters and moments equal dp1's (rel err norm <= %g)" % (label, rep.rtol),
-              errs[0][0] <= rep.rtol and st == wst,
+    trtol = getattr(rep, "tensor_rtol", rep.rtol)  # a caller may state a separate one
+    rep.check("%s: final parameters and moments equal dp1's (rel err norm <= %g)" % (label, trtol),
+              errs[0][0] <= trtol and st == wst,
               "worst %s %.2e%s" % (errs[0][1], errs[0][0], "" if st == wst else "; trainer_state %s vs %s" % (st, wst)))
 
 

@@ -99,7 +99,7 @@ int runCompile(int argc, char **argv, int first) {
       return usage("--compile-to writes IR: use it with --emit=mlir");
     emit = "mlir";
   }
-  std::optional<Phase> last = parsePhase(compileTo.empty() ? "partition" : compileTo);
+  std::optional<Phase> last = parsePhase(compileTo.empty() ? "pipeline" : compileTo);
   if (!last)
     return usage("--compile-to must be one of " + phases + ", got '" + compileTo + "'");
   if (emit != "mlir" && emit != "plan")
@@ -161,24 +161,44 @@ int runCompile(int argc, char **argv, int first) {
     llvm::raw_string_ostream os(text);
     module->print(os);
   } else {
-    auto fn = findEntryFunction(*module);
-    if (mlir::failed(fn)) {
-      std::fprintf(stderr, "apc compile: %s: no entry function (see above)\n", input.c_str());
-      return 1;
+    // One function per pipeline stage (ap.stage), or the step itself.
+    std::vector<mlir::func::FuncOp> stageFns;
+    for (auto f : module->getOps<mlir::func::FuncOp>())
+      if (f->hasAttr("ap.stage"))
+        stageFns.push_back(f);
+    llvm::sort(stageFns, [](mlir::func::FuncOp a, mlir::func::FuncOp b) {
+      return a->getAttrOfType<mlir::IntegerAttr>("ap.stage").getInt() <
+             b->getAttrOfType<mlir::IntegerAttr>("ap.stage").getInt();
+    });
+    if (stageFns.empty()) {
+      auto fn = findEntryFunction(*module);
+      if (mlir::failed(fn)) {
+        std::fprintf(stderr, "apc compile: %s: no entry function (see above)\n", input.c_str());
+        return 1;
+      }
+      stageFns.push_back(*fn);
     }
-    auto program = lowering::lowerToExec(*fn);
+    std::vector<lowering::ExecProgram> programs;
+    for (mlir::func::FuncOp f : stageFns) {
+      auto program = lowering::lowerToExec(f);
+      if (mlir::failed(program)) {
+        std::fprintf(stderr, "apc compile: %s: lowering to a plan failed (see above)\n",
+                     input.c_str());
+        return 1;
+      }
+      arenaBytes = std::max<uint64_t>(arenaBytes, program->arenaBytes);
+      programs.push_back(std::move(*program));
+    }
     emit::PlanInfo info;
     info.cluster = cluster;
     info.padId = padId;
-    auto plan = mlir::failed(program) ? mlir::FailureOr<std::string>(mlir::failure())
-                                      : emit::emitPlan(*program, *fn, info);
+    auto plan = emit::emitPlan(programs, stageFns.front(), info);
     if (mlir::failed(plan)) {
       std::fprintf(stderr, "apc compile: %s: lowering to a plan failed (see above)\n",
                    input.c_str());
       return 1;
     }
     text = std::move(*plan);
-    arenaBytes = program->arenaBytes;
   }
   if (output == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -188,7 +208,7 @@ int runCompile(int argc, char **argv, int first) {
   }
   int64_t ops = 0;
   std::string what = emit == "plan" ? "plan (arena " + std::to_string(arenaBytes) + " bytes)"
-                                    : "phase '" + (compileTo.empty() ? std::string("partition")
+                                    : "phase '" + (compileTo.empty() ? std::string("pipeline")
                                                                      : compileTo) + "'";
   module->walk([&](mlir::Operation *) { ++ops; });
   double seconds =

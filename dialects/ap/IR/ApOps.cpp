@@ -394,6 +394,49 @@ LogicalResult CountKeptOp::verify() {
   return checkResult(*this, getResult(), {}, Float32Type::get(getContext()));
 }
 
+LogicalResult SliceOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Any)))
+    return failure();
+  auto in = tensorType(getInput()), out = tensorType(getResult());
+  int64_t dim = getDimAttr().getInt(), offset = getOffsetAttr().getInt();
+  if (dim < 0 || dim >= in.getRank())
+    return emitOpError() << "dim " << dim << " is not a dim of input " << in;
+  SmallVector<int64_t> shape(in.getShape());
+  shape[dim] = out.getRank() == in.getRank() ? out.getDimSize(dim) : 0;
+  if (out.getRank() != in.getRank() || out.getShape() != ArrayRef<int64_t>(shape) ||
+      out.getElementType() != in.getElementType())
+    return emitOpError() << "result " << out << " must equal input " << in
+                         << " except in dim " << dim;
+  if (offset < 0 || offset + out.getDimSize(dim) > in.getDimSize(dim))
+    return emitOpError() << "block [" << offset << ", " << offset + out.getDimSize(dim)
+                         << ") is outside dim " << dim << " of input " << in;
+  return success();
+}
+
+// Shared by ap.send and ap.recv.
+static LogicalResult checkPeer(Operation *op, ArrayRef<int64_t> axes, int64_t peerOffset,
+                               int64_t tag) {
+  if (axes.size() != 1 || axes[0] < 0)
+    return op->emitOpError() << "axes must name one mesh axis";
+  if (peerOffset == 0)
+    return op->emitOpError() << "peer_offset 0 names the device itself";
+  if (tag < 0 || tag > int64_t(UINT32_MAX))
+    return op->emitOpError() << "tag " << tag << " must be from 0 to " << UINT32_MAX;
+  return success();
+}
+
+LogicalResult SendOp::verify() {
+  if (failed(checkTensor(*this, "input", getInput(), ElementKind::Any)))
+    return failure();
+  return checkPeer(*this, getAxes(), getPeerOffsetAttr().getInt(), getTagAttr().getInt());
+}
+
+LogicalResult RecvOp::verify() {
+  if (failed(checkTensor(*this, "result", getResult(), ElementKind::Any)))
+    return failure();
+  return checkPeer(*this, getAxes(), getPeerOffsetAttr().getInt(), getTagAttr().getInt());
+}
+
 LogicalResult VocabParallelMaxOp::verify() {
   if (failed(checkTensor(*this, "logits", getLogits(), ElementKind::Float, -2)))
     return failure();

@@ -552,4 +552,47 @@ def Ap_AdamWOp : Ap_Op<"adamw", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Pipelines (emitted by ap-pipeline)
+//===----------------------------------------------------------------------===//
+
+def Ap_SliceOp : Ap_Op<"slice", [Pure]> {
+  let summary = "a contiguous block of one dim";
+  let description = [{
+    `result = input[..., offset : offset + result.shape[dim], ...]`, the block
+    along `dim` (every other dim whole). A pipeline stage cuts each micro-batch
+    out of its step's batch with it.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim, I64Attr:$offset);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Ap_SendOp : Ap_Op<"send", [MemoryEffects<[MemWrite]>]> {
+  let summary = "send a tensor to another device of one mesh axis";
+  let description = [{
+    Point to point between pipeline stages: the device whose coordinate on mesh
+    axis `axes[0]` is ours plus `peer_offset` (all other coordinates equal) takes
+    it with an `ap.recv` of the same `tag` and type. Buffered: it returns as soon
+    as the input may be reused. Messages of one tag arrive in the order sent.
+  }];
+  let arguments = (ins AnyRankedTensor:$input, DenseI64ArrayAttr:$axes,
+                   I64Attr:$peer_offset, I64Attr:$tag);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Ap_RecvOp : Ap_Op<"recv", [MemoryEffects<[MemWrite]>]> {
+  let summary = "receive a tensor sent by another device of one mesh axis";
+  let description = [{
+    Takes the next message of `tag` from the device at `peer_offset` along mesh
+    axis `axes[0]` (see `ap.send`); blocks until it has arrived.
+  }];
+  let arguments = (ins DenseI64ArrayAttr:$axes, I64Attr:$peer_offset, I64Attr:$tag);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 #endif // APC_DIALECT_AP_OPS_TD

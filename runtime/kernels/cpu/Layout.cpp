@@ -1,4 +1,4 @@
-// Layout kernels: transpose, reshape, reduce_sum and broadcast.
+// Layout kernels: transpose, reshape, slice, reduce_sum and broadcast.
 //
 // Design idea: before looping, the shapes are simplified. Dims of size 1 are dropped
 // and neighbouring dims that are treated alike (both reduced, both kept, both
@@ -110,6 +110,50 @@ Status runReshape(const KernelContext &, const std::vector<TensorView> &in,
   if (in[0].data != out[0].data)
     std::memmove(out[0].data, in[0].data,
                  size_t(in[0].numElements()) * dtypeSize(in[0].dtype));
+  return Status::ok();
+}
+
+// ---- slice: a contiguous block of one dim (a pipeline's micro-batch) ------------------
+
+Status prepareSlice(const std::vector<TensorView> &in, const std::vector<TensorView> &out,
+                    const Attributes &attrs) {
+  Checker check("slice");
+  APC_RETURN_IF_ERROR(check.arity(in, out, 1, 1, 1));
+  APC_RETURN_IF_ERROR(check.tensor("input", in[0], Kind::Any));
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "dim", true));
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "offset", true));
+  APC_RETURN_IF_ERROR(check.dtype("result", out[0], in[0].dtype));
+  int64_t dim = attrs.getInt("dim"), offset = attrs.getInt("offset");
+  int64_t rank = int64_t(in[0].shape.size());
+  if (dim < 0 || dim >= rank || out[0].shape.size() != in[0].shape.size())
+    return check.error("dim " + std::to_string(dim) + " is not a dim of input " +
+                       describe(in[0]) + " and result " + describe(out[0]));
+  std::vector<int64_t> shape = in[0].shape;
+  shape[dim] = out[0].shape[dim];
+  APC_RETURN_IF_ERROR(check.shape("result", out[0], shape));
+  if (offset < 0 || offset + shape[dim] > in[0].shape[dim])
+    return check.error("block [" + std::to_string(offset) + ", " +
+                       std::to_string(offset + shape[dim]) + ") of dim " + std::to_string(dim) +
+                       " is outside input " + describe(in[0]));
+  return Status::ok();
+}
+
+Status runSlice(const KernelContext &, const std::vector<TensorView> &in,
+                const std::vector<TensorView> &out, const Attributes &attrs) {
+  int64_t dim = attrs.getInt("dim"), offset = attrs.getInt("offset");
+  const TensorView &x = in[0], &y = out[0];
+  // outer blocks x (rows of `dim`) x inner contiguous elements
+  int64_t outer = 1, inner = int64_t(dtypeSize(x.dtype));
+  for (int64_t d = 0; d < dim; ++d)
+    outer *= x.shape[d];
+  for (size_t d = size_t(dim) + 1; d < x.shape.size(); ++d)
+    inner *= x.shape[d];
+  const auto *src = static_cast<const uint8_t *>(x.data);
+  auto *dst = static_cast<uint8_t *>(y.data);
+  size_t block = size_t(y.shape[dim] * inner);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + size_t(o) * block, src + size_t(o * x.shape[dim] + offset) * size_t(inner),
+                block);
   return Status::ok();
 }
 
@@ -327,6 +371,7 @@ std::vector<KernelInfo> layoutKernels() {
   return {
       {"transpose", runTranspose, prepareTranspose},
       {"reshape", runReshape, prepareReshape},
+      {"slice", runSlice, prepareSlice},
       {"reduce_sum", runReduceSum, prepareReduceSum},
       {"broadcast", runBroadcast, prepareBroadcast},
   };

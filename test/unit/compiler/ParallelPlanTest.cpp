@@ -102,16 +102,6 @@ TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
             std::string::npos);
 }
 
-TEST(ParallelPlanTest, UnimplementedSplitsAreRefusedNotIgnored) {
-  for (const char *plan : {"dp=1,pp=2", "dp=2,mb=2", "dp=1,pp=2,stages=1+1",
-                           "dp=1,pp=2,recompute=full"}) {
-    auto parsed = parseParallelPlan(plan);
-    ASSERT_TRUE(parsed) << plan;
-    EXPECT_NE(refusal(plan, parsed->devices()).find("is not implemented yet"), std::string::npos)
-        << plan;
-  }
-}
-
 TEST(ParallelPlanTest, StagesMustCoverTheLayersOncePerStage) {
   for (const char *plan : {"pp=2,stages=1+2", "pp=2,stages=2", "pp=2,stages=2+0",
                            "pp=2,stages=1+1+0", "pp=2,stages=99999999999+1"}) {
@@ -121,14 +111,15 @@ TEST(ParallelPlanTest, StagesMustCoverTheLayersOncePerStage) {
     EXPECT_NE(message.find("plan field 'stages'"), std::string::npos) << plan << ": " << message;
     EXPECT_NE(message.find("2 layers in all"), std::string::npos) << plan << ": " << message;
   }
-  // Feasible stages reach the not-implemented refusal, by name.
-  EXPECT_NE(refusal("pp=2,stages=1+1", 2).find("is not implemented yet"), std::string::npos);
+  EXPECT_EQ(refusal("pp=2,stages=1+1", 2), "");
 }
 
 TEST(ParallelPlanTest, ImplementedSplitsAreAccepted) {
   for (const char *plan : {"dp=1,tp=2", "dp=2,zero=1", "dp=2,zero=3", "dp=1,tp=2,sp=on",
                            "dp=2,tp=2,sp=on,zero=2", "dp=1,recompute=selective",
-                           "dp=2,recompute=full", "dp=1,tp=2,sp=on,recompute=selective"}) {
+                           "dp=2,recompute=full", "dp=1,tp=2,sp=on,recompute=selective",
+                           "dp=1,pp=2", "dp=2,mb=2", "dp=1,pp=2,stages=1+1",
+                           "dp=1,pp=2,recompute=full", "dp=2,tp=2,pp=2,mb=4,zero=1,sp=on"}) {
     auto parsed = parseParallelPlan(plan);
     ASSERT_TRUE(parsed) << plan;
     EXPECT_TRUE(validate(*parsed, tinyContext(parsed->devices()))) << plan;

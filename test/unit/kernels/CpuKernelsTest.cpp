@@ -439,7 +439,7 @@ TEST(CpuKernelsTest, RegistryHasEveryKernel) {
         "transpose", "reshape", "reduce_sum", "broadcast", "shift_labels", "cross_entropy",
         "fill", "embedding_grad", "rms_norm_grad", "rope_grad", "attention_grad", "silu_grad",
         "cross_entropy_grad", "grad_norm", "adamw", "count_kept", "sqrt", "vocab_parallel_max",
-        "vocab_parallel_stats", "vocab_parallel_loss", "vocab_parallel_loss_grad"}) {
+        "vocab_parallel_stats", "vocab_parallel_loss", "vocab_parallel_loss_grad", "slice"}) {
     const KernelInfo *info = findCpuKernel(name);
     ASSERT_NE(info, nullptr) << name;
     EXPECT_STREQ(info->name, name);
@@ -447,7 +447,7 @@ TEST(CpuKernelsTest, RegistryHasEveryKernel) {
     EXPECT_NE(info->prepare, nullptr);
   }
   EXPECT_EQ(findCpuKernel("no_such_kernel"), nullptr);
-  EXPECT_EQ(cpuKernels().size(), 30u);
+  EXPECT_EQ(cpuKernels().size(), 31u);
 }
 
 // ---- gemm ---------------------------------------------------------------------------
@@ -751,6 +751,19 @@ TEST(CpuKernelsTest, Transpose) {
 TEST(CpuKernelsTest, Reshape) {
   Case c{"reshape", "ap.reshape", {ty({4, 6}, "bf16")}, {ty({2, 12}, "bf16")}};
   check(c);
+}
+
+TEST(CpuKernelsTest, SliceOfEachDim) {
+  // A micro-batch's rows (dim 0), and blocks of inner dims, against the interpreter.
+  for (auto [dim, offset, result] :
+       std::vector<std::tuple<int, int, std::vector<int64_t>>>{
+           {0, 2, {2, 6, 5}}, {0, 0, {1, 6, 5}}, {1, 3, {4, 3, 5}}, {2, 1, {4, 6, 4}}})
+    for (std::string element : {"f32", "bf16", "i64"}) {
+      Case c{"slice", "ap.slice", {ty({4, 6, 5}, element)}, {ty(result, element)}};
+      c.properties = "dim = " + std::to_string(dim) + " : i64, offset = " +
+                     std::to_string(offset) + " : i64";
+      check(c);
+    }
 }
 
 TEST(CpuKernelsTest, ReduceSum) {

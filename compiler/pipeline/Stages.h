@@ -1,0 +1,25 @@
+// Which decoder layers each pipeline stage holds: as the plan's `stages` field says
+// ("3+5"), or balanced by cost (the LM head counts towards the last stage).
+#pragma once
+
+#include "compiler/partition/ParallelPlan.h"
+
+#include <vector>
+
+namespace apc::pipeline {
+
+struct StageLayers {
+  int64_t first = 0, count = 0; // decoder layers [first, first + count)
+};
+
+// The model's sizes that set a layer's cost.
+struct ModelSizes {
+  int64_t layers = 1, hidden = 1, ffn = 1, heads = 1, kvHeads = 1, headDim = 1, vocab = 1;
+  int64_t seqLen = 1;
+};
+
+// pp stages of at least one layer each, covering the layers in order. `stages` must
+// have been validated (partition::validate).
+std::vector<StageLayers> stageLayers(const partition::ParallelPlan &plan, const ModelSizes &m);
+
+} // namespace apc::pipeline
