@@ -186,8 +186,10 @@ struct PipelinePlan {
 // down_proj; final norm) on mesh [dp 1, pp 2]: stage 0 = embedding + layers 0-1, stage 1 =
 // layers 2-3 + norm + LM head (the tied embedding) + loss. Each stage's program runs its
 // micro-batches in `order` (1F1B unless given), a forward sending (or, on stage 1,
-// receiving) an activation of [1, 8, 8] f32 = 256 bytes per micro-batch, a backward
-// receiving (sending) its gradient; the tied embedding's gradient is all-reduced over pp.
+// receiving) an activation of [1, 8, 8] f32 = 256 bytes per micro-batch (tag 1), a
+// backward receiving (sending) two gradients of 256 bytes (tags 2 and 3), as the compiler
+// tags them: by transfer, not by micro-batch. The tied embedding's gradient is
+// all-reduced over pp.
 PipelinePlan twoStagePlan(int mb = 4,
                           std::vector<std::vector<std::pair<bool, int>>> orders = {}) {
   PipelinePlan plan;
@@ -232,26 +234,28 @@ PipelinePlan twoStagePlan(int mb = 4,
     double f = stage == 0 ? 1000 : 3000; // stage 1 costs 3x
     auto order = orders.empty() ? oneFOneBOrder(2, stage, mb) : orders[size_t(stage)];
     for (auto [forward, k] : order) {
-      int64_t tag = k;
+      (void)k;
       if (forward) {
         if (stage == 0) {
           prog.call("embedding", {held[0].second, 3}, {act}, {}, f);
           prog.call("send", {act}, {},
-                    {intsAttr("axes", {1}), intAttr("peer_offset", 1), intAttr("tag", tag)});
+                    {intsAttr("axes", {1}), intAttr("peer_offset", 1), intAttr("tag", 1)});
         } else {
           prog.call("recv", {}, {act},
-                    {intsAttr("axes", {1}), intAttr("peer_offset", -1), intAttr("tag", tag)});
+                    {intsAttr("axes", {1}), intAttr("peer_offset", -1), intAttr("tag", 1)});
           prog.call("gemm", {act, held[2].second}, {act}, {}, f);
         }
       } else {
         if (stage == 0) {
-          prog.call("recv", {}, {grad},
-                    {intsAttr("axes", {1}), intAttr("peer_offset", 1), intAttr("tag", 100 + tag)});
+          for (int64_t tag : {2, 3})
+            prog.call("recv", {}, {grad},
+                      {intsAttr("axes", {1}), intAttr("peer_offset", 1), intAttr("tag", tag)});
           prog.call("gemm", {grad, held[2].second}, {grads[2]}, {}, 2 * f);
         } else {
           prog.call("gemm", {act, held[2].second}, {grad}, {}, 2 * f);
-          prog.call("send", {grad}, {},
-                    {intsAttr("axes", {1}), intAttr("peer_offset", -1), intAttr("tag", 100 + tag)});
+          for (int64_t tag : {3, 2})
+            prog.call("send", {grad}, {},
+                      {intsAttr("axes", {1}), intAttr("peer_offset", -1), intAttr("tag", tag)});
         }
       }
     }
@@ -394,24 +398,26 @@ TEST(ExplainPipelinePlan, SendRecvPerStage) {
   EXPECT_EQ(rows0[1].peerOffset, 1);
   EXPECT_EQ(rows0[1].peerStage, 1);
   EXPECT_EQ(rows0[2].kind, "recv");
-  EXPECT_EQ(rows0[2].bytes, 4u * 256);
+  EXPECT_EQ(rows0[2].count, 8);
+  EXPECT_EQ(rows0[2].bytes, 8u * 256);
   auto rows1 = summarizeCollectives(f.programs[1]);
   ASSERT_EQ(rows1.size(), 3u);
   EXPECT_EQ(rows1[1].kind, "send");
+  EXPECT_EQ(rows1[1].count, 8);
   EXPECT_EQ(rows1[1].peerOffset, -1);
   EXPECT_EQ(rows1[1].peerStage, 0);
   std::string text = renderText(f);
   std::string coll = text.substr(text.find("collectives per step"));
   coll = coll.substr(0, coll.find("memory per device"));
-  EXPECT_TRUE(contains(coll, "  device 0 (stage 0): 9 collectives")) << coll;
-  EXPECT_TRUE(contains(coll, "  device 1 (stage 1): 9 collectives")) << coll;
+  EXPECT_TRUE(contains(coll, "  device 0 (stage 0): 13 collectives, 4.0 KiB moved")) << coll;
+  EXPECT_TRUE(contains(coll, "  device 1 (stage 1): 13 collectives, 4.0 KiB moved")) << coll;
   EXPECT_TRUE(contains(coll, "    send               pp            4      1.0 KiB  to stage 1 "
                              "(peer_offset +1)\n"))
       << coll;
-  EXPECT_TRUE(contains(coll, "    recv               pp            4      1.0 KiB  from stage 1 "
+  EXPECT_TRUE(contains(coll, "    recv               pp            8      2.0 KiB  from stage 1 "
                              "(peer_offset +1)\n"))
       << coll;
-  EXPECT_TRUE(contains(coll, "    send               pp            4      1.0 KiB  to stage 0 "
+  EXPECT_TRUE(contains(coll, "    send               pp            8      2.0 KiB  to stage 0 "
                              "(peer_offset -1)\n"))
       << coll;
   EXPECT_TRUE(contains(coll, "    recv               pp            4      1.0 KiB  from stage 0 "
@@ -450,10 +456,10 @@ TEST(ExplainPipelinePlan, JsonAgreesWithText) {
       EXPECT_EQ(c["peer_offset"], -1);
       EXPECT_EQ(c["peer_stage"], 0);
       EXPECT_EQ(c["bytes"], 256);
-      EXPECT_EQ(c["tag"], 100 + sends);
+      EXPECT_EQ(c["tag"], sends % 2 ? 2 : 3);
       ++sends;
     }
-  EXPECT_EQ(sends, 4);
+  EXPECT_EQ(sends, 8);
 }
 
 TEST(ExplainPipelinePlan, SvgNamesEveryStageAndDrawsTwoBoxesPerMicroBatch) {

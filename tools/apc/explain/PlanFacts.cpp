@@ -321,15 +321,24 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       sendsNext = sendsNext || (c.kind == "send" && c.peerOffset > 0);
       sendsPrevious = sendsPrevious || (c.kind == "send" && c.peerOffset < 0);
     }
+    // A pass may move several tensors (the compiler tags each transfer of a micro-batch
+    // apart: tag 2 and 3 for two gradients): one tag, the first seen, stands for the pass.
+    std::optional<int64_t> forwardTag, backwardTag;
     for (const CollectiveFacts &c : pf.collectives) {
-      if (c.kind == "send" && c.peerOffset > 0)
-        pf.passOrder.push_back(true);
-      else if (c.kind == "recv" && c.peerOffset < 0 && !sendsNext)
-        pf.passOrder.push_back(true);
-      else if (c.kind == "send" && c.peerOffset < 0)
-        pf.passOrder.push_back(false);
-      else if (c.kind == "recv" && c.peerOffset > 0 && !sendsPrevious)
-        pf.passOrder.push_back(false);
+      bool forward;
+      if ((c.kind == "send" && c.peerOffset > 0) ||
+          (c.kind == "recv" && c.peerOffset < 0 && !sendsNext))
+        forward = true;
+      else if ((c.kind == "send" && c.peerOffset < 0) ||
+               (c.kind == "recv" && c.peerOffset > 0 && !sendsPrevious))
+        forward = false;
+      else
+        continue;
+      std::optional<int64_t> &tag = forward ? forwardTag : backwardTag;
+      if (!tag)
+        tag = c.tag;
+      if (*tag == c.tag)
+        pf.passOrder.push_back(forward);
     }
     f.stages[size_t(pf.stage)].ranks.push_back(pf.device);
     if (f.stages[size_t(pf.stage)].ranks.size() == 1) {

@@ -67,7 +67,8 @@ struct ProgramFacts {
   // Forward (F) and backward (B) passes in program order, read from its send/recv: a
   // forward ends with a send to the next stage (the last stage: begins with a recv from
   // the previous one), a backward ends with a send to the previous stage (the first: begins
-  // with a recv from the next). Empty when it has no send/recv (one stage).
+  // with a recv from the next); of a pass's several transfers, those with the tag of the
+  // first count. Empty when it has no send/recv (one stage).
   std::vector<bool> passOrder;     // true: forward
   int64_t ppCoordinate = -1;       // its device's coordinate on the "pp" mesh axis, -1 none
   uint64_t totalBytes() const { return parameterBytes + optimizerBytes + inputBytes + arenaBytes; }
