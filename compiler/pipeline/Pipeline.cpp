@@ -288,6 +288,24 @@ private:
     }
     for (Operation *op : ops_)
       backwardPhase_[op] = backward_.contains(op) || position_[op] >= firstBackward;
+    // A reshape (a view) or a collective within the stage (sequence parallelism's
+    // all-gather) whose users all sit on one other stage goes there, so that the stage
+    // receives one tensor rather than it and its view or gathered copy.
+    for (Operation *op : llvm::reverse(ops_)) {
+      if (!isa<ap::ReshapeOp, shard::AllGatherOp, shard::AllReduceOp, shard::ReduceScatterOp,
+               shard::AllSliceOp>(op) ||
+          kind_[op] != Kind::Micro || op->use_empty())
+        continue;
+      std::set<std::pair<int, bool>> places;
+      for (Operation *user : op->getUsers())
+        places.insert(kind_.lookup(user) == Kind::Micro
+                          ? std::make_pair(stage_[user], backwardPhase_[user])
+                          : std::make_pair(-1, false));
+      if (places.size() == 1 && places.begin()->first >= 0) {
+        stage_[op] = places.begin()->first;
+        backwardPhase_[op] = places.begin()->second;
+      }
+    }
     return success();
   }
 
