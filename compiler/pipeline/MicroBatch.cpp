@@ -102,6 +102,15 @@ struct ApMicroBatchPass : impl::ApMicroBatchPassBase<ApMicroBatchPass> {
         }
         continue;
       }
+      // Row-major values whose outermost dim is the batch (times whatever follows) hold
+      // each micro-batch as one contiguous block; an op that moves the batch inward
+      // would break that.
+      auto transpose = dyn_cast<ap::TransposeOp>(op);
+      auto reduce = dyn_cast<ap::ReduceSumOp>(op);
+      if ((transpose && transpose.getPermutation()[0] != 0) ||
+          (reduce && llvm::is_contained(reduce.getDims(), 0)))
+        return op.emitOpError() << "ap-micro-batch: cannot cut into micro-batches an op that "
+                                   "moves or reduces the batch dim";
       for (Value r : op.getResults()) {
         if (failed(cutType(r)))
           return failure();

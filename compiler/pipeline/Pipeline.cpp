@@ -28,6 +28,7 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
 
+#include <optional>
 #include <set>
 
 namespace apc {
@@ -263,7 +264,8 @@ private:
         // Backward: the layer of the forward values and weights it reads (not the
         // embedding table: the tied LM head's input gradient reads it), else the
         // lowest layer of the gradients it reads.
-        int best = kFloat, lowest = INT_MAX;
+        int best = kFloat;
+        std::optional<int> lowest; // kHeadLayer is INT_MAX: no sentinel
         for (Value v : op->getOperands()) {
           Operation *d = v.getDefiningOp();
           bool grad = d && backward_.contains(d);
@@ -271,11 +273,11 @@ private:
           if (l == kFloat)
             continue;
           if (grad)
-            lowest = std::min(lowest, l);
+            lowest = std::min(lowest.value_or(l), l);
           else if (!embeddingWeights_.contains(v))
             best = std::max(best, l);
         }
-        layer = best != kFloat ? best : lowest != INT_MAX ? lowest : kFloat;
+        layer = best != kFloat ? best : lowest.value_or(kFloat);
       }
       for (Value r : op->getResults())
         layer_[r] = layer;
@@ -335,9 +337,14 @@ private:
       kind_[add] = Kind::Step;
     }
     for (Value v : accumulated_)
-      if (!isMicro(v))
-        return emitError(v.getLoc()) << "ap-pipeline: a value summed over micro-batches must "
-                                        "be computed on one stage";
+      if (!isMicro(v)) {
+        InFlightDiagnostic d = emitError(v.getLoc())
+                               << "ap-pipeline: a value summed over micro-batches must be "
+                                  "computed on one stage";
+        if (Operation *def = v.getDefiningOp())
+          d.attachNote(def->getLoc()) << "it is made by " << def->getName();
+        return d;
+      }
     return success();
   }
 

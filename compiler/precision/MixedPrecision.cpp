@@ -69,6 +69,12 @@ struct ApMixedPrecisionPass : impl::ApMixedPrecisionPassBase<ApMixedPrecisionPas
       if (!isFloatTensor(arg.getType()))
         continue;
       bool isParameter = argRole(fn, arg.getArgNumber()) == "parameter";
+      // The loss's divisor (a micro-batch's kept_tokens) stays f32, like the loss.
+      if (!arg.use_empty() && llvm::all_of(arg.getUses(), [](OpOperand &use) {
+            auto ce = dyn_cast<ap::CrossEntropyOp>(use.getOwner());
+            return ce && use.get() == ce.getKeptCount();
+          }))
+        continue;
       if (isParameter)
         arg.setType(withElement(arg.getType(), f32));
       if (arg.getType() == withElement(arg.getType(), compute))

@@ -1,0 +1,33 @@
+// RUN: apc-opt %s --split-input-file --ap-micro-batch="plan=mb=2" --verify-diagnostics
+
+// A transpose that moves the batch inward: micro-batches would not be blocks of rows.
+func.func @train_step(%w: tensor<16x8xf32> {ap.name = "model.embed_tokens.weight", ap.role = "parameter"},
+                      %ids: tensor<4x4xi64> {ap.name = "input_ids", ap.role = "input"},
+                      %labels: tensor<4x4xi64> {ap.name = "labels", ap.role = "input"})
+    -> (tensor<4x4x8xf32>) {
+  %e = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<4x4xi64>) -> tensor<4x4x8xf32>
+  // expected-error @+1 {{ap-micro-batch: cannot cut into micro-batches an op that moves or reduces the batch dim}}
+  %t = ap.transpose %e {permutation = array<i64: 1, 0, 2>} : tensor<4x4x8xf32> to tensor<4x4x8xf32>
+  return %t : tensor<4x4x8xf32>
+}
+
+// -----
+
+// A value whose leading dim is not a multiple of the batch.
+func.func @train_step(%w: tensor<16x8xf32> {ap.name = "model.embed_tokens.weight", ap.role = "parameter"},
+                      %ids: tensor<4x4xi64> {ap.name = "input_ids", ap.role = "input"},
+                      %labels: tensor<4x4xi64> {ap.name = "labels", ap.role = "input"})
+    -> (tensor<4x32xf32>) {
+  %e = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<4x4xi64>) -> tensor<4x4x8xf32>
+  // expected-error @+1 {{ap-micro-batch: cannot cut 'tensor<2x64xf32>' into micro-batches: its leading dim is not a multiple of the batch (4)}}
+  %r = ap.reshape %e : tensor<4x4x8xf32> to tensor<2x64xf32>
+  %s = ap.reshape %r : tensor<2x64xf32> to tensor<4x32xf32>
+  return %s : tensor<4x32xf32>
+}
+
+// -----
+
+// expected-error @+1 {{ap-micro-batch: @train_step needs the arguments input_ids and labels}}
+func.func @train_step(%ids: tensor<4x4xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x4xi64> {
+  return %ids : tensor<4x4xi64>
+}
