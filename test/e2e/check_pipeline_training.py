@@ -24,6 +24,9 @@ gives the same numbers as dp=2 (the same partial sums). Observed: losses <= 8e-7
 <= 1.8e-5 (that one), all others <= 1.1e-5.
 Resume under another plan: a dp=2 run's checkpoint-5 resumed under tp=2,pp=2,mb=4 and on one
 device gives dp1's losses of steps 6..10 and its final tensors.
+bf16 (the default precision): pp=2,mb=4 and dp=2,tp=2,pp=2,mb=2,sp=on train with per-step
+losses within 2% of the one-device bf16 run (bf16 rounds differently once the batch is split;
+the f32 runs above are the exact check).
 
 apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
 Run: .venv/bin/python test/e2e/check_pipeline_training.py [--only NAME] [--keep]
@@ -89,9 +92,35 @@ def resume_checks(case, root, rep):
         rep.check("%s/resume under another plan" % case["name"], False, str(e))
 
 
+def bf16_checks(case, root, rep):
+    """The default precision: pipelines follow the one-device bf16 run within 2%."""
+    workdir = os.path.join(root, case["name"])
+    data = os.path.join(workdir, "data.arrow")
+    weights = os.path.join(workdir, "w0.safetensors")
+    env = dp.plain_env()
+    runs = {}
+    for run, plan, n in (("bf16-dp1", "dp=1", 1), ("bf16-pp2", "pp=2,mb=4", 2),
+                         ("bf16-all8", "dp=2,tp=2,pp=2,mb=2,sp=on", 8)):
+        try:
+            common.apc_compile("m.mlir", run + ".fb", workdir, cluster="cpu:%d" % n, precision="bf16",
+                               extra=["--plan", plan])
+            run_tool("aprun", ["--nproc", str(n), "--comm-timeout", "60"] +
+                     dp.aprun_flags(run + ".fb", data, weights, os.path.join(workdir, run + ".jsonl"),
+                                    os.path.join(workdir, run)), workdir, env=env, timeout=180)
+            runs[run] = [float(m["loss"]) for m in common.read_metrics(os.path.join(workdir, run + ".jsonl"))]
+        except (StageFailure, OSError, ValueError) as e:
+            rep.check("%s/%s: bf16 plan %s compiles and trains" % (case["name"], run, plan), False, str(e))
+    want = runs.get("bf16-dp1")
+    for run in ("bf16-pp2", "bf16-all8"):
+        if want and run in runs:
+            rel = max(abs(a - b) / abs(b) for a, b in zip(runs[run], want))
+            rep.check("%s/%s: bf16 losses within 2%% of one device's" % (case["name"], run),
+                      len(runs[run]) == len(want) and rel <= 0.02, "worst rel %.2e" % rel)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", action="append", help="run names to run (%s, resume)"
+    ap.add_argument("--only", action="append", help="run names to run (%s, resume, bf16)"
                     % ", ".join(p[0] for p in st.PLANS))
     ap.add_argument("--rtol", type=float, default=1e-5, help="losses' relative tolerance (default 1e-5)")
     ap.add_argument("--tensor-rtol", type=float, default=3e-5,
@@ -103,7 +132,7 @@ def main():
     rep.rtol = args.rtol
     rep.tensor_rtol = args.tensor_rtol
     start = time.time()
-    only = [o for o in args.only or [] if o != "resume"] or None
+    only = [o for o in args.only or [] if o not in ("resume", "bf16")] or None
     with common.temp_root("apc-pipeline-e2e-", args.keep) as root:
         try:
             for case in st.CASES:
@@ -111,6 +140,8 @@ def main():
                 rep.guard(case["name"], st.sharded_case, case, root, rep, only or [p[0] for p in st.PLANS])
                 if not args.only or "resume" in args.only:
                     rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
+                if not args.only or "bf16" in args.only:
+                    rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
         finally:
             dp.kill_all()
     return rep.summary(start)
