@@ -29,6 +29,7 @@ int runCompile(int argc, char **argv, int first) {
   TrainStepOptions options;
   bool timing = false;
   uint64_t arenaBytes = 0;
+  std::vector<uint64_t> stageArenas; // one per pipeline stage
   std::string phases;
   for (const std::string &p : phaseNames())
     phases += (phases.empty() ? "" : "|") + p;
@@ -187,6 +188,7 @@ int runCompile(int argc, char **argv, int first) {
         return 1;
       }
       arenaBytes = std::max<uint64_t>(arenaBytes, program->arenaBytes);
+      stageArenas.push_back(program->arenaBytes);
       programs.push_back(std::move(*program));
     }
     emit::PlanInfo info;
@@ -207,7 +209,13 @@ int runCompile(int argc, char **argv, int first) {
     return 1;
   }
   int64_t ops = 0;
-  std::string what = emit == "plan" ? "plan (arena " + std::to_string(arenaBytes) + " bytes)"
+  std::string arenas = "arena " + std::to_string(arenaBytes) + " bytes";
+  if (stageArenas.size() > 1) {
+    arenas += " in the largest stage; per stage:";
+    for (uint64_t a : stageArenas)
+      arenas += " " + std::to_string(a);
+  }
+  std::string what = emit == "plan" ? "plan (" + arenas + ")"
                                     : "phase '" + (compileTo.empty() ? std::string("pipeline")
                                                                      : compileTo) + "'";
   module->walk([&](mlir::Operation *) { ++ops; });
