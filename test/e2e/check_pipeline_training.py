@@ -22,6 +22,8 @@ and any split of the batch changes its f32 rounding; plain dp=2 (checked at 1e-5
 batch of 4 in check_sharded_training.py) differs from one device by 1.5e-5 there, and mb=2
 gives the same numbers as dp=2 (the same partial sums). Observed: losses <= 8e-7, tensors
 <= 1.8e-5 (that one), all others <= 1.1e-5.
+`apc explain` of the dp2-tp2-pp2 plan names the mesh, each stage's layers and ranks and the
+send/recv, and its SVG timeline is XML naming both stages and every forward/backward pass.
 Resume under another plan: a dp=2 run's checkpoint-5 resumed under tp=2,pp=2,mb=4 and on one
 device gives dp1's losses of steps 6..10 and its final tensors.
 bf16 (the default precision): pp=2,mb=4 and dp=2,tp=2,pp=2,mb=2,sp=on train with per-step
@@ -92,6 +94,30 @@ def resume_checks(case, root, rep):
         rep.check("%s/resume under another plan" % case["name"], False, str(e))
 
 
+def explain_checks(case, root, rep):
+    """apc explain of the 8-rank plan: every stage in words and in the SVG timeline."""
+    import xml.etree.ElementTree as ET
+    workdir = os.path.join(root, case["name"])
+    plan = os.path.join(workdir, "dp2-tp2-pp2.fb")
+    svg = os.path.join(workdir, "dp2-tp2-pp2.svg")
+    try:
+        out, _ = run_tool("apc", ["explain", plan, "--svg", svg], workdir)
+        root_el = ET.parse(svg).getroot()
+        text = "".join(root_el.itertext())
+    except (StageFailure, OSError, ET.ParseError) as e:
+        rep.check("%s/explain: apc explain --svg of the dp2-tp2-pp2 plan" % case["name"], False, str(e))
+        return
+    want = ["mesh        dp 2 x pp 2 x tp 2 = 8 devices", "2 stages, 2 micro-batches, schedule 1f1b",
+            "stage 0 (ranks 0-1, 4-5): embedding, layer 0", "stage 1 (ranks 2-3, 6-7): layer 1, norm + LM head + loss",
+            "pass order read from each stage's send/recv: 1F1B, as drawn", "send               pp"]
+    missing = [w for w in want if w not in out]
+    rep.check("%s/explain: the text names the mesh, each stage's layers and ranks, send/recv" % case["name"],
+              not missing, "missing %s" % missing)
+    boxes = [label for label in ("F0", "F1", "B0", "B1") if label not in text]
+    rep.check("%s/explain: the SVG is XML and names both stages and every pass" % case["name"],
+              "stage 0" in text and "stage 1" in text and not boxes, "missing %s" % boxes)
+
+
 def bf16_checks(case, root, rep):
     """The default precision: pipelines follow the one-device bf16 run within 2%."""
     workdir = os.path.join(root, case["name"])
@@ -140,6 +166,8 @@ def main():
                 rep.guard(case["name"], st.sharded_case, case, root, rep, only or [p[0] for p in st.PLANS])
                 if not args.only or "resume" in args.only:
                     rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
+                if not args.only or "dp2-tp2-pp2" in args.only:
+                    rep.guard(case["name"] + "/explain", explain_checks, case, root, rep)
                 if not args.only or "bf16" in args.only:
                     rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
         finally:
