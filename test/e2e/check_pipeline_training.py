@@ -10,6 +10,7 @@ f32) for the plans
     mb4                  mb=4                                  one device, 4 micro-batches
     pp2-mb4              pp=2,mb=4                             aprun --nproc 2
     dp2-pp2              dp=2,pp=2,mb=2                        aprun --nproc 4
+    dp2-pp2-zero3        dp=2,pp=2,mb=2,zero=3                 aprun --nproc 4
     tp2-pp2              tp=2,pp=2,mb=4                        aprun --nproc 4
     dp2-tp2-pp2          dp=2,tp=2,pp=2,mb=2,zero=1,sp=on      aprun --nproc 8
     pp2-selective        pp=2,mb=4,recompute=selective         aprun --nproc 2
@@ -58,6 +59,7 @@ st.PLANS = [
     ("mb4", "mb=4", 1),
     ("pp2-mb4", "pp=2,mb=4", 2),
     ("dp2-pp2", "dp=2,pp=2,mb=2", 4),
+    ("dp2-pp2-zero3", "dp=2,pp=2,mb=2,zero=3", 4),
     ("tp2-pp2", "tp=2,pp=2,mb=4", 4),
     ("dp2-tp2-pp2", "dp=2,tp=2,pp=2,mb=2,zero=1,sp=on", 8),
     ("pp2-selective", "pp=2,mb=4,recompute=selective", 2),
