@@ -183,6 +183,17 @@ private:
         v = chain[k--]->getResult(0);
       accumulated_.insert(v);
     }
+    // Sums of squares of gradients (the partitioned norm: squared grad_norm ops, their
+    // all-reduces and sums), whose square root becomes the norm over all stages.
+    for (Operation *op : ops_) {
+      auto norm = dyn_cast<ap::GradNormOp>(op);
+      bool squares = (norm && norm.getSquared()) ||
+                     (isa<shard::AllReduceOp, ap::AddOp>(op) &&
+                      llvm::all_of(op->getOperands(),
+                                   [&](Value v) { return normSquares_.contains(v); }));
+      if (squares)
+        normSquares_.insert(op->getResult(0));
+    }
     // Step ops: everything downstream of an accumulated value.
     llvm::DenseSet<Value> step(accumulated_.begin(), accumulated_.end());
     for (Operation *op : ops_)
@@ -228,10 +239,10 @@ private:
     sizes.headDim = get("head_dim");
     sizes.vocab = get("vocab_size");
     sizes.seqLen = cast<RankedTensorType>(ids_.getType()).getDimSize(1);
-    stages_ = pipeline::stageLayers(plan_, sizes);
-    if (int64_t(stages_.size()) != pp_)
-      return fn_.emitError() << "ap-pipeline: " << pp_ << " stages asked for, "
-                             << stages_.size() << " made";
+    auto stages = pipeline::stageLayers(plan_, sizes);
+    if (!stages)
+      return fn_.emitError() << "ap-pipeline: " << stages.message();
+    stages_ = std::move(*stages);
 
     // Layers of values: parameters by name, the batch none of its own (kFloat).
     for (BlockArgument arg : fn_.getArguments()) {
@@ -802,7 +813,9 @@ private:
         if (failed(m))
           return failure();
         // The norm's sum of squares: over all stages.
-        map.map(o, isa<ap::SqrtOp>(op) && pp_ > 1 ? allReduceOverStages(b, *m) : *m);
+        map.map(o, isa<ap::SqrtOp>(op) && pp_ > 1 && normSquares_.contains(o)
+                       ? allReduceOverStages(b, *m)
+                       : *m);
       }
       Operation *clone = b.clone(*op, map);
       for (auto [r, c] : llvm::zip(op->getResults(), clone->getResults()))
@@ -865,6 +878,7 @@ private:
   llvm::DenseMap<Operation *, bool> backwardPhase_;
   llvm::DenseMap<Value, int> layer_;
   llvm::DenseSet<Value> embeddingWeights_;
+  llvm::DenseSet<Value> normSquares_;
   llvm::SetVector<Value> accumulated_;
   llvm::DenseMap<Value, std::set<int>> sendTo_;
   llvm::DenseMap<Value, int64_t> tag_, accTags_;

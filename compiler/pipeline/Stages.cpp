@@ -5,18 +5,39 @@
 
 namespace apc::pipeline {
 
-std::vector<StageLayers> stageLayers(const partition::ParallelPlan &plan, const ModelSizes &m) {
+Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
+                                             const ModelSizes &m) {
   int64_t pp = std::max<int64_t>(plan.pp, 1), layers = m.layers;
+  if (layers < pp)
+    return Status::error("plan field 'pp' (" + std::to_string(pp) + ") exceeds the " +
+                         std::to_string(layers) + " layers");
   std::vector<int64_t> counts;
   if (!plan.stages.empty()) {
-    size_t start = 0;
-    while (start <= plan.stages.size()) {
+    auto refuse = [&] {
+      return Status::error("plan field 'stages' (" + plan.stages + ") must give pp=" +
+                           std::to_string(pp) + " stages of at least one layer each, " +
+                           std::to_string(layers) + " layers in all");
+    };
+    int64_t sum = 0;
+    for (size_t start = 0; start <= plan.stages.size();) {
       size_t plus = plan.stages.find('+', start);
-      counts.push_back(std::stoll(plan.stages.substr(start, plus - start)));
+      std::string item = plan.stages.substr(start, plus == std::string::npos ? plus : plus - start);
+      int64_t n = 0;
+      for (char c : item) {
+        if (c < '0' || c > '9' || n > layers)
+          return refuse();
+        n = n * 10 + (c - '0');
+      }
+      if (item.empty() || n < 1)
+        return refuse();
+      counts.push_back(n);
+      sum += n;
       if (plus == std::string::npos)
         break;
       start = plus + 1;
     }
+    if (int64_t(counts.size()) != pp || sum != layers)
+      return refuse();
   } else {
     // Cost per token, in multiply-adds: a layer's weights plus its causal attention;
     // the LM head's weights on the last stage (the embedding is a lookup).

@@ -18,8 +18,9 @@ struct ModelSizes {
   int64_t seqLen = 1;
 };
 
-// pp stages of at least one layer each, covering the layers in order. `stages` must
-// have been validated (partition::validate).
-std::vector<StageLayers> stageLayers(const partition::ParallelPlan &plan, const ModelSizes &m);
+// pp stages of at least one layer each, covering the layers in order; an error naming
+// the plan field when `stages` does not list such a split.
+Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
+                                             const ModelSizes &m);
 
 } // namespace apc::pipeline
