@@ -41,7 +41,9 @@ int runCompile(int argc, char **argv, int first) {
                   "NAME");
   std::string planText;
   flags.addString("plan", &planText,
-                  "parallel plan, e.g. \"dp=2\" or '{\"dp\": 2}' (default: dp over all devices)",
+                  "parallel plan, e.g. \"dp=2,tp=2,pp=2,mb=4,zero=1,sp=on\" or '{\"dp\": 2}'; fields "
+                  "dp, tp, pp, mb, zero, sp, recompute, stages (docs/partitioning.md; default: "
+                  "dp over all devices)",
                   "PLAN");
   flags.addString("precision", &precision,
                   "bf16 (default: bf16 compute, f32 master weights and loss) or fp32",

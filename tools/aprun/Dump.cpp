@@ -70,10 +70,34 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
                       "per device\n",
                  pr->cluster() ? pr->cluster()->c_str() : "?", pr->flops_per_step(),
                  pr->seconds_per_step(), double(pr->bytes_per_device()) / 1048576.0);
+  if (p.mesh_shape() && p.mesh_shape()->size()) {
+    std::string mesh;
+    for (size_t a = 0; a < p.mesh_shape()->size(); ++a)
+      mesh += std::string(a ? " x " : "") +
+              (p.mesh_axes() && a < p.mesh_axes()->size() ? p.mesh_axes()->Get(a)->str() + " "
+                                                          : std::string()) +
+              std::to_string(p.mesh_shape()->Get(a));
+    std::fprintf(out, "mesh: %s (plan %s)\n", mesh.c_str(),
+                 p.parallel_plan() ? p.parallel_plan()->c_str() : "?");
+  }
+  size_t stages = p.pipeline() && p.pipeline()->stages() ? p.pipeline()->stages()->size() : 1;
+  if (stages > 1) {
+    std::fprintf(out, "pipeline: %zu stages, %d micro-batches, schedule %s, recompute %s\n",
+                 stages, p.pipeline()->micro_batches(),
+                 p.pipeline()->schedule() ? p.pipeline()->schedule()->c_str() : "?",
+                 p.pipeline()->recompute() ? p.pipeline()->recompute()->c_str() : "none");
+    for (size_t s = 0; s < stages; ++s) {
+      const plan::StageSpec *st = p.pipeline()->stages()->Get(s);
+      std::fprintf(out, "  stage %zu: %slayers %d-%d%s\n", s, st->embedding() ? "embedding, " : "",
+                   st->first_layer(), st->first_layer() + st->num_layers() - 1,
+                   st->head() ? ", norm, LM head, loss" : "");
+    }
+  }
   for (const plan::Program *prog : *p.programs()) {
     const auto &buffers = *prog->buffers();
-    std::fprintf(out, "program for device %d: %u buffers, %u instructions, arena %llu bytes\n",
-                 prog->device(), buffers.size(), prog->instructions()->size(),
+    std::string stage = stages > 1 ? " (stage " + std::to_string(prog->stage()) + ")" : "";
+    std::fprintf(out, "program for device %d%s: %u buffers, %u instructions, arena %llu bytes\n",
+                 prog->device(), stage.c_str(), buffers.size(), prog->instructions()->size(),
                  (unsigned long long)prog->arena_bytes());
     for (size_t b = 0; b < buffers.size(); ++b) {
       const plan::Buffer *buf = buffers.Get(b);
