@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 #include <tuple>
 #include <csignal>
@@ -21,30 +23,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<safetensors::TensorToWrite> toWrite(const std::vector<ParameterSlot> &slots,
-                                                const std::string &prefix) {
-  std::vector<safetensors::TensorToWrite> out;
-  for (const ParameterSlot &s : slots) {
-    safetensors::TensorToWrite t;
-    t.name = prefix + s.name;
-    t.dtype = safetensors::DType::F32;
-    t.shape = s.shape;
-    int64_t n = 1;
-    for (int64_t d : s.shape)
-      n *= d;
-    t.bytes.resize(size_t(n) * 4);
-    std::memcpy(t.bytes.data(), s.data, t.bytes.size());
-    out.push_back(std::move(t));
-  }
-  return out;
-}
-
 std::vector<ParameterSlot> renamed(const std::vector<ParameterSlot> &slots,
                                    const std::string &prefix) {
   std::vector<ParameterSlot> out = slots;
   for (ParameterSlot &s : out)
     s.name = prefix + s.name;
   return out;
+}
+
+// `buffer` holding `n` floats, without ever holding its old and its new storage at once.
+float *sized(std::vector<float> &buffer, int64_t n) {
+  if (buffer.capacity() < size_t(n))
+    std::vector<float>().swap(buffer);
+  buffer.resize(size_t(n));
+  return buffer.data();
 }
 
 // The rank that sends the block at `ownerCoords` (its index on each axis in `splitAxes`):
@@ -65,33 +57,23 @@ int ownerOf(const ParameterSlot &slot, const std::vector<int64_t> &mesh,
   return -1;
 }
 
-// The whole tensor of `slot` on rank 0 of `world` (other ranks get an empty tensor),
-// assembled block by block (a whole tensor is one block): the owner of a block (the
-// lowest rank holding it, ownerOf) broadcasts it, rank 0 places it; a block rank 0
-// holds is its own copy, not sent. Every rank takes part in every broadcast, holder or
-// not; memory beyond rank 0's result is one block.
-Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Communicator &world,
-                                          const std::vector<int64_t> &mesh) {
-  using R = Result<safetensors::TensorToWrite>;
+// The whole tensor of `slot` on rank 0 of `world` (null on the other ranks), assembled
+// block by block: the owner of a block (the lowest rank holding it, ownerOf) broadcasts
+// it, rank 0 places it; a block rank 0 holds is its own copy, not sent. Every rank takes
+// part in every broadcast, holder or not. A tensor rank 0 holds whole is its own data;
+// one another rank holds whole is received straight into `assembled`; a split one is
+// assembled there from blocks received into `received`. So the memory rank 0 uses is
+// the two buffers, at most one tensor and one block, reused from tensor to tensor.
+Result<const float *> gather(const ParameterSlot &slot, comm::Communicator &world,
+                             const std::vector<int64_t> &mesh, std::vector<float> &assembled,
+                             std::vector<float> &received) {
+  using R = Result<const float *>;
   bool leader = world.rank() == 0;
-  safetensors::TensorToWrite t;
-  t.name = slot.name;
-  t.dtype = safetensors::DType::F32;
-  t.shape = slot.shape;
-  int64_t n = numElements(slot.shape);
-  if (slot.block.whole() && slot.holders.empty()) { // every rank holds it: rank 0's copy
-    if (leader) {
-      t.bytes.resize(size_t(n) * sizeof(float));
-      std::memcpy(t.bytes.data(), slot.data, t.bytes.size());
-    }
-    return t;
-  }
-  if (leader)
-    t.bytes.resize(size_t(n) * sizeof(float));
+  if (slot.block.whole() && slot.holders.empty()) // every rank holds it: rank 0's copy
+    return leader ? static_cast<const float *>(slot.data) : nullptr;
   const Block &mine = slot.block;
   std::vector<int64_t> count = localShape(slot.shape, mine);
   int64_t blockElements = numElements(count);
-  std::vector<float> received;
   // Walk the blocks: one index per split dim, row-major over the split dims.
   std::vector<size_t> splitDims;
   std::vector<int> splitAxes;
@@ -100,6 +82,8 @@ Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Commu
       splitDims.push_back(d);
       splitAxes.push_back(mine.dimAxes[d]);
     }
+  bool oneBlock = splitDims.empty(); // the block is the whole tensor
+  float *out = leader && !oneBlock ? sized(assembled, numElements(slot.shape)) : nullptr;
   std::vector<int64_t> index(splitDims.size(), 0);
   for (;;) {
     std::vector<int64_t> ownerCoords(mesh.size(), 0), start(slot.shape.size(), 0);
@@ -116,33 +100,26 @@ Result<safetensors::TensorToWrite> gather(const ParameterSlot &slot, comm::Commu
     const float *block = slot.data;
     if (owner != 0) {
       float *buffer = slot.data;
-      if (world.rank() != owner) {
-        received.resize(size_t(blockElements));
-        buffer = received.data();
-      }
+      if (world.rank() != owner)
+        buffer = sized(leader && oneBlock ? assembled : received, blockElements);
       if (Status s = world.broadcast(buffer, size_t(blockElements) * sizeof(float), owner); !s)
         return R::error(s.message());
       block = buffer;
     }
-    if (leader) {
-      auto *out = reinterpret_cast<float *>(t.bytes.data());
+    if (oneBlock)
+      return leader ? block : nullptr;
+    if (leader)
       forEachRun(slot.shape, start, count, [&](int64_t global, int64_t local, int64_t k) {
         std::memcpy(out + global, block + local, size_t(k) * sizeof(float));
       });
-    }
     size_t i = splitDims.size();
     while (i > 0 && ++index[i - 1] == mesh[size_t(mine.dimAxes[splitDims[i - 1]])])
       index[--i] = 0;
     if (i == 0)
       break;
   }
-  return t;
+  return static_cast<const float *>(out);
 }
-
-Result<std::string> writeFolder(const std::string &dir,
-                                std::vector<safetensors::TensorToWrite> model,
-                                std::vector<safetensors::TensorToWrite> moments,
-                                const CheckpointContents &c);
 
 void syncDirectory(const std::string &dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -152,92 +129,34 @@ void syncDirectory(const std::string &dir) {
   }
 }
 
-} // namespace
-
-Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c) {
-  for (const auto *list : {&c.parameters, &c.expAvg, &c.expAvgSq})
-    for (const ParameterSlot &s : *list)
-      if (!s.block.whole() || !s.data)
-        return Result<std::string>::error("checkpoint: '" + s.name + "' is " +
-                                          (s.data ? "split" : "held by another rank") +
-                                          "; save it with the job's communicator");
-  auto moments = toWrite(c.expAvg, "exp_avg.");
-  for (auto &t : toWrite(c.expAvgSq, "exp_avg_sq."))
-    moments.push_back(std::move(t));
-  return writeFolder(dir, toWrite(c.parameters, ""), std::move(moments), c);
-}
-
-Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c,
-                                   comm::Communicator &world, const std::vector<int64_t> &mesh) {
-  using R = Result<std::string>;
-  bool leader = world.rank() == 0;
-  std::vector<safetensors::TensorToWrite> model, moments;
-  for (auto [list, prefix, out] : {std::tuple{&c.parameters, "", &model},
-                                   std::tuple{&c.expAvg, "exp_avg.", &moments},
-                                   std::tuple{&c.expAvgSq, "exp_avg_sq.", &moments}})
-    for (const ParameterSlot &slot : *list) {
-      auto gathered = gather(slot, world, mesh);
-      if (!gathered)
-        return R::error("checkpoint: gathering '" + std::string(prefix) + slot.name +
-                        "': " + gathered.message());
-      if (leader) {
-        gathered->name = prefix + slot.name;
-        out->push_back(std::move(*gathered));
-      }
-    }
-  // Rank 0 writes, then every rank learns the outcome: ok flag and text (the path or
-  // the error), so that a failure to write ends every rank, not only rank 0.
-  std::string text;
-  uint64_t header[2] = {1, 0};
-  if (leader) {
-    auto written = writeFolder(dir, std::move(model), std::move(moments), c);
-    header[0] = written.isOk() ? 1 : 0;
-    text = written.isOk() ? *written : written.message();
-    header[1] = text.size();
-  }
-  if (world.size() > 1) {
-    APC_RETURN_IF_ERROR(world.broadcast(header, sizeof header, 0));
-    text.resize(size_t(header[1]));
-    if (!text.empty())
-      APC_RETURN_IF_ERROR(world.broadcast(text.data(), text.size(), 0));
-  }
-  if (!header[0])
-    return R::error(leader ? text : "rank 0 could not write the checkpoint: " + text);
-  return text;
-}
-
-namespace {
-
-Result<std::string> writeFolder(const std::string &dir,
-                                std::vector<safetensors::TensorToWrite> model,
-                                std::vector<safetensors::TensorToWrite> moments,
-                                const CheckpointContents &c) {
+// Creates DIR and an empty DIR/.checkpoint-<step>.tmp-<pid>; returns the latter.
+Result<std::string> beginFolder(const std::string &dir, int64_t step) {
   using R = Result<std::string>;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
     return R::error(dir + ": cannot create the checkpoint folder: " + ec.message());
-  std::string name = "checkpoint-" + std::to_string(c.state.step);
+  std::string name = "checkpoint-" + std::to_string(step);
   std::string tmp = (fs::path(dir) / ("." + name + ".tmp-" + std::to_string(::getpid()))).string();
-  std::string final = (fs::path(dir) / name).string();
   fs::remove_all(tmp, ec);
   fs::create_directory(tmp, ec);
   if (ec)
     return R::error(tmp + ": cannot create: " + ec.message());
+  return tmp;
+}
+
+// Writes config.json and trainer_state.json into `tmp` (which holds the two safetensors
+// files) and renames it to DIR/checkpoint-<step>; on failure removes `tmp`.
+Result<std::string> finishFolder(const std::string &dir, const std::string &tmp,
+                                 const CheckpointContents &c) {
+  using R = Result<std::string>;
+  std::error_code ec;
+  std::string name = "checkpoint-" + std::to_string(c.state.step);
+  std::string final = (fs::path(dir) / name).string();
   auto fail = [&](const Status &s) {
     fs::remove_all(tmp, ec);
     return R::error(s.message());
   };
-
-  if (Status s = safetensors::write((fs::path(tmp) / "model.safetensors").string(), model,
-                                    {{"format", "pt"}});
-      !s)
-    return fail(s);
-  model.clear();
-  if (Status s = safetensors::write((fs::path(tmp) / "optimizer.safetensors").string(),
-                                    moments, {{"format", "apc"}});
-      !s)
-    return fail(s);
   if (Status s = writeFileAtomically((fs::path(tmp) / "config.json").string(), c.configJson); !s)
     return fail(s);
   nlohmann::json state = {{"step", c.state.step},
@@ -292,7 +211,134 @@ Result<std::string> writeFolder(const std::string &dir,
   return final;
 }
 
+// The whole tensor of a slot on the writing rank (null elsewhere), or an error.
+using WholeTensor = std::function<Result<const float *>(const ParameterSlot &)>;
+
+// Walks every tensor of the checkpoint in file order (the parameters, then exp_avg.* and
+// exp_avg_sq.*), asking `whole` for each; when `writes`, streams each one into its
+// safetensors file as it comes (the headers are computed from the shapes up front), so
+// no more than the tensor `whole` returns is held at a time, then finishes the folder.
+// A failure to write does not stop the walk (the other ranks are in the gathers): the
+// writing rank keeps asking, discards, and returns the first error at the end. A failure
+// of `whole` ends the walk at once: it goes to `gathered`, and the temporary folder is
+// removed. Returns the path on the writing rank, "" elsewhere.
+Result<std::string> streamCheckpoint(const std::string &dir, const CheckpointContents &c,
+                                     bool writes, const WholeTensor &whole, Status &gathered) {
+  using R = Result<std::string>;
+  Status written = Status::ok(); // the writing rank's first failure
+  std::string tmp;
+  if (writes) {
+    auto begun = beginFolder(dir, c.state.step);
+    if (begun)
+      tmp = *begun;
+    else
+      written = begun.status();
+  }
+  auto removeTmp = [&] {
+    std::error_code ec;
+    if (!tmp.empty())
+      fs::remove_all(tmp, ec);
+  };
+  struct Part {
+    const std::vector<ParameterSlot> *slots;
+    std::string prefix;
+  };
+  struct File {
+    const char *name, *format;
+    std::vector<Part> parts;
+  };
+  const File files[] = {{"model.safetensors", "pt", {{&c.parameters, ""}}},
+                        {"optimizer.safetensors",
+                         "apc",
+                         {{&c.expAvg, "exp_avg."}, {&c.expAvgSq, "exp_avg_sq."}}}};
+  for (const File &file : files) {
+    std::optional<safetensors::Writer> out;
+    if (writes && written) {
+      std::vector<safetensors::TensorInfo> infos;
+      for (const Part &part : file.parts)
+        for (const ParameterSlot &slot : *part.slots)
+          infos.push_back({part.prefix + slot.name, safetensors::DType::F32, slot.shape});
+      auto created = safetensors::Writer::create((fs::path(tmp) / file.name).string(), infos,
+                                                 {{"format", file.format}});
+      if (created)
+        out.emplace(std::move(*created));
+      else
+        written = created.status();
+    }
+    for (const Part &part : file.parts)
+      for (const ParameterSlot &slot : *part.slots) {
+        auto tensor = whole(slot);
+        if (!tensor) {
+          out.reset();
+          removeTmp();
+          gathered = Status::error("checkpoint: gathering '" + part.prefix + slot.name +
+                                   "': " + tensor.message());
+          return R::error(gathered.message());
+        }
+        if (out && written)
+          written = out->append(*tensor, size_t(numElements(slot.shape)) * sizeof(float));
+      }
+    if (out && written)
+      written = out->commit();
+  }
+  if (!writes)
+    return std::string();
+  if (!written) {
+    removeTmp();
+    return R::error(written.message());
+  }
+  return finishFolder(dir, tmp, c);
+}
+
 } // namespace
+
+Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c) {
+  for (const auto *list : {&c.parameters, &c.expAvg, &c.expAvgSq})
+    for (const ParameterSlot &s : *list)
+      if (!s.block.whole() || !s.data)
+        return Result<std::string>::error("checkpoint: '" + s.name + "' is " +
+                                          (s.data ? "split" : "held by another rank") +
+                                          "; save it with the job's communicator");
+  Status gathered = Status::ok();
+  return streamCheckpoint(
+      dir, c, /*writes=*/true,
+      [](const ParameterSlot &slot) { return Result<const float *>(slot.data); }, gathered);
+}
+
+Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &c,
+                                   comm::Communicator &world, const std::vector<int64_t> &mesh) {
+  using R = Result<std::string>;
+  bool leader = world.rank() == 0;
+  // Rank 0 writes each tensor as soon as it is gathered; then every rank learns the
+  // outcome: ok flag and text (the path or the error), so that a failure to write ends
+  // every rank, not only rank 0. A failure to gather ends every rank where it happens.
+  std::vector<float> assembled, received;
+  Status gathered = Status::ok();
+  auto written = streamCheckpoint(
+      dir, c, leader,
+      [&](const ParameterSlot &slot) { return gather(slot, world, mesh, assembled, received); },
+      gathered);
+  if (!gathered)
+    return R::error(gathered.message());
+  std::vector<float>().swap(assembled);
+  std::vector<float>().swap(received);
+  std::string text;
+  uint64_t header[2] = {1, 0};
+  if (leader) {
+    header[0] = written.isOk() ? 1 : 0;
+    text = written.isOk() ? *written : written.message();
+    header[1] = text.size();
+  }
+  if (world.size() > 1) {
+    APC_RETURN_IF_ERROR(world.broadcast(header, sizeof header, 0));
+    text.resize(size_t(header[1]));
+    if (!text.empty())
+      APC_RETURN_IF_ERROR(world.broadcast(text.data(), text.size(), 0));
+  }
+  if (!header[0])
+    return R::error(leader ? text : "rank 0 could not write the checkpoint: " + text);
+  return text;
+}
 
 Result<std::string> findCheckpoint(const std::string &dir) {
   using R = Result<std::string>;

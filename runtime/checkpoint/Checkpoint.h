@@ -45,7 +45,8 @@ struct CheckpointContents {
   TrainerState state;
 };
 
-// Writes DIR/checkpoint-<state.step>; returns its path. Every slot must be whole.
+// Writes DIR/checkpoint-<state.step>; returns its path. Every slot must be whole; each is
+// written straight from its data (no copy).
 Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &contents);
 
 // The same checkpoint from all ranks of a job: every rank of `world` (whose ranks are the
@@ -58,6 +59,9 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
 // tensor, held or not, in the same order. Rank 0 writes the files saveCheckpoint writes
 // and then tells every rank how it went: all ranks return rank 0's path or its error
 // (or a communication error within the communicator's timeout, when a rank died).
+// Rank 0 streams: it appends each tensor to its file as soon as it is gathered, so its
+// memory beyond the slots is one whole tensor and one block, not the model; after a
+// failure to write it still takes part in the remaining gathers, so no rank waits.
 Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointContents &contents,
                                    comm::Communicator &world, const std::vector<int64_t> &mesh);
 

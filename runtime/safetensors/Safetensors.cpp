@@ -368,9 +368,11 @@ Status writeAll(int fd, const void *buffer, size_t size) {
   return Status::ok();
 }
 
-Result<std::string> buildHeader(const std::string &path,
-                                const std::vector<TensorToWrite> &tensors,
-                                const std::map<std::string, std::string> &metadata) {
+// `bytes`, when given, holds each tensor's byte count, checked against its shape.
+Result<std::string> buildHeader(const std::string &path, const std::vector<TensorInfo> &tensors,
+                                const std::vector<size_t> *bytes,
+                                const std::map<std::string, std::string> &metadata,
+                                uint64_t *dataBytes) {
   auto fail = [&](const std::string &what) {
     return Result<std::string>::error(path + ": " + what);
   };
@@ -388,7 +390,8 @@ Result<std::string> buildHeader(const std::string &path,
     header[kMetadataKey] = std::move(meta);
   }
   uint64_t offset = 0;
-  for (const TensorToWrite &t : tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorInfo &t = tensors[i];
     std::string what = "tensor " + quote(t.name);
     if (t.name == kMetadataKey)
       return fail("a tensor cannot be named '__metadata__'");
@@ -405,17 +408,18 @@ Result<std::string> buildHeader(const std::string &path,
     if (!needed)
       return fail(what + " has shape " + shapeText(t.shape) + " of " + dtypeName(t.dtype) +
                   " whose byte size overflows");
-    if (t.bytes.size() != *needed)
-      return fail(what + " has " + std::to_string(t.bytes.size()) + " bytes but shape " +
+    if (bytes && (*bytes)[i] != *needed)
+      return fail(what + " has " + std::to_string((*bytes)[i]) + " bytes but shape " +
                   shapeText(t.shape) + " of " + dtypeName(t.dtype) + " needs " +
                   std::to_string(*needed) + " bytes");
     nlohmann::ordered_json entry = nlohmann::ordered_json::object();
     entry["dtype"] = dtypeName(t.dtype);
     entry["shape"] = t.shape;
-    entry["data_offsets"] = {offset, offset + t.bytes.size()};
+    entry["data_offsets"] = {offset, offset + *needed};
     header[t.name] = std::move(entry);
-    offset += t.bytes.size();
+    offset += *needed;
   }
+  *dataBytes = offset;
   std::string text;
   try {
     text = header.dump();
@@ -441,49 +445,122 @@ std::string parentDirectory(const std::string &path) {
 
 } // namespace
 
-Status write(const std::string &path, const std::vector<TensorToWrite> &tensors,
-             const std::map<std::string, std::string> &metadata) {
-  Result<std::string> header = buildHeader(path, tensors, metadata);
+// Validates, opens the temporary file and writes the header and its length.
+Result<Writer> Writer::start(const std::string &path, const std::vector<TensorInfo> &tensors,
+                             const std::vector<size_t> *bytes,
+                             const std::map<std::string, std::string> &metadata) {
+  uint64_t dataBytes = 0;
+  Result<std::string> header = buildHeader(path, tensors, bytes, metadata, &dataBytes);
   if (!header)
     return header.status();
-
+  Writer w;
+  w.path_ = path;
+  w.remaining_ = dataBytes;
   std::string tempPath = path + ".tmp." + std::to_string(::getpid());
-  auto fail = [&](const std::string &what) { return Status::error(path + ": " + what); };
-
-  int fd = ::open(tempPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return fail("cannot create temporary file " + tempPath + ": " + errnoText(errno));
-  auto abandon = [&](const std::string &what) {
-    if (fd >= 0)
-      ::close(fd);
-    ::unlink(tempPath.c_str());
-    return fail(what);
-  };
-
+  w.fd_ = ::open(tempPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (w.fd_ < 0)
+    return Status::error(path + ": cannot create temporary file " + tempPath + ": " +
+                         errnoText(errno));
+  w.tempPath_ = tempPath;
   uint64_t headerLen = header->size();
-  Status st = writeAll(fd, &headerLen, 8);
+  Status st = writeAll(w.fd_, &headerLen, 8);
   if (st)
-    st = writeAll(fd, header->data(), header->size());
-  for (size_t i = 0; st && i < tensors.size(); ++i)
-    st = writeAll(fd, tensors[i].bytes.data(), tensors[i].bytes.size());
+    st = writeAll(w.fd_, header->data(), header->size());
   if (!st)
-    return abandon("cannot write " + tempPath + ": " + st.message());
-  if (::fsync(fd) != 0)
-    return abandon("cannot fsync " + tempPath + ": " + errnoText(errno));
-  int closeResult = ::close(fd);
-  fd = -1;
+    return w.abandon("cannot write " + tempPath + ": " + st.message());
+  return Result<Writer>(std::move(w));
+}
+
+Result<Writer> Writer::create(const std::string &path, const std::vector<TensorInfo> &tensors,
+                              const std::map<std::string, std::string> &metadata) {
+  return Writer::start(path, tensors, nullptr, metadata);
+}
+
+Writer::Writer(Writer &&other) noexcept
+    : path_(std::move(other.path_)), tempPath_(std::move(other.tempPath_)), fd_(other.fd_),
+      remaining_(other.remaining_) {
+  other.fd_ = -1;
+  other.tempPath_.clear();
+}
+
+Writer &Writer::operator=(Writer &&other) noexcept {
+  if (this != &other) {
+    (void)abandon("");
+    path_ = std::move(other.path_);
+    tempPath_ = std::move(other.tempPath_);
+    fd_ = other.fd_;
+    remaining_ = other.remaining_;
+    other.fd_ = -1;
+    other.tempPath_.clear();
+  }
+  return *this;
+}
+
+Writer::~Writer() { (void)abandon(""); }
+
+// Closes and removes the temporary file (if still there); returns `what` as the error.
+Status Writer::abandon(const std::string &what) {
+  if (fd_ >= 0)
+    ::close(fd_);
+  fd_ = -1;
+  if (!tempPath_.empty())
+    ::unlink(tempPath_.c_str());
+  tempPath_.clear();
+  return Status::error(path_ + ": " + what);
+}
+
+Status Writer::append(const void *data, size_t bytes) {
+  if (fd_ < 0)
+    return Status::error(path_ + ": append to a writer that is closed");
+  if (bytes > remaining_)
+    return abandon("appending " + std::to_string(bytes) + " bytes where only " +
+                   std::to_string(remaining_) + " remain of the tensors' data");
+  if (Status st = writeAll(fd_, data, bytes); !st)
+    return abandon("cannot write " + tempPath_ + ": " + st.message());
+  remaining_ -= bytes;
+  return Status::ok();
+}
+
+Status Writer::commit() {
+  if (fd_ < 0)
+    return Status::error(path_ + ": commit of a writer that is closed");
+  if (remaining_ != 0)
+    return abandon(std::to_string(remaining_) + " bytes of the tensors' data were not written");
+  if (::fsync(fd_) != 0)
+    return abandon("cannot fsync " + tempPath_ + ": " + errnoText(errno));
+  int closeResult = ::close(fd_);
+  fd_ = -1;
   if (closeResult != 0)
-    return abandon("cannot close " + tempPath + ": " + errnoText(errno));
-  if (::rename(tempPath.c_str(), path.c_str()) != 0)
-    return abandon("cannot rename " + tempPath + " to the target: " + errnoText(errno));
+    return abandon("cannot close " + tempPath_ + ": " + errnoText(errno));
+  if (::rename(tempPath_.c_str(), path_.c_str()) != 0)
+    return abandon("cannot rename " + tempPath_ + " to the target: " + errnoText(errno));
+  tempPath_.clear();
 
   // Make the rename durable; failing to sync the folder does not undo the write.
-  int dirFd = ::open(parentDirectory(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dirFd = ::open(parentDirectory(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirFd >= 0) {
     (void)::fsync(dirFd);
     ::close(dirFd);
   }
   return Status::ok();
+}
+
+Status write(const std::string &path, const std::vector<TensorToWrite> &tensors,
+             const std::map<std::string, std::string> &metadata) {
+  std::vector<TensorInfo> infos;
+  std::vector<size_t> bytes;
+  infos.reserve(tensors.size());
+  bytes.reserve(tensors.size());
+  for (const TensorToWrite &t : tensors) {
+    infos.push_back({t.name, t.dtype, t.shape});
+    bytes.push_back(t.bytes.size());
+  }
+  auto writer = Writer::start(path, infos, &bytes, metadata);
+  if (!writer)
+    return writer.status();
+  for (const TensorToWrite &t : tensors)
+    APC_RETURN_IF_ERROR(writer->append(t.bytes.data(), t.bytes.size()));
+  return writer->commit();
 }
 
 // ---- conversions --------------------------------------------------------------------

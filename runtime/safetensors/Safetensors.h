@@ -68,6 +68,51 @@ struct TensorToWrite {
 Status write(const std::string &path, const std::vector<TensorToWrite> &tensors,
              const std::map<std::string, std::string> &metadata = {});
 
+// A tensor's header entry without its bytes, for `Writer`.
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+
+// The streaming form of `write`, for tensors too large to hold in memory together: the
+// header (every name, dtype, shape and offset) is computed from `tensors` and written
+// first, then the data is appended in the same order, in pieces of any size, straight to
+// the file (nothing is buffered). `commit` checks that every byte came, syncs and renames
+// the temporary file into place; a writer destroyed before a successful commit, or after
+// any error, removes its temporary file. With the same tensors, bytes and metadata the
+// file is byte for byte the one `write` writes (`write` is built on it).
+class Writer {
+public:
+  // Validates the tensors as `write` does (except the bytes) and writes the header.
+  static Result<Writer> create(const std::string &path, const std::vector<TensorInfo> &tensors,
+                               const std::map<std::string, std::string> &metadata = {});
+  Writer(Writer &&other) noexcept;
+  Writer &operator=(Writer &&other) noexcept;
+  Writer(const Writer &) = delete;
+  Writer &operator=(const Writer &) = delete;
+  ~Writer();
+
+  // The next `bytes` of the data section. More than the tensors hold is an error.
+  Status append(const void *data, size_t bytes);
+  // Bytes of the data section still to append.
+  uint64_t remaining() const { return remaining_; }
+  Status commit();
+
+private:
+  friend Status write(const std::string &path, const std::vector<TensorToWrite> &tensors,
+                      const std::map<std::string, std::string> &metadata);
+  Writer() = default;
+  // `bytes`, when given: each tensor's byte count, checked against its shape (`write`).
+  static Result<Writer> start(const std::string &path, const std::vector<TensorInfo> &tensors,
+                              const std::vector<size_t> *bytes,
+                              const std::map<std::string, std::string> &metadata);
+  Status abandon(const std::string &what);
+  std::string path_, tempPath_;
+  int fd_ = -1;
+  uint64_t remaining_ = 0;
+};
+
 // Converts any floating or integer tensor to doubles (bf16/f16 widened exactly).
 std::vector<double> toDoubles(const TensorView &tensor);
 // Encodes doubles as `dtype` (floats rounded to nearest even, integers truncated).

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -680,6 +682,73 @@ TEST(SafetensorsConversionTest, WidensHalfFormatsExactly) {
             (std::vector<double>{std::ldexp(1.0, -133),
                                  std::ldexp(2.0 - std::ldexp(1.0, -7), 127)}));
   EXPECT_TRUE(toDoubles(viewOf({}, DType::F32)).empty());
+}
+
+// ---- streaming writer ---------------------------------------------------------------
+
+// Appending the data in pieces of any size gives the very file `write` writes.
+TEST_F(SafetensorsTest, StreamedFileEqualsTheOneWrittenFromMemory) {
+  std::vector<TensorToWrite> tensors = {tensor("b", DType::F32, {2, 3}, {1, 2, 3, 4, 5, 6}),
+                                        tensor("a", DType::BF16, {3}, {-1, 0.5, 2}),
+                                        tensor("empty", DType::I8, {0}, {}),
+                                        tensor("c", DType::I64, {1}, {7})};
+  std::map<std::string, std::string> metadata = {{"format", "pt"}};
+  ASSERT_TRUE(write(path("whole.safetensors"), tensors, metadata).isOk());
+  std::vector<TensorInfo> infos;
+  Bytes data;
+  for (const TensorToWrite &t : tensors) {
+    infos.push_back({t.name, t.dtype, t.shape});
+    data.insert(data.end(), t.bytes.begin(), t.bytes.end());
+  }
+  for (size_t piece : {size_t(1), size_t(5), data.size()}) {
+    SCOPED_TRACE(piece);
+    std::string file = path("streamed-" + std::to_string(piece) + ".safetensors");
+    auto writer = Writer::create(file, infos, metadata);
+    ASSERT_TRUE(writer.isOk()) << writer.message();
+    EXPECT_EQ(writer->remaining(), data.size());
+    EXPECT_FALSE(fs::exists(file)); // only the temporary file until commit
+    for (size_t at = 0; at < data.size(); at += piece)
+      ASSERT_TRUE(writer->append(data.data() + at, std::min(piece, data.size() - at)).isOk());
+    Status st = writer->commit();
+    ASSERT_TRUE(st.isOk()) << st.message();
+    EXPECT_EQ(readRaw(file), readRaw(path("whole.safetensors")));
+  }
+}
+
+TEST_F(SafetensorsTest, StreamedFileErrorsLeaveNothing) {
+  const std::string file = path("out.safetensors");
+  std::vector<TensorInfo> infos = {{"a", DType::F32, {2}}};
+  float values[3] = {1, 2, 3};
+  {
+    auto writer = Writer::create(file, infos);
+    ASSERT_TRUE(writer.isOk()) << writer.message();
+    Status st = writer->append(values, sizeof values);
+    ASSERT_FALSE(st.isOk());
+    EXPECT_EQ(st.message(), file + ": appending 12 bytes where only 8 remain of the tensors' data");
+    EXPECT_FALSE(writer->commit().isOk());
+  }
+  EXPECT_TRUE(listDir().empty());
+  {
+    auto writer = Writer::create(file, infos);
+    ASSERT_TRUE(writer.isOk()) << writer.message();
+    ASSERT_TRUE(writer->append(values, 4).isOk());
+    Status st = writer->commit();
+    ASSERT_FALSE(st.isOk());
+    EXPECT_EQ(st.message(), file + ": 4 bytes of the tensors' data were not written");
+  }
+  EXPECT_TRUE(listDir().empty());
+  {
+    auto writer = Writer::create(file, infos);
+    ASSERT_TRUE(writer.isOk()) << writer.message();
+    ASSERT_TRUE(writer->append(values, 8).isOk());
+    // Destroyed without commit: abandoned.
+  }
+  EXPECT_TRUE(listDir().empty());
+  // The header's checks are `write`'s.
+  auto duplicate = Writer::create(file, {{"a", DType::F32, {1}}, {"a", DType::F32, {1}}});
+  ASSERT_FALSE(duplicate.isOk());
+  EXPECT_EQ(duplicate.message(), file + ": tensor 'a' appears more than once");
+  EXPECT_TRUE(listDir().empty());
 }
 
 } // namespace

@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -28,11 +29,42 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <new>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
+
+// Heap bytes a thread holds, for the memory bound of a streamed save: every operator new
+// of this test binary carries a 16-byte header with its size and whether the allocating
+// thread was counting; a thread that counts adds its allocations and subtracts its frees
+// of counted blocks, and keeps the peak.
+namespace {
+thread_local bool tCounting = false;
+thread_local int64_t tLiveBytes = 0, tPeakBytes = 0;
+constexpr uint64_t kCounted = 0x636f756e74656431, kNotCounted = 0x636f756e74656430;
+} // namespace
+
+void *operator new(size_t n) {
+  auto *header = static_cast<uint64_t *>(std::malloc(n + 16));
+  if (!header)
+    throw std::bad_alloc();
+  header[0] = n;
+  header[1] = tCounting ? kCounted : kNotCounted;
+  if (tCounting)
+    tPeakBytes = std::max(tPeakBytes, tLiveBytes += int64_t(n));
+  return header + 2;
+}
+void operator delete(void *p) noexcept {
+  if (!p)
+    return;
+  uint64_t *header = static_cast<uint64_t *>(p) - 2;
+  if (tCounting && header[1] == kCounted)
+    tLiveBytes -= int64_t(header[0]);
+  std::free(header);
+}
+void operator delete(void *p, size_t) noexcept { operator delete(p); }
 
 namespace apc::checkpoint {
 namespace {
@@ -739,6 +771,161 @@ TEST_F(ShardedTest, PipelineRanksLoadOnlyTheirWeights) {
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("no tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos)
       << s.message();
+}
+
+// ---- streaming: rank 0 writes each tensor as it is gathered -----------------------------
+
+// Larger tensors, split every way, two of them held by some ranks only (as a pipeline
+// stage's are): [param, exp_avg, exp_avg_sq] splits and holders per tensor.
+struct StreamModel {
+  struct Tensor {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<int> split[3];
+    std::vector<int> holders; // empty: every rank
+    std::vector<float> whole[3];
+  };
+  std::vector<Tensor> tensors = {
+      {"a.weight", {128, 512}, {{1, -1}, {1, 0}, {}}, {}, {}},
+      {"b.weight", {512, 128}, {{0, 1}, {-1, 0}, {0, -1}}, {}, {}},
+      {"c.weight", {256}, {{-1}, {0}, {1}}, {}, {}},
+      {"d.weight", {128, 256}, {{}, {}, {}}, {}, {}},
+      {"e.weight", {64, 64}, {{0, -1}, {0, -1}, {}}, {1, 3}, {}}, // ranks (0,1), (1,1)
+      {"f.weight", {32, 32}, {{}, {}, {}}, {2, 3}, {}},
+  };
+  std::vector<std::vector<float>> blocks[4][3]; // [rank][slot][tensor]; empty: not held
+
+  StreamModel() {
+    for (size_t t = 0; t < tensors.size(); ++t)
+      for (int s = 0; s < 3; ++s)
+        tensors[t].whole[s] = ramp(product(tensors[t].shape), 0.001f * float(s + 1),
+                                   float(t) - 0.7f);
+    for (int r = 0; r < 4; ++r)
+      for (int s = 0; s < 3; ++s)
+        for (const Tensor &t : tensors) {
+          bool held = t.holders.empty() ||
+                      std::find(t.holders.begin(), t.holders.end(), r) != t.holders.end();
+          blocks[r][s].push_back(held ? expectedBlock(t.whole[s], t.shape, t.split[s], r)
+                                      : std::vector<float>{});
+        }
+  }
+  CheckpointContents contents(int rank) {
+    CheckpointContents c;
+    for (int s = 0; s < 3; ++s)
+      for (size_t t = 0; t < tensors.size(); ++t) {
+        std::vector<float> &mine = blocks[rank][s][t];
+        ParameterSlot slot{tensors[t].name, tensors[t].shape, mine.empty() ? nullptr : mine.data(),
+                           "normal",
+                           blockOf(tensors[t].shape, tensors[t].split[s], kMesh,
+                                   meshCoords(kMesh, rank)),
+                           tensors[t].holders};
+        slotList(c, s)->push_back(slot);
+      }
+    c.configJson = "{\"model_type\": \"llama\"}\n";
+    c.state = stateAt(6);
+    return c;
+  }
+  int64_t totalBytes() const {
+    int64_t n = 0;
+    for (const Tensor &t : tensors)
+      n += 3 * product(t.shape) * 4;
+    return n;
+  }
+};
+
+// The old way, kept here as the reference: every tensor whole in memory, then one
+// safetensors::write per file.
+void writeFromMemory(const std::string &folder, const StreamModel &model) {
+  std::vector<safetensors::TensorToWrite> files[2];
+  for (int s = 0; s < 3; ++s)
+    for (const StreamModel::Tensor &t : model.tensors) {
+      const std::vector<float> &v = t.whole[s];
+      safetensors::TensorToWrite w{std::string(s == 0 ? "" : s == 1 ? "exp_avg." : "exp_avg_sq.") +
+                                       t.name,
+                                   safetensors::DType::F32, t.shape,
+                                   std::vector<uint8_t>(v.size() * 4)};
+      std::memcpy(w.bytes.data(), v.data(), w.bytes.size());
+      files[s == 0 ? 0 : 1].push_back(std::move(w));
+    }
+  fs::create_directories(folder);
+  ASSERT_TRUE(safetensors::write(folder + "/model.safetensors", files[0], {{"format", "pt"}}).isOk());
+  ASSERT_TRUE(
+      safetensors::write(folder + "/optimizer.safetensors", files[1], {{"format", "apc"}}).isOk());
+}
+
+TEST_F(ShardedTest, StreamedSaveEqualsTheFilesWrittenFromMemory) {
+  StreamModel model;
+  writeFromMemory(path("memory"), model);
+  apc::testing::ThreadMesh mesh(kMesh, {{0, 1}});
+  apc::testing::runRanks(4, [&](int rank) {
+    auto written = saveCheckpoint(path("streamed"), model.contents(rank),
+                                  *mesh.find({0, 1}, rank), kMesh);
+    ASSERT_TRUE(written.isOk()) << "rank " << rank << ": " << written.message();
+    EXPECT_EQ(*written, path("streamed/checkpoint-6"));
+  });
+  for (const char *file : {"model.safetensors", "optimizer.safetensors"}) {
+    std::string streamed = readFile(path("streamed/checkpoint-6/") + file);
+    EXPECT_GT(streamed.size(), 1000u);
+    EXPECT_TRUE(streamed == readFile(path("memory/") + file)) << file;
+  }
+  // Nothing but the checkpoint is left in the folder (no temporary files).
+  std::vector<std::string> names;
+  for (const auto &entry : fs::directory_iterator(path("streamed")))
+    names.push_back(entry.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"checkpoint-6"});
+  std::set<std::string> inside;
+  for (const auto &entry : fs::directory_iterator(path("streamed/checkpoint-6")))
+    inside.insert(entry.path().filename().string());
+  EXPECT_EQ(inside, (std::set<std::string>{"model.safetensors", "optimizer.safetensors",
+                                           "config.json", "trainer_state.json"}));
+}
+
+// The bound: while saving, rank 0's heap grows by at most one whole tensor (assembled)
+// plus one block (received), whatever the model's size; a single device's save copies
+// no tensor at all (it streams from the slots).
+TEST_F(ShardedTest, StreamedSaveHoldsOneTensorAtATimeOnRankZero) {
+  StreamModel model;
+  int64_t largestTensor = 0;
+  for (const auto &t : model.tensors)
+    largestTensor = std::max(largestTensor, product(t.shape) * 4);
+  const int64_t slack = 64 << 10; // names, headers, paths, the communicator's bookkeeping
+  const int64_t bound = largestTensor + largestTensor / 2 + slack;
+  ASSERT_GT(model.totalBytes(), 4 * bound); // gathering everything first would exceed it
+
+  apc::testing::ThreadMesh mesh(kMesh, {{0, 1}});
+  int64_t peak = -1;
+  apc::testing::runRanks(4, [&](int rank) {
+    CheckpointContents c = model.contents(rank);
+    if (rank == 0) {
+      tLiveBytes = tPeakBytes = 0;
+      tCounting = true;
+    }
+    auto written = saveCheckpoint(path("bounded"), c, *mesh.find({0, 1}, rank), kMesh);
+    if (rank == 0) {
+      tCounting = false;
+      peak = tPeakBytes;
+    }
+    ASSERT_TRUE(written.isOk()) << "rank " << rank << ": " << written.message();
+  });
+  // A split tensor is the whole plus one block (at most half of it): under 1.5 tensors.
+  EXPECT_GE(peak, largestTensor) << "rank 0 assembles a.weight's split blocks";
+  RecordProperty("rank0_peak_bytes", std::to_string(peak));
+  RecordProperty("model_and_moments_bytes", std::to_string(model.totalBytes()));
+  EXPECT_LE(peak, bound) << "total " << model.totalBytes() << " bytes";
+
+  CheckpointContents whole = StageModel().wholeContents(stateAt(2));
+  std::vector<float> big[3];
+  for (int s = 0; s < 3; ++s) { // one large tensor per list, so a copy would show
+    big[s] = ramp(1 << 18, 0.5f);
+    slotList(whole, s)->push_back({"big.weight", {1 << 18}, big[s].data(), "normal", {}});
+  }
+  tLiveBytes = tPeakBytes = 0;
+  tCounting = true;
+  auto single = saveCheckpoint(path("single"), whole);
+  tCounting = false;
+  ASSERT_TRUE(single.isOk()) << single.message();
+  RecordProperty("single_peak_bytes", std::to_string(tPeakBytes));
+  EXPECT_LE(tPeakBytes, slack);
 }
 
 } // namespace
