@@ -6,6 +6,7 @@
 
 #include "runtime/plan/PlanLoader.h"
 #include "test/unit/runtime/PlanBuilder.h"
+#include "test/unit/runtime/TensorIndex.h"
 #include "test/unit/runtime/ThreadCommunicator.h"
 
 #include <gtest/gtest.h>
@@ -33,26 +34,9 @@ std::vector<int> groupOf(int rank, int64_t axis) {
                    : std::vector<int>{rank / 2 * 2, rank / 2 * 2 + 1};
 }
 
-int64_t product(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-std::vector<int64_t> unravel(int64_t flat, const std::vector<int64_t> &shape) {
-  std::vector<int64_t> index(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return index;
-}
-int64_t ravel(const std::vector<int64_t> &index, const std::vector<int64_t> &shape) {
-  int64_t flat = 0;
-  for (size_t d = 0; d < shape.size(); ++d)
-    flat = flat * shape[d] + index[d];
-  return flat;
-}
+using apc::testing::product;
+using apc::testing::ravel;
+using apc::testing::unravel;
 
 size_t elementSize(DType t) {
   return t == DType::I64 ? 8 : t == DType::F32 || t == DType::I32 ? 4 : 2;

@@ -11,6 +11,7 @@
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/train/Trainer.h"
 #include "test/unit/runtime/PlanBuilder.h"
+#include "test/unit/runtime/TensorIndex.h"
 #include "runtime/comm/TcpStore.h"
 #include "runtime/safetensors/Safetensors.h"
 #include "runtime/support/HalfFloat.h"
@@ -74,28 +75,9 @@ using namespace std::chrono_literals;
 
 const std::vector<int64_t> kMesh = {2, 2};
 
-// ---- independent index arithmetic ------------------------------------------------------
-
-std::vector<int64_t> unravel(int64_t flat, const std::vector<int64_t> &shape) {
-  std::vector<int64_t> index(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return index;
-}
-int64_t ravel(const std::vector<int64_t> &index, const std::vector<int64_t> &shape) {
-  int64_t flat = 0;
-  for (size_t d = 0; d < shape.size(); ++d)
-    flat = flat * shape[d] + index[d];
-  return flat;
-}
-int64_t product(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
+using apc::testing::product;
+using apc::testing::ravel;
+using apc::testing::unravel;
 
 // The block of `full` (global `shape`) held by the device at `rank` under `dimAxes`.
 std::vector<float> expectedBlock(const std::vector<float> &full, const std::vector<int64_t> &shape,
