@@ -5,6 +5,26 @@
 
 include "mlir/Pass/PassBase.td"
 
+def ApMeshPass : Pass<"ap-mesh", "mlir::ModuleOp"> {
+  let summary = "the parallel plan on the module, and its device mesh with named axes";
+  let description = [{
+    The first phase. The module carries its parallel plan as `ap.parallel =
+    #ap.parallel<...>` (set by the driver; one device when absent); this pass declares
+    the device mesh the plan implies, `shard.grid @mesh(shape = ...)` with
+    `ap.axes = ["dp", "pp", "tp"]` (dp always, pp and tp when above one), which every
+    later pass reads by axis name. Nothing is declared for one device.
+
+    With the `plan` option (apc-opt and lit tests) the pass first parses the plan text,
+    checks it against the model (`ap.model` of the entry function: heads, vocabulary,
+    layers, batch) and sets `ap.parallel`; no other pass parses plan text.
+  }];
+  let options = [
+    Option<"plan", "plan", "std::string", /*default=*/"\"\"",
+           "set this parallel plan (\"dp=2,tp=2,sp=on\") instead of reading ap.parallel">
+  ];
+  let dependentDialects = ["mlir::shard::ShardDialect"];
+}
+
 def ApMixedPrecisionPass : Pass<"ap-mixed-precision", "mlir::ModuleOp"> {
   let summary = "f32 master weights, compute in a lower precision, loss in f32";
   let description = [{
@@ -92,8 +112,9 @@ def ApRecomputePass : Pass<"ap-recompute", "mlir::ModuleOp"> {
     - `mode=none`: nothing.
   }];
   let options = [
-    Option<"mode", "mode", "std::string", /*default=*/"\"none\"",
-           "what to recompute: none, selective (attention core) or full (whole layers)">
+    Option<"mode", "mode", "std::string", /*default=*/"\"\"",
+           "what to recompute: none, selective (attention core) or full (whole layers); "
+           "default: the module's plan (#ap.parallel recompute)">
   ];
   let statistics = [
     Statistic<"numRecomputedOps", "recomputed-ops", "Forward ops cloned into the backward">
@@ -112,10 +133,6 @@ def ApMicroBatchPass : Pass<"ap-micro-batch", "mlir::ModuleOp"> {
     `ap-pipeline` later feeds it the step's count. An op whose result does not lead
     with the batch is refused by name.
   }];
-  let options = [
-    Option<"plan", "plan", "std::string", /*default=*/"\"dp=1\"",
-           "the parallel plan (its mb and pp fields)">
-  ];
 }
 
 def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
@@ -140,10 +157,6 @@ def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
         all-reduced over pp so that every rank reports it.
     The mesh becomes [dp, pp, tp] (without pp, mb > 1 only accumulates).
   }];
-  let options = [
-    Option<"plan", "plan", "std::string", /*default=*/"\"dp=1\"",
-           "the parallel plan (pp, mb, stages)">
-  ];
   let dependentDialects = ["mlir::shard::ShardDialect"];
 }
 
@@ -165,8 +178,6 @@ def ApPartitionPass : Pass<"ap-partition", "mlir::ModuleOp"> {
     `bucket-mb` MiB (adjacent collectives that the runtime fuses).
   }];
   let options = [
-    Option<"plan", "plan", "std::string", /*default=*/"\"dp=1\"",
-           "the parallel plan (\"dp=2\", or its JSON form)">,
     Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
            "gradient all-reduce bucket size in MiB">
   ];

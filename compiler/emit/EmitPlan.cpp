@@ -3,6 +3,7 @@
 #include "compiler/emit/EmitPlan.h"
 
 #include "compiler/partition/ParallelPlan.h"
+#include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApOps.h"
 #include "runtime/plan/PlanVersion.h"
 #include "runtime/schema/plan_generated.h"
@@ -202,10 +203,10 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       precision && precision.getValue() != "f32" ? precision.getValue().str() : "fp32";
   // The pipeline section: the stages' layers as ap-pipeline recorded them (one stage
   // holding every layer without it), the micro-batches and the recompute mode.
-  auto parallel = partition::parseParallelPlan(first.parallelPlan);
+  auto module = step->getParentOfType<ModuleOp>();
+  partition::ParallelPlan parallel = partition::fromAttr(parallelPlanOf(module));
   int64_t layers = getInt(model, "num_hidden_layers");
   std::vector<int64_t> stageLayers = {0, layers};
-  auto module = step->getParentOfType<ModuleOp>();
   if (auto pipelined = module->getAttrOfType<DictionaryAttr>("ap.pipeline"))
     if (auto recorded = pipelined.getAs<DenseI64ArrayAttr>("stage_layers"))
       stageLayers.assign(recorded.asArrayRef().begin(), recorded.asArrayRef().end());
@@ -218,8 +219,8 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                                              int32_t(stageLayers[2 * s + 1]), s == 0,
                                              s + 1 == stages.size()));
   auto pipeline = fb::CreatePipelineSpec(
-      fbb, fbb.CreateVector(stageSpecs), parallel ? int32_t(parallel->mb) : 1,
-      fbb.CreateString("1f1b"), fbb.CreateString(parallel ? parallel->recompute : "none"));
+      fbb, fbb.CreateVector(stageSpecs), int32_t(parallel.mb), fbb.CreateString("1f1b"),
+      fbb.CreateString(parallel.recompute));
   auto plan = fb::CreatePlan(fbb, plan::kPlanVersion, fbb.CreateString("apc 0.1"),
                              modelConfig, fbb.CreateVector(parameters), data,
                              fbb.CreateString(precisionName), optimizer,

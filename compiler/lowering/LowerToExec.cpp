@@ -5,6 +5,7 @@
 
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/support/EntryFunction.h"
+#include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApOps.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
@@ -131,23 +132,15 @@ private:
     return b;
   }
 
-  // The device mesh: the shard.grid the partitioner declared (none: one device).
+  // The device mesh ap-mesh declared, axes by name (none: one device).
   LogicalResult lowerMesh() {
     auto module = fn_->getParentOfType<ModuleOp>();
-    for (auto grid : module.getOps<shard::GridOp>()) {
-      if (!program_.meshShape.empty())
-        return grid.emitError() << "lowering: more than one shard.grid";
-      program_.meshShape.assign(grid.getShape().begin(), grid.getShape().end());
-    }
-    if (auto plan = fn_->getAttrOfType<StringAttr>("ap.parallel_plan"))
-      program_.parallelPlan = plan.getValue().str();
-    // ap-partition's grids are [dp] or [dp, tp]; ap-pipeline's [dp, pp] or [dp, pp, tp].
-    auto parsed = partition::parseParallelPlan(program_.parallelPlan);
-    std::vector<std::string> names = {"dp", "tp"};
-    if (parsed && parsed->pp > 1)
-      names = {"dp", "pp", "tp"};
-    for (size_t i = 0; i < program_.meshShape.size(); ++i)
-      program_.meshAxes.push_back(i < names.size() ? names[i] : "axis" + std::to_string(i));
+    FailureOr<Mesh> mesh = meshOf(module);
+    if (failed(mesh))
+      return failure();
+    program_.meshShape.assign(mesh->shape.begin(), mesh->shape.end());
+    program_.meshAxes.assign(mesh->names.begin(), mesh->names.end());
+    program_.parallelPlan = partition::fromAttr(parallelPlanOf(module)).toString();
     return success();
   }
 

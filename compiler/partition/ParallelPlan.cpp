@@ -1,5 +1,8 @@
 #include "compiler/partition/ParallelPlan.h"
 
+#include "compiler/support/EntryFunction.h"
+#include "dialects/ap/IR/ApAttrs.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/JSON.h"
 
@@ -64,7 +67,18 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
         value.front() == '+' || value.back() == '+' || value.find("++") != std::string::npos)
       return Status::error("plan field 'stages' must list layers per stage joined by '+', "
                            "e.g. 3+5, got '" + value + "'");
-    plan.stages = value;
+    plan.stages.clear();
+    for (size_t start = 0; start <= value.size();) {
+      size_t plus = value.find('+', start);
+      std::string item = value.substr(start, plus == std::string::npos ? plus : plus - start);
+      if (item.size() > 9)
+        return Status::error("plan field 'stages' gives one stage " + item +
+                             " layers, more than any model has");
+      plan.stages.push_back(std::stoll(item));
+      if (plus == std::string::npos)
+        break;
+      start = plus + 1;
+    }
     return Status::ok();
   }
   return Status::error("unknown plan field '" + key +
@@ -92,7 +106,15 @@ Result<ParallelPlan> parseJson(const std::string &text) {
   return plan;
 }
 
+
 } // namespace
+
+std::string stagesText(const std::vector<int64_t> &stages) {
+  std::string s;
+  for (int64_t n : stages)
+    s += (s.empty() ? "" : "+") + std::to_string(n);
+  return s;
+}
 
 std::string ParallelPlan::toString() const {
   std::string s = "dp=" + std::to_string(dp) + ",tp=" + std::to_string(tp) +
@@ -100,7 +122,7 @@ std::string ParallelPlan::toString() const {
                   ",sp=" + (sp ? "on" : "off") + ",mb=" + std::to_string(mb) +
                   ",recompute=" + recompute;
   if (!stages.empty())
-    s += ",stages=" + stages;
+    s += ",stages=" + stagesText(stages);
   return s;
 }
 
@@ -108,7 +130,7 @@ std::string ParallelPlan::toJson() const {
   llvm::json::Object o{{"dp", dp}, {"tp", tp}, {"pp", pp}, {"zero", zero},
                        {"sp", sp}, {"mb", mb}, {"recompute", recompute}};
   if (!stages.empty())
-    o["stages"] = stages;
+    o["stages"] = stagesText(stages);
   std::string out;
   llvm::raw_string_ostream os(out);
   os << llvm::json::Value(std::move(o));
@@ -177,26 +199,69 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
                          ") must divide the per-replica batch (" + std::to_string(c.batch / p.dp) +
                          ")");
   if (!p.stages.empty()) {
-    std::vector<int64_t> layers;
-    for (size_t start = 0; start <= p.stages.size();) {
-      size_t plus = p.stages.find('+', start);
-      std::string item = p.stages.substr(start, plus == std::string::npos ? std::string::npos
-                                                                          : plus - start);
-      layers.push_back(item.size() > 9 ? INT64_MAX : std::stoll(item));
-      if (plus == std::string::npos)
-        break;
-      start = plus + 1;
-    }
+    const std::vector<int64_t> &layers = p.stages;
     int64_t sum = 0;
     for (int64_t n : layers)
       sum = n == INT64_MAX || sum == INT64_MAX ? INT64_MAX : sum + n;
     if (int64_t(layers.size()) != p.pp || sum != c.layers ||
         llvm::is_contained(layers, int64_t(0)))
-      return Status::error("plan field 'stages' (" + p.stages + ") must give pp=" +
+      return Status::error("plan field 'stages' (" + stagesText(p.stages) + ") must give pp=" +
                            std::to_string(p.pp) + " stages of at least one layer each, " +
                            std::to_string(c.layers) + " layers in all");
   }
   return checkImplemented(p);
+}
+
+ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &p) {
+  ap::Recompute recompute = p.recompute == "full"        ? ap::Recompute::Full
+                            : p.recompute == "selective" ? ap::Recompute::Selective
+                                                         : ap::Recompute::None;
+  return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.zero, p.sp, p.mb, recompute,
+                               p.stages);
+}
+
+ParallelPlan fromAttr(ap::ParallelAttr a) {
+  ParallelPlan p;
+  p.dp = a.getDp();
+  p.tp = a.getTp();
+  p.pp = a.getPp();
+  p.zero = a.getZero();
+  p.sp = a.getSp();
+  p.mb = a.getMb();
+  p.recompute = ap::stringifyRecompute(a.getRecompute()).str();
+  p.stages.assign(a.getStages().begin(), a.getStages().end());
+  return p;
+}
+
+Result<PlanContext> planContextOf(mlir::func::FuncOp fn, int64_t devices,
+                                  const std::string &cluster) {
+  using R = Result<PlanContext>;
+  PlanContext c;
+  c.devices = devices;
+  c.cluster = cluster;
+  auto model = fn->getAttrOfType<mlir::DictionaryAttr>("ap.model");
+  auto intOf = [&](const char *key, int64_t otherwise) {
+    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
+    return a ? a.getInt() : otherwise;
+  };
+  // Without a model every divisibility check passes (1 divides nothing but itself).
+  c.heads = intOf("num_attention_heads", 0);
+  c.kvHeads = intOf("num_key_value_heads", 0);
+  c.ffn = intOf("intermediate_size", 0);
+  c.layers = intOf("num_hidden_layers", INT64_MAX);
+  c.vocab = intOf("vocab_size", 0);
+  c.batch = 0;
+  c.seqLen = 0;
+  for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+    if (argName(fn, i) == "input_ids") {
+      auto type = mlir::dyn_cast<mlir::RankedTensorType>(fn.getArgument(i).getType());
+      if (!type || type.getRank() != 2)
+        return R::error("argument '" + argName(fn, i) + "' must be a [batch, seq] tensor");
+      c.batch = type.getDimSize(0);
+      c.seqLen = type.getDimSize(1);
+      break;
+    }
+  return c;
 }
 
 Status checkImplemented(const ParallelPlan &) {

@@ -1,15 +1,23 @@
-// The parallel plan: how one training step is split across devices.
+// The parallel plan as the user writes it: `--plan "dp=2,tp=2,zero=1,sp=on"` or the
+// JSON object {"dp": 2, "tp": 2, "zero": 1, "sp": true}.
 //
-// One representation for the user (`--plan "dp=2,tp=2,zero=1,sp=on"` or the JSON object
-// {"dp": 2, "tp": 2, "zero": 1, "sp": true}) and, later, for the search's output. The
-// grammar already holds the pipeline fields (pp, mb, recompute, stages). `validate`
-// checks a plan against the cluster and the model and names the offending field.
+// Text is parsed here and only here (by the driver and by `ap-mesh{plan=...}`); the IR
+// carries the plan as the typed attribute `#ap.parallel` (toAttr / fromAttr), which is
+// what every pass reads. `validate` checks a plan against the cluster and the model and
+// names the offending field.
 #pragma once
 
 #include "runtime/support/Status.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
 #include <cstdint>
 #include <string>
+#include <vector>
+
+namespace apc::ap {
+class ParallelAttr;
+} // namespace apc::ap
 
 namespace apc::partition {
 
@@ -21,7 +29,7 @@ struct ParallelPlan {
   bool sp = false;           // sequence parallelism between tensor-parallel regions
   int64_t mb = 1;            // micro-batches per step (pipelines)
   std::string recompute = "none"; // none | selective | full
-  std::string stages;        // layers per stage joined by '+', e.g. "3+5" (empty: balanced)
+  std::vector<int64_t> stages; // layers per stage, "3+5" in text (empty: balanced)
 
   int64_t devices() const { return dp * tp * pp; }
   // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" and JSON.
@@ -29,8 +37,15 @@ struct ParallelPlan {
   std::string toJson() const;
 };
 
+// Layers per stage as the text form writes them: "3+5".
+std::string stagesText(const std::vector<int64_t> &stages);
+
 // Parses "k=v,k=v" or a JSON object (text starting with '{').
 Result<ParallelPlan> parseParallelPlan(const std::string &text);
+
+// The plan as the IR carries it, and back.
+ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &plan);
+ParallelPlan fromAttr(ap::ParallelAttr attr);
 
 // What validation needs to know about the cluster and the model.
 struct PlanContext {
@@ -39,6 +54,12 @@ struct PlanContext {
   int64_t batch = 1, seqLen = 1;
   int64_t heads = 1, kvHeads = 1, layers = 1, vocab = 1, ffn = 1;
 };
+
+// What `fn` (the imported step) says about the model and the batch; a model without
+// `ap.model` (a hand-written test function) constrains nothing; the batch and sequence
+// come from input_ids, an error names a malformed one.
+Result<PlanContext> planContextOf(mlir::func::FuncOp fn, int64_t devices,
+                                  const std::string &cluster);
 
 // Feasibility (degrees multiply to the device count, tp divides heads and kv heads,
 // dp divides the batch, ...) and what this version implements.

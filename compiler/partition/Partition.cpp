@@ -1,6 +1,7 @@
 // ap-partition: the training step of one device under a parallel plan.
 //
-// The mesh is [dp] or [dp, tp]. A single forward sweep gives every value a state per
+// The mesh is the module's (ap-mesh: dp, and pp, tp when used; this pass splits over dp
+// and tp, the pp axis is ap-pipeline's). A single forward sweep gives every value a state per
 // mesh axis: Replicated (every device of the axis holds all of it), Split(d) (each
 // holds one block of dim d) or Partial (each holds a summand). Each op has a rule from
 // its operands' states to its results' (per axis, see `rule`); where an operand is not
@@ -12,6 +13,7 @@
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/partition/ShardedValues.h"
 #include "compiler/support/EntryFunction.h"
+#include "compiler/support/Mesh.h"
 
 #include "dialects/ap/IR/ApOps.h"
 
@@ -33,8 +35,10 @@ namespace {
 
 using namespace mlir;
 using partition::AxisState;
-using partition::kGrid;
 using partition::Sharding;
+
+// Marks the step ap-partition has made the program of one device.
+constexpr llvm::StringLiteral kPartitioned = "ap.partitioned";
 
 // Megatron's split of a Llama parameter on the tensor-parallel axis, by name.
 AxisState megatronLayout(StringRef name) {
@@ -50,29 +54,15 @@ AxisState megatronLayout(StringRef name) {
   return AxisState::r();    // norms
 }
 
-// The mesh of a plan: [dp], or [dp, tp] when tp > 1.
-SmallVector<int64_t> meshOf(const partition::ParallelPlan &plan) {
-  SmallVector<int64_t> mesh{plan.dp};
-  if (plan.tp > 1)
-    mesh.push_back(plan.tp);
-  return mesh;
-}
-
 class Partitioner : partition::ShardedValues {
 public:
-  Partitioner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan,
-              double bucketBytes)
-      : ShardedValues(module.getContext(), meshOf(plan), plan.tp > 1 ? 1 : -1), module_(module),
-        fn_(fn), plan_(plan), bucketBytes_(bucketBytes) {}
+  Partitioner(ModuleOp module, func::FuncOp fn, const Mesh &mesh,
+              const partition::ParallelPlan &plan, double bucketBytes)
+      : ShardedValues(module.getContext(), mesh.shape, mesh.axis("tp"), mesh.names),
+        module_(module), fn_(fn), plan_(plan), dpAxis_(mesh.axis("dp")),
+        bucketBytes_(bucketBytes) {}
 
   LogicalResult run() {
-    if (module_.lookupSymbol(kGrid))
-      return module_.emitError() << "ap-partition: the module is already partitioned (it has @"
-                                 << kGrid << ")";
-    OpBuilder b(module_.getBodyRegion());
-    b.setInsertionPointToStart(module_.getBody());
-    shard::GridOp::create(b, fn_.getLoc(), kGrid, ArrayRef<int64_t>(mesh_));
-
     collectOptimizerLayouts();
     if (failed(shardArguments()))
       return failure();
@@ -102,7 +92,7 @@ private:
       for (int64_t d = 0; d < type.getRank(); ++d) {
         bool takenByTp = tpAxis_ >= 0 && s[tpAxis_].isSplit() && s[tpAxis_].dim == d;
         if (!takenByTp && type.getDimSize(d) % plan_.dp == 0) {
-          s[0] = AxisState::s(d);
+          s[dpAxis_] = AxisState::s(d);
           break;
         }
       }
@@ -146,14 +136,14 @@ private:
       std::string name = argName(fn_, i), role = argRole(fn_, i);
       RankedTensorType type = cast<RankedTensorType>(arg.getType());
       Sharding s = replicated();
-      if ((name == "input_ids" || name == "labels") && mesh_[0] > 1) {
-        s[0] = AxisState::s(0);
+      if ((name == "input_ids" || name == "labels") && mesh_[dpAxis_] > 1) {
+        s[dpAxis_] = AxisState::s(0);
       } else if (role == "parameter") {
         Sharding layout = layouts_.count(arg) ? layouts_[arg] : optimizerLayout(arg);
         if (tpAxis_ >= 0)
           s[tpAxis_] = layout[tpAxis_];
         if (plan_.zero == 3)
-          s[0] = layout[0];
+          s[dpAxis_] = layout[dpAxis_];
       } else if (role == "optimizer_state") {
         StringRef param(name);
         if (!param.consume_front("exp_avg_sq.") && !param.consume_front("exp_avg."))
@@ -420,7 +410,7 @@ private:
         .Case([&](ap::AdamWOp o) {
           Value param = adamParam_.lookup(o); // operand 0 may be converted already
           AxisState to = param ? layouts_[param][axis] : AxisState::r();
-          if (plan_.zero == 1 && axis == 0) // ZeRO-1 all-reduces, then slices
+          if (plan_.zero == 1 && axis == dpAxis_) // ZeRO-1 all-reduces, then slices
             want(o, 1, axis, AxisState::r());
           want(o, 1, axis, to); // a partial gradient: reduce-scattered (ZeRO-2/3)
           markGradientCollectives(o.getGrad());
@@ -608,7 +598,7 @@ private:
       auto param = gradParam_.find(g);
       Sharding to = param != gradParam_.end() ? layouts_[param->second] : replicated();
       if (plan_.zero == 1)
-        to[0] = AxisState::r(); // ZeRO-1 all-reduces gradients whole
+        to[dpAxis_] = AxisState::r(); // ZeRO-1 all-reduces gradients whole
       for (int a = 0; a < numAxes(); ++a)
         want(op, i, a, to[a]); // partial: all-reduced, or reduce-scattered (ZeRO-2/3)
       markGradientCollectives(op->getOperand(i));
@@ -661,9 +651,9 @@ private:
       return;
     for (unsigned i = 0; i < op->getNumOperands(); ++i) {
       auto arg = dyn_cast<BlockArgument>(op->getOperand(i));
-      if (!arg || argRole(fn_, arg.getArgNumber()) != "parameter" || !st(arg, 0).isSplit())
+      if (!arg || argRole(fn_, arg.getArgNumber()) != "parameter" || !st(arg, dpAxis_).isSplit())
         continue;
-      op->setOperand(i, convert(arg, 0, AxisState::r(), op));
+      op->setOperand(i, convert(arg, dpAxis_, AxisState::r(), op));
     }
   }
 
@@ -773,6 +763,7 @@ private:
   ModuleOp module_;
   func::FuncOp fn_;
   partition::ParallelPlan plan_;
+  int dpAxis_;
   double bucketBytes_;
   llvm::DenseMap<Value, Sharding> layouts_;        // parameter -> optimizer layout
   llvm::DenseMap<Value, Value> gradParam_;         // AdamW's gradient -> its parameter
@@ -790,24 +781,23 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto parsed = partition::parseParallelPlan(plan);
-    if (!parsed) {
-      module.emitError() << "ap-partition: " << parsed.message();
-      return signalPassFailure();
-    }
+    partition::ParallelPlan plan = partition::fromAttr(parallelPlanOf(module));
     FailureOr<func::FuncOp> entry = findEntryFunction(module);
     if (failed(entry))
       return signalPassFailure();
-    if (Status s = partition::checkImplemented(*parsed); !s) {
-      module.emitError() << "ap-partition: " << s.message();
+    if (plan.dp == 1 && plan.tp == 1)
+      return;
+    if ((*entry)->hasAttr(kPartitioned)) {
+      entry->emitError() << "ap-partition: @" << entry->getSymName() << " is already partitioned";
       return signalPassFailure();
     }
-    (*entry)->setAttr("ap.parallel_plan", StringAttr::get(&getContext(), parsed->toString()));
-    if (parsed->dp == 1 && parsed->tp == 1)
-      return;
-    Partitioner partitioner(module, *entry, *parsed, bucketMb * 1024.0 * 1024.0);
+    FailureOr<Mesh> mesh = meshOf(module);
+    if (failed(mesh))
+      return signalPassFailure();
+    Partitioner partitioner(module, *entry, *mesh, plan, bucketMb * 1024.0 * 1024.0);
     if (failed(partitioner.run()) || failed(verify(module)))
       return signalPassFailure();
+    (*entry)->setAttr(kPartitioned, UnitAttr::get(&getContext()));
   }
 };
 

@@ -57,7 +57,7 @@ LogicalResult ShardedValues::assign(Value v, RankedTensorType global, const Shar
   return success();
 }
 
-std::string ShardedValues::axisName(int a) const { return a == tpAxis_ ? "tp" : "dp"; }
+std::string ShardedValues::axisName(int a) const { return axisNames_[size_t(a)]; }
 
 shard::ReductionKind ShardedValues::sum() { return shard::ReductionKind::Sum; }
 

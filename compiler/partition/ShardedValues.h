@@ -4,6 +4,8 @@
 // makes the values so and gives them their local (per-device) types.
 #pragma once
 
+#include "compiler/support/Mesh.h"
+
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseMap.h"
@@ -32,13 +34,14 @@ struct AxisState {
 };
 using Sharding = llvm::SmallVector<AxisState, 2>; // one state per mesh axis
 
-// The shard.grid symbol the partitioned IR names.
-constexpr llvm::StringLiteral kGrid = "mesh";
+using apc::kGrid; // the shard.grid symbol (compiler/support/Mesh.h)
 
 class ShardedValues {
 public:
-  ShardedValues(mlir::MLIRContext *context, llvm::SmallVector<int64_t> mesh, int tpAxis)
-      : context_(context), mesh_(std::move(mesh)), tpAxis_(tpAxis) {}
+  ShardedValues(mlir::MLIRContext *context, llvm::SmallVector<int64_t> mesh, int tpAxis,
+                llvm::SmallVector<std::string> axisNames)
+      : context_(context), mesh_(std::move(mesh)), tpAxis_(tpAxis),
+        axisNames_(std::move(axisNames)) {}
 
   int numAxes() const;
   Sharding replicated() const;
@@ -70,6 +73,7 @@ protected:
   mlir::MLIRContext *context_;
   llvm::SmallVector<int64_t> mesh_;
   int tpAxis_ = -1;
+  llvm::SmallVector<std::string> axisNames_;
   bool failed_ = false;
   mlir::Operation *current_ = nullptr; // the op being partitioned
   llvm::DenseMap<mlir::Value, mlir::RankedTensorType> global_;

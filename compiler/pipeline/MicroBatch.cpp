@@ -6,8 +6,8 @@
 // as an explicit divisor (argument `kept_tokens`), so that micro-batch losses and
 // gradients add up to the step's (see Passes.td).
 #include "compiler/Passes.h"
-#include "compiler/partition/ParallelPlan.h"
 #include "compiler/support/EntryFunction.h"
+#include "compiler/support/Mesh.h"
 
 #include "dialects/ap/IR/ApOps.h"
 
@@ -29,15 +29,11 @@ struct ApMicroBatchPass : impl::ApMicroBatchPassBase<ApMicroBatchPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto parsed = partition::parseParallelPlan(plan);
-    if (!parsed) {
-      module.emitError() << "ap-micro-batch: " << parsed.message();
-      return signalPassFailure();
-    }
-    if (parsed->mb == 1 && parsed->pp == 1)
+    ap::ParallelAttr plan = parallelPlanOf(module);
+    if (plan.getMb() == 1 && plan.getPp() == 1)
       return;
     FailureOr<func::FuncOp> entry = findEntryFunction(module);
-    if (failed(entry) || failed(cut(*entry, parsed->mb)) || failed(verify(module)))
+    if (failed(entry) || failed(cut(*entry, plan.getMb())) || failed(verify(module)))
       return signalPassFailure();
   }
 

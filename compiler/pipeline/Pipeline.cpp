@@ -17,6 +17,7 @@
 #include "compiler/pipeline/Stages.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Layers.h"
+#include "compiler/support/Mesh.h"
 
 #include "dialects/ap/IR/ApOps.h"
 
@@ -42,17 +43,18 @@ using namespace mlir;
 using partition::kGrid;
 
 constexpr int kFloat = -2;   // a value of the batch alone: no layer of its own
-constexpr int64_t kPpAxis = 1; // the mesh is [dp, pp] or [dp, pp, tp]
 
 enum class Kind { Micro, Floating, Feeder, Step };
 
 class Pipeliner {
 public:
-  Pipeliner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan)
-      : module_(module), fn_(fn), plan_(plan), pp_(plan.pp), mb_(plan.mb) {}
+  Pipeliner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan,
+            const Mesh &mesh)
+      : module_(module), fn_(fn), plan_(plan), pp_(plan.pp), mb_(plan.mb),
+        ppAxis_(mesh.axis("pp")), dpAxis_(mesh.axis("dp")) {}
 
   LogicalResult run() {
-    if (failed(findArguments()) || failed(renumberMesh()))
+    if (failed(findArguments()))
       return failure();
     classify();
     if (failed(findAccumulated()) || failed(assignStages()) || failed(splitCrossStageSums()) ||
@@ -93,40 +95,6 @@ private:
     if (!fn_->hasAttr("ap.micro_batches"))
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
                              << " is not the step of one micro-batch (run ap-micro-batch first)";
-    return success();
-  }
-
-  // [dp, tp] -> [dp, pp, tp]: every mesh axis after dp moves up by one.
-  LogicalResult renumberMesh() {
-    if (pp_ == 1)
-      return success();
-    auto up = [](int64_t a) { return a >= 1 ? a + 1 : a; };
-    SmallVector<int64_t> mesh{plan_.dp, pp_};
-    if (auto grid = module_.lookupSymbol<shard::GridOp>(kGrid)) {
-      ArrayRef<int64_t> old = grid.getShape();
-      mesh.append(old.begin() + 1, old.end());
-      grid.erase();
-    }
-    OpBuilder b(module_.getBodyRegion());
-    b.setInsertionPointToStart(module_.getBody());
-    shard::GridOp::create(b, fn_.getLoc(), kGrid, ArrayRef<int64_t>(mesh));
-    fn_.walk([&](Operation *op) {
-      if (auto axes = op->getAttrOfType<DenseI16ArrayAttr>("grid_axes")) {
-        SmallVector<int16_t> moved;
-        for (int16_t a : axes.asArrayRef())
-          moved.push_back(int16_t(up(a)));
-        op->setAttr("grid_axes", DenseI16ArrayAttr::get(op->getContext(), moved));
-      }
-      if (auto axis = op->getAttrOfType<IntegerAttr>("vocab_shard_axis"))
-        op->setAttr("vocab_shard_axis", IntegerAttr::get(axis.getType(), up(axis.getInt())));
-    });
-    for (unsigned i = 0; i < fn_.getNumArguments(); ++i)
-      if (auto dims = fn_.getArgAttrOfType<DenseI64ArrayAttr>(i, "ap.dim_axes")) {
-        SmallVector<int64_t> moved;
-        for (int64_t a : dims.asArrayRef())
-          moved.push_back(up(a));
-        fn_.setArgAttr(i, "ap.dim_axes", DenseI64ArrayAttr::get(fn_.getContext(), moved));
-      }
     return success();
   }
 
@@ -629,7 +597,7 @@ private:
     sb.block.clear();
     if (plan_.dp > 1)
       count = shard::AllReduceOp::create(sb.b, kept_.getLoc(), scalar, kGrid,
-                                         SmallVector<shard::GridAxis>{0}, count,
+                                         SmallVector<shard::GridAxis>{shard::GridAxis(dpAxis_)}, count,
                                          shard::ReductionKind::Sum)
                   .getResult();
     sb.count = count;
@@ -681,7 +649,7 @@ private:
       return sb.block.lookup(v);
     }
     if (k == Kind::Micro && stage_[d] != sb.stage) {
-      auto recv = ap::RecvOp::create(sb.b, loc, v.getType(), sb.b.getDenseI64ArrayAttr({kPpAxis}),
+      auto recv = ap::RecvOp::create(sb.b, loc, v.getType(), sb.b.getDenseI64ArrayAttr({ppAxis_}),
                                      sb.b.getI64IntegerAttr(stage_[d] - sb.stage),
                                      sb.b.getI64IntegerAttr(tag_.lookup(v)));
       return values[v] = recv.getResult();
@@ -703,7 +671,7 @@ private:
       sb.perMicroBatch[i][r] = c;
       if (auto it = sendTo_.find(r); it != sendTo_.end())
         for (int t : it->second)
-          ap::SendOp::create(sb.b, r.getLoc(), c, sb.b.getDenseI64ArrayAttr({kPpAxis}),
+          ap::SendOp::create(sb.b, r.getLoc(), c, sb.b.getDenseI64ArrayAttr({ppAxis_}),
                              sb.b.getI64IntegerAttr(t - sb.stage),
                              sb.b.getI64IntegerAttr(tag_.lookup(r)));
       if (accumulated_.contains(r)) {
@@ -724,7 +692,7 @@ private:
       if (stageOf(v) == sb.stage)
         return sb.accumulated.lookup(v);
       auto recv = ap::RecvOp::create(sb.b, v.getLoc(), v.getType(),
-                                     sb.b.getDenseI64ArrayAttr({kPpAxis}),
+                                     sb.b.getDenseI64ArrayAttr({ppAxis_}),
                                      sb.b.getI64IntegerAttr(stageOf(v) - sb.stage),
                                      sb.b.getI64IntegerAttr(accTag(v)));
       return sb.stepValues[v] = recv.getResult();
@@ -763,7 +731,7 @@ private:
 
   Value allReduceOverStages(OpBuilder &b, Value v) {
     return shard::AllReduceOp::create(b, v.getLoc(), v.getType(), kGrid,
-                                      SmallVector<shard::GridAxis>{kPpAxis}, v,
+                                      SmallVector<shard::GridAxis>{shard::GridAxis(ppAxis_)}, v,
                                       shard::ReductionKind::Sum)
         .getResult();
   }
@@ -776,7 +744,7 @@ private:
         for (Value v : remoteAcc_[t])
           if (stageOf(v) == sb.stage)
             ap::SendOp::create(b, v.getLoc(), sb.accumulated.lookup(v),
-                               b.getDenseI64ArrayAttr({kPpAxis}),
+                               b.getDenseI64ArrayAttr({ppAxis_}),
                                b.getI64IntegerAttr(t - sb.stage), b.getI64IntegerAttr(accTag(v)));
     auto scalar = RankedTensorType::get({}, b.getF32Type());
     for (Operation *op : ops_) {
@@ -868,6 +836,7 @@ private:
   func::FuncOp fn_;
   partition::ParallelPlan plan_;
   int pp_, mb_;
+  int ppAxis_, dpAxis_; // mesh axes (ppAxis_ -1 without stages: mb alone accumulates)
   std::vector<pipeline::StageLayers> stages_;
   Value ids_, labels_, kept_, loss_;
   SmallVector<Operation *> ops_;
@@ -893,17 +862,16 @@ struct ApPipelinePass : impl::ApPipelinePassBase<ApPipelinePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto parsed = partition::parseParallelPlan(plan);
-    if (!parsed) {
-      module.emitError() << "ap-pipeline: " << parsed.message();
-      return signalPassFailure();
-    }
-    if (parsed->mb == 1 && parsed->pp == 1)
+    partition::ParallelPlan plan = partition::fromAttr(parallelPlanOf(module));
+    if (plan.mb == 1 && plan.pp == 1)
       return;
     FailureOr<func::FuncOp> entry = findEntryFunction(module);
     if (failed(entry))
       return signalPassFailure();
-    Pipeliner pipeliner(module, *entry, *parsed);
+    FailureOr<Mesh> mesh = meshOf(module);
+    if (failed(mesh))
+      return signalPassFailure();
+    Pipeliner pipeliner(module, *entry, plan, *mesh);
     if (failed(pipeliner.run()) || failed(verify(module)))
       return signalPassFailure();
   }

@@ -14,27 +14,16 @@ Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan
   std::vector<int64_t> counts;
   if (!plan.stages.empty()) {
     auto refuse = [&] {
-      return Status::error("plan field 'stages' (" + plan.stages + ") must give pp=" +
+      return Status::error("plan field 'stages' (" + partition::stagesText(plan.stages) + ") must give pp=" +
                            std::to_string(pp) + " stages of at least one layer each, " +
                            std::to_string(layers) + " layers in all");
     };
     int64_t sum = 0;
-    for (size_t start = 0; start <= plan.stages.size();) {
-      size_t plus = plan.stages.find('+', start);
-      std::string item = plan.stages.substr(start, plus == std::string::npos ? plus : plus - start);
-      int64_t n = 0;
-      for (char c : item) {
-        if (c < '0' || c > '9' || n > layers)
-          return refuse();
-        n = n * 10 + (c - '0');
-      }
-      if (item.empty() || n < 1)
+    for (int64_t n : plan.stages) {
+      if (n < 1 || n > layers)
         return refuse();
       counts.push_back(n);
       sum += n;
-      if (plus == std::string::npos)
-        break;
-      start = plus + 1;
     }
     if (int64_t(counts.size()) != pp || sum != layers)
       return refuse();

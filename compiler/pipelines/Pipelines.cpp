@@ -1,7 +1,6 @@
 #include "compiler/pipelines/Pipelines.h"
 
 #include "compiler/Passes.h"
-#include "compiler/partition/ParallelPlan.h"
 
 #include "mlir/Pass/PassRegistry.h"
 
@@ -9,8 +8,8 @@ namespace apc {
 
 const std::vector<std::string> &phaseNames() {
   static const std::vector<std::string> names = {
-      "input",     "micro-batch", "mixed-precision", "autodiff",
-      "optimizer", "recompute",   "partition",       "pipeline"};
+      "input",    "mesh",      "micro-batch", "mixed-precision", "autodiff",
+      "optimizer", "recompute", "partition",   "pipeline"};
   return names;
 }
 
@@ -24,11 +23,14 @@ std::optional<Phase> parsePhase(const std::string &name) {
 
 void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &options,
                             Phase last) {
+  if (last < Phase::Mesh)
+    return;
+  ApMeshPassOptions mesh;
+  mesh.plan = options.planText;
+  pm.addPass(createApMeshPass(mesh));
   if (last < Phase::MicroBatch)
     return;
-  ApMicroBatchPassOptions microBatch;
-  microBatch.plan = options.parallelPlan;
-  pm.addPass(createApMicroBatchPass(microBatch));
+  pm.addPass(createApMicroBatchPass());
   if (last < Phase::MixedPrecision)
     return;
   ApMixedPrecisionPassOptions precision;
@@ -48,22 +50,13 @@ void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &opt
   pm.addPass(createApOptimizerPass(optimizer));
   if (last < Phase::Recompute)
     return;
-  // The mode comes from the plan's `recompute` field; a plan that does not parse is
-  // reported by ap-partition (and by apc compile before any pass runs).
-  ApRecomputePassOptions recompute;
-  if (auto plan = partition::parseParallelPlan(options.parallelPlan))
-    recompute.mode = plan->recompute;
-  pm.addPass(createApRecomputePass(recompute));
+  pm.addPass(createApRecomputePass()); // its mode: the plan's recompute field
   if (last < Phase::Partition)
     return;
-  ApPartitionPassOptions partition;
-  partition.plan = options.parallelPlan;
-  pm.addPass(createApPartitionPass(partition));
+  pm.addPass(createApPartitionPass());
   if (last < Phase::Pipeline)
     return;
-  ApPipelinePassOptions pipeline;
-  pipeline.plan = options.parallelPlan;
-  pm.addPass(createApPipelinePass(pipeline));
+  pm.addPass(createApPipelinePass());
 }
 
 namespace {
@@ -74,8 +67,9 @@ struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
                              llvm::cl::desc("clip to this global norm (0: off)"),
                              llvm::cl::init(0.0)};
   Option<std::string> plan{*this, "plan",
-                           llvm::cl::desc("the parallel plan (\"dp=1,recompute=full\")"),
-                           llvm::cl::init("dp=1")};
+                           llvm::cl::desc("set this parallel plan (\"dp=1,recompute=full\"; "
+                                          "default: the module's ap.parallel)"),
+                           llvm::cl::init("")};
 };
 } // namespace
 
@@ -87,7 +81,7 @@ void registerCompilerPasses() {
         TrainStepOptions options;
         options.precision = o.precision;
         options.maxGradNorm = o.maxGradNorm;
-        options.parallelPlan = o.plan;
+        options.planText = o.plan;
         buildTrainStepPipeline(pm, options);
       });
 }

@@ -17,6 +17,7 @@ namespace apc {
 
 enum class Phase {
   Input,
+  Mesh,
   MicroBatch,
   MixedPrecision,
   Autodiff,
@@ -26,7 +27,7 @@ enum class Phase {
   Pipeline
 };
 
-// Phase names as users type them: input, micro-batch, mixed-precision, autodiff,
+// Phase names as users type them: input, mesh, micro-batch, mixed-precision, autodiff,
 // optimizer, recompute, partition, pipeline.
 const std::vector<std::string> &phaseNames();
 std::optional<Phase> parsePhase(const std::string &name);
@@ -35,9 +36,9 @@ struct TrainStepOptions {
   std::string precision = "bf16"; // bf16 | fp32
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 0.01;
   double maxGradNorm = 0.0; // 0: no clipping
-  // See compiler/partition/ParallelPlan.h. ap-recompute takes its mode from the plan's
-  // `recompute` field, ap-partition the rest.
-  std::string parallelPlan = "dp=1";
+  // The passes read the parallel plan from the module's `#ap.parallel` (the driver sets
+  // it). Non-empty: ap-mesh sets this plan text first (apc-opt's ap-train-step).
+  std::string planText;
 };
 
 // Adds the passes up to and including `last`.

@@ -23,6 +23,7 @@
 #include "compiler/Passes.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Layers.h"
+#include "compiler/support/Mesh.h"
 
 #include "dialects/ap/IR/ApOps.h"
 
@@ -52,6 +53,8 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
   using ApRecomputePassBase::ApRecomputePassBase;
 
   void runOnOperation() override {
+    if (mode.empty())
+      mode = ap::stringifyRecompute(parallelPlanOf(getOperation()).getRecompute()).str();
     if (mode != "none" && mode != "selective" && mode != "full") {
       getOperation().emitError() << "ap-recompute: mode must be none, selective or full, got '"
                                  << mode << "'";

@@ -6,6 +6,7 @@
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/pipelines/Pipelines.h"
 #include "compiler/support/EntryFunction.h"
+#include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApDialect.h"
 #include "runtime/support/AtomicFile.h"
 #include "runtime/support/Flags.h"
@@ -126,31 +127,15 @@ int runCompile(int argc, char **argv, int first) {
     return 1;
   }
   if (auto fn = findEntryFunction(*module); mlir::succeeded(fn)) {
-    partition::PlanContext planContext;
-    planContext.devices = devices;
-    planContext.cluster = cluster;
-    auto model = (*fn)->getAttrOfType<mlir::DictionaryAttr>("ap.model");
-    auto intOf = [&](const char *key, int64_t otherwise) {
-      auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
-      return a ? a.getInt() : otherwise;
-    };
-    planContext.heads = intOf("num_attention_heads", 1);
-    planContext.kvHeads = intOf("num_key_value_heads", 1);
-    planContext.ffn = intOf("intermediate_size", 1);
-    planContext.layers = intOf("num_hidden_layers", 1);
-    planContext.vocab = intOf("vocab_size", 1);
-    for (unsigned i = 0; i < fn->getNumArguments(); ++i)
-      if (argName(*fn, i) == "input_ids") {
-        auto type = mlir::dyn_cast<mlir::RankedTensorType>(fn->getArgument(i).getType());
-        if (!type || type.getRank() != 2)
-          return usage(input + ": argument 'input_ids' must be a [batch, seq] tensor");
-        planContext.batch = type.getDimSize(0);
-        planContext.seqLen = type.getDimSize(1);
-      }
-    if (Status s = partition::validate(*parallelPlan, planContext); !s)
+    auto planContext = partition::planContextOf(*fn, devices, cluster);
+    if (!planContext)
+      return usage(input + ": " + planContext.message());
+    if (Status s = partition::validate(*parallelPlan, *planContext); !s)
       return usage("--plan \"" + planText + "\": " + s.message());
   }
-  options.parallelPlan = parallelPlan->toString();
+  // The plan travels as #ap.parallel on the module; every pass reads it from there.
+  (*module)->setAttr(kParallelAttr, partition::toAttr(&context, *parallelPlan));
+  std::string planDescription = parallelPlan->toString();
   mlir::PassManager pm(&context);
   if (timing)
     pm.enableTiming();
@@ -226,7 +211,7 @@ int runCompile(int argc, char **argv, int first) {
   std::fprintf(output == "-" ? stderr : stdout,
                "compiled %s to %s (precision %s, cluster %s, plan %s): %lld ops in %.2fs%s%s\n",
                input.c_str(), what.c_str(), precision.c_str(), cluster.c_str(),
-               options.parallelPlan.c_str(),
+               planDescription.c_str(),
                (long long)ops, seconds, output == "-" ? "" : "; wrote ",
                output == "-" ? "" : output.c_str());
   return 0;

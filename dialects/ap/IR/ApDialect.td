@@ -16,6 +16,11 @@ def Ap_Dialect : Dialect {
     scalar code. Weights use the Hugging Face layouts ([out, in] for linear).
     Activations of attention are laid out [batch, seq, heads, head_dim].
   }];
+  let useDefaultAttributePrinterParser = 1;
+  let extraClassDeclaration = [{
+    // In ApAttrs.cpp, beside the attributes' storage.
+    void registerAttributes();
+  }];
 }
 
 class Ap_Op<string mnemonic, list<Trait> traits = []>

@@ -1,14 +1,15 @@
-// RUN: apc-opt %s --split-input-file --ap-partition="plan=dp=2" | FileCheck %s
+// RUN: apc-opt %s --split-input-file --ap-mesh="plan=dp=2" --ap-partition | FileCheck %s
 
 // Tests data parallelism on a training step: the batch is split, the loss divides by
 // the all-reduced kept-token count, weight gradients (contractions over the batch) are
 // all-reduced before the optimizer, and the returned loss is all-reduced.
-// CHECK: shard.grid @mesh(shape = 2)
+// CHECK: module attributes {ap.parallel = #ap.parallel<dp = 2>}
+// CHECK: shard.grid @mesh(shape = 2) {ap.axes = ["dp"]}
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: %arg0: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}
 // CHECK-SAME: %arg5: tensor<2x3xi64> {ap.name = "input_ids", ap.role = "input"}
 // CHECK-SAME: %arg6: tensor<2x3xi64> {ap.name = "labels", ap.role = "input"}
-// CHECK-SAME: ap.parallel_plan = "dp=2,tp=1,pp=1,zero=0,sp=off,mb=1,recompute=none"
+// CHECK-SAME: ap.partitioned
 // CHECK: %[[C:.*]] = ap.count_kept %arg6 : (tensor<2x3xi64>) -> tensor<f32>
 // CHECK-NEXT: %[[G:.*]] = shard.all_reduce %[[C]] on @mesh grid_axes = [0] : tensor<f32> -> tensor<f32>
 // CHECK: %[[X:.*]] = ap.embedding %arg0, %arg5 : (tensor<8x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>

@@ -1,7 +1,7 @@
-// RUN: apc-opt %s --ap-micro-batch="plan=mb=2" | FileCheck %s
-// RUN: apc-opt %s --ap-micro-batch="plan=dp=1" | FileCheck %s --check-prefix=NONE
-// RUN: not apc-opt %s --ap-micro-batch="plan=mb=3" 2>&1 | FileCheck %s --check-prefix=THREE
-// RUN: apc-opt %s --ap-micro-batch="plan=mb=2" | not apc-opt --ap-micro-batch="plan=mb=2" 2>&1 | FileCheck %s --check-prefix=TWICE
+// RUN: apc-opt %s --ap-mesh="plan=mb=2" --ap-micro-batch | FileCheck %s
+// RUN: apc-opt %s --ap-mesh="plan=dp=1" --ap-micro-batch | FileCheck %s --check-prefix=NONE
+// RUN: not apc-opt %s --ap-mesh="plan=mb=3" 2>&1 | FileCheck %s --check-prefix=THREE
+// RUN: apc-opt %s --ap-mesh="plan=mb=2" --ap-micro-batch | not apc-opt --ap-micro-batch 2>&1 | FileCheck %s --check-prefix=TWICE
 
 // Every value of the batch is cut to batch/mb rows, flattened rows too; parameters are
 // not; the mean loss divides by the new argument kept_tokens.
@@ -21,7 +21,7 @@
 // NONE-LABEL: func.func @train_step(
 // NONE-NOT: kept_tokens
 // NONE: tensor<4x4x8xf32>
-// THREE: error: ap-micro-batch: 3 micro-batches do not divide the batch of 4
+// THREE: error: ap-mesh: plan field 'mb' (3) must divide the per-replica batch (4)
 // TWICE: error: ap-micro-batch: @train_step is already the function of one micro-batch
 func.func @train_step(%w: tensor<16x8xf32> {ap.name = "model.embed_tokens.weight", ap.role = "parameter"},
                       %ids: tensor<4x4xi64> {ap.name = "input_ids", ap.role = "input"},

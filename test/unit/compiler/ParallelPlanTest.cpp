@@ -34,7 +34,8 @@ std::string refusal(const std::string &text, int64_t devices) {
 TEST(ParallelPlanTest, ParsesEveryFieldInBothSpellings) {
   auto staged = parseParallelPlan("dp=2,pp=2,stages=1+1");
   ASSERT_TRUE(staged) << staged.message();
-  EXPECT_EQ(staged->stages, "1+1");
+  EXPECT_EQ(staged->stages, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(stagesText(staged->stages), "1+1");
   EXPECT_FALSE(parseParallelPlan("pp=2,stages=1,1")); // the second "1" is not key=value
   EXPECT_NE(parseParallelPlan("pp=2,stages=1+").message().find("plan field 'stages'"),
             std::string::npos);
@@ -104,7 +105,7 @@ TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
 
 TEST(ParallelPlanTest, StagesMustCoverTheLayersOncePerStage) {
   for (const char *plan : {"pp=2,stages=1+2", "pp=2,stages=2", "pp=2,stages=2+0",
-                           "pp=2,stages=1+1+0", "pp=2,stages=99999999999+1"}) {
+                           "pp=2,stages=1+1+0", "pp=2,stages=999999999+1"}) {
     auto parsed = parseParallelPlan(plan);
     ASSERT_TRUE(parsed) << plan;
     std::string message = refusal(plan, parsed->devices());
@@ -112,6 +113,10 @@ TEST(ParallelPlanTest, StagesMustCoverTheLayersOncePerStage) {
     EXPECT_NE(message.find("2 layers in all"), std::string::npos) << plan << ": " << message;
   }
   EXPECT_EQ(refusal("pp=2,stages=1+1", 2), "");
+  // Counts past any model's are refused as text, before they could overflow a sum.
+  EXPECT_NE(parseParallelPlan("pp=2,stages=99999999999+1").message().find(
+                "gives one stage 99999999999 layers"),
+            std::string::npos);
 }
 
 TEST(ParallelPlanTest, ImplementedSplitsAreAccepted) {

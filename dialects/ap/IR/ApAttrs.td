@@ -1,0 +1,71 @@
+// Attributes of the `ap` dialect. `#ap.parallel` is the parallel plan of a training
+// step: the driver (or the search) sets it once on the module as `ap.parallel`, and
+// every pass reads its fields from there; no pass parses plan text.
+#ifndef APC_DIALECT_AP_ATTRS_TD
+#define APC_DIALECT_AP_ATTRS_TD
+
+include "dialects/ap/IR/ApDialect.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Ap_Recompute : I32EnumAttr<"Recompute", "what the backward recomputes", [
+    I32EnumAttrCase<"None", 0, "none">,
+    I32EnumAttrCase<"Selective", 1, "selective">,
+    I32EnumAttrCase<"Full", 2, "full">]> {
+  let cppNamespace = "::apc::ap";
+  let genSpecializedAttr = 0;
+}
+
+// A list of integers written in brackets, `[3, 5]` (a bare list would be ambiguous
+// inside the struct).
+class Ap_IntListParameter<string unused = ""> : OptionalArrayRefParameter<"int64_t"> {
+  let parser = [{ [&]() -> ::mlir::FailureOr<::llvm::SmallVector<int64_t>> {
+    ::llvm::SmallVector<int64_t> values;
+    if ($_parser.parseCommaSeparatedList(::mlir::AsmParser::Delimiter::Square, [&] {
+          return $_parser.parseInteger(values.emplace_back());
+        }))
+      return ::mlir::failure();
+    return values;
+  }() }];
+  let printer = [{
+    $_printer << '[';
+    ::llvm::interleaveComma($_self, $_printer);
+    $_printer << ']';
+  }];
+}
+
+def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
+  let mnemonic = "parallel";
+  let summary = "how one training step is split across devices";
+  let description = [{
+    The degrees of data (`dp`), pipeline (`pp`) and tensor (`tp`) parallelism, the
+    ZeRO level over dp, sequence parallelism between tensor-parallel regions (`sp`),
+    micro-batches per step (`mb`), activation recomputation, and the layers of each
+    pipeline stage (`stages`, empty: balanced by cost). Fields at their defaults are
+    not printed: `#ap.parallel<dp = 2, tp = 2, sp = true>`.
+
+    The device mesh follows from it (`meshAxes`): `dp` always, then `pp` and `tp`
+    when their degree is above one, in that order (row-major ranks: tp neighbours are
+    adjacent ranks). `ap-mesh` declares it as `shard.grid @mesh` with the axis names.
+  }];
+  let parameters = (ins
+    DefaultValuedParameter<"int64_t", "1">:$dp,
+    DefaultValuedParameter<"int64_t", "1">:$tp,
+    DefaultValuedParameter<"int64_t", "1">:$pp,
+    DefaultValuedParameter<"int64_t", "0">:$zero,
+    DefaultValuedParameter<"bool", "false">:$sp,
+    DefaultValuedParameter<"int64_t", "1">:$mb,
+    DefaultValuedParameter<"::apc::ap::Recompute", "::apc::ap::Recompute::None">:$recompute,
+    Ap_IntListParameter<>:$stages
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    // dp * tp * pp.
+    int64_t getDevices() const;
+    // The mesh axes this plan needs, by name and size: dp, then pp and tp if > 1.
+    ::llvm::SmallVector<std::pair<::llvm::StringRef, int64_t>> meshAxes() const;
+  }];
+}
+
+#endif // APC_DIALECT_AP_ATTRS_TD
