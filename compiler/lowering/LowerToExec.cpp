@@ -6,6 +6,7 @@
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Mesh.h"
+#include "dialects/ap/IR/ApInterfaces.h"
 #include "dialects/ap/IR/ApOps.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
@@ -58,31 +59,13 @@ ExecAttribute convertAttribute(NamedAttribute named) {
 
 int64_t numElements(Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); }
 
-// Rough FLOP counts, for the plan's predicted step time.
-double estimateFlops(Operation *op) {
-  return llvm::TypeSwitch<Operation *, double>(op)
-      .Case([](ap::LinearOp o) {
-        auto w = cast<RankedTensorType>(o.getWeight().getType());
-        return 2.0 * double(numElements(o.getResult())) * double(w.getDimSize(1));
-      })
-      .Case([](ap::MatmulOp o) {
-        auto a = cast<RankedTensorType>(o.getLhs().getType());
-        int64_t k = o.getTransposeLhs() ? a.getDimSize(a.getRank() - 2) : a.getShape().back();
-        return 2.0 * double(numElements(o.getResult())) * double(k);
-      })
-      .Case<ap::AttentionOp, ap::AttentionGradOp>([](Operation *o) {
-        auto q = cast<RankedTensorType>(o->getOperand(0).getType());
-        double s = double(q.getDimSize(1));
-        double work = 2.0 * double(q.getDimSize(0) * q.getDimSize(2)) * s * s *
-                      double(q.getDimSize(3)); // q.k and p.v, causal halves each
-        return isa<ap::AttentionGradOp>(o) ? 2.5 * work : work;
-      })
-      .Default([](Operation *o) {
-        double n = 0;
-        for (Value v : o->getOperands())
-          n += double(numElements(v));
-        return n;
-      });
+// The op's FLOPs from its cost rule (compiler/rules/); an op without one is refused.
+FailureOr<double> flopsOf(Operation *op) {
+  auto cost = dyn_cast<ap::CostOpInterface>(op);
+  if (!cost)
+    return op->emitOpError() << "lowering: has no cost rule (an op's rules live in "
+                                "compiler/rules/, see docs/adding-an-op.md)";
+  return cost.cost().flops;
 }
 
 class Lowering {
@@ -164,7 +147,10 @@ private:
           prev.attributes[0].ints == axes) {
         prev.inputs.push_back(input);
         prev.outputs.push_back(output);
-        prev.flops += double(numElements(op.getInput()));
+        FailureOr<double> flops = flopsOf(op);
+        if (failed(flops))
+          return failure();
+        prev.flops += *flops;
         return success();
       }
     }
@@ -184,7 +170,10 @@ private:
     }
     inst.inputs = {input};
     inst.outputs = {output};
-    inst.flops = double(numElements(op.getInput()));
+    FailureOr<double> flops = flopsOf(op);
+    if (failed(flops))
+      return failure();
+    inst.flops = *flops;
     program_.instructions.push_back(std::move(inst));
     lastWasAllReduce_ = !isMax;
     return success();
@@ -213,7 +202,10 @@ private:
     inst.attributes = {axes, d};
     inst.inputs = {buffers_.lookup(op->getOperand(0))};
     inst.outputs = {addBuffer(op->getResult(0), *b)};
-    inst.flops = double(numElements(op->getResult(0)));
+    FailureOr<double> flops = flopsOf(op);
+    if (failed(flops))
+      return failure();
+    inst.flops = *flops;
     program_.instructions.push_back(std::move(inst));
     return success();
   }
@@ -363,7 +355,10 @@ private:
                                                              : type.getShape().back();
       inst.attributes.push_back(rows);
     }
-    inst.flops = estimateFlops(op);
+    FailureOr<double> flops = flopsOf(op);
+    if (failed(flops))
+      return failure();
+    inst.flops = *flops;
     for (Value v : op->getOperands()) {
       auto it = buffers_.find(v);
       if (it == buffers_.end())

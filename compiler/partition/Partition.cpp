@@ -4,17 +4,20 @@
 // and tp, the pp axis is ap-pipeline's). A single forward sweep gives every value a state per
 // mesh axis: Replicated (every device of the axis holds all of it), Split(d) (each
 // holds one block of dim d) or Partial (each holds a summand). Each op has a rule from
-// its operands' states to its results' (per axis, see `rule`); where an operand is not
+// its operands' states to its results' (its ShardingRuleOpInterface, written in
+// compiler/rules/; this pass is the rules' RuleContext); where an operand is not
 // in the state the rule needs, a collective converts it (`convert`): all_reduce,
 // reduce_scatter, all_gather or all_slice of the upstream shard dialect. Types become
 // the local (per-device) types. Parameters start in their Megatron layout on the tp
 // axis and, under ZeRO, sharded on the dp axis (see docs/partitioning.md).
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
+#include "compiler/partition/RuleContext.h"
 #include "compiler/partition/ShardedValues.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Mesh.h"
 
+#include "dialects/ap/IR/ApInterfaces.h"
 #include "dialects/ap/IR/ApOps.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
@@ -22,7 +25,6 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/MapVector.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 #include <map>
 
@@ -54,7 +56,7 @@ AxisState megatronLayout(StringRef name) {
   return AxisState::r();    // norms
 }
 
-class Partitioner : partition::ShardedValues {
+class Partitioner : partition::ShardedValues, public partition::RuleContext {
 public:
   Partitioner(ModuleOp module, func::FuncOp fn, const Mesh &mesh,
               const partition::ParallelPlan &plan, double bucketBytes)
@@ -171,16 +173,16 @@ private:
   }
 
   // Operand `i` of `op` in state `to` on `axis`.
-  void want(Operation *op, unsigned i, int axis, AxisState to) {
+  void wantOn(Operation *op, unsigned i, int axis, AxisState to) {
     op->setOperand(i, convert(op->getOperand(i), axis, to));
   }
-  void whole(Operation *op, unsigned i, int axis) {
+  void wholeOn(Operation *op, unsigned i, int axis) {
     if (st(op->getOperand(i), axis).kind == AxisState::P)
-      want(op, i, axis, AxisState::r());
+      wantOn(op, i, axis, AxisState::r());
   }
-  void wholeAll(Operation *op, int axis) {
+  void wholeAllOn(Operation *op, int axis) {
     for (unsigned i = 0; i < op->getNumOperands(); ++i)
-      whole(op, i, axis);
+      wholeOn(op, i, axis);
   }
 
   // Where a partial activation on the tp axis goes: the sequence dim of [batch, seq,
@@ -205,264 +207,54 @@ private:
       use->set(reduced);
   }
 
-  // ---- Rules ----
+  // ---- RuleContext: what the ops' sharding rules (compiler/rules/) see ----
 
-  LogicalResult noRule(Operation *op, int axis) {
-    op->emitOpError() << "ap-partition: no rule for these operand shardings on mesh axis "
-                      << axisName(axis);
+  int64_t axisSize() const override { return mesh_[axis()]; }
+  bool isTensorAxis() const override { return axis() == tpAxis_; }
+  bool isDataAxis() const override { return axis() == dpAxis_; }
+  AxisState stateOf(Value v) override { return st(v, axis()); }
+  RankedTensorType globalOf(Value v) override { return ShardedValues::globalOf(v); }
+  void want(unsigned i, AxisState to) override { wantOn(op(), i, axis(), to); }
+  LogicalResult noRule() override {
+    op()->emitOpError() << "ap-partition: no rule for these operand shardings on mesh axis "
+                        << axisName(axis());
     failed_ = true;
     return failure();
   }
-
-  // The split dim of a reshape's result for a split of `d` in its input: the dims
-  // must cover the same trailing elements, so blocks of one are blocks of the other.
-  std::optional<int64_t> reshapedDim(RankedTensorType in, RankedTensorType out, int64_t d,
-                                     int64_t parts) {
-    int64_t tailIn = 1;
-    for (int64_t i = d; i < in.getRank(); ++i)
-      tailIn *= in.getDimSize(i);
-    int64_t tailOut = 1;
-    for (int64_t j = out.getRank() - 1; j >= 0; --j) {
-      tailOut *= out.getDimSize(j);
-      if (tailOut == tailIn)
-        return out.getDimSize(j) % parts == 0 ? std::optional<int64_t>(j) : std::nullopt;
-      if (tailOut > tailIn)
-        break;
-    }
+  LogicalResult refuse(const llvm::Twine &why) override {
+    op()->emitOpError() << "ap-partition: " << why;
+    failed_ = true;
+    return failure();
+  }
+  AxisState wholeTarget(Value v) override {
+    return axis() == tpAxis_ ? tpWhole(v) : AxisState::r();
+  }
+  void reduceResultEagerly() override { reduceEagerly_ = true; }
+  std::optional<AxisState> gradientLayout(Value grad) override {
+    auto pref = gradPreference_.find(grad);
+    if (pref == gradPreference_.end())
+      return std::nullopt;
+    return layouts_[pref->second][axis()];
+  }
+  AxisState parameterLayout(Operation *adamw) override {
+    Value param = adamParam_.lookup(adamw); // operand 0 may be converted already
+    return param ? layouts_[param][axis()] : AxisState::r();
+  }
+  bool reducesGradientsWhole() const override {
+    return plan_.zero == 1 && axis() == dpAxis_;
+  }
+  void markGradient(unsigned i) override { markGradientCollectives(op()->getOperand(i)); }
+  void divideByGlobalKeptCount() override { keptCountWanted_ = true; }
+  std::optional<int> vocabularyAxis(Value logits) override {
+    for (int a = 0; a < numAxes(); ++a)
+      if (AxisState l = st(logits, a); l.isSplit() && l.dim == rankOf(logits) - 1)
+        return a;
     return std::nullopt;
   }
-
-  // The result states of `op` on `axis`, converting operands as the rule needs.
-  LogicalResult rule(Operation *op, int axis, SmallVector<AxisState> &out) {
-    auto s = [&](unsigned i) { return st(op->getOperand(i), axis); };
-    auto last = [&](unsigned i) { return rankOf(op->getOperand(i)) - 1; };
-    auto rows = [&](unsigned i) { return s(i).isSplit() && s(i).dim < last(i); };
-    int64_t n = mesh_[axis];
-    auto all = [&](AxisState state) {
-      out.assign(op->getNumResults(), state);
-      return success();
-    };
-    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-        .Case<ap::AddOp, ap::CastOp>([&](Operation *o) {
-          for (unsigned i = 0; i < o->getNumOperands(); ++i)
-            if (s(i).isSplit()) {
-              AxisState to = s(i);
-              for (unsigned j = 0; j < o->getNumOperands(); ++j)
-                want(o, j, axis, to);
-              return all(to);
-            }
-          if (llvm::all_of(o->getOperands(),
-                           [&](Value v) { return st(v, axis).kind == AxisState::P; }))
-            return all(AxisState::p());
-          wholeAll(o, axis);
-          return all(AxisState::r());
-        })
-        .Case<ap::MulOp, ap::SiluOp, ap::SiluGradOp, ap::FillOp, ap::ShiftLabelsOp,
-              ap::SqrtOp>([&](Operation *o) {
-          wholeAll(o, axis);
-          for (unsigned i = 0; i < o->getNumOperands(); ++i)
-            if (s(i).isSplit()) {
-              AxisState to = s(i);
-              if (isa<ap::ShiftLabelsOp>(o) && to.dim == last(i)) // shifts along it
-                to = AxisState::r();
-              for (unsigned j = 0; j < o->getNumOperands(); ++j)
-                want(o, j, axis, to);
-              return all(to);
-            }
-          return all(AxisState::r());
-        })
-        .Case([&](ap::ReshapeOp o) {
-          if (!s(0).isSplit())
-            return all(s(0));
-          if (auto j = reshapedDim(globalOf(o.getInput()), globalOf(o.getResult()), s(0).dim, n))
-            return all(AxisState::s(*j));
-          want(o, 0, axis, AxisState::r());
-          return all(AxisState::r());
-        })
-        .Case([&](ap::TransposeOp o) {
-          if (!s(0).isSplit())
-            return all(s(0));
-          ArrayRef<int64_t> perm = o.getPermutation();
-          for (int64_t j = 0; j < int64_t(perm.size()); ++j)
-            if (perm[j] == s(0).dim)
-              return all(AxisState::s(j));
-          return noRule(o, axis);
-        })
-        .Case([&](ap::EmbeddingOp o) -> LogicalResult {
-          AxisState w = s(0);
-          if (w.kind == AxisState::R)
-            return all(s(1)); // ids: split rows stay split
-          if (w.isSplit() && w.dim == 0) { // vocabulary-parallel: ids whole, partial rows
-            want(o, 1, axis, AxisState::r());
-            o.setVocabShardAxisAttr(IntegerAttr::get(IntegerType::get(o.getContext(), 64), axis));
-            return all(AxisState::p());
-          }
-          return noRule(o, axis);
-        })
-        .Case([&](ap::EmbeddingGradOp o) -> LogicalResult {
-          whole(o, 1, axis);
-          auto pref = gradPreference_.find(o.getGradWeight());
-          if (axis == tpAxis_ && pref != gradPreference_.end() &&
-              layouts_[pref->second][axis] == AxisState::s(0)) {
-            want(o, 0, axis, AxisState::r());
-            want(o, 1, axis, AxisState::r());
-            o.setVocabShardAxisAttr(IntegerAttr::get(IntegerType::get(o.getContext(), 64), axis));
-            return all(AxisState::s(0));
-          }
-          if (s(1).isSplit() && s(1).dim <= last(0)) {
-            want(o, 0, axis, s(1));
-            return all(AxisState::p());
-          }
-          want(o, 1, axis, AxisState::r());
-          want(o, 0, axis, AxisState::r());
-          return all(AxisState::r());
-        })
-        .Case([&](ap::LinearOp o) -> LogicalResult {
-          whole(o, 0, axis);
-          AxisState w = s(1);
-          if (w.kind == AxisState::R) {
-            if (s(0).isSplit() && !rows(0))
-              want(o, 0, axis, AxisState::r());
-            return all(s(0));
-          }
-          if (w.isSplit() && w.dim == 0) { // column-parallel
-            want(o, 0, axis, AxisState::r());
-            return all(AxisState::s(last(0)));
-          }
-          if (w.isSplit() && w.dim == 1) { // row-parallel
-            want(o, 0, axis, AxisState::s(last(0)));
-            return all(AxisState::p());
-          }
-          return noRule(o, axis);
-        })
-        .Case([&](ap::MatmulOp o) { return matmulRule(o, axis, out); })
-        .Case([&](ap::RmsNormOp o) {
-          want(o, 1, axis, AxisState::r());
-          if (s(0).kind == AxisState::P)
-            want(o, 0, axis, axis == tpAxis_ ? tpWhole(o.getInput()) : AxisState::r());
-          if (s(0).isSplit() && !rows(0))
-            want(o, 0, axis, AxisState::r());
-          return all(s(0));
-        })
-        .Case([&](ap::RmsNormGradOp o) {
-          want(o, 1, axis, AxisState::r());
-          if (s(0).kind == AxisState::P)
-            want(o, 0, axis, axis == tpAxis_ ? tpWhole(o.getInput()) : AxisState::r());
-          if (s(0).isSplit() && !rows(0))
-            want(o, 0, axis, AxisState::r());
-          AxisState x = s(0);
-          want(o, 2, axis, x);
-          out = {x, x.isSplit() ? AxisState::p() : AxisState::r()};
-          return success();
-        })
-        .Case<ap::RopeOp, ap::RopeGradOp>([&](Operation *o) {
-          whole(o, 0, axis);
-          if (s(0).isSplit() && (s(0).dim == 1 || s(0).dim == last(0))) // positions, pairs
-            want(o, 0, axis, AxisState::r());
-          return all(s(0));
-        })
-        .Case<ap::AttentionOp, ap::AttentionGradOp>([&](Operation *o) {
-          wholeAll(o, axis);
-          AxisState to = s(0);
-          if (to.isSplit() && to.dim != 0 && to.dim != 2) // batch or heads only
-            to = AxisState::r();
-          for (unsigned i = 0; i < o->getNumOperands(); ++i)
-            want(o, i, axis, to);
-          return all(to);
-        })
-        .Case([&](ap::ReduceSumOp o) {
-          AxisState x = s(0);
-          if (!x.isSplit())
-            return all(x);
-          if (llvm::is_contained(o.getDims(), x.dim))
-            return all(AxisState::p());
-          int64_t d = x.dim;
-          if (!o.getKeepDims())
-            for (int64_t r : o.getDims())
-              d -= r < x.dim ? 1 : 0;
-          return all(AxisState::s(d));
-        })
-        .Case([&](ap::BroadcastOp o) -> LogicalResult {
-          whole(o, 0, axis);
-          if (!s(0).isSplit())
-            return all(s(0));
-          int64_t seen = -1;
-          for (int64_t j = 0; j < rankOf(o.getResult()); ++j)
-            if (!llvm::is_contained(o.getDims(), j) && ++seen == s(0).dim)
-              return all(AxisState::s(j));
-          return noRule(o, axis);
-        })
-        .Case([&](ap::CountKeptOp o) {
-          return all(s(0).isSplit() ? AxisState::p() : AxisState::r());
-        })
-        .Case<ap::CrossEntropyOp, ap::CrossEntropyGradOp>([&](Operation *o) -> LogicalResult {
-          wholeAll(o, axis);
-          if (s(0).isSplit() && rows(0)) {
-            want(o, 1, axis, s(0));
-            for (unsigned i = 2; i < o->getNumOperands(); ++i)
-              want(o, i, axis, AxisState::r());
-            return all(isa<ap::CrossEntropyOp>(o) ? AxisState::p() : s(0));
-          }
-          for (unsigned i = 0; i < o->getNumOperands(); ++i)
-            want(o, i, axis, AxisState::r());
-          return all(AxisState::r());
-        })
-        .Case([&](ap::AdamWOp o) {
-          Value param = adamParam_.lookup(o); // operand 0 may be converted already
-          AxisState to = param ? layouts_[param][axis] : AxisState::r();
-          if (plan_.zero == 1 && axis == dpAxis_) // ZeRO-1 all-reduces, then slices
-            want(o, 1, axis, AxisState::r());
-          want(o, 1, axis, to); // a partial gradient: reduce-scattered (ZeRO-2/3)
-          markGradientCollectives(o.getGrad());
-          for (unsigned i : {0u, 2u, 3u})
-            want(o, i, axis, to);
-          for (unsigned i = 4; i < o->getNumOperands(); ++i)
-            want(o, i, axis, AxisState::r());
-          return all(to);
-        })
-        .Default([&](Operation *o) {
-          for (unsigned i = 0; i < o->getNumOperands(); ++i)
-            want(o, i, axis, AxisState::r());
-          return all(AxisState::r());
-        });
+  LogicalResult rewriteVocabParallelLoss(int axis) override {
+    return vocabParallelLoss(op(), axis);
   }
-
-  LogicalResult matmulRule(ap::MatmulOp o, int axis, SmallVector<AxisState> &out) {
-    whole(o, 0, axis);
-    whole(o, 1, axis);
-    int64_t r = rankOf(o.getLhs());
-    bool ta = o.getTransposeLhs(), tb = o.getTransposeRhs();
-    int64_t mDim = ta ? r - 1 : r - 2, kA = ta ? r - 2 : r - 1;
-    int64_t kB = tb ? r - 1 : r - 2, nDim = tb ? r - 2 : r - 1;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      AxisState a = st(o.getLhs(), axis), bs = st(o.getRhs(), axis);
-      auto done = [&](AxisState s) {
-        out = {s};
-        return success();
-      };
-      if (a.kind == AxisState::R && bs.kind == AxisState::R)
-        return done(AxisState::r());
-      if (a.isSplit() && bs.isSplit() && a.dim == bs.dim && a.dim < r - 2)
-        return done(a);
-      if (a.isSplit() && a.dim == mDim && bs.kind == AxisState::R)
-        return done(AxisState::s(r - 2));
-      if (a.kind == AxisState::R && bs.isSplit() && bs.dim == nDim)
-        return done(AxisState::s(r - 1));
-      if (a.isSplit() && a.dim == kA && bs.isSplit() && bs.dim == kB)
-        return done(AxisState::p());
-      if (a.isSplit() && a.dim == kA && bs.kind == AxisState::R) {
-        want(o, 1, axis, AxisState::s(kB));
-        continue;
-      }
-      if (a.kind == AxisState::R && bs.isSplit() && bs.dim == kB) {
-        want(o, 0, axis, AxisState::s(kA));
-        continue;
-      }
-      // Anything else: gather the right operand whole, then the left.
-      want(o, bs.isSplit() ? 1 : 0, axis, AxisState::r());
-    }
-    return noRule(o, axis);
-  }
+  LogicalResult rewriteGradNorm() override { return gradNorm(cast<ap::GradNormOp>(op())); }
 
   // Gradient collectives (made for AdamW's or the norm's operands) join the buckets.
   void markGradientCollectives(Value v) {
@@ -521,11 +313,11 @@ private:
     bool forward = isa<ap::CrossEntropyOp>(op);
     // Rows: labels follow the logits' rows on every other axis, whole on the vocab axis.
     for (int a = 0; a < numAxes(); ++a) {
-      wholeAll(op, a);
+      wholeAllOn(op, a);
       AxisState l = st(op->getOperand(0), a);
-      want(op, 1, a, a == axis ? AxisState::r() : l);
+      wantOn(op, 1, a, a == axis ? AxisState::r() : l);
       for (unsigned i = 2; i < op->getNumOperands(); ++i)
-        want(op, i, a, AxisState::r());
+        wantOn(op, i, a, AxisState::r());
     }
     Value logits = op->getOperand(0), labels = op->getOperand(1);
     auto ignore = op->getAttrOfType<IntegerAttr>("ignore_index");
@@ -600,7 +392,7 @@ private:
       if (plan_.zero == 1)
         to[dpAxis_] = AxisState::r(); // ZeRO-1 all-reduces gradients whole
       for (int a = 0; a < numAxes(); ++a)
-        want(op, i, a, to[a]); // partial: all-reduced, or reduce-scattered (ZeRO-2/3)
+        wantOn(op, i, a, to[a]); // partial: all-reduced, or reduce-scattered (ZeRO-2/3)
       markGradientCollectives(op->getOperand(i));
     }
     std::map<unsigned, SmallVector<Value>> groups; // by the mask of split axes
@@ -668,53 +460,55 @@ private:
         auto arg = argByName_.find(resultName(fn_, i));
         Sharding to = arg != argByName_.end() ? shardingOf(arg->second) : replicated();
         for (int a = 0; a < numAxes(); ++a) {
-          whole(ret, i, a);
-          want(ret, i, a, to[a]);
+          wholeOn(ret, i, a);
+          wantOn(ret, i, a, to[a]);
         }
       }
       return success();
     }
     gatherShardedParameters(op);
-    if (auto norm = dyn_cast<ap::GradNormOp>(op))
-      return gradNorm(norm);
-    if (isa<ap::CrossEntropyOp, ap::CrossEntropyGradOp>(op))
-      for (int a = 0; a < numAxes(); ++a)
-        if (AxisState l = st(op->getOperand(0), a); l.isSplit() && l.dim == rankOf(op->getOperand(0)) - 1)
-          return vocabParallelLoss(op, a);
+    auto rules = dyn_cast<ap::ShardingRuleOpInterface>(op);
+    if (!rules) {
+      op->emitOpError() << "ap-partition: has no sharding rule (an op's rules live in "
+                           "compiler/rules/, see docs/adding-an-op.md)";
+      return failure();
+    }
+    begin(op, 0);
+    FailureOr<bool> rewritten = rules.rewriteSharded(*this);
+    if (failed(rewritten) || failed_)
+      return failure();
+    if (*rewritten)
+      return success();
+    reduceEagerly_ = keptCountWanted_ = false;
     SmallVector<Sharding> results(op->getNumResults(), replicated());
     SmallVector<RankedTensorType> globals;
     for (Value r : op->getResults())
       globals.push_back(cast<RankedTensorType>(r.getType()));
     for (int a = 0; a < numAxes(); ++a) {
-      SmallVector<AxisState> out;
-      if (failed(rule(op, a, out)) || failed_)
+      begin(op, a);
+      if (failed(rules.shardAxis(*this)) || failed_)
         return failure();
-      for (unsigned i = 0; i < out.size(); ++i)
-        results[i][a] = out[i];
+      if (resultStates().size() != op->getNumResults())
+        return op->emitOpError() << "ap-partition: its sharding rule gave "
+                                 << resultStates().size() << " result states for "
+                                 << op->getNumResults() << " results";
+      for (unsigned i = 0; i < op->getNumResults(); ++i)
+        results[i][a] = resultStates()[i];
     }
-    // Mean losses divide by the kept tokens of the whole global batch.
-    auto needsCount = [&](Operation *o) {
-      if (auto ce = dyn_cast<ap::CrossEntropyOp>(o))
-        return ce.getReduction() == "mean" && !ce.getKeptCount();
-      if (auto ce = dyn_cast<ap::CrossEntropyGradOp>(o))
-        return ce.getReduction() == "mean" && !ce.getKeptCount();
-      return false;
-    };
-    if (needsCount(op) && llvm::any_of(results, [](const Sharding &s) {
-          return llvm::any_of(s, [](AxisState a) { return a.kind != AxisState::R; });
-        })) {
+    // A mean loss over split rows divides by the kept tokens of the whole global batch.
+    if (keptCountWanted_) {
       OpBuilder b(op);
       Value count = globalCount(op->getOperand(1), op->getAttrOfType<IntegerAttr>("ignore_index"),
                                 op->getLoc(), b);
       if (auto ce = dyn_cast<ap::CrossEntropyOp>(op))
         ce.getKeptCountMutable().assign(count);
-      else
-        cast<ap::CrossEntropyGradOp>(op).getKeptCountMutable().assign(count);
+      else if (auto grad = dyn_cast<ap::CrossEntropyGradOp>(op))
+        grad.getKeptCountMutable().assign(count);
     }
     for (unsigned i = 0; i < op->getNumResults(); ++i)
       if (failed(assign(op->getResult(i), globals[i], results[i])))
         return failure();
-    if (isa<ap::LinearOp, ap::EmbeddingOp>(op))
+    if (reduceEagerly_)
       reduceEagerly(op->getResult(0));
     return success();
   }
@@ -774,6 +568,7 @@ private:
   llvm::DenseMap<std::pair<Value, Value>, Value> targets_;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> counts_;
   llvm::SmallPtrSet<Operation *, 16> gradientCollectives_;
+  bool reduceEagerly_ = false, keptCountWanted_ = false; // set by the op's rule
 };
 
 struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {

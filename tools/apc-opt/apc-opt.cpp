@@ -1,6 +1,7 @@
 // apc-opt: mlir-opt for APC's dialects and passes, used by the lit tests.
 // Registers only what APC's IR contains (ap, func) and APC's passes, not all of MLIR.
 #include "compiler/pipelines/Pipelines.h"
+#include "compiler/rules/Rules.h"
 #include "dialects/ap/IR/ApDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -12,6 +13,7 @@ int main(int argc, char **argv) {
   apc::registerCompilerPasses();
   mlir::DialectRegistry registry;
   registry.insert<apc::ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
+  apc::rules::registerApRules(registry);
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "APC optimizer driver\n", registry));
 }

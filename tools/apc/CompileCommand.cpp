@@ -5,6 +5,7 @@
 #include "compiler/lowering/LowerToExec.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/pipelines/Pipelines.h"
+#include "compiler/rules/Rules.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApDialect.h"
@@ -116,6 +117,7 @@ int runCompile(int argc, char **argv, int first) {
 
   mlir::DialectRegistry registry;
   registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
+  rules::registerApRules(registry);
   mlir::MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
