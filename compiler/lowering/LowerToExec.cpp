@@ -246,8 +246,9 @@ private:
         b->parameter = it->second;
       } else {
         b->kind = BufferKind::Input;
-        if (name == "input_ids") b->binding = Binding::InputIds;
-        else if (name == "labels") b->binding = Binding::Labels;
+        std::optional<ap::BatchInput> batch = batchInput(fn_, i);
+        if (batch == ap::BatchInput::Tokens) b->binding = Binding::InputIds;
+        else if (batch == ap::BatchInput::Labels) b->binding = Binding::Labels;
         else if (name == "step") b->binding = Binding::Step;
         else if (name == "lr") b->binding = Binding::LearningRate;
         else

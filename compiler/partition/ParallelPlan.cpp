@@ -253,7 +253,7 @@ Result<PlanContext> planContextOf(mlir::func::FuncOp fn, int64_t devices,
   c.batch = 0;
   c.seqLen = 0;
   for (unsigned i = 0; i < fn.getNumArguments(); ++i)
-    if (argName(fn, i) == "input_ids") {
+    if (batchInput(fn, i) == ap::BatchInput::Tokens) {
       auto type = mlir::dyn_cast<mlir::RankedTensorType>(fn.getArgument(i).getType());
       if (!type || type.getRank() != 2)
         return R::error("argument '" + argName(fn, i) + "' must be a [batch, seq] tensor");

@@ -57,7 +57,7 @@ struct PlanContext {
 
 // What `fn` (the imported step) says about the model and the batch; a model without
 // `ap.model` (a hand-written test function) constrains nothing; the batch and sequence
-// come from input_ids, an error names a malformed one.
+// come from the token ids (`ap.batch = #ap.batch<tokens>`), an error names a malformed one.
 Result<PlanContext> planContextOf(mlir::func::FuncOp fn, int64_t devices,
                                   const std::string &cluster);
 

@@ -9,7 +9,8 @@
 // in the state the rule needs, a collective converts it (`convert`): all_reduce,
 // reduce_scatter, all_gather or all_slice of the upstream shard dialect. Types become
 // the local (per-device) types. Parameters start in their Megatron layout on the tp
-// axis and, under ZeRO, sharded on the dp axis (see docs/partitioning.md).
+// axis (as the model marked them, ap.layout) and, under ZeRO, sharded on the dp axis
+// (see docs/partitioning.md); the batch (ap.batch) is split over dp.
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/partition/RuleContext.h"
@@ -42,18 +43,16 @@ using partition::Sharding;
 // Marks the step ap-partition has made the program of one device.
 constexpr llvm::StringLiteral kPartitioned = "ap.partitioned";
 
-// Megatron's split of a Llama parameter on the tensor-parallel axis, by name.
-AxisState megatronLayout(StringRef name) {
-  for (StringRef column : {".q_proj.weight", ".k_proj.weight", ".v_proj.weight",
-                           ".gate_proj.weight", ".up_proj.weight"})
-    if (name.ends_with(column))
-      return AxisState::s(0); // output features
-  for (StringRef row : {".o_proj.weight", ".down_proj.weight"})
-    if (name.ends_with(row))
-      return AxisState::s(1); // input features
-  if (name == "model.embed_tokens.weight" || name == "lm_head.weight")
-    return AxisState::s(0); // vocabulary
-  return AxisState::r();    // norms
+// A parameter's split on the tensor-parallel axis, as the model marked it (ap.layout).
+AxisState tensorParallelLayout(std::optional<ap::TensorLayout> layout) {
+  if (!layout)
+    return AxisState::r(); // norms
+  switch (*layout) {
+  case ap::TensorLayout::Column: return AxisState::s(0); // output features of [out, in]
+  case ap::TensorLayout::Row: return AxisState::s(1);    // input features
+  case ap::TensorLayout::Vocab: return AxisState::s(0);  // vocabulary rows
+  }
+  return AxisState::r();
 }
 
 class Partitioner : partition::ShardedValues, public partition::RuleContext {
@@ -89,7 +88,7 @@ private:
     Sharding s = replicated();
     RankedTensorType type = globalOf(param);
     if (tpAxis_ >= 0)
-      s[tpAxis_] = megatronLayout(argName(fn_, cast<BlockArgument>(param).getArgNumber()));
+      s[tpAxis_] = tensorParallelLayout(tensorLayout(fn_, cast<BlockArgument>(param).getArgNumber()));
     if (plan_.zero > 0)
       for (int64_t d = 0; d < type.getRank(); ++d) {
         bool takenByTp = tpAxis_ >= 0 && s[tpAxis_].isSplit() && s[tpAxis_].dim == d;
@@ -138,7 +137,7 @@ private:
       std::string name = argName(fn_, i), role = argRole(fn_, i);
       RankedTensorType type = cast<RankedTensorType>(arg.getType());
       Sharding s = replicated();
-      if ((name == "input_ids" || name == "labels") && mesh_[dpAxis_] > 1) {
+      if (batchInput(fn_, i) && mesh_[dpAxis_] > 1) { // the batch: split over dp
         s[dpAxis_] = AxisState::s(0);
       } else if (role == "parameter") {
         Sharding layout = layouts_.count(arg) ? layouts_[arg] : optimizerLayout(arg);

@@ -45,9 +45,9 @@ struct ApMicroBatchPass : impl::ApMicroBatchPassBase<ApMicroBatchPass> {
     llvm::DenseSet<Value> batched;
     int64_t batch = 0;
     for (BlockArgument arg : fn.getArguments()) {
-      std::string name = argName(fn, arg.getArgNumber());
-      if (name != "input_ids" && name != "labels")
+      if (!batchInput(fn, arg.getArgNumber()))
         continue;
+      std::string name = argName(fn, arg.getArgNumber());
       auto type = cast<RankedTensorType>(arg.getType());
       if (type.getRank() != 2 || (batch && type.getDimSize(0) != batch))
         return fn.emitError() << "ap-micro-batch: '" << name << "' must be [batch, seq], got "
@@ -57,7 +57,8 @@ struct ApMicroBatchPass : impl::ApMicroBatchPassBase<ApMicroBatchPass> {
     }
     if (batched.size() != 2)
       return fn.emitError() << "ap-micro-batch: @" << fn.getSymName()
-                            << " needs the arguments input_ids and labels";
+                            << " needs the batch's token ids and labels (arguments marked "
+                               "ap.batch = #ap.batch<tokens> and #ap.batch<labels>)";
     if (batch % mb != 0)
       return fn.emitError() << "ap-micro-batch: " << mb
                             << " micro-batches do not divide the batch of " << batch;

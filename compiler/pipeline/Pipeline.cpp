@@ -80,18 +80,15 @@ private:
   // ---- The step's arguments and the mesh ----
 
   LogicalResult findArguments() {
-    for (BlockArgument arg : fn_.getArguments()) {
-      std::string name = argName(fn_, arg.getArgNumber());
-      if (name == "input_ids")
-        ids_ = arg;
-      else if (name == "labels")
-        labels_ = arg;
-      else if (name == "kept_tokens")
+    ids_ = batchArgument(fn_, ap::BatchInput::Tokens);
+    labels_ = batchArgument(fn_, ap::BatchInput::Labels);
+    for (BlockArgument arg : fn_.getArguments())
+      if (argName(fn_, arg.getArgNumber()) == "kept_tokens") // made by ap-micro-batch
         kept_ = arg;
-    }
     if (!ids_ || !labels_)
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
-                             << " needs the arguments input_ids and labels";
+                             << " needs the batch's token ids and labels (arguments marked "
+                                "ap.batch)";
     if (!fn_->hasAttr("ap.micro_batches"))
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
                              << " is not the step of one micro-batch (run ap-micro-batch first)";

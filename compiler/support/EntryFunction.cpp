@@ -44,3 +44,26 @@ mlir::DictionaryAttr nameAttrs(mlir::MLIRContext *context, const std::string &na
 }
 
 } // namespace apc
+
+namespace apc {
+
+std::optional<ap::BatchInput> batchInput(mlir::func::FuncOp fn, unsigned index) {
+  if (auto mark = fn.getArgAttrOfType<ap::BatchInputAttr>(index, "ap.batch"))
+    return mark.getValue();
+  return std::nullopt;
+}
+
+std::optional<ap::TensorLayout> tensorLayout(mlir::func::FuncOp fn, unsigned index) {
+  if (auto mark = fn.getArgAttrOfType<ap::TensorLayoutAttr>(index, "ap.layout"))
+    return mark.getValue();
+  return std::nullopt;
+}
+
+mlir::BlockArgument batchArgument(mlir::func::FuncOp fn, ap::BatchInput which) {
+  for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+    if (batchInput(fn, i) == which)
+      return fn.getArgument(i);
+  return {};
+}
+
+} // namespace apc

@@ -4,6 +4,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include "dialects/ap/IR/ApAttrs.h"
+
+#include <optional>
 #include <string>
 
 namespace apc {
@@ -16,6 +19,13 @@ mlir::FailureOr<mlir::func::FuncOp> findEntryFunction(mlir::ModuleOp module);
 std::string argName(mlir::func::FuncOp fn, unsigned index);
 std::string argRole(mlir::func::FuncOp fn, unsigned index);
 std::string resultName(mlir::func::FuncOp fn, unsigned index);
+
+// The frontend's marks: what batch input argument `index` holds (`ap.batch`), and the
+// tensor-parallel layout of a parameter (`ap.layout`); nullopt when unmarked.
+std::optional<ap::BatchInput> batchInput(mlir::func::FuncOp fn, unsigned index);
+std::optional<ap::TensorLayout> tensorLayout(mlir::func::FuncOp fn, unsigned index);
+// The argument marked `ap.batch = #ap.batch<which>`, or null.
+mlir::BlockArgument batchArgument(mlir::func::FuncOp fn, ap::BatchInput which);
 
 // The attribute dictionary {ap.name = name, ap.role = role} (role omitted if empty).
 mlir::DictionaryAttr nameAttrs(mlir::MLIRContext *context, const std::string &name,

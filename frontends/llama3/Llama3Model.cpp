@@ -51,19 +51,22 @@ struct LayerWeights {
   Tensor q, k, v, o, gate, up, down, inputNorm, postAttentionNorm;
 };
 
-// Declared in named_parameters() order: attention, mlp, then the two norms.
+// Declared in named_parameters() order: attention, mlp, then the two norms. Megatron's
+// layouts: q, k, v, gate and up split their outputs (column-parallel), o and down their
+// inputs (row-parallel), so each half of a block needs one reduction.
 LayerWeights declareLayer(Tracer &t, const Config &c, int64_t layer, DType dtype) {
+  constexpr Tracer::Layout Column = Tracer::Layout::Column, Row = Tracer::Layout::Row;
   std::string p = "model.layers." + std::to_string(layer) + ".";
   int64_t h = c.hiddenSize, qSize = c.numAttentionHeads * c.headDim,
           kvSize = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize;
   LayerWeights w;
-  w.q = t.parameter(p + "self_attn.q_proj.weight", {qSize, h}, dtype);
-  w.k = t.parameter(p + "self_attn.k_proj.weight", {kvSize, h}, dtype);
-  w.v = t.parameter(p + "self_attn.v_proj.weight", {kvSize, h}, dtype);
-  w.o = t.parameter(p + "self_attn.o_proj.weight", {h, qSize}, dtype);
-  w.gate = t.parameter(p + "mlp.gate_proj.weight", {ffn, h}, dtype);
-  w.up = t.parameter(p + "mlp.up_proj.weight", {ffn, h}, dtype);
-  w.down = t.parameter(p + "mlp.down_proj.weight", {h, ffn}, dtype);
+  w.q = t.parameter(p + "self_attn.q_proj.weight", {qSize, h}, dtype, Column);
+  w.k = t.parameter(p + "self_attn.k_proj.weight", {kvSize, h}, dtype, Column);
+  w.v = t.parameter(p + "self_attn.v_proj.weight", {kvSize, h}, dtype, Column);
+  w.o = t.parameter(p + "self_attn.o_proj.weight", {h, qSize}, dtype, Row);
+  w.gate = t.parameter(p + "mlp.gate_proj.weight", {ffn, h}, dtype, Column);
+  w.up = t.parameter(p + "mlp.up_proj.weight", {ffn, h}, dtype, Column);
+  w.down = t.parameter(p + "mlp.down_proj.weight", {h, ffn}, dtype, Row);
   w.inputNorm = t.parameter(p + "input_layernorm.weight", {h}, dtype);
   w.postAttentionNorm = t.parameter(p + "post_attention_layernorm.weight", {h}, dtype);
   return w;
@@ -134,16 +137,20 @@ buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions 
     rope.originalMaxPositionEmbeddings = c.ropeScaling->originalMaxPositionEmbeddings;
   }
 
-  Tensor embed = t.parameter("model.embed_tokens.weight", {c.vocabSize, c.hiddenSize}, dtype);
+  Tensor embed = t.parameter("model.embed_tokens.weight", {c.vocabSize, c.hiddenSize}, dtype,
+                             Tracer::Layout::Vocab);
   std::vector<LayerWeights> layers;
   for (int64_t i = 0; i < c.numHiddenLayers; ++i)
     layers.push_back(declareLayer(t, c, i, dtype));
   Tensor finalNorm = t.parameter("model.norm.weight", {c.hiddenSize}, dtype);
   Tensor lmHead = c.tieWordEmbeddings
                       ? embed
-                      : t.parameter("lm_head.weight", {c.vocabSize, c.hiddenSize}, dtype);
-  Tensor inputIds = t.input("input_ids", {options.batch, options.seqLen}, DType::I64);
-  Tensor labels = t.input("labels", {options.batch, options.seqLen}, DType::I64);
+                      : t.parameter("lm_head.weight", {c.vocabSize, c.hiddenSize}, dtype,
+                                    Tracer::Layout::Vocab);
+  Tensor inputIds =
+      t.input("input_ids", {options.batch, options.seqLen}, DType::I64, Tracer::Batch::Tokens);
+  Tensor labels =
+      t.input("labels", {options.batch, options.seqLen}, DType::I64, Tracer::Batch::Labels);
 
   Tensor x;
   {

@@ -3,6 +3,7 @@
 // stays the one source of truth for shape rules.
 #include "frontends/trace/Tracer.h"
 
+#include "dialects/ap/IR/ApAttrs.h"
 #include "dialects/ap/IR/ApDialect.h"
 #include "dialects/ap/IR/ApOps.h"
 
@@ -124,7 +125,8 @@ bool Tracer::anyPoisoned(std::initializer_list<Tensor> tensors) {
 }
 
 Tensor Tracer::addArgument(const std::string &name, const char *role,
-                           std::vector<int64_t> shape, DType dtype) {
+                           std::vector<int64_t> shape, DType dtype,
+                           std::optional<NamedAttribute> mark) {
   for (int64_t d : shape)
     if (d <= 0) {
       std::string dims;
@@ -136,19 +138,39 @@ Tensor Tracer::addArgument(const std::string &name, const char *role,
     }
   Value arg = body_->addArgument(tensorType(shape, elementType(dtype)),
                                  NameLoc::get(builder_->getStringAttr(name)));
-  argAttrs_.push_back(builder_->getDictionaryAttr(
-      {builder_->getNamedAttr("ap.name", builder_->getStringAttr(name)),
-       builder_->getNamedAttr("ap.role", builder_->getStringAttr(role))}));
+  SmallVector<NamedAttribute> attrs = {
+      builder_->getNamedAttr("ap.name", builder_->getStringAttr(name)),
+      builder_->getNamedAttr("ap.role", builder_->getStringAttr(role))};
+  if (mark)
+    attrs.push_back(*mark);
+  argAttrs_.push_back(builder_->getDictionaryAttr(attrs));
   return Tensor(arg);
 }
 
-Tensor Tracer::parameter(const std::string &name, std::vector<int64_t> shape,
-                         DType dtype) {
-  return addArgument(name, "parameter", std::move(shape), dtype);
+Tensor Tracer::parameter(const std::string &name, std::vector<int64_t> shape, DType dtype,
+                         Layout layout) {
+  std::optional<NamedAttribute> mark;
+  auto mk = [&](ap::TensorLayout l) {
+    mark = builder_->getNamedAttr("ap.layout", ap::TensorLayoutAttr::get(&context_, l));
+  };
+  switch (layout) {
+  case Layout::Replicated: break;
+  case Layout::Column: mk(ap::TensorLayout::Column); break;
+  case Layout::Row: mk(ap::TensorLayout::Row); break;
+  case Layout::Vocab: mk(ap::TensorLayout::Vocab); break;
+  }
+  return addArgument(name, "parameter", std::move(shape), dtype, mark);
 }
 
-Tensor Tracer::input(const std::string &name, std::vector<int64_t> shape, DType dtype) {
-  return addArgument(name, "input", std::move(shape), dtype);
+Tensor Tracer::input(const std::string &name, std::vector<int64_t> shape, DType dtype,
+                     Batch batch) {
+  std::optional<NamedAttribute> mark;
+  if (batch != Batch::None)
+    mark = builder_->getNamedAttr(
+        "ap.batch", ap::BatchInputAttr::get(&context_, batch == Batch::Tokens
+                                                             ? ap::BatchInput::Tokens
+                                                             : ap::BatchInput::Labels));
+  return addArgument(name, "input", std::move(shape), dtype, mark);
 }
 
 void Tracer::output(const std::string &name, Tensor value) {

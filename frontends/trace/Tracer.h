@@ -72,9 +72,16 @@ public:
   Tracer(const Tracer &) = delete;
   Tracer &operator=(const Tracer &) = delete;
 
+  // What the model knows about its arguments, marked on them (`ap.layout`, `ap.batch`)
+  // so that generic passes read marks, not names.
+  enum class Layout { Replicated, Column, Row, Vocab }; // tensor-parallel split
+  enum class Batch { None, Tokens, Labels };             // what a batch input holds
+
   // Function arguments. Parameters are trained; inputs (ids, labels) are data.
-  Tensor parameter(const std::string &name, std::vector<int64_t> shape, DType dtype);
-  Tensor input(const std::string &name, std::vector<int64_t> shape, DType dtype);
+  Tensor parameter(const std::string &name, std::vector<int64_t> shape, DType dtype,
+                   Layout layout = Layout::Replicated);
+  Tensor input(const std::string &name, std::vector<int64_t> shape, DType dtype,
+               Batch batch = Batch::None);
   // Declares a named result of the function.
   void output(const std::string &name, Tensor value);
   // Attaches an attribute to the function (model config, ...).
@@ -120,7 +127,8 @@ private:
   mlir::Type tensorType(const std::vector<int64_t> &shape, mlir::Type element);
   mlir::Type elementType(DType dtype);
   Tensor addArgument(const std::string &name, const char *role,
-                     std::vector<int64_t> shape, DType dtype);
+                     std::vector<int64_t> shape, DType dtype,
+                     std::optional<mlir::NamedAttribute> mark);
   // Verifies a freshly built op; on failure records the error, erases the op and
   // returns a poisoned tensor.
   Tensor checked(mlir::Operation *op);

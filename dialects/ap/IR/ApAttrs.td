@@ -16,6 +16,47 @@ def Ap_Recompute : I32EnumAttr<"Recompute", "what the backward recomputes", [
   let genSpecializedAttr = 0;
 }
 
+// What the model knows about its arguments, marked by the frontend so that generic
+// passes read marks instead of names.
+
+def Ap_BatchInput : I32EnumAttr<"BatchInput", "what an argument of the batch holds", [
+    I32EnumAttrCase<"Tokens", 0, "tokens">,
+    I32EnumAttrCase<"Labels", 1, "labels">]> {
+  let cppNamespace = "::apc::ap";
+  let genSpecializedAttr = 0;
+}
+
+def Ap_BatchInputAttr : EnumAttr<Ap_Dialect, Ap_BatchInput, "batch"> {
+  let summary = "marks an argument as the batch's token ids or labels";
+  let description = [{
+    `ap.batch = #ap.batch<tokens>` on the [batch, seq] token ids the step reads,
+    `#ap.batch<labels>` on the labels of its loss. Data parallelism splits these on
+    their leading dim, micro-batches cut them, the runtime binds the data to them.
+  }];
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Ap_TensorLayout : I32EnumAttr<"TensorLayout",
+    "how tensor parallelism splits a parameter", [
+    I32EnumAttrCase<"Column", 0, "column">,
+    I32EnumAttrCase<"Row", 1, "row">,
+    I32EnumAttrCase<"Vocab", 2, "vocab">]> {
+  let cppNamespace = "::apc::ap";
+  let genSpecializedAttr = 0;
+}
+
+def Ap_TensorLayoutAttr : EnumAttr<Ap_Dialect, Ap_TensorLayout, "layout"> {
+  let summary = "the tensor-parallel layout the model gives a parameter";
+  let description = [{
+    `ap.layout` on a parameter argument: `column` (split on its output features,
+    dim 0 of the [out, in] weight: q, k, v, gate, up), `row` (split on its input
+    features, dim 1: o, down; one reduction after the layer), `vocab` (split on the
+    vocabulary rows: the embedding and the LM head). Without it a parameter is
+    replicated on the tensor-parallel axis (norms).
+  }];
+  let assemblyFormat = "`<` $value `>`";
+}
+
 // A list of integers written in brackets, `[3, 5]` (a bare list would be ambiguous
 // inside the struct).
 class Ap_IntListParameter<string unused = ""> : OptionalArrayRefParameter<"int64_t"> {

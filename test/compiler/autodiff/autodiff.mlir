@@ -55,7 +55,7 @@ func.func @train_step(%a: tensor<4x3xf32> {ap.name = "a", ap.role = "parameter"}
 // CHECK: %[[GX:.*]], %[[GW:.*]] = ap.rms_norm_grad %{{.*}}, %arg1, %{{.*}} {epsilon = 1.000000e-05 : f64}
 // CHECK: %[[GE:.*]] = ap.embedding_grad %arg2, %{{.*}} : (tensor<1x4xi64>, tensor<1x4x16xf32>) -> tensor<10x16xf32>
 // CHECK: return %{{.*}}, %[[GE]], %[[GW]] : tensor<f32>, tensor<10x16xf32>, tensor<16xf32>
-func.func @train_step(%emb: tensor<10x16xf32> {ap.name = "emb", ap.role = "parameter"}, %norm: tensor<16xf32> {ap.name = "norm", ap.role = "parameter"}, %ids: tensor<1x4xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<f32> {
+func.func @train_step(%emb: tensor<10x16xf32> {ap.name = "emb", ap.role = "parameter"}, %norm: tensor<16xf32> {ap.name = "norm", ap.role = "parameter"}, %ids: tensor<1x4xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<f32> {
   %0 = ap.embedding %emb, %ids : (tensor<10x16xf32>, tensor<1x4xi64>) -> tensor<1x4x16xf32>
   %1 = ap.rms_norm %0, %norm {epsilon = 1.0e-05 : f64} : (tensor<1x4x16xf32>, tensor<16xf32>) -> tensor<1x4x16xf32>
   %2 = ap.reshape %1 : tensor<1x4x16xf32> to tensor<1x4x2x8xf32>
@@ -95,7 +95,7 @@ func.func @train_step(%w: tensor<3xf32> {ap.name = "w", ap.role = "parameter"}) 
 // CHECK: %[[DT:.*]] = ap.transpose %[[DR]] {permutation = array<i64: 1, 0>} : tensor<8x6xbf16> to tensor<6x8xbf16>
 // CHECK: %[[DW:.*]] = ap.cast %[[DT]] : tensor<6x8xbf16> to tensor<6x8xf32>
 // CHECK: return %{{.*}}, %[[DW]] : tensor<f32>, tensor<6x8xf32>
-func.func @train_step(%w: tensor<6x8xf32> {ap.name = "w", ap.role = "parameter"}, %labels: tensor<2x4xi64> {ap.name = "labels", ap.role = "input"}) -> tensor<f32> {
+func.func @train_step(%w: tensor<6x8xf32> {ap.name = "w", ap.role = "parameter"}, %labels: tensor<2x4xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}) -> tensor<f32> {
   %0 = ap.cast %w : tensor<6x8xf32> to tensor<6x8xbf16>
   %1 = ap.transpose %0 {permutation = array<i64: 1, 0>} : tensor<6x8xbf16> to tensor<8x6xbf16>
   %2 = ap.reshape %1 : tensor<8x6xbf16> to tensor<2x4x6xbf16>

@@ -6,7 +6,7 @@
 module attributes {ap.parallel = #ap.parallel<dp = 2>} {
 // expected-error @+1 {{shard.grid @mesh does not match the plan #ap.parallel<dp = 2>}}
 shard.grid @mesh(shape = 4) {ap.axes = ["dp"]}
-func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
+func.func @train_step(%ids: tensor<4x8xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
   return %ids : tensor<4x8xi64>
 }
 }
@@ -17,7 +17,7 @@ func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "i
 module attributes {ap.parallel = #ap.parallel<dp = 2>} {
 // expected-error @+1 {{shard.grid @mesh needs ap.axes, one axis name per dimension (declared by ap-mesh)}}
 shard.grid @mesh(shape = 2)
-func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
+func.func @train_step(%ids: tensor<4x8xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
   return %ids : tensor<4x8xi64>
 }
 }

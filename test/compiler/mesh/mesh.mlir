@@ -8,7 +8,7 @@
 // SET-LABEL: module attributes {ap.parallel = #ap.parallel<dp = 2, tp = 2, pp = 2>}
 // SET-NEXT: shard.grid @mesh(shape = 2x2x2) {ap.axes = ["dp", "pp", "tp"]}
 module attributes {ap.parallel = #ap.parallel<dp = 2, tp = 4, pp = 2, sp = true, mb = 4, recompute = full, stages = [1, 1]>} {
-func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
+func.func @train_step(%ids: tensor<4x8xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
   return %ids : tensor<4x8xi64>
 }
 }
@@ -19,7 +19,7 @@ func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "i
 // CHECK-LABEL: module attributes {ap.parallel = #ap.parallel<tp = 2>}
 // CHECK-NEXT: shard.grid @mesh(shape = 1x2) {ap.axes = ["dp", "tp"]}
 module attributes {ap.parallel = #ap.parallel<tp = 2>} {
-func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
+func.func @train_step(%ids: tensor<4x8xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
   return %ids : tensor<4x8xi64>
 }
 }
@@ -30,7 +30,7 @@ func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "i
 // CHECK-LABEL: module attributes {ap.parallel = #ap.parallel<mb = 2>}
 // CHECK-NOT: shard.grid
 module attributes {ap.parallel = #ap.parallel<mb = 2>} {
-func.func @train_step(%ids: tensor<4x8xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
+func.func @train_step(%ids: tensor<4x8xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<4x8xi64> {
   return %ids : tensor<4x8xi64>
 }
 }

@@ -5,7 +5,7 @@
 // partitioner's own check speaks.
 module attributes {ap.parallel = #ap.parallel<dp = 3>} {
 // expected-error @+1 {{ap-partition: cannot split 'tensor<4x3xi64>' on dim 0 into 3 parts}}
-func.func @train_step(%ids: tensor<4x3xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x3xi64> {
+func.func @train_step(%ids: tensor<4x3xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<4x3xi64> {
   return %ids : tensor<4x3xi64>
 }
 }

@@ -7,8 +7,8 @@
 // CHECK: shard.grid @mesh(shape = 2) {ap.axes = ["dp"]}
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: %arg0: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}
-// CHECK-SAME: %arg5: tensor<2x3xi64> {ap.name = "input_ids", ap.role = "input"}
-// CHECK-SAME: %arg6: tensor<2x3xi64> {ap.name = "labels", ap.role = "input"}
+// CHECK-SAME: %arg5: tensor<2x3xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}
+// CHECK-SAME: %arg6: tensor<2x3xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}
 // CHECK-SAME: ap.partitioned
 // CHECK: %[[C:.*]] = ap.count_kept %arg6 : (tensor<2x3xi64>) -> tensor<f32>
 // CHECK-NEXT: %[[G:.*]] = shard.all_reduce %[[C]] on @mesh grid_axes = [0] : tensor<f32> -> tensor<f32>
@@ -23,7 +23,7 @@
 // CHECK: %[[N:.*]] = ap.grad_norm %[[DWW]]
 // CHECK: ap.adamw %arg0, %[[DWW]]
 // CHECK: return %[[LW]], %[[N]]
-func.func @train_step(%w: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}, %m: tensor<8x4xf32> {ap.name = "exp_avg.w", ap.role = "optimizer_state"}, %v: tensor<8x4xf32> {ap.name = "exp_avg_sq.w", ap.role = "optimizer_state"}, %step: tensor<i64> {ap.name = "step", ap.role = "step"}, %lr: tensor<f32> {ap.name = "lr", ap.role = "learning_rate"}, %ids: tensor<4x3xi64> {ap.name = "input_ids", ap.role = "input"}, %labels: tensor<4x3xi64> {ap.name = "labels", ap.role = "input"}) -> (tensor<f32> {ap.name = "loss"}, tensor<f32> {ap.name = "grad_norm"}, tensor<8x4xf32> {ap.name = "w"}, tensor<8x4xf32> {ap.name = "exp_avg.w"}, tensor<8x4xf32> {ap.name = "exp_avg_sq.w"}) {
+func.func @train_step(%w: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}, %m: tensor<8x4xf32> {ap.name = "exp_avg.w", ap.role = "optimizer_state"}, %v: tensor<8x4xf32> {ap.name = "exp_avg_sq.w", ap.role = "optimizer_state"}, %step: tensor<i64> {ap.name = "step", ap.role = "step"}, %lr: tensor<f32> {ap.name = "lr", ap.role = "learning_rate"}, %ids: tensor<4x3xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}, %labels: tensor<4x3xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}) -> (tensor<f32> {ap.name = "loss"}, tensor<f32> {ap.name = "grad_norm"}, tensor<8x4xf32> {ap.name = "w"}, tensor<8x4xf32> {ap.name = "exp_avg.w"}, tensor<8x4xf32> {ap.name = "exp_avg_sq.w"}) {
   %x = ap.embedding %w, %ids : (tensor<8x4xf32>, tensor<4x3xi64>) -> tensor<4x3x4xf32>
   %logits = ap.linear %x, %w : (tensor<4x3x4xf32>, tensor<8x4xf32>) -> tensor<4x3x8xf32>
   %loss = ap.cross_entropy %logits, %labels : (tensor<4x3x8xf32>, tensor<4x3xi64>) -> tensor<f32>

@@ -6,9 +6,9 @@
 // Every value of the batch is cut to batch/mb rows, flattened rows too; parameters are
 // not; the mean loss divides by the new argument kept_tokens.
 // CHECK-LABEL: func.func @train_step(
-// CHECK-SAME: %[[W:.*]]: tensor<16x8xf32> {ap.name = "model.embed_tokens.weight", ap.role = "parameter"}
-// CHECK-SAME: %[[IDS:.*]]: tensor<2x4xi64> {ap.name = "input_ids", ap.role = "input"}
-// CHECK-SAME: %[[LAB:.*]]: tensor<2x4xi64> {ap.name = "labels", ap.role = "input"}
+// CHECK-SAME: %[[W:.*]]: tensor<16x8xf32> {ap.layout = #ap.layout<vocab>, ap.name = "model.embed_tokens.weight", ap.role = "parameter"}
+// CHECK-SAME: %[[IDS:.*]]: tensor<2x4xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}
+// CHECK-SAME: %[[LAB:.*]]: tensor<2x4xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}
 // CHECK-SAME: %[[KEPT:.*]]: tensor<f32> {ap.name = "kept_tokens", ap.role = "input"}
 // CHECK-SAME: -> (tensor<f32> {ap.name = "loss"})
 // CHECK-SAME: ap.micro_batches = 2 : i64
@@ -23,9 +23,9 @@
 // NONE: tensor<4x4x8xf32>
 // THREE: error: ap-mesh: plan field 'mb' (3) must divide the per-replica batch (4)
 // TWICE: error: ap-micro-batch: @train_step is already the function of one micro-batch
-func.func @train_step(%w: tensor<16x8xf32> {ap.name = "model.embed_tokens.weight", ap.role = "parameter"},
-                      %ids: tensor<4x4xi64> {ap.name = "input_ids", ap.role = "input"},
-                      %labels: tensor<4x4xi64> {ap.name = "labels", ap.role = "input"})
+func.func @train_step(%w: tensor<16x8xf32> {ap.layout = #ap.layout<vocab>, ap.name = "model.embed_tokens.weight", ap.role = "parameter"},
+                      %ids: tensor<4x4xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"},
+                      %labels: tensor<4x4xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"})
     -> (tensor<f32> {ap.name = "loss"}) {
   %e = ap.embedding %w, %ids : (tensor<16x8xf32>, tensor<4x4xi64>) -> tensor<4x4x8xf32>
   %r = ap.reshape %e : tensor<4x4x8xf32> to tensor<16x8xf32>

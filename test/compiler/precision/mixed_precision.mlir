@@ -15,7 +15,7 @@
 // F32-LABEL: func.func @train_step
 // F32-NOT: ap.cast
 // F32: ap.linear %arg1, %arg0 : (tensor<2x4xf32>, tensor<8x4xf32>) -> tensor<2x8xf32>
-func.func @train_step(%w: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}, %x: tensor<2x4xf32> {ap.name = "x", ap.role = "input"}, %labels: tensor<2xi64> {ap.name = "labels", ap.role = "input"}) -> tensor<f32> {
+func.func @train_step(%w: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}, %x: tensor<2x4xf32> {ap.name = "x", ap.role = "input"}, %labels: tensor<2xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}) -> tensor<f32> {
   %0 = ap.linear %x, %w : (tensor<2x4xf32>, tensor<8x4xf32>) -> tensor<2x8xf32>
   %1 = ap.silu %0 : tensor<2x8xf32>
   %2 = ap.cross_entropy %1, %labels : (tensor<2x8xf32>, tensor<2xi64>) -> tensor<f32>
@@ -39,7 +39,7 @@ func.func @train_step(%w: tensor<8x4xf32> {ap.name = "w", ap.role = "parameter"}
 // F32-NOT: ap.cast
 // F32: %[[L:.*]] = ap.linear %{{.*}}, %arg0 : (tensor<3x4xf32>, tensor<6x4xf32>) -> tensor<3x6xf32>
 // F32-NEXT: ap.cross_entropy %[[L]]
-func.func @train_step(%emb: tensor<6x4xbf16> {ap.name = "emb", ap.role = "parameter"}, %ids: tensor<3xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<f32> {
+func.func @train_step(%emb: tensor<6x4xbf16> {ap.name = "emb", ap.role = "parameter"}, %ids: tensor<3xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"}) -> tensor<f32> {
   %0 = ap.embedding %emb, %ids : (tensor<6x4xbf16>, tensor<3xi64>) -> tensor<3x4xbf16>
   %1 = ap.linear %0, %emb : (tensor<3x4xbf16>, tensor<6x4xbf16>) -> tensor<3x6xbf16>
   %2 = ap.cast %1 : tensor<3x6xbf16> to tensor<3x6xf32>
