@@ -1,5 +1,9 @@
 // plan.fb writer: a direct translation of ExecProgram into the flatbuffers schema
 // (runtime/schema/plan.fbs), plus the model, data and optimizer descriptions.
+//
+// A plan grows with the pipeline stages, not the devices: one program per stage, names
+// and small vectors stored once, and a refusal rather than a corrupt file past
+// flatbuffers' 2 GiB.
 #include "compiler/emit/EmitPlan.h"
 
 #include "compiler/partition/ParallelPlan.h"
@@ -8,6 +12,7 @@
 #include "runtime/plan/PlanVersion.h"
 #include "runtime/schema/plan_generated.h"
 
+#include <algorithm>
 #include <map>
 
 namespace apc::emit {
@@ -93,102 +98,124 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                                                  fbb.CreateVector(p.shape), fb::DType::F32,
                                                  fbb.CreateString(p.init)));
 
+  // What would pass flatbuffers' 32-bit offsets is refused before it is written: the
+  // builder itself does not check in release builds and would write a corrupt file.
+  // Checked after every buffer and instruction, none of which comes near the margin.
+  uint64_t limit = std::min<uint64_t>(info.maxPlanBytes, FLATBUFFERS_MAX_BUFFER_SIZE);
+  const uint64_t kMargin = std::min<uint64_t>(uint64_t(1) << 20, limit / 64);
+  auto tooLarge = [&](const std::string &where) -> FailureOr<std::string> {
+    return step.emitError() << "emit: the plan passes " << limit
+                            << " bytes (flatbuffers' limit is 2 GiB) while writing " << where
+                            << "; a plan holds one program per pipeline stage: more stages "
+                               "(pp) or fewer micro-batches (mb) make each program smaller";
+  };
+  // `extra`: the bytes about to be written in one piece (a vector of offsets).
+  auto over = [&](uint64_t extra = 0) {
+    return uint64_t(fbb.GetSize()) + extra + kMargin > limit;
+  };
+  if (over())
+    return tooLarge("the parameters");
+
+  // Names and small vectors repeat across instructions and buffers (kernel and attribute
+  // names, shapes, `axes = [0]`): each is stored once and shared.
+  std::map<std::vector<int64_t>, flatbuffers::Offset<flatbuffers::Vector<int64_t>>> longs;
+  auto sharedLongs = [&](const std::vector<int64_t> &v) {
+    auto [it, added] = longs.try_emplace(v);
+    if (added)
+      it->second = fbb.CreateVector(v);
+    return it->second;
+  };
+  std::map<std::string, flatbuffers::Offset<fb::Attribute>> attributeTables;
+  std::map<std::vector<uint32_t>, flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Attribute>>>>
+      attributeLists;
+  auto sharedAttribute = [&](const lowering::ExecAttribute &a) {
+    using Kind = lowering::ExecAttribute::Kind;
+    std::string key = a.name + '\0' + char('0' + int(a.kind)) + '\0';
+    switch (a.kind) {
+    case Kind::Int: key += std::to_string(a.i); break;
+    case Kind::Float: key.append(reinterpret_cast<const char *>(&a.f), sizeof a.f); break;
+    case Kind::Bool: key += a.b ? '1' : '0'; break;
+    case Kind::String: key += a.s; break;
+    case Kind::Ints:
+      for (int64_t x : a.ints)
+        key += std::to_string(x) + ',';
+      break;
+    }
+    auto [it, added] = attributeTables.try_emplace(key);
+    if (added)
+      it->second = fb::CreateAttribute(
+          fbb, fbb.CreateSharedString(a.name), fb::AttributeKind(a.kind), a.i, a.f, a.b,
+          a.kind == Kind::String ? fbb.CreateSharedString(a.s) : 0,
+          a.kind == Kind::Ints ? sharedLongs(a.ints) : 0);
+    return it->second;
+  };
+
   uint64_t bytesPerDevice = 0;
   double flops = 0;
-  std::vector<flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Buffer>>>>
-      stageBuffers;
+  // One program per pipeline stage, in stage order: every device runs its stage's. What
+  // differs per device (the first id of a vocabulary block) the runtime derives from the
+  // device's coordinates and the instructions' vocab_shard_axis / vocab_shard_rows.
+  std::vector<flatbuffers::Offset<fb::Program>> programs;
   for (size_t s = 0; s < stages.size(); ++s) {
+    const lowering::ExecProgram &program = stages[s];
     uint64_t persistentBytes = 0;
     std::vector<flatbuffers::Offset<fb::Buffer>> buffers;
-    for (const lowering::ExecBuffer &b : stages[s].buffers) {
+    buffers.reserve(program.buffers.size());
+    for (const lowering::ExecBuffer &b : program.buffers) {
       if (b.kind != lowering::BufferKind::Arena && b.kind != lowering::BufferKind::Alias)
         persistentBytes += b.bytes();
       buffers.push_back(fb::CreateBuffer(
-          fbb, fbb.CreateString(b.name), fb::DType(b.dtype), fbb.CreateVector(b.shape),
+          fbb, fbb.CreateSharedString(b.name), fb::DType(b.dtype), sharedLongs(b.shape),
           fb::BufferKind(b.kind), b.offset, b.bytes(), b.aliasOf,
           b.parameter >= 0 ? globalIndex[s][b.parameter] : -1,
-          b.optimizerSlot.empty() ? 0 : fbb.CreateString(b.optimizerSlot),
+          b.optimizerSlot.empty() ? 0 : fbb.CreateSharedString(b.optimizerSlot),
           fb::Binding(b.binding), b.dimAxes.empty() ? 0 : fbb.CreateVector(b.dimAxes)));
+      if (over())
+        return tooLarge("the buffers of stage " + std::to_string(s));
     }
-    stageBuffers.push_back(fbb.CreateVector(buffers));
-    bytesPerDevice = std::max(bytesPerDevice, persistentBytes + stages[s].arenaBytes);
+    if (over(4 * uint64_t(buffers.size())))
+      return tooLarge("the buffers of stage " + std::to_string(s));
+    auto bufferVector = fbb.CreateVector(buffers);
+    bytesPerDevice = std::max(bytesPerDevice, persistentBytes + program.arenaBytes);
     double stageFlops = 0;
-    for (const lowering::ExecInstruction &inst : stages[s].instructions)
-      stageFlops += inst.flops;
-    flops = std::max(flops, stageFlops); // the slowest stage sets the pace
-  }
-  // One program per device: its stage's (the mesh axis "pp" when pipelined). They share
-  // the buffers; the instructions differ only where an op holds a block of the
-  // vocabulary (vocab_shard_axis): each device gets the first id of its block as
-  // `vocab_start`.
-  const std::vector<int64_t> &mesh = first.meshShape;
-  int64_t devices = 1;
-  for (int64_t d : mesh)
-    devices *= d;
-  int ppAxis = -1;
-  for (size_t a = 0; a < first.meshAxes.size(); ++a)
-    if (first.meshAxes[a] == "pp")
-      ppAxis = int(a);
-  auto coordsOf = [&](int64_t device) {
-    std::vector<int64_t> coords(mesh.size());
-    for (int64_t d = int64_t(coords.size()) - 1, r = device; d >= 0; --d) {
-      coords[d] = r % mesh[d];
-      r /= mesh[d];
-    }
-    return coords;
-  };
-  auto emitInstructions = [&](const lowering::ExecProgram &program,
-                              const std::vector<int64_t> &coords) {
     std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
+    instructions.reserve(program.instructions.size());
     for (const lowering::ExecInstruction &inst : program.instructions) {
-      std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
-      int64_t shardAxis = -1, shardRows = 0;
-      for (const lowering::ExecAttribute &a : inst.attributes) {
-        if (a.name == "vocab_shard_axis") {
-          shardAxis = a.i;
-          continue;
-        }
-        if (a.name == "vocab_shard_rows") {
-          shardRows = a.i;
-          continue;
-        }
-        attrs.push_back(fb::CreateAttribute(
-            fbb, fbb.CreateString(a.name), fb::AttributeKind(a.kind), a.i, a.f, a.b,
-            a.kind == lowering::ExecAttribute::Kind::String ? fbb.CreateString(a.s) : 0,
-            a.kind == lowering::ExecAttribute::Kind::Ints ? fbb.CreateVector(a.ints) : 0));
+      stageFlops += inst.flops;
+      std::vector<uint32_t> attrs;
+      for (const lowering::ExecAttribute &a : inst.attributes)
+        attrs.push_back(sharedAttribute(a).o);
+      auto [list, added] = attributeLists.try_emplace(attrs);
+      if (added) {
+        std::vector<flatbuffers::Offset<fb::Attribute>> offsets(attrs.begin(), attrs.end());
+        list->second = fbb.CreateVector(offsets);
       }
-      if (shardAxis >= 0 && size_t(shardAxis) < coords.size())
-        attrs.push_back(fb::CreateAttribute(fbb, fbb.CreateString("vocab_start"),
-                                            fb::AttributeKind::Int,
-                                            coords[shardAxis] * shardRows));
       instructions.push_back(fb::CreateInstruction(
-          fbb, fbb.CreateString(inst.kernel), fbb.CreateVector(inst.inputs),
-          fbb.CreateVector(inst.outputs), fbb.CreateVector(attrs), inst.flops));
+          fbb, fbb.CreateSharedString(inst.kernel), fbb.CreateVector(inst.inputs),
+          fbb.CreateVector(inst.outputs), list->second, inst.flops, inst.microBatch,
+          fb::Pass(inst.pass), inst.layer));
+      if (over())
+        return tooLarge("the instructions of stage " + std::to_string(s));
     }
-    return fbb.CreateVector(instructions);
-  };
-  std::vector<bool> perDevice(stages.size(), false);
-  std::vector<flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Instruction>>>>
-      shared(stages.size());
-  std::vector<flatbuffers::Offset<fb::Program>> programs;
-  for (int64_t device = 0; device < devices; ++device) {
-    std::vector<int64_t> coords = coordsOf(device);
-    size_t s = ppAxis >= 0 ? size_t(coords[ppAxis]) : 0;
-    if (s >= stages.size())
-      return step.emitError() << "emit: device " << device << " is on stage " << s << " but "
-                              << stages.size() << " stage programs were lowered";
-    const lowering::ExecProgram &program = stages[s];
-    if (shared[s].IsNull()) {
-      for (const lowering::ExecInstruction &inst : program.instructions)
-        for (const lowering::ExecAttribute &a : inst.attributes)
-          perDevice[s] = perDevice[s] || a.name == "vocab_shard_axis";
-      shared[s] = emitInstructions(program, coords);
-    }
-    auto instructions = perDevice[s] ? emitInstructions(program, coords) : shared[s];
-    programs.push_back(fb::CreateProgram(fbb, int32_t(device), stageBuffers[s], instructions,
+    flops = std::max(flops, stageFlops); // the slowest stage sets the pace
+    if (over(4 * uint64_t(instructions.size())))
+      return tooLarge("the instructions of stage " + std::to_string(s));
+    programs.push_back(fb::CreateProgram(fbb, bufferVector, fbb.CreateVector(instructions),
                                          program.arenaBytes, program.loss, program.gradNorm,
                                          int32_t(s)));
+    if (over())
+      return tooLarge("the program of stage " + std::to_string(s));
   }
+  // Every device is on a stage: the mesh axis "pp" is as long as there are stages.
+  const std::vector<int64_t> &mesh = first.meshShape;
+  int64_t stagesOnMesh = 1;
+  for (size_t a = 0; a < first.meshAxes.size() && a < mesh.size(); ++a)
+    if (first.meshAxes[a] == "pp")
+      stagesOnMesh = mesh[a];
+  if (stagesOnMesh != int64_t(stages.size()))
+    return step.emitError() << "emit: the mesh has " << stagesOnMesh << " pipeline stage"
+                            << (stagesOnMesh == 1 ? "" : "s") << " but " << stages.size()
+                            << " stage programs were lowered";
 
   auto data = fb::CreateDataSpec(fbb, batch, seqLen, info.padId, fb::DType(idsType));
   auto optimizer = fb::CreateOptimizerSpec(
@@ -229,6 +256,8 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                              fbb.CreateVectorOfStrings(first.meshAxes),
                              fbb.CreateString(first.parallelPlan), pipeline);
   fb::FinishPlanBuffer(fbb, plan);
+  if (uint64_t(fbb.GetSize()) > limit)
+    return tooLarge("the plan's last sections");
   return std::string(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
 }
 

@@ -13,13 +13,17 @@ struct PlanInfo {
   std::string cluster = "cpu:1";
   double clusterFlopsPerSecond = 50e9; // the cluster profile's assumed throughput
   int64_t padId = -1;
+  // Larger plans are refused (a located error) rather than written; flatbuffers cannot
+  // address more than 2 GiB, the default. Tests lower it.
+  uint64_t maxPlanBytes = uint64_t(1) << 31;
 };
 
 // Serialises the plan: `stages` holds one lowered program per pipeline stage (one
 // without pipelining), `step` the first stage's function (model config from its
 // `ap.model`, optimizer attributes from its ap.adamw ops); the stages' layers come from
-// the module's `ap.pipeline`. Each device gets its stage's program. Fails with a located
-// error if the functions lack what a plan needs.
+// the module's `ap.pipeline`. The plan holds one program per stage, which every device
+// of that stage runs. Fails with a located error if the functions lack what a plan
+// needs or the plan would pass `info.maxPlanBytes`.
 mlir::FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages,
                                       mlir::func::FuncOp step, const PlanInfo &info);
 

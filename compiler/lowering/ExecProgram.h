@@ -42,11 +42,20 @@ struct ExecAttribute {
   std::vector<int64_t> ints;
 };
 
+// Which part of the step an instruction belongs to (plan.fbs Pass).
+enum class Pass : uint8_t { Other = 0, Forward = 1, Backward = 2, Step = 3 };
+
 struct ExecInstruction {
   std::string kernel;
   std::vector<int> inputs, outputs;
   std::vector<ExecAttribute> attributes;
   double flops = 0.0;
+  // Where it sits in the step (plan.fbs Instruction): the micro-batch (-1: none), the
+  // pass, and the layer (decoder layers by index, -2 the embedding, num_hidden_layers
+  // the head, -1 none).
+  int microBatch = -1;
+  Pass pass = Pass::Other;
+  int layer = -1;
 };
 
 struct ExecParameter {

@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -174,6 +175,7 @@ private:
     if (failed(flops))
       return failure();
     inst.flops = *flops;
+    copyMarks(op, inst);
     program_.instructions.push_back(std::move(inst));
     lastWasAllReduce_ = !isMax;
     return success();
@@ -206,6 +208,7 @@ private:
     if (failed(flops))
       return failure();
     inst.flops = *flops;
+    copyMarks(op, inst);
     program_.instructions.push_back(std::move(inst));
     return success();
   }
@@ -302,6 +305,20 @@ private:
     return b.kind == BufferKind::Alias ? b.aliasOf : buffer;
   }
 
+  // Where the op sits in the step, from ap-pipeline's marks (Pipeline.cpp).
+  static void copyMarks(Operation *op, ExecInstruction &inst) {
+    if (auto mb = op->getAttrOfType<IntegerAttr>("ap.micro_batch"))
+      inst.microBatch = int(mb.getInt());
+    if (auto layer = op->getAttrOfType<IntegerAttr>("ap.layer"))
+      inst.layer = int(layer.getInt());
+    if (auto pass = op->getAttrOfType<StringAttr>("ap.pass"))
+      inst.pass = llvm::StringSwitch<Pass>(pass.getValue())
+                      .Case("forward", Pass::Forward)
+                      .Case("backward", Pass::Backward)
+                      .Case("step", Pass::Step)
+                      .Default(Pass::Other);
+  }
+
   LogicalResult lowerOp(Operation *op) {
     if (auto reduce = dyn_cast<shard::AllReduceOp>(op))
       return lowerAllReduce(reduce);
@@ -331,8 +348,8 @@ private:
     ExecInstruction inst;
     inst.kernel = op->getName().stripDialect().str();
     for (NamedAttribute a : op->getAttrs())
-      if (a.getName() != "operandSegmentSizes")
-        inst.attributes.push_back(convertAttribute(a));
+      if (a.getName() != "operandSegmentSizes" && !a.getName().strref().starts_with("ap."))
+        inst.attributes.push_back(convertAttribute(a)); // ap.* are marks, not kernel attributes
     if (isa<ap::LinearOp>(op)) {
       inst.kernel = "gemm";
       ExecAttribute t;
@@ -345,7 +362,8 @@ private:
       for (ExecAttribute &a : inst.attributes)
         a.name = a.name == "transpose_lhs" ? "transpose_a" : "transpose_b";
     }
-    // A vocabulary-sharded op: the emitter turns the axis into this device's first id.
+    // A vocabulary-sharded op: the runtime computes each device's first id as its
+    // coordinate on the axis times the rows of a block (plan.fbs Instruction).
     if (auto axis = op->getAttrOfType<IntegerAttr>("vocab_shard_axis")) {
       Value table = isa<ap::EmbeddingGradOp>(op) ? op->getResult(0) : op->getOperand(0);
       auto type = cast<RankedTensorType>(table.getType());
@@ -360,6 +378,7 @@ private:
     if (failed(flops))
       return failure();
     inst.flops = *flops;
+    copyMarks(op, inst);
     for (Value v : op->getOperands()) {
       auto it = buffers_.find(v);
       if (it == buffers_.end())

@@ -11,9 +11,17 @@
 //             reductions, the norm, AdamW): once per step, on the accumulated values.
 // Where a chain of reductions and casts ends at an AdamW, the norm or the loss, the
 // value it starts from is accumulated over micro-batches (in f32).
+//
+// The order of the passes is compiler/pipeline/Schedule.h's. Every op of a stage is
+// marked with where it sits in the step, for the plan's instructions (plan.fbs
+// Instruction) and `apc explain`: `ap.pass` ("forward", "backward", "step", "other"),
+// `ap.micro_batch` (i64, forward and backward only) and `ap.layer` (i64: a decoder layer,
+// -2 the embedding, num_hidden_layers the head; absent: none). Without a pipeline or
+// micro-batches the step is left as it is and only marked (micro-batch 0).
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/partition/ShardedValues.h"
+#include "compiler/pipeline/Schedule.h"
 #include "compiler/pipeline/Stages.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Layers.h"
@@ -61,6 +69,7 @@ public:
         failed(checkDataflow()))
       return failure();
     findOwnership();
+    markLayers();
     for (int s = 0; s < pp_; ++s)
       if (failed(collectStepOps(s)))
         return failure();
@@ -76,10 +85,69 @@ public:
     return success();
   }
 
+  // Without pipeline or micro-batches: the step stays as it is; its ops are marked.
+  LogicalResult markOnly() {
+    if (failed(findArguments(/*microBatched=*/false)))
+      return failure();
+    classify();
+    if (failed(findAccumulated()) || failed(assignStages()))
+      return failure();
+    markLayers();
+    Builder b(fn_.getContext());
+    for (Operation *op : ops_) {
+      bool step = kind_[op] == Kind::Step;
+      op->setAttr(kPassMark, b.getStringAttr(step               ? "step"
+                                             : backwardPhase_[op] ? "backward"
+                                                                  : "forward"));
+      if (!step)
+        op->setAttr(kMicroBatchMark, b.getI64IntegerAttr(0));
+    }
+    return success();
+  }
+
 private:
+  static constexpr llvm::StringLiteral kPassMark = "ap.pass";
+  static constexpr llvm::StringLiteral kMicroBatchMark = "ap.micro_batch";
+  static constexpr llvm::StringLiteral kLayerMark = "ap.layer";
+
+  // The plan's numbering of a layer (plan.fbs Instruction.layer), -1 for none.
+  int planLayer(int layer) const {
+    if (layer == kHeadLayer)
+      return numLayers_;
+    if (layer == kNoLayer)
+      return -2; // the embedding
+    return layer < 0 ? -1 : layer;
+  }
+
+  // ap.layer on every op of the step but the update (their clones inherit it).
+  void markLayers() {
+    Builder b(fn_.getContext());
+    for (Operation *op : ops_) {
+      int layer = isa<ap::EmbeddingOp, ap::EmbeddingGradOp>(op) ? -2 : planLayer(opLayer_[op]);
+      if (kind_[op] != Kind::Step && layer != -1)
+        op->setAttr(kLayerMark, b.getI64IntegerAttr(layer));
+    }
+  }
+
+  // Marks the ops of `entry` after `before` (all when null) as `pass` of micro-batch `mb`
+  // (-1: none). Ops marked already keep their marks unless `force`.
+  void markSince(Block *entry, Operation *before, StringRef pass, int mb, bool force) {
+    Builder b(fn_.getContext());
+    for (Operation *op = before ? before->getNextNode() : (entry->empty() ? nullptr : &entry->front());
+         op; op = op->getNextNode()) {
+      if (isa<func::ReturnOp>(op) || (!force && op->hasAttr(kPassMark)))
+        continue;
+      op->setAttr(kPassMark, b.getStringAttr(pass));
+      if (mb >= 0)
+        op->setAttr(kMicroBatchMark, b.getI64IntegerAttr(mb));
+      else
+        op->removeAttr(kMicroBatchMark);
+    }
+  }
+
   // ---- The step's arguments and the mesh ----
 
-  LogicalResult findArguments() {
+  LogicalResult findArguments(bool microBatched = true) {
     ids_ = batchArgument(fn_, ap::BatchInput::Tokens);
     labels_ = batchArgument(fn_, ap::BatchInput::Labels);
     for (BlockArgument arg : fn_.getArguments())
@@ -89,7 +157,7 @@ private:
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
                              << " needs the batch's token ids and labels (arguments marked "
                                 "ap.batch)";
-    if (!fn_->hasAttr("ap.micro_batches"))
+    if (microBatched && !fn_->hasAttr("ap.micro_batches"))
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
                              << " is not the step of one micro-batch (run ap-micro-batch first)";
     return success();
@@ -197,6 +265,7 @@ private:
     };
     pipeline::ModelSizes sizes;
     sizes.layers = get("num_hidden_layers");
+    numLayers_ = int(sizes.layers);
     sizes.hidden = get("hidden_size");
     sizes.ffn = get("intermediate_size");
     sizes.heads = get("num_attention_heads");
@@ -257,6 +326,7 @@ private:
       }
       for (Value r : op->getResults())
         layer_[r] = layer;
+      opLayer_[op] = layer;
       if (kind_[op] == Kind::Micro) {
         if (layer == kFloat)
           kind_[op] = Kind::Floating;
@@ -533,27 +603,23 @@ private:
     if (failed(countKeptTokens(sb)))
       return failure();
 
-    // 1F1B: pp-1-s warm-up forwards, then one forward and one backward, then the rest
-    // of the backwards.
-    int warmup = std::min<int>(pp_ - 1 - s, mb_);
-    SmallVector<std::pair<int, bool>> order; // (micro-batch, backward)
-    for (int i = 0; i < warmup; ++i)
-      order.push_back({i, false});
-    for (int i = warmup; i < mb_; ++i) {
-      order.push_back({i, false});
-      order.push_back({i - warmup, true});
-    }
-    for (int i = mb_ - warmup; i < mb_; ++i)
-      order.push_back({i, true});
-    for (auto [i, backward] : order) {
+    markSince(entry, nullptr, "other", -1, /*force=*/false); // the kept-token count
+    // The passes in the schedule's order (Schedule.h: 1F1B).
+    for (const schedule::Pass &pass : schedule::oneFOneBOrder(pp_, s, mb_)) {
+      Operation *before = entry->empty() ? nullptr : &entry->back();
+      bool backward = !pass.forward();
+      int i = pass.microBatch;
       sb.block.clear();
       for (Operation *op : ops_)
         if (kind_[op] == Kind::Micro && stage_[op] == s && backwardPhase_[op] == backward)
           if (failed(cloneMicro(sb, op, i)))
             return failure();
+      markSince(entry, before, backward ? "backward" : "forward", i, /*force=*/true);
     }
+    Operation *beforeUpdate = entry->empty() ? nullptr : &entry->back();
     if (failed(buildUpdate(sb, ret, results)))
       return failure();
+    markSince(entry, beforeUpdate, "step", -1, /*force=*/true);
     if (pp_ == 1)
       stageFn.setSymName(name);
     return stageFn;
@@ -649,6 +715,8 @@ private:
       auto recv = ap::RecvOp::create(sb.b, loc, v.getType(), sb.b.getDenseI64ArrayAttr({ppAxis_}),
                                      sb.b.getI64IntegerAttr(stage_[d] - sb.stage),
                                      sb.b.getI64IntegerAttr(tag_.lookup(v)));
+      if (Attribute layer = d->getAttr(kLayerMark)) // the layer of what it receives
+        recv->setAttr(kLayerMark, layer);
       return values[v] = recv.getResult();
     }
     return d->emitOpError() << "ap-pipeline: internal error: used by stage " << sb.stage
@@ -667,10 +735,13 @@ private:
     for (auto [r, c] : llvm::zip(op->getResults(), clone->getResults())) {
       sb.perMicroBatch[i][r] = c;
       if (auto it = sendTo_.find(r); it != sendTo_.end())
-        for (int t : it->second)
-          ap::SendOp::create(sb.b, r.getLoc(), c, sb.b.getDenseI64ArrayAttr({ppAxis_}),
-                             sb.b.getI64IntegerAttr(t - sb.stage),
-                             sb.b.getI64IntegerAttr(tag_.lookup(r)));
+        for (int t : it->second) {
+          auto send = ap::SendOp::create(sb.b, r.getLoc(), c, sb.b.getDenseI64ArrayAttr({ppAxis_}),
+                                         sb.b.getI64IntegerAttr(t - sb.stage),
+                                         sb.b.getI64IntegerAttr(tag_.lookup(r)));
+          if (Attribute layer = clone->getAttr(kLayerMark)) // the layer of what it sends
+            send->setAttr(kLayerMark, layer);
+        }
       if (accumulated_.contains(r)) {
         Value &sum = sb.accumulated[r];
         sum = sum ? Value(ap::AddOp::create(sb.b, r.getLoc(), c.getType(), sum, c).getResult())
@@ -843,6 +914,8 @@ private:
   llvm::DenseMap<Operation *, int> stage_;
   llvm::DenseMap<Operation *, bool> backwardPhase_;
   llvm::DenseMap<Value, int> layer_;
+  llvm::DenseMap<Operation *, int> opLayer_; // as layer_, for ops without results too
+  int numLayers_ = 0;
   llvm::DenseSet<Value> embeddingWeights_;
   llvm::DenseSet<Value> normSquares_;
   llvm::SetVector<Value> accumulated_;
@@ -854,14 +927,33 @@ private:
   std::map<int, llvm::SetVector<Value>> remoteAcc_;
 };
 
+// A step with token ids and labels (ap.batch) that returns a loss: what markOnly reads.
+bool isTrainingStep(func::FuncOp fn) {
+  bool loss = false;
+  for (unsigned i = 0; i < fn.getNumResults(); ++i)
+    loss = loss || resultName(fn, i) == "loss";
+  return batchArgument(fn, ap::BatchInput::Tokens) && batchArgument(fn, ap::BatchInput::Labels) &&
+         loss && !fn.getBody().empty();
+}
+
 struct ApPipelinePass : impl::ApPipelinePassBase<ApPipelinePass> {
   using ApPipelinePassBase::ApPipelinePassBase;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
     partition::ParallelPlan plan = partition::fromAttr(parallelPlanOf(module));
-    if (plan.mb == 1 && plan.pp == 1)
+    if (plan.mb == 1 && plan.pp == 1) {
+      // Nothing to pipeline: only mark the step's ops (when it is a training step).
+      SmallVector<func::FuncOp> functions(module.getOps<func::FuncOp>());
+      func::FuncOp fn = module.lookupSymbol<func::FuncOp>("train_step");
+      if (!fn && functions.size() == 1)
+        fn = functions.front();
+      if (!fn || !isTrainingStep(fn))
+        return;
+      if (failed(Pipeliner(module, fn, plan, Mesh()).markOnly()))
+        return signalPassFailure();
       return;
+    }
     FailureOr<func::FuncOp> entry = findEntryFunction(module);
     if (failed(entry))
       return signalPassFailure();

@@ -2,11 +2,13 @@
 
 #include "runtime/comm/Communicator.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 namespace apc::exec {
 
@@ -26,7 +28,9 @@ void *allocateZeroed(uint64_t bytes) {
   return p;
 }
 
-kernels::Attributes convertAttributes(const plan::Instruction &inst) {
+// The instruction's attributes, plus `vocab_start` for this device's vocabulary block.
+kernels::Attributes convertAttributes(const plan::Instruction &inst,
+                                      std::optional<int64_t> vocabStart) {
   std::vector<kernels::Attribute> attrs;
   if (inst.attributes())
     for (const plan::Attribute *a : *inst.attributes()) {
@@ -42,6 +46,13 @@ kernels::Attributes convertAttributes(const plan::Instruction &inst) {
         k.ints.assign(a->ints()->begin(), a->ints()->end());
       attrs.push_back(std::move(k));
     }
+  if (vocabStart) {
+    kernels::Attribute k;
+    k.name = "vocab_start";
+    k.kind = kernels::Attribute::Kind::Int;
+    k.i = *vocabStart;
+    attrs.push_back(std::move(k));
+  }
   return kernels::Attributes(std::move(attrs));
 }
 
@@ -82,12 +93,12 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
                                                    kernels::KernelContext context,
                                                    GroupLookup groups) {
   using R = Result<std::unique_ptr<Executor>>;
-  const plan::Program *program = nullptr;
-  for (const plan::Program *p : *plan.programs())
-    if (p->device() == device)
-      program = p;
+  // The program of the device's pipeline stage; its vocabulary blocks start where its
+  // coordinates say (DeviceProgram.h).
+  const plan::Program *program = plan::programOf(plan, device);
   if (!program)
     return R::error("the plan has no program for device " + std::to_string(device));
+  std::vector<int64_t> coordinates = plan::meshCoordinates(plan::meshShapeOf(plan), device);
   std::unique_ptr<Executor> exec(new Executor(*program, context));
 
   const auto &buffers = *program->buffers();
@@ -134,7 +145,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
     if (inst->outputs())
       for (int b : *inst->outputs())
         p.outputs.push_back(exec->views_[b]);
-    p.attributes = convertAttributes(*inst);
+    p.attributes = convertAttributes(*inst, plan::vocabStart(*inst, coordinates));
     if (isCollectiveKernel(p.name)) {
       if (Status s = prepareCollective(p, groups); !s)
         return R::error(where + ": " + s.message());

@@ -1,5 +1,7 @@
 // Runs one device's program of a plan: owns its memory, resolves its kernels once,
-// and executes the instruction list for each training step.
+// and executes the instruction list for each training step. The program is that of the
+// device's pipeline stage; its vocabulary-parallel kernels get the device's `vocab_start`
+// (runtime/plan/DeviceProgram.h).
 //
 // Memory: each parameter, optimizer state and input buffer has its own allocation
 // (they outlive steps and are read and written by the training loop); all temporaries

@@ -1,5 +1,6 @@
 #include "runtime/plan/PlanLoader.h"
 
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanVersion.h"
 #include "runtime/schema/plan_generated.h"
 
@@ -89,6 +90,10 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   std::string where = "program " + std::to_string(index);
   if (!program.buffers() || !program.instructions())
     return Status::error(where + " has no buffers or no instructions");
+  // Plan.programs is indexed by stage.
+  if (program.stage() != int(index))
+    return Status::error(where + " says it is stage " + std::to_string(program.stage()) +
+                         " (programs are in stage order: program i runs stage i)");
   const auto &buffers = *program.buffers();
   int count = int(buffers.size());
   size_t numParameters = plan.parameters() ? plan.parameters()->size() : 0;
@@ -165,6 +170,31 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
           return Status::error(where + ": instruction " + std::to_string(k) +
                                " has a misaligned attribute '" + a->name()->str() +
                                "' (corrupt plan)");
+    // A vocabulary block: the runtime computes vocab_start from the axis and the rows.
+    const Attribute *shardAxis = nullptr, *shardRows = nullptr;
+    if (inst->attributes())
+      for (const Attribute *a : *inst->attributes()) {
+        if (a->name()->str() == "vocab_shard_axis")
+          shardAxis = a;
+        if (a->name()->str() == "vocab_shard_rows")
+          shardRows = a;
+      }
+    if (shardAxis || shardRows) {
+      int64_t axes = plan.mesh_shape() ? int64_t(plan.mesh_shape()->size()) : 0;
+      std::string what = where + ": instruction " + std::to_string(k) + " ('" +
+                         inst->kernel()->str() + "') ";
+      if (!shardAxis || !shardRows || shardAxis->kind() != AttributeKind::Int ||
+          shardRows->kind() != AttributeKind::Int)
+        return Status::error(what + "needs both Int attributes vocab_shard_axis and "
+                                    "vocab_shard_rows (the runtime computes vocab_start from them)");
+      if (shardAxis->i() < 0 || shardAxis->i() >= axes)
+        return Status::error(what + "splits the vocabulary over mesh axis " +
+                             std::to_string(shardAxis->i()) + " but the mesh has " +
+                             std::to_string(axes) + " axes");
+      if (shardRows->i() < 1)
+        return Status::error(what + "has vocab_shard_rows " + std::to_string(shardRows->i()) +
+                             " (at least 1)");
+    }
     for (const auto *list : {inst->inputs(), inst->outputs()})
       if (list)
         for (int b : *list)
@@ -208,11 +238,6 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   bool needIds = true, needLabels = true;
   if (const PipelineSpec *pipeline = plan.pipeline();
       pipeline && pipeline->stages() && pipeline->stages()->size() > 0) {
-    int stages = int(pipeline->stages()->size());
-    if (program.stage() < 0 || program.stage() >= stages)
-      return Status::error(where + " is stage " + std::to_string(program.stage()) +
-                           " but the pipeline has " + std::to_string(stages) + " stage" +
-                           (stages == 1 ? "" : "s"));
     const StageSpec *stage = pipeline->stages()->Get(flatbuffers::uoffset_t(program.stage()));
     needIds = stage->embedding();
     needLabels = stage->head();
@@ -287,8 +312,8 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
     return fail("not an APC plan (file identifier '" + shown +
                 "', expected 'APCP'); make one with apc compile");
   }
-  // Every device's program is walked separately, so big meshes hold many tables; a
-  // table takes at least 4 bytes, which bounds what a real file can hold.
+  // Large programs hold many tables; a table takes at least 4 bytes, which bounds what a
+  // real file can hold.
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(),
                                  /*max_depth=*/64,
                                  /*max_tables=*/flatbuffers::uoffset_t(
@@ -313,9 +338,22 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
       if (devices > 65536)
         return fail("the plan's mesh has more than 65536 devices");
     }
-  if (devices > 65536 || int64_t(plan->programs()->size()) != devices)
-    return fail("the plan's mesh has " + std::to_string(devices) + " devices but " +
-                std::to_string(plan->programs()->size()) + " programs");
+  // One program per pipeline stage: as many as the "pp" axis is long (one without it),
+  // and as many as the pipeline section has stages.
+  int ppAxis = pipelineAxis(*plan);
+  int64_t stages = ppAxis >= 0 ? plan->mesh_shape()->Get(flatbuffers::uoffset_t(ppAxis)) : 1;
+  if (int64_t(plan->programs()->size()) != stages)
+    return fail("the plan has " + std::to_string(plan->programs()->size()) +
+                " programs but " +
+                (ppAxis >= 0 ? "its mesh axis \"pp\" has " + std::to_string(stages) + " stages"
+                             : std::string("no mesh axis \"pp\" (one program runs everywhere)")) +
+                "; one program per pipeline stage");
+  if (const PipelineSpec *pipeline = plan->pipeline();
+      pipeline && pipeline->stages() && pipeline->stages()->size() > 0 &&
+      int64_t(pipeline->stages()->size()) != stages)
+    return fail("the plan's pipeline section has " +
+                std::to_string(pipeline->stages()->size()) + " stages but it has " +
+                std::to_string(stages) + " programs");
   if (!plan->model() || !plan->data() || !plan->optimizer() || !plan->parameters())
     return fail("the plan lacks its model, data, optimizer or parameter section");
   if (plan->data()->batch() <= 0 || plan->data()->seq_len() <= 0)

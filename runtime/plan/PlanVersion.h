@@ -4,5 +4,8 @@
 namespace apc::plan {
 // 2: DataSpec.batch is the global batch; mesh_shape, mesh_axes, parallel_plan.
 // 3: Buffer.dim_axes (sharded parameters and optimizer state).
-constexpr unsigned kPlanVersion = 3;
+// 4: one Program per pipeline stage, not per device (Program.device deprecated; the
+//    runtime derives vocab_start from vocab_shard_axis/vocab_shard_rows and the mesh
+//    coordinates); Instruction.micro_batch, pass, layer.
+constexpr unsigned kPlanVersion = 4;
 } // namespace apc::plan

@@ -9,6 +9,7 @@
 #include "runtime/comm/TcpStore.h"
 #include "runtime/data/ArrowFile.h"
 #include "runtime/exec/Executor.h"
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/schema/plan_generated.h"
 #include "runtime/data/TextDataset.h"
@@ -118,10 +119,7 @@ Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
   if (plan.mesh_shape())
     mesh.assign(plan.mesh_shape()->begin(), plan.mesh_shape()->end());
   std::vector<int64_t> coords = checkpoint::meshCoords(mesh, rank);
-  const plan::Program *program = nullptr;
-  for (const plan::Program *p : *plan.programs())
-    if (p->device() == rank)
-      program = p;
+  const plan::Program *program = plan::programOf(plan, rank);
   if (!program)
     return R::error("no program for device " + std::to_string(rank));
 
@@ -171,7 +169,16 @@ Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
     dimAxes[k].resize(numParameters);
     known[k].resize(numParameters);
   }
-  for (const plan::Program *q : *plan.programs()) {
+  // Each stage's program is run by the ranks with that coordinate on "pp" (all of them
+  // without one); a tensor's holders are those of the stages holding it.
+  std::vector<std::vector<int>> stageRanks(plan.programs()->size());
+  for (int64_t r = 0; r < plan::deviceCount(plan); ++r) {
+    int s = plan::stageOf(plan, checkpoint::meshCoords(mesh, r));
+    if (s >= 0 && size_t(s) < stageRanks.size())
+      stageRanks[size_t(s)].push_back(int(r));
+  }
+  for (flatbuffers::uoffset_t qi = 0; qi < plan.programs()->size(); ++qi) {
+    const plan::Program *q = plan.programs()->Get(qi);
     const auto &buffers = *q->buffers();
     for (int b = 0; b < int(buffers.size()); ++b) {
       const plan::Buffer *buffer = buffers.Get(flatbuffers::uoffset_t(b));
@@ -183,8 +190,9 @@ Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
       if (!known[k][p] && buffer->dim_axes())
         dimAxes[k][p].assign(buffer->dim_axes()->begin(), buffer->dim_axes()->end());
       known[k][p] = true;
-      if (slot.holders.empty() || slot.holders.back() != q->device())
-        slot.holders.push_back(q->device());
+      for (int r : stageRanks[qi])
+        if (slot.holders.empty() || slot.holders.back() != r)
+          slot.holders.push_back(r);
       if (q != program)
         continue;
       // The runtime loads, initialises and saves one buffer per parameter and moment.
@@ -194,7 +202,7 @@ Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
       slot.data = bufferData(b);
     }
   }
-  int64_t devices = int64_t(plan.programs()->size());
+  int64_t devices = plan::deviceCount(plan);
   for (int k = 0; k < 3; ++k)
     for (size_t p = 0; p < numParameters; ++p) {
       checkpoint::ParameterSlot &slot = (*lists[k])[p];

@@ -110,14 +110,27 @@ def coordinates(rank, shape):
 # ---------------------------------------------------------------------------- plain plans
 
 
+def device_count(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def stage_of(rank, shape, axes):
+    """A plan holds one program per pipeline stage: a rank runs its "pp" coordinate's."""
+    return coordinates(rank, shape)[axes.index("pp")] if "pp" in axes else 0
+
+
 def check_plan(report, name, plan, got, text):
     shape = plan.get("mesh_shape") or []
     axes = plan.get("mesh_axes") or []
     mesh = got["mesh"]
+    devices = device_count(shape)
     report.check("%s: mesh" % name, mesh["axes"] == axes and mesh["shape"] == shape
-                 and mesh["devices"] == len(plan["programs"]), json.dumps(mesh)[:200])
+                 and mesh["devices"] == devices, json.dumps(mesh)[:200])
     want_ranks = [{"rank": r, "coordinates": dict(zip(axes, coordinates(r, shape)))}
-                  for r in range(len(plan["programs"]))]
+                  for r in range(devices)]
     report.check("%s: rank coordinates" % name, mesh["ranks"] == want_ranks)
 
     # Parameters: the first program's buffer of each (every program splits it alike).
@@ -148,9 +161,10 @@ def check_plan(report, name, plan, got, text):
     report.check("%s: parameter and moment layouts (%d parameters)" % (name, len(plan["parameters"])),
                  not bad, "; ".join(bad[:3]))
 
-    # Collectives and memory, per program.
+    # Collectives and memory, per device: its stage's program.
     bad_c, bad_m = [], []
-    for k, prog in enumerate(plan["programs"]):
+    for k in range(devices):
+        prog = plan["programs"][stage_of(k, shape, axes)]
         bufs = prog["buffers"]
         kinds = {}
         for inst in prog["instructions"]:
@@ -268,16 +282,24 @@ def check_pipelines(report, work):
                 plan["pipeline"] = {"stages": [{"first_layer": s * per, "num_layers": per, "embedding": s == 0,
                                                 "head": s == stages - 1} for s in range(stages)],
                                     "micro_batches": micro_batches, "schedule": "1f1b", "recompute": "none"}
-                plan["mesh_axes"] = ["pp"]
+                # One program per stage on mesh [pp, dp]: ranks s * per .. (s + 1) * per - 1
+                # run stage s; the batch is one sequence per data-parallel share.
+                plan["mesh_shape"] = [stages, per]
+                plan["mesh_axes"] = ["pp", "dp"]
+                plan["data"]["batch"] = stages
                 scale = [1.0 + (1.5 * s if unequal else 0.0) for s in range(stages)]
-                for i, prog in enumerate(plan["programs"]):
-                    prog["stage"] = i // per
+                program = base["programs"][0]
+                plan["programs"] = []
+                for s in range(stages):
+                    prog = json.loads(json.dumps(program))
+                    prog["stage"] = s
                     for inst in prog["instructions"]:
-                        inst["flops"] = inst.get("flops", 0) * scale[i // per]
+                        inst["flops"] = inst.get("flops", 0) * scale[s]
+                    plan["programs"].append(prog)
                 fb = write_plan(plan, "pp%d-mb%d-%d" % (stages, micro_batches, unequal), work)
                 svg = fb.replace(".fb", ".svg")
                 got = json.loads(explain(fb, work, ["--json", "--svg", svg]))
-                flops = [sum(i.get("flops", 0) for i in plan["programs"][s * per]["instructions"]) for s in range(stages)]
+                flops = [sum(i.get("flops", 0) for i in plan["programs"][s]["instructions"]) for s in range(stages)]
                 forward = [f / max(flops) for f in flops]
                 rows, bubble = one_f_one_b(stages, micro_batches, forward)
                 t = got["pipeline"]["timeline"]

@@ -25,7 +25,8 @@ batch of 4 in check_sharded_training.py) differs from one device by 1.5e-5 there
 gives the same numbers as dp=2 (the same partial sums). Observed: losses <= 8e-7, tensors
 <= 1.8e-5 (that one), all others <= 1.1e-5.
 `apc explain` of the dp2-tp2-pp2 plan names the mesh, each stage's layers and ranks and the
-send/recv, and its SVG timeline is XML naming both stages and every forward/backward pass.
+send/recv, the pass order its instructions' marks give (1F1B), and its SVG timeline is XML
+naming both stages and every forward/backward pass.
 Resume under another plan: a dp=2 run's checkpoint-5 resumed under tp=2,pp=2,mb=4 and on one
 device gives dp1's losses of steps 6..10 and its final tensors.
 bf16 (the default precision): pp=2,mb=4 and dp=2,tp=2,pp=2,mb=2,sp=on train with per-step
@@ -112,7 +113,7 @@ def explain_checks(case, root, rep):
         return
     want = ["mesh        dp 2 x pp 2 x tp 2 = 8 devices", "2 stages, 2 micro-batches, schedule 1f1b",
             "stage 0 (ranks 0-1, 4-5): embedding, layer 0", "stage 1 (ranks 2-3, 6-7): layer 1, norm + LM head + loss",
-            "pass order read from each stage's send/recv: 1F1B, as drawn", "send               pp"]
+            "pass order read from each stage's instructions: 1F1B, as drawn", "send               pp"]
     missing = [w for w in want if w not in out]
     rep.check("%s/explain: the text names the mesh, each stage's layers and ranks, send/recv" % case["name"],
               not missing, "missing %s" % missing)

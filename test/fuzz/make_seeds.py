@@ -122,13 +122,19 @@ def arrow_seeds(out):
 
 # ---- plans ------------------------------------------------------------------------------
 
-def tiny_plan(dp):
-    """A small plan that LoadedPlan accepts: one parameter, the four inputs, a loss."""
+def tiny_plan(dp, pp=1):
+    """A small plan that LoadedPlan accepts: one parameter, the four inputs, a loss; one
+    program per pipeline stage (pp > 1: mesh [dp, pp]), its instructions marked with their
+    micro-batch, pass and layer, the embedding a vocabulary block."""
     batch = 2 * dp
+    # On a mesh, the embedding is a vocabulary block of axis 0 (the runtime derives its
+    # vocab_start from the device's coordinate).
+    vocab_block = [{"name": "vocab_shard_axis", "kind": "Int", "i": 0},
+                   {"name": "vocab_shard_rows", "kind": "Int", "i": 4}] if dp * pp > 1 else []
 
-    def program(device):
+    def program(stage):
         return {
-            "device": device,
+            "stage": stage,
             "buffers": [
                 {"name": "loss", "dtype": "F32", "kind": "Arena", "offset": 0, "bytes": 4},
                 {"name": "input_ids", "dtype": "I64", "shape": [2, 4], "kind": "Input",
@@ -153,15 +159,17 @@ def tiny_plan(dp):
             ],
             "instructions": [
                 {"kernel": "embedding", "inputs": [5, 1], "outputs": [8], "flops": 8.0,
-                 "attributes": [{"name": "axis", "kind": "Int", "i": 0}]},
+                 "micro_batch": 0, "pass": "Forward", "layer": -2,
+                 "attributes": [{"name": "axis", "kind": "Int", "i": 0}] + vocab_block},
                 {"kernel": "cross_entropy", "inputs": [8, 2], "outputs": [0],
+                 "micro_batch": 0, "pass": "Forward", "layer": 1,
                  "attributes": [{"name": "ignore_index", "kind": "Int", "i": -100},
                                 {"name": "reduction", "kind": "String", "s": "mean"}]},
-                {"kernel": "all_reduce", "inputs": [6], "outputs": [6],
+                {"kernel": "all_reduce", "inputs": [6], "outputs": [6], "pass": "Step",
                  "attributes": [{"name": "axes", "kind": "Ints", "ints": [0]},
                                 {"name": "scale", "kind": "Float", "f": 0.5},
                                 {"name": "in_place", "kind": "Bool", "b": True}]},
-                {"kernel": "adamw", "inputs": [5, 6, 3, 4], "outputs": [5, 6]},
+                {"kernel": "adamw", "inputs": [5, 6, 3, 4], "outputs": [5, 6], "pass": "Step"},
             ],
             "arena_bytes": 32,
             "loss": 0,
@@ -169,7 +177,7 @@ def tiny_plan(dp):
         }
 
     plan = {
-        "version": 2,
+        "version": 4,
         "producer": "apc fuzz seed",
         "model": {"architecture": "llama3", "hidden_size": 2, "vocab_size": 4,
                   "rope_type": "default"},
@@ -177,10 +185,17 @@ def tiny_plan(dp):
         "data": {"batch": batch, "seq_len": 4, "pad_id": -1, "ids_dtype": "I64"},
         "precision": "fp32",
         "optimizer": {"name": "adamw", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
-        "programs": [program(d) for d in range(dp)],
+        "programs": [program(s) for s in range(pp)],
         "predicted": {"flops_per_step": 8.0, "cluster": "cpu:%d" % dp},
     }
-    if dp > 1:
+    if pp > 1:
+        plan["mesh_shape"] = [dp, pp]
+        plan["mesh_axes"] = ["dp", "pp"]
+        plan["parallel_plan"] = "dp=%d,pp=%d" % (dp, pp)
+        plan["pipeline"] = {"stages": [{"first_layer": 0, "num_layers": 1, "embedding": True,
+                                        "head": True}] * pp,
+                            "micro_batches": 1, "schedule": "1f1b", "recompute": "none"}
+    elif dp > 1:
         plan["mesh_shape"] = [dp]
         plan["mesh_axes"] = ["dp"]
         plan["parallel_plan"] = "dp=%d" % dp
@@ -194,10 +209,10 @@ def plan_seeds(out, apc):
         if not flatc:
             print("make_seeds: no flatc, skipping the hand-made plan seeds", file=sys.stderr)
         else:
-            for dp in (1, 2):
-                name = "tiny_dp%d" % dp
+            for dp, pp in ((1, 1), (2, 1), (2, 2)):
+                name = "tiny_dp%d" % dp + ("_pp%d" % pp if pp > 1 else "")
                 with open(os.path.join(tmp, name + ".json"), "w") as f:
-                    json.dump(tiny_plan(dp), f)
+                    json.dump(tiny_plan(dp, pp), f)
                 subprocess.run([flatc, "-b", "-o", tmp, schema,
                                 os.path.join(tmp, name + ".json")], check=True)
                 with open(os.path.join(tmp, name + ".fb"), "rb") as f:

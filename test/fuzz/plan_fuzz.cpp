@@ -3,6 +3,7 @@
 // where present) and the promises of PlanLoader.h are checked: operands, aliases and
 // parameter indices in range, arena buffers inside the arena, sizes equal to shapes,
 // one scalar f32 loss.
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/schema/plan_generated.h"
 #include "test/fuzz/FuzzSupport.h"
@@ -46,7 +47,7 @@ size_t elementBytes(DType d) {
 }
 
 size_t walkProgram(const Plan &plan, const Program &program) {
-  size_t sum = size_t(program.device()) + size_t(program.arena_bytes());
+  size_t sum = size_t(program.stage()) + size_t(program.arena_bytes());
   APC_FUZZ_CHECK(program.buffers() && program.instructions(), "program without buffers");
   const auto &buffers = *program.buffers();
   int64_t count = int64_t(buffers.size());
@@ -136,12 +137,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   APC_FUZZ_CHECK(plan.data()->batch() > 0 && plan.data()->seq_len() > 0, "empty data spec");
   for (const ParameterSpec *p : *plan.parameters())
     sum += touch(p->name()) + touch(p->shape()) + touch(p->init());
-  int64_t devices = 1;
-  if (plan.mesh_shape())
-    for (int64_t d : *plan.mesh_shape())
-      devices *= d;
-  APC_FUZZ_CHECK(int64_t(plan.programs()->size()) == devices, "%u programs for %lld devices",
-                 plan.programs()->size(), (long long)devices);
+  // One program per stage; every device finds its own (DeviceProgram.h).
+  int64_t devices = deviceCount(plan);
+  for (int64_t rank = 0; rank < devices; ++rank) {
+    const Program *program = programOf(plan, rank);
+    APC_FUZZ_CHECK(program != nullptr, "no program for device %lld", (long long)rank);
+    APC_FUZZ_CHECK(program->stage() == stageOf(plan, meshCoordinates(meshShapeOf(plan), rank)),
+                   "device %lld runs a program of another stage", (long long)rank);
+  }
   for (const Program *program : *plan.programs())
     sum += walkProgram(plan, *program);
   (void)sum;

@@ -1,8 +1,10 @@
 #include "tools/aprun/Dump.h"
 
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
 
 #include <string>
+#include <vector>
 
 namespace apc::tools {
 namespace {
@@ -30,6 +32,35 @@ std::string attribute(const plan::Attribute &a) {
   case plan::AttributeKind::Ints: v = shape(a.ints()); break;
   }
   return a.name()->str() + "=" + v;
+}
+
+// "ranks 0-3", "ranks 0-1, 4-5", "rank 2"; past 6 runs, the first 3, "...", the last
+// and the count ("ranks 0-7, 128-135, 256-263, ..., 8064-8071: 512 devices").
+std::string ranksText(const std::vector<int64_t> &sorted) {
+  std::vector<std::string> runs;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1)
+      ++j;
+    runs.push_back(std::to_string(sorted[i]) + (j > i ? "-" + std::to_string(sorted[j]) : ""));
+    i = j + 1;
+  }
+  if (runs.size() > 6)
+    runs = {runs[0], runs[1], runs[2], "...",
+            runs.back() + ": " + std::to_string(sorted.size()) + " devices"};
+  std::string s;
+  for (const std::string &r : runs)
+    s += (s.empty() ? "" : ", ") + r;
+  return (sorted.size() == 1 ? "rank " : "ranks ") + s;
+}
+
+// Instruction.layer: decoder layers by index, -2 the embedding, num_hidden_layers the head.
+std::string layerText(int layer, const plan::ModelConfig &m) {
+  if (layer == -2)
+    return "embedding";
+  if (layer == m.num_hidden_layers())
+    return "head";
+  return std::to_string(layer);
 }
 
 } // namespace
@@ -93,11 +124,23 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
                    st->head() ? ", norm, LM head, loss" : "");
     }
   }
-  for (const plan::Program *prog : *p.programs()) {
+  // One program per stage, run by every device with that coordinate on "pp".
+  std::vector<std::vector<int64_t>> stageRanks(p.programs()->size());
+  std::vector<int64_t> mesh = plan::meshShapeOf(p);
+  for (int64_t r = 0; r < plan::deviceCount(p); ++r) {
+    int s = plan::stageOf(p, plan::meshCoordinates(mesh, r));
+    if (s >= 0 && size_t(s) < stageRanks.size())
+      stageRanks[size_t(s)].push_back(r);
+  }
+  for (size_t index = 0; index < p.programs()->size(); ++index) {
+    const plan::Program *prog = p.programs()->Get(flatbuffers::uoffset_t(index));
     const auto &buffers = *prog->buffers();
-    std::string stage = stages > 1 ? " (stage " + std::to_string(prog->stage()) + ")" : "";
-    std::fprintf(out, "program for device %d%s: %u buffers, %u instructions, arena %llu bytes\n",
-                 prog->device(), stage.c_str(), buffers.size(), prog->instructions()->size(),
+    std::string who = p.programs()->size() > 1
+                          ? "stage " + std::to_string(prog->stage()) + " (" +
+                                ranksText(stageRanks[index]) + ")"
+                          : "every device (" + ranksText(stageRanks[index]) + ")";
+    std::fprintf(out, "program for %s: %u buffers, %u instructions, arena %llu bytes\n",
+                 who.c_str(), buffers.size(), prog->instructions()->size(),
                  (unsigned long long)prog->arena_bytes());
     for (size_t b = 0; b < buffers.size(); ++b) {
       const plan::Buffer *buf = buffers.Get(b);
@@ -131,6 +174,16 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
       if (inst->attributes())
         for (const plan::Attribute *a : *inst->attributes())
           line += " " + attribute(*a);
+      // Where it sits in the step: pass, micro-batch, layer.
+      std::string at;
+      if (inst->pass() != plan::Pass::Other)
+        at += plan::EnumNamePass(inst->pass());
+      if (inst->micro_batch() >= 0)
+        at += std::string(at.empty() ? "" : " ") + "mb " + std::to_string(inst->micro_batch());
+      if (inst->layer() != -1)
+        at += std::string(at.empty() ? "" : " ") + "layer " + layerText(inst->layer(), m);
+      if (!at.empty())
+        line += "  {" + at + "}";
       std::fprintf(out, "%s\n", line.c_str());
     }
   }

@@ -2,6 +2,7 @@
 // RUN: apc-opt %s --ap-autodiff --ap-optimizer --ap-recompute=mode=selective | FileCheck %s --check-prefix=SEL
 // RUN: apc-opt %s --ap-autodiff --ap-optimizer --ap-recompute=mode=full | FileCheck %s --check-prefix=FULL
 // RUN: apc-opt %s --ap-mixed-precision --ap-autodiff --ap-optimizer --ap-recompute=mode=full | FileCheck %s --check-prefix=BF16
+// The whole train step also marks each op's pass, micro-batch and layer ({ap.pass = ...}).
 // RUN: apc-opt %s --ap-train-step="precision=fp32 plan=dp=1,recompute=full" | FileCheck %s --check-prefix=FULL
 
 // A two-layer step: layer 0 is an attention block (q, k, v, attention, o_proj, residual
@@ -56,12 +57,12 @@
 // FULL-NEXT: %[[DY:.*]] = ap.reshape %{{.*}} : tensor<1x4x8xf32> to tensor<4x8xf32>
 // FULL-NEXT: %[[U2:.*]] = ap.linear %[[X1]], %arg5
 // FULL-NEXT: %[[S2:.*]] = ap.silu %[[U2]]
-// FULL-NEXT: %[[S2F:.*]] = ap.reshape %[[S2]] : tensor<1x4x16xf32> to tensor<4x16xf32>
+// FULL-NEXT: %[[S2F:.*]] = ap.reshape %[[S2]] {{.*}}: tensor<1x4x16xf32> to tensor<4x16xf32>
 // FULL-NEXT: ap.matmul %[[DY]], %arg6
 // FULL-NEXT: ap.reshape
-// FULL-NEXT: ap.matmul %[[DY]], %[[S2F]] {transpose_lhs = true}
+// FULL-NEXT: ap.matmul %[[DY]], %[[S2F]] {{.*}}transpose_lhs = true}
 // FULL-NEXT: ap.silu_grad %[[U2]]
-// FULL: ap.reshape %[[X1]] : tensor<1x4x8xf32> to tensor<4x8xf32>
+// FULL: ap.reshape %[[X1]] {{.*}}: tensor<1x4x8xf32> to tensor<4x8xf32>
 // FULL: %[[DO:.*]] = ap.reshape %{{.*}} : tensor<1x4x8xf32> to tensor<4x8xf32>
 // FULL-NEXT: %[[Q2:.*]] = ap.linear %[[X0]], %arg1
 // FULL-NEXT: %[[Q24:.*]] = ap.reshape %[[Q2]]
@@ -70,8 +71,8 @@
 // FULL-NEXT: %[[V2:.*]] = ap.linear %[[X0]], %arg3
 // FULL-NEXT: %[[V24:.*]] = ap.reshape %[[V2]]
 // FULL-NEXT: %[[A2:.*]] = ap.attention %[[Q24]], %[[K24]], %[[V24]]
-// FULL-NEXT: %[[AR2:.*]] = ap.reshape %[[A2]] : tensor<1x4x2x4xf32> to tensor<1x4x8xf32>
-// FULL-NEXT: ap.reshape %[[AR2]] : tensor<1x4x8xf32> to tensor<4x8xf32>
+// FULL-NEXT: %[[AR2:.*]] = ap.reshape %[[A2]] {{.*}}: tensor<1x4x2x4xf32> to tensor<1x4x8xf32>
+// FULL-NEXT: ap.reshape %[[AR2]] {{.*}}: tensor<1x4x8xf32> to tensor<4x8xf32>
 // FULL-NEXT: ap.matmul %[[DO]], %arg4
 // FULL-NOT: ap.linear
 // FULL: ap.attention_grad %[[Q24]], %[[K24]], %[[V24]]

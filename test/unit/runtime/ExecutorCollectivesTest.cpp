@@ -80,9 +80,8 @@ PlanSpec planFor(const OneCall &call) {
   PlanSpec spec;
   spec.mesh = kMesh;
   spec.parameters = {{"w", call.outShape}};
-  for (int device = 0; device < 4; ++device) {
-    ProgramSpec program;
-    program.device = device;
+  {
+    ProgramSpec program; // every device runs it
     program.addStandardInputs(spec);
     int in = program.arena("in", call.dtype, call.inShape);
     int out = call.outKind == plan::BufferKind::Parameter
@@ -228,9 +227,8 @@ TEST(ExecutorCollectives, BucketedSumThenGatherShareStaging) {
   PlanSpec spec;
   spec.mesh = kMesh;
   spec.parameters = {{"w", {2}}};
-  for (int device = 0; device < 4; ++device) {
-    ProgramSpec p;
-    p.device = device;
+  {
+    ProgramSpec p; // every device runs it
     p.addStandardInputs(spec);
     int a = p.arena("a", DType::F32, {3}), b = p.arena("b", DType::F32, {2, 2});
     int g = p.arena("g", DType::F32, {2, 4});
@@ -345,9 +343,8 @@ TEST(ExecutorCollectiveRefusals, MaxTakesOneOperand) {
   PlanSpec spec;
   spec.mesh = kMesh;
   spec.parameters = {{"w", {2}}};
-  for (int device = 0; device < 4; ++device) {
-    ProgramSpec p;
-    p.device = device;
+  {
+    ProgramSpec p; // every device runs it
     p.addStandardInputs(spec);
     int a = p.arena("a", DType::F32, {3}), b = p.arena("b", DType::F32, {3});
     p.call("all_reduce", {a, b}, {a, b},
@@ -369,9 +366,8 @@ TEST(ExecutorCollectiveRefusals, InputAndOutputMustNotOverlap) {
   PlanSpec spec;
   spec.mesh = kMesh;
   spec.parameters = {{"w", {2}}};
-  for (int device = 0; device < 4; ++device) {
-    ProgramSpec p;
-    p.device = device;
+  {
+    ProgramSpec p; // every device runs it
     p.addStandardInputs(spec);
     int in = p.arena("in", DType::F32, {2});
     int out = p.arena("out", DType::F32, {4});

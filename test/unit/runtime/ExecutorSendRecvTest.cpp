@@ -38,16 +38,28 @@ std::vector<int64_t> coordsOf(const std::vector<int64_t> &mesh, int rank) {
   return c;
 }
 
+// One program per coordinate on mesh axis `ppAxis` (named "pp"; -1: one program for
+// every device). `fill(device, program)` fills the program of a stage, given the stage's
+// first device (coordinate 0 on every other axis).
 std::string planWith(const std::vector<int64_t> &mesh,
-                     const std::function<void(int device, ProgramSpec &)> &fill) {
+                     const std::function<void(int device, ProgramSpec &)> &fill,
+                     int ppAxis = -1) {
   PlanSpec spec;
   spec.mesh = mesh;
   spec.parameters = {{"w", {2}}};
-  for (int device = 0; device < int(spec.devices()); ++device) {
+  int stages = 1, stride = 1;
+  if (ppAxis >= 0) {
+    for (size_t a = 0; a < mesh.size(); ++a)
+      spec.axisNames.push_back(int(a) == ppAxis ? "pp" : a == 0 ? "dp" : "axis" + std::to_string(a));
+    stages = int(mesh[size_t(ppAxis)]);
+    for (size_t a = size_t(ppAxis) + 1; a < mesh.size(); ++a)
+      stride *= int(mesh[a]);
+  }
+  for (int stage = 0; stage < stages; ++stage) {
     ProgramSpec program;
-    program.device = device;
+    program.stage = stage;
     program.addStandardInputs(spec);
-    fill(device, program);
+    fill(stage * stride, program);
     spec.programs.push_back(program);
   }
   return spec.build();
@@ -103,7 +115,7 @@ TEST(ExecutorSendRecv, ForwardAndBackAlongAnAxis) {
       p.call("recv", {}, {x}, {axes(1), offset(-1), tag(0)});
       p.call("send", {g}, {}, {axes(1), offset(-1), tag(1)});
     }
-  });
+  }, /*ppAxis=*/1);
   runPlan(
       bytes, mesh,
       [&](int rank, Executor &e, int step) {
@@ -139,7 +151,7 @@ TEST(ExecutorSendRecv, NeighboursBothSendFirst) {
     p.call("send", {b}, {}, {axes(0), offset(k), tag(8)});
     p.call("recv", {}, {rb}, {axes(0), offset(k), tag(8)});
     p.call("recv", {}, {ra}, {axes(0), offset(k), tag(7)});
-  });
+  }, /*ppAxis=*/0);
   auto bf16 = [](int rank, int step, int i) { return uint16_t(rank * 977 + step * 31 + i); };
   auto i64 = [](int rank, int step, int i) { return (int64_t(rank) << 40) + step * 7 - i; };
   runPlan(
@@ -169,7 +181,7 @@ TEST(ExecutorSendRecv, OneByTwoMesh) {
       p.call("send", {x}, {}, {axes(1), offset(1), tag(3)});
     else
       p.call("recv", {}, {x}, {axes(1), offset(-1), tag(3)});
-  });
+  }, /*ppAxis=*/1);
   runPlan(
       bytes, mesh,
       [&](int rank, Executor &e, int) {
@@ -188,7 +200,7 @@ TEST(ExecutorSendRecv, OneByTwoMesh) {
 // returns device 1's error.
 std::string stepError(const std::function<void(int device, ProgramSpec &)> &fill) {
   const std::vector<int64_t> mesh = {1, 2};
-  auto loaded = plan::LoadedPlan::fromBytes(planWith(mesh, fill), "p2p.fb");
+  auto loaded = plan::LoadedPlan::fromBytes(planWith(mesh, fill, /*ppAxis=*/1), "p2p.fb");
   EXPECT_TRUE(loaded.isOk()) << loaded.message();
   if (!loaded.isOk())
     return "";

@@ -8,7 +8,7 @@
 //   program.addStandardInputs(spec);        // input_ids, labels, step, lr, loss
 //   int w = program.parameter(0, {2, 6}, {1, -1});
 //   ...
-//   spec.programs = {program, ...};
+//   spec.programs = {program};              // one per pipeline stage
 //   auto loaded = plan::LoadedPlan::fromBytes(spec.build(), "test.fb");
 #pragma once
 
@@ -82,9 +82,10 @@ struct InstructionSpec {
 
 struct PlanSpec;
 
+// One stage's program: PlanSpec::programs holds one per pipeline stage, in stage order,
+// and every device of the stage runs it (plan.fbs, version 4).
 struct ProgramSpec {
-  int device = 0;
-  int stage = 0; // its pipeline stage (PlanSpec::stages)
+  int stage = 0; // its pipeline stage (PlanSpec::stages), its index in PlanSpec::programs
   std::vector<BufferSpec> buffers;
   std::vector<InstructionSpec> instructions;
   uint64_t arenaBytes = 0;
@@ -181,7 +182,7 @@ struct PlanSpec {
                                               fbb.CreateVector(inst.outputs),
                                               fbb.CreateVector(attrs), 0.0));
       }
-      progs.push_back(fb::CreateProgram(fbb, prog.device, fbb.CreateVector(bufs),
+      progs.push_back(fb::CreateProgram(fbb, fbb.CreateVector(bufs),
                                         fbb.CreateVector(insts), prog.arenaBytes, prog.loss,
                                         -1, prog.stage));
     }

@@ -16,14 +16,19 @@ using apc::testing::ProgramSpec;
 
 // A [dp, tp] = [2, 2] mesh; "w" [4, 6] split over tp on dim 0 (each device holds [2, 6]),
 // its moments split over dp on dim 1 and tp on dim 0 ([2, 3]), "n" [6] whole.
+// One program, which every device runs; with `stages` = 2 the first axis is named "pp"
+// and each of its coordinates runs a program of its own (the same buffers).
 // `edit(program index, program)` changes programs before the plan is built.
-PlanSpec splitPlan(const std::function<void(int, ProgramSpec &)> &edit = nullptr) {
+PlanSpec splitPlan(const std::function<void(int, ProgramSpec &)> &edit = nullptr,
+                   int stages = 1) {
   PlanSpec spec;
   spec.mesh = {2, 2};
+  if (stages == 2)
+    spec.axisNames = {"pp", "tp"};
   spec.parameters = {{"w", {4, 6}}, {"n", {6}, "ones"}};
-  for (int device = 0; device < 4; ++device) {
+  for (int stage = 0; stage < stages; ++stage) {
     ProgramSpec program;
-    program.device = device;
+    program.stage = stage;
     program.addStandardInputs(spec);
     program.parameter(0, {2, 6}, {1, -1});
     program.parameter(0, {2, 3}, {1, 0}, "exp_avg");
@@ -32,7 +37,7 @@ PlanSpec splitPlan(const std::function<void(int, ProgramSpec &)> &edit = nullptr
     program.parameter(1, {6}, {-1}, "exp_avg");
     program.parameter(1, {6}, {}, "exp_avg_sq");
     if (edit)
-      edit(device, program);
+      edit(stage, program);
     spec.programs.push_back(program);
   }
   return spec;
@@ -114,20 +119,70 @@ TEST(PlanLoaderDimAxes, WholeBuffersKeepTheGlobalShape) {
 }
 
 TEST(PlanLoaderDimAxes, EveryDeviceSplitsAParameterTheSameWay) {
-  std::string m = refusal(splitPlan([](int device, ProgramSpec &p) {
-    if (device == 2)
-      p.buffers[kWAvg].dimAxes = {0, 1};
-  }));
-  EXPECT_EQ(m, "split.fb: program 2: buffer 6 'exp_avg.p0' splits the exp_avg of 'w' as [0, 1] "
+  std::string m = refusal(splitPlan(
+      [](int stage, ProgramSpec &p) {
+        if (stage == 1)
+          p.buffers[kWAvg].dimAxes = {0, 1};
+      },
+      2));
+  EXPECT_EQ(m, "split.fb: program 1: buffer 6 'exp_avg.p0' splits the exp_avg of 'w' as [0, 1] "
                "but program 0 buffer 6 splits it as [1, 0] (every device must split it the same "
                "way)");
   // Empty dim_axes and all -1 are the same split.
-  auto loaded = LoadedPlan::fromBytes(splitPlan([](int device, ProgramSpec &p) {
-                                        if (device == 1)
-                                          p.buffers[kN].dimAxes = {-1};
-                                      }).build(),
+  auto loaded = LoadedPlan::fromBytes(splitPlan(
+                                          [](int stage, ProgramSpec &p) {
+                                            if (stage == 1)
+                                              p.buffers[kN].dimAxes = {-1};
+                                          },
+                                          2)
+                                          .build(),
                                       "split.fb");
   EXPECT_TRUE(loaded.isOk()) << loaded.message();
+}
+
+// Plans hold one program per pipeline stage: as many as the "pp" axis is long (one
+// without it), each at its stage's index.
+TEST(PlanLoaderStages, OneProgramPerStage) {
+  PlanSpec two = splitPlan();
+  two.programs.push_back(two.programs[0]);
+  two.programs[1].stage = 1;
+  EXPECT_EQ(refusal(two), "split.fb: the plan has 2 programs but no mesh axis \"pp\" (one "
+                          "program runs everywhere); one program per pipeline stage");
+  PlanSpec one = splitPlan(nullptr, 2);
+  one.programs.pop_back();
+  EXPECT_EQ(refusal(one), "split.fb: the plan has 1 programs but its mesh axis \"pp\" has 2 "
+                          "stages; one program per pipeline stage");
+  PlanSpec swapped = splitPlan(nullptr, 2);
+  std::swap(swapped.programs[0], swapped.programs[1]);
+  EXPECT_EQ(refusal(swapped), "split.fb: program 0 says it is stage 1 (programs are in stage "
+                              "order: program i runs stage i)");
+}
+
+// A vocabulary block's instruction names its mesh axis and its rows; the runtime derives
+// vocab_start from them.
+TEST(PlanLoaderStages, VocabularyBlocksNameAnAxisAndRows) {
+  using apc::testing::AttributeSpec;
+  auto withAttrs = [](std::vector<AttributeSpec> attrs) {
+    return splitPlan([attrs](int, ProgramSpec &p) {
+      int out = p.arena("x", DType::F32, {2});
+      p.call("embedding", {kW}, {out}, attrs);
+    });
+  };
+  EXPECT_TRUE(LoadedPlan::fromBytes(withAttrs({AttributeSpec::Int("vocab_shard_axis", 1),
+                                               AttributeSpec::Int("vocab_shard_rows", 2)})
+                                        .build(),
+                                    "split.fb")
+                  .isOk());
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("vocab_shard_axis", 1)})),
+            "split.fb: program 0: instruction 0 ('embedding') needs both Int attributes "
+            "vocab_shard_axis and vocab_shard_rows (the runtime computes vocab_start from them)");
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("vocab_shard_axis", 2),
+                               AttributeSpec::Int("vocab_shard_rows", 2)})),
+            "split.fb: program 0: instruction 0 ('embedding') splits the vocabulary over mesh "
+            "axis 2 but the mesh has 2 axes");
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("vocab_shard_axis", 0),
+                               AttributeSpec::Int("vocab_shard_rows", 0)})),
+            "split.fb: program 0: instruction 0 ('embedding') has vocab_shard_rows 0 (at least 1)");
 }
 
 TEST(PlanLoaderDimAxes, ParametersStayF32) {
@@ -148,7 +203,6 @@ PlanSpec pipelinePlan(const std::function<void(int, ProgramSpec &)> &edit = null
   spec.stages = {{0, 1, true, false}, {1, 1, false, false}, {2, 1, false, true}};
   for (int device = 0; device < 3; ++device) {
     ProgramSpec program;
-    program.device = device;
     program.stage = device;
     program.addStandardInputs(spec, device == 0, device == 2);
     if (device == 1) {
@@ -175,7 +229,8 @@ TEST(PlanLoaderPipeline, InputsFollowTheStages) {
               if (d == 1)
                 p.stage = 3;
             })),
-            "split.fb: program 1 is stage 3 but the pipeline has 3 stages");
+            "split.fb: program 1 says it is stage 3 (programs are in stage order: program i "
+            "runs stage i)");
   // Without a pipeline section every program needs both.
   PlanSpec flat = pipelinePlan();
   flat.stages.clear();

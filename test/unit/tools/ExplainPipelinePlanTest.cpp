@@ -1,7 +1,7 @@
-// `apc explain` on a pipelined plan built here with the flatbuffers builder (the compiler
-// does not write one yet): mesh [dp 1, pp 2], two stages whose programs differ (their own
-// parameters, optimizer state, inputs, arena and instructions), send/recv between them
-// and 4 micro-batches in 1F1B order. Checks the facts (tools/apc/explain/PlanFacts.h), the
+// `apc explain` on a pipelined plan built here with the flatbuffers builder: mesh
+// [dp 1, pp 2], two stages whose programs differ (their own parameters, optimizer state,
+// inputs, arena and instructions), send/recv between them and 4 micro-batches in 1F1B
+// order, each instruction marked with its pass and micro-batch. Checks the facts (tools/apc/explain/PlanFacts.h), the
 // text, the JSON and the schedule SVG.
 #include "tools/apc/explain/PlanFacts.h"
 
@@ -59,10 +59,16 @@ struct Inst {
   std::vector<int> inputs, outputs;
   std::vector<Attr> attributes;
   double flops = 0;
+  int microBatch = -1; // plan.fbs Instruction.micro_batch, pass, layer
+  fb::Pass pass = fb::Pass::Other;
+  int layer = -1;
 };
 
 struct Prog {
-  int device = 0, stage = 0, loss = -1;
+  int stage = 0, loss = -1;
+  // Marks of the instructions `call` adds (micro-batch, pass, layer).
+  int microBatch = -1, layer = -1;
+  fb::Pass pass = fb::Pass::Other;
   std::vector<Buf> buffers;
   std::vector<Inst> instructions;
   uint64_t arenaBytes = 0;
@@ -110,7 +116,7 @@ struct Prog {
   void call(std::string kernel, std::vector<int> in, std::vector<int> out,
             std::vector<Attr> attrs = {}, double flops = 0) {
     instructions.push_back({std::move(kernel), std::move(in), std::move(out), std::move(attrs),
-                            flops});
+                            flops, microBatch, pass, layer});
   }
 };
 
@@ -155,9 +161,10 @@ struct PipelinePlan {
         insts.push_back(fb::CreateInstruction(b, b.CreateString(inst.kernel),
                                               b.CreateVector(inst.inputs),
                                               b.CreateVector(inst.outputs),
-                                              b.CreateVector(attrs), inst.flops));
+                                              b.CreateVector(attrs), inst.flops,
+                                              inst.microBatch, inst.pass, inst.layer));
       }
-      progs.push_back(fb::CreateProgram(b, prog.device, b.CreateVector(bufs), b.CreateVector(insts),
+      progs.push_back(fb::CreateProgram(b, b.CreateVector(bufs), b.CreateVector(insts),
                                         prog.arenaBytes, prog.loss, -1, prog.stage));
     }
     auto model = fb::CreateModelConfig(b, b.CreateString("llama3"), 8, 16, layers, 2, 2, 4, 32,
@@ -185,7 +192,8 @@ struct PipelinePlan {
 // A tiny tied-embedding Llama of 4 layers (embedding, per layer: input_layernorm, q_proj,
 // down_proj; final norm) on mesh [dp 1, pp 2]: stage 0 = embedding + layers 0-1, stage 1 =
 // layers 2-3 + norm + LM head (the tied embedding) + loss. Each stage's program runs its
-// micro-batches in `order` (1F1B unless given), a forward sending (or, on stage 1,
+// micro-batches in `order` (1F1B unless given; each instruction marked with its pass,
+// micro-batch and layer as the compiler marks them), a forward sending (or, on stage 1,
 // receiving) an activation of [1, 8, 8] f32 = 256 bytes per micro-batch (tag 1), a
 // backward receiving (sending) two gradients of 256 bytes (tags 2 and 3), as the compiler
 // tags them: by transfer, not by micro-batch. The tied embedding's gradient is
@@ -207,7 +215,6 @@ PipelinePlan twoStagePlan(int mb = 4,
   plan.parameters.push_back({"model.norm.weight", {8}}); // 13
   for (int stage = 0; stage < 2; ++stage) {
     Prog prog;
-    prog.device = stage;
     prog.stage = stage;
     std::vector<std::pair<int, int>> held; // (parameter index, buffer)
     auto hold = [&](int p) { held.push_back({p, prog.parameter(p, plan.parameters[size_t(p)].shape)}); };
@@ -234,7 +241,9 @@ PipelinePlan twoStagePlan(int mb = 4,
     double f = stage == 0 ? 1000 : 3000; // stage 1 costs 3x
     auto order = orders.empty() ? oneFOneBOrder(2, stage, mb) : orders[size_t(stage)];
     for (auto [forward, k] : order) {
-      (void)k;
+      prog.microBatch = k;
+      prog.pass = forward ? fb::Pass::Forward : fb::Pass::Backward;
+      prog.layer = 2 * stage;
       if (forward) {
         if (stage == 0) {
           prog.call("embedding", {held[0].second, 3}, {act}, {}, f);
@@ -260,6 +269,8 @@ PipelinePlan twoStagePlan(int mb = 4,
       }
     }
     // The tied embedding's gradient, summed over the two stages that hold it.
+    prog.microBatch = prog.layer = -1;
+    prog.pass = fb::Pass::Step;
     prog.call("all_reduce", {grads[0]}, {grads[0]}, {intsAttr("axes", {1})});
     for (size_t i = 0; i < held.size(); ++i) {
       int p = held[i].second;
@@ -322,7 +333,7 @@ TEST(ExplainPipelinePlan, StagesAndRanks) {
   ASSERT_EQ(f.programs.size(), 2u);
   EXPECT_EQ(f.programs[0].ppCoordinate, 0);
   EXPECT_EQ(f.programs[1].ppCoordinate, 1);
-  // The plan's order, read from send/recv, is the 1F1B order drawn.
+  // The plan's order, read from the instructions' marks, is the 1F1B order drawn.
   EXPECT_EQ(f.stages[0].planOrder, "F0 F1 B0 F2 B1 F3 B2 B3");
   EXPECT_EQ(f.stages[1].planOrder, "F0 B0 F1 B1 F2 B2 F3 B3");
   EXPECT_TRUE(f.stages[0].planOrderIs1F1B);
@@ -427,7 +438,7 @@ TEST(ExplainPipelinePlan, SendRecvPerStage) {
   EXPECT_TRUE(contains(text, "  stage 1 (rank 1): layers 2-3, norm + LM head + loss (tied: holds "
                              "the embedding for the LM head)\n"))
       << text;
-  EXPECT_TRUE(contains(text, "pass order read from each stage's send/recv: 1F1B, as drawn"))
+  EXPECT_TRUE(contains(text, "pass order read from each stage's instructions: 1F1B, as drawn"))
       << text;
 }
 
@@ -510,9 +521,8 @@ TEST(ExplainPipelinePlan, SvgParsesAsXml) {
   EXPECT_EQ(rc, 0);
 }
 
-// A program whose stage is not its pp coordinate, and an order that is not 1F1B (GPipe:
-// every forward, then every backward), are reported.
-TEST(ExplainPipelinePlan, ReportsStageMismatchAndOtherOrders) {
+// An order that is not 1F1B (GPipe: every forward, then every backward) is reported.
+TEST(ExplainPipelinePlan, ReportsOtherOrders) {
   std::vector<std::pair<bool, int>> gpipe;
   for (int k = 0; k < 4; ++k)
     gpipe.push_back({true, k});
@@ -523,20 +533,47 @@ TEST(ExplainPipelinePlan, ReportsStageMismatchAndOtherOrders) {
   EXPECT_EQ(l.facts.stages[0].planOrder, "F0 F1 F2 F3 B0 B1 B2 B3");
   EXPECT_FALSE(l.facts.stages[0].planOrderIs1F1B);
   std::string text = renderText(l.facts);
-  EXPECT_TRUE(contains(text, "  stage 0 order from its send/recv: F0 F1 F2 F3 B0 B1 B2 B3 (not "
-                             "the 1F1B drawn)\n"))
+  EXPECT_TRUE(contains(text, "  stage 0 order from its instructions: F0 F1 F2 F3 B0 B1 B2 B3 "
+                             "(not the 1F1B drawn)\n"))
       << text;
-  EXPECT_TRUE(contains(text, "  stage 1 order from its send/recv: F0 B0 F1 B1 F2 B2 F3 B3 "
+  EXPECT_TRUE(contains(text, "  stage 1 order from its instructions: F0 B0 F1 B1 F2 B2 F3 B3 "
                              "(1F1B)\n"))
       << text;
+}
 
-  PipelinePlan swapped = twoStagePlan();
-  swapped.programs[0].device = 1;
-  swapped.programs[1].device = 0;
-  Loaded m = gather(swapped);
-  ASSERT_EQ(m.facts.warnings.size(), 2u);
-  EXPECT_TRUE(contains(renderText(m.facts),
-                       "  warning: program 0 (device 1) runs stage 0 but its pp coordinate is 1\n"));
+// The order comes from the marks, micro-batch numbers included: a stage that runs its
+// micro-batches out of order shows them as they run.
+TEST(ExplainPipelinePlan, OrderComesFromTheMarks) {
+  std::vector<std::pair<bool, int>> reversed = {{true, 1}, {true, 0}, {false, 1}, {false, 0}};
+  Loaded l = gather(twoStagePlan(2, {reversed, oneFOneBOrder(2, 1, 2)}));
+  EXPECT_EQ(l.facts.stages[0].planOrder, "F1 F0 B1 B0");
+  EXPECT_FALSE(l.facts.stages[0].planOrderIs1F1B);
+  EXPECT_EQ(l.facts.stages[1].planOrder, "F0 B0 F1 B1");
+  // Without marks there is no order to show.
+  PipelinePlan unmarked = twoStagePlan(2);
+  for (Prog &prog : unmarked.programs)
+    for (Inst &inst : prog.instructions)
+      inst.pass = fb::Pass::Other;
+  Loaded m = gather(unmarked);
+  EXPECT_EQ(m.facts.stages[0].planOrder, "");
+  EXPECT_TRUE(m.facts.programs[0].passes.empty());
+}
+
+// Every device of a stage gets the stage's facts: mesh [dp 2, pp 2] with two programs.
+TEST(ExplainPipelinePlan, DevicesOfAStageShareItsProgram) {
+  PipelinePlan plan = twoStagePlan();
+  plan.mesh = {2, 2};
+  plan.batch = 8;
+  Loaded l = gather(plan);
+  ASSERT_EQ(l.facts.programs.size(), 4u);
+  EXPECT_EQ(l.facts.stages[0].ranks, (std::vector<int>{0, 2}));
+  EXPECT_EQ(l.facts.stages[1].ranks, (std::vector<int>{1, 3}));
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(l.facts.programs[size_t(r)].device, r);
+    EXPECT_EQ(l.facts.programs[size_t(r)].stage, r % 2);
+    EXPECT_EQ(l.facts.programs[size_t(r)].ppCoordinate, r % 2);
+  }
+  EXPECT_EQ(l.facts.parameters[13].parameter.ranks, (std::vector<int>{1, 3}));
 }
 
 // The example of docs/tools/apc-explain.md: the two-stage plan's explanation renders and

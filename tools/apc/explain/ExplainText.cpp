@@ -310,17 +310,17 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   }
   if (f.schedule != "1f1b")
     line("  (schedule '" + f.schedule + "' is drawn and costed as 1F1B)");
-  // The plan's own order of passes, read from each stage's send/recv.
+  // The plan's own order of passes, read from each stage's instructions.
   bool anyOrder = false, allMatch = true;
   for (const StageFacts &st : f.stages) {
     anyOrder = anyOrder || !st.planOrder.empty();
     allMatch = allMatch && !st.planOrder.empty() && st.planOrderIs1F1B;
   }
   if (anyOrder && allMatch)
-    line("  pass order read from each stage's send/recv: 1F1B, as drawn");
+    line("  pass order read from each stage's instructions: 1F1B, as drawn");
   else if (anyOrder)
     for (size_t s = 0; s < f.stages.size(); ++s)
-      line("  stage " + std::to_string(s) + " order from its send/recv: " +
+      line("  stage " + std::to_string(s) + " order from its instructions: " +
            (f.stages[s].planOrder.empty()
                 ? std::string("not recognised")
                 : f.stages[s].planOrder +

@@ -1,5 +1,7 @@
 #include "tools/apc/explain/PipelineSchedule.h"
 
+#include "compiler/pipeline/Schedule.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -7,19 +9,8 @@ namespace apc::explain {
 
 std::vector<std::pair<bool, int>> oneFOneBOrder(int stages, int stage, int microBatches) {
   std::vector<std::pair<bool, int>> order;
-  if (stages <= 0 || stage < 0 || stage >= stages || microBatches <= 0)
-    return order;
-  order.reserve(size_t(2) * size_t(microBatches));
-  int warmup = std::min(stages - stage - 1, microBatches);
-  int nextForward = 0, nextBackward = 0;
-  for (; nextForward < warmup; ++nextForward)
-    order.push_back({true, nextForward});
-  while (nextForward < microBatches) {
-    order.push_back({true, nextForward++});
-    order.push_back({false, nextBackward++});
-  }
-  while (nextBackward < microBatches)
-    order.push_back({false, nextBackward++});
+  for (const schedule::Pass &pass : schedule::oneFOneBOrder(stages, stage, microBatches))
+    order.push_back({pass.forward(), pass.microBatch});
   return order;
 }
 
@@ -56,9 +47,13 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
   PipelineTimeline t;
   t.stages = stages;
   t.microBatches = microBatches;
+  auto scheduled = schedule::oneFOneB(stages, microBatches);
+  if (!scheduled)
+    return Result<PipelineTimeline>::error(scheduled.message());
   std::vector<std::vector<std::pair<bool, int>>> orders(static_cast<size_t>(stages));
   for (int s = 0; s < stages; ++s)
-    orders[size_t(s)] = oneFOneBOrder(stages, s, microBatches);
+    for (const schedule::Pass &pass : scheduled->orders[size_t(s)])
+      orders[size_t(s)].push_back({pass.forward(), pass.microBatch});
   // End times of each stage's forwards and backwards by micro-batch (-1: not yet run).
   std::vector<std::vector<double>> forwardEnd(size_t(stages),
                                               std::vector<double>(size_t(microBatches), -1)),

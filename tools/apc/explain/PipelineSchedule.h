@@ -1,10 +1,8 @@
-// The 1F1B pipeline schedule of `apc explain --svg`: which forward and backward of which
-// micro-batch each stage runs when, under a simple cost model, and the bubble fraction.
+// The 1F1B pipeline timeline of `apc explain --svg`: when each stage runs the forward
+// and backward of each micro-batch, under a simple cost model, and the bubble fraction.
 //
-// Order (PipeDream-flush, as Megatron-LM's 1F1B): stage s of p runs
-// w = min(p - s - 1, m) warm-up forwards F0..F(w-1), then alternates one forward and one
-// backward (F(w) B0 F(w+1) B1 ...) until every forward has run, then the remaining
-// backwards. With one stage that is F0 B0 F1 B1 ...
+// The order is not decided here: it is compiler/pipeline/Schedule.h's (the one the
+// ap-pipeline pass compiles into the stage programs). This file only times it.
 //
 // Times: F of micro-batch k on stage s starts when the stage is free and F k on stage s-1
 // has ended; B k on stage s when the stage is free and B k on stage s+1 has ended. The
@@ -34,7 +32,7 @@ struct PipelineTimeline {
   double bubbleFraction = 0;                 // 1 - busy / (stages * makespan)
 };
 
-// The order of one stage's ops: (forward?, micro-batch) pairs.
+// The order of one stage's ops as (forward?, micro-batch) pairs: Schedule.h's 1F1B.
 std::vector<std::pair<bool, int>> oneFOneBOrder(int stages, int stage, int microBatches);
 
 // Relative forward time per stage from its FLOPs: proportional when every entry is

@@ -1,5 +1,6 @@
 #include "tools/apc/explain/PlanFacts.h"
 
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
 
 #include <algorithm>
@@ -174,7 +175,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
                                                    : nullptr;
     f.axisNames.push_back(name && name->size() ? name->str() : "axis" + std::to_string(a));
   }
-  f.devices = int64_t(p.programs()->size());
+  f.devices = plan::deviceCount(p);
   for (size_t a = 0; a < f.axisNames.size(); ++a)
     if (f.axisNames[a] == "pp" && f.ppAxis < 0)
       f.ppAxis = int64_t(a);
@@ -224,25 +225,18 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   // Programs: stage, memory, collectives.
   static const std::set<std::string> collectiveKernels = {
       "all_reduce", "all_gather", "reduce_scatter", "all_slice", "send", "recv"};
+  // One program per stage (plan.fbs): its facts are gathered once, then every device
+  // of the stage (its coordinate on "pp") gets a copy with its own rank.
+  if (p.programs()->size() != f.stages.size())
+    return fail("the plan has " + std::to_string(p.programs()->size()) + " programs but " +
+                std::to_string(f.stages.size()) + " pipeline stage" +
+                (f.stages.size() == 1 ? "" : "s"));
+  std::vector<ProgramFacts> stagePrograms;
   for (size_t i = 0; i < p.programs()->size(); ++i) {
     const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
     ProgramFacts pf;
     pf.index = int(i);
-    pf.device = program.device();
-    pf.stage = program.stage();
-    if (pf.stage < 0 || pf.stage >= int(f.stages.size()))
-      return fail("program " + std::to_string(i) + " (device " + std::to_string(pf.device) +
-                  ") runs pipeline stage " + std::to_string(pf.stage) + " but the plan has " +
-                  (f.pipelinePresent ? std::to_string(f.stages.size()) +
-                                           (f.stages.size() == 1 ? " stage" : " stages")
-                                     : std::string("no pipeline section (one stage)")));
-    if (f.ppAxis >= 0 && pf.device >= 0 && pf.device < f.devices)
-      pf.ppCoordinate = f.coordinates(pf.device)[size_t(f.ppAxis)];
-    if (f.stages.size() > 1 && pf.ppCoordinate >= 0 && pf.ppCoordinate != pf.stage)
-      f.warnings.push_back("program " + std::to_string(i) + " (device " +
-                           std::to_string(pf.device) + ") runs stage " +
-                           std::to_string(pf.stage) + " but its pp coordinate is " +
-                           std::to_string(pf.ppCoordinate));
+    pf.stage = int(i);
     const auto &buffers = *program.buffers();
     for (const plan::Buffer *b : buffers) {
       switch (b->kind()) {
@@ -315,54 +309,43 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     }
     if (!flopsKnown)
       pf.flops = 0;
-    // The pass order, from the point-to-point transfers (see ProgramFacts::passOrder).
-    bool sendsNext = false, sendsPrevious = false;
-    for (const CollectiveFacts &c : pf.collectives) {
-      sendsNext = sendsNext || (c.kind == "send" && c.peerOffset > 0);
-      sendsPrevious = sendsPrevious || (c.kind == "send" && c.peerOffset < 0);
-    }
-    // A pass may move several tensors (the compiler tags each transfer of a micro-batch
-    // apart: tag 2 and 3 for two gradients): one tag, the first seen, stands for the pass.
-    std::optional<int64_t> forwardTag, backwardTag;
-    for (const CollectiveFacts &c : pf.collectives) {
-      bool forward;
-      if ((c.kind == "send" && c.peerOffset > 0) ||
-          (c.kind == "recv" && c.peerOffset < 0 && !sendsNext))
-        forward = true;
-      else if ((c.kind == "send" && c.peerOffset < 0) ||
-               (c.kind == "recv" && c.peerOffset > 0 && !sendsPrevious))
-        forward = false;
-      else
+    // The pass order, from the instructions' pass and micro_batch (see ProgramFacts).
+    for (const plan::Instruction *inst : instructions) {
+      if ((inst->pass() != plan::Pass::Forward && inst->pass() != plan::Pass::Backward) ||
+          inst->micro_batch() < 0)
         continue;
-      std::optional<int64_t> &tag = forward ? forwardTag : backwardTag;
-      if (!tag)
-        tag = c.tag;
-      if (*tag == c.tag)
-        pf.passOrder.push_back(forward);
-    }
-    f.stages[size_t(pf.stage)].ranks.push_back(pf.device);
-    if (f.stages[size_t(pf.stage)].ranks.size() == 1) {
-      StageFacts &stage = f.stages[size_t(pf.stage)];
-      stage.flops = pf.flops;
-      // The plan's order, when it has one forward and one backward per micro-batch.
-      int forwards = int(std::count(pf.passOrder.begin(), pf.passOrder.end(), true));
-      int backwards = int(pf.passOrder.size()) - forwards;
-      if (!pf.passOrder.empty() && forwards == f.microBatches && backwards == f.microBatches) {
-        std::vector<std::pair<bool, int>> order;
-        int nextForward = 0, nextBackward = 0;
-        for (bool forward : pf.passOrder)
-          order.push_back({forward, forward ? nextForward++ : nextBackward++});
-        for (auto [forward, k] : order)
-          stage.planOrder += (stage.planOrder.empty() ? "" : " ") +
-                             std::string(forward ? "F" : "B") + std::to_string(k);
-        stage.planOrderIs1F1B =
-            order == oneFOneBOrder(int(f.stages.size()), pf.stage, f.microBatches);
+      std::pair<bool, int> pass{inst->pass() == plan::Pass::Forward, inst->micro_batch()};
+      if (pf.passes.empty() || pf.passes.back() != pass) {
+        pf.passes.push_back(pass);
+        pf.passOrder.push_back(pass.first);
       }
     }
+    StageFacts &stage = f.stages[i];
+    stage.flops = pf.flops;
+    // The plan's order, when it runs each micro-batch's forward and backward once.
+    std::set<std::pair<bool, int>> distinct(pf.passes.begin(), pf.passes.end());
+    if (!pf.passes.empty() && distinct.size() == pf.passes.size() &&
+        pf.passes.size() == size_t(2) * size_t(f.microBatches)) {
+      for (auto [forward, k] : pf.passes)
+        stage.planOrder += (stage.planOrder.empty() ? "" : " ") +
+                           std::string(forward ? "F" : "B") + std::to_string(k);
+      stage.planOrderIs1F1B =
+          pf.passes == oneFOneBOrder(int(f.stages.size()), int(i), f.microBatches);
+    }
+    stagePrograms.push_back(std::move(pf));
+  }
+  for (int64_t rank = 0; rank < f.devices; ++rank) {
+    std::vector<int64_t> coordinates = f.coordinates(rank);
+    int stage = plan::stageOf(p, coordinates);
+    if (stage < 0 || size_t(stage) >= stagePrograms.size())
+      return fail("device " + std::to_string(rank) + " is on stage " + std::to_string(stage) +
+                  " but the plan has " + std::to_string(stagePrograms.size()) + " programs");
+    ProgramFacts pf = stagePrograms[size_t(stage)];
+    pf.device = int(rank);
+    pf.ppCoordinate = f.ppAxis >= 0 ? coordinates[size_t(f.ppAxis)] : -1;
+    f.stages[size_t(stage)].ranks.push_back(int(rank));
     f.programs.push_back(std::move(pf));
   }
-  for (StageFacts &s : f.stages)
-    std::sort(s.ranks.begin(), s.ranks.end());
 
   // Parameters and their layouts (the loader checked that every program splits a
   // parameter, and each moment, the same way: the first program holding it tells).
@@ -378,7 +361,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   }
   for (size_t i = 0; i < p.programs()->size(); ++i) {
     const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
-    int stage = f.programs[i].stage;
+    int stage = int(i);
     for (const plan::Buffer *b : *program.buffers()) {
       if (b->kind() != plan::BufferKind::Parameter &&
           b->kind() != plan::BufferKind::OptimizerState)
@@ -391,9 +374,9 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       Layout &layout = b->kind() == plan::BufferKind::Parameter ? pf.parameter
                        : str(b->optimizer_slot()) == "exp_avg"  ? pf.expAvg
                                                                 : pf.expAvgSq;
-      if (std::find(layout.ranks.begin(), layout.ranks.end(), f.programs[i].device) ==
-          layout.ranks.end())
-        layout.ranks.push_back(f.programs[i].device);
+      for (int rank : f.stages[i].ranks)
+        if (std::find(layout.ranks.begin(), layout.ranks.end(), rank) == layout.ranks.end())
+          layout.ranks.push_back(rank);
       if (!layout.present) {
         layout.present = true;
         layout.localShape = dimsOf(b->shape());

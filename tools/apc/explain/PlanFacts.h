@@ -64,12 +64,11 @@ struct ProgramFacts {
   // temporaries, so part of arenaBytes, not added to the total.
   uint64_t gradientBytes = 0;
   int gradientBuffers = 0;
-  // Forward (F) and backward (B) passes in program order, read from its send/recv: a
-  // forward ends with a send to the next stage (the last stage: begins with a recv from
-  // the previous one), a backward ends with a send to the previous stage (the first: begins
-  // with a recv from the next); of a pass's several transfers, those with the tag of the
-  // first count. Empty when it has no send/recv (one stage).
-  std::vector<bool> passOrder;     // true: forward
+  // Forward (F) and backward (B) passes in program order, read from the instructions'
+  // `pass` and `micro_batch` (a run of instructions of one pass of one micro-batch is one
+  // pass). Empty when the plan does not mark them.
+  std::vector<std::pair<bool, int>> passes; // (forward?, micro-batch)
+  std::vector<bool> passOrder;     // true: forward (passes' first members)
   int64_t ppCoordinate = -1;       // its device's coordinate on the "pp" mesh axis, -1 none
   uint64_t totalBytes() const { return parameterBytes + optimizerBytes + inputBytes + arenaBytes; }
   std::vector<CollectiveFacts> collectives;
@@ -80,8 +79,8 @@ struct StageFacts {
   bool embedding = false, head = false;
   std::vector<int> ranks;            // global ranks whose program runs this stage
   double flops = 0;                  // of its first program (0: unknown)
-  // The plan's own pass order (ProgramFacts::passOrder of its first program) as "F0 F1 B0
-  // ...", and whether it equals the 1F1B order drawn; empty when the plan shows none.
+  // The plan's own pass order (ProgramFacts::passes of its program) as "F0 F1 B0 ...",
+  // and whether it equals the 1F1B order drawn; empty when the plan shows none.
   std::string planOrder;
   bool planOrderIs1F1B = true;
 };
@@ -110,7 +109,7 @@ struct PlanFacts {
   std::string schedule = "1f1b", recompute = "none";
   std::vector<StageFacts> stages;
   int64_t ppAxis = -1;               // index of the mesh axis named "pp", -1 none
-  // Problems worth a line in the output (program stage vs its pp coordinate, ...).
+  // Problems worth a line in the output.
   std::vector<std::string> warnings;
   std::optional<PipelineTimeline> timeline; // absent when too large to lay out
   bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)

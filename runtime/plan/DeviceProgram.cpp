@@ -1,0 +1,72 @@
+#include "runtime/plan/DeviceProgram.h"
+
+#include "runtime/schema/plan_generated.h"
+
+namespace apc::plan {
+
+std::vector<int64_t> meshShapeOf(const Plan &plan) {
+  return plan.mesh_shape() ? std::vector<int64_t>(plan.mesh_shape()->begin(),
+                                                  plan.mesh_shape()->end())
+                           : std::vector<int64_t>{};
+}
+
+int64_t deviceCount(const Plan &plan) {
+  int64_t n = 1;
+  for (int64_t d : meshShapeOf(plan))
+    n *= d;
+  return n;
+}
+
+std::vector<int64_t> meshCoordinates(const std::vector<int64_t> &mesh, int64_t rank) {
+  std::vector<int64_t> c(mesh.size());
+  for (size_t d = mesh.size(); d-- > 0;) {
+    int64_t size = mesh[d] > 0 ? mesh[d] : 1;
+    c[d] = rank % size;
+    rank /= size;
+  }
+  return c;
+}
+
+int pipelineAxis(const Plan &plan) {
+  // Names past the mesh's axes (a damaged or hand-edited plan) name nothing.
+  flatbuffers::uoffset_t axes = plan.mesh_shape() ? plan.mesh_shape()->size() : 0;
+  if (plan.mesh_axes())
+    for (flatbuffers::uoffset_t a = 0; a < plan.mesh_axes()->size() && a < axes; ++a)
+      if (plan.mesh_axes()->Get(a)->str() == "pp")
+        return int(a);
+  return -1;
+}
+
+int stageOf(const Plan &plan, const std::vector<int64_t> &coordinates) {
+  int axis = pipelineAxis(plan);
+  return axis >= 0 && size_t(axis) < coordinates.size() ? int(coordinates[size_t(axis)]) : 0;
+}
+
+const Program *programOf(const Plan &plan, int64_t rank) {
+  if (!plan.programs() || rank < 0 || rank >= deviceCount(plan))
+    return nullptr;
+  int stage = stageOf(plan, meshCoordinates(meshShapeOf(plan), rank));
+  if (stage < 0 || flatbuffers::uoffset_t(stage) >= plan.programs()->size())
+    return nullptr;
+  return plan.programs()->Get(flatbuffers::uoffset_t(stage));
+}
+
+std::optional<int64_t> vocabStart(const Instruction &inst,
+                                  const std::vector<int64_t> &coordinates) {
+  if (!inst.attributes())
+    return std::nullopt;
+  std::optional<int64_t> axis, rows;
+  for (const Attribute *a : *inst.attributes()) {
+    if (a->kind() != AttributeKind::Int || !a->name())
+      continue;
+    if (a->name()->str() == "vocab_shard_axis")
+      axis = a->i();
+    else if (a->name()->str() == "vocab_shard_rows")
+      rows = a->i();
+  }
+  if (!axis || !rows || *axis < 0 || size_t(*axis) >= coordinates.size())
+    return std::nullopt;
+  return coordinates[size_t(*axis)] * *rows;
+}
+
+} // namespace apc::plan

@@ -1,0 +1,45 @@
+// Which program a device runs, and what in it depends on the device.
+//
+// A plan holds one program per pipeline stage (plan.fbs, version 4). A device's rank
+// gives its mesh coordinates (row-major over Plan.mesh_shape: the last axis varies
+// fastest), its coordinate on the mesh axis named "pp" gives its stage (stage 0 without
+// that axis), and that stage's program is what it runs. The one thing in a program that
+// differs per device is the first vocabulary id of the block a vocabulary-parallel
+// kernel holds: `vocab_start = coordinate[vocab_shard_axis] * vocab_shard_rows`. Send and
+// recv name their peers relative to the device along an axis, so they need nothing.
+// The loader, the executor, the training loop, `aprun --dump` and `apc explain` all ask
+// here, so the rule lives in one place.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace apc::plan {
+struct Plan;
+struct Program;
+struct Instruction;
+
+// The mesh's sizes ([] for one device) and its number of devices.
+std::vector<int64_t> meshShapeOf(const Plan &plan);
+int64_t deviceCount(const Plan &plan);
+
+// The coordinates of `rank` on `mesh`, row-major; [] for an empty mesh.
+std::vector<int64_t> meshCoordinates(const std::vector<int64_t> &mesh, int64_t rank);
+
+// The index of the mesh axis named "pp" (among Plan.mesh_shape's), -1 when none is.
+int pipelineAxis(const Plan &plan);
+
+// The pipeline stage the device at `coordinates` runs: its coordinate on "pp", else 0.
+int stageOf(const Plan &plan, const std::vector<int64_t> &coordinates);
+
+// The program of device `rank` (null when the plan has no program for its stage).
+const Program *programOf(const Plan &plan, int64_t rank);
+
+// The Int attribute `vocab_start` an instruction takes on the device at `coordinates`:
+// set for instructions with `vocab_shard_axis` and `vocab_shard_rows`, else empty.
+std::optional<int64_t> vocabStart(const Instruction &inst,
+                                  const std::vector<int64_t> &coordinates);
+
+} // namespace apc::plan
