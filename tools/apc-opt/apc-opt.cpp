@@ -1,6 +1,6 @@
 // apc-opt: mlir-opt for APC's dialects and passes, used by the lit tests.
 // Registers only what APC's IR contains (ap, func) and APC's passes, not all of MLIR.
-#include "compiler/pipelines/Pipelines.h"
+#include "compiler/driver/TrainStepPipeline.h"
 #include "compiler/rules/Rules.h"
 #include "dialects/ap/IR/ApDialect.h"
 

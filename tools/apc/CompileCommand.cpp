@@ -4,7 +4,7 @@
 #include "compiler/emit/EmitPlan.h"
 #include "compiler/lowering/LowerToExec.h"
 #include "compiler/partition/ParallelPlan.h"
-#include "compiler/pipelines/Pipelines.h"
+#include "compiler/driver/TrainStepPipeline.h"
 #include "compiler/rules/Rules.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Mesh.h"

@@ -1,8 +1,8 @@
-// The pipeline schedule (compiler/pipeline/Schedule.h), the one order of forward and
+// The pipeline schedule (compiler/stages/Schedule.h), the one order of forward and
 // backward passes that ap-pipeline compiles and `apc explain` draws: 1F1B's warm-up,
 // steady state and cool-down, every pass exactly once, dependencies never inverted, and
 // the in-flight bound p - s.
-#include "compiler/pipeline/Schedule.h"
+#include "compiler/stages/Schedule.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 #include "tools/apc/explain/PipelineSchedule.h"
 
-#include "compiler/pipeline/Schedule.h"
+#include "compiler/stages/Schedule.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 // The 1F1B pipeline timeline of `apc explain --svg`: when each stage runs the forward
 // and backward of each micro-batch, under a simple cost model, and the bubble fraction.
 //
-// The order is not decided here: it is compiler/pipeline/Schedule.h's (the one the
+// The order is not decided here: it is compiler/stages/Schedule.h's (the one the
 // ap-pipeline pass compiles into the stage programs). This file only times it.
 //
 // Times: F of micro-batch k on stage s starts when the stage is free and F k on stage s-1

@@ -1,4 +1,4 @@
-#include "compiler/pipelines/Pipelines.h"
+#include "compiler/driver/TrainStepPipeline.h"
 
 #include "compiler/Passes.h"
 

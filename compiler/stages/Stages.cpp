@@ -1,9 +1,9 @@
-#include "compiler/pipeline/Stages.h"
+#include "compiler/stages/Stages.h"
 
 #include <algorithm>
 #include <limits>
 
-namespace apc::pipeline {
+namespace apc::stages {
 
 Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
                                              const ModelSizes &m) {
@@ -64,4 +64,4 @@ Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan
   return stages;
 }
 
-} // namespace apc::pipeline
+} // namespace apc::stages

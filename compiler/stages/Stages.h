@@ -6,7 +6,7 @@
 
 #include <vector>
 
-namespace apc::pipeline {
+namespace apc::stages {
 
 struct StageLayers {
   int64_t first = 0, count = 0; // decoder layers [first, first + count)
@@ -23,4 +23,4 @@ struct ModelSizes {
 Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
                                              const ModelSizes &m);
 
-} // namespace apc::pipeline
+} // namespace apc::stages

@@ -1,4 +1,4 @@
-#include "compiler/pipeline/Schedule.h"
+#include "compiler/stages/Schedule.h"
 
 #include <algorithm>
 

@@ -12,7 +12,7 @@
 // Where a chain of reductions and casts ends at an AdamW, the norm or the loss, the
 // value it starts from is accumulated over micro-batches (in f32).
 //
-// The order of the passes is compiler/pipeline/Schedule.h's. Every op of a stage is
+// The order of the passes is compiler/stages/Schedule.h's. Every op of a stage is
 // marked with where it sits in the step, for the plan's instructions (plan.fbs
 // Instruction) and `apc explain`: `ap.pass` ("forward", "backward", "step", "other"),
 // `ap.micro_batch` (i64, forward and backward only) and `ap.layer` (i64: a decoder layer,
@@ -21,8 +21,8 @@
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/partition/ShardedValues.h"
-#include "compiler/pipeline/Schedule.h"
-#include "compiler/pipeline/Stages.h"
+#include "compiler/stages/Schedule.h"
+#include "compiler/stages/Stages.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Layers.h"
 #include "compiler/support/Mesh.h"
@@ -263,7 +263,7 @@ private:
       auto a = model ? model.getAs<IntegerAttr>(key) : IntegerAttr();
       return a ? a.getInt() : 1;
     };
-    pipeline::ModelSizes sizes;
+    stages::ModelSizes sizes;
     sizes.layers = get("num_hidden_layers");
     numLayers_ = int(sizes.layers);
     sizes.hidden = get("hidden_size");
@@ -273,10 +273,10 @@ private:
     sizes.headDim = get("head_dim");
     sizes.vocab = get("vocab_size");
     sizes.seqLen = cast<RankedTensorType>(ids_.getType()).getDimSize(1);
-    auto stages = pipeline::stageLayers(plan_, sizes);
-    if (!stages)
-      return fn_.emitError() << "ap-pipeline: " << stages.message();
-    stages_ = std::move(*stages);
+    auto layers = stages::stageLayers(plan_, sizes);
+    if (!layers)
+      return fn_.emitError() << "ap-pipeline: " << layers.message();
+    stages_ = std::move(*layers);
 
     // Layers of values: parameters by name, the batch none of its own (kFloat).
     for (BlockArgument arg : fn_.getArguments()) {
@@ -888,7 +888,7 @@ private:
   // The stages' layers and the micro-batches, for lowering and the plan.
   void recordPipeline() {
     SmallVector<int64_t> layers;
-    for (const pipeline::StageLayers &s : stages_) {
+    for (const stages::StageLayers &s : stages_) {
       layers.push_back(s.first);
       layers.push_back(s.count);
     }
@@ -905,7 +905,7 @@ private:
   partition::ParallelPlan plan_;
   int pp_, mb_;
   int ppAxis_, dpAxis_; // mesh axes (ppAxis_ -1 without stages: mb alone accumulates)
-  std::vector<pipeline::StageLayers> stages_;
+  std::vector<stages::StageLayers> stages_;
   Value ids_, labels_, kept_, loss_;
   SmallVector<Operation *> ops_;
   llvm::DenseMap<Operation *, int> position_;
