@@ -184,4 +184,14 @@ def ApPartitionPass : Pass<"ap-partition", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::shard::ShardDialect"];
 }
 
+def ApPrintCostPass : Pass<"ap-print-cost", "mlir::ModuleOp"> {
+  let summary = "a remark on every op with what its cost rule says (inspection and tests)";
+  let description = [{
+    For reading costs at any phase: every op of every function gets a remark
+    `cost: flops F, read R B, written W B, sent S B, group G` from its
+    CostOpInterface (compiler/rules/), computed on the op's own types (per device after
+    partitioning). An op without a cost rule is an error naming it. Changes nothing.
+  }];
+}
+
 #endif // APC_COMPILER_PASSES_TD

@@ -166,7 +166,8 @@ private:
         if (llvm::any_of(dimAxes, [](int64_t a) { return a >= 0; }))
           fn_.setArgAttr(i, "ap.dim_axes", DenseI64ArrayAttr::get(fn_.getContext(), dimAxes));
       }
-      argByName_[name] = arg;
+      if (!name.empty()) // results name the state they update; unnamed ones are whole
+        argByName_[name] = arg;
     }
     return success();
   }

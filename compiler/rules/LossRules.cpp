@@ -75,7 +75,9 @@ template <typename Op, int FlopsPerLogit> ap::OpCost costPerLogit(Op o) {
 }
 
 ap::OpCost costVocabParallelLoss(ap::VocabParallelLossOp o) {
-  return onePass(o, 3); // log, subtract, sum per row
+  ap::OpCost cost = onePass(o, 0);
+  cost.flops = 3.0 * elements(o.getRowMax()); // log, subtract, sum per row
+  return cost;
 }
 
 } // namespace
