@@ -1,22 +1,13 @@
-// `apc compile`: the imported forward + loss -> the training step (and later a plan).
+// `apc compile`: flags and files around the compiler driver (compiler/driver/Compile.h),
+// which takes the imported forward + loss to the training step and plan.fb.
 #include "tools/apc/Commands.h"
 
-#include "compiler/emit/EmitPlan.h"
-#include "compiler/lowering/LowerToExec.h"
-#include "compiler/partition/ParallelPlan.h"
-#include "compiler/driver/TrainStepPipeline.h"
-#include "compiler/rules/Rules.h"
-#include "compiler/support/EntryFunction.h"
-#include "compiler/support/Mesh.h"
-#include "dialects/ap/IR/ApDialect.h"
+#include "compiler/driver/Compile.h"
 #include "runtime/support/AtomicFile.h"
 #include "runtime/support/Flags.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
-#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -30,8 +21,6 @@ int runCompile(int argc, char **argv, int first) {
   std::string input, output, cluster, precision = "bf16", emit = "plan", compileTo;
   TrainStepOptions options;
   bool timing = false;
-  uint64_t arenaBytes = 0;
-  std::vector<uint64_t> stageArenas; // one per pipeline stage
   std::string phases;
   for (const std::string &p : phaseNames())
     phases += (phases.empty() ? "" : "|") + p;
@@ -83,17 +72,11 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s\n", what.c_str());
     return 2;
   };
-  int64_t devices = 0;
-  {
-    char *end = nullptr;
-    if (cluster.rfind("cpu:", 0) == 0)
-      devices = std::strtoll(cluster.c_str() + 4, &end, 10);
-    if (devices <= 0 || !end || *end)
-      return usage("--cluster must be cpu:N (N local CPU processes), got '" + cluster +
-                   "'; GPU cluster profiles come with the CUDA backend");
-  }
+  auto clusterSpec = driver::parseCluster(cluster);
+  if (!clusterSpec)
+    return usage(clusterSpec.message());
   if (planText.empty())
-    planText = "dp=" + std::to_string(devices);
+    planText = "dp=" + std::to_string(clusterSpec->devices);
   auto parallelPlan = partition::parseParallelPlan(planText);
   if (!parallelPlan)
     return usage("--plan: " + parallelPlan.message());
@@ -116,8 +99,7 @@ int runCompile(int argc, char **argv, int first) {
   options.precision = precision;
 
   mlir::DialectRegistry registry;
-  registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
-  rules::registerApRules(registry);
+  driver::registerCompilerDialects(registry);
   mlir::MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
@@ -128,68 +110,30 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s: cannot parse (see above)\n", input.c_str());
     return 1;
   }
-  if (auto fn = findEntryFunction(*module); mlir::succeeded(fn)) {
-    auto planContext = partition::planContextOf(*fn, devices, cluster);
-    if (!planContext)
-      return usage(input + ": " + planContext.message());
-    if (Status s = partition::validate(*parallelPlan, *planContext); !s)
-      return usage("--plan \"" + planText + "\": " + s.message());
-  }
-  // The plan travels as #ap.parallel on the module; every pass reads it from there.
-  (*module)->setAttr(kParallelAttr, partition::toAttr(&context, *parallelPlan));
+  if (Status s = driver::setParallelPlan(*module, *parallelPlan, *clusterSpec); !s)
+    return usage("--plan \"" + planText + "\": " + s.message());
   std::string planDescription = parallelPlan->toString();
-  mlir::PassManager pm(&context);
-  if (timing)
-    pm.enableTiming();
-  buildTrainStepPipeline(pm, options, *last);
-  if (mlir::failed(pm.run(*module))) {
+  if (mlir::failed(driver::runPasses(*module, options, *last, timing))) {
     std::fprintf(stderr, "apc compile: %s: compilation failed (see above)\n", input.c_str());
     return 1;
   }
   std::string text;
+  std::vector<uint64_t> stageArenas; // one per pipeline stage
   if (emit == "mlir") {
     llvm::raw_string_ostream os(text);
     module->print(os);
   } else {
-    // One function per pipeline stage (ap.stage), or the step itself.
-    std::vector<mlir::func::FuncOp> stageFns;
-    for (auto f : module->getOps<mlir::func::FuncOp>())
-      if (f->hasAttr("ap.stage"))
-        stageFns.push_back(f);
-    llvm::sort(stageFns, [](mlir::func::FuncOp a, mlir::func::FuncOp b) {
-      return a->getAttrOfType<mlir::IntegerAttr>("ap.stage").getInt() <
-             b->getAttrOfType<mlir::IntegerAttr>("ap.stage").getInt();
-    });
-    if (stageFns.empty()) {
-      auto fn = findEntryFunction(*module);
-      if (mlir::failed(fn)) {
-        std::fprintf(stderr, "apc compile: %s: no entry function (see above)\n", input.c_str());
-        return 1;
-      }
-      stageFns.push_back(*fn);
-    }
-    std::vector<lowering::ExecProgram> programs;
-    for (mlir::func::FuncOp f : stageFns) {
-      auto program = lowering::lowerToExec(f);
-      if (mlir::failed(program)) {
-        std::fprintf(stderr, "apc compile: %s: lowering to a plan failed (see above)\n",
-                     input.c_str());
-        return 1;
-      }
-      arenaBytes = std::max<uint64_t>(arenaBytes, program->arenaBytes);
-      stageArenas.push_back(program->arenaBytes);
-      programs.push_back(std::move(*program));
-    }
-    emit::PlanInfo info;
-    info.cluster = cluster;
-    info.padId = padId;
-    auto plan = emit::emitPlan(programs, stageFns.front(), info);
+    driver::PlanOptions planOptions;
+    planOptions.cluster = cluster;
+    planOptions.padId = padId;
+    auto plan = driver::emitPlan(*module, planOptions);
     if (mlir::failed(plan)) {
       std::fprintf(stderr, "apc compile: %s: lowering to a plan failed (see above)\n",
                    input.c_str());
       return 1;
     }
-    text = std::move(*plan);
+    text = std::move(plan->bytes);
+    stageArenas = plan->stageArenas;
   }
   if (output == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -197,6 +141,9 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s\n", s.message().c_str());
     return 1;
   }
+  uint64_t arenaBytes = 0;
+  for (uint64_t a : stageArenas)
+    arenaBytes = std::max(arenaBytes, a);
   int64_t ops = 0;
   std::string arenas = "arena " + std::to_string(arenaBytes) + " bytes";
   if (stageArenas.size() > 1) {

@@ -1,0 +1,94 @@
+#include "compiler/driver/Compile.h"
+
+#include "compiler/emit/EmitPlan.h"
+#include "compiler/lowering/LowerToExec.h"
+#include "compiler/rules/Rules.h"
+#include "compiler/support/EntryFunction.h"
+#include "compiler/support/Mesh.h"
+#include "dialects/ap/IR/ApDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace apc::driver {
+
+using namespace mlir;
+
+void registerCompilerDialects(DialectRegistry &registry) {
+  registry.insert<ap::ApDialect, func::FuncDialect, shard::ShardDialect>();
+  rules::registerApRules(registry);
+}
+
+Result<Cluster> parseCluster(const std::string &text) {
+  Cluster cluster{text, 0};
+  char *end = nullptr;
+  errno = 0;
+  if (text.rfind("cpu:", 0) == 0)
+    cluster.devices = std::strtoll(text.c_str() + 4, &end, 10);
+  if (cluster.devices <= 0 || errno || !end || *end)
+    return Result<Cluster>::error("--cluster must be cpu:N (N local CPU processes), got '" +
+                                  text + "'; GPU cluster profiles come with the CUDA backend");
+  return cluster;
+}
+
+Status setParallelPlan(ModuleOp module, const partition::ParallelPlan &plan,
+                       const Cluster &cluster) {
+  if (auto fn = findEntryFunction(module); succeeded(fn)) {
+    auto context = partition::planContextOf(*fn, cluster.devices, cluster.name);
+    if (!context)
+      return context.status();
+    APC_RETURN_IF_ERROR(partition::validate(plan, *context));
+  }
+  module->setAttr(kParallelAttr, partition::toAttr(module.getContext(), plan));
+  return Status::ok();
+}
+
+LogicalResult runPasses(ModuleOp module, const TrainStepOptions &options, Phase last,
+                        bool timing) {
+  PassManager pm(module.getContext());
+  if (timing)
+    pm.enableTiming();
+  buildTrainStepPipeline(pm, options, last);
+  return pm.run(module);
+}
+
+FailureOr<CompiledPlan> emitPlan(ModuleOp module, const PlanOptions &options) {
+  // One function per pipeline stage (ap.stage), or the step itself.
+  std::vector<func::FuncOp> stageFns;
+  for (auto f : module.getOps<func::FuncOp>())
+    if (f->hasAttr("ap.stage"))
+      stageFns.push_back(f);
+  llvm::sort(stageFns, [](func::FuncOp a, func::FuncOp b) {
+    return a->getAttrOfType<IntegerAttr>("ap.stage").getInt() <
+           b->getAttrOfType<IntegerAttr>("ap.stage").getInt();
+  });
+  if (stageFns.empty()) {
+    FailureOr<func::FuncOp> fn = findEntryFunction(module);
+    if (failed(fn))
+      return failure();
+    stageFns.push_back(*fn);
+  }
+  CompiledPlan plan;
+  std::vector<lowering::ExecProgram> programs;
+  for (func::FuncOp f : stageFns) {
+    FailureOr<lowering::ExecProgram> program = lowering::lowerToExec(f);
+    if (failed(program))
+      return failure();
+    plan.stageArenas.push_back(program->arenaBytes);
+    programs.push_back(std::move(*program));
+  }
+  emit::PlanInfo info;
+  info.cluster = options.cluster;
+  info.padId = options.padId;
+  FailureOr<std::string> bytes = emit::emitPlan(programs, stageFns.front(), info);
+  if (failed(bytes))
+    return failure();
+  plan.bytes = std::move(*bytes);
+  return plan;
+}
+
+} // namespace apc::driver

@@ -1,0 +1,57 @@
+// The compiler driver: an imported training step -> the per-stage programs -> plan.fb.
+//
+// One library that `apc compile` (and next the plan search) calls; the tool only parses
+// flags, reads and writes files and prints. The steps are separate so a caller can stop
+// after any of them: the cluster, the plan checked against the model and set on the
+// module as #ap.parallel, the pass pipeline up to a phase, then lowering every stage
+// function and writing the plan.
+#pragma once
+
+#include "compiler/driver/TrainStepPipeline.h"
+#include "compiler/partition/ParallelPlan.h"
+#include "runtime/support/Status.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace apc::driver {
+
+// The dialects the compiler reads and writes (ap, func, shard) and the per-op rules.
+void registerCompilerDialects(mlir::DialectRegistry &registry);
+
+// The devices a plan is compiled for. Today `cpu:N`: N local CPU processes.
+struct Cluster {
+  std::string name; // as the user wrote it
+  int64_t devices = 1;
+};
+Result<Cluster> parseCluster(const std::string &text);
+
+// Checks `plan` against the cluster and the module's model (heads, layers, vocabulary,
+// batch) and sets it on the module as #ap.parallel. Errors name the plan field.
+Status setParallelPlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,
+                       const Cluster &cluster);
+
+// Runs the training-step passes up to and including `last`; diagnostics go to the
+// context's handler. `timing` prints the time of each pass.
+mlir::LogicalResult runPasses(mlir::ModuleOp module, const TrainStepOptions &options,
+                              Phase last, bool timing = false);
+
+struct PlanOptions {
+  std::string cluster = "cpu:1";
+  int64_t padId = -1;
+};
+
+struct CompiledPlan {
+  std::string bytes;                 // plan.fb
+  std::vector<uint64_t> stageArenas; // each stage's arena, in stage order
+};
+
+// Lowers every stage function of a compiled module (@train_step.stageN in stage order,
+// or the step itself) and writes plan.fb. Emits a located error and fails otherwise.
+mlir::FailureOr<CompiledPlan> emitPlan(mlir::ModuleOp module, const PlanOptions &options);
+
+} // namespace apc::driver
