@@ -163,25 +163,39 @@ def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
 def ApPartitionPass : Pass<"ap-partition", "mlir::ModuleOp"> {
   let summary = "split the training step across devices as the parallel plan says";
   let description = [{
-    Runs on the whole training step (after ap-optimizer). Declares the device mesh
-    as an upstream `shard.grid @mesh` and rewrites the function into the program of
-    one device, with explicit upstream `shard.all_reduce` collectives.
+    Runs on the whole training step (after ap-optimizer) and rewrites it into the
+    program of one device on the mesh ap-mesh declared, over its dp and tp axes (pp
+    is ap-pipeline's), with explicit upstream shard collectives.
 
-    Today: data parallelism. `input_ids` and `labels` are split on the batch; a
-    propagation over the ops assigns every value a state (replicated, split on a
-    dim, or partial: a per-device summand); splitting a value divides that dim of
-    its type; a partial value that must be whole (a gradient entering grad_norm or
-    adamw, the returned loss) gets a `shard.all_reduce` (sum). The loss is divided by
-    the kept tokens of the global batch (`ap.count_kept`, all-reduced), so ranks with
-    more padding weigh exactly as they would on one device. Gradient all-reduces are
-    placed right after the gradient is complete and grouped into buckets of about
-    `bucket-mb` MiB (adjacent collectives that the runtime fuses).
+    The batch (arguments marked `ap.batch`) is split over dp, parameters start in the
+    tensor-parallel layout the model marked (`ap.layout`) and, under ZeRO, split over
+    dp. A propagation over the ops assigns every value a state per mesh axis
+    (replicated, split on a dim, or partial: a per-device summand) with each op's
+    sharding rule (ShardingRuleOpInterface, compiler/rules/); where an operand is not
+    in a state its op computes from, the conversion is a collective (all_reduce,
+    reduce_scatter, all_gather, all_slice); an op without a rule is an error naming
+    it. Splitting a value divides that dim of its type. The loss is divided by the kept
+    tokens of the global batch (`ap.count_kept`, all-reduced), so ranks with more
+    padding weigh exactly as they would on one device. Gradient reductions are placed
+    right after each gradient is complete; ap-bucket-gradients groups them.
+  }];
+  let dependentDialects = ["mlir::shard::ShardDialect"];
+}
+
+def ApBucketGradientsPass : Pass<"ap-bucket-gradients", "mlir::ModuleOp"> {
+  let summary = "group the gradient all-reduces into buckets the runtime fuses";
+  let description = [{
+    Runs after ap-partition. The gradient reductions are the all-reduces on the chain
+    (through reduce-scatters, slices and casts) into an `ap.adamw` gradient or an
+    `ap.grad_norm` operand. Walking them in order, each bucket of about `bucket-mb`
+    MiB over the same mesh axes is moved next to its last member, so lowering fuses it
+    into one collective issued as soon as the bucket's gradients are complete. A
+    reduction joins a bucket only while none of the bucket's users comes before it.
   }];
   let options = [
     Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
            "gradient all-reduce bucket size in MiB">
   ];
-  let dependentDialects = ["mlir::shard::ShardDialect"];
 }
 
 def ApPrintCostPass : Pass<"ap-print-cost", "mlir::ModuleOp"> {

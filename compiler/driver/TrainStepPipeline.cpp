@@ -9,7 +9,7 @@ namespace apc {
 const std::vector<std::string> &phaseNames() {
   static const std::vector<std::string> names = {
       "input",    "mesh",      "micro-batch", "mixed-precision", "autodiff",
-      "optimizer", "recompute", "partition",   "pipeline"};
+      "optimizer", "recompute", "partition",   "bucket-gradients", "pipeline"};
   return names;
 }
 
@@ -54,6 +54,9 @@ void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &opt
   if (last < Phase::Partition)
     return;
   pm.addPass(createApPartitionPass());
+  if (last < Phase::BucketGradients)
+    return;
+  pm.addPass(createApBucketGradientsPass());
   if (last < Phase::Pipeline)
     return;
   pm.addPass(createApPipelinePass());

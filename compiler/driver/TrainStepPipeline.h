@@ -24,11 +24,12 @@ enum class Phase {
   Optimizer,
   Recompute,
   Partition,
+  BucketGradients,
   Pipeline
 };
 
 // Phase names as users type them: input, mesh, micro-batch, mixed-precision, autodiff,
-// optimizer, recompute, partition, pipeline.
+// optimizer, recompute, partition, bucket-gradients, pipeline.
 const std::vector<std::string> &phaseNames();
 std::optional<Phase> parsePhase(const std::string &name);
 

@@ -58,10 +58,9 @@ AxisState tensorParallelLayout(std::optional<ap::TensorLayout> layout) {
 class Partitioner : partition::ShardedValues, public partition::RuleContext {
 public:
   Partitioner(ModuleOp module, func::FuncOp fn, const Mesh &mesh,
-              const partition::ParallelPlan &plan, double bucketBytes)
+              const partition::ParallelPlan &plan)
       : ShardedValues(module.getContext(), mesh.shape, mesh.axis("tp"), mesh.names),
-        module_(module), fn_(fn), plan_(plan), dpAxis_(mesh.axis("dp")),
-        bucketBytes_(bucketBytes) {}
+        module_(module), fn_(fn), plan_(plan), dpAxis_(mesh.axis("dp")) {}
 
   LogicalResult run() {
     collectOptimizerLayouts();
@@ -75,7 +74,6 @@ public:
         return failure();
     fn_.setType(FunctionType::get(fn_.getContext(), fn_.getBody().front().getArgumentTypes(),
                                   fn_.getBody().front().getTerminator()->getOperandTypes()));
-    bucketGradientReductions();
     return success();
   }
 
@@ -243,7 +241,6 @@ private:
   bool reducesGradientsWhole() const override {
     return plan_.zero == 1 && axis() == dpAxis_;
   }
-  void markGradient(unsigned i) override { markGradientCollectives(op()->getOperand(i)); }
   void divideByGlobalKeptCount() override { keptCountWanted_ = true; }
   std::optional<int> vocabularyAxis(Value logits) override {
     for (int a = 0; a < numAxes(); ++a)
@@ -255,17 +252,6 @@ private:
     return vocabParallelLoss(op(), axis);
   }
   LogicalResult rewriteGradNorm() override { return gradNorm(cast<ap::GradNormOp>(op())); }
-
-  // Gradient collectives (made for AdamW's or the norm's operands) join the buckets.
-  void markGradientCollectives(Value v) {
-    while (Operation *def = v.getDefiningOp()) {
-      if (!isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllSliceOp, ap::CastOp>(def))
-        return;
-      if (isa<shard::AllReduceOp, shard::ReduceScatterOp>(def))
-        gradientCollectives_.insert(def);
-      v = def->getOperand(0);
-    }
-  }
 
   // ---- Ops rewritten as a whole ----
 
@@ -393,7 +379,6 @@ private:
         to[dpAxis_] = AxisState::r(); // ZeRO-1 all-reduces gradients whole
       for (int a = 0; a < numAxes(); ++a)
         wantOn(op, i, a, to[a]); // partial: all-reduced, or reduce-scattered (ZeRO-2/3)
-      markGradientCollectives(op->getOperand(i));
     }
     std::map<unsigned, SmallVector<Value>> groups; // by the mask of split axes
     for (Value g : op->getOperands()) {
@@ -513,52 +498,10 @@ private:
     return success();
   }
 
-  // Gathers the gradient reductions into buckets of about bucketBytes_: each bucket's
-  // reductions are moved next to its last one, so the runtime fuses them into one
-  // collective, issued as soon as the bucket's gradients are complete.
-  void bucketGradientReductions() {
-    SmallVector<Operation *> reductions;
-    fn_.walk([&](Operation *op) {
-      if (gradientCollectives_.contains(op) && isa<shard::AllReduceOp>(op))
-        reductions.push_back(op);
-    });
-    SmallVector<Operation *> bucket;
-    double bytes = 0;
-    auto flush = [&] {
-      if (bucket.size() > 1) {
-        Operation *last = bucket.back();
-        for (Operation *op : llvm::reverse(ArrayRef(bucket).drop_back()))
-          op->moveBefore(last);
-      }
-      bucket.clear();
-      bytes = 0;
-    };
-    for (Operation *op : reductions) {
-      // The bucket's reductions move down to `op`: legal while none of their users
-      // comes before it, and all reduce over the same axes.
-      bool movable = llvm::all_of(bucket, [&](Operation *member) {
-        return cast<shard::AllReduceOp>(member).getGridAxes() ==
-                   cast<shard::AllReduceOp>(op).getGridAxes() &&
-               llvm::all_of(member->getUsers(), [&](Operation *u) {
-                 return u->getBlock() != op->getBlock() || op->isBeforeInBlock(u);
-               });
-      });
-      if (!movable)
-        flush();
-      bucket.push_back(op);
-      auto type = cast<RankedTensorType>(op->getResult(0).getType());
-      bytes += double(type.getNumElements()) * double(type.getElementTypeBitWidth()) / 8.0;
-      if (bytes >= bucketBytes_)
-        flush();
-    }
-    flush();
-  }
-
   ModuleOp module_;
   func::FuncOp fn_;
   partition::ParallelPlan plan_;
   int dpAxis_;
-  double bucketBytes_;
   llvm::DenseMap<Value, Sharding> layouts_;        // parameter -> optimizer layout
   llvm::DenseMap<Value, Value> gradParam_;         // AdamW's gradient -> its parameter
   llvm::DenseMap<Operation *, Value> adamParam_;   // AdamW -> its parameter argument
@@ -567,7 +510,6 @@ private:
   llvm::DenseMap<std::pair<Value, Value>, VocabStats> vocabStats_;
   llvm::DenseMap<std::pair<Value, Value>, Value> targets_;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> counts_;
-  llvm::SmallPtrSet<Operation *, 16> gradientCollectives_;
   bool reduceEagerly_ = false, keptCountWanted_ = false; // set by the op's rule
 };
 
@@ -589,7 +531,7 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
     FailureOr<Mesh> mesh = meshOf(module);
     if (failed(mesh))
       return signalPassFailure();
-    Partitioner partitioner(module, *entry, *mesh, plan, bucketMb * 1024.0 * 1024.0);
+    Partitioner partitioner(module, *entry, *mesh, plan);
     if (failed(partitioner.run()) || failed(verify(module)))
       return signalPassFailure();
     (*entry)->setAttr(kPartitioned, UnitAttr::get(&getContext()));

@@ -81,8 +81,6 @@ public:
   virtual AxisState parameterLayout(mlir::Operation *adamw) = 0;
   // ZeRO-1 on this axis: gradients are all-reduced whole before the update slices them.
   virtual bool reducesGradientsWhole() const = 0;
-  // The collectives that made operand `i` are gradient reductions (bucketed).
-  virtual void markGradient(unsigned operand) = 0;
   // A mean loss divides by the kept tokens of the whole global batch (after all axes).
   virtual void divideByGlobalKeptCount() = 0;
   // The mesh axis on which `logits` is split along its last dim (the vocabulary).

@@ -31,7 +31,6 @@ LogicalResult shardAdamW(ap::AdamWOp o, RuleContext &c) {
   if (c.reducesGradientsWhole()) // ZeRO-1: all-reduce, then slice
     c.want(1, AxisState::r());
   c.want(1, to); // a partial gradient: reduce-scattered (ZeRO-2/3)
-  c.markGradient(1);
   for (unsigned i : {0u, 2u, 3u})
     c.want(i, to);
   for (unsigned i = 4; i < o->getNumOperands(); ++i)

@@ -1,4 +1,4 @@
-// RUN: apc-opt %s --split-input-file --ap-mesh="plan=dp=2" --ap-partition | FileCheck %s
+// RUN: apc-opt %s --split-input-file --ap-mesh="plan=dp=2" --ap-partition --ap-bucket-gradients | FileCheck %s
 
 // Tests data parallelism on a training step: the batch is split, the loss divides by
 // the all-reduced kept-token count, weight gradients (contractions over the batch) are

@@ -1,0 +1,91 @@
+// ap-bucket-gradients: gradient all-reduces grouped into buckets (see Passes.td). Data
+// parallelism reduces every gradient; one collective per bucket of ~25 MiB instead of
+// one per tensor amortises the collective's latency, as DDP's buckets do.
+#include "compiler/Passes.h"
+#include "compiler/support/EntryFunction.h"
+
+#include "dialects/ap/IR/ApOps.h"
+
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "llvm/ADT/SmallPtrSet.h"
+
+namespace apc {
+
+#define GEN_PASS_DEF_APBUCKETGRADIENTSPASS
+#include "compiler/Passes.h.inc"
+
+namespace {
+
+using namespace mlir;
+
+// The reductions on the chain into `v`: what makes a gradient whole (or its block).
+void collectReductions(Value v, llvm::SmallPtrSetImpl<Operation *> &out) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllSliceOp, ap::CastOp>(def))
+      return;
+    if (isa<shard::AllReduceOp>(def))
+      out.insert(def);
+    v = def->getOperand(0);
+  }
+}
+
+struct ApBucketGradientsPass : impl::ApBucketGradientsPassBase<ApBucketGradientsPass> {
+  using ApBucketGradientsPassBase::ApBucketGradientsPassBase;
+
+  void runOnOperation() override {
+    FailureOr<func::FuncOp> entry = findEntryFunction(getOperation());
+    if (failed(entry))
+      return signalPassFailure();
+    llvm::SmallPtrSet<Operation *, 32> gradient;
+    entry->walk([&](Operation *op) {
+      if (auto adam = dyn_cast<ap::AdamWOp>(op))
+        collectReductions(adam.getGrad(), gradient);
+      else if (isa<ap::GradNormOp>(op))
+        for (Value g : op->getOperands())
+          collectReductions(g, gradient);
+    });
+    SmallVector<Operation *> reductions;
+    entry->walk([&](shard::AllReduceOp op) {
+      if (gradient.contains(op))
+        reductions.push_back(op);
+    });
+    bucket(reductions, bucketMb * 1024.0 * 1024.0);
+  }
+
+  // Each bucket's reductions move next to its last one.
+  static void bucket(ArrayRef<Operation *> reductions, double bucketBytes) {
+    SmallVector<Operation *> members;
+    double bytes = 0;
+    auto flush = [&] {
+      if (members.size() > 1) {
+        Operation *last = members.back();
+        for (Operation *op : llvm::reverse(ArrayRef(members).drop_back()))
+          op->moveBefore(last);
+      }
+      members.clear();
+      bytes = 0;
+    };
+    for (Operation *op : reductions) {
+      // The bucket's reductions move down to `op`: legal while none of their users
+      // comes before it, and all reduce over the same axes.
+      bool movable = llvm::all_of(members, [&](Operation *member) {
+        return cast<shard::AllReduceOp>(member).getGridAxes() ==
+                   cast<shard::AllReduceOp>(op).getGridAxes() &&
+               llvm::all_of(member->getUsers(), [&](Operation *u) {
+                 return u->getBlock() != op->getBlock() || op->isBeforeInBlock(u);
+               });
+      });
+      if (!movable)
+        flush();
+      members.push_back(op);
+      auto type = cast<RankedTensorType>(op->getResult(0).getType());
+      bytes += double(type.getNumElements()) * double(type.getElementTypeBitWidth()) / 8.0;
+      if (bytes >= bucketBytes)
+        flush();
+    }
+    flush();
+  }
+};
+
+} // namespace
+} // namespace apc
