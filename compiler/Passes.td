@@ -95,9 +95,9 @@ def ApRecomputePass : Pass<"ap-recompute", "mlir::ModuleOp"> {
     the backward read the clones, so the originals die when the forward is done with
     them. The clones recompute the same ops on the same inputs: bit-identical results.
 
-    Layers come from the dataflow: parameters `model.layers.N.*` are in layer N,
-    `model.norm.weight` and `lm_head.weight` in the head, the embedding and the batch in
-    none; an op is in the largest layer of its operands (the head above all layers), so
+    Layers come from the dataflow: parameters the model marked `ap.layer = N` are in
+    layer N, those marked `ap.head` (the final norm, the LM head) in the head, the
+    embedding and the batch in none; an op is in the largest layer of its operands (the head above all layers), so
     the casts of mixed precision are in their weight's layer.
 
     - `mode=full`: per decoder layer, every op of the layer whose result the backward
@@ -155,7 +155,10 @@ def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
         squares all-reduced over pp, a tied embedding's two gradients exchanged between
         the first and last stage and added in the same order on both, and the loss
         all-reduced over pp so that every rank reports it.
-    The mesh becomes [dp, pp, tp] (without pp, mb > 1 only accumulates).
+    The stages exchange values over the mesh axis named `pp` (ap-mesh declared the mesh
+    [dp, pp, tp] from the start; without pp, mb > 1 only accumulates). Each op it places
+    is marked with its pass, micro-batch and layer (`ap.pass`, `ap.micro_batch`,
+    `ap.layer`), which lowering copies into the plan's instructions.
   }];
   let dependentDialects = ["mlir::shard::ShardDialect"];
 }

@@ -16,9 +16,9 @@
 //   selective  one group per `ap.attention`: the attention op and the reshapes of its
 //              result (the attention core; q, k and v stay, attention_grad reads them).
 //   none       nothing.
-// Layers come from the dataflow (the tracer's names do not survive the text form):
-// parameters `model.layers.N.*` are in layer N, `model.norm.weight` and `lm_head.weight`
-// in the head, everything else (the embedding, the batch) in none; an op is in the
+// Layers come from the dataflow, starting at the model's marks: parameters marked
+// `ap.layer = N` are in layer N, those marked `ap.head` in the head, everything else
+// (the embedding, the batch) in none; an op is in the
 // largest layer of its operands, the head above every layer.
 #include "compiler/Passes.h"
 #include "compiler/support/EntryFunction.h"
@@ -102,7 +102,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
     llvm::DenseMap<Value, int> layerOf;
     for (BlockArgument arg : fn.getArguments())
       layerOf[arg] = argRole(fn, arg.getArgNumber()) == "parameter"
-                         ? parameterLayer(argName(fn, arg.getArgNumber()))
+                         ? parameterLayer(fn, arg.getArgNumber())
                          : kNone;
     llvm::DenseMap<Operation *, int> opLayer;
     for (Operation *op : order) {

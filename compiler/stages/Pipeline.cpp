@@ -278,10 +278,10 @@ private:
       return fn_.emitError() << "ap-pipeline: " << layers.message();
     stages_ = std::move(*layers);
 
-    // Layers of values: parameters by name, the batch none of its own (kFloat).
+    // Layers of values: parameters as the model marked them, the batch none (kFloat).
     for (BlockArgument arg : fn_.getArguments()) {
       bool param = argRole(fn_, arg.getArgNumber()) == "parameter";
-      layer_[arg] = param ? parameterLayer(argName(fn_, arg.getArgNumber())) : kFloat;
+      layer_[arg] = param ? parameterLayer(fn_, arg.getArgNumber()) : kFloat;
       if (param && layer_[arg] == kNoLayer)
         embeddingWeights_.insert(arg);
     }

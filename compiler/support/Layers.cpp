@@ -2,15 +2,13 @@
 
 namespace apc {
 
-int parameterLayer(llvm::StringRef name) {
-  if (name == "model.norm.weight" || name == "lm_head.weight")
+int parameterLayer(mlir::func::FuncOp fn, unsigned index) {
+  if (fn.getArgAttr(index, "ap.head"))
     return kHeadLayer;
-  if (!name.consume_front("model.layers."))
-    return kNoLayer;
-  unsigned layer = 0;
-  if (name.consumeInteger(10, layer) || !name.starts_with("."))
-    return kNoLayer;
-  return int(layer);
+  if (auto layer = fn.getArgAttrOfType<mlir::IntegerAttr>(index, "ap.layer"))
+    if (layer.getInt() >= 0 && layer.getInt() < INT_MAX)
+      return int(layer.getInt());
+  return kNoLayer;
 }
 
 } // namespace apc

@@ -1,9 +1,10 @@
-// Which decoder layer a parameter belongs to, by its Hugging Face name. Recomputation
-// groups ops by layer and pipelines put layers on stages; both read layers from the
-// dataflow starting here (the tracer's names do not survive the text form).
+// Which decoder layer a parameter belongs to, as the model marked it: `ap.layer = N` on
+// a decoder layer's parameters, `ap.head` on the final norm and the LM head, neither on
+// the embedding. Recomputation groups ops by layer and pipelines put layers on stages;
+// both read layers from the dataflow starting here.
 #pragma once
 
-#include "llvm/ADT/StringRef.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <climits>
 
@@ -12,8 +13,7 @@ namespace apc {
 constexpr int kNoLayer = -1;        // the embedding, the batch, constants
 constexpr int kHeadLayer = INT_MAX; // the final norm, the LM head, the loss
 
-// `model.layers.N.*` -> N; `model.norm.weight`, `lm_head.weight` -> kHeadLayer;
-// anything else (the embedding) -> kNoLayer.
-int parameterLayer(llvm::StringRef name);
+// Argument `index` of `fn`: its `ap.layer`, kHeadLayer with `ap.head`, else kNoLayer.
+int parameterLayer(mlir::func::FuncOp fn, unsigned index);
 
 } // namespace apc

@@ -55,20 +55,23 @@ struct LayerWeights {
 // layouts: q, k, v, gate and up split their outputs (column-parallel), o and down their
 // inputs (row-parallel), so each half of a block needs one reduction.
 LayerWeights declareLayer(Tracer &t, const Config &c, int64_t layer, DType dtype) {
-  constexpr Tracer::Layout Column = Tracer::Layout::Column, Row = Tracer::Layout::Row;
+  constexpr Tracer::Layout Column = Tracer::Layout::Column, Row = Tracer::Layout::Row,
+                           Whole = Tracer::Layout::Replicated;
+  Tracer::Place in{layer};
   std::string p = "model.layers." + std::to_string(layer) + ".";
   int64_t h = c.hiddenSize, qSize = c.numAttentionHeads * c.headDim,
           kvSize = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize;
   LayerWeights w;
-  w.q = t.parameter(p + "self_attn.q_proj.weight", {qSize, h}, dtype, Column);
-  w.k = t.parameter(p + "self_attn.k_proj.weight", {kvSize, h}, dtype, Column);
-  w.v = t.parameter(p + "self_attn.v_proj.weight", {kvSize, h}, dtype, Column);
-  w.o = t.parameter(p + "self_attn.o_proj.weight", {h, qSize}, dtype, Row);
-  w.gate = t.parameter(p + "mlp.gate_proj.weight", {ffn, h}, dtype, Column);
-  w.up = t.parameter(p + "mlp.up_proj.weight", {ffn, h}, dtype, Column);
-  w.down = t.parameter(p + "mlp.down_proj.weight", {h, ffn}, dtype, Row);
-  w.inputNorm = t.parameter(p + "input_layernorm.weight", {h}, dtype);
-  w.postAttentionNorm = t.parameter(p + "post_attention_layernorm.weight", {h}, dtype);
+  w.q = t.parameter(p + "self_attn.q_proj.weight", {qSize, h}, dtype, Column, in);
+  w.k = t.parameter(p + "self_attn.k_proj.weight", {kvSize, h}, dtype, Column, in);
+  w.v = t.parameter(p + "self_attn.v_proj.weight", {kvSize, h}, dtype, Column, in);
+  w.o = t.parameter(p + "self_attn.o_proj.weight", {h, qSize}, dtype, Row, in);
+  w.gate = t.parameter(p + "mlp.gate_proj.weight", {ffn, h}, dtype, Column, in);
+  w.up = t.parameter(p + "mlp.up_proj.weight", {ffn, h}, dtype, Column, in);
+  w.down = t.parameter(p + "mlp.down_proj.weight", {h, ffn}, dtype, Row, in);
+  w.inputNorm = t.parameter(p + "input_layernorm.weight", {h}, dtype, Whole, in);
+  w.postAttentionNorm =
+      t.parameter(p + "post_attention_layernorm.weight", {h}, dtype, Whole, in);
   return w;
 }
 
@@ -142,11 +145,13 @@ buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions 
   std::vector<LayerWeights> layers;
   for (int64_t i = 0; i < c.numHiddenLayers; ++i)
     layers.push_back(declareLayer(t, c, i, dtype));
-  Tensor finalNorm = t.parameter("model.norm.weight", {c.hiddenSize}, dtype);
+  const Tracer::Place head{-1, true};
+  Tensor finalNorm = t.parameter("model.norm.weight", {c.hiddenSize}, dtype,
+                                 Tracer::Layout::Replicated, head);
   Tensor lmHead = c.tieWordEmbeddings
                       ? embed
                       : t.parameter("lm_head.weight", {c.vocabSize, c.hiddenSize}, dtype,
-                                    Tracer::Layout::Vocab);
+                                    Tracer::Layout::Vocab, head);
   Tensor inputIds =
       t.input("input_ids", {options.batch, options.seqLen}, DType::I64, Tracer::Batch::Tokens);
   Tensor labels =

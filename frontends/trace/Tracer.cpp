@@ -126,7 +126,7 @@ bool Tracer::anyPoisoned(std::initializer_list<Tensor> tensors) {
 
 Tensor Tracer::addArgument(const std::string &name, const char *role,
                            std::vector<int64_t> shape, DType dtype,
-                           std::optional<NamedAttribute> mark) {
+                           ArrayRef<NamedAttribute> marks) {
   for (int64_t d : shape)
     if (d <= 0) {
       std::string dims;
@@ -141,17 +141,17 @@ Tensor Tracer::addArgument(const std::string &name, const char *role,
   SmallVector<NamedAttribute> attrs = {
       builder_->getNamedAttr("ap.name", builder_->getStringAttr(name)),
       builder_->getNamedAttr("ap.role", builder_->getStringAttr(role))};
-  if (mark)
-    attrs.push_back(*mark);
+  attrs.append(marks.begin(), marks.end());
   argAttrs_.push_back(builder_->getDictionaryAttr(attrs));
   return Tensor(arg);
 }
 
 Tensor Tracer::parameter(const std::string &name, std::vector<int64_t> shape, DType dtype,
-                         Layout layout) {
-  std::optional<NamedAttribute> mark;
+                         Layout layout, Place place) {
+  SmallVector<NamedAttribute> marks;
   auto mk = [&](ap::TensorLayout l) {
-    mark = builder_->getNamedAttr("ap.layout", ap::TensorLayoutAttr::get(&context_, l));
+    marks.push_back(
+        builder_->getNamedAttr("ap.layout", ap::TensorLayoutAttr::get(&context_, l)));
   };
   switch (layout) {
   case Layout::Replicated: break;
@@ -159,18 +159,23 @@ Tensor Tracer::parameter(const std::string &name, std::vector<int64_t> shape, DT
   case Layout::Row: mk(ap::TensorLayout::Row); break;
   case Layout::Vocab: mk(ap::TensorLayout::Vocab); break;
   }
-  return addArgument(name, "parameter", std::move(shape), dtype, mark);
+  if (place.decoderLayer >= 0)
+    marks.push_back(
+        builder_->getNamedAttr("ap.layer", builder_->getI64IntegerAttr(place.decoderLayer)));
+  if (place.head)
+    marks.push_back(builder_->getNamedAttr("ap.head", builder_->getUnitAttr()));
+  return addArgument(name, "parameter", std::move(shape), dtype, marks);
 }
 
 Tensor Tracer::input(const std::string &name, std::vector<int64_t> shape, DType dtype,
                      Batch batch) {
-  std::optional<NamedAttribute> mark;
+  SmallVector<NamedAttribute> marks;
   if (batch != Batch::None)
-    mark = builder_->getNamedAttr(
+    marks.push_back(builder_->getNamedAttr(
         "ap.batch", ap::BatchInputAttr::get(&context_, batch == Batch::Tokens
                                                              ? ap::BatchInput::Tokens
-                                                             : ap::BatchInput::Labels));
-  return addArgument(name, "input", std::move(shape), dtype, mark);
+                                                             : ap::BatchInput::Labels)));
+  return addArgument(name, "input", std::move(shape), dtype, marks);
 }
 
 void Tracer::output(const std::string &name, Tensor value) {

@@ -65,6 +65,14 @@ struct RopeParams {
   int64_t originalMaxPositionEmbeddings = 0;
 };
 
+// Where a parameter sits: a decoder layer (`ap.layer = N`), the head (final norm, LM
+// head: `ap.head`) or neither (the embedding). Recomputation and pipeline stages group
+// ops by it.
+struct ParameterPlace {
+  int64_t decoderLayer = -1;
+  bool head = false;
+};
+
 class Tracer {
 public:
   Tracer(mlir::MLIRContext &context, const std::string &functionName);
@@ -76,10 +84,11 @@ public:
   // so that generic passes read marks, not names.
   enum class Layout { Replicated, Column, Row, Vocab }; // tensor-parallel split
   enum class Batch { None, Tokens, Labels };             // what a batch input holds
+  using Place = ParameterPlace;
 
   // Function arguments. Parameters are trained; inputs (ids, labels) are data.
   Tensor parameter(const std::string &name, std::vector<int64_t> shape, DType dtype,
-                   Layout layout = Layout::Replicated);
+                   Layout layout = Layout::Replicated, Place place = {});
   Tensor input(const std::string &name, std::vector<int64_t> shape, DType dtype,
                Batch batch = Batch::None);
   // Declares a named result of the function.
@@ -128,7 +137,7 @@ private:
   mlir::Type elementType(DType dtype);
   Tensor addArgument(const std::string &name, const char *role,
                      std::vector<int64_t> shape, DType dtype,
-                     std::optional<mlir::NamedAttribute> mark);
+                     llvm::ArrayRef<mlir::NamedAttribute> marks);
   // Verifies a freshly built op; on failure records the error, erases the op and
   // returns a poisoned tensor.
   Tensor checked(mlir::Operation *op);

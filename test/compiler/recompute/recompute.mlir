@@ -103,14 +103,14 @@
 // BF16: ap.attention_grad
 // BF16: ap.grad_norm
 func.func @train_step(%emb: tensor<16x8xf32> {ap.layout = #ap.layout<vocab>, ap.name = "model.embed_tokens.weight", ap.role = "parameter"},
-                      %wq: tensor<8x8xf32> {ap.layout = #ap.layout<column>, ap.name = "model.layers.0.self_attn.q_proj.weight", ap.role = "parameter"},
-                      %wk: tensor<8x8xf32> {ap.layout = #ap.layout<column>, ap.name = "model.layers.0.self_attn.k_proj.weight", ap.role = "parameter"},
-                      %wv: tensor<8x8xf32> {ap.layout = #ap.layout<column>, ap.name = "model.layers.0.self_attn.v_proj.weight", ap.role = "parameter"},
-                      %wo: tensor<8x8xf32> {ap.layout = #ap.layout<row>, ap.name = "model.layers.0.self_attn.o_proj.weight", ap.role = "parameter"},
-                      %wup: tensor<16x8xf32> {ap.layout = #ap.layout<column>, ap.name = "model.layers.1.mlp.up_proj.weight", ap.role = "parameter"},
-                      %wdown: tensor<8x16xf32> {ap.layout = #ap.layout<row>, ap.name = "model.layers.1.mlp.down_proj.weight", ap.role = "parameter"},
-                      %wnorm: tensor<8xf32> {ap.name = "model.norm.weight", ap.role = "parameter"},
-                      %whead: tensor<16x8xf32> {ap.layout = #ap.layout<vocab>, ap.name = "lm_head.weight", ap.role = "parameter"},
+                      %wq: tensor<8x8xf32> {ap.layer = 0 : i64, ap.layout = #ap.layout<column>, ap.name = "model.layers.0.self_attn.q_proj.weight", ap.role = "parameter"},
+                      %wk: tensor<8x8xf32> {ap.layer = 0 : i64, ap.layout = #ap.layout<column>, ap.name = "model.layers.0.self_attn.k_proj.weight", ap.role = "parameter"},
+                      %wv: tensor<8x8xf32> {ap.layer = 0 : i64, ap.layout = #ap.layout<column>, ap.name = "model.layers.0.self_attn.v_proj.weight", ap.role = "parameter"},
+                      %wo: tensor<8x8xf32> {ap.layer = 0 : i64, ap.layout = #ap.layout<row>, ap.name = "model.layers.0.self_attn.o_proj.weight", ap.role = "parameter"},
+                      %wup: tensor<16x8xf32> {ap.layer = 1 : i64, ap.layout = #ap.layout<column>, ap.name = "model.layers.1.mlp.up_proj.weight", ap.role = "parameter"},
+                      %wdown: tensor<8x16xf32> {ap.layer = 1 : i64, ap.layout = #ap.layout<row>, ap.name = "model.layers.1.mlp.down_proj.weight", ap.role = "parameter"},
+                      %wnorm: tensor<8xf32> {ap.head, ap.name = "model.norm.weight", ap.role = "parameter"},
+                      %whead: tensor<16x8xf32> {ap.head, ap.layout = #ap.layout<vocab>, ap.name = "lm_head.weight", ap.role = "parameter"},
                       %ids: tensor<1x4xi64> {ap.batch = #ap.batch<tokens>, ap.name = "input_ids", ap.role = "input"},
                       %labels: tensor<1x4xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}) -> (tensor<f32> {ap.name = "loss"}) {
   %x0 = ap.embedding %emb, %ids : (tensor<16x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
