@@ -36,6 +36,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringMap.h"
 
 #include <optional>
 #include <set>
@@ -59,7 +60,13 @@ public:
   Pipeliner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan,
             const Mesh &mesh)
       : module_(module), fn_(fn), plan_(plan), pp_(plan.pp), mb_(plan.mb),
-        ppAxis_(mesh.axis("pp")), dpAxis_(mesh.axis("dp")) {}
+        ppAxis_(mesh.axis("pp")), dpAxis_(mesh.axis("dp")) {
+    // Names read once: every stage asks, for every result, for the argument of its name.
+    for (unsigned i = 0; i < fn_.getNumResults(); ++i)
+      resultNames_.push_back(resultName(fn_, i));
+    for (unsigned a = 0; a < fn_.getNumArguments(); ++a)
+      argIndex_.try_emplace(argName(fn_, a), a); // the first of a name, as a scan finds
+  }
 
   LogicalResult run() {
     if (failed(findArguments()))
@@ -73,6 +80,7 @@ public:
     for (int s = 0; s < pp_; ++s)
       if (failed(collectStepOps(s)))
         return failure();
+    collectBlocks();
     SmallVector<func::FuncOp> stages;
     for (int s = 0; s < pp_; ++s) {
       FailureOr<func::FuncOp> f = buildStage(s);
@@ -499,7 +507,7 @@ private:
     auto ret = cast<func::ReturnOp>(fn_.getBody().front().getTerminator());
     SmallVector<Value> work;
     for (unsigned i = 0; i < ret.getNumOperands(); ++i)
-      if (returnsOn(s, i) && (resultName(fn_, i) != "loss" || s == pp_ - 1))
+      if (returnsOn(s, i) && (resultNames_[i] != "loss" || s == pp_ - 1))
         work.push_back(ret.getOperand(i));
     llvm::DenseSet<Operation *> &needed = stepOps_[s];
     while (!work.empty()) {
@@ -522,16 +530,24 @@ private:
   // Whether stage `s` returns result `i`: the loss and the norm everywhere, a new
   // parameter or moment where its argument is held.
   bool returnsOn(int s, unsigned i) {
-    std::string name = resultName(fn_, i);
+    const std::string &name = resultNames_[i];
     if (name == "loss" || name == "grad_norm")
       return true;
-    for (unsigned a = 0; a < fn_.getNumArguments(); ++a)
-      if (argName(fn_, a) == name)
-        return holds(s, a);
+    if (auto it = argIndex_.find(name); it != argIndex_.end())
+      return holds(s, it->second);
     return s == 0;
   }
 
   // ---- Building a stage ----
+
+  // The micro ops of each stage's forward and backward block (blockOps_[2 * stage +
+  // backward]), in step order: every pass of the schedule clones one of them.
+  void collectBlocks() {
+    blockOps_.assign(2 * pp_, {});
+    for (Operation *op : ops_)
+      if (kind_[op] == Kind::Micro)
+        blockOps_[2 * stage_[op] + int(backwardPhase_[op])].push_back(op);
+  }
 
   struct StageBuilder {
     StageBuilder(int stage, func::FuncOp fn, OpBuilder b) : stage(stage), fn(fn), b(b) {}
@@ -610,10 +626,9 @@ private:
       bool backward = !pass.forward();
       int i = pass.microBatch;
       sb.block.clear();
-      for (Operation *op : ops_)
-        if (kind_[op] == Kind::Micro && stage_[op] == s && backwardPhase_[op] == backward)
-          if (failed(cloneMicro(sb, op, i)))
-            return failure();
+      for (Operation *op : blockOps_[2 * s + int(backward)])
+        if (failed(cloneMicro(sb, op, i)))
+          return failure();
       markSince(entry, before, backward ? "backward" : "forward", i, /*force=*/true);
     }
     Operation *beforeUpdate = entry->empty() ? nullptr : &entry->back();
@@ -916,6 +931,9 @@ private:
   llvm::DenseMap<Value, int> layer_;
   llvm::DenseMap<Operation *, int> opLayer_; // as layer_, for ops without results too
   int numLayers_ = 0;
+  std::vector<std::vector<Operation *>> blockOps_;
+  std::vector<std::string> resultNames_;  // by result index
+  llvm::StringMap<unsigned> argIndex_;     // argument name -> its (first) index
   llvm::DenseSet<Value> embeddingWeights_;
   llvm::DenseSet<Value> normSquares_;
   llvm::SetVector<Value> accumulated_;
