@@ -3,7 +3,7 @@
 #include "runtime/comm/Communicator.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/plan/DeviceProgram.h"
-#include "runtime/schema/plan_generated.h"
+#include "runtime/plan/PlanTypes.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -112,7 +112,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   for (size_t b = 0; b < buffers.size(); ++b) {
     const plan::Buffer *buffer = buffers.Get(b);
     kernels::TensorView &view = exec->views_[b];
-    view.dtype = kernels::DType(uint8_t(buffer->dtype()));
+    view.dtype = plan::toDType(buffer->dtype());
     if (buffer->shape())
       view.shape.assign(buffer->shape()->begin(), buffer->shape()->end());
     switch (buffer->kind()) {

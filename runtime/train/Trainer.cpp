@@ -11,7 +11,7 @@
 #include "runtime/exec/Executor.h"
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
-#include "runtime/schema/plan_generated.h"
+#include "runtime/plan/PlanTypes.h"
 #include "runtime/data/TextDataset.h"
 #include "runtime/tokenizer/Tokenizer.h"
 #include "runtime/train/BatchBuilder.h"
@@ -547,8 +547,7 @@ TrainOutcome train(const TrainOptions &o) {
 
   // A stage without input_ids or labels still builds the rows (and checks them, as
   // every rank does) into scratch tensors of the same shape.
-  kernels::DType idsType =
-      plan.data()->ids_dtype() == plan::DType::I32 ? kernels::DType::I32 : kernels::DType::I64;
+  DType idsType = plan::toDType(plan.data()->ids_dtype()); // I32 or I64 (PlanLoader)
   std::vector<int64_t> scratch(size_t(batch / dpSize * seqLen) * 2);
   kernels::TensorView scratchIds{scratch.data(), idsType, {batch / dpSize, seqLen}};
   kernels::TensorView scratchLabels{scratch.data() + scratch.size() / 2, idsType,
