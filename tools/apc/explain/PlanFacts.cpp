@@ -2,6 +2,7 @@
 
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <algorithm>
 #include <cctype>
@@ -60,13 +61,7 @@ uint64_t bytesOf(const flatbuffers::Vector<int32_t> *list,
 } // namespace
 
 std::vector<int64_t> PlanFacts::coordinates(int64_t rank) const {
-  std::vector<int64_t> c(meshShape.size());
-  for (int64_t d = int64_t(meshShape.size()) - 1; d >= 0; --d) {
-    int64_t size = std::max<int64_t>(1, meshShape[size_t(d)]);
-    c[size_t(d)] = rank % size;
-    rank /= size;
-  }
-  return c;
+  return coordinatesOf(rank, meshShape);
 }
 
 std::string PlanFacts::axisName(int64_t axis) const {
