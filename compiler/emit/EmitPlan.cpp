@@ -10,7 +10,6 @@
 #include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApOps.h"
 #include "runtime/plan/PlanVersion.h"
-#include "runtime/schema/plan_generated.h"
 
 #include <algorithm>
 #include <map>
@@ -52,7 +51,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                             << " has no ap.adamw: compile to the optimizer phase first";
   const lowering::ExecProgram &first = stages.front();
   int64_t batch = 0, seqLen = 0;
-  lowering::DType idsType = lowering::DType::I64;
+  DType idsType = DType::I64;
   for (const lowering::ExecBuffer &b : first.buffers)
     if (b.binding == lowering::Binding::InputIds && b.shape.size() == 2) {
       batch = b.shape[0];
@@ -144,7 +143,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
     auto [it, added] = attributeTables.try_emplace(key);
     if (added)
       it->second = fb::CreateAttribute(
-          fbb, fbb.CreateSharedString(a.name), fb::AttributeKind(a.kind), a.i, a.f, a.b,
+          fbb, fbb.CreateSharedString(a.name), a.kind, a.i, a.f, a.b,
           a.kind == Kind::String ? fbb.CreateSharedString(a.s) : 0,
           a.kind == Kind::Ints ? sharedLongs(a.ints) : 0);
     return it->second;
@@ -165,11 +164,11 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       if (b.kind != lowering::BufferKind::Arena && b.kind != lowering::BufferKind::Alias)
         persistentBytes += b.bytes();
       buffers.push_back(fb::CreateBuffer(
-          fbb, fbb.CreateSharedString(b.name), fb::DType(b.dtype), sharedLongs(b.shape),
-          fb::BufferKind(b.kind), b.offset, b.bytes(), b.aliasOf,
+          fbb, fbb.CreateSharedString(b.name), fb::toPlanDType(b.dtype), sharedLongs(b.shape),
+          b.kind, b.offset, b.bytes(), b.aliasOf,
           b.parameter >= 0 ? globalIndex[s][b.parameter] : -1,
           b.optimizerSlot.empty() ? 0 : fbb.CreateSharedString(b.optimizerSlot),
-          fb::Binding(b.binding), b.dimAxes.empty() ? 0 : fbb.CreateVector(b.dimAxes)));
+          b.binding, b.dimAxes.empty() ? 0 : fbb.CreateVector(b.dimAxes)));
       if (over())
         return tooLarge("the buffers of stage " + std::to_string(s));
     }
@@ -193,7 +192,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       instructions.push_back(fb::CreateInstruction(
           fbb, fbb.CreateSharedString(inst.kernel), fbb.CreateVector(inst.inputs),
           fbb.CreateVector(inst.outputs), list->second, inst.flops, inst.microBatch,
-          fb::Pass(inst.pass), inst.layer));
+          inst.pass, inst.layer));
       if (over())
         return tooLarge("the instructions of stage " + std::to_string(s));
     }
@@ -217,7 +216,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                             << (stagesOnMesh == 1 ? "" : "s") << " but " << stages.size()
                             << " stage programs were lowered";
 
-  auto data = fb::CreateDataSpec(fbb, batch, seqLen, info.padId, fb::DType(idsType));
+  auto data = fb::CreateDataSpec(fbb, batch, seqLen, info.padId, fb::toPlanDType(idsType));
   auto optimizer = fb::CreateOptimizerSpec(
       fbb, fbb.CreateString("adamw"), adam.getBeta1().convertToDouble(),
       adam.getBeta2().convertToDouble(), adam.getEpsilon().convertToDouble(),

@@ -12,16 +12,7 @@
 
 namespace apc::interp {
 
-const char *elementTypeName(ElementType type) {
-  switch (type) {
-  case ElementType::F32: return "f32";
-  case ElementType::BF16: return "bf16";
-  case ElementType::F16: return "f16";
-  case ElementType::I32: return "i32";
-  case ElementType::I64: return "i64";
-  }
-  return "?";
-}
+const char *elementTypeName(ElementType type) { return dtypeName(type); }
 
 int64_t RefTensor::numElements() const {
   int64_t n = 1;

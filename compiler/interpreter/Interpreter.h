@@ -9,6 +9,7 @@
 // program's mathematics (what finite-difference checks of gradient ops need).
 #pragma once
 
+#include "runtime/support/DType.h"
 #include "runtime/support/Status.h"
 
 #include <cstdint>
@@ -24,8 +25,9 @@ class FuncOp;
 
 namespace apc::interp {
 
-enum class ElementType { F32, BF16, F16, I32, I64 };
-const char *elementTypeName(ElementType type);
+// The one DType of plans and kernels (runtime/support/DType.h).
+using ElementType = apc::DType;
+const char *elementTypeName(ElementType type); // dtypeName: "f32", ...
 
 struct RefTensor {
   std::vector<int64_t> shape;

@@ -1,7 +1,20 @@
-// The per-device program as the compiler builds it before writing plan.fb: buffers,
+// The per-stage program as the compiler builds it before writing plan.fb: buffers,
 // kernel calls by name, and the arena layout. Plain structs, no MLIR, so the planner
 // and the emitter are easy to test on their own.
+//
+// The types are plan.fbs's own: the enums are the generated ones (plan_generated.h:
+// BufferKind, Binding, AttributeKind, Pass), so a new value is declared in the schema
+// alone, and the element type is the one DType (runtime/support/DType.h, which the
+// build compares with the schema's in runtime/plan/PlanTypes.h). The tables are not
+// flatc's object API (`--gen-object-api`: BufferT, InstructionT): its Pack() writes
+// every string and vector anew, where EmitPlan stores names, shapes and attribute lists
+// once (the plan would grow and change bytes), and it puts every attribute and
+// instruction behind its own heap allocation (unique_ptr), for the 400,000 instructions
+// and 530,000 buffers of the Llama 3.1 405B plan. So lowering, the arena planner and
+// EmitPlan share these plain structs, and EmitPlan writes them field by field.
 #pragma once
+
+#include "runtime/plan/PlanTypes.h"
 
 #include <cstdint>
 #include <string>
@@ -9,11 +22,8 @@
 
 namespace apc::lowering {
 
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4 };
-enum class BufferKind : uint8_t { Parameter = 0, OptimizerState = 1, Input = 2, Arena = 3, Alias = 4 };
-enum class Binding : uint8_t { None = 0, InputIds, Labels, Step, LearningRate, Loss, GradNorm };
-
-size_t dtypeSize(DType dtype);
+using BufferKind = plan::BufferKind;
+using Binding = plan::Binding;
 
 struct ExecBuffer {
   std::string name;
@@ -32,7 +42,7 @@ struct ExecBuffer {
 };
 
 struct ExecAttribute {
-  enum class Kind : uint8_t { Int, Float, Bool, String, Ints };
+  using Kind = plan::AttributeKind;
   std::string name;
   Kind kind = Kind::Int;
   int64_t i = 0;
@@ -42,8 +52,8 @@ struct ExecAttribute {
   std::vector<int64_t> ints;
 };
 
-// Which part of the step an instruction belongs to (plan.fbs Pass).
-enum class Pass : uint8_t { Other = 0, Forward = 1, Backward = 2, Step = 3 };
+// Which part of the step an instruction belongs to.
+using Pass = plan::Pass;
 
 struct ExecInstruction {
   std::string kernel;

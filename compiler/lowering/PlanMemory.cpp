@@ -27,15 +27,6 @@
 
 namespace apc::lowering {
 
-size_t dtypeSize(DType dtype) {
-  switch (dtype) {
-  case DType::F32: case DType::I32: return 4;
-  case DType::BF16: case DType::F16: return 2;
-  case DType::I64: return 8;
-  }
-  return 4;
-}
-
 uint64_t ExecBuffer::bytes() const {
   uint64_t n = dtypeSize(dtype);
   for (int64_t d : shape)

@@ -21,17 +21,6 @@ using namespace mlir;
 
 namespace apc::trace {
 
-const char *dtypeName(DType dtype) {
-  switch (dtype) {
-  case DType::F32: return "f32";
-  case DType::BF16: return "bf16";
-  case DType::F16: return "f16";
-  case DType::I32: return "i32";
-  case DType::I64: return "i64";
-  }
-  return "?";
-}
-
 static RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
 std::vector<int64_t> Tensor::shape() const {

@@ -15,6 +15,7 @@
 // returns that first error.
 #pragma once
 
+#include "runtime/support/DType.h"
 #include "runtime/support/Status.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -34,8 +35,9 @@ class Block;
 
 namespace apc::trace {
 
-enum class DType { F32, BF16, F16, I32, I64 };
-const char *dtypeName(DType dtype); // "f32", ...
+// Element types: the one DType of plans and kernels (runtime/support/DType.h).
+using apc::DType;
+using apc::dtypeName;
 
 class Tracer;
 

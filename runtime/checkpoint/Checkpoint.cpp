@@ -3,6 +3,7 @@
 #include "runtime/comm/Communicator.h"
 #include "runtime/safetensors/Safetensors.h"
 #include "runtime/support/AtomicFile.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <nlohmann/json.hpp>
 
@@ -45,9 +46,9 @@ float *sized(std::vector<float> &buffer, int64_t n) {
 int ownerOf(const ParameterSlot &slot, const std::vector<int64_t> &mesh,
             const std::vector<int64_t> &ownerCoords, const std::vector<int> &splitAxes) {
   if (slot.holders.empty())
-    return int(meshRank(mesh, ownerCoords));
+    return int(rankOf(ownerCoords, mesh));
   for (int h : slot.holders) {
-    std::vector<int64_t> c = meshCoords(mesh, h);
+    std::vector<int64_t> c = coordinatesOf(h, mesh);
     bool match = true;
     for (int a : splitAxes)
       match = match && c[size_t(a)] == ownerCoords[size_t(a)];

@@ -2,22 +2,6 @@
 
 namespace apc::checkpoint {
 
-std::vector<int64_t> meshCoords(const std::vector<int64_t> &mesh, int64_t rank) {
-  std::vector<int64_t> coords(mesh.size());
-  for (size_t d = mesh.size(); d-- > 0;) {
-    coords[d] = rank % mesh[d];
-    rank /= mesh[d];
-  }
-  return coords;
-}
-
-int64_t meshRank(const std::vector<int64_t> &mesh, const std::vector<int64_t> &coords) {
-  int64_t rank = 0;
-  for (size_t d = 0; d < mesh.size(); ++d)
-    rank = rank * mesh[d] + coords[d];
-  return rank;
-}
-
 Block blockOf(const std::vector<int64_t> &shape, const std::vector<int> &dimAxes,
               const std::vector<int64_t> &mesh, const std::vector<int64_t> &coords) {
   Block block;

@@ -1,10 +1,13 @@
 // Blocks of tensors split over a device mesh (plan.fbs Buffer.dim_axes).
 //
 // A mesh of shape [n0, n1, ...] numbers its devices row-major: rank = ((c0 * n1) + c1) *
-// n2 + ... for coordinates (c0, c1, ...). A tensor of global shape S split with dim_axes
-// A holds on the device at coordinates c, for each dim d with A[d] >= 0, block c[A[d]]
-// of S[d] / n[A[d]] elements (a contiguous range), and all of every other dim.
+// n2 + ... for coordinates (c0, c1, ...) (runtime/support/MeshCoordinates.h). A tensor
+// of global shape S split with dim_axes A holds on the device at coordinates c, for each
+// dim d with A[d] >= 0, block c[A[d]] of S[d] / n[A[d]] elements (a contiguous range),
+// and all of every other dim.
 #pragma once
+
+#include "runtime/support/MeshCoordinates.h"
 
 #include <cstdint>
 #include <functional>
@@ -19,10 +22,6 @@ struct Block {
   std::vector<int64_t> count;   // per dim, how many (the local shape)
   bool whole() const { return start.empty(); }
 };
-
-// Row-major coordinates of `rank` in `mesh`, and back.
-std::vector<int64_t> meshCoords(const std::vector<int64_t> &mesh, int64_t rank);
-int64_t meshRank(const std::vector<int64_t> &mesh, const std::vector<int64_t> &coords);
 
 // The block of a tensor of global `shape` split by `dimAxes` (empty or all -1: the whole
 // tensor, an empty Block) on the device at `coords`. The caller has checked the split

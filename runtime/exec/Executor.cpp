@@ -3,7 +3,8 @@
 #include "runtime/comm/Communicator.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/plan/DeviceProgram.h"
-#include "runtime/schema/plan_generated.h"
+#include "runtime/plan/PlanTypes.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -98,7 +99,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   const plan::Program *program = plan::programOf(plan, device);
   if (!program)
     return R::error("the plan has no program for device " + std::to_string(device));
-  std::vector<int64_t> coordinates = plan::meshCoordinates(plan::meshShapeOf(plan), device);
+  std::vector<int64_t> coordinates = coordinatesOf(device, plan::meshShapeOf(plan));
   std::unique_ptr<Executor> exec(new Executor(*program, context));
 
   const auto &buffers = *program->buffers();
@@ -112,7 +113,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   for (size_t b = 0; b < buffers.size(); ++b) {
     const plan::Buffer *buffer = buffers.Get(b);
     kernels::TensorView &view = exec->views_[b];
-    view.dtype = kernels::DType(uint8_t(buffer->dtype()));
+    view.dtype = plan::toDType(buffer->dtype());
     if (buffer->shape())
       view.shape.assign(buffer->shape()->begin(), buffer->shape()->end());
     switch (buffer->kind()) {

@@ -1,4 +1,4 @@
-// The out-of-line parts of the kernel ABI (Kernel.h): dtype facts and attribute lookup.
+// The out-of-line parts of the kernel ABI (Kernel.h): element counts and attribute lookup.
 //
 // Attribute getters are lenient about the numeric kind (an Int read as a float, a Bool
 // read as an int) so that a plan writer need not distinguish `1` from `1.0`; whether an
@@ -6,28 +6,6 @@
 #include "runtime/kernels/Kernel.h"
 
 namespace apc::kernels {
-
-size_t dtypeSize(DType dtype) {
-  switch (dtype) {
-  case DType::F32: return 4;
-  case DType::BF16: return 2;
-  case DType::F16: return 2;
-  case DType::I32: return 4;
-  case DType::I64: return 8;
-  }
-  return 0;
-}
-
-const char *dtypeName(DType dtype) {
-  switch (dtype) {
-  case DType::F32: return "f32";
-  case DType::BF16: return "bf16";
-  case DType::F16: return "f16";
-  case DType::I32: return "i32";
-  case DType::I64: return "i64";
-  }
-  return "?";
-}
 
 int64_t TensorView::numElements() const {
   int64_t n = 1;

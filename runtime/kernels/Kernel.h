@@ -8,6 +8,7 @@
 // path trusts it.
 #pragma once
 
+#include "runtime/support/DType.h"
 #include "runtime/support/Status.h"
 
 #include <cstdint>
@@ -17,10 +18,10 @@
 
 namespace apc::kernels {
 
-// Element types of buffers (values match plan.fbs DType).
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I64 = 4 };
-size_t dtypeSize(DType dtype);
-const char *dtypeName(DType dtype);
+// Element types of buffers: the one DType (runtime/support/DType.h).
+using apc::DType;
+using apc::dtypeName;
+using apc::dtypeSize;
 
 // A view of one buffer: row-major, contiguous.
 struct TensorView {

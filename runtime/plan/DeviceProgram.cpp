@@ -1,6 +1,7 @@
 #include "runtime/plan/DeviceProgram.h"
 
 #include "runtime/schema/plan_generated.h"
+#include "runtime/support/MeshCoordinates.h"
 
 namespace apc::plan {
 
@@ -10,22 +11,7 @@ std::vector<int64_t> meshShapeOf(const Plan &plan) {
                            : std::vector<int64_t>{};
 }
 
-int64_t deviceCount(const Plan &plan) {
-  int64_t n = 1;
-  for (int64_t d : meshShapeOf(plan))
-    n *= d;
-  return n;
-}
-
-std::vector<int64_t> meshCoordinates(const std::vector<int64_t> &mesh, int64_t rank) {
-  std::vector<int64_t> c(mesh.size());
-  for (size_t d = mesh.size(); d-- > 0;) {
-    int64_t size = mesh[d] > 0 ? mesh[d] : 1;
-    c[d] = rank % size;
-    rank /= size;
-  }
-  return c;
-}
+int64_t deviceCount(const Plan &plan) { return meshSize(meshShapeOf(plan)); }
 
 int pipelineAxis(const Plan &plan) {
   // Names past the mesh's axes (a damaged or hand-edited plan) name nothing.
@@ -45,7 +31,7 @@ int stageOf(const Plan &plan, const std::vector<int64_t> &coordinates) {
 const Program *programOf(const Plan &plan, int64_t rank) {
   if (!plan.programs() || rank < 0 || rank >= deviceCount(plan))
     return nullptr;
-  int stage = stageOf(plan, meshCoordinates(meshShapeOf(plan), rank));
+  int stage = stageOf(plan, coordinatesOf(rank, meshShapeOf(plan)));
   if (stage < 0 || flatbuffers::uoffset_t(stage) >= plan.programs()->size())
     return nullptr;
   return plan.programs()->Get(flatbuffers::uoffset_t(stage));

@@ -1,12 +1,13 @@
 // Which program a device runs, and what in it depends on the device.
 //
 // A plan holds one program per pipeline stage (plan.fbs, version 4). A device's rank
-// gives its mesh coordinates (row-major over Plan.mesh_shape: the last axis varies
-// fastest), its coordinate on the mesh axis named "pp" gives its stage (stage 0 without
-// that axis), and that stage's program is what it runs. The one thing in a program that
-// differs per device is the first vocabulary id of the block a vocabulary-parallel
-// kernel holds: `vocab_start = coordinate[vocab_shard_axis] * vocab_shard_rows`. Send and
-// recv name their peers relative to the device along an axis, so they need nothing.
+// gives its mesh coordinates (row-major over Plan.mesh_shape, the last axis fastest:
+// runtime/support/MeshCoordinates.h), its coordinate on the mesh axis named "pp" gives
+// its stage (stage 0 without that axis), and that stage's program is what it runs. The
+// one thing in a program that differs per device is the first vocabulary id of the
+// block a vocabulary-parallel kernel holds: `vocab_start = coordinate[vocab_shard_axis]
+// * vocab_shard_rows`. Send and recv name their peers relative to the device along an
+// axis, so they need nothing.
 // The loader, the executor, the training loop, `aprun --dump` and `apc explain` all ask
 // here, so the rule lives in one place.
 #pragma once
@@ -24,9 +25,6 @@ struct Instruction;
 // The mesh's sizes ([] for one device) and its number of devices.
 std::vector<int64_t> meshShapeOf(const Plan &plan);
 int64_t deviceCount(const Plan &plan);
-
-// The coordinates of `rank` on `mesh`, row-major; [] for an empty mesh.
-std::vector<int64_t> meshCoordinates(const std::vector<int64_t> &mesh, int64_t rank);
 
 // The index of the mesh axis named "pp" (among Plan.mesh_shape's), -1 when none is.
 int pipelineAxis(const Plan &plan);

@@ -1,8 +1,8 @@
 #include "runtime/plan/PlanLoader.h"
 
 #include "runtime/plan/DeviceProgram.h"
+#include "runtime/plan/PlanTypes.h"
 #include "runtime/plan/PlanVersion.h"
-#include "runtime/schema/plan_generated.h"
 
 #include <cctype>
 #include <cstdio>
@@ -14,15 +14,6 @@
 
 namespace apc::plan {
 namespace {
-
-size_t dtypeBytes(DType d) {
-  switch (d) {
-  case DType::F32: case DType::I32: return 4;
-  case DType::BF16: case DType::F16: return 2;
-  case DType::I64: return 8;
-  }
-  return 0;
-}
 
 template <typename E> bool inRange(E value, E max) { return uint8_t(value) <= uint8_t(max); }
 
@@ -112,7 +103,7 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
       return Status::error(where + ": " + name + " has dim_axes but is a " +
                            EnumNameBufferKind(buffer->kind()) +
                            " buffer (only Parameter and OptimizerState buffers are split)");
-    uint64_t bytes = dtypeBytes(buffer->dtype());
+    uint64_t bytes = dtypeSize(toDType(buffer->dtype()));
     if (buffer->shape())
       for (int64_t d : *buffer->shape()) {
         if (d < 0 || (d > 0 && bytes > (uint64_t(1) << 62) / uint64_t(d)))

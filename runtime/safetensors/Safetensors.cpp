@@ -147,6 +147,17 @@ std::optional<DType> parseDType(std::string_view name) {
   return std::nullopt;
 }
 
+DType fileDType(apc::DType dtype) {
+  switch (dtype) {
+  case apc::DType::F32: return DType::F32;
+  case apc::DType::BF16: return DType::BF16;
+  case apc::DType::F16: return DType::F16;
+  case apc::DType::I32: return DType::I32;
+  case apc::DType::I64: return DType::I64;
+  }
+  return DType::F32;
+}
+
 int64_t TensorView::numElements() const {
   int64_t n = 1;
   for (int64_t dim : shape)

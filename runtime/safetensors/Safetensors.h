@@ -9,6 +9,7 @@
 // same folder and renames it, so a crash never leaves a half-written file.
 #pragma once
 
+#include "runtime/support/DType.h"
 #include "runtime/support/MappedFile.h"
 #include "runtime/support/Status.h"
 
@@ -23,11 +24,14 @@
 
 namespace apc::safetensors {
 
+// The file format's element types: more than a plan's (apc::DType, a subset of these).
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 
 size_t dtypeSize(DType dtype);
 const char *dtypeName(DType dtype); // "F32", "BF16", ...
 std::optional<DType> parseDType(std::string_view name);
+// The file's type for a tensor of a plan's, kernel's or the interpreter's element type.
+DType fileDType(apc::DType dtype);
 
 struct TensorView {
   std::string name;

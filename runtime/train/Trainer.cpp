@@ -11,7 +11,8 @@
 #include "runtime/exec/Executor.h"
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
-#include "runtime/schema/plan_generated.h"
+#include "runtime/plan/PlanTypes.h"
+#include "runtime/support/MeshCoordinates.h"
 #include "runtime/data/TextDataset.h"
 #include "runtime/tokenizer/Tokenizer.h"
 #include "runtime/train/BatchBuilder.h"
@@ -83,42 +84,13 @@ kernels::Attribute floatAttr(const char *name, double value) {
 
 } // namespace
 
-// The ranks that share every mesh coordinate of `rank` except those on `axes`.
-std::vector<int> groupOf(const std::vector<int64_t> &mesh, int rank,
-                         const std::vector<int64_t> &axes) {
-  std::vector<int64_t> coords(mesh.size());
-  int64_t r = rank;
-  for (int64_t d = int64_t(mesh.size()) - 1; d >= 0; --d) {
-    coords[d] = r % mesh[d];
-    r /= mesh[d];
-  }
-  int64_t total = 1;
-  for (int64_t n : mesh)
-    total *= n;
-  std::vector<int> group;
-  for (int64_t other = 0; other < total; ++other) {
-    int64_t x = other;
-    bool same = true;
-    for (int64_t d = int64_t(mesh.size()) - 1; d >= 0; --d) {
-      int64_t c = x % mesh[d];
-      x /= mesh[d];
-      bool onAxis = std::find(axes.begin(), axes.end(), d) != axes.end();
-      if (!onAxis && c != coords[d])
-        same = false;
-    }
-    if (same)
-      group.push_back(int(other));
-  }
-  return group;
-}
-
 Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
                                    const std::function<float *(int buffer)> &bufferData) {
   using R = Result<ProgramBinding>;
   std::vector<int64_t> mesh;
   if (plan.mesh_shape())
     mesh.assign(plan.mesh_shape()->begin(), plan.mesh_shape()->end());
-  std::vector<int64_t> coords = checkpoint::meshCoords(mesh, rank);
+  std::vector<int64_t> coords = coordinatesOf(rank, mesh);
   const plan::Program *program = plan::programOf(plan, rank);
   if (!program)
     return R::error("no program for device " + std::to_string(rank));
@@ -173,7 +145,7 @@ Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
   // without one); a tensor's holders are those of the stages holding it.
   std::vector<std::vector<int>> stageRanks(plan.programs()->size());
   for (int64_t r = 0; r < plan::deviceCount(plan); ++r) {
-    int s = plan::stageOf(plan, checkpoint::meshCoords(mesh, r));
+    int s = plan::stageOf(plan, coordinatesOf(r, mesh));
     if (s >= 0 && size_t(s) < stageRanks.size())
       stageRanks[size_t(s)].push_back(int(r));
   }
@@ -315,7 +287,7 @@ TrainOutcome train(const TrainOptions &o) {
     for (const std::vector<int64_t> &axes : needed) {
       // Named by axes and members: the ranks of one axis form several disjoint groups
       // (dp groups {0,2} and {1,3} on a 2x2 mesh), each with its own rendezvous.
-      std::vector<int> members = groupOf(mesh, rank, axes);
+      std::vector<int> members = groupRanks(rank, mesh, axes);
       std::string name = "axes";
       for (int64_t a : axes)
         name += "-" + std::to_string(a);
@@ -335,7 +307,7 @@ TrainOutcome train(const TrainOptions &o) {
   };
   comm::SingleProcessCommunicator alone;
   comm::Communicator *world = store ? lookup(worldAxes) : &alone;
-  std::vector<int64_t> coords = checkpoint::meshCoords(mesh, rank);
+  std::vector<int64_t> coords = coordinatesOf(rank, mesh);
   // The data-parallel coordinate (mesh axis 0, "dp"): this rank's share of each global
   // batch. Ranks that differ only on the other axes (tensor or sequence parallel) get the
   // same rows.
@@ -547,8 +519,7 @@ TrainOutcome train(const TrainOptions &o) {
 
   // A stage without input_ids or labels still builds the rows (and checks them, as
   // every rank does) into scratch tensors of the same shape.
-  kernels::DType idsType =
-      plan.data()->ids_dtype() == plan::DType::I32 ? kernels::DType::I32 : kernels::DType::I64;
+  DType idsType = plan::toDType(plan.data()->ids_dtype()); // I32 or I64 (PlanLoader)
   std::vector<int64_t> scratch(size_t(batch / dpSize * seqLen) * 2);
   kernels::TensorView scratchIds{scratch.data(), idsType, {batch / dpSize, seqLen}};
   kernels::TensorView scratchLabels{scratch.data() + scratch.size() / 2, idsType,

@@ -161,10 +161,18 @@ def check_plan(report, name, plan, got, text):
     report.check("%s: parameter and moment layouts (%d parameters)" % (name, len(plan["parameters"])),
                  not bad, "; ".join(bad[:3]))
 
-    # Collectives and memory, per device: its stage's program.
+    # Collectives and memory, per device: its stage's program, listed once per stage with
+    # the ranks that run it.
     bad_c, bad_m = [], []
+    got_ranks = [[k for k in range(devices) if stage_of(k, shape, axes) == s]
+                 for s in range(len(plan["programs"]))]
+    report.check("%s: one program per stage, with its ranks" % name,
+                 [p["ranks"] for p in got["programs"]] == got_ranks
+                 and [p["stage"] for p in got["programs"]] == list(range(len(plan["programs"]))),
+                 str([p["ranks"] for p in got["programs"]])[:200])
     for k in range(devices):
-        prog = plan["programs"][stage_of(k, shape, axes)]
+        s = stage_of(k, shape, axes)
+        prog = plan["programs"][s]
         bufs = prog["buffers"]
         kinds = {}
         for inst in prog["instructions"]:
@@ -188,12 +196,12 @@ def check_plan(report, name, plan, got, text):
             key = (inst["kernel"], op, tuple(axes[x] for x in (a["ints"] if a else [])), peer)
             c, b = kinds.get(key, (0, 0))
             kinds[key] = (c + 1, b + moved)
-        g = got["programs"][k]["collectives"]
+        g = got["programs"][s]["collectives"]
         got_kinds = {(r["kind"], r["op"], tuple(r["axes"]), r.get("peer_offset")): (r["count"], r["bytes"])
                      for r in g["by_kind"]}
         if got_kinds != kinds or g["count"] != sum(c for c, _ in kinds.values()) \
                 or g["bytes"] != sum(b for _, b in kinds.values()):
-            bad_c.append("program %d: got %s, plan %s" % (k, got_kinds, kinds))
+            bad_c.append("device %d: got %s, plan %s" % (k, got_kinds, kinds))
         mem = {"parameters": 0, "optimizer_state": 0, "inputs": 0}
         for b in bufs:
             field = {"Parameter": "parameters", "OptimizerState": "optimizer_state", "Input": "inputs"}.get(b["kind"])
@@ -206,8 +214,8 @@ def check_plan(report, name, plan, got, text):
                  if inst["kernel"] == "adamw" and len(inst.get("inputs", [])) > 1}
         mem["gradients_in_arena"] = sum(bufs[b]["bytes"] for b in grads)
         mem["input_bindings"] = [b["binding"] for b in bufs if b["kind"] == "Input"]
-        if got["programs"][k]["memory"] != mem:
-            bad_m.append("program %d: got %s, plan %s" % (k, got["programs"][k]["memory"], mem))
+        if got["programs"][s]["memory"] != mem:
+            bad_m.append("device %d: got %s, plan %s" % (k, got["programs"][s]["memory"], mem))
         if k == 0:
             count = sum(c for c, _ in kinds.values())
             moved = sum(b for _, b in kinds.values())
@@ -316,7 +324,8 @@ def check_pipelines(report, work):
                 report.check("%s: bubble %.4f" % (name, t["bubble_fraction"]), ok, "want %.4f" % bubble)
                 report.check("%s: stages and ranks" % name,
                              [s["ranks"] for s in got["pipeline"]["stages"]] == [list(range(s * per, (s + 1) * per)) for s in range(stages)]
-                             and [p["stage"] for p in got["programs"]] == [i // per for i in range(4)])
+                             and [p["stage"] for p in got["programs"]] == list(range(stages))
+                             and [p["ranks"] for p in got["programs"]] == [list(range(s * per, (s + 1) * per)) for s in range(stages)])
                 root = ET.parse(os.path.join(work, svg)).getroot()
                 texts = [x.text or "" for x in root.iter(SVG + "text")]
                 boxes = [r for r in root.iter(SVG + "rect") if "box" in (r.get("class") or "").split()]

@@ -6,6 +6,7 @@
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/schema/plan_generated.h"
+#include "runtime/support/MeshCoordinates.h"
 #include "test/fuzz/FuzzSupport.h"
 
 #include <cstdint>
@@ -142,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (int64_t rank = 0; rank < devices; ++rank) {
     const Program *program = programOf(plan, rank);
     APC_FUZZ_CHECK(program != nullptr, "no program for device %lld", (long long)rank);
-    APC_FUZZ_CHECK(program->stage() == stageOf(plan, meshCoordinates(meshShapeOf(plan), rank)),
+    APC_FUZZ_CHECK(program->stage() == stageOf(plan, coordinatesOf(rank, meshShapeOf(plan))),
                    "device %lld runs a program of another stage", (long long)rank);
   }
   for (const Program *program : *plan.programs())

@@ -51,17 +51,6 @@ interp::ElementType elementTypeOf(mlir::Type type) {
   return interp::ElementType::F32;
 }
 
-DType safetensorsType(interp::ElementType t) {
-  switch (t) {
-  case interp::ElementType::F32: return DType::F32;
-  case interp::ElementType::BF16: return DType::BF16;
-  case interp::ElementType::F16: return DType::F16;
-  case interp::ElementType::I32: return DType::I32;
-  case interp::ElementType::I64: return DType::I64;
-  }
-  return DType::F32;
-}
-
 std::string nameOf(mlir::DictionaryAttr attrs, const std::string &fallback) {
   if (attrs)
     if (auto name = attrs.getAs<mlir::StringAttr>("ap.name"))
@@ -184,7 +173,7 @@ int runEval(int argc, char **argv, int first) {
     const interp::RefTensor &r = (*results)[i];
     safetensors::TensorToWrite out;
     out.name = nameOf(fn.getResultAttrDict(i), "result" + std::to_string(i));
-    out.dtype = safetensorsType(r.type);
+    out.dtype = safetensors::fileDType(r.type);
     out.shape = r.shape;
     out.bytes = safetensors::fromDoubles(r.data, out.dtype);
     if (r.numElements() == 1)

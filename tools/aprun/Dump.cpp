@@ -2,6 +2,7 @@
 
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <string>
 #include <vector>
@@ -128,7 +129,7 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
   std::vector<std::vector<int64_t>> stageRanks(p.programs()->size());
   std::vector<int64_t> mesh = plan::meshShapeOf(p);
   for (int64_t r = 0; r < plan::deviceCount(p); ++r) {
-    int s = plan::stageOf(p, plan::meshCoordinates(mesh, r));
+    int s = plan::stageOf(p, coordinatesOf(r, mesh));
     if (s >= 0 && size_t(s) < stageRanks.size())
       stageRanks[size_t(s)].push_back(r);
   }

@@ -8,6 +8,7 @@
 #include "dialects/ap/IR/ApOps.h"
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -123,8 +124,8 @@ TEST_F(EmitPlanTest, OneProgramPerStageWhateverTheDevices) {
   for (const plan::Attribute *a : *embedding->attributes())
     names.push_back(a->name()->str());
   EXPECT_EQ(names, (std::vector<std::string>{"vocab_shard_axis", "vocab_shard_rows"}));
-  EXPECT_EQ(plan::vocabStart(*embedding, plan::meshCoordinates({8, 2}, 5)), 4);
-  EXPECT_EQ(plan::vocabStart(*embedding, plan::meshCoordinates({8, 2}, 4)), 0);
+  EXPECT_EQ(plan::vocabStart(*embedding, coordinatesOf(5, {8, 2})), 4);
+  EXPECT_EQ(plan::vocabStart(*embedding, coordinatesOf(4, {8, 2})), 0);
 }
 
 TEST_F(EmitPlanTest, WritesTheMarks) {

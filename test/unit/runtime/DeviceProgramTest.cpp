@@ -17,13 +17,6 @@ using apc::testing::AttributeSpec;
 using apc::testing::PlanSpec;
 using apc::testing::ProgramSpec;
 
-TEST(DeviceProgram, CoordinatesAreRowMajor) {
-  EXPECT_EQ(meshCoordinates({2, 3, 2}, 0), (std::vector<int64_t>{0, 0, 0}));
-  EXPECT_EQ(meshCoordinates({2, 3, 2}, 5), (std::vector<int64_t>{0, 2, 1}));
-  EXPECT_EQ(meshCoordinates({2, 3, 2}, 11), (std::vector<int64_t>{1, 2, 1}));
-  EXPECT_TRUE(meshCoordinates({}, 0).empty());
-}
-
 // [dp 2, pp 3, tp 2]: rank r runs program (r / 2) % 3.
 TEST(DeviceProgram, EachDeviceRunsItsStagesProgram) {
   PlanSpec spec;

@@ -5,6 +5,7 @@
 #include "runtime/exec/Executor.h"
 
 #include "runtime/plan/PlanLoader.h"
+#include "runtime/support/MeshCoordinates.h"
 #include "test/unit/runtime/PlanBuilder.h"
 #include "test/unit/runtime/ThreadCommunicator.h"
 
@@ -27,16 +28,6 @@ using namespace std::chrono_literals;
 
 // Buffers 0-4 are the standard inputs; a program's own buffers start here.
 constexpr int kFirst = 5;
-
-// coordinates of `rank` on a row-major mesh
-std::vector<int64_t> coordsOf(const std::vector<int64_t> &mesh, int rank) {
-  std::vector<int64_t> c(mesh.size());
-  for (size_t d = mesh.size(); d-- > 0;) {
-    c[d] = rank % mesh[d];
-    rank /= int(mesh[d]);
-  }
-  return c;
-}
 
 // One program per coordinate on mesh axis `ppAxis` (named "pp"; -1: one program for
 // every device). `fill(device, program)` fills the program of a stage, given the stage's
@@ -108,7 +99,7 @@ TEST(ExecutorSendRecv, ForwardAndBackAlongAnAxis) {
   std::string bytes = planWith(mesh, [&](int device, ProgramSpec &p) {
     int x = p.arena("x", DType::F32, {2, 3}); // kFirst: sent (coordinate 0) or received
     int g = p.arena("g", DType::F32, {2, 3}); // kFirst + 1: received back or sent back
-    if (coordsOf(mesh, device)[1] == 0) {
+    if (coordinatesOf(device, mesh)[1] == 0) {
       p.call("send", {x}, {}, {axes(1), offset(+1)});
       p.call("recv", {}, {g}, {axes(1), offset(+1), tag(1)});
     } else {
@@ -142,7 +133,7 @@ TEST(ExecutorSendRecv, ForwardAndBackAlongAnAxis) {
 TEST(ExecutorSendRecv, NeighboursBothSendFirst) {
   const std::vector<int64_t> mesh = {2, 2};
   std::string bytes = planWith(mesh, [&](int device, ProgramSpec &p) {
-    int k = coordsOf(mesh, device)[0] == 0 ? +1 : -1;
+    int k = coordinatesOf(device, mesh)[0] == 0 ? +1 : -1;
     int a = p.arena("a", DType::BF16, {3, 5});
     int b = p.arena("b", DType::I64, {4});
     int ra = p.arena("ra", DType::BF16, {3, 5});

@@ -119,18 +119,7 @@ std::string readFile(const std::string &path) {
 // The splits the tests walk: whole, one dim over either axis, both dims.
 const std::vector<std::vector<int>> kSplits = {{}, {-1, -1}, {1, -1}, {-1, 0}, {0, 1}, {1, 0}};
 
-// ---- mesh coordinates and blocks ---------------------------------------------------------
-
-TEST(Sharding, MeshCoordinatesAreRowMajor) {
-  std::vector<int64_t> mesh = {2, 3, 2};
-  for (int64_t r = 0; r < 12; ++r) {
-    std::vector<int64_t> c = meshCoords(mesh, r);
-    EXPECT_EQ(c, (std::vector<int64_t>{r / 6, (r / 2) % 3, r % 2}));
-    EXPECT_EQ(meshRank(mesh, c), r);
-  }
-  EXPECT_TRUE(meshCoords({}, 0).empty());
-  EXPECT_EQ(meshRank({}, {}), 0);
-}
+// ---- blocks (mesh coordinates: test/unit/runtime/MeshCoordinatesTest.cpp) ----------------
 
 TEST(Sharding, BlockOfASplit) {
   Block b = blockOf({4, 6}, {1, 0}, kMesh, {1, 0});
@@ -212,7 +201,7 @@ TEST_F(ShardedTest, EachRankReadsItsBlockOfEveryDtype) {
                     .isOk());
     for (const std::vector<int> &split : kSplits)
       for (int rank = 0; rank < 4; ++rank) {
-        std::vector<int64_t> coords = meshCoords(kMesh, rank);
+        std::vector<int64_t> coords = coordinatesOf(rank, kMesh);
         Block wb = blockOf(kWShape, split, kMesh, coords);
         Block vb = blockOf(kVShape, split.empty() ? std::vector<int>{} : std::vector<int>{split[1]},
                            kMesh, coords);
@@ -269,9 +258,9 @@ TEST(ShardedInit, ABlockEqualsTheBlockOfTheWholeInitialisation) {
   initWeights(whole, 0.02, 1234);
   for (const std::vector<int> &split : kSplits)
     for (int rank = 0; rank < 4; ++rank) {
-      Block b = blockOf(shape, split, kMesh, meshCoords(kMesh, rank));
+      Block b = blockOf(shape, split, kMesh, coordinatesOf(rank, kMesh));
       std::vector<int> normSplit = split.empty() ? std::vector<int>{} : std::vector<int>{split[1]};
-      Block nb = blockOf(norm, normSplit, kMesh, meshCoords(kMesh, rank));
+      Block nb = blockOf(norm, normSplit, kMesh, coordinatesOf(rank, kMesh));
       std::vector<float> mine(size_t(product(localShape(shape, b))), -1.0f);
       std::vector<float> mineNorm(size_t(product(localShape(norm, nb))), -1.0f);
       initWeights({{"a", shape, mine.data(), "normal", b}, {"n", norm, mineNorm.data(), "ones", nb}},
@@ -320,7 +309,7 @@ struct SplitModel {
                            tensors[t].init, {}};
         if (rank >= 0)
           slot.block = blockOf(tensors[t].shape, tensors[t].split[s], kMesh,
-                               meshCoords(kMesh, rank));
+                               coordinatesOf(rank, kMesh));
         (s == 0 ? c.parameters : s == 1 ? c.expAvg : c.expAvgSq).push_back(slot);
       }
     c.configJson = "{\"model_type\": \"llama\"}\n";
@@ -795,7 +784,7 @@ struct StreamModel {
         ParameterSlot slot{tensors[t].name, tensors[t].shape, mine.empty() ? nullptr : mine.data(),
                            "normal",
                            blockOf(tensors[t].shape, tensors[t].split[s], kMesh,
-                                   meshCoords(kMesh, rank)),
+                                   coordinatesOf(rank, kMesh)),
                            tensors[t].holders};
         slotList(c, s)->push_back(slot);
       }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "runtime/comm/Communicator.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <algorithm>
 #include <chrono>
@@ -237,11 +238,7 @@ public:
 
 private:
   std::vector<int64_t> keyOf(int rank, const std::vector<int64_t> &axes) const {
-    std::vector<int64_t> coords(mesh_.size());
-    for (size_t d = mesh_.size(); d-- > 0;) {
-      coords[d] = rank % mesh_[d];
-      rank /= int(mesh_[d]);
-    }
+    std::vector<int64_t> coords = coordinatesOf(rank, mesh_);
     for (int64_t a : axes)
       coords[size_t(a)] = -1;
     return coords;

@@ -559,21 +559,30 @@ TEST(ExplainPipelinePlan, OrderComesFromTheMarks) {
   EXPECT_TRUE(m.facts.programs[0].passes.empty());
 }
 
-// Every device of a stage gets the stage's facts: mesh [dp 2, pp 2] with two programs.
+// Every device of a stage gets the stage's facts, kept once per stage: mesh [dp 2, pp 2]
+// with two programs; a device's program follows from its coordinate on pp.
 TEST(ExplainPipelinePlan, DevicesOfAStageShareItsProgram) {
   PipelinePlan plan = twoStagePlan();
   plan.mesh = {2, 2};
   plan.batch = 8;
   Loaded l = gather(plan);
-  ASSERT_EQ(l.facts.programs.size(), 4u);
+  ASSERT_EQ(l.facts.programs.size(), 2u);
   EXPECT_EQ(l.facts.stages[0].ranks, (std::vector<int>{0, 2}));
   EXPECT_EQ(l.facts.stages[1].ranks, (std::vector<int>{1, 3}));
   for (int r = 0; r < 4; ++r) {
-    EXPECT_EQ(l.facts.programs[size_t(r)].device, r);
-    EXPECT_EQ(l.facts.programs[size_t(r)].stage, r % 2);
-    EXPECT_EQ(l.facts.programs[size_t(r)].ppCoordinate, r % 2);
+    EXPECT_EQ(&l.facts.programOf(r), &l.facts.programs[size_t(r % 2)]);
+    EXPECT_EQ(l.facts.programOf(r).stage, r % 2);
+    EXPECT_EQ(l.facts.programOf(r).ppCoordinate, r % 2);
   }
   EXPECT_EQ(l.facts.parameters[13].parameter.ranks, (std::vector<int>{1, 3}));
+  // The text names each stage's devices once, the JSON each stage's program with them.
+  std::string text = renderText(l.facts);
+  EXPECT_NE(text.find("  devices 0, 2 (stage 0): "), std::string::npos) << text;
+  EXPECT_NE(text.find("  devices 1, 3 (stage 1): "), std::string::npos) << text;
+  nlohmann::json j = nlohmann::json::parse(renderJson(l.facts));
+  ASSERT_EQ(j["programs"].size(), 2u);
+  EXPECT_EQ(j["programs"][1]["ranks"], (std::vector<int>{1, 3}));
+  EXPECT_EQ(j["programs"][1]["pp_coordinate"], 1);
 }
 
 // The example of docs/tools/apc-explain.md: the two-stage plan's explanation renders and

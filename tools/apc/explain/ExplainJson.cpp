@@ -163,8 +163,8 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
       order += forward ? 'F' : 'B';
     programs.push_back(
         {{"program", p.index},
-         {"device", p.device},
          {"stage", p.stage},
+         {"ranks", f.stages[size_t(p.stage)].ranks},
          {"pp_coordinate", p.ppCoordinate >= 0 ? Json(p.ppCoordinate) : Json(nullptr)},
          {"pass_order", order},
          {"instructions", p.instructions},

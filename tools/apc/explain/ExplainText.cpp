@@ -82,7 +82,7 @@ std::string layoutRole(const PlanFacts &f, const ParameterFacts &p, const Layout
   return s.empty() ? s : s + ")";
 }
 
-// Programs with the same value of `key`, in order of first appearance.
+// Stage programs with the same value of `key`, in order of first appearance.
 template <typename Key, typename F>
 std::vector<std::vector<const ProgramFacts *>> groupPrograms(const PlanFacts &f, F key) {
   std::vector<std::pair<Key, std::vector<const ProgramFacts *>>> groups;
@@ -103,7 +103,8 @@ std::vector<std::vector<const ProgramFacts *>> groupPrograms(const PlanFacts &f,
 std::string groupTitle(const PlanFacts &f, const std::vector<const ProgramFacts *> &group) {
   std::vector<int> devices, stages;
   for (const ProgramFacts *p : group) {
-    devices.push_back(p->device);
+    const std::vector<int> &ranks = f.stages[size_t(p->stage)].ranks;
+    devices.insert(devices.end(), ranks.begin(), ranks.end());
     if (std::find(stages.begin(), stages.end(), p->stage) == stages.end())
       stages.push_back(p->stage);
   }

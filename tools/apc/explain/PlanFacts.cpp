@@ -2,11 +2,13 @@
 
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/schema/plan_generated.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 
 namespace apc::explain {
@@ -60,13 +62,12 @@ uint64_t bytesOf(const flatbuffers::Vector<int32_t> *list,
 } // namespace
 
 std::vector<int64_t> PlanFacts::coordinates(int64_t rank) const {
-  std::vector<int64_t> c(meshShape.size());
-  for (int64_t d = int64_t(meshShape.size()) - 1; d >= 0; --d) {
-    int64_t size = std::max<int64_t>(1, meshShape[size_t(d)]);
-    c[size_t(d)] = rank % size;
-    rank /= size;
-  }
-  return c;
+  return coordinatesOf(rank, meshShape);
+}
+
+const ProgramFacts &PlanFacts::programOf(int64_t rank) const {
+  // gatherFacts checked that every device's stage has a program.
+  return programs[ppAxis >= 0 ? size_t(coordinates(rank)[size_t(ppAxis)]) : 0];
 }
 
 std::string PlanFacts::axisName(int64_t axis) const {
@@ -225,18 +226,19 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   // Programs: stage, memory, collectives.
   static const std::set<std::string> collectiveKernels = {
       "all_reduce", "all_gather", "reduce_scatter", "all_slice", "send", "recv"};
-  // One program per stage (plan.fbs): its facts are gathered once, then every device
-  // of the stage (its coordinate on "pp") gets a copy with its own rank.
+  // One program per stage (plan.fbs): its facts are gathered once and shared by every
+  // device of the stage (its coordinate on "pp"); nothing here grows with the devices
+  // but the stages' lists of ranks.
   if (p.programs()->size() != f.stages.size())
     return fail("the plan has " + std::to_string(p.programs()->size()) + " programs but " +
                 std::to_string(f.stages.size()) + " pipeline stage" +
                 (f.stages.size() == 1 ? "" : "s"));
-  std::vector<ProgramFacts> stagePrograms;
   for (size_t i = 0; i < p.programs()->size(); ++i) {
     const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
     ProgramFacts pf;
     pf.index = int(i);
     pf.stage = int(i);
+    pf.ppCoordinate = f.ppAxis >= 0 ? int64_t(i) : -1;
     const auto &buffers = *program.buffers();
     for (const plan::Buffer *b : buffers) {
       switch (b->kind()) {
@@ -332,19 +334,14 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       stage.planOrderIs1F1B =
           pf.passes == oneFOneBOrder(int(f.stages.size()), int(i), f.microBatches);
     }
-    stagePrograms.push_back(std::move(pf));
+    f.programs.push_back(std::move(pf));
   }
   for (int64_t rank = 0; rank < f.devices; ++rank) {
-    std::vector<int64_t> coordinates = f.coordinates(rank);
-    int stage = plan::stageOf(p, coordinates);
-    if (stage < 0 || size_t(stage) >= stagePrograms.size())
+    int stage = plan::stageOf(p, f.coordinates(rank));
+    if (stage < 0 || size_t(stage) >= f.programs.size())
       return fail("device " + std::to_string(rank) + " is on stage " + std::to_string(stage) +
-                  " but the plan has " + std::to_string(stagePrograms.size()) + " programs");
-    ProgramFacts pf = stagePrograms[size_t(stage)];
-    pf.device = int(rank);
-    pf.ppCoordinate = f.ppAxis >= 0 ? coordinates[size_t(f.ppAxis)] : -1;
+                  " but the plan has " + std::to_string(f.programs.size()) + " programs");
     f.stages[size_t(stage)].ranks.push_back(int(rank));
-    f.programs.push_back(std::move(pf));
   }
 
   // Parameters and their layouts (the loader checked that every program splits a
@@ -359,6 +356,8 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     splitLayer(pf.name, pf.layer, pf.pattern);
     f.parameters.push_back(std::move(pf));
   }
+  // A layout's ranks are those of the stages whose programs hold it.
+  std::map<Layout *, std::set<int>> layoutStages;
   for (size_t i = 0; i < p.programs()->size(); ++i) {
     const plan::Program &program = *p.programs()->Get(flatbuffers::uoffset_t(i));
     int stage = int(i);
@@ -374,9 +373,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       Layout &layout = b->kind() == plan::BufferKind::Parameter ? pf.parameter
                        : str(b->optimizer_slot()) == "exp_avg"  ? pf.expAvg
                                                                 : pf.expAvgSq;
-      for (int rank : f.stages[i].ranks)
-        if (std::find(layout.ranks.begin(), layout.ranks.end(), rank) == layout.ranks.end())
-          layout.ranks.push_back(rank);
+      layoutStages[&layout].insert(stage);
       if (!layout.present) {
         layout.present = true;
         layout.localShape = dimsOf(b->shape());
@@ -389,11 +386,14 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
         pf.stages.push_back(stage);
     }
   }
-  for (ParameterFacts &pf : f.parameters) {
-    std::sort(pf.stages.begin(), pf.stages.end());
-    for (Layout *layout : {&pf.parameter, &pf.expAvg, &pf.expAvgSq})
-      std::sort(layout->ranks.begin(), layout->ranks.end());
+  for (auto &[layout, stages] : layoutStages) {
+    for (int s : stages)
+      layout->ranks.insert(layout->ranks.end(), f.stages[size_t(s)].ranks.begin(),
+                           f.stages[size_t(s)].ranks.end());
+    std::sort(layout->ranks.begin(), layout->ranks.end());
   }
+  for (ParameterFacts &pf : f.parameters)
+    std::sort(pf.stages.begin(), pf.stages.end());
 
   // The schedule, under the cost model: forward time per stage from its FLOPs.
   if (int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {

@@ -53,8 +53,11 @@ struct CollectiveFacts {
   int peerStage = -1;
 };
 
+// The facts of one stage's program (Plan.programs[stage]). Every device of the stage
+// (StageFacts::ranks) runs it, so they are kept once per stage, not once per device: a
+// device's are PlanFacts::programOf(rank), found from its coordinates.
 struct ProgramFacts {
-  int index = 0, device = 0, stage = 0;
+  int index = 0, stage = 0;
   int instructions = 0;
   double flops = 0;                  // sum of its instructions' estimates
   uint64_t parameterBytes = 0, optimizerBytes = 0, inputBytes = 0, arenaBytes = 0;
@@ -69,7 +72,7 @@ struct ProgramFacts {
   // pass). Empty when the plan does not mark them.
   std::vector<std::pair<bool, int>> passes; // (forward?, micro-batch)
   std::vector<bool> passOrder;     // true: forward (passes' first members)
-  int64_t ppCoordinate = -1;       // its device's coordinate on the "pp" mesh axis, -1 none
+  int64_t ppCoordinate = -1;       // its devices' coordinate on the "pp" mesh axis, -1 none
   uint64_t totalBytes() const { return parameterBytes + optimizerBytes + inputBytes + arenaBytes; }
   std::vector<CollectiveFacts> collectives;
 };
@@ -114,7 +117,9 @@ struct PlanFacts {
   std::optional<PipelineTimeline> timeline; // absent when too large to lay out
   bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)
   std::vector<ParameterFacts> parameters;
-  std::vector<ProgramFacts> programs;
+  std::vector<ProgramFacts> programs; // one per stage, in stage order
+  // The program device `rank` runs: its stage's (its coordinate on "pp").
+  const ProgramFacts &programOf(int64_t rank) const;
   // plan.predicted.
   bool predictedPresent = false;
   double predictedFlops = 0, predictedSeconds = 0;
