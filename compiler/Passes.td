@@ -135,14 +135,30 @@ def ApMicroBatchPass : Pass<"ap-micro-batch", "mlir::ModuleOp"> {
   }];
 }
 
+def ApAssignStagesPass : Pass<"ap-assign-stages", "mlir::ModuleOp"> {
+  let summary = "place each op of a micro-batch's step on a pipeline stage";
+  let description = [{
+    Runs after ap-partition when the plan has `pp > 1` or `mb > 1`, on the step of one
+    micro-batch. Every op computed per micro-batch gets `ap.stage = s` (i64) and, when
+    it belongs to the backward phase, `ap.backward`: an op goes to the stage of the
+    layer it belongs to (from the dataflow: the largest layer among a forward op's
+    operands, for a backward op that of the forward values it reads, else of the
+    gradients it reads; layers from the model's `ap.layer` / `ap.head` marks, split over
+    the stages as the plan's `stages` says or balanced by cost); the embedding goes to
+    the first stage, the final norm, LM head and loss to the last; a view or collective
+    whose users sit on one other stage goes there. Ops of the batch alone stay
+    unmarked. ap-pipeline builds the stages from these marks, so a placement can be
+    read, tested or written (by the search) on its own.
+  }];
+}
+
 def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
   let summary = "pipeline stages, micro-batches in 1F1B order, gradient accumulation";
   let description = [{
     Runs last (after ap-partition) on the step of one micro-batch made by
-    ap-micro-batch. Each op goes to a stage by the layer it belongs to (from the
-    dataflow: the largest layer among a forward op's operands, for a backward op that
-    of the forward values it reads, else of the gradients it reads); the embedding
-    goes to the first stage, the final norm, LM head and loss to the last. Per stage
+    ap-micro-batch. Each op runs on the stage its `ap.stage` mark says
+    (ap-assign-stages; without marks the pass places the ops the same way itself), and
+    a placement 1F1B cannot run is refused. Per stage
     one function `@train_step.stageN` (`@train_step` with one stage) holds:
       - the kept-token count of the step's labels (all-reduced over dp),
       - the forward (F) and backward (B) of every micro-batch, cut from the step's batch

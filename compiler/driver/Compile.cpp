@@ -35,6 +35,16 @@ Result<Cluster> parseCluster(const std::string &text) {
   return cluster;
 }
 
+Status checkImportedStep(ModuleOp module) {
+  // A step from apc import marks its batch; one from an older apc does not.
+  for (auto fn : module.getOps<func::FuncOp>())
+    if (fn->hasAttr("ap.model") && !batchArgument(fn, ap::BatchInput::Tokens))
+      return Status::error("@" + fn.getSymName().str() +
+                           " has no argument marked ap.batch = #ap.batch<tokens> (the token "
+                           "ids): it was imported by an older apc; run apc import again");
+  return Status::ok();
+}
+
 Status setParallelPlan(ModuleOp module, const partition::ParallelPlan &plan,
                        const Cluster &cluster) {
   if (auto fn = findEntryFunction(module); succeeded(fn)) {

@@ -30,6 +30,10 @@ struct Cluster {
 };
 Result<Cluster> parseCluster(const std::string &text);
 
+// A step with a model (`ap.model`) but without the marks apc import now writes (the
+// batch's `ap.batch`) was imported by an older apc: refused, saying so.
+Status checkImportedStep(mlir::ModuleOp module);
+
 // Checks `plan` against the cluster and the module's model (heads, layers, vocabulary,
 // batch) and sets it on the module as #ap.parallel. Errors name the plan field.
 Status setParallelPlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,

@@ -9,7 +9,7 @@ namespace apc {
 const std::vector<std::string> &phaseNames() {
   static const std::vector<std::string> names = {
       "input",    "mesh",      "micro-batch", "mixed-precision", "autodiff",
-      "optimizer", "recompute", "partition",   "bucket-gradients", "pipeline"};
+      "optimizer", "recompute", "partition",   "bucket-gradients", "assign-stages", "pipeline"};
   return names;
 }
 
@@ -57,6 +57,9 @@ void buildTrainStepPipeline(mlir::OpPassManager &pm, const TrainStepOptions &opt
   if (last < Phase::BucketGradients)
     return;
   pm.addPass(createApBucketGradientsPass());
+  if (last < Phase::AssignStages)
+    return;
+  pm.addPass(createApAssignStagesPass());
   if (last < Phase::Pipeline)
     return;
   pm.addPass(createApPipelinePass());

@@ -25,11 +25,12 @@ enum class Phase {
   Recompute,
   Partition,
   BucketGradients,
+  AssignStages,
   Pipeline
 };
 
 // Phase names as users type them: input, mesh, micro-batch, mixed-precision, autodiff,
-// optimizer, recompute, partition, bucket-gradients, pipeline.
+// optimizer, recompute, partition, bucket-gradients, assign-stages, pipeline.
 const std::vector<std::string> &phaseNames();
 std::optional<Phase> parsePhase(const std::string &name);
 

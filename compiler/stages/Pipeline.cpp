@@ -18,9 +18,14 @@
 // `ap.micro_batch` (i64, forward and backward only) and `ap.layer` (i64: a decoder layer,
 // -2 the embedding, num_hidden_layers the head; absent: none). Without a pipeline or
 // micro-batches the step is left as it is and only marked (micro-batch 0).
+//
+// Which stage each op runs on is decided first (`place`, the ap-assign-stages pass, which
+// writes it as `ap.stage` / `ap.backward`); this pass builds the stages from those marks
+// when the step carries them, and places the ops itself when it does not.
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/partition/ShardedValues.h"
+#include "compiler/stages/Placement.h"
 #include "compiler/stages/Schedule.h"
 #include "compiler/stages/Stages.h"
 #include "compiler/support/EntryFunction.h"
@@ -72,8 +77,8 @@ public:
     if (failed(findArguments()))
       return failure();
     classify();
-    if (failed(findAccumulated()) || failed(assignStages()) || failed(splitCrossStageSums()) ||
-        failed(checkDataflow()))
+    if (failed(findAccumulated()) || failed(assignStages()) || failed(readPlacement()) ||
+        failed(splitCrossStageSums()) || failed(checkDataflow()))
       return failure();
     findOwnership();
     markLayers();
@@ -90,6 +95,27 @@ public:
     }
     recordPipeline();
     fn_.erase();
+    return success();
+  }
+
+  // ap-assign-stages: the placement alone, written on the ops (`ap.stage`, and
+  // `ap.backward` on the ops of the backward phase) for ap-pipeline to build from.
+  LogicalResult place() {
+    if (failed(findArguments()))
+      return failure();
+    classify();
+    if (failed(findAccumulated()) || failed(assignStages()))
+      return failure();
+    Builder b(fn_.getContext());
+    for (Operation *op : ops_) {
+      op->removeAttr(kStageMark);
+      op->removeAttr(kBackwardMark);
+      if (kind_[op] != Kind::Micro)
+        continue;
+      op->setAttr(kStageMark, b.getI64IntegerAttr(stage_[op]));
+      if (backwardPhase_[op])
+        op->setAttr(kBackwardMark, b.getUnitAttr());
+    }
     return success();
   }
 
@@ -117,6 +143,37 @@ private:
   static constexpr llvm::StringLiteral kPassMark = "ap.pass";
   static constexpr llvm::StringLiteral kMicroBatchMark = "ap.micro_batch";
   static constexpr llvm::StringLiteral kLayerMark = "ap.layer";
+  static constexpr llvm::StringLiteral kStageMark = "ap.stage";
+  static constexpr llvm::StringLiteral kBackwardMark = "ap.backward";
+
+  // The placement ap-assign-stages wrote (or anyone: the search), when the step carries
+  // one: per-micro-batch ops go to the stage of their `ap.stage` mark, in the phase of
+  // their `ap.backward` mark; unmarked ones are cloned wherever used (floating).
+  // checkDataflow then refuses a placement 1F1B cannot run.
+  LogicalResult readPlacement() {
+    if (llvm::none_of(ops_, [](Operation *op) { return op->hasAttr(kStageMark); }))
+      return success();
+    for (Operation *op : ops_) {
+      if (kind_[op] != Kind::Micro && kind_[op] != Kind::Floating) {
+        if (op->hasAttr(kStageMark))
+          return op->emitOpError() << "ap-pipeline: has an ap.stage but runs once per step "
+                                      "or feeds parameters; only per-micro-batch ops are placed";
+        continue;
+      }
+      auto stage = op->getAttrOfType<IntegerAttr>(kStageMark);
+      if (!stage) {
+        kind_[op] = Kind::Floating;
+        continue;
+      }
+      if (stage.getInt() < 0 || stage.getInt() >= pp_)
+        return op->emitOpError() << "ap-pipeline: ap.stage " << stage.getInt()
+                                 << " is not one of the " << pp_ << " stages";
+      kind_[op] = Kind::Micro;
+      stage_[op] = int(stage.getInt());
+      backwardPhase_[op] = op->hasAttr(kBackwardMark);
+    }
+    return success();
+  }
 
   // The plan's numbering of a layer (plan.fbs Instruction.layer), -1 for none.
   int planLayer(int layer) const {
@@ -953,6 +1010,23 @@ bool isTrainingStep(func::FuncOp fn) {
   return batchArgument(fn, ap::BatchInput::Tokens) && batchArgument(fn, ap::BatchInput::Labels) &&
          loss && !fn.getBody().empty();
 }
+
+} // namespace
+
+LogicalResult stages::placeOnStages(ModuleOp module) {
+  partition::ParallelPlan plan = partition::fromAttr(parallelPlanOf(module));
+  if (plan.mb == 1 && plan.pp == 1)
+    return success();
+  FailureOr<func::FuncOp> entry = findEntryFunction(module);
+  if (failed(entry))
+    return failure();
+  FailureOr<Mesh> mesh = meshOf(module);
+  if (failed(mesh))
+    return failure();
+  return Pipeliner(module, *entry, plan, *mesh).place();
+}
+
+namespace {
 
 struct ApPipelinePass : impl::ApPipelinePassBase<ApPipelinePass> {
   using ApPipelinePassBase::ApPipelinePassBase;

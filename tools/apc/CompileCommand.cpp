@@ -110,6 +110,10 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s: cannot parse (see above)\n", input.c_str());
     return 1;
   }
+  if (Status s = driver::checkImportedStep(*module); !s) {
+    std::fprintf(stderr, "apc compile: %s: %s\n", input.c_str(), s.message().c_str());
+    return 1;
+  }
   if (Status s = driver::setParallelPlan(*module, *parallelPlan, *clusterSpec); !s)
     return usage("--plan \"" + planText + "\": " + s.message());
   std::string planDescription = parallelPlan->toString();
