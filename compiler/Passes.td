@@ -1,5 +1,7 @@
-// The passes of APC's compiler. One name in four places: the def here, the flag,
-// the file compiler/<phase>/<Name>.cpp and the lit test test/compiler/<name>.mlir.
+// The passes of APC's compiler. One name in four places: the def here, the flag
+// (ap-<name>), the file compiler/<folder>/<Name>.cpp and a lit test in
+// test/compiler/<folder>/ (<name>.mlir or <name>.test; the rules' printer ap-print-cost
+// is tested by rules/cost.mlir).
 #ifndef APC_COMPILER_PASSES_TD
 #define APC_COMPILER_PASSES_TD
 
@@ -125,7 +127,8 @@ def ApMicroBatchPass : Pass<"ap-micro-batch", "mlir::ModuleOp"> {
   let summary = "the forward pass of one micro-batch, normalised by the step's kept tokens";
   let description = [{
     Runs on the imported forward function when the plan has `mb > 1` or `pp > 1`.
-    Every value computed from `input_ids` and `labels` has the batch as its leading
+    Every value computed from the batch (the arguments marked `ap.batch`: token ids and
+    labels) has the batch as its leading
     dim (the tracer's layouts); the pass divides that dim by `mb`, so the function
     computes one micro-batch. A mean cross-entropy gets an explicit divisor: a new
     scalar argument `kept_tokens` (the kept tokens of the whole step), so that the
@@ -155,7 +158,8 @@ def ApAssignStagesPass : Pass<"ap-assign-stages", "mlir::ModuleOp"> {
 def ApPipelinePass : Pass<"ap-pipeline", "mlir::ModuleOp"> {
   let summary = "pipeline stages, micro-batches in 1F1B order, gradient accumulation";
   let description = [{
-    Runs last (after ap-partition) on the step of one micro-batch made by
+    Runs last (after ap-partition, ap-bucket-gradients and ap-assign-stages) on the step
+    of one micro-batch made by
     ap-micro-batch. Each op runs on the stage its `ap.stage` mark says
     (ap-assign-stages; without marks the pass places the ops the same way itself), and
     a placement 1F1B cannot run is refused. Per stage

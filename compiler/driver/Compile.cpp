@@ -36,12 +36,24 @@ Result<Cluster> parseCluster(const std::string &text) {
 }
 
 Status checkImportedStep(ModuleOp module) {
-  // A step from apc import marks its batch; one from an older apc does not.
-  for (auto fn : module.getOps<func::FuncOp>())
-    if (fn->hasAttr("ap.model") && !batchArgument(fn, ap::BatchInput::Tokens))
-      return Status::error("@" + fn.getSymName().str() +
-                           " has no argument marked ap.batch = #ap.batch<tokens> (the token "
-                           "ids): it was imported by an older apc; run apc import again");
+  // A step from apc import marks its batch and its layers; one from an older apc does not.
+  for (auto fn : module.getOps<func::FuncOp>()) {
+    auto model = fn->getAttrOfType<DictionaryAttr>("ap.model");
+    if (!model)
+      continue;
+    std::string missing;
+    if (!batchArgument(fn, ap::BatchInput::Tokens))
+      missing = "no argument marked ap.batch = #ap.batch<tokens> (the token ids)";
+    auto layers = model.getAs<IntegerAttr>("num_hidden_layers");
+    bool layerMarks = false;
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      layerMarks = layerMarks || fn.getArgAttr(i, "ap.layer");
+    if (missing.empty() && layers && layers.getInt() > 0 && !layerMarks)
+      missing = "no parameter marked with its decoder layer (ap.layer)";
+    if (!missing.empty())
+      return Status::error("@" + fn.getSymName().str() + " has " + missing +
+                           ": it was imported by an older apc; run apc import again");
+  }
   return Status::ok();
 }
 

@@ -31,7 +31,8 @@ struct Cluster {
 Result<Cluster> parseCluster(const std::string &text);
 
 // A step with a model (`ap.model`) but without the marks apc import now writes (the
-// batch's `ap.batch`) was imported by an older apc: refused, saying so.
+// batch's `ap.batch`, the parameters' `ap.layer`) was imported by an older apc: refused,
+// saying so.
 Status checkImportedStep(mlir::ModuleOp module);
 
 // Checks `plan` against the cluster and the module's model (heads, layers, vocabulary,

@@ -59,8 +59,9 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       idsType = b.dtype;
     }
   // The program's input_ids hold one data-parallel share; the plan records the global batch.
-  if (!first.meshShape.empty())
-    batch *= first.meshShape[0];
+  for (size_t a = 0; a < first.meshAxes.size() && a < first.meshShape.size(); ++a)
+    if (first.meshAxes[a] == "dp")
+      batch *= first.meshShape[a];
   if (batch == 0)
     return step.emitError() << "emit: @" << step.getSymName()
                             << " has no [batch, seq] input_ids argument";

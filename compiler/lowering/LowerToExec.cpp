@@ -12,7 +12,6 @@
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringSwitch.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 
@@ -57,8 +56,6 @@ ExecAttribute convertAttribute(NamedAttribute named) {
   }
   return a;
 }
-
-int64_t numElements(Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); }
 
 // The op's FLOPs from its cost rule (compiler/rules/); an op without one is refused.
 FailureOr<double> flopsOf(Operation *op) {
@@ -270,7 +267,8 @@ private:
   LogicalResult writeStatesBack(func::ReturnOp ret) {
     llvm::StringMap<int> argBuffer;
     for (unsigned i = 0; i < fn_.getNumArguments(); ++i)
-      argBuffer[argName(fn_, i)] = buffers_.lookup(fn_.getArgument(i));
+      if (std::string name = argName(fn_, i); !name.empty()) // unnamed results update nothing
+        argBuffer[name] = buffers_.lookup(fn_.getArgument(i));
     for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
       auto arg = argBuffer.find(resultName(fn_, i));
       if (arg == argBuffer.end())

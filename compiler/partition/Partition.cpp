@@ -25,7 +25,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/DenseMap.h"
-#include "llvm/ADT/MapVector.h"
 
 #include <map>
 
@@ -209,7 +208,6 @@ private:
 
   int64_t axisSize() const override { return mesh_[axis()]; }
   bool isTensorAxis() const override { return axis() == tpAxis_; }
-  bool isDataAxis() const override { return axis() == dpAxis_; }
   AxisState stateOf(Value v) override { return st(v, axis()); }
   RankedTensorType globalOf(Value v) override { return ShardedValues::globalOf(v); }
   void want(unsigned i, AxisState to) override { wantOn(op(), i, axis(), to); }
@@ -526,6 +524,12 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
       return;
     if ((*entry)->hasAttr(kPartitioned)) {
       entry->emitError() << "ap-partition: @" << entry->getSymName() << " is already partitioned";
+      return signalPassFailure();
+    }
+    if (plan.dp > 1 && !batchArgument(*entry, ap::BatchInput::Tokens)) {
+      entry->emitError() << "ap-partition: dp=" << plan.dp << " splits the batch, but @"
+                         << entry->getSymName()
+                         << " marks no argument as its token ids (ap.batch = #ap.batch<tokens>)";
       return signalPassFailure();
     }
     FailureOr<Mesh> mesh = meshOf(module);

@@ -26,7 +26,6 @@ public:
   int axis() const { return axis_; }
   virtual int64_t axisSize() const = 0;
   virtual bool isTensorAxis() const = 0; // the axis named "tp"
-  virtual bool isDataAxis() const = 0;   // the axis named "dp"
 
   // ---- Operands ----
   virtual AxisState stateOf(mlir::Value v) = 0;

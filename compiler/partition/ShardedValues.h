@@ -1,6 +1,6 @@
 // The values of a step being partitioned: each one's global type and its state per
 // mesh axis, and the collectives that convert a value from one state to another.
-// ap-partition's rules (Partition.cpp) say which states each op needs; this class
+// The ops' sharding rules (compiler/rules/) say which states each op needs; this class
 // makes the values so and gives them their local (per-device) types.
 #pragma once
 

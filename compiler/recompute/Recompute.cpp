@@ -52,18 +52,22 @@ constexpr int kHead = kHeadLayer;
 struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
   using ApRecomputePassBase::ApRecomputePassBase;
 
+  std::string mode_; // this run's: the option, else the plan's
+
   void runOnOperation() override {
-    if (mode.empty())
-      mode = ap::stringifyRecompute(parallelPlanOf(getOperation()).getRecompute()).str();
-    if (mode != "none" && mode != "selective" && mode != "full") {
+    // The option overrides the module's plan (lit tests); the option itself stays as set.
+    mode_ = mode.empty()
+                ? ap::stringifyRecompute(parallelPlanOf(getOperation()).getRecompute()).str()
+                : std::string(mode);
+    if (mode_ != "none" && mode_ != "selective" && mode_ != "full") {
       getOperation().emitError() << "ap-recompute: mode must be none, selective or full, got '"
-                                 << mode << "'";
+                                 << mode_ << "'";
       return signalPassFailure();
     }
     FailureOr<func::FuncOp> entry = findEntryFunction(getOperation());
     if (failed(entry))
       return signalPassFailure();
-    if (mode == "none")
+    if (mode_ == "none")
       return;
     if (failed(recompute(*entry)))
       return signalPassFailure();
@@ -117,7 +121,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
     // The groups, each in forward order.
     std::vector<SmallVector<Operation *>> groups;
     llvm::DenseMap<Operation *, unsigned> groupOf;
-    if (mode == "full") {
+    if (mode_ == "full") {
       std::map<int, unsigned> byLayer;
       for (Operation *op : order) {
         int layer = opLayer[op];
@@ -160,7 +164,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
       auto recomputable = [&](Operation *op) {
         if (!inGroup(op))
           return false;
-        if (mode != "full")
+        if (mode_ != "full")
           return true;
         for (Operation *user : op->getUsers())
           if (forward.contains(user) && !inGroup(user))

@@ -24,7 +24,6 @@
 // when the step carries them, and places the ops itself when it does not.
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
-#include "compiler/partition/ShardedValues.h"
 #include "compiler/stages/Placement.h"
 #include "compiler/stages/Schedule.h"
 #include "compiler/stages/Stages.h"
@@ -54,7 +53,6 @@ namespace apc {
 namespace {
 
 using namespace mlir;
-using partition::kGrid;
 
 constexpr int kFloat = -2;   // a value of the batch alone: no layer of its own
 
@@ -70,7 +68,8 @@ public:
     for (unsigned i = 0; i < fn_.getNumResults(); ++i)
       resultNames_.push_back(resultName(fn_, i));
     for (unsigned a = 0; a < fn_.getNumArguments(); ++a)
-      argIndex_.try_emplace(argName(fn_, a), a); // the first of a name, as a scan finds
+      if (std::string name = argName(fn_, a); !name.empty())
+        argIndex_.try_emplace(name, a); // the first of a name, as a scan finds
   }
 
   LogicalResult run() {
@@ -308,7 +307,7 @@ private:
 
   bool isBackwardSeed(Operation *op) {
     return isa<ap::CrossEntropyGradOp>(op) ||
-           op->getName().getStringRef() == "ap.vocab_parallel_loss_grad";
+           isa<ap::VocabParallelLossGradOp>(op);
   }
 
   int stageOfLayer(int layer) {

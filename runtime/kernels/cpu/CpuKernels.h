@@ -10,9 +10,9 @@
 //
 // The vocabulary-parallel kernels (embedding, embedding_grad, vocab_parallel_stats,
 // vocab_parallel_loss_grad) take an optional Int attribute `vocab_start`, the first
-// global vocabulary id of the block this device holds, which the lowering puts in
-// place of the op attribute `vocab_shard_axis` (a plan with the axis but no start is
-// refused). grad_norm takes an optional Bool `squared` (the sum of squares, no root).
+// global vocabulary id of the block this device holds: the plan's instruction keeps
+// `vocab_shard_axis` and `vocab_shard_rows`, and the executor gives each device its
+// start from its mesh coordinate (runtime/plan/DeviceProgram.h). grad_norm takes an optional Bool `squared` (the sum of squares, no root).
 //
 // Kernels compute in f32 (double for reductions and statistics) and round results to
 // the output dtype once, to nearest even. Results do not depend on

@@ -10,3 +10,13 @@ func.func @train_step(%ids: tensor<4x3xi64> {ap.batch = #ap.batch<tokens>, ap.na
 }
 }
 
+
+// -----
+
+// Tests that data parallelism needs to know which argument is the batch.
+module attributes {ap.parallel = #ap.parallel<dp = 2>} {
+// expected-error @+1 {{ap-partition: dp=2 splits the batch, but @train_step marks no argument as its token ids (ap.batch = #ap.batch<tokens>)}}
+func.func @train_step(%ids: tensor<4x3xi64> {ap.name = "input_ids", ap.role = "input"}) -> tensor<4x3xi64> {
+  return %ids : tensor<4x3xi64>
+}
+}

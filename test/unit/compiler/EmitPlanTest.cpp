@@ -183,11 +183,14 @@ TEST_F(EmitPlanTest, RefusesAPlanPastTheLimit) {
 
 // A mesh whose "pp" axis does not match the stage programs is an error.
 TEST_F(EmitPlanTest, StagesMatchThePipelineAxis) {
-  mlir::ScopedDiagnosticHandler handler(&context_, [](mlir::Diagnostic &) {
+  std::string message;
+  mlir::ScopedDiagnosticHandler handler(&context_, [&](mlir::Diagnostic &d) {
+    message += d.str();
     return mlir::success();
   });
   auto bytes = emitPlan({stageProgram({2, 2, 2}, {"dp", "pp", "tp"})}, step_, PlanInfo());
   EXPECT_TRUE(mlir::failed(bytes));
+  EXPECT_NE(message.find("emit: the mesh has 2 pipeline stages"), std::string::npos) << message;
 }
 
 } // namespace
