@@ -36,6 +36,20 @@ void FlagParser::addInt(const std::string &name, int64_t *out, const std::string
                     }});
 }
 
+void FlagParser::limit(const std::string &name, int64_t min, int64_t max) {
+  Flag *flag = find(name);
+  if (!flag)
+    return;
+  flag->check = [name, min, max](const std::string &v) -> std::string {
+    errno = 0;
+    long long x = std::strtoll(v.c_str(), nullptr, 10);
+    if (errno == 0 && x >= min && x <= max)
+      return "";
+    return "flag '--" + name + "' must be between " + std::to_string(min) + " and " +
+           std::to_string(max) + ", got " + v;
+  };
+}
+
 void FlagParser::addDouble(const std::string &name, double *out, const std::string &help,
                            const std::string &metavar) {
   flags_.push_back({name, help, metavar, true, [out](const std::string &v) {
@@ -120,6 +134,9 @@ FlagParser::Outcome FlagParser::parse(int argc, char **argv, int first,
       if (!flag->set(value))
         return fail("flag '--" + name + "' has a malformed value '" + value +
                     "' (expected " + flag->metavar + ")");
+      if (flag->check)
+        if (std::string why = flag->check(value); !why.empty())
+          return fail(why);
       flag->given = true;
       continue;
     }

@@ -29,6 +29,9 @@ public:
                      bool required = true);
   // Flags that must be given (checked after parsing).
   void require(const std::string &name);
+  // The values an int flag accepts, when it fills something narrower or bounded (an
+  // int, a count of processes): others are refused naming the flag and the range.
+  void limit(const std::string &name, int64_t min, int64_t max);
 
   enum class Outcome { Ok, Help, Error };
   // Parses argv[first..argc). On Error, `message` says what is wrong.
@@ -47,6 +50,7 @@ private:
     std::string name, help, metavar;
     bool takesValue = true;
     std::function<bool(const std::string &)> set; // false: malformed value
+    std::function<std::string(const std::string &)> check; // a message: out of range
     bool given = false, required = false;
   };
   struct Positional {

@@ -173,10 +173,13 @@ struct Loader {
         if (specials == j.end() || !specials->is_object() || !specials->contains(id))
           return fail("post_processor TemplateProcessing: special token '" + id +
                       "' is not in 'special_tokens'");
-        const json &ids = (*specials)[id]["ids"];
-        if (!ids.is_array())
+        // A present key read by find(): const operator[] on a missing one is undefined.
+        const json &entry = specials->find(id).value();
+        auto idsIt = entry.is_object() ? entry.find("ids") : entry.end();
+        if (!entry.is_object() || idsIt == entry.end() || !idsIt->is_array())
           return fail("post_processor TemplateProcessing: special token '" + id +
                       "' has no 'ids' array");
+        const json &ids = *idsIt;
         for (const json &v : ids) {
           if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
             return fail("post_processor TemplateProcessing: special token '" + id +

@@ -656,7 +656,7 @@ def refusal_checks(root, rep):
     base = [plan2, "--data", data, "--steps", "1", "--threads", "1", "--quiet", "--comm-timeout", "20"]
     cases = [
         ("aprun dp2 plan as 1 process", base, plain_env(), [r"2 devices", r"1 process"]),
-        ("aprun dp2 plan with --nproc 4", ["--nproc", "4"] + base, plain_env(), [r"2 devices", r"4 processes"]),
+        ("aprun dp2 plan with --nproc 4", ["--nproc", "4"] + base, plain_env(), [r"the plan is for 2 devices", r"--nproc starts 4 \(give --nproc 2\)"]),
     ]
     env = torchrun_env(0, 2, free_port(), "x")
     del env["APC_JOB_TOKEN"]

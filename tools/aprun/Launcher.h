@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,10 @@ int launch(const LaunchOptions &options);
 // argv without the flag `--name VALUE` / `--name=VALUE` (every occurrence); the
 // pointers are argv's own. For `launchLocalRanks(n, int(v.size()), v.data(), t)`.
 std::vector<char *> withoutFlag(int argc, char **argv, const std::string &name);
+
+// The most ranks `--nproc` starts on one machine: beyond it the ranks' sockets and pipes
+// exhaust file descriptors; larger jobs span machines (torchrun, Slurm, Open MPI).
+constexpr int64_t kMaxLocalRanks = 1024;
 
 // The same executable (/proc/self/exe) with `argv` (the aprun command line without
 // --nproc), every other option at its default.

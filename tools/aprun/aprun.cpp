@@ -1,11 +1,14 @@
 // aprun: runs an APC plan (training) on this machine. No MLIR in here.
 #include "runtime/data/TextDataset.h"
+#include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/support/Flags.h"
 #include "runtime/train/Trainer.h"
 #include "tools/aprun/Dump.h"
 #include "tools/aprun/Launcher.h"
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -80,6 +83,10 @@ int main(int argc, char **argv) {
                                 "without it, ranks come from torchrun/Slurm/Open MPI variables");
   flags.addInt("comm-timeout", &commTimeout,
                "seconds a rank may stay silent before the job ends (default 300)", "SECONDS");
+  // Values that fill an int, or count processes and threads, are bounded where parsed.
+  flags.limit("nproc", 1, tools::kMaxLocalRanks);
+  flags.limit("threads", 0, INT32_MAX);
+  flags.limit("comm-timeout", 1, 7 * 24 * 3600);
   if (int code = flags.parseCommandLine(argc, argv, 1); code >= 0)
     return code;
   auto usage = [](const std::string &what) {
@@ -96,20 +103,33 @@ int main(int argc, char **argv) {
   }
   if (o.planPath.empty())
     return usage("missing plan.fb (see 'aprun --help')");
+  // More threads than this oversubscribe the cores to no use (and tens of thousands make
+  // OpenMP fail or crawl).
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const int64_t maxThreads = std::max<int64_t>(8, 4 * cores);
+  if (threads > maxThreads)
+    return usage("--threads " + std::to_string(threads) + " is more than " +
+                 std::to_string(maxThreads) + " (4 per core of the " + std::to_string(cores) +
+                 " here, at least 8)");
   if (flags.given("nproc")) {
-    if (nproc < 1)
-      return usage("--nproc must be at least 1");
     if (std::getenv("RANK") || std::getenv("OMPI_COMM_WORLD_RANK"))
       return usage("--nproc starts ranks itself, but this process already is one (RANK or "
                    "OMPI_COMM_WORLD_RANK is set): drop --nproc under torchrun/mpirun");
+    // The plan says how many ranks it needs: checked before any starts.
+    auto loaded = plan::LoadedPlan::load(o.planPath);
+    if (!loaded)
+      return usage(loaded.message());
+    int64_t devices = plan::deviceCount(loaded->plan());
+    if (devices != nproc)
+      return usage(o.planPath + ": the plan is for " + std::to_string(devices) + " device" +
+                   (devices == 1 ? "" : "s") + ", but --nproc starts " + std::to_string(nproc) +
+                   " (give --nproc " + std::to_string(devices) + ")");
     // The ranks are this program again, without --nproc, told their rank by torchrun's
     // variables; their output comes back prefixed by rank.
     std::vector<char *> rankArgs = tools::withoutFlag(argc, argv, "nproc");
     return tools::launchLocalRanks(int(nproc), int(rankArgs.size()), rankArgs.data(),
                                    std::chrono::seconds(0));
   }
-  if (commTimeout < 1)
-    return usage("--comm-timeout must be at least 1 second");
   o.commTimeoutSeconds = int(commTimeout);
   if (o.dataPath.empty())
     return usage("missing --data FILE.arrow");

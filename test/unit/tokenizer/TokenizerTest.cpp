@@ -306,3 +306,13 @@ TEST(Tokenizer, WhiteSpaceIsOnigurumasNotPcre2s) {
   Tokenizer tok = load(j);
   EXPECT_EQ(tok.encode("a\xE1\xA0\x8E" "b c", false), std::vector<int32_t>({400, 32, 99}));
 }
+
+// A post-processor special token without "ids" (or not an object) is refused, not read
+// past the JSON value (the const operator[] of a missing key is undefined behaviour).
+TEST(TokenizerErrors, SpecialTokenWithoutIds) {
+  json j = smallTokenizer();
+  j["post_processor"]["special_tokens"]["<s>"].erase("ids");
+  expectError(j, "special token '<s>' has no 'ids' array");
+  j["post_processor"]["special_tokens"]["<s>"] = 7;
+  expectError(j, "special token '<s>' has no 'ids' array");
+}
