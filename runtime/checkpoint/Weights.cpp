@@ -145,13 +145,29 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
         return Status::error(file + ": tensor '" + t.name + "' is " +
                              safetensors::dtypeName(t.dtype) +
                              "; weights must be F32, BF16, F16 or F64");
+      // Non-finite weights would poison every step (and every checkpoint after it):
+      // refused, naming the tensor and the first such element.
+      int64_t badAt = -1;
+      auto copy = [&](int64_t global, int64_t local, int64_t n) {
+        convert(t, global, slot.data + local, n);
+        for (int64_t i = 0; i < n && badAt < 0; ++i)
+          if (!std::isfinite(slot.data[local + i]))
+            badAt = global + i;
+      };
       if (slot.block.whole())
-        convert(t, 0, slot.data, numElements(slot.shape));
+        copy(0, 0, numElements(slot.shape));
       else
-        forEachRun(slot.shape, slot.block.start, slot.block.count,
-                   [&](int64_t global, int64_t local, int64_t n) {
-                     convert(t, global, slot.data + local, n);
-                   });
+        forEachRun(slot.shape, slot.block.start, slot.block.count, copy);
+      if (badAt >= 0) {
+        std::vector<int64_t> index(t.shape.size());
+        for (int64_t d = int64_t(index.size()) - 1, r = badAt; d >= 0; --d) {
+          index[size_t(d)] = r % std::max<int64_t>(1, t.shape[size_t(d)]);
+          r /= std::max<int64_t>(1, t.shape[size_t(d)]);
+        }
+        return Status::error(file + ": tensor '" + t.name +
+                             "' holds a non-finite value (NaN or infinity) at index " +
+                             shapeString(index) + "; weights must be finite");
+      }
       filled[t.name] = true;
     }
   }

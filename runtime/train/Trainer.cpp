@@ -574,10 +574,18 @@ TrainOutcome train(const TrainOptions &o) {
       metrics << line.dump() << "\n";
       metrics.flush();
     }
-    if (leader && !std::isfinite(*loss)) // an all-padding batch has no kept token (NaN, as torch)
-      std::fprintf(stderr, "aprun: warning: step %lld: the loss is not finite (%g): a batch "
-                           "with no kept token, or divergence (lower --lr)\n",
-                   (long long)step, double(*loss));
+    // A non-finite loss or norm has already reached the update: stop before this state
+    // is saved (every rank sees the same all-reduced values, so all stop here).
+    if (!std::isfinite(*loss) || (gradNorm && !std::isfinite(norm))) {
+      char what[160];
+      std::snprintf(what, sizeof what, "the %s is not finite (loss %g, grad norm %g)",
+                    std::isfinite(*loss) ? "gradient norm" : "loss", double(*loss), norm);
+      return runtimeError("step " + std::to_string(step) + ": " + what +
+                          "; stopped without saving this state (checkpoints already written "
+                          "are intact). A batch whose rows keep no token (all padding or "
+                          "empty), non-finite weights, or divergence (lower --lr, clip with "
+                          "--max-grad-norm)");
+    }
     bool periodic = o.saveEvery > 0 && step % o.saveEvery == 0;
     if (!o.saveDir.empty() && (periodic || step == total))
       if (Status s = save(); !s)

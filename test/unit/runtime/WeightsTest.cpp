@@ -78,6 +78,33 @@ std::vector<TensorToWrite> bothTensors() {
 
 // ---- loadWeights: where the tensors are ------------------------------------------------
 
+// Non-finite weights (a NaN in a bf16 file, an infinity in f32) are refused at load,
+// naming the file, the tensor and the first bad element.
+TEST_F(WeightsTest, RefusesNonFiniteWeightsNamingTheElement) {
+  std::vector<float> a = kA;
+  a[4] = std::nanf("");
+  ASSERT_TRUE(safetensors::write(path("nan.safetensors"),
+                                 {f32Tensor("model.a.weight", {2, 3}, a),
+                                  f32Tensor("model.b.weight", {4}, kB)}));
+  TwoParams p;
+  Status s = loadWeights(path("nan.safetensors"), p.slots());
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("nan.safetensors: tensor 'model.a.weight' holds a non-finite "
+                             "value (NaN or infinity) at index [1, 1]"),
+            std::string::npos)
+      << s.message();
+  std::vector<uint16_t> bf16 = {0x3f80, 0x7f80, 0x3f80, 0x3f80}; // 1, +inf, 1, 1
+  ASSERT_TRUE(safetensors::write(path("inf.safetensors"),
+                                 {f32Tensor("model.a.weight", {2, 3}, kA),
+                                  rawTensor("model.b.weight", DType::BF16, {4}, bf16)}));
+  s = loadWeights(path("inf.safetensors"), p.slots());
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("tensor 'model.b.weight' holds a non-finite value (NaN or "
+                             "infinity) at index [1]"),
+            std::string::npos)
+      << s.message();
+}
+
 TEST_F(WeightsTest, LoadsASingleSafetensorsFile) {
   ASSERT_TRUE(safetensors::write(path("w.safetensors"), bothTensors()));
   TwoParams p;
