@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdio>
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <vector>
@@ -372,6 +373,10 @@ Result<LoadedPlan> LoadedPlan::fromBytes(std::string bytes, const std::string &n
 }
 
 Result<LoadedPlan> LoadedPlan::load(const std::string &path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) // an ifstream opens one and reads 0 bytes
+    return Result<LoadedPlan>::error(path + ": is a folder, not a plan file (plan.fb from "
+                                            "apc compile)");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return Result<LoadedPlan>::error(path + ": cannot open");

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -487,10 +488,21 @@ TrainOutcome train(const TrainOptions &o) {
                       " and the checkpoint is at step " + std::to_string(state.step));
 
   std::ofstream metrics;
+  // A run that fails before its first step leaves no empty metrics file behind.
+  struct RemoveIfEmpty {
+    std::string path;
+    bool wrote = false;
+    ~RemoveIfEmpty() {
+      std::error_code ec;
+      if (!path.empty() && !wrote && std::filesystem::file_size(path, ec) == 0 && !ec)
+        std::filesystem::remove(path, ec);
+    }
+  } metricsGuard;
   if (!o.metricsPath.empty() && leader) {
     metrics.open(o.metricsPath, o.resumeDir.empty() ? std::ios::trunc : std::ios::app);
     if (!metrics)
       return runtimeError(o.metricsPath + ": cannot open for writing");
+    metricsGuard.path = o.metricsPath;
   }
   bool quiet = o.quiet || !leader;
   if (!quiet)
@@ -573,6 +585,7 @@ TrainOutcome train(const TrainOptions &o) {
                              {"step_seconds", stepSeconds}, {"eta_seconds", eta}};
       metrics << line.dump() << "\n";
       metrics.flush();
+      metricsGuard.wrote = true;
     }
     // A non-finite loss or norm has already reached the update: stop before this state
     // is saved (every rank sees the same all-reduced values, so all stop here).
