@@ -45,7 +45,15 @@ Result<std::map<std::string, std::string>> readIndex(const std::string &indexPat
   for (auto &[name, file] : index["weight_map"].items()) {
     if (!file.is_string())
       return R::error(indexPath + ": weight_map['" + name + "'] is not a file name");
-    map[name] = (folder / file.get<std::string>()).string();
+    // Weights come from the index's folder only: no absolute paths, no way out of it.
+    fs::path shard(file.get<std::string>());
+    bool escapes = shard.empty() || shard.is_absolute() || shard.has_root_name();
+    for (const fs::path &part : shard)
+      escapes = escapes || part == "..";
+    if (escapes)
+      return R::error(indexPath + ": weight_map['" + name + "'] is '" + shard.string() +
+                      "'; shards must be files in the index's own folder");
+    map[name] = (folder / shard).string();
   }
   return map;
 }

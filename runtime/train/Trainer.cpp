@@ -461,6 +461,10 @@ TrainOutcome train(const TrainOptions &o) {
       return runtimeError(*folder + ": batch_in_epoch " + std::to_string(resumed->batchInEpoch) +
                           " is beyond the " + std::to_string(numRows / batch) +
                           " batches of an epoch");
+    if (o.seedGiven && resumed->seed != o.seed && leader)
+      std::fprintf(stderr, "aprun: note: --seed %llu is not used: a resumed run keeps the "
+                           "seed of its checkpoint (%llu), so its batches stay in order\n",
+                   (unsigned long long)o.seed, (unsigned long long)resumed->seed);
     state = *resumed;
     state.dataPath = o.dataPath;
     if (!o.quiet && leader)

@@ -29,6 +29,7 @@ struct TrainOptions {
   Schedule schedule;
   std::optional<double> weightDecay, beta1, beta2, epsilon, maxGradNorm; // plan overrides
   uint64_t seed = 42;
+  bool seedGiven = false; // --seed on the command line (a resumed run keeps its own)
   bool shuffle = true;           // false: rows in file order every epoch
   std::optional<int64_t> padId; // overrides the plan's
   std::string saveDir;

@@ -148,6 +148,7 @@ int main(int argc, char **argv) {
   o.schedule.minLr = minLr;
   o.schedule.warmup = warmup;
   o.seed = uint64_t(seed);
+  o.seedGiven = flags.given("seed");
   if (flags.given("pad-id"))
     o.padId = padId;
   if (flags.given("weight-decay")) o.weightDecay = weightDecay;

@@ -274,6 +274,26 @@ TEST_F(WeightsTest, MalformedIndexIsAnError) {
   EXPECT_NE(s.message().find("model.safetensors.index.json"), std::string::npos) << s.message();
 }
 
+// A weight_map entry may not lead out of the index's folder: a real file outside it
+// (here the single-file checkpoint beside the folder) is never read.
+TEST_F(WeightsTest, IndexShardsOutsideTheFolderAreRefused) {
+  ASSERT_TRUE(safetensors::write(path("outside.safetensors"), bothTensors()));
+  fs::create_directory(path("m"));
+  for (std::string shard : {std::string("../outside.safetensors"), path("outside.safetensors"),
+                            std::string("sub/../../outside.safetensors")}) {
+    writeText(path("m/model.safetensors.index.json"),
+              R"({"weight_map": {"model.a.weight": ")" + shard +
+                  R"(", "model.b.weight": ")" + shard + R"("}})");
+    TwoParams p;
+    Status s = loadWeights(path("m"), p.slots());
+    ASSERT_FALSE(s) << shard;
+    EXPECT_NE(s.message().find("shards must be files in the index's own folder"),
+              std::string::npos)
+        << s.message();
+    EXPECT_EQ(p.a, std::vector<float>(6, -7.0f)); // nothing was read
+  }
+}
+
 TEST_F(WeightsTest, IndexWithoutWeightMapIsAnError) {
   fs::create_directory(path("m"));
   writeText(path("m/model.safetensors.index.json"), R"({"metadata": {"total_size": 4}})");
