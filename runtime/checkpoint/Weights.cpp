@@ -2,6 +2,7 @@
 
 #include "runtime/safetensors/Safetensors.h"
 #include "runtime/support/HalfFloat.h"
+#include "runtime/support/MeshCoordinates.h"
 
 #include <nlohmann/json.hpp>
 
@@ -167,11 +168,8 @@ Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &sl
       else
         forEachRun(slot.shape, slot.block.start, slot.block.count, copy);
       if (badAt >= 0) {
-        std::vector<int64_t> index(t.shape.size());
-        for (int64_t d = int64_t(index.size()) - 1, r = badAt; d >= 0; --d) {
-          index[size_t(d)] = r % std::max<int64_t>(1, t.shape[size_t(d)]);
-          r /= std::max<int64_t>(1, t.shape[size_t(d)]);
-        }
+        // A flat element index unravels row-major, as a rank on a mesh does.
+        std::vector<int64_t> index = coordinatesOf(badAt, t.shape);
         return Status::error(file + ": tensor '" + t.name +
                              "' holds a non-finite value (NaN or infinity) at index " +
                              shapeString(index) + "; weights must be finite");

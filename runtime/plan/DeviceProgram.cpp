@@ -28,6 +28,17 @@ int stageOf(const Plan &plan, const std::vector<int64_t> &coordinates) {
   return axis >= 0 && size_t(axis) < coordinates.size() ? int(coordinates[size_t(axis)]) : 0;
 }
 
+std::vector<std::vector<int64_t>> stageRanks(const Plan &plan) {
+  std::vector<std::vector<int64_t>> ranks(plan.programs() ? plan.programs()->size() : 0);
+  std::vector<int64_t> mesh = meshShapeOf(plan);
+  for (int64_t r = 0; r < deviceCount(plan); ++r) {
+    int s = stageOf(plan, coordinatesOf(r, mesh));
+    if (s >= 0 && size_t(s) < ranks.size())
+      ranks[size_t(s)].push_back(r);
+  }
+  return ranks;
+}
+
 const Program *programOf(const Plan &plan, int64_t rank) {
   if (!plan.programs() || rank < 0 || rank >= deviceCount(plan))
     return nullptr;

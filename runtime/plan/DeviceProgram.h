@@ -32,6 +32,10 @@ int pipelineAxis(const Plan &plan);
 // The pipeline stage the device at `coordinates` runs: its coordinate on "pp", else 0.
 int stageOf(const Plan &plan, const std::vector<int64_t> &coordinates);
 
+// For each of the plan's programs (stages), the ranks that run it, ascending; a rank whose
+// stage has no program (a damaged plan, before the loader refuses it) is in none.
+std::vector<std::vector<int64_t>> stageRanks(const Plan &plan);
+
 // The program of device `rank` (null when the plan has no program for its stage).
 const Program *programOf(const Plan &plan, int64_t rank);
 

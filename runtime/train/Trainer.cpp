@@ -144,12 +144,7 @@ Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
   }
   // Each stage's program is run by the ranks with that coordinate on "pp" (all of them
   // without one); a tensor's holders are those of the stages holding it.
-  std::vector<std::vector<int>> stageRanks(plan.programs()->size());
-  for (int64_t r = 0; r < plan::deviceCount(plan); ++r) {
-    int s = plan::stageOf(plan, coordinatesOf(r, mesh));
-    if (s >= 0 && size_t(s) < stageRanks.size())
-      stageRanks[size_t(s)].push_back(int(r));
-  }
+  std::vector<std::vector<int64_t>> stageRanks = plan::stageRanks(plan);
   for (flatbuffers::uoffset_t qi = 0; qi < plan.programs()->size(); ++qi) {
     const plan::Program *q = plan.programs()->Get(qi);
     const auto &buffers = *q->buffers();

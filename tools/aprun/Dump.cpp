@@ -126,13 +126,7 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
     }
   }
   // One program per stage, run by every device with that coordinate on "pp".
-  std::vector<std::vector<int64_t>> stageRanks(p.programs()->size());
-  std::vector<int64_t> mesh = plan::meshShapeOf(p);
-  for (int64_t r = 0; r < plan::deviceCount(p); ++r) {
-    int s = plan::stageOf(p, coordinatesOf(r, mesh));
-    if (s >= 0 && size_t(s) < stageRanks.size())
-      stageRanks[size_t(s)].push_back(r);
-  }
+  std::vector<std::vector<int64_t>> stageRanks = plan::stageRanks(p);
   for (size_t index = 0; index < p.programs()->size(); ++index) {
     const plan::Program *prog = p.programs()->Get(flatbuffers::uoffset_t(index));
     const auto &buffers = *prog->buffers();

@@ -40,6 +40,9 @@ TEST(DeviceProgram, EachDeviceRunsItsStagesProgram) {
     EXPECT_EQ(programOf(plan, r), plan.programs()->Get(flatbuffers::uoffset_t((r / 2) % 3))) << r;
   EXPECT_EQ(programOf(plan, 12), nullptr);
   EXPECT_EQ(programOf(plan, -1), nullptr);
+  // rank = (dp * 3 + pp) * 2 + tp: stage s is run by ranks 2s, 2s+1, 6+2s, 7+2s.
+  std::vector<std::vector<int64_t>> expected = {{0, 1, 6, 7}, {2, 3, 8, 9}, {4, 5, 10, 11}};
+  EXPECT_EQ(stageRanks(plan), expected);
 }
 
 // Mesh [dp 2, tp 2], an embedding table of 8 rows split over tp (4 a device): every
