@@ -29,8 +29,8 @@ Result<Cluster> parseCluster(const std::string &text) {
   errno = 0;
   if (text.rfind("cpu:", 0) == 0)
     cluster.devices = std::strtoll(text.c_str() + 4, &end, 10);
-  if (cluster.devices <= 0 || errno || !end || *end)
-    return Result<Cluster>::error("--cluster must be cpu:N (N local CPU processes), got '" +
+  if (cluster.devices <= 0 || cluster.devices > (int64_t(1) << 20) || errno || !end || *end)
+    return Result<Cluster>::error("--cluster must be cpu:N (N local CPU processes, at most 1048576), got '" +
                                   text + "'; GPU cluster profiles come with the CUDA backend");
   return cluster;
 }

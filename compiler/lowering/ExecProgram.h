@@ -81,7 +81,7 @@ struct ExecProgram {
   std::vector<ExecBuffer> buffers;
   std::vector<ExecInstruction> instructions;
   std::vector<ExecParameter> parameters;
-  uint64_t arenaBytes = 0;
+  uint64_t arenaBytes = 0; // UINT64_MAX: the buffers total too much to be placed
   int loss = -1, gradNorm = -1;
 };
 

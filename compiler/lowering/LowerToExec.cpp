@@ -8,6 +8,7 @@
 #include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApInterfaces.h"
 #include "dialects/ap/IR/ApOps.h"
+#include "runtime/support/CheckedMath.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "llvm/ADT/DenseMap.h"
@@ -89,6 +90,13 @@ public:
     if (program_.loss < 0)
       return fn_.emitError() << "lowering: @" << fn_.getSymName() << " has no 'loss' result";
     planMemory(program_);
+    if (program_.arenaBytes > kMaxArenaBytes)
+      return fn_.emitError() << "lowering: @" << fn_.getSymName() << " needs an arena of "
+                             << (program_.arenaBytes == UINT64_MAX
+                                     ? std::string("more than 4 EiB")
+                                     : std::to_string(program_.arenaBytes) + " bytes")
+                             << ", more than the " << kMaxArenaBytesText
+                             << " a plan may ask of one device";
     return std::move(program_);
   }
 

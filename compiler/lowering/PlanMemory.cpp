@@ -175,6 +175,16 @@ void planMemory(ExecProgram &program) {
       int f = first[b] == kNever ? 0 : first[b];
       live.push_back({program.buffers[b].bytes(), f, std::max(last[b], f)});
     }
+  // Offsets stay below the sum of the sizes: with the sum under 2^62, no sum of an
+  // offset and a size overflows. A larger total is marked unplaceable (the most bytes
+  // there are), which the lowering refuses as too large an arena.
+  uint64_t total = 0;
+  for (const LiveBuffer &buffer : live)
+    if (__builtin_add_overflow(total, buffer.bytes + kArenaAlign, &total) ||
+        total > (uint64_t(1) << 62)) {
+      program.arenaBytes = UINT64_MAX;
+      return;
+    }
   ArenaLayout layout = placeByLiveness(live);
   for (size_t i = 0; i < arena.size(); ++i)
     program.buffers[arena[i]].offset = layout.offsets[i];

@@ -15,6 +15,10 @@
 namespace apc::partition {
 namespace {
 
+// The largest degree or micro-batch count: a million devices is far beyond any cluster,
+// and keeps dp x tp x pp (at most 2^60) from overflowing.
+constexpr int64_t kMaxDegree = int64_t(1) << 20;
+
 Result<int64_t> parseCount(const std::string &field, const std::string &value) {
   char *end = nullptr;
   errno = 0;
@@ -36,6 +40,9 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     if (*v < min)
       return Status::error("plan field '" + key + "' must be at least " + std::to_string(min) +
                            ", got " + value);
+    if (*v > kMaxDegree)
+      return Status::error("plan field '" + key + "' is " + value + ", more than the " +
+                           std::to_string(kMaxDegree) + " APC accepts");
     out = *v;
     return Status::ok();
   };

@@ -1,6 +1,8 @@
 // Reading config.json: every error names the file and the field.
 #include "frontends/llama3/Llama3Config.h"
 
+#include "runtime/support/CheckedMath.h"
+
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -9,6 +11,17 @@
 
 namespace apc::llama3 {
 namespace {
+
+// The largest value of each size field: far above every published Llama (405B: hidden
+// 16384, intermediate 53248, 126 layers, 128 heads, vocab 128256), low enough that no
+// product of them overflows and that a typo cannot make the import build a program
+// without bound. Products are checked as well (checkWeightSizes).
+constexpr int64_t kMaxWidth = int64_t(1) << 20;      // hidden_size, head_dim
+constexpr int64_t kMaxMlpWidth = int64_t(1) << 22;   // intermediate_size
+constexpr int64_t kMaxLayers = 4096;                 // num_hidden_layers
+constexpr int64_t kMaxHeads = int64_t(1) << 16;      // attention and key/value heads
+constexpr int64_t kMaxVocab = (int64_t(1) << 31) - 1; // token ids are 32-bit
+constexpr int64_t kMaxPositions = int64_t(1) << 30;  // max_position_embeddings
 
 class FieldReader {
 public:
@@ -20,7 +33,8 @@ public:
     return v && v->kind() != llvm::json::Value::Null;
   }
 
-  Status integer(llvm::StringRef field, int64_t &out, bool required) {
+  // Reads a positive integer no larger than `max` (see kLimits).
+  Status integer(llvm::StringRef field, int64_t &out, bool required, int64_t max) {
     const llvm::json::Value *v = object_.get(field);
     if (!v || v->kind() == llvm::json::Value::Null)
       return required ? error(field, "is missing") : Status::ok();
@@ -35,6 +49,9 @@ public:
       return error(field, "must be an integer");
     if (*i <= 0)
       return error(field, "must be positive, got " + std::to_string(*i));
+    if (*i > max)
+      return error(field, "is " + std::to_string(*i) + ", more than the " +
+                              std::to_string(max) + " APC accepts");
     out = *i;
     return Status::ok();
   }
@@ -74,6 +91,8 @@ public:
     return Status::ok();
   }
 
+  const std::string &path() const { return path_; }
+
   Status error(llvm::StringRef field, const std::string &what) const {
     return Status::error(path_ + ": field '" + prefix_ + field.str() + "' " + what);
   }
@@ -111,15 +130,39 @@ Status readRopeScaling(const llvm::json::Object &root, const std::string &path,
   APC_RETURN_IF_ERROR(fields.number("low_freq_factor", scaling.lowFreqFactor, true));
   APC_RETURN_IF_ERROR(fields.number("high_freq_factor", scaling.highFreqFactor, true));
   APC_RETURN_IF_ERROR(fields.integer("original_max_position_embeddings",
-                                     scaling.originalMaxPositionEmbeddings, true));
+                                     scaling.originalMaxPositionEmbeddings, true, kMaxPositions));
   if (!(scaling.highFreqFactor > scaling.lowFreqFactor))
     return fields.error("high_freq_factor", "must be greater than low_freq_factor");
   config.ropeScaling = scaling;
   return Status::ok();
 }
 
+// Each weight's bytes at f32 (the widest parameter type) must stay within
+// kMaxTensorBytes; the message names the fields whose product is too large.
+Status checkWeightSizes(const Config &c, FieldReader &fields) {
+  struct Weight {
+    const char *fields; // what the message blames
+    int64_t rows, columns;
+  };
+  const Weight weights[] = {
+      {"vocab_size x hidden_size (the embedding)", c.vocabSize, c.hiddenSize},
+      {"intermediate_size x hidden_size (an MLP weight)", c.intermediateSize, c.hiddenSize},
+      {"num_attention_heads x head_dim x hidden_size (q_proj)",
+       c.numAttentionHeads * c.headDim, c.hiddenSize},
+  };
+  for (const Weight &w : weights) {
+    std::optional<int64_t> bytes = checkedProduct(std::initializer_list<int64_t>{w.rows, w.columns}, 4);
+    if (!bytes || *bytes > kMaxTensorBytes)
+      return Status::error(fields.path() + ": " + w.fields +
+                           " makes a weight larger than the " + kMaxTensorBytesText +
+                           " APC addresses");
+  }
+  return Status::ok();
+}
+
 } // namespace
 
+// parseConfig's limits keep every term far from overflow (at most about 2^56).
 int64_t Config::parameterCount() const {
   int64_t qSize = numAttentionHeads * headDim, kvSize = numKeyValueHeads * headDim;
   int64_t perLayer = hiddenSize * qSize       // q_proj
@@ -146,14 +189,15 @@ Result<Config> parseConfig(const std::string &text, const std::string &path) {
   APC_RETURN_IF_ERROR(fields.string("model_type", modelType));
   if (modelType && *modelType != "llama")
     return fields.error("model_type", "is \"" + *modelType + "\", expected \"llama\"");
-  APC_RETURN_IF_ERROR(fields.integer("hidden_size", c.hiddenSize, true));
-  APC_RETURN_IF_ERROR(fields.integer("intermediate_size", c.intermediateSize, true));
-  APC_RETURN_IF_ERROR(fields.integer("num_hidden_layers", c.numHiddenLayers, true));
-  APC_RETURN_IF_ERROR(fields.integer("num_attention_heads", c.numAttentionHeads, true));
-  APC_RETURN_IF_ERROR(fields.integer("vocab_size", c.vocabSize, true));
+  APC_RETURN_IF_ERROR(fields.integer("hidden_size", c.hiddenSize, true, kMaxWidth));
+  APC_RETURN_IF_ERROR(fields.integer("intermediate_size", c.intermediateSize, true, kMaxMlpWidth));
+  APC_RETURN_IF_ERROR(fields.integer("num_hidden_layers", c.numHiddenLayers, true, kMaxLayers));
+  APC_RETURN_IF_ERROR(fields.integer("num_attention_heads", c.numAttentionHeads, true, kMaxHeads));
+  APC_RETURN_IF_ERROR(fields.integer("vocab_size", c.vocabSize, true, kMaxVocab));
   c.numKeyValueHeads = c.numAttentionHeads;
-  APC_RETURN_IF_ERROR(fields.integer("num_key_value_heads", c.numKeyValueHeads, false));
-  APC_RETURN_IF_ERROR(fields.integer("max_position_embeddings", c.maxPositionEmbeddings, false));
+  APC_RETURN_IF_ERROR(fields.integer("num_key_value_heads", c.numKeyValueHeads, false, kMaxHeads));
+  APC_RETURN_IF_ERROR(fields.integer("max_position_embeddings", c.maxPositionEmbeddings, false,
+                                     kMaxPositions));
   APC_RETURN_IF_ERROR(fields.number("rope_theta", c.ropeTheta, false));
   APC_RETURN_IF_ERROR(fields.number("rms_norm_eps", c.rmsNormEps, false));
   APC_RETURN_IF_ERROR(fields.number("initializer_range", c.initializerRange, false));
@@ -169,7 +213,7 @@ Result<Config> parseConfig(const std::string &text, const std::string &path) {
   }
 
   if (fields.present("head_dim")) {
-    APC_RETURN_IF_ERROR(fields.integer("head_dim", c.headDim, false));
+    APC_RETURN_IF_ERROR(fields.integer("head_dim", c.headDim, false, kMaxWidth));
   } else {
     if (c.hiddenSize % c.numAttentionHeads != 0)
       return fields.error("num_attention_heads",
@@ -188,6 +232,7 @@ Result<Config> parseConfig(const std::string &text, const std::string &path) {
                         "gives an odd head_dim (" + std::to_string(c.headDim) +
                             "), but rotary embeddings need an even one");
   APC_RETURN_IF_ERROR(readRopeScaling(*root, path, c));
+  APC_RETURN_IF_ERROR(checkWeightSizes(c, fields));
   return c;
 }
 

@@ -3,6 +3,8 @@
 // attention keeps pad tokens from influencing the real ones before them).
 #include "frontends/llama3/Llama3Model.h"
 
+#include "runtime/support/CheckedMath.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/MLIRContext.h"
@@ -119,11 +121,35 @@ Tensor mlpBlock(Tracer &t, const LayerWeights &w, Tensor x) {
 
 } // namespace
 
+Status checkImportSizes(const Config &c, const ImportOptions &options) {
+  if (options.batch <= 0 || options.seqLen <= 0)
+    return Status::error("--batch and --seq-len must be positive");
+  // The widest activation rows of a token, by what the message blames.
+  struct Row {
+    const char *what;
+    int64_t width;
+  };
+  const Row rows[] = {{"vocab_size (the logits)", c.vocabSize},
+                      {"intermediate_size (the MLP)", c.intermediateSize},
+                      {"num_attention_heads x head_dim (attention)",
+                       c.numAttentionHeads * c.headDim},
+                      {"hidden_size", c.hiddenSize}};
+  for (const Row &row : rows) {
+    std::optional<int64_t> bytes = checkedProduct(
+        std::initializer_list<int64_t>{options.batch, options.seqLen, row.width}, 4);
+    if (!bytes || *bytes > kMaxTensorBytes)
+      return Status::error("--batch " + std::to_string(options.batch) + " x --seq-len " +
+                           std::to_string(options.seqLen) + " x " + row.what +
+                           " makes an activation larger than the " + kMaxTensorBytesText +
+                           " APC addresses");
+  }
+  return Status::ok();
+}
+
 Result<mlir::OwningOpRef<mlir::ModuleOp>>
 buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions &options) {
   using ResultT = Result<mlir::OwningOpRef<mlir::ModuleOp>>;
-  if (options.batch <= 0 || options.seqLen <= 0)
-    return ResultT::error("batch and seq-len must be positive");
+  APC_RETURN_IF_ERROR(checkImportSizes(c, options));
   if (options.dtype != DType::F32 && options.dtype != DType::BF16)
     return ResultT::error("dtype must be f32 or bf16");
   Tracer t(context, "train_step");

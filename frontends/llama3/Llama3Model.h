@@ -18,6 +18,11 @@ struct ImportOptions {
   trace::DType dtype = trace::DType::F32; // parameters and activations
 };
 
+// Refuses batch and sequence sizes whose activations APC cannot address (each tensor
+// at most kMaxTensorBytes), naming the flags and the config field involved.
+Status checkImportSizes(const Config &config, const ImportOptions &options);
+
+// Checks the sizes (checkImportSizes) and traces the training step.
 Result<mlir::OwningOpRef<mlir::ModuleOp>>
 buildTrainStep(mlir::MLIRContext &context, const Config &config,
                const ImportOptions &options);

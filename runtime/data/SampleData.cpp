@@ -2,6 +2,7 @@
 #include "runtime/data/SampleData.h"
 
 #include "runtime/data/ArrowWriter.h"
+#include "runtime/support/CheckedMath.h"
 
 #include <algorithm>
 #include <limits>
@@ -60,6 +61,14 @@ Status checkSampleOptions(int64_t rows, int64_t minLen, int64_t maxLen, int64_t 
   if (vocab < 2 || vocab > kMaxInt32 + 1)
     return Status::error("vocab must be in [2, 2147483648] (token 0 is reserved for "
                          "padding), got " + std::to_string(vocab));
+  // A sample is for trying things out: past 2^36 tokens (a 256 GiB file) a typo in --rows
+  // would fill the disk for hours before anything said so.
+  constexpr int64_t kMaxTokens = int64_t(1) << 36;
+  std::optional<int64_t> tokens = checkedMul(rows, maxLen);
+  if (!tokens || *tokens > kMaxTokens)
+    return Status::error("rows (" + std::to_string(rows) + ") x max-len (" +
+                         std::to_string(maxLen) + ") may make more than 2^36 tokens, the "
+                         "most a sample holds");
   return Status::ok();
 }
 

@@ -1,8 +1,10 @@
 #include "runtime/plan/PlanLoader.h"
 
+
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanTypes.h"
 #include "runtime/plan/PlanVersion.h"
+#include "runtime/support/CheckedMath.h"
 
 #include <cctype>
 #include <cstdio>
@@ -195,9 +197,9 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
                                  inst->kernel()->str() + "') uses buffer " +
                                  std::to_string(b) + " of " + std::to_string(count));
   }
-  if (program.arena_bytes() > (uint64_t(1) << 50))
+  if (program.arena_bytes() > kMaxArenaBytes)
     return Status::error(where + " asks for an arena of " + std::to_string(program.arena_bytes()) +
-                         " bytes");
+                         " bytes, more than the " + kMaxArenaBytesText + " APC allows");
   // The inputs the training loop writes: one of each, of the shapes the data spec says.
   int64_t dp = plan.mesh_shape() && plan.mesh_shape()->size() ? plan.mesh_shape()->Get(0) : 1;
   int64_t batchShare = plan.data()->batch() / dp, seqLen = plan.data()->seq_len();

@@ -12,6 +12,7 @@
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/plan/PlanTypes.h"
+#include "runtime/support/CheckedMath.h"
 #include "runtime/support/MeshCoordinates.h"
 #include "runtime/data/TextDataset.h"
 #include "runtime/tokenizer/Tokenizer.h"
@@ -477,7 +478,13 @@ TrainOutcome train(const TrainOptions &o) {
   }
 
   Sampler sampler(numRows, batch, state.seed, o.shuffle);
-  int64_t total = o.steps > 0 ? o.steps : o.epochs * sampler.batchesPerEpoch();
+  std::optional<int64_t> planned = o.steps > 0 ? o.steps
+                                               : checkedMul(o.epochs, sampler.batchesPerEpoch());
+  if (!planned)
+    return usageError("--epochs " + std::to_string(o.epochs) + " x " +
+                      std::to_string(sampler.batchesPerEpoch()) +
+                      " steps per epoch is more steps than a 64-bit count holds");
+  int64_t total = *planned;
   Schedule schedule = o.schedule;
   schedule.totalSteps = total;
   if (Status s = schedule.validate(); !s)

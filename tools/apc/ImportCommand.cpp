@@ -69,6 +69,10 @@ int runImport(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc import: %s\n", config.message().c_str());
     return 1;
   }
+  if (Status s = llama3::checkImportSizes(*config, options); !s) {
+    std::fprintf(stderr, "apc import: %s (%s)\n", s.message().c_str(), configPath.c_str());
+    return 2;
+  }
   if (seqLen > config->maxPositionEmbeddings)
     std::fprintf(stderr,
                  "apc import: warning: --seq-len %lld exceeds max_position_embeddings "

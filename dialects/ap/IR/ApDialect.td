@@ -23,7 +23,12 @@ def Ap_Dialect : Dialect {
   }];
 }
 
+// Every tensor of an ap op fits APC's size limits (ApTraits.h).
+def Ap_AddressableTensors : NativeOpTrait<"AddressableTensors"> {
+  let cppNamespace = "::apc::ap";
+}
+
 class Ap_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Ap_Dialect, mnemonic, traits>;
+    : Op<Ap_Dialect, mnemonic, !listconcat([Ap_AddressableTensors], traits)>;
 
 #endif // APC_DIALECT_AP_DIALECT_TD

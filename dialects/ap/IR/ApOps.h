@@ -2,6 +2,7 @@
 #pragma once
 
 #include "dialects/ap/IR/ApDialect.h"
+#include "dialects/ap/IR/ApTraits.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"

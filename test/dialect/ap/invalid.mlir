@@ -2076,3 +2076,22 @@ func.func @vocab_parallel_loss_grad_result(%x: tensor<2x5x8xbf16>, %l: tensor<2x
   %0 = ap.vocab_parallel_loss_grad %x, %l, %m, %m, %g : (tensor<2x5x8xbf16>, tensor<2x5xi64>, tensor<2x5xf32>, tensor<2x5xf32>, tensor<f32>) -> tensor<2x5x8xf32>
   return
 }
+
+// -----
+
+// Tests that a tensor past 256 TiB is refused before any verifier multiplies its sizes
+// (issue 12, item 6).
+func.func @tensor_too_large(%x: tensor<17592186044416x8xf32>) {
+  // expected-error @+1 {{'ap.silu' op operand #0 ('tensor<17592186044416x8xf32>') is larger than the 256 TiB APC addresses}}
+  %0 = ap.silu %x : tensor<17592186044416x8xf32>
+  return
+}
+
+// -----
+
+// Tests that a shape whose byte size overflows int64 is refused, not wrapped.
+func.func @tensor_size_overflows(%x: tensor<4611686018427387904x4xf32>) {
+  // expected-error @+1 {{'ap.silu' op operand #0 ('tensor<4611686018427387904x4xf32>') is larger than the 256 TiB APC addresses}}
+  %0 = ap.silu %x : tensor<4611686018427387904x4xf32>
+  return
+}

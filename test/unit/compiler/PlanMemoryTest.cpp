@@ -186,5 +186,25 @@ TEST(PlanMemory, ProgramLivenessFollowsAliasesAndKeepsTheLoss) {
   EXPECT_EQ(p.arenaBytes, 256u + 256u + 64u);
 }
 
+TEST(PlanMemory, BuffersPastTwoToTheSixtyTwoBytesAreMarkedUnplaceable) {
+  // 2^18 live f32 buffers of 2^46 elements (256 TiB each) total 2^66 bytes: the offsets
+  // would wrap uint64. The planner marks the arena as too large instead, for lowering to
+  // refuse (issue 12, item 6).
+  ExecProgram p;
+  ExecInstruction write;
+  write.kernel = "op";
+  for (int i = 0; i < (1 << 18); ++i) {
+    ExecBuffer b;
+    b.shape = {int64_t(1) << 46};
+    b.kind = BufferKind::Arena;
+    p.buffers.push_back(b);
+    write.outputs.push_back(i);
+  }
+  p.instructions.push_back(write);
+  p.loss = 0;
+  planMemory(p);
+  EXPECT_EQ(p.arenaBytes, UINT64_MAX);
+}
+
 } // namespace
 } // namespace apc::lowering

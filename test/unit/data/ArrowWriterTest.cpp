@@ -508,6 +508,12 @@ TEST_F(ArrowWriterTest, SampleDatasetSmallVocabAndBadOptions) {
   EXPECT_CONTAINS(checkSampleOptions(1, 1, 2, int64_t(INT32_MAX) + 2).message(),
                   "vocab must be");
   EXPECT_OK(checkSampleOptions(0, 1, 1, 2));
+  // rows x max-len is checked, not wrapped (issue 12, item 6): 2^62 rows used to run until
+  // the disk was full.
+  EXPECT_CONTAINS(checkSampleOptions(int64_t(1) << 62, 16, 64, 256).message(),
+                  "rows (4611686018427387904) x max-len (64) may make more than 2^36 tokens");
+  EXPECT_CONTAINS(checkSampleOptions(INT64_MAX, 1, INT32_MAX, 256).message(), "x max-len");
+  EXPECT_OK(checkSampleOptions(int64_t(1) << 30, 1, 64, 256));
   apc::Status bad = apc::data::writeSampleDataset(path("bad.arrow"), 1, 0, 2, 10, 0);
   EXPECT_CONTAINS(bad.message(), "bad.arrow: min-len must be");
   EXPECT_TRUE(listDir().empty());
