@@ -20,6 +20,25 @@ BatchBuilder::BatchBuilder(const data::TokenRows &rows, int64_t seqLen,
       }),
       seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize), maskPadIdTokens_(maskPadIdTokens) {}
 
+int64_t BatchBuilder::labelAt(int64_t t, int64_t length) const {
+  bool real = t < length;
+  int64_t id = real ? row_[t] : padId_.value_or(-1);
+  if (!real || (maskPadIdTokens_ && padId_ && id == *padId_))
+    return -100; // padding; with the tutorial's mask_pads, labels[input_ids == pad_id] too
+  return id;
+}
+
+int64_t BatchBuilder::keptLabels(const std::vector<int64_t> &rows) {
+  int64_t kept = 0;
+  for (int64_t row : rows) {
+    read_(row, row_);
+    int64_t length = std::min<int64_t>(int64_t(row_.size()), seqLen_);
+    for (int64_t t = 1; t < length; ++t)
+      kept += labelAt(t, length) != -100;
+  }
+  return kept;
+}
+
 Status BatchBuilder::fill(const std::vector<int64_t> &rows, const kernels::TensorView &ids,
                           const kernels::TensorView &labels) {
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -37,9 +56,7 @@ Status BatchBuilder::fill(const std::vector<int64_t> &rows, const kernels::Tenso
         return Status::error("row " + std::to_string(rows[r]) + " position " +
                              std::to_string(t) + ": token id " + std::to_string(id) +
                              " is outside the vocabulary [0, " + std::to_string(vocabSize_) + ")");
-      int64_t label = real ? id : -100;
-      if (maskPadIdTokens_ && padId_ && id == *padId_)
-        label = -100; // the tutorial's mask_pads: labels[input_ids == pad_id] = -100
+      int64_t label = labelAt(t, length);
       size_t k = r * size_t(seqLen_) + size_t(t);
       if (ids.dtype == kernels::DType::I64) {
         ids.as<int64_t>()[k] = id;

@@ -37,7 +37,15 @@ public:
   Status fill(const std::vector<int64_t> &rows, const kernels::TensorView &ids,
               const kernels::TensorView &labels);
 
+  // How many labels of `rows` the loss keeps: those not -100 after the shift of causal
+  // language modelling (position t predicts t + 1, so position 0 is never a target).
+  // Zero means the batch's loss is 0 / 0; every rank can tell before running the step.
+  int64_t keptLabels(const std::vector<int64_t> &rows);
+
 private:
+  // The label of position t of the row in row_ (its first `length` ids real).
+  int64_t labelAt(int64_t t, int64_t length) const;
+
   std::function<void(int64_t, std::vector<int64_t> &)> read_;
   int64_t seqLen_;
   std::optional<int64_t> padId_;

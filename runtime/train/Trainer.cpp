@@ -84,6 +84,24 @@ kernels::Attribute floatAttr(const char *name, double value) {
   return a;
 }
 
+// "3, 8, 1, ... (64 rows)": the dataset rows of a batch, for messages.
+std::string describeRows(const std::vector<int64_t> &rows) {
+  std::string text;
+  for (size_t i = 0; i < rows.size() && i < 4; ++i)
+    text += (i ? ", " : "") + std::to_string(rows[i]);
+  if (rows.size() > 4)
+    text += ", ... (" + std::to_string(rows.size()) + " rows)";
+  return text;
+}
+
+kernels::Attribute boolAttr(const char *name, bool value) {
+  kernels::Attribute a;
+  a.name = name;
+  a.kind = kernels::Attribute::Kind::Bool;
+  a.b = value;
+  return a;
+}
+
 } // namespace
 
 Result<ProgramBinding> bindProgram(const plan::Plan &plan, int rank,
@@ -333,6 +351,14 @@ TrainOutcome train(const TrainOptions &o) {
       return usageError(o.planPath + ": " + s.message());
   }
 
+  if (o.skipNonFiniteSteps) {
+    if (exec.program().grad_norm() < 0)
+      return usageError(o.planPath + ": --skip-non-finite-steps needs a plan whose step "
+                                     "computes the gradient norm; recompile it");
+    if (Status s = exec.setAttribute("adamw", boolAttr("skip_non_finite", true)); !s)
+      return usageError(o.planPath + ": " + s.message());
+  }
+
   // ---- Buffers the loop reads and writes ----
   // Under a pipeline plan this rank's program holds its stage's parameters only, and
   // input_ids (labels) only on the stage with the embedding (the head).
@@ -548,6 +574,7 @@ TrainOutcome train(const TrainOptions &o) {
   const float *loss = exec.buffer(program.loss()).as<float>();
   const float *gradNorm =
       program.grad_norm() >= 0 ? exec.buffer(program.grad_norm()).as<float>() : nullptr;
+  int64_t skippedSteps = 0;
   while (state.step < total) {
     auto stepStart = std::chrono::steady_clock::now();
     std::vector<int64_t> globalRows = sampler.batch(state.epoch, state.batchInEpoch);
@@ -560,10 +587,21 @@ TrainOutcome train(const TrainOptions &o) {
       return runtimeError(o.dataPath + ": " + s.message());
     int64_t step = state.step + 1;
     double lr = schedule.at(step);
+    // A batch that keeps no label has the loss 0 / 0: every rank sees the same global
+    // rows, so all decide here alike, before anything runs.
+    bool emptyBatch = builder->keptLabels(globalRows) == 0;
+    if (emptyBatch && !o.skipNonFiniteSteps)
+      return runtimeError(
+          "step " + std::to_string(step) + ": no row of the batch keeps a token for the loss "
+          "(rows " + describeRows(globalRows) + " are empty, one token long or padding "
+          "only), so its loss would be 0 / 0; remove such rows from " + o.dataPath +
+          " or skip such steps with --skip-non-finite-steps. Stopped before this step "
+          "(checkpoints already written are intact)");
     *exec.buffer(stepBuffer).as<int64_t>() = step;
     *exec.buffer(lrBuffer).as<float>() = float(lr);
-    if (Status s = exec.step(); !s)
-      return runtimeError("step " + std::to_string(step) + ": " + s.message());
+    if (!emptyBatch)
+      if (Status s = exec.step(); !s)
+        return runtimeError("step " + std::to_string(step) + ": " + s.message());
     state.step = step;
     if (++state.batchInEpoch >= sampler.batchesPerEpoch()) {
       state.batchInEpoch = 0;
@@ -574,42 +612,62 @@ TrainOutcome train(const TrainOptions &o) {
     double stepSeconds = std::chrono::duration<double>(now - stepStart).count();
     double elapsed = std::chrono::duration<double>(now - start).count();
     double eta = elapsed / double(step - firstStep) * double(total - step);
-    double tokensPerSecond = double(batch * seqLen) / std::max(stepSeconds, 1e-9);
-    double norm = gradNorm ? double(*gradNorm) : NAN;
+    double tokensPerSecond =
+        emptyBatch ? 0.0 : double(batch * seqLen) / std::max(stepSeconds, 1e-9);
+    double stepLoss = emptyBatch ? NAN : double(*loss);
+    double norm = gradNorm && !emptyBatch ? double(*gradNorm) : NAN;
+    // With --skip-non-finite-steps an empty batch did not run, and the update kernels
+    // left the state of a step with a non-finite gradient norm untouched.
+    bool skipped = o.skipNonFiniteSteps && (emptyBatch || !std::isfinite(norm));
+    if (skipped)
+      ++skippedSteps;
     if (!quiet) {
       std::printf("step %lld/%lld | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | "
-                  "ETA %s\n",
-                  (long long)step, (long long)total, double(*loss), lr, norm, tokensPerSecond,
-                  formatDuration(eta).c_str());
+                  "ETA %s%s\n",
+                  (long long)step, (long long)total, stepLoss, lr, norm, tokensPerSecond,
+                  formatDuration(eta).c_str(),
+                  !skipped     ? ""
+                  : emptyBatch ? " | skipped: the batch keeps no token"
+                               : " | skipped: the gradient norm is not finite");
       std::fflush(stdout);
     }
     if (metrics && leader) {
       nlohmann::json line = {{"step", step},          {"total_steps", total},
-                             {"epoch", state.epoch},  {"loss", double(*loss)},
+                             {"epoch", state.epoch},  {"loss", stepLoss},
                              {"lr", lr},              {"grad_norm", norm},
                              {"tokens_per_second", tokensPerSecond},
                              {"step_seconds", stepSeconds}, {"eta_seconds", eta}};
+      if (o.skipNonFiniteSteps)
+        line["skipped"] = skipped;
       metrics << line.dump() << "\n";
       metrics.flush();
       metricsGuard.wrote = true;
     }
     // A non-finite loss or norm has already reached the update: stop before this state
     // is saved (every rank sees the same all-reduced values, so all stop here).
-    if (!std::isfinite(*loss) || (gradNorm && !std::isfinite(norm))) {
+    if (!skipped && (!std::isfinite(stepLoss) || (gradNorm && !std::isfinite(norm)))) {
       char what[160];
       std::snprintf(what, sizeof what, "the %s is not finite (loss %g, grad norm %g)",
-                    std::isfinite(*loss) ? "gradient norm" : "loss", double(*loss), norm);
+                    std::isfinite(stepLoss) ? "gradient norm" : "loss", stepLoss, norm);
       return runtimeError("step " + std::to_string(step) + ": " + what +
                           "; stopped without saving this state (checkpoints already written "
-                          "are intact). A batch whose rows keep no token (all padding or "
-                          "empty), non-finite weights, or divergence (lower --lr, clip with "
-                          "--max-grad-norm)");
+                          "are intact). Divergence (lower --lr, clip with --max-grad-norm) or "
+                          "non-finite values in a resumed state; --skip-non-finite-steps "
+                          "skips such steps instead");
     }
     bool periodic = o.saveEvery > 0 && step % o.saveEvery == 0;
     if (!o.saveDir.empty() && (periodic || step == total))
       if (Status s = save(); !s)
         return runtimeError(s.message());
   }
+  if (skippedSteps > 0 && skippedSteps == total - firstStep)
+    return runtimeError("every step of the run (" + std::to_string(skippedSteps) +
+                        ") was skipped (batches that keep no token or gradient norms that are "
+                        "not finite), so the weights are those the run started from");
+  if (skippedSteps > 0 && leader)
+    std::fprintf(stderr, "aprun: skipped %lld of %lld steps (batches that keep no token or "
+                         "gradient norms that are not finite; --skip-non-finite-steps)\n",
+                 (long long)skippedSteps, (long long)(total - firstStep));
   groups.clear(); // communicators first, then the store they rendezvoused through
   abandonOnError.finished = true;
   if (store)

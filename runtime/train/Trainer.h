@@ -38,6 +38,9 @@ struct TrainOptions {
   std::string metricsPath;
   int threads = 1;
   bool quiet = false;           // no per-step progress lines
+  // A step whose gradient norm is not finite leaves the weights and optimizer state as
+  // they were and the run goes on (default: such a step stops the job).
+  bool skipNonFiniteSteps = false;
   int commTimeoutSeconds = 300; // a rank silent this long ends the job (multi-rank)
 };
 

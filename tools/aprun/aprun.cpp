@@ -22,14 +22,15 @@ int main(int argc, char **argv) {
   double lr = 1e-4, minLr = 0.0;
   int64_t warmup = 0;
   double weightDecay = 0, beta1 = 0, beta2 = 0, eps = 0, maxGradNorm = 0;
-  bool quiet = false, noShuffle = false;
+  bool quiet = false, noShuffle = false, skipNonFinite = false;
   int64_t nproc = 0, commTimeout = 300;
   FlagParser flags(
       "aprun", "train with an APC plan on this machine",
       "aprun plan.fb --data FILE.arrow [--weights DIR|FILE] [--steps N | --epochs E] "
       "[--tokenizer tokenizer.json [--template T] [--mask-pad-id-tokens]] "
       "[--lr X --lr-schedule constant|linear|cosine --warmup N --min-lr X] "
-      "[--weight-decay X --beta1 X --beta2 X --eps X --max-grad-norm X] [--seed N] "
+      "[--weight-decay X --beta1 X --beta2 X --eps X --max-grad-norm X] "
+      "[--skip-non-finite-steps] [--seed N] "
       "[--pad-id N] [--save DIR --save-every N] [--resume DIR] [--metrics FILE.jsonl] "
       "[--threads N]\n       aprun --dump plan.fb");
   flags.addPositional("plan.fb", &o.planPath, "the plan from apc compile", false);
@@ -66,6 +67,9 @@ int main(int argc, char **argv) {
   flags.addDouble("eps", &eps, "AdamW epsilon (default: the plan's)");
   flags.addDouble("max-grad-norm", &maxGradNorm,
                   "clip gradients to this global norm (default: the plan's; 0 disables)");
+  flags.addBool("skip-non-finite-steps", &skipNonFinite,
+                "a step whose gradient norm is inf or NaN leaves the weights and optimizer "
+                "state unchanged and the run goes on (default: it stops the job, exit 1)");
   flags.addInt("seed", &seed, "shuffling and initialisation seed (default 42)");
   flags.addBool("no-shuffle", &noShuffle, "read rows in file order (default: shuffled per "
                                           "epoch from --seed)");
@@ -163,6 +167,7 @@ int main(int argc, char **argv) {
   o.threads = threads > 0 ? int(threads)
                           : std::max(1, int(std::thread::hardware_concurrency()) / localRanks);
   o.quiet = quiet;
+  o.skipNonFiniteSteps = skipNonFinite;
   if (flags.given("template")) {
     if (o.tokenizerPath.empty())
       return usage("--template needs --tokenizer (it builds text examples)");

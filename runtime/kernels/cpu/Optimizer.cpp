@@ -1,6 +1,7 @@
 // The optimizer step: grad_norm (global L2 norm, as clip_grad_norm_, or with the Bool
 // attribute `squared` the sum of squares a sharded program all-reduces) and adamw (one
-// torch.optim.AdamW update of one parameter, with optional clipping).
+// torch.optim.AdamW update of one parameter, with optional clipping, and with the Bool
+// attribute `skip_non_finite` no update at all when the gradient norm is not finite).
 //
 // Design idea: grad_norm splits every gradient into fixed-size blocks (independent of
 // the thread count), sums each block's squares in double in parallel and adds the
@@ -12,6 +13,7 @@
 #include "runtime/kernels/cpu/Common.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace apc::kernels::cpu {
 namespace {
@@ -97,6 +99,8 @@ Status prepareAdamW(const std::vector<TensorView> &in, const std::vector<TensorV
     return check.error("epsilon must be positive");
   if (!(attrs.getFloat("weight_decay", 0.01) >= 0.0))
     return check.error("weight_decay must be non-negative");
+  if (attrs.has("skip_non_finite") && in.size() != 7)
+    return check.error("skip_non_finite needs the grad_norm input");
   if (attrs.has("max_grad_norm")) {
     if (!(attrs.getFloat("max_grad_norm") > 0.0))
       return check.error("max_grad_norm must be positive");
@@ -115,19 +119,29 @@ Status runAdamW(const KernelContext &context, const std::vector<TensorView> &in,
   if (step < 1)
     return Status::error("adamw: step must be at least 1 (the 1-based count of updates), got " +
                          std::to_string(step));
+  double gradNorm = in.size() == 7 ? dispatchFloat(in[6].dtype, [&](auto storage) {
+    using S = decltype(storage);
+    return double(S::load(*in[6].as<typename S::T>()));
+  })
+                                    : 0.0;
+  // aprun --skip-non-finite-steps: a step whose gradients are not all finite leaves the
+  // parameter and its moments as they were (as torch's GradScaler skips optimizer.step).
+  if (attrs.getBool("skip_non_finite") && !std::isfinite(gradNorm)) {
+    for (int k = 0; k < 3; ++k) {
+      const TensorView &from = in[k == 0 ? 0 : k + 1];
+      if (out[k].data != from.data)
+        std::memcpy(out[k].data, from.data, size_t(from.numElements()) * dtypeSize(from.dtype));
+    }
+    return Status::ok();
+  }
   double lr = *in[5].as<float>();
   double beta1 = attrs.getFloat("beta1", 0.9), beta2 = attrs.getFloat("beta2", 0.999);
   double eps = attrs.getFloat("epsilon", 1e-8);
   double weightDecay = attrs.getFloat("weight_decay", 0.01);
   // torch.nn.utils.clip_grad_norm_: grads times min(1, max_norm / (total_norm + 1e-6)).
   double clip = 1.0;
-  if (attrs.has("max_grad_norm")) {
-    double norm = dispatchFloat(in[6].dtype, [&](auto storage) {
-      using S = decltype(storage);
-      return double(S::load(*in[6].as<typename S::T>()));
-    });
-    clip = std::min(1.0, attrs.getFloat("max_grad_norm") / (norm + 1e-6));
-  }
+  if (attrs.has("max_grad_norm"))
+    clip = std::min(1.0, attrs.getFloat("max_grad_norm") / (gradNorm + 1e-6));
   double biasCorrection1 = 1.0 - std::pow(beta1, double(step));
   double biasCorrection2 = 1.0 - std::pow(beta2, double(step));
   const float decay = float(1.0 - lr * weightDecay);

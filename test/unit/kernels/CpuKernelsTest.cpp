@@ -1506,5 +1506,63 @@ TEST(CpuKernelsTest, PrepareRefusesBadVocabParallelInstructions) {
                       Attributes({stringAttr("squared", "yes")}), "'squared' must be a bool"));
 }
 
+// aprun --skip-non-finite-steps: with skip_non_finite and a non-finite norm, the outputs
+// are the inputs bit for bit (in place or not); with a finite norm the attribute changes
+// nothing (the same bits as without it).
+TEST(CpuKernelsTest, AdamWSkipsNonFiniteNorms) {
+  RefTensor param = randomTensor({37}, 1.0, 1), grad = randomTensor({37}, 1.0, 2),
+            expAvg = randomTensor({37}, 0.1, 3), expAvgSq = randomTensor({37}, 0.01, 4);
+  for (double &v : expAvgSq.data)
+    v = std::fabs(v);
+  auto inputs = [&](double norm) {
+    return std::vector<Buffer>{toBuffer(param), toBuffer(grad), toBuffer(expAvg),
+                               toBuffer(expAvgSq), toBuffer(values({}, {3}, ElementType::I64)),
+                               toBuffer(values({}, {1e-3}, ElementType::F32)),
+                               toBuffer(values({}, {norm}, ElementType::F32))};
+  };
+  auto outputs = [] {
+    return std::vector<Buffer>{allocate(F32, {37}), allocate(F32, {37}), allocate(F32, {37})};
+  };
+  auto sameBits = [](const Buffer &a, const Buffer &b) {
+    return std::memcmp(a.view.data, b.view.data, 37 * sizeof(float)) == 0;
+  };
+  Attributes skip({boolAttr("skip_non_finite", true)});
+  for (double norm : {double(NAN), double(INFINITY)}) {
+    std::vector<Buffer> in = inputs(norm), out = outputs();
+    ASSERT_TRUE(runKernel("adamw", in, out, skip).isOk());
+    EXPECT_TRUE(sameBits(out[0], in[0]) && sameBits(out[1], in[2]) && sameBits(out[2], in[3]));
+    // In place: the buffers stay as they were.
+    std::vector<Buffer> inPlace = inputs(norm);
+    std::vector<Buffer> before = inPlace;
+    std::vector<TensorView> inViews, outViews;
+    for (Buffer &b : inPlace)
+      inViews.push_back(b.view);
+    outViews = {inViews[0], inViews[2], inViews[3]};
+    KernelContext context;
+    ASSERT_TRUE(findCpuKernel("adamw")->run(context, inViews, outViews, skip).isOk());
+    for (int k : {0, 2, 3})
+      EXPECT_TRUE(sameBits(inPlace[k], before[k])) << "input " << k;
+    // Without the attribute the step updates (aprun then stops on the norm by default).
+    std::vector<Buffer> plain = inputs(norm), plainOut = outputs();
+    Attributes clip({floatAttr("max_grad_norm", 1.0)});
+    ASSERT_TRUE(runKernel("adamw", plain, plainOut, clip).isOk());
+    EXPECT_TRUE(std::isnan(plainOut[0].view.as<float>()[0]) ||
+                plainOut[0].view.as<float>()[0] != param.data[0]);
+  }
+  std::vector<Buffer> in = inputs(5.0), out = outputs(), plainOut = outputs();
+  ASSERT_TRUE(runKernel("adamw", in, out, skip).isOk());
+  ASSERT_TRUE(runKernel("adamw", in, plainOut, {}).isOk());
+  for (int k = 0; k < 3; ++k)
+    EXPECT_TRUE(sameBits(out[k], plainOut[k])) << "output " << k;
+  EXPECT_FALSE(sameBits(out[0], in[0])); // it did update
+  // Without the grad_norm input there is nothing to decide on: refused at prepare.
+  std::vector<TensorView> noNorm;
+  for (Buffer &b : in)
+    noNorm.push_back(b.view);
+  noNorm.pop_back();
+  std::vector<TensorView> outViews = {out[0].view, out[1].view, out[2].view};
+  EXPECT_TRUE(refuses("adamw", noNorm, outViews, skip, "skip_non_finite needs the grad_norm"));
+}
+
 } // namespace
 } // namespace apc::kernels

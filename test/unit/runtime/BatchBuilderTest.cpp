@@ -234,6 +234,31 @@ TEST_F(BatchBuilderTest, MaskPadIdTokensMasksEveryTokenEqualToThePadIdAsTheTutor
   EXPECT_EQ(b.labels, (std::vector<int32_t>{-100, 48, 47, 46}));
 }
 
+// keptLabels counts what the loss keeps after the causal shift: the labels of positions
+// 1..seq_len-1 that fill writes as other than -100 (checked against fill itself).
+TEST_F(BatchBuilderTest, KeptLabelsAreTheShiftedLabelsFillKeeps) {
+  auto keptByFill = [&](BatchBuilder &builder, const std::vector<int64_t> &rows) {
+    Buffers<int64_t> b(rows.size());
+    EXPECT_TRUE(builder.fill(rows, b.idsView(kernels::DType::I64, rows.size()),
+                             b.labelsView(kernels::DType::I64, rows.size())));
+    int64_t kept = 0;
+    for (size_t k = 0; k < b.labels.size(); ++k)
+      kept += k % kSeqLen != 0 && b.labels[k] != -100;
+    return kept;
+  };
+  BatchBuilder byPosition(*column_, kSeqLen, kPad, kVocab);
+  BatchBuilder byId(*column_, kSeqLen, kPad, kVocab, /*maskPadIdTokens=*/true);
+  for (const std::vector<int64_t> &rows :
+       {std::vector<int64_t>{0}, {1, 2}, {3}, {4}, {3, 3}, {4, 2, 0, 7}}) {
+    EXPECT_EQ(byPosition.keptLabels(rows), keptByFill(byPosition, rows));
+    EXPECT_EQ(byId.keptLabels(rows), keptByFill(byId, rows));
+  }
+  EXPECT_EQ(byPosition.keptLabels({0, 2}), 3 + 1); // truncated to 4; two real tokens
+  EXPECT_EQ(byPosition.keptLabels({3, 3}), 0);     // empty rows: the loss would be 0 / 0
+  EXPECT_EQ(byPosition.keptLabels({4}), 2);        // {0, 5, 0}: real tokens, pad id or not
+  EXPECT_EQ(byId.keptLabels({4}), 1);              // the tutorial masks the 0s
+}
+
 TEST(BatchBuilderTokenRowsTest, FillsFromTokenRows) {
   data::TokenRows rows;
   for (const auto &row : kRows) {
