@@ -720,6 +720,36 @@ const Chunk *IntListColumn::find(int64_t row, int64_t &local) const {
   return findChunk<IntListColumn>(chunks_, numRows_, row, local);
 }
 
+namespace {
+int64_t countNullRows(const std::vector<Chunk> &chunks, int64_t *firstNull) {
+  int64_t count = 0, first = -1;
+  for (const Chunk &c : chunks)
+    if (c.validity)
+      for (int64_t i = 0; i < c.length; ++i)
+        if (!bitSet(c.validity, i) && count++ == 0)
+          first = c.firstRow + i;
+  if (firstNull)
+    *firstNull = first;
+  return count;
+}
+} // namespace
+
+std::string nullRowsMessage(const std::string &path, const std::string &column, int64_t nulls,
+                            int64_t firstNull) {
+  return path + ": column '" + column + "' has " + std::to_string(nulls) + " null row" +
+         (nulls == 1 ? "" : "s") + " (the first is row " + std::to_string(firstNull) +
+         "); drop or fill them first, e.g. with datasets: "
+         "ds.filter(lambda r: r['" + column + "'] is not None)";
+}
+
+int64_t IntListColumn::nullCount(int64_t *firstNull) const {
+  return countNullRows(chunks_, firstNull);
+}
+
+int64_t StringColumn::nullCount(int64_t *firstNull) const {
+  return countNullRows(chunks_, firstNull);
+}
+
 bool IntListColumn::isNull(int64_t row) const {
   int64_t i;
   const Chunk *c = find(row, i);

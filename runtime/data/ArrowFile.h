@@ -65,6 +65,8 @@ public:
   // Row length; 0 for a null row and for a row outside [0, numRows()).
   int64_t rowLength(int64_t row) const;
   bool isNull(int64_t row) const;
+  // How many rows are null, and in `firstNull` the first of them (-1: none).
+  int64_t nullCount(int64_t *firstNull = nullptr) const;
   // Replaces `out` with the values of `row` (empty for a null row and for a row
   // outside [0, numRows())). Allocates only when `out` must grow.
   void row(int64_t row, std::vector<int64_t> &out) const;
@@ -87,6 +89,8 @@ public:
   const std::string &type() const { return type_; }
   int64_t numRows() const { return numRows_; }
   bool isNull(int64_t row) const;
+  // How many rows are null, and in `firstNull` the first of them (-1: none).
+  int64_t nullCount(int64_t *firstNull = nullptr) const;
   // The string of `row`, pointing into the mapping; empty for a null row and for a row
   // outside [0, numRows()).
   std::string_view row(int64_t row) const;
@@ -100,6 +104,11 @@ private:
   int64_t numRows_ = 0;
   std::vector<arrow_detail::Chunk> chunks_;
 };
+
+// "<path>: column 'c' has N null rows (the first is row R): ..." — training data has no
+// missing rows; say which instead of reading them as empty.
+std::string nullRowsMessage(const std::string &path, const std::string &column, int64_t nulls,
+                            int64_t firstNull);
 
 class ArrowFile {
 public:

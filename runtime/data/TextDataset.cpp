@@ -212,6 +212,9 @@ Result<TextDataset> TextDataset::open(const std::vector<std::string> &files,
       if (!column)
         return Result<TextDataset>::error(column.message() + " (the template " +
                                           quote(prompt.text()) + " needs it; pass --template)");
+      int64_t firstNull = -1;
+      if (int64_t nulls = column->nullCount(&firstNull); nulls > 0)
+        return Result<TextDataset>::error(nullRowsMessage(path, name, nulls, firstNull));
       shard.columns.push_back(std::move(*column));
     }
     d.numRows_ += shard.numRows;

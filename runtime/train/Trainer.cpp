@@ -388,6 +388,9 @@ TrainOutcome train(const TrainOptions &o) {
     auto found = opened->intListColumn(o.column);
     if (!found)
       return runtimeError(found.message());
+    int64_t firstNull = -1;
+    if (int64_t nulls = found->nullCount(&firstNull); nulls > 0)
+      return runtimeError(data::nullRowsMessage(o.dataPath, o.column, nulls, firstNull));
     column = std::move(*found);
     file.emplace(std::move(*opened));
     numRows = column.numRows();

@@ -148,6 +148,15 @@ TEST_F(TextDatasetTest, FileWithoutTheNamedColumnsIsRefusedByName) {
   EXPECT_EQ(text, "a|{x}|b");
 }
 
+TEST_F(TextDatasetTest, NullRowsAreRefusedNamingTheColumnAndTheFirst) {
+  auto dataset = TextDataset::open({path("nulls.arrow")}, defaultTemplate());
+  ASSERT_FALSE(dataset);
+  EXPECT_NE(dataset.message().find(path("nulls.arrow") +
+                                   ": column 'highlights' has 2 null rows (the first is row 9)"),
+            std::string::npos)
+      << dataset.message();
+}
+
 TEST(PromptTemplateTest, ParsesPlaceholdersAndRefusesMalformedOnes) {
   auto t = PromptTemplate::parse(kDefaultTemplate);
   ASSERT_TRUE(t);

@@ -62,6 +62,11 @@ expected = {}
 expected["multi.arrow"] = [prompt(r) for r in write("multi.arrow", rows(50))]
 expected["large.arrow"] = [prompt(r) for r in write("large.arrow", rows(20), pa.large_string(), 3)]
 write("other.arrow", [{"text": "a", "summary": "b"}], columns=("text", "summary"))
+# Rows 9 and 12 have no highlights (None): refused, not read as "".
+with_nulls = rows(15)
+for k in (9, 12):
+    with_nulls[k]["highlights"] = None
+write("nulls.arrow", with_nulls)
 
 shard_rows = []
 for k, n in enumerate([9, 0, 12]):  # an empty shard in the middle
