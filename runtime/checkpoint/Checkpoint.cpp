@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -341,7 +342,8 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
   return text;
 }
 
-Result<std::string> findCheckpoint(const std::string &dir) {
+Result<std::string> findCheckpoint(const std::string &dir,
+                                   std::vector<std::string> *passedOver) {
   using R = Result<std::string>;
   std::error_code ec;
   if (fs::exists(fs::path(dir) / "trainer_state.json", ec))
@@ -350,6 +352,7 @@ Result<std::string> findCheckpoint(const std::string &dir) {
     return R::error(dir + ": no such checkpoint folder");
   int64_t best = -1;
   std::string found;
+  std::vector<std::pair<int64_t, std::string>> incomplete; // step, description
   for (const auto &entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
     if (name.rfind("checkpoint-", 0) != 0 || !entry.is_directory())
@@ -361,17 +364,30 @@ Result<std::string> findCheckpoint(const std::string &dir) {
         digits.find_first_not_of("0123456789") != std::string::npos)
       continue;
     int64_t step = std::stoll(digits);
-    bool complete = true;
+    std::string missing;
     for (const char *file : {"trainer_state.json", "model.safetensors", "optimizer.safetensors",
                              "config.json"})
-      complete = complete && fs::exists(entry.path() / file);
-    if (step > best && complete) {
+      if (!fs::exists(entry.path() / file, ec))
+        missing += std::string(missing.empty() ? "no " : ", ") + file;
+    if (!missing.empty())
+      incomplete.push_back({step, entry.path().string() + " (" + missing + ")"});
+    else if (step > best) {
       best = step;
       found = entry.path().string();
     }
   }
+  std::sort(incomplete.rbegin(), incomplete.rend());
+  std::string newerIncomplete;
+  for (const auto &[step, description] : incomplete)
+    if (step > best) {
+      newerIncomplete += (newerIncomplete.empty() ? "" : "; ") + description;
+      if (passedOver)
+        passedOver->push_back(description);
+    }
   if (best < 0)
-    return R::error(dir + ": no checkpoint-<step> folder with a trainer_state.json");
+    return R::error(dir + (newerIncomplete.empty()
+                               ? ": no checkpoint-<step> folder with a trainer_state.json"
+                               : ": no complete checkpoint-<step> folder: " + newerIncomplete));
   return found;
 }
 

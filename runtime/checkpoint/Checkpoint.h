@@ -66,8 +66,12 @@ Result<std::string> saveCheckpoint(const std::string &dir, const CheckpointConte
                                    comm::Communicator &world, const std::vector<int64_t> &mesh);
 
 // Resolves DIR to a checkpoint folder: DIR itself if it holds trainer_state.json, else
-// its checkpoint-<N> with the largest N.
-Result<std::string> findCheckpoint(const std::string &dir);
+// its complete checkpoint-<N> with the largest N. Newer checkpoint-<M> folders that lack
+// a file (a copy cut short, a file deleted) are passed over; each is described in
+// `passedOver` ("<folder> (no optimizer.safetensors)"), newest first, for the caller to
+// report.
+Result<std::string> findCheckpoint(const std::string &dir,
+                                   std::vector<std::string> *passedOver = nullptr);
 
 // Loads weights, moments and trainer state from a checkpoint folder into the slots (a
 // split slot reads its block only; a slot with null data, held by another rank, nothing).

@@ -466,9 +466,14 @@ TrainOutcome train(const TrainOptions &o) {
   state.batch = batch;
   state.seqLen = seqLen;
   if (!o.resumeDir.empty()) {
-    auto folder = checkpoint::findCheckpoint(o.resumeDir);
+    std::vector<std::string> passedOver;
+    auto folder = checkpoint::findCheckpoint(o.resumeDir, &passedOver);
     if (!folder)
       return runtimeError(folder.message());
+    for (const std::string &newer : leader ? passedOver : std::vector<std::string>{})
+      std::fprintf(stderr, "aprun: warning: resuming from %s, not from the newer %s: it is "
+                           "incomplete\n",
+                   folder->c_str(), newer.c_str());
     auto resumed = checkpoint::loadCheckpoint(*folder, slots);
     if (!resumed)
       return runtimeError(resumed.message());

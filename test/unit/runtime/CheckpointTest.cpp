@@ -243,6 +243,33 @@ TEST_F(CheckpointTest, FindAcceptsTheCheckpointFolderItself) {
   EXPECT_EQ(*found, path("out/checkpoint-2"));
 }
 
+// A newer checkpoint that lacks a file is passed over, and said so (issue 12, item 7).
+TEST_F(CheckpointTest, FindReportsNewerIncompleteCheckpoints) {
+  Model m;
+  ASSERT_TRUE(saveCheckpoint(path("out"), m.contents(sampleState(2))));
+  ASSERT_TRUE(saveCheckpoint(path("out"), m.contents(sampleState(4))));
+  ASSERT_TRUE(saveCheckpoint(path("out"), m.contents(sampleState(6))));
+  fs::remove(path("out/checkpoint-6/optimizer.safetensors"));
+  fs::remove(path("out/checkpoint-4/model.safetensors"));
+  fs::remove(path("out/checkpoint-4/config.json"));
+  std::vector<std::string> passedOver;
+  auto found = findCheckpoint(path("out"), &passedOver);
+  ASSERT_TRUE(found) << found.message();
+  EXPECT_EQ(*found, path("out/checkpoint-2"));
+  EXPECT_EQ(passedOver,
+            (std::vector<std::string>{path("out/checkpoint-6") + " (no optimizer.safetensors)",
+                                      path("out/checkpoint-4") +
+                                          " (no model.safetensors, config.json)"}));
+  // With none complete, the error names what is missing where.
+  fs::remove(path("out/checkpoint-2/trainer_state.json"));
+  found = findCheckpoint(path("out"));
+  ASSERT_FALSE(found);
+  EXPECT_NE(found.message().find("no complete checkpoint-<step> folder: " +
+                                 path("out/checkpoint-6") + " (no optimizer.safetensors); "),
+            std::string::npos)
+      << found.message();
+}
+
 TEST_F(CheckpointTest, FindFailsWithoutACheckpoint) {
   fs::create_directory(path("empty"));
   fs::create_directory(path("empty/checkpoint-3")); // incomplete
