@@ -95,8 +95,11 @@ private:
     std::string who;
     for (int r : missing)
       who += (who.empty() ? "rank " : ", rank ") + std::to_string(r);
+    std::string refused;
+    for (const std::string &r : store_.refusedConnections())
+      refused += (refused.empty() ? "; meanwhile " : ", ") + r;
     return who + " did not join within " + std::to_string(t.count()) + " ms (" + message +
-           ")";
+           ")" + refused;
   }
 
   TcpStore &store_;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <list>
 #include <map>
+#include <mutex>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
@@ -376,8 +377,12 @@ private:
         return;
       }
       if (!tokensEqual(token, token_)) {
+        std::string refusal = "a connection from " + c.peer + " claiming rank " +
+                              std::to_string(rank) + " was refused: wrong job token";
         log("refused a connection from " + c.peer + " (claims rank " + std::to_string(rank) +
-            "): wrong job token");
+            "): wrong job token (a process of another job, or APC_JOB_TOKEN differs between "
+            "the ranks); the job keeps waiting for its own ranks until the comm timeout");
+        noteRefusal(refusal);
         replyText(c, kError, "wrong job token");
         c.closing = true;
         return;
@@ -589,6 +594,30 @@ private:
         wakeWaiters();
     }
   }
+
+  void noteRefusal(const std::string &what) {
+    std::lock_guard<std::mutex> lock(refusalsMutex_);
+    if (refusals_.size() < kMaxRefusalsKept)
+      refusals_.push_back(what);
+    else
+      ++refusalsDropped_;
+  }
+
+public:
+  // What the server refused so far (wrong tokens), for a rank-0 timeout message to say.
+  std::vector<std::string> refusals() const {
+    std::lock_guard<std::mutex> lock(refusalsMutex_);
+    std::vector<std::string> out = refusals_;
+    if (refusalsDropped_ > 0)
+      out.push_back(std::to_string(refusalsDropped_) + " more");
+    return out;
+  }
+
+private:
+  static constexpr size_t kMaxRefusalsKept = 4;
+  mutable std::mutex refusalsMutex_; // the server thread writes, rank 0's client reads
+  std::vector<std::string> refusals_;
+  size_t refusalsDropped_ = 0;
 
   std::string name_, token_;
   Fd listen_, wakeRead_, wakeWrite_;
@@ -848,6 +877,10 @@ void TcpStore::abandon() {
     server_->stop();
     server_.reset();
   }
+}
+
+std::vector<std::string> TcpStore::refusedConnections() const {
+  return server_ ? server_->refusals() : std::vector<std::string>{};
 }
 
 Status TcpStore::close() {

@@ -87,6 +87,10 @@ public:
   int worldSize() const { return options_.worldSize; }
   const std::string &address() const { return address_; } // "host:port"
   std::chrono::milliseconds defaultTimeout() const { return options_.timeout; }
+  // On rank 0 (which serves the store): the connections it refused so far, described
+  // ("a connection from ... claiming rank 1 was refused: wrong job token"); elsewhere
+  // empty. A rank-0 timeout names them, as the likely reason a rank never joined.
+  std::vector<std::string> refusedConnections() const;
 
 private:
   explicit TcpStore(TcpStoreOptions options);

@@ -318,6 +318,44 @@ TEST(GlooCommunicator, MissingRankFailsCreationWithinTheTimeout) {
   expectAllPassed(ends);
 }
 
+// Rank 1 with another job's token is refused at once; rank 0's timeout then names that
+// refusal as the likely reason (issue 12, item 7), not only "rank 1 did not join".
+TEST(GlooCommunicator, MissingRankTimeoutNamesAWrongTokenRefusal) {
+  int port = freePort();
+  auto ends = forkRanks(2, [&](int rank) {
+    auto info = processInfo(port, rank, 2);
+    if (rank == 1) {
+      std::this_thread::sleep_for(200ms); // rank 0 serves first
+      TcpStoreOptions o;
+      o.port = port;
+      o.token = "another-job";
+      o.rank = 1;
+      o.worldSize = 2;
+      auto store = TcpStore::create(o);
+      ASSERT_FALSE(store.isOk());
+      EXPECT_NE(store.message().find("wrong job token"), std::string::npos) << store.message();
+      return;
+    }
+    ::testing::internal::CaptureStderr();
+    auto store = openStore(info, 500ms);
+    ASSERT_TRUE(store);
+    auto comm = createWorldCommunicator(*store, info, 1500ms);
+    std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_FALSE(comm.isOk());
+    EXPECT_NE(comm.message().find("rank 1 did not join within 1500 ms"), std::string::npos)
+        << comm.message();
+    EXPECT_NE(comm.message().find("; meanwhile a connection from 127.0.0.1:"), std::string::npos)
+        << comm.message();
+    EXPECT_NE(comm.message().find("claiming rank 1 was refused: wrong job token"),
+              std::string::npos)
+        << comm.message();
+    // Said at once on stderr as well, with what the job does about it.
+    EXPECT_NE(log.find("wrong job token"), std::string::npos) << log;
+    EXPECT_NE(log.find("keeps waiting"), std::string::npos) << log;
+  });
+  expectAllPassed(ends);
+}
+
 TEST(GlooCommunicator, LoopbackMasterOnSeveralNodesIsRefused) {
   int port = freePort();
   auto info = processInfo(port, 0, 4);
