@@ -4,28 +4,56 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+
 namespace apc::checkpoint {
+
+namespace {
+
+// Field `key` of `j` as an integer in [0, max]: JSON integers only (get<int64_t> would
+// truncate 1.5 and make 1e30 undefined behaviour), negative ones refused too.
+Result<uint64_t> count(const nlohmann::json &j, const char *key, const std::string &statePath,
+                       uint64_t max) {
+  auto it = j.find(key);
+  if (it == j.end())
+    return Result<uint64_t>::error(statePath + ": no '" + key + "' field");
+  bool isCount = it->is_number_unsigned() ||
+                 (it->is_number_integer() && it->get<int64_t>() >= 0);
+  if (!isCount || it->get<uint64_t>() > max)
+    return Result<uint64_t>::error(statePath + ": '" + key +
+                                   "' must be a non-negative integer, got " + it->dump());
+  return it->get<uint64_t>();
+}
+
+} // namespace
 
 Result<TrainerState> parseTrainerState(const std::string &text, const std::string &statePath) {
   using R = Result<TrainerState>;
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return R::error(statePath + ": not valid JSON");
   TrainerState s;
-  try {
-    if (j.is_discarded() || !j.is_object())
-      return R::error(statePath + ": not valid JSON");
-    s.step = j.at("step").get<int64_t>();
-    s.epoch = j.at("epoch").get<int64_t>();
-    s.batchInEpoch = j.at("batch_in_epoch").get<int64_t>();
-    s.seed = j.at("seed").get<uint64_t>();
-    s.numRows = j.at("num_rows").get<int64_t>();
-    s.batch = j.at("batch").get<int64_t>();
-    s.seqLen = j.at("seq_len").get<int64_t>();
-    s.dataPath = j.value("data", "");
-  } catch (const nlohmann::json::exception &e) {
-    return R::error(statePath + ": missing or malformed field (" + std::string(e.what()) + ")");
+  const uint64_t int64Max = uint64_t(INT64_MAX);
+  struct Field {
+    const char *key;
+    int64_t *out;
+  };
+  for (Field f : {Field{"step", &s.step}, Field{"epoch", &s.epoch},
+                  Field{"batch_in_epoch", &s.batchInEpoch}, Field{"num_rows", &s.numRows},
+                  Field{"batch", &s.batch}, Field{"seq_len", &s.seqLen}}) {
+    auto v = count(j, f.key, statePath, int64Max);
+    if (!v)
+      return v.status();
+    *f.out = int64_t(*v);
   }
-  if (s.step < 0 || s.epoch < 0 || s.batchInEpoch < 0)
-    return R::error(statePath + ": negative step or data position");
+  auto seed = count(j, "seed", statePath, UINT64_MAX);
+  if (!seed)
+    return seed.status();
+  s.seed = *seed;
+  auto data = j.find("data");
+  if (data != j.end() && !data->is_string())
+    return R::error(statePath + ": 'data' must be a string, got " + data->dump());
+  s.dataPath = data != j.end() ? data->get<std::string>() : "";
   return s;
 }
 
