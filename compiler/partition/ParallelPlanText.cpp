@@ -15,13 +15,13 @@ namespace apc::partition {
 namespace {
 
 Result<int64_t> parseCount(const std::string &field, const std::string &value) {
-  char *end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || errno || *end || v < 0)
+  // Digits only: strtoll alone would take " 2" and "+2", and stop at a NUL byte that a
+  // JSON string can hold ("1\u0000x" read as 1).
+  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)
     return Result<int64_t>::error("plan field '" + field + "' must be a non-negative integer, got '" +
                                   value + "'");
-  return int64_t(v);
+  // Longer numbers saturate: the bounds of each field refuse them by name.
+  return value.size() > 18 ? INT64_MAX : int64_t(std::stoll(value));
 }
 
 Status setField(ParallelPlan &plan, const std::string &key, const std::string &value,
@@ -38,10 +38,18 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     out = *v;
     return Status::ok();
   };
-  if (key == "dp") return count(plan.dp, 1);
-  if (key == "tp") return count(plan.tp, 1);
-  if (key == "pp") return count(plan.pp, 1);
-  if (key == "mb") return count(plan.mb, 1);
+  // Degrees are bounded so that dp * tp * pp (devices()) cannot overflow int64.
+  auto degree = [&](int64_t &out) -> Status {
+    APC_RETURN_IF_ERROR(count(out, 1));
+    if (out > kMaxPlanDegree)
+      return Status::error("plan field '" + key + "' must be at most " +
+                           std::to_string(kMaxPlanDegree) + ", got " + value);
+    return Status::ok();
+  };
+  if (key == "dp") return degree(plan.dp);
+  if (key == "tp") return degree(plan.tp);
+  if (key == "pp") return degree(plan.pp);
+  if (key == "mb") return degree(plan.mb);
   if (key == "zero") {
     APC_RETURN_IF_ERROR(count(plan.zero, 0));
     if (plan.zero > 3)

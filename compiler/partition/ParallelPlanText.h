@@ -11,6 +11,10 @@
 
 namespace apc::partition {
 
+// The largest degree (dp, tp, pp) and micro-batch count a plan may give: far beyond any
+// cluster, small enough that dp * tp * pp fits in int64.
+constexpr int64_t kMaxPlanDegree = int64_t(1) << 20;
+
 struct ParallelPlan {
   int64_t dp = 1;            // data-parallel degree (batch split)
   int64_t tp = 1;            // tensor-parallel degree (Megatron splits)
