@@ -1,12 +1,13 @@
 // The parallel plan as the user writes it: `--plan "dp=2,tp=2,zero=1,sp=on"` or the
 // JSON object {"dp": 2, "tp": 2, "zero": 1, "sp": true}.
 //
-// Text is parsed here and only here (by the driver and by `ap-mesh{plan=...}`); the IR
-// carries the plan as the typed attribute `#ap.parallel` (toAttr / fromAttr), which is
-// what every pass reads. `validate` checks a plan against the cluster and the model and
-// names the offending field.
+// Text is parsed only by parseParallelPlan (ParallelPlanText.h, by the driver and by
+// `ap-mesh{plan=...}`); the IR carries the plan as the typed attribute `#ap.parallel`
+// (toAttr / fromAttr), which is what every pass reads. `validate` checks a plan against
+// the cluster and the model and names the offending field.
 #pragma once
 
+#include "compiler/partition/ParallelPlanText.h"
 #include "runtime/support/Status.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -21,52 +22,14 @@ class ParallelAttr;
 
 namespace apc::partition {
 
-struct ParallelPlan {
-  int64_t dp = 1;            // data-parallel degree (batch split)
-  int64_t tp = 1;            // tensor-parallel degree (Megatron splits)
-  int64_t pp = 1;            // pipeline stages
-  int64_t zero = 0;          // ZeRO level over the data-parallel axis (0..3)
-  bool sp = false;           // sequence parallelism between tensor-parallel regions
-  int64_t mb = 1;            // micro-batches per step (pipelines)
-  std::string recompute = "none"; // none | selective | full
-  std::vector<int64_t> stages; // layers per stage, "3+5" in text (empty: balanced)
-
-  int64_t devices() const { return dp * tp * pp; }
-  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" and JSON.
-  std::string toString() const;
-  std::string toJson() const;
-};
-
-// Layers per stage as the text form writes them: "3+5".
-std::string stagesText(const std::vector<int64_t> &stages);
-
-// Parses "k=v,k=v" or a JSON object (text starting with '{').
-Result<ParallelPlan> parseParallelPlan(const std::string &text);
-
 // The plan as the IR carries it, and back.
 ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &plan);
 ParallelPlan fromAttr(ap::ParallelAttr attr);
-
-// What validation needs to know about the cluster and the model.
-struct PlanContext {
-  int64_t devices = 1;      // of the --cluster
-  std::string cluster;      // its name, for messages
-  int64_t batch = 1, seqLen = 1;
-  int64_t heads = 1, kvHeads = 1, layers = 1, vocab = 1, ffn = 1;
-};
 
 // What `fn` (the imported step) says about the model and the batch; a model without
 // `ap.model` (a hand-written test function) constrains nothing; the batch and sequence
 // come from the token ids (`ap.batch = #ap.batch<tokens>`), an error names a malformed one.
 Result<PlanContext> planContextOf(mlir::func::FuncOp fn, int64_t devices,
                                   const std::string &cluster);
-
-// Feasibility (degrees multiply to the device count, tp divides heads and kv heads,
-// dp divides the batch, ...) and what this version implements.
-Status validate(const ParallelPlan &plan, const PlanContext &context);
-
-// Whether this version can compile `plan` (dp, tp, sp, zero, recompute today); the rest of the
-// grammar is refused by name, never ignored. `validate` ends with this check.
-Status checkImplemented(const ParallelPlan &plan);
 
 } // namespace apc::partition

@@ -399,24 +399,9 @@ Result<TrainerState> loadCheckpoint(const std::string &folder, const CheckpointC
     return R::error(statePath + ": cannot open");
   std::stringstream text;
   text << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-  TrainerState s;
-  try {
-    if (j.is_discarded() || !j.is_object())
-      return R::error(statePath + ": not valid JSON");
-    s.step = j.at("step").get<int64_t>();
-    s.epoch = j.at("epoch").get<int64_t>();
-    s.batchInEpoch = j.at("batch_in_epoch").get<int64_t>();
-    s.seed = j.at("seed").get<uint64_t>();
-    s.numRows = j.at("num_rows").get<int64_t>();
-    s.batch = j.at("batch").get<int64_t>();
-    s.seqLen = j.at("seq_len").get<int64_t>();
-    s.dataPath = j.value("data", "");
-  } catch (const nlohmann::json::exception &e) {
-    return R::error(statePath + ": missing or malformed field (" + std::string(e.what()) + ")");
-  }
-  if (s.step < 0 || s.epoch < 0 || s.batchInEpoch < 0)
-    return R::error(statePath + ": negative step or data position");
+  Result<TrainerState> s = parseTrainerState(text.str(), statePath);
+  if (!s)
+    return s;
   if (Status st = loadWeights((fs::path(folder) / "model.safetensors").string(), slots.parameters);
       !st)
     return st;

@@ -14,6 +14,7 @@
 // back, so a checkpoint resumes under any plan and loads in transformers.
 #pragma once
 
+#include "runtime/checkpoint/TrainerState.h"
 #include "runtime/checkpoint/Weights.h"
 #include "runtime/support/Status.h"
 
@@ -26,17 +27,6 @@ class Communicator;
 }
 
 namespace apc::checkpoint {
-
-struct TrainerState {
-  int64_t step = 0;           // optimizer updates done
-  int64_t epoch = 0;          // epoch of the next batch
-  int64_t batchInEpoch = 0;   // index of the next batch within its epoch
-  uint64_t seed = 0;          // sampler and initialisation seed
-  int64_t numRows = 0;        // rows of the dataset it was trained on
-  int64_t batch = 0;          // global batch of the plan it was trained with
-  int64_t seqLen = 0;         // and its sequence length
-  std::string dataPath;       // for the user's information
-};
 
 struct CheckpointContents {
   std::vector<ParameterSlot> parameters;

@@ -1,5 +1,6 @@
 #include "runtime/checkpoint/Weights.h"
 
+#include "runtime/checkpoint/SafetensorsIndex.h"
 #include "runtime/safetensors/Safetensors.h"
 #include "runtime/support/HalfFloat.h"
 #include "runtime/support/MeshCoordinates.h"
@@ -30,33 +31,12 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 
 // name -> shard file, from an index file.
 Result<std::map<std::string, std::string>> readIndex(const std::string &indexPath) {
-  using R = Result<std::map<std::string, std::string>>;
   std::ifstream in(indexPath);
   if (!in)
-    return R::error(indexPath + ": cannot open");
+    return Result<std::map<std::string, std::string>>::error(indexPath + ": cannot open");
   std::stringstream text;
   text << in.rdbuf();
-  nlohmann::json index = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
-      !index["weight_map"].is_object())
-    return R::error(indexPath + ": not a safetensors index (expected a JSON object with a "
-                                "'weight_map' object)");
-  std::map<std::string, std::string> map;
-  fs::path folder = fs::path(indexPath).parent_path();
-  for (auto &[name, file] : index["weight_map"].items()) {
-    if (!file.is_string())
-      return R::error(indexPath + ": weight_map['" + name + "'] is not a file name");
-    // Weights come from the index's folder only: no absolute paths, no way out of it.
-    fs::path shard(file.get<std::string>());
-    bool escapes = shard.empty() || shard.is_absolute() || shard.has_root_name();
-    for (const fs::path &part : shard)
-      escapes = escapes || part == "..";
-    if (escapes)
-      return R::error(indexPath + ": weight_map['" + name + "'] is '" + shard.string() +
-                      "'; shards must be files in the index's own folder");
-    map[name] = (folder / shard).string();
-  }
-  return map;
+  return parseSafetensorsIndex(text.str(), indexPath);
 }
 
 // Elements [first, first + n) of a floating tensor of the mapped file, as f32 (the same

@@ -1,5 +1,6 @@
 #include "runtime/comm/Bootstrap.h"
 
+#include <algorithm>
 #include <cctype>
 #include <climits>
 #include <vector>
@@ -287,8 +288,9 @@ Result<int> slurmTasksOnNode(const std::string &tasksPerNode, int nodeIndex) {
   while (i < tasksPerNode.size()) {
     size_t j = i;
     long long n = 0, reps = 1;
+    // Past INT_MAX the digits are still read but the value stops growing (no overflow).
     while (j < tasksPerNode.size() && std::isdigit(static_cast<unsigned char>(tasksPerNode[j])))
-      n = n * 10 + (tasksPerNode[j++] - '0');
+      n = std::min<long long>(n * 10 + (tasksPerNode[j++] - '0'), INT_MAX + 1LL);
     if (j == i || n <= 0 || n > INT_MAX)
       return bad();
     if (j < tasksPerNode.size() && tasksPerNode[j] == '(') {
@@ -298,7 +300,7 @@ Result<int> slurmTasksOnNode(const std::string &tasksPerNode, int nodeIndex) {
       size_t k = j;
       reps = 0;
       while (j < tasksPerNode.size() && std::isdigit(static_cast<unsigned char>(tasksPerNode[j])))
-        reps = reps * 10 + (tasksPerNode[j++] - '0');
+        reps = std::min<long long>(reps * 10 + (tasksPerNode[j++] - '0'), INT_MAX + 1LL);
       if (j == k || j >= tasksPerNode.size() || tasksPerNode[j] != ')' || reps <= 0 ||
           reps > INT_MAX)
         return bad();

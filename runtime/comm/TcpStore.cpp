@@ -1,6 +1,7 @@
 #include "runtime/comm/TcpStore.h"
 
 #include "runtime/comm/Net.h"
+#include "runtime/comm/StoreProtocol.h"
 
 #include <algorithm>
 #include <atomic>
@@ -22,103 +23,17 @@ namespace apc::comm {
 
 namespace {
 
-constexpr uint32_t kMagic = 0x41504353; // "APCS"
-constexpr uint32_t kVersion = 1;
-constexpr size_t kMaxHelloBytes = 8192;
+using store::Answer;
+using store::kError;
+using store::kMaxHelloBytes;
+using store::kOk;
+using store::kTimeout;
+using store::kVersion;
+using store::Reader;
+using store::Writer;
+
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr size_t kMaxConnections = 4096;
-
-enum Op : uint8_t { kHello = 1, kSet = 2, kGet = 3, kAdd = 4, kWait = 5 };
-enum Answer : uint8_t { kOk = 0, kError = 1, kTimeout = 2 };
-
-// ---- encoding -------------------------------------------------------------------------
-
-struct Writer {
-  Bytes out;
-  void u8(uint8_t v) { out.push_back(v); }
-  void u32(uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8)
-      out.push_back(uint8_t(v >> s));
-  }
-  void i64(int64_t v) {
-    uint64_t u = uint64_t(v);
-    for (int s = 56; s >= 0; s -= 8)
-      out.push_back(uint8_t(u >> s));
-  }
-  void bytes(const void *data, size_t n) {
-    u32(uint32_t(n));
-    const uint8_t *p = static_cast<const uint8_t *>(data);
-    out.insert(out.end(), p, p + n);
-  }
-  void str(const std::string &s) { bytes(s.data(), s.size()); }
-  void raw(const void *data, size_t n) {
-    const uint8_t *p = static_cast<const uint8_t *>(data);
-    out.insert(out.end(), p, p + n);
-  }
-};
-
-struct Reader {
-  const uint8_t *p;
-  size_t n;
-  bool ok = true;
-  bool need(size_t k) {
-    if (!ok || n < k)
-      ok = false;
-    return ok;
-  }
-  uint8_t u8() {
-    if (!need(1))
-      return 0;
-    uint8_t v = *p;
-    p += 1;
-    n -= 1;
-    return v;
-  }
-  uint32_t u32() {
-    if (!need(4))
-      return 0;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i)
-      v = (v << 8) | p[i];
-    p += 4;
-    n -= 4;
-    return v;
-  }
-  int64_t i64() {
-    if (!need(8))
-      return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i)
-      v = (v << 8) | p[i];
-    p += 8;
-    n -= 8;
-    return int64_t(v);
-  }
-  std::string str() {
-    uint32_t len = u32();
-    if (!need(len))
-      return {};
-    std::string s(reinterpret_cast<const char *>(p), len);
-    p += len;
-    n -= len;
-    return s;
-  }
-  Bytes bytes() {
-    uint32_t len = u32();
-    if (!need(len))
-      return {};
-    Bytes b(p, p + len);
-    p += len;
-    n -= len;
-    return b;
-  }
-  Bytes rest() {
-    Bytes b(p, p + n);
-    p += n;
-    n = 0;
-    return b;
-  }
-};
 
 Bytes frame(const Bytes &message) {
   Writer w;
@@ -340,9 +255,8 @@ private:
       }
       if (avail < 4 + size_t(len))
         break;
-      Reader r{p + 4, len};
       c.inPos += 4 + size_t(len);
-      handle(c, r);
+      handle(c, p + 4, len);
       handled = true;
     }
     if (c.inPos > 0 && c.inPos == c.in.size()) {
@@ -355,18 +269,16 @@ private:
     return handled;
   }
 
-  void handle(Conn &c, Reader &r) {
-    uint8_t op = r.u8();
+  void handle(Conn &c, const uint8_t *message, size_t size) {
+    Result<store::Request> decoded = store::decodeRequest(message, size, !c.authed);
     if (!c.authed) {
-      uint32_t magic = r.u32(), version = r.u32();
-      int32_t rank = int32_t(r.u32());
-      std::string token = r.str();
-      if (!r.ok || op != kHello || magic != kMagic) {
-        log("refused a connection from " + c.peer + ": not an APC store client");
+      if (!decoded) {
+        log("refused a connection from " + c.peer + ": " + decoded.message());
         replyText(c, kError, "not an APC store handshake");
         c.closing = true;
         return;
       }
+      uint32_t version = decoded->version;
       if (version != kVersion) {
         log("refused a connection from " + c.peer + ": protocol version " +
             std::to_string(version) + ", expected " + std::to_string(kVersion));
@@ -376,91 +288,74 @@ private:
         c.closing = true;
         return;
       }
-      if (!tokensEqual(token, token_)) {
-        std::string refusal = "a connection from " + c.peer + " claiming rank " +
-                              std::to_string(rank) + " was refused: wrong job token";
-        log("refused a connection from " + c.peer + " (claims rank " + std::to_string(rank) +
+      if (!tokensEqual(decoded->token, token_)) {
+        std::string rank = std::to_string(decoded->rank);
+        log("refused a connection from " + c.peer + " (claims rank " + rank +
             "): wrong job token (a process of another job, or APC_JOB_TOKEN differs between "
             "the ranks); the job keeps waiting for its own ranks until the comm timeout");
-        noteRefusal(refusal);
+        noteRefusal("a connection from " + c.peer + " claiming rank " + rank +
+                    " was refused: wrong job token");
         replyText(c, kError, "wrong job token");
         c.closing = true;
         return;
       }
       c.authed = true;
-      c.rank = rank;
+      c.rank = decoded->rank;
       reply(c, kOk, {});
       return;
     }
-    switch (op) {
-    case kSet: {
-      std::string key = r.str();
-      Bytes value = r.bytes();
-      if (!r.ok || key.size() > kMaxKeyBytes)
-        return malformed(c, "set");
-      data_[key] = std::move(value);
+    if (!decoded)
+      return refuse(c, decoded.message());
+    store::Request &q = *decoded;
+    switch (q.op) {
+    case store::kSet:
+      data_[q.key] = std::move(q.value);
       reply(c, kOk, {});
       wakeWaiters();
       return;
-    }
-    case kGet: {
-      uint32_t timeoutMs = r.u32();
-      std::string key = r.str();
-      if (!r.ok)
-        return malformed(c, "get");
-      auto it = data_.find(key);
+    case store::kGet: {
+      auto it = data_.find(q.key);
       if (it != data_.end())
         return reply(c, kOk, it->second);
-      if (timeoutMs == 0)
-        return replyText(c, kTimeout, "key '" + key + "' is not set");
+      if (q.timeoutMs == 0)
+        return replyText(c, kTimeout, "key '" + q.key + "' is not set");
       c.blocked = true;
-      waiters_.push_back({c.id, true, {key}, Clock::now() + std::chrono::milliseconds(timeoutMs),
-                          timeoutMs});
+      waiters_.push_back({c.id, true, {q.key},
+                          Clock::now() + std::chrono::milliseconds(q.timeoutMs), q.timeoutMs});
       return;
     }
-    case kAdd: {
-      std::string key = r.str();
-      int64_t delta = r.i64();
-      if (!r.ok || key.size() > kMaxKeyBytes)
-        return malformed(c, "add");
+    case store::kAdd: {
       int64_t value = 0;
-      auto it = data_.find(key);
+      auto it = data_.find(q.key);
       if (it != data_.end() && !parseCounter(it->second, value))
-        return replyText(c, kError, "key '" + key + "' holds a value that is not a counter");
-      value += delta;
+        return replyText(c, kError, "key '" + q.key + "' holds a value that is not a counter");
+      value += q.delta;
       std::string text = std::to_string(value);
-      data_[key] = Bytes(text.begin(), text.end());
+      data_[q.key] = Bytes(text.begin(), text.end());
       Writer w;
       w.i64(value);
       reply(c, kOk, w.out);
       wakeWaiters();
       return;
     }
-    case kWait: {
-      uint32_t timeoutMs = r.u32();
-      uint32_t count = r.u32();
-      std::vector<std::string> keys;
-      for (uint32_t i = 0; i < count && r.ok; ++i)
-        keys.push_back(r.str());
-      if (!r.ok)
-        return malformed(c, "wait");
-      if (missing(keys).empty())
+    case store::kWait:
+      if (missing(q.keys).empty())
         return reply(c, kOk, {});
-      if (timeoutMs == 0)
-        return replyText(c, kTimeout, "not set: " + quoteKeys(missing(keys)));
+      if (q.timeoutMs == 0)
+        return replyText(c, kTimeout, "not set: " + quoteKeys(missing(q.keys)));
       c.blocked = true;
-      waiters_.push_back({c.id, false, std::move(keys),
-                          Clock::now() + std::chrono::milliseconds(timeoutMs), timeoutMs});
+      waiters_.push_back({c.id, false, std::move(q.keys),
+                          Clock::now() + std::chrono::milliseconds(q.timeoutMs), q.timeoutMs});
       return;
-    }
-    default:
-      return malformed(c, "unknown operation " + std::to_string(op));
+    case store::kHello: // not decoded after the handshake: an unknown operation
+      return refuse(c, "unknown operation " + std::to_string(int(store::kHello)));
     }
   }
 
-  void malformed(Conn &c, const std::string &what) {
-    log("closed the connection from " + c.peer + ": malformed " + what + " request");
-    replyText(c, kError, "malformed " + what + " request");
+  // Answers a malformed request with an error and closes the connection.
+  void refuse(Conn &c, const std::string &problem) {
+    log("closed the connection from " + c.peer + ": " + problem);
+    replyText(c, kError, problem);
     c.closing = true;
   }
 
@@ -676,14 +571,12 @@ Result<std::unique_ptr<TcpStore>> TcpStore::create(const TcpStoreOptions &option
                     std::to_string(options.connectTimeout.count()) + " ms: " + fd.message() +
                     "; is rank 0 running, and are MASTER_ADDR/MASTER_PORT right?");
   store->fd_ = fd->release();
-  Writer w;
-  w.u8(kHello);
-  w.u32(kMagic);
-  w.u32(kVersion);
-  w.u32(uint32_t(options.rank));
-  w.str(options.token);
+  store::Request hello;
+  hello.version = kVersion;
+  hello.rank = options.rank;
+  hello.token = options.token;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  auto answer = store->request(w.out, std::max(left, std::chrono::milliseconds(1000)),
+  auto answer = store->request(store::encodeRequest(hello), std::max(left, std::chrono::milliseconds(1000)),
                                "handshake");
   if (!answer) {
     store->closed_ = true; // nothing to announce
@@ -762,19 +655,19 @@ Status TcpStore::set(const std::string &key, const Bytes &value) {
   if (key.size() > kMaxKeyBytes)
     return Status::error("rendezvous store: key of " + std::to_string(key.size()) +
                          " bytes is over the limit of " + std::to_string(kMaxKeyBytes));
-  Writer w;
-  w.u8(kSet);
-  w.str(key);
-  w.bytes(value.data(), value.size());
-  return request(w.out, options_.timeout + kAnswerSlack, "set '" + key + "'").status();
+  store::Request q;
+  q.op = store::kSet;
+  q.key = key;
+  q.value = value;
+  return request(store::encodeRequest(q), options_.timeout + kAnswerSlack, "set '" + key + "'").status();
 }
 
 Result<Bytes> TcpStore::get(const std::string &key, std::chrono::milliseconds timeout) {
-  Writer w;
-  w.u8(kGet);
-  w.u32(clampMs(timeout));
-  w.str(key);
-  return request(w.out, timeout + kAnswerSlack, "get '" + key + "'");
+  store::Request q;
+  q.op = store::kGet;
+  q.timeoutMs = clampMs(timeout);
+  q.key = key;
+  return request(store::encodeRequest(q), timeout + kAnswerSlack, "get '" + key + "'");
 }
 
 Result<std::string> TcpStore::getString(const std::string &key,
@@ -786,11 +679,11 @@ Result<std::string> TcpStore::getString(const std::string &key,
 }
 
 Result<int64_t> TcpStore::add(const std::string &key, int64_t delta) {
-  Writer w;
-  w.u8(kAdd);
-  w.str(key);
-  w.i64(delta);
-  auto answer = request(w.out, options_.timeout + kAnswerSlack, "add '" + key + "'");
+  store::Request q;
+  q.op = store::kAdd;
+  q.key = key;
+  q.delta = delta;
+  auto answer = request(store::encodeRequest(q), options_.timeout + kAnswerSlack, "add '" + key + "'");
   if (!answer)
     return answer.status();
   Reader r{answer->data(), answer->size()};
@@ -804,13 +697,11 @@ Result<int64_t> TcpStore::add(const std::string &key, int64_t delta) {
 Status TcpStore::wait(const std::vector<std::string> &keys, std::chrono::milliseconds timeout) {
   if (keys.empty())
     return Status::ok();
-  Writer w;
-  w.u8(kWait);
-  w.u32(clampMs(timeout));
-  w.u32(uint32_t(keys.size()));
-  for (const auto &k : keys)
-    w.str(k);
-  return request(w.out, timeout + kAnswerSlack, "wait").status();
+  store::Request q;
+  q.op = store::kWait;
+  q.timeoutMs = clampMs(timeout);
+  q.keys = keys;
+  return request(store::encodeRequest(q), timeout + kAnswerSlack, "wait").status();
 }
 
 // Rank 0: until every rank has closed, or disconnected without closing (it died: no

@@ -5,8 +5,8 @@
 // until the keys exist or the timeout passes. Gloo's rendezvous and aprun's own
 // agreements (group creation, shutdown) go through it.
 //
-// Protocol: every message is a 4-byte big-endian length and that many bytes (at most
-// kMaxMessageBytes). The first message of a connection is a handshake carrying the job
+// Protocol (StoreProtocol.h): every message is a 4-byte big-endian length and that many
+// bytes (at most kMaxMessageBytes). The first message of a connection is a handshake carrying the job
 // token; the server answers an error to a wrong token, closes that connection, logs one
 // line on stderr and keeps serving.
 //
@@ -20,6 +20,7 @@
 #pragma once
 
 #include "runtime/comm/Bootstrap.h"
+#include "runtime/comm/StoreProtocol.h"
 #include "runtime/support/Status.h"
 
 #include <chrono>
@@ -30,11 +31,6 @@
 #include <vector>
 
 namespace apc::comm {
-
-using Bytes = std::vector<uint8_t>;
-
-constexpr size_t kMaxMessageBytes = 64u << 20; // 64 MiB
-constexpr size_t kMaxKeyBytes = 4096;
 
 struct TcpStoreOptions {
   std::string host = "127.0.0.1";

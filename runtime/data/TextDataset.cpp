@@ -44,22 +44,11 @@ Result<std::vector<std::string>> saveToDiskFiles(const std::string &dir) {
   std::string statePath = (fs::path(dir) / "state.json").string(), text;
   if (!readText(statePath, text))
     return Result<std::vector<std::string>>::error(statePath + ": cannot read");
-  nlohmann::json state = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (state.is_discarded() || !state.is_object())
-    return Result<std::vector<std::string>>::error(statePath + ": not a JSON object");
-  auto it = state.find("_data_files");
-  if (it == state.end() || !it->is_array() || it->empty())
-    return Result<std::vector<std::string>>::error(
-        statePath + ": no \"_data_files\" list (is this a datasets save_to_disk folder?)");
+  auto names = parseSaveToDiskState(text, statePath);
+  if (!names)
+    return names;
   std::vector<std::string> files;
-  for (const auto &entry : *it) {
-    if (!entry.is_object() || !entry.contains("filename") || !entry["filename"].is_string())
-      return Result<std::vector<std::string>>::error(
-          statePath + ": an entry of \"_data_files\" has no \"filename\" string");
-    std::string name = entry["filename"].get<std::string>();
-    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-      return Result<std::vector<std::string>>::error(
-          statePath + ": \"_data_files\" names " + quote(name) + ", not a file of the folder");
+  for (const std::string &name : *names) {
     std::string path = (fs::path(dir) / name).string();
     std::error_code ec;
     if (!fs::is_regular_file(path, ec))
@@ -71,6 +60,30 @@ Result<std::vector<std::string>> saveToDiskFiles(const std::string &dir) {
 }
 
 } // namespace
+
+Result<std::vector<std::string>> parseSaveToDiskState(const std::string &text,
+                                                      const std::string &statePath) {
+  using R = Result<std::vector<std::string>>;
+  nlohmann::json state = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (state.is_discarded() || !state.is_object())
+    return R::error(statePath + ": not a JSON object");
+  auto it = state.find("_data_files");
+  if (it == state.end() || !it->is_array() || it->empty())
+    return R::error(statePath +
+                    ": no \"_data_files\" list (is this a datasets save_to_disk folder?)");
+  std::vector<std::string> names;
+  for (const auto &entry : *it) {
+    auto filename = entry.is_object() ? entry.find("filename") : entry.end();
+    if (filename == entry.end() || !filename->is_string())
+      return R::error(statePath + ": an entry of \"_data_files\" has no \"filename\" string");
+    std::string name = filename->get<std::string>();
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      return R::error(statePath + ": \"_data_files\" names " + quote(name) +
+                      ", not a file of the folder");
+    names.push_back(name);
+  }
+  return names;
+}
 
 Result<std::vector<std::string>> resolveDataFiles(const std::string &path) {
   using R = Result<std::vector<std::string>>;
@@ -305,6 +318,12 @@ Result<int64_t> padIdFromTokenizerConfig(const std::string &tokenizerPath,
   std::string text;
   if (!readText(path, text))
     return Result<int64_t>::error(path + ": cannot read");
+  return padIdFromTokenizerConfigText(text, path, tokenizerPath, tokenizer);
+}
+
+Result<int64_t> padIdFromTokenizerConfigText(const std::string &text, const std::string &path,
+                                             const std::string &tokenizerPath,
+                                             const tokenizer::Tokenizer &tokenizer) {
   nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
   if (config.is_discarded() || !config.is_object())
     return Result<int64_t>::error(path + ": not a JSON object");
@@ -312,10 +331,11 @@ Result<int64_t> padIdFromTokenizerConfig(const std::string &tokenizerPath,
   if (it == config.end() || it->is_null())
     return int64_t(-1);
   std::string token;
+  auto content = it->is_object() ? it->find("content") : it->end();
   if (it->is_string())
     token = it->get<std::string>();
-  else if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
-    token = (*it)["content"].get<std::string>();
+  else if (content != it->end() && content->is_string())
+    token = content->get<std::string>();
   else
     return Result<int64_t>::error(path + ": \"pad_token\" is neither a string nor an object "
                                          "with \"content\"");

@@ -33,6 +33,12 @@ extern const char *const kDefaultTemplate;
 // The Arrow files of `path` (see above), in reading order; errors name the path.
 Result<std::vector<std::string>> resolveDataFiles(const std::string &path);
 
+// The shard names that a save_to_disk folder's state.json (`text`, read from
+// `statePath`) lists in "_data_files", in order; errors name statePath. Each name is a
+// plain file name (no '/', not "." or ".."); whether it exists is not checked here.
+Result<std::vector<std::string>> parseSaveToDiskState(const std::string &text,
+                                                      const std::string &statePath);
+
 // Replaces the escapes \n, \t, \r and \\ of a template given on a command line.
 std::string unescapeTemplate(const std::string &text);
 
@@ -113,5 +119,9 @@ Status tokenizeDataset(
 // an error when the token is not in the tokenizer or the file is malformed.
 Result<int64_t> padIdFromTokenizerConfig(const std::string &tokenizerPath,
                                          const tokenizer::Tokenizer &tokenizer);
+// The same from the text of a tokenizer_config.json read from `path`.
+Result<int64_t> padIdFromTokenizerConfigText(const std::string &text, const std::string &path,
+                                             const std::string &tokenizerPath,
+                                             const tokenizer::Tokenizer &tokenizer);
 
 } // namespace apc::data

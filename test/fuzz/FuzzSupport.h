@@ -31,6 +31,11 @@ inline bool namesFile(const std::string &message, const std::string &path) {
          message.compare(path.size(), 2, ": ") == 0;
 }
 
+// The input as text, for the parsers that take a string.
+inline std::string asText(const uint8_t *data, size_t size) {
+  return std::string(reinterpret_cast<const char *>(data), size);
+}
+
 // With APC_FUZZ_VERBOSE set, prints what the parser said about each input: handy to
 // see whether seeds are accepted (`APC_FUZZ_VERBOSE=1 ./plan_fuzz seeds/plan/*`).
 inline void report(const std::string &outcome) {

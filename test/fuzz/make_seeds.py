@@ -3,11 +3,13 @@
 
 Usage: make_seeds.py OUT_DIR [--apc PATH_TO_apc]
 
-Writes OUT_DIR/<target>/<seed> for safetensors_fuzz, arrow_fuzz, plan_fuzz, flags_fuzz
-and llama3_config_fuzz. Needs flatc (plan seeds, from JSON through the schema) and
+Writes OUT_DIR/<target>/<seed> for every target (OUT_DIR/tokenizer_json/ for
+tokenizer_json_fuzz, ...). Needs flatc (plan seeds, from JSON through the schema) and
 pyarrow (arrow seeds: run it with the .venv python that tools/setup.sh makes); without
 pyarrow the arrow seeds are skipped with a warning. With --apc (or build/bin/apc of the
-normal build, when it exists) it also adds real plans compiled from tiny.json.
+normal build, when it exists) it also adds real plans compiled from tiny.json. With
+Llama 3's tokenizer (APC_LLAMA3_DIR, default /work/shared/data/llama3) it adds a cut-down
+copy of its tokenizer.json and its tokenizer_config.json.
 """
 import argparse
 import json
@@ -262,6 +264,212 @@ def config_seeds(out):
         '"rope_scaling": {"type": "default"}, "rope_theta": null}')
 
 
+
+# ---- tokenizer.json and tokenizer_config.json -------------------------------------------
+
+LLAMA3_DIR = os.environ.get("APC_LLAMA3_DIR", "/work/shared/data/llama3")
+
+
+def byte_char(b):
+    """GPT-2's byte-level character of byte b."""
+    def direct(k):
+        return 0x21 <= k <= 0x7E or 0xA1 <= k <= 0xAC or 0xAE <= k <= 0xFF
+    if direct(b):
+        return chr(b)
+    return chr(256 + sum(1 for k in range(b) if not direct(k)))
+
+
+def small_tokenizer():
+    """The tokenizer of test/unit/tokenizer: bytes 0..255, he ll hell hello lo, <s>."""
+    vocab = {byte_char(b): b for b in range(256)}
+    vocab.update({"he": 256, "ll": 257, "hell": 258, "hello": 259, "lo": 260})
+    return {
+        "version": "1.0", "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": " ?\\p{L}+|\\p{N}{1,3}|\\s+(?!\\S)|\\s+|."},
+             "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [300],
+                                                      "tokens": ["<s>"]}}},
+        "decoder": {"type": "ByteLevel"},
+        "added_tokens": [
+            {"id": 300, "content": "<s>", "special": True, "normalized": False},
+            {"id": 301, "content": "<s>>", "special": False, "normalized": False},
+            {"id": 302, "content": "[M]", "special": False, "lstrip": True, "rstrip": True,
+             "normalized": True}],
+        "model": {"type": "BPE", "ignore_merges": False, "vocab": vocab,
+                  "merges": ["h e", ["l", "l"], ["he", "ll"], "hell o"]},
+    }
+
+
+def llama3_small(full, keep=1000):
+    """Llama 3's tokenizer.json cut to its first `keep` tokens, the merges among them and
+    a few added tokens: the real pipeline, small enough to fuzz quickly."""
+    t = json.loads(json.dumps(full))
+    vocab = {k: v for k, v in t["model"]["vocab"].items() if v < keep}
+    merges = []
+    for m in t["model"]["merges"]:
+        a, b = m.split(" ", 1) if isinstance(m, str) else m
+        if a in vocab and b in vocab and a + b in vocab:
+            merges.append(m)
+    t["model"]["vocab"] = vocab
+    t["model"]["merges"] = merges
+    t["added_tokens"] = t["added_tokens"][:4]
+    return t
+
+
+def tokenizer_seeds(out):
+    put(out, "tokenizer_json", "small.json", json.dumps(small_tokenizer()))
+    t = small_tokenizer()
+    t["model"]["ignore_merges"] = True
+    t["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "use_regex": True}
+    t["post_processor"] = {"type": "ByteLevel", "trim_offsets": False}
+    t["normalizer"] = {"type": "NFC"}
+    put(out, "tokenizer_json", "small_bytelevel.json", json.dumps(t))
+    path = os.path.join(LLAMA3_DIR, "tokenizer.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            full = json.load(f)
+        small = llama3_small(full)
+        put(out, "tokenizer_json", "llama3_small.json", json.dumps(small))
+        templated = json.loads(json.dumps(small))
+        templated["post_processor"] = {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [], "special_tokens": {"<|begin_of_text|>": {
+                "id": "<|begin_of_text|>", "ids": [128000], "tokens": ["<|begin_of_text|>"]}}}
+        put(out, "tokenizer_json", "llama3_small_template.json", json.dumps(templated))
+    else:
+        print("make_seeds: no %s, skipping the Llama 3 tokenizer seeds" % path, file=sys.stderr)
+
+    configs = {
+        "string.json": {"pad_token": "<pad>", "model_max_length": 1024},
+        "object.json": {"pad_token": {"content": "<|end_of_text|>", "lstrip": False,
+                                      "special": True, "__type": "AddedToken"}},
+        "null.json": {"pad_token": None, "bos_token": "<s>"},
+        "unknown.json": {"pad_token": "<unk>"},
+        "bytes.json": {"pad_token": "a"},
+        "none.json": {},
+    }
+    for name, config in configs.items():
+        put(out, "tokenizer_config", name, json.dumps(config))
+    path = os.path.join(LLAMA3_DIR, "tokenizer_config.json")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            put(out, "tokenizer_config", "llama3.json", f.read())
+
+
+# ---- text datasets: state.json, --template ------------------------------------------
+
+def dataset_seeds(out):
+    state = {"_data_files": [{"filename": "data-00000-of-00002.arrow"},
+                             {"filename": "data-00001-of-00002.arrow"}],
+             "_fingerprint": "0123456789abcdef", "_format_columns": None,
+             "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,
+             "_split": "train"}
+    put(out, "dataset_state", "two_shards.json", json.dumps(state, indent=2))
+    put(out, "dataset_state", "bad_names.json",
+        json.dumps({"_data_files": [{"filename": "../x.arrow"}, {"filename": "."},
+                                    {"name": "y"}, "z"]}))
+    put(out, "dataset_state", "empty.json", '{"_data_files": []}')
+    templates = {
+        "default": "[SUMMARIZE] {article} [/SUMMARIZE]\\n{highlights}",
+        "braces": "{{literal}} {a}{b}{a} }}",
+        "unclosed": "text {col",
+        "stray": "a } b {x}",
+        "escapes": "\\t{q}\\\\n\\r{a}\\x",
+        "empty": "{}",
+    }
+    for name, text in templates.items():
+        put(out, "prompt_template", name, text)
+
+
+# ---- checkpoints: trainer_state.json, model.safetensors.index.json --------------------
+
+def checkpoint_seeds(out):
+    state = {"step": 10, "epoch": 0, "batch_in_epoch": 10, "seed": 1234, "num_rows": 100,
+             "batch": 8, "seq_len": 64, "data": "data/train"}
+    put(out, "trainer_state", "ok.json", json.dumps(state, indent=2))
+    put(out, "trainer_state", "floats.json",
+        json.dumps(dict(state, step=1.5, seed=-1, epoch=1e30)))
+    put(out, "trainer_state", "missing.json", json.dumps({"step": 3, "data": 7}))
+    index = {"metadata": {"total_size": 123},
+             "weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                            "lm_head.weight": "model-00002-of-00002.safetensors",
+                            "model.norm.weight": "sub/model-00002-of-00002.safetensors"}}
+    put(out, "safetensors_index", "two_shards.json", json.dumps(index, indent=2))
+    put(out, "safetensors_index", "escapes.json",
+        json.dumps({"weight_map": {"a": "../a.safetensors", "b": "/b", "c": 3, "d": ""}}))
+
+
+# ---- the parallel plan (--plan) ------------------------------------------------------
+
+def parallel_plan_seeds(out):
+    plans = {
+        "text": "dp=2,tp=2,zero=1,sp=on",
+        "full": "dp=1,tp=2,pp=4,zero=0,sp=off,mb=4,recompute=selective,stages=1+1+1+1",
+        "json": '{"dp": 2, "tp": 4, "zero": 3, "sp": true, "recompute": "full"}',
+        "json_stages": '{"pp": 2, "mb": 2, "stages": "3+1"}',
+        "errors": "dp=x,tp=-1,,zero=9",
+        "blank": "  ",
+    }
+    for name, text in plans.items():
+        put(out, "parallel_plan", name, text)
+
+
+# ---- the rendezvous store's wire protocol -----------------------------------------------
+
+def store_seeds(out):
+    def frame(body):
+        return struct.pack(">I", len(body)) + body
+
+    def s(text):
+        b = text.encode() if isinstance(text, str) else text
+        return struct.pack(">I", len(b)) + b
+
+    def hello(token="fuzz-token", version=1, magic=0x41504353):
+        return frame(b"\x01" + struct.pack(">III", magic, version, 3) + s(token))
+
+    requests = (frame(b"\x02" + s("key") + s(b"\x00value")) +
+                frame(b"\x03" + struct.pack(">I", 0) + s("key")) +
+                frame(b"\x04" + s("counter") + struct.pack(">q", -5)) +
+                frame(b"\x05" + struct.pack(">II", 100, 2) + s("key") + s("other")))
+    put(out, "store_protocol", "session", hello() + requests)
+    put(out, "store_protocol", "wrong_token", hello("guess") + requests)
+    put(out, "store_protocol", "old_version", hello(version=0) + requests)
+    put(out, "store_protocol", "not_a_client", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    put(out, "store_protocol", "truncated", hello() + frame(b"\x05" + struct.pack(">II", 0, 9)))
+
+
+# ---- the launcher's environment ---------------------------------------------------------
+
+def launcher_env_seeds(out):
+    envs = {
+        "torchrun": "RANK=1\nWORLD_SIZE=4\nLOCAL_RANK=1\nLOCAL_WORLD_SIZE=2\n"
+                    "MASTER_ADDR=10.0.0.1\nMASTER_PORT=29400\nAPC_JOB_TOKEN=secret",
+        "aprun": "RANK=0\nWORLD_SIZE=2\nMASTER_ADDR=127.0.0.1\nMASTER_PORT=40000\n"
+                 "APC_LAUNCHER=aprun\nAPC_JOB_TOKEN=t",
+        "openmpi": "OMPI_COMM_WORLD_RANK=3\nOMPI_COMM_WORLD_SIZE=8\n"
+                   "OMPI_COMM_WORLD_LOCAL_RANK=3\nOMPI_COMM_WORLD_LOCAL_SIZE=4\n"
+                   "MASTER_ADDR=host0\nAPC_ALLOW_NO_TOKEN=1\nMASTER_PORT=1",
+        "slurm": "SLURM_PROCID=5\nSLURM_NTASKS=8\nSLURM_LOCALID=1\nSLURM_NODEID=2\n"
+                 "SLURM_TASKS_PER_NODE=2(x3),2\nSLURM_JOB_NODELIST=node[01-04,07],gpu3\n"
+                 "APC_JOB_TOKEN=x",
+        "slurm_step": "SLURM_PROCID=0\nSLURM_NPROCS=2\nSLURM_LOCALID=0\n"
+                      "SLURM_STEP_TASKS_PER_NODE=1(x2)\nSLURM_STEP_NODELIST=r[1-2]-n[08-09]\n"
+                      "SLURM_NTASKS_PER_NODE=1\nAPC_JOB_TOKEN=y\nMASTER_PORT=65536",
+        "errors": "RANK=4\nWORLD_SIZE=4\nSLURM_NODELIST=a[1-2\nSLURM_TASKS_PER_NODE=2(x,1",
+        "single": "PATH=/usr/bin\nHOME=/root",
+    }
+    for name, text in envs.items():
+        put(out, "launcher_env", name, text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -273,6 +481,12 @@ def main():
     plan_seeds(args.out, args.apc)
     flags_seeds(args.out)
     config_seeds(args.out)
+    tokenizer_seeds(args.out)
+    dataset_seeds(args.out)
+    checkpoint_seeds(args.out)
+    parallel_plan_seeds(args.out)
+    store_seeds(args.out)
+    launcher_env_seeds(args.out)
     for target in sorted(os.listdir(args.out)):
         print("%s: %d seeds" % (target, len(os.listdir(os.path.join(args.out, target)))))
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of test/fuzz for SECONDS each (default 60), one after another.
 # Usage: test/fuzz/run_fuzzers.sh [SECONDS] [BUILD_DIR] [TARGET...]
-# BUILD_DIR defaults to build-fuzz; TARGETs default to all five. Seeds are (re)made in
+# BUILD_DIR defaults to build-fuzz; TARGETs (short names: tokenizer_json for
+# tokenizer_json_fuzz) default to all of them. APC_FUZZ_RUNS=N also stops each run after
+# N inputs. Seeds are (re)made in
 # BUILD_DIR/seeds, the growing corpora live in BUILD_DIR/corpus/<target>, and crashes
 # are written to BUILD_DIR/crashes/<target>/. Exits non-zero if any fuzzer failed.
 set -uo pipefail
@@ -10,7 +12,9 @@ seconds=${1:-60}
 build=${2:-build-fuzz}
 shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors arrow plan flags llama3_config)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors arrow plan flags llama3_config tokenizer_json
+  tokenizer_config dataset_state prompt_template trainer_state safetensors_index parallel_plan
+  store_protocol launcher_env)
 
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python
@@ -26,12 +30,14 @@ for t in "${targets[@]}"; do
   fi
   mkdir -p "$build/corpus/$t" "$build/crashes/$t"
   echo "== ${t}_fuzz for ${seconds}s"
-  "$exe" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+  "$exe" -max_total_time="$seconds" ${APC_FUZZ_RUNS:+-runs=$APC_FUZZ_RUNS} -timeout=10 \
+    -print_final_stats=1 \
     -artifact_prefix="$build/crashes/$t/" "$build/corpus/$t" "$build/seeds/$t" \
     > "$build/crashes/$t/log.txt" 2>&1
   rc=$?
-  grep -E "^stat::number_of_executed_units|^stat::new_units_added|^#[0-9]+.*DONE" \
-    "$build/crashes/$t/log.txt"
+  # The last coverage line (cov, ft, corpus size) and the totals.
+  grep -E "^#[0-9]+.*cov:" "$build/crashes/$t/log.txt" | tail -1
+  grep -E "^stat::number_of_executed_units|^stat::new_units_added" "$build/crashes/$t/log.txt"
   if [ $rc -ne 0 ]; then
     echo "run_fuzzers: ${t}_fuzz failed (exit $rc); see $build/crashes/$t/log.txt" >&2
     grep -m5 -E "ERROR|runtime error|fuzz check failed|Test unit written" \

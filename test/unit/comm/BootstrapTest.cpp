@@ -305,3 +305,12 @@ TEST(Bootstrap, SlurmTasksOnNode) {
   for (const char *bad : {"", "x", "2(3)", "2(x)", "2(x2", "2,,1", "0"})
     EXPECT_FALSE(slurmTasksOnNode(bad, 0).isOk()) << "'" << bad << "'";
 }
+
+// Counts of any length are refused past INT_MAX without overflowing (found by
+// launcher_env_fuzz: twenty digits overflowed the accumulator, UB).
+TEST(Bootstrap, SlurmTasksOnNodeRefusesHugeCounts) {
+  for (const char *bad : {"2147483648", "99999999999999999999999", "1(x99999999999999999999)",
+                          "2(x2147483647),1(x2147483647)"})
+    EXPECT_FALSE(slurmTasksOnNode(bad, 0).isOk()) << "'" << bad << "'";
+  EXPECT_EQ(*slurmTasksOnNode("2147483647", 0), 2147483647);
+}

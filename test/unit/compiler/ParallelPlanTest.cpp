@@ -83,6 +83,28 @@ TEST(ParallelPlanTest, MalformedPlansNameTheField) {
   EXPECT_NE(refusal("{\"dp\": 2", 2).find("not valid JSON"), std::string::npos);
 }
 
+// Degrees past kMaxPlanDegree are refused, so that dp * tp * pp cannot overflow; counts
+// are digits only, so a NUL inside a JSON string does not cut the number short (both
+// found by parallel_plan_fuzz).
+TEST(ParallelPlanTest, DegreesAreBoundedAndCountsAreDigitsOnly) {
+  auto plan = parseParallelPlan("dp=1048576,tp=1048576,pp=1048576");
+  ASSERT_TRUE(plan) << plan.message();
+  EXPECT_EQ(plan->devices(), int64_t(1) << 60);
+  for (const char *text : {"dp=1048577", "tp=1444444444444444444", "pp=9999999999",
+                           "mb=2000000", R"({"dp": 4611686018427387904})"}) {
+    auto p = parseParallelPlan(text);
+    ASSERT_FALSE(p) << text;
+    EXPECT_NE(p.message().find("must be at most 1048576"), std::string::npos) << p.message();
+  }
+  for (std::string text : {std::string("dp= 2"), std::string("dp=+2"),
+                           std::string("zero=1\0x", 8), std::string("{\"tp\": \"2\\u0000x\"}")}) {
+    auto p = parseParallelPlan(text);
+    ASSERT_FALSE(p) << text;
+    EXPECT_NE(p.message().find("must be a non-negative integer"), std::string::npos)
+        << p.message();
+  }
+}
+
 TEST(ParallelPlanTest, InfeasiblePlansNameTheField) {
   EXPECT_NE(refusal("dp=2", 4).find("plan degrees dp=2 x tp=1 x pp=1 = 2 do not match the 4 "
                                     "devices of cluster cpu:4"),

@@ -342,6 +342,32 @@ TEST_F(CheckpointLoadErrorTest, MissingOrMistypedFields) {
   EXPECT_EQ(s->dataPath, "");
 }
 
+// Fields are JSON integers in range: a float (1e30 made get<int64_t> undefined
+// behaviour, 1.5 was truncated), a negative seed (wrapped to 2^64-1) or a data path of
+// another type are refused naming the field (found by trainer_state_fuzz).
+TEST(TrainerState, FieldsMustBeIntegersInRange) {
+  const std::string base = R"("step": 7, "epoch": 2, "batch_in_epoch": 3, "seed": 1, )"
+                           R"("num_rows": 10, "batch": 4, "seq_len": 8)";
+  const std::string path = "ckpt/trainer_state.json";
+  auto ok = parseTrainerState("{" + base + ", \"seed\": 18446744073709551615}", path);
+  ASSERT_TRUE(ok) << ok.message();
+  EXPECT_EQ(ok->seed, UINT64_MAX);
+  for (const auto &[field, value] :
+       std::vector<std::pair<std::string, std::string>>{{"epoch", "1e+30"},
+                                                        {"step", "1.5"},
+                                                        {"seed", "-1"},
+                                                        {"num_rows", "9223372036854775808"},
+                                                        {"batch", "true"}}) {
+    auto s = parseTrainerState("{" + base + ", \"" + field + "\": " + value + "}", path);
+    ASSERT_FALSE(s) << field << "=" << value;
+    EXPECT_EQ(s.message(), path + ": '" + field + "' must be a non-negative integer, got " +
+                               value);
+  }
+  auto s = parseTrainerState("{" + base + ", \"data\": 7}", path);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.message(), path + ": 'data' must be a string, got 7");
+}
+
 TEST_F(CheckpointLoadErrorTest, MissingTrainerState) {
   fs::remove(folder_ + "/trainer_state.json");
   auto s = load();
