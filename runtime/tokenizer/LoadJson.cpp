@@ -236,8 +236,17 @@ struct Loader {
       maxId = std::max<int64_t>(maxId, id);
     }
     impl.idToToken.assign(size_t(maxId + 1), std::string());
-    for (const auto &[token, id] : impl.vocab)
+    std::vector<bool> taken(size_t(maxId + 1), false);
+    for (const auto &[token, id] : impl.vocab) {
+      // Two tokens with one id would decode that id as either: refuse, naming both.
+      if (taken[size_t(id)]) {
+        auto [first, second] = std::minmax(token, impl.idToToken[size_t(id)]);
+        return fail("model: vocab entries '" + first + "' and '" + second +
+                    "' have the same id " + std::to_string(id));
+      }
+      taken[size_t(id)] = true;
       impl.idToToken[id] = token;
+    }
 
     // Byte-level spelling: each character of a token is one byte.
     std::array<uint32_t, 256> table = byteToCodePoint();

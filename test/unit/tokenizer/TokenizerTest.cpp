@@ -288,6 +288,19 @@ TEST(TokenizerErrors, BadMerges) {
   expectError(j, "merge 4 is neither");
 }
 
+// Found by tokenizer_json_fuzz: two tokens with one id were accepted, and that id decoded
+// as whichever the map kept.
+TEST(TokenizerErrors, TwoTokensWithOneId) {
+  json j = smallTokenizer();
+  auto &vocab = j["model"]["vocab"];
+  std::string someToken = vocab.begin().key();
+  int64_t id = vocab.begin().value().get<int64_t>();
+  vocab["zz-duplicate"] = id;
+  auto [first, second] = std::minmax(someToken, std::string("zz-duplicate"));
+  expectError(j, "model: vocab entries '" + first + "' and '" + second + "' have the same id " +
+                     std::to_string(id));
+}
+
 TEST(TokenizerErrors, RegexRejectedByPcre2) {
   json j = smallTokenizer();
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
