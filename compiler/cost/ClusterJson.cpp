@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <functional>
 #include <set>
 
 namespace apc::cost {
@@ -287,12 +288,59 @@ ordered_json linkJson(const Link &link) {
   return {{"bytes_per_second", link.bytesPerSecond}, {"latency_seconds", link.latencySeconds}};
 }
 
+// nlohmann keeps the last of two equal keys; a file that gives one figure twice is
+// ambiguous, so the first repeated field (dotted, "[]" for an array element) is noted.
+class DuplicateKeys {
+public:
+  bool operator()(int, json::parse_event_t event, json &parsed) {
+    switch (event) {
+    case json::parse_event_t::object_start:
+    case json::parse_event_t::array_start:
+      frames_.push_back({childPath(), event == json::parse_event_t::array_start, {}, {}});
+      break;
+    case json::parse_event_t::object_end:
+    case json::parse_event_t::array_end:
+      if (!frames_.empty())
+        frames_.pop_back();
+      break;
+    case json::parse_event_t::key:
+      if (!frames_.empty()) {
+        Frame &top = frames_.back();
+        top.lastKey = parsed.get<std::string>();
+        if (!top.keys.insert(top.lastKey).second && first.empty())
+          first = Reader::dotted(top.path, top.lastKey);
+      }
+      break;
+    case json::parse_event_t::value:
+      break;
+    }
+    return true;
+  }
+  std::string first; // the first field given twice; empty when none
+
+private:
+  struct Frame {
+    std::string path;
+    bool isArray;
+    std::set<std::string> keys;
+    std::string lastKey;
+  };
+  std::string childPath() const {
+    if (frames_.empty())
+      return "";
+    const Frame &top = frames_.back();
+    return top.isArray ? top.path + "[]" : Reader::dotted(top.path, top.lastKey);
+  }
+  std::vector<Frame> frames_;
+};
+
 } // namespace
 
 Result<Cluster> parseClusterJson(const std::string &text, const std::string &path) {
   json top;
+  DuplicateKeys duplicates;
   try {
-    top = json::parse(text);
+    top = json::parse(text, std::ref(duplicates));
   } catch (const json::exception &e) {
     // nlohmann's message: "[json.exception.parse_error.101] parse error at line 1, ..."
     std::string what = e.what();
@@ -300,6 +348,9 @@ Result<Cluster> parseClusterJson(const std::string &text, const std::string &pat
     return Result<Cluster>::error(path + ": not JSON: " +
                                   (at == std::string::npos ? what : what.substr(at + 2)));
   }
+  if (!duplicates.first.empty())
+    return Result<Cluster>::error(path + ": field '" + duplicates.first +
+                                  "' is given twice");
   if (!top.is_object())
     return Result<Cluster>::error(path + ": not a cluster file: the top level must be an "
                                          "object with \"format\": \"" + kFormat + "\"");

@@ -37,7 +37,10 @@ TEST(Cluster, EveryBuiltInProfileLoadsWithItsSources) {
           "links.intra_node.bytes_per_second", "links.intra_node.latency_seconds",
           "links.inter_node.bytes_per_second", "links.inter_node.latency_seconds",
           "overlap_communication"})
-      EXPECT_TRUE(c->sources.count(figure)) << name << " has no source for " << figure;
+      EXPECT_TRUE(c->sources.count(figure)) << name << " has no source for " << figure;    // What apc calibrate writes from a profile reads back the same.
+    auto again = parseClusterJson(clusterToJson(*c), name + ".json");
+    ASSERT_TRUE(again) << again.message();
+    EXPECT_EQ(clusterToJson(*again), clusterToJson(*c));
   }
 }
 
@@ -212,6 +215,12 @@ TEST(Cluster, RefusesBadFilesNamingTheField) {
           {"field 'collective_algorithm' must be one of auto, ring, tree"});
   refused(replaced(kMinimal, R"("nodes": 1,)", R"("nodes": 1, "sources": {"x": 3},)"),
           {"field 'sources.x' must be a non-empty string"});
+  refused(replaced(kMinimal, R"("memory_bytes": 8e9)", R"("memory_bytes": 8e9, "memory_bytes": 9e9)"),
+          {"box.json: field 'device.memory_bytes' is given twice"});
+  refused(replaced(kMinimal, R"("nodes": 1,)",
+                   R"("nodes": 1, "collectives": [{"kind": "all_reduce", "kind": "all_gather",)"
+                   R"( "ranks": 2, "bytes": 8, "seconds": 1e-5}],)"),
+          {"field 'collectives[].kind' is given twice"});
 }
 
 TEST(Cluster, ResolvesAFileAndRefusesItByPath) {
