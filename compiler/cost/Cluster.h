@@ -76,6 +76,12 @@ struct Cluster {
   int64_t devices() const { return devicesPerNode * nodes; }
 };
 
+// The bounds every cluster is held to (a node beyond 1024 devices, or a cluster beyond
+// 2^20, is a typo, and counts stay far from overflow in products with plan degrees).
+constexpr int64_t kMaxDevicesPerNode = 1024;
+constexpr int64_t kMaxNodes = 65536;
+constexpr int64_t kMaxDevices = int64_t(1) << 20;
+
 // Resolves a --cluster value: a built-in profile with a count, or a cluster file. Every
 // error names the spec (or the file) and the field.
 Result<Cluster> resolveCluster(const std::string &spec);

@@ -11,9 +11,6 @@
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Pass/PassManager.h"
 
-#include <cerrno>
-#include <cstdlib>
-
 namespace apc::driver {
 
 using namespace mlir;
@@ -21,18 +18,6 @@ using namespace mlir;
 void registerCompilerDialects(DialectRegistry &registry) {
   registry.insert<ap::ApDialect, func::FuncDialect, shard::ShardDialect>();
   rules::registerApRules(registry);
-}
-
-Result<Cluster> parseCluster(const std::string &text) {
-  Cluster cluster{text, 0};
-  char *end = nullptr;
-  errno = 0;
-  if (text.rfind("cpu:", 0) == 0)
-    cluster.devices = std::strtoll(text.c_str() + 4, &end, 10);
-  if (cluster.devices <= 0 || cluster.devices > (int64_t(1) << 20) || errno || !end || *end)
-    return Result<Cluster>::error("--cluster must be cpu:N (N local CPU processes, at most 1048576), got '" +
-                                  text + "'; GPU cluster profiles come with the CUDA backend");
-  return cluster;
 }
 
 Status checkImportedStep(ModuleOp module) {
@@ -58,9 +43,9 @@ Status checkImportedStep(ModuleOp module) {
 }
 
 Status setParallelPlan(ModuleOp module, const partition::ParallelPlan &plan,
-                       const Cluster &cluster) {
+                       const cost::Cluster &cluster) {
   if (auto fn = findEntryFunction(module); succeeded(fn)) {
-    auto context = partition::planContextOf(*fn, cluster.devices, cluster.name);
+    auto context = partition::planContextOf(*fn, cluster.devices(), cluster.spec);
     if (!context)
       return context.status();
     APC_RETURN_IF_ERROR(partition::validate(plan, *context));
@@ -105,6 +90,7 @@ FailureOr<CompiledPlan> emitPlan(ModuleOp module, const PlanOptions &options) {
   }
   emit::PlanInfo info;
   info.cluster = options.cluster;
+  info.backend = options.backend;
   info.padId = options.padId;
   FailureOr<std::string> bytes = emit::emitPlan(programs, stageFns.front(), info);
   if (failed(bytes))

@@ -7,6 +7,7 @@
 // function and writing the plan.
 #pragma once
 
+#include "compiler/cost/Cluster.h"
 #include "compiler/driver/TrainStepPipeline.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "runtime/support/Status.h"
@@ -23,22 +24,15 @@ namespace apc::driver {
 // The dialects the compiler reads and writes (ap, func, shard) and the per-op rules.
 void registerCompilerDialects(mlir::DialectRegistry &registry);
 
-// The devices a plan is compiled for. Today `cpu:N`: N local CPU processes.
-struct Cluster {
-  std::string name; // as the user wrote it
-  int64_t devices = 1;
-};
-Result<Cluster> parseCluster(const std::string &text);
-
 // A step with a model (`ap.model`) but without the marks apc import now writes (the
 // batch's `ap.batch`, the parameters' `ap.layer`) was imported by an older apc: refused,
 // saying so.
 Status checkImportedStep(mlir::ModuleOp module);
 
-// Checks `plan` against the cluster and the module's model (heads, layers, vocabulary,
+// Checks `plan` against the cluster (cost::resolveCluster of --cluster) and the module's model (heads, layers, vocabulary,
 // batch) and sets it on the module as #ap.parallel. Errors name the plan field.
 Status setParallelPlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,
-                       const Cluster &cluster);
+                       const cost::Cluster &cluster);
 
 // Runs the training-step passes up to and including `last`; diagnostics go to the
 // context's handler. `timing` prints the time of each pass.
@@ -46,7 +40,8 @@ mlir::LogicalResult runPasses(mlir::ModuleOp module, const TrainStepOptions &opt
                               Phase last, bool timing = false);
 
 struct PlanOptions {
-  std::string cluster = "cpu:1";
+  std::string cluster = "cpu:1"; // the --cluster spec, recorded in the plan
+  std::string backend = "cpu";   // the cluster's backend: which runtime may run the plan
   int64_t padId = -1;
 };
 

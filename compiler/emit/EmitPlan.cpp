@@ -254,7 +254,8 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                              fbb.CreateVector(programs), predicted,
                              fbb.CreateVector(first.meshShape),
                              fbb.CreateVectorOfStrings(first.meshAxes),
-                             fbb.CreateString(first.parallelPlan), pipeline);
+                             fbb.CreateString(first.parallelPlan), pipeline,
+                             fbb.CreateString(info.backend));
   fb::FinishPlanBuffer(fbb, plan);
   if (uint64_t(fbb.GetSize()) > limit)
     return tooLarge("the plan's last sections");

@@ -11,6 +11,7 @@ namespace apc::emit {
 
 struct PlanInfo {
   std::string cluster = "cpu:1";
+  std::string backend = "cpu"; // the cluster's runtime backend ("cpu", "cuda")
   double clusterFlopsPerSecond = 50e9; // the cluster profile's assumed throughput
   int64_t padId = -1;
   // Larger plans are refused (a located error) rather than written; flatbuffers cannot

@@ -387,4 +387,15 @@ Result<LoadedPlan> LoadedPlan::load(const std::string &path) {
   return fromBytes(contents.str(), path);
 }
 
+Status checkBackendBuilt(const Plan &plan, const std::string &path) {
+  std::string backend = plan.backend() ? plan.backend()->str() : "cpu"; // older plans: cpu
+  if (backend == "cpu")
+    return Status::ok();
+  const Prediction *predicted = plan.predicted();
+  std::string cluster = predicted && predicted->cluster() ? predicted->cluster()->str() : "?";
+  return Status::error(path + ": this plan is for " + backend + " devices (" + cluster +
+                       "); the " + (backend == "cuda" ? std::string("CUDA") : backend) +
+                       " backend is not built (aprun runs plans compiled for --cluster cpu:N)");
+}
+
 } // namespace apc::plan

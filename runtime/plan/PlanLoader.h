@@ -31,4 +31,9 @@ private:
   std::string bytes_;
 };
 
+// Refuses a plan compiled for a backend this runtime lacks (`--cluster h100-sxm:8` makes a
+// cuda plan; only the CPU backend is built), naming the plan's cluster. `aprun --dump`
+// reads any plan; running one checks this first.
+Status checkBackendBuilt(const Plan &plan, const std::string &path);
+
 } // namespace apc::plan

@@ -248,6 +248,8 @@ TrainOutcome train(const TrainOptions &o) {
   if (!loaded)
     return usageError(loaded.message());
   const plan::Plan &plan = loaded->plan();
+  if (Status s = plan::checkBackendBuilt(plan, o.planPath); !s)
+    return usageError(s.message());
 
   // ---- Processes: one rank per device of the plan's mesh ----
   auto process = comm::detectProcess();

@@ -2,6 +2,7 @@
 // which takes the imported forward + loss to the training step and plan.fb.
 #include "tools/apc/Commands.h"
 
+#include "compiler/cost/Cluster.h"
 #include "compiler/driver/Compile.h"
 #include "runtime/support/AtomicFile.h"
 #include "runtime/support/Flags.h"
@@ -28,8 +29,12 @@ int runCompile(int argc, char **argv, int first) {
                    "apc compile llama3.mlir --cluster cpu:1 [--precision bf16|fp32] "
                    "[--emit=plan|mlir] [--compile-to=PHASE] -o OUT");
   flags.addPositional("FILE.mlir", &input, "ap IR from apc import");
-  flags.addString("cluster", &cluster, "devices to compile for: cpu:N (N local CPU processes)",
-                  "NAME");
+  flags.addString("cluster", &cluster,
+                  "devices to compile for: a built-in profile with a count (cpu:4 local CPU "
+                  "processes, h100-sxm:8 one node of 8, h100-sxm:64 or :8x8 eight nodes of 8; "
+                  "profiles a100-80g, cpu, h100-500w, h100-sxm, h200) or a cluster file "
+                  "(FILE.json, docs/cost-model.md)",
+                  "NAME:N|FILE");
   std::string planText;
   flags.addString("plan", &planText,
                   "parallel plan, e.g. \"dp=2,tp=2,pp=2,mb=4,zero=1,sp=on\" or '{\"dp\": 2}'; fields "
@@ -72,11 +77,11 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s\n", what.c_str());
     return 2;
   };
-  auto clusterSpec = driver::parseCluster(cluster);
+  auto clusterSpec = cost::resolveCluster(cluster);
   if (!clusterSpec)
-    return usage(clusterSpec.message());
+    return usage("--cluster " + clusterSpec.message());
   if (planText.empty())
-    planText = "dp=" + std::to_string(clusterSpec->devices);
+    planText = "dp=" + std::to_string(clusterSpec->devices());
   auto parallelPlan = partition::parseParallelPlan(planText);
   if (!parallelPlan)
     return usage("--plan: " + parallelPlan.message());
@@ -129,6 +134,7 @@ int runCompile(int argc, char **argv, int first) {
   } else {
     driver::PlanOptions planOptions;
     planOptions.cluster = cluster;
+    planOptions.backend = clusterSpec->backend;
     planOptions.padId = padId;
     auto plan = driver::emitPlan(*module, planOptions);
     if (mlir::failed(plan)) {

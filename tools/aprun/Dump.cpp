@@ -98,9 +98,10 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
   }
   std::fprintf(out, "  total %lld parameters\n", (long long)total);
   if (const plan::Prediction *pr = p.predicted())
-    std::fprintf(out, "predicted (cluster %s): %.3g FLOP per step, %.3g s per step, %.1f MiB "
-                      "per device\n",
-                 pr->cluster() ? pr->cluster()->c_str() : "?", pr->flops_per_step(),
+    std::fprintf(out, "predicted (cluster %s, backend %s): %.3g FLOP per step, %.3g s per step, "
+                      "%.1f MiB per device\n",
+                 pr->cluster() ? pr->cluster()->c_str() : "?",
+                 p.backend() ? p.backend()->c_str() : "cpu", pr->flops_per_step(),
                  pr->seconds_per_step(), double(pr->bytes_per_device()) / 1048576.0);
   if (p.mesh_shape() && p.mesh_shape()->size()) {
     std::string mesh;

@@ -123,6 +123,8 @@ int main(int argc, char **argv) {
     auto loaded = plan::LoadedPlan::load(o.planPath);
     if (!loaded)
       return usage(loaded.message());
+    if (Status s = plan::checkBackendBuilt(loaded->plan(), o.planPath); !s)
+      return usage(s.message());
     int64_t devices = plan::deviceCount(loaded->plan());
     if (devices != nproc)
       return usage(o.planPath + ": the plan is for " + std::to_string(devices) + " device" +

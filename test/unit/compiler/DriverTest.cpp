@@ -33,26 +33,40 @@ struct Imported {
   }
 };
 
-TEST(Driver, ParsesCpuClustersAndRefusesOthers) {
-  auto cpu = driver::parseCluster("cpu:8");
-  ASSERT_TRUE(cpu);
-  EXPECT_EQ(cpu->devices, 8);
-  for (const char *bad : {"cpu:0", "cpu:-1", "cpu:", "cpu:2x", "gpu:8", "cpu:99999999999999999999"})
-    EXPECT_FALSE(driver::parseCluster(bad)) << bad;
+// The cluster of `spec` (a built-in profile with a count), for setParallelPlan.
+cost::Cluster clusterOf(const std::string &spec) {
+  auto cluster = cost::resolveCluster(spec);
+  EXPECT_TRUE(cluster) << cluster.message();
+  return cluster ? *cluster : cost::Cluster();
+}
+
+TEST(Driver, ChecksThePlanAgainstAGpuClustersDevices) {
+  Imported imported;
+  partition::ParallelPlan plan;
+  plan.dp = 2;
+  plan.tp = 2;
+  Status s = driver::setParallelPlan(*imported.module, plan, clusterOf("h100-sxm:8"));
+  EXPECT_FALSE(s);
+  EXPECT_NE(s.message().find("do not match the 8 devices of cluster h100-sxm:8"),
+            std::string::npos)
+      << s.message();
+  plan.dp = 4; // the batch is 4
+  Status fits = driver::setParallelPlan(*imported.module, plan, clusterOf("h100-sxm:8"));
+  EXPECT_TRUE(fits) << fits.message();
 }
 
 TEST(Driver, ChecksThePlanAgainstTheModelBeforeSettingIt) {
   Imported imported;
   partition::ParallelPlan plan;
   plan.tp = 3; // the tiny model has 4 heads
-  Status s = driver::setParallelPlan(*imported.module, plan, {"cpu:3", 3});
+  Status s = driver::setParallelPlan(*imported.module, plan, clusterOf("cpu:3"));
   EXPECT_FALSE(s);
   EXPECT_NE(s.message().find("plan field 'tp' (3) must divide the attention heads"),
             std::string::npos)
       << s.message();
   EXPECT_FALSE((*imported.module)->hasAttr(kParallelAttr)); // nothing set on refusal
   plan.tp = 2;
-  EXPECT_TRUE(driver::setParallelPlan(*imported.module, plan, {"cpu:2", 2}));
+  EXPECT_TRUE(driver::setParallelPlan(*imported.module, plan, clusterOf("cpu:2")));
   EXPECT_EQ(parallelPlanOf(*imported.module).getTp(), 2);
 }
 
@@ -62,7 +76,7 @@ TEST(Driver, CompilesOnePlanProgramPerPipelineStage) {
   plan.dp = 2;
   plan.pp = 2;
   plan.mb = 2;
-  ASSERT_TRUE(driver::setParallelPlan(*imported.module, plan, {"cpu:4", 4}));
+  ASSERT_TRUE(driver::setParallelPlan(*imported.module, plan, clusterOf("cpu:4")));
   TrainStepOptions options;
   options.precision = "fp32";
   ASSERT_TRUE(mlir::succeeded(driver::runPasses(*imported.module, options, Phase::Pipeline)));
