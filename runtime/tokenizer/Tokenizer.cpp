@@ -60,7 +60,12 @@ std::optional<int32_t> Tokenizer::tokenToId(std::string_view token) const {
 std::optional<std::string> Tokenizer::idToToken(int32_t id) const {
   if (id < 0 || size_t(id) >= impl_->idToToken.size())
     return std::nullopt;
-  return impl_->idToToken[id];
+  // An id no token has (a gap in the vocabulary) reads as an empty slot: none, as HF's
+  // id_to_token gives None, unless the empty string really is that id's token.
+  const std::string &token = impl_->idToToken[id];
+  if (token.empty() && tokenToId(token) != id)
+    return std::nullopt;
+  return token;
 }
 
 int32_t Tokenizer::vocabSize() const { return int32_t(impl_->idToToken.size()); }

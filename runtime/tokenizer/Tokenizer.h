@@ -42,7 +42,8 @@ public:
 
   // The id of a token as spelled in the file ("Ġthe", "<|begin_of_text|>").
   std::optional<int32_t> tokenToId(std::string_view token) const;
-  // The token of an id as spelled in the file; nullopt when out of range.
+  // The token of an id as spelled in the file; nullopt when out of range or no token has
+  // that id (a gap in the vocabulary).
   std::optional<std::string> idToToken(int32_t id) const;
   // One more than the largest id (model vocabulary and added tokens).
   int32_t vocabSize() const;

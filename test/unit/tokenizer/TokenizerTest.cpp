@@ -115,6 +115,21 @@ std::vector<int32_t> bytesOf(const std::string &s) {
 
 } // namespace
 
+// Found by tokenizer_json_fuzz: an id no token has read as the token "" (which has no id).
+TEST(Tokenizer, IdsInAGapOfTheVocabularyHaveNoToken) {
+  json j = smallTokenizer();
+  j["model"]["vocab"]["zz"] = 310; // 303..309: no token
+  Tokenizer tok = load(j);
+  EXPECT_EQ(tok.vocabSize(), 311);
+  EXPECT_EQ(tok.idToToken(310), std::optional<std::string>("zz"));
+  EXPECT_EQ(tok.idToToken(305), std::nullopt);
+  EXPECT_EQ(tok.idToToken(300), std::optional<std::string>("<s>"));
+  EXPECT_EQ(tok.decode({305, 310}), tok.decode({310})); // a gap decodes to nothing
+  for (int32_t id = 0; id < tok.vocabSize(); ++id)
+    if (auto token = tok.idToToken(id))
+      EXPECT_EQ(tok.tokenToId(*token), id) << *token;
+}
+
 TEST(Tokenizer, MergesInBothSpellings) {
   Tokenizer tok = load(smallTokenizer());
   EXPECT_EQ(tok.encode("hello", false), std::vector<int32_t>({259}));
