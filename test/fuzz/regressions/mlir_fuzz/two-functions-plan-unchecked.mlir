@@ -1,0 +1,3 @@
+// plan: sp=on
+func.func @a() { return }
+func.func @b() { return }
