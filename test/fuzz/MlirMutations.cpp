@@ -9,6 +9,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/APInt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -60,7 +61,9 @@ void syncFunctionType(func::FuncOp fn) {
   fn.setType(FunctionType::get(fn.getContext(), inputs, results));
 }
 
+// Near `old` without overflowing (it may be dynamic: INT64_MIN).
 int64_t pickDim(ByteReader &in, int64_t old) {
+  old = std::clamp<int64_t>(old, -(int64_t(1) << 40), int64_t(1) << 40);
   return in.pick<int64_t>({1, 2, 3, 4, 8, 16, 0, ShapedType::kDynamic, old * 2, old + 1,
                            old > 1 ? old / 2 : 5, 64, 256, int64_t(1) << 20,
                            int64_t(1) << 40, 7});
@@ -347,7 +350,8 @@ Attribute mutateAttr(Attribute attr, ByteReader &in, const std::vector<NamedAttr
     return BoolAttr::get(attr.getContext(), !b.getValue());
   if (auto i = dyn_cast<IntegerAttr>(attr)) {
     unsigned width = i.getType().isIndex() ? 64 : i.getType().getIntOrFloatBitWidth();
-    int64_t old = i.getValue().getSExtValue();
+    int64_t old = std::clamp<int64_t>(i.getValue().trySExtValue().value_or(0), -(int64_t(1) << 40),
+                                      int64_t(1) << 40);
     int64_t v = in.pick<int64_t>({0, 1, -1, 2, 3, old + 1, old - 1, old * 2, int64_t(1) << 20,
                                   std::numeric_limits<int64_t>::max(),
                                   std::numeric_limits<int64_t>::min(), 7});
@@ -445,7 +449,7 @@ const char *returnOperand(func::FuncOp fn, ByteReader &in) {
     else
       ret->insertOperands(ret->getNumOperands(), values[in.below(values.size())]);
     syncFunctionType(fn);
-    fn.setAllResultAttrs(ArrayRef<DictionaryAttr>{});
+    fn.removeResAttrsAttr(); // their count no longer matches
     return "return-arity";
   }
   ret->setOperand(in.below(ret->getNumOperands()), values[in.below(values.size())]);

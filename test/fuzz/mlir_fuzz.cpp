@@ -31,6 +31,7 @@
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassInstrumentation.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
@@ -103,6 +104,26 @@ struct Setup {
   bool evalInput = false, evalCompiled = false;
 };
 
+// `plan` as text with every field: "dp=2,tp=1,..." for --plan, "dp = 2, tp = 1, ..."
+// for #ap.parallel (and whatever values the fuzzer chose, valid or not).
+std::string planText(const partition::ParallelPlan &p, const std::string &is = "=",
+                     const std::string &comma = ",") {
+  std::string stages = partition::stagesText(p.stages);
+  if (is != "=") // #ap.parallel writes the list in brackets
+    stages = "[" + std::string(llvm::join(llvm::split(stages, '+'), ", ")) + "]";
+  std::string text;
+  for (auto [key, value] : std::vector<std::pair<const char *, std::string>>{
+           {"dp", std::to_string(p.dp)}, {"tp", std::to_string(p.tp)},
+           {"pp", std::to_string(p.pp)}, {"zero", std::to_string(p.zero)},
+           {"sp", p.sp ? (is == "=" ? "on" : "true") : (is == "=" ? "off" : "false")},
+           {"mb", std::to_string(p.mb)}, {"recompute", p.recompute}, {"stages", stages}}) {
+    if (std::string(key) == "stages" && p.stages.empty())
+      continue;
+    text += (text.empty() ? "" : comma) + key + is + value;
+  }
+  return text;
+}
+
 Setup readSetup(fuzz::ByteReader &in) {
   Setup s;
   partition::ParallelPlan &p = s.plan;
@@ -154,6 +175,7 @@ public:
   void runAfterPassFailed(Pass *pass, Operation *) override {
     APC_FUZZ_CHECK(errors_.count > errorsBefore_, "pass %s failed without an error",
                    pass->getName().str().c_str());
+    fuzz::stats().count("failed in " + pass->getArgument().str());
   }
 
 private:
@@ -226,12 +248,15 @@ void checkRoundTrip(ModuleOp module) {
   APC_FUZZ_CHECK(again, "printed IR does not parse back: %s", errors.last.c_str());
 }
 
+// A clean refusal: it says why.
+void refused(const char *phase, const std::string &message) {
+  APC_FUZZ_CHECK(!message.empty(), "%s refused without a message", phase);
+  fuzz::report(std::string(phase) + ": " + message);
+  fuzz::stats().count(std::string("refused by ") + phase);
+}
+
 void compile(ModuleOp module, const Setup &setup, ErrorCount &errors) {
   fuzz::Stats &stats = fuzz::stats();
-  auto refused = [&](const char *phase, const std::string &message) {
-    APC_FUZZ_CHECK(!message.empty(), "%s refused without a message", phase);
-    fuzz::report(std::string(phase) + ": " + message);
-  };
   if (failed(verify(module))) {
     refused("verifier", errors.last);
     return;
@@ -241,15 +266,7 @@ void compile(ModuleOp module, const Setup &setup, ErrorCount &errors) {
     evaluate(module, "evaluated input");
   if (setup.planUnchecked) {
     // As apc-opt gets it: through the parser, which checks the attribute's invariants.
-    const partition::ParallelPlan &p = setup.plan;
-    std::string text = "#ap.parallel<dp = " + std::to_string(p.dp) +
-                       ", tp = " + std::to_string(p.tp) + ", pp = " + std::to_string(p.pp) +
-                       ", zero = " + std::to_string(p.zero) +
-                       ", sp = " + (p.sp ? "true" : "false") + ", mb = " + std::to_string(p.mb) +
-                       ", recompute = " + p.recompute +
-                       ", stages = [" + partition::stagesText(p.stages) + "]>";
-    for (char &c : text)
-      c = c == '+' ? ',' : c;
+    std::string text = "#ap.parallel<" + planText(setup.plan, " = ", ", ") + ">";
     Attribute attr = parseAttribute(text, module.getContext());
     if (!attr)
       return refused("#ap.parallel", errors.last);
@@ -257,7 +274,11 @@ void compile(ModuleOp module, const Setup &setup, ErrorCount &errors) {
   } else {
     if (Status s = driver::checkImportedStep(module); !s)
       return refused("checkImportedStep", s.message());
-    if (Status s = driver::setParallelPlan(module, setup.plan, setup.cluster); !s)
+    // As the command line gets it: the plan's text through the plan parser first.
+    Result<partition::ParallelPlan> parsed = partition::parseParallelPlan(planText(setup.plan));
+    if (!parsed)
+      return refused("parseParallelPlan", parsed.message());
+    if (Status s = driver::setParallelPlan(module, *parsed, setup.cluster); !s)
       return refused("setParallelPlan", s.message());
   }
   stats.count("plan set");
@@ -301,10 +322,8 @@ void runText(const std::string &text) {
   if (text.compare(0, prefix.size(), prefix) == 0) {
     std::string planText = text.substr(prefix.size(), text.find('\n') - prefix.size());
     Result<partition::ParallelPlan> plan = partition::parseParallelPlan(planText);
-    if (!plan) {
-      APC_FUZZ_CHECK(!plan.message().empty(), "plan '%s' refused silently", planText.c_str());
-      return;
-    }
+    if (!plan)
+      return refused("parseParallelPlan", plan.message());
     setup.plan = *plan;
     setup.cluster.devices = std::max<int64_t>(1, plan->devices());
     setup.cluster.name = "cpu:" + std::to_string(setup.cluster.devices);
@@ -314,9 +333,8 @@ void runText(const std::string &text) {
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(text, ParserConfig(&context));
   if (!module) {
     APC_FUZZ_CHECK(errors.count > 0, "the parser failed without an error");
-    return;
+    return refused("parser", errors.last);
   }
-  fuzz::stats().count("parsed");
   // A module that carries its plan is read as apc-opt reads it.
   setup.planUnchecked = (*module)->hasAttr(kParallelAttr);
   compile(*module, setup, errors);
@@ -326,17 +344,36 @@ void runMutated(const uint8_t *data, size_t size) {
   fuzz::ByteReader in(data, size);
   const std::string &seed = in.pick(seedPrograms());
   Setup setup = readSetup(in);
+  std::string mutated;
+  {
+    MLIRContext context(registry(), MLIRContext::Threading::DISABLED);
+    ErrorCount errors(context);
+    OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(seed, ParserConfig(&context));
+    APC_FUZZ_CHECK(module, "a seed program does not parse: %s", errors.last.c_str());
+    auto fn = *(*module).getOps<func::FuncOp>().begin();
+    for (int n = 0; n < 16 && !in.empty(); ++n)
+      fuzz::report(std::string("mutation: ") + fuzz::mutateProgram(*module, fn, in));
+    llvm::raw_string_ostream os(mutated);
+    // Generic and unverified: custom printers and the verifier trust the IR, the parser
+    // does not.
+    module->print(os, OpPrintingFlags().printGenericOpForm().assumeVerified());
+  }
+  // The compiler gets the mutant as text, as it would get it: so it sees only what the
+  // parser can make (the parser fills in defaulted attributes a mutation may drop).
   MLIRContext context(registry(), MLIRContext::Threading::DISABLED);
   ErrorCount errors(context);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(seed, ParserConfig(&context));
-  APC_FUZZ_CHECK(module, "a seed program does not parse: %s", errors.last.c_str());
-  auto fn = *(*module).getOps<func::FuncOp>().begin();
-  for (int n = 0; n < 16 && !in.empty(); ++n)
-    fuzz::report(std::string("mutation: ") + fuzz::mutateProgram(*module, fn, in));
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(mutated, ParserConfig(&context));
+  if (!module)
+    return refused("parser", errors.last);
   compile(*module, setup, errors);
 }
 
 } // namespace
+
+// LLVM's allocators poison and unpoison their slabs in code compiled with ASan (ours, the
+// headers' inline copies) but not in libMLIR.so, which then hands out memory that ASan
+// still thinks poisoned. Such hand-made poisoning is ignored; ASan's own checks remain.
+extern "C" const char *__asan_default_options() { return "allow_user_poisoning=0"; }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz::stats().count("inputs");

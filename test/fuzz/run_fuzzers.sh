@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of test/fuzz for SECONDS each (default 60), one after another.
 # Usage: test/fuzz/run_fuzzers.sh [SECONDS] [BUILD_DIR] [TARGET...]
-# BUILD_DIR defaults to build-fuzz; TARGETs default to all five. Seeds are (re)made in
+# BUILD_DIR defaults to build-fuzz; TARGETs default to all six. Seeds are (re)made in
 # BUILD_DIR/seeds, the growing corpora live in BUILD_DIR/corpus/<target>, and crashes
 # are written to BUILD_DIR/crashes/<target>/. Exits non-zero if any fuzzer failed.
 set -uo pipefail
@@ -10,7 +10,7 @@ seconds=${1:-60}
 build=${2:-build-fuzz}
 shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors arrow plan flags llama3_config)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors arrow plan flags llama3_config mlir)
 
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python
@@ -26,12 +26,18 @@ for t in "${targets[@]}"; do
   fi
   mkdir -p "$build/corpus/$t" "$build/crashes/$t"
   echo "== ${t}_fuzz for ${seconds}s"
-  "$exe" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$build/crashes/$t/" "$build/corpus/$t" "$build/seeds/$t" \
-    > "$build/crashes/$t/log.txt" 2>&1
+  # mlir_fuzz: its text seeds are whole programs, and it reports how far inputs got.
+  extra=()
+  [ "$t" = mlir ] && extra=(-max_len=16384)
+  APC_FUZZ_STATS=1 "$exe" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+    "${extra[@]}" -artifact_prefix="$build/crashes/$t/" "$build/corpus/$t" \
+    "$build/seeds/$t" > "$build/crashes/$t/log.txt" 2>&1
   rc=$?
   grep -E "^stat::number_of_executed_units|^stat::new_units_added|^#[0-9]+.*DONE" \
     "$build/crashes/$t/log.txt"
+  # The last statistics block (how far the inputs got), printed at exit.
+  [ "$t" = mlir ] && awk '/^mlir_fuzz stats/ { b = "" } /^mlir_fuzz stats|^  / { b = b $0 "\n" }
+    END { printf "%s", b }' "$build/crashes/$t/log.txt"
   if [ $rc -ne 0 ]; then
     echo "run_fuzzers: ${t}_fuzz failed (exit $rc); see $build/crashes/$t/log.txt" >&2
     grep -m5 -E "ERROR|runtime error|fuzz check failed|Test unit written" \
