@@ -1,7 +1,8 @@
 // Fuzzes what `apc compile`, `apc-opt` and `apc eval` do with ap IR (see README.md).
 //
 // Two kinds of input. Text (first byte a lowercase letter, '/', '#' or '!'): MLIR text
-// for the parser, with an optional first line `// plan: dp=2,tp=2` (default dp=1).
+// for the parser, with an optional first line `// plan: dp=2,tp=2` (default dp=1), also
+// run on the interpreter.
 // Anything else: bytes that choose one of the imported programs of mlir_seeds/, a
 // parallel plan, options and then structured mutations (MlirMutations.h), so that most
 // inputs get past the verifier and into the passes. Then, as `apc compile` does: verify,
@@ -184,14 +185,25 @@ private:
 };
 
 // Arguments for the interpreter: small deterministic values, token ids below 4 (every
-// vocabulary of the seeds is larger). None when a tensor is dynamic or too big to be cheap.
+// vocabulary of the seeds is larger). None when an argument is dynamic or large, or a
+// result is large but not so large that the interpreter must refuse it (slow otherwise).
 std::optional<std::vector<interp::RefTensor>> evalArguments(func::FuncOp fn) {
-  constexpr int64_t kMaxElements = 1 << 16;
+  constexpr int64_t kMaxElements = 1 << 16, kRefused = int64_t(1) << 30;
+  auto elements = [](RankedTensorType t) { // saturates at kRefused + 1; -1 when dynamic
+    int64_t n = 1;
+    for (int64_t d : t.getShape()) {
+      if (d < 0)
+        return int64_t(-1);
+      n = d != 0 && n > (kRefused + 1) / d ? kRefused + 1 : n * d;
+    }
+    return n;
+  };
   bool cheap = true;
   fn.walk([&](Operation *op) {
     for (Type t : op->getResultTypes()) {
       auto tensor = dyn_cast<RankedTensorType>(t);
-      cheap = cheap && tensor && tensor.hasStaticShape() && tensor.getNumElements() <= kMaxElements;
+      int64_t n = tensor ? elements(tensor) : 0;
+      cheap = cheap && (n <= kMaxElements || n > kRefused);
     }
   });
   if (!cheap)
@@ -199,7 +211,7 @@ std::optional<std::vector<interp::RefTensor>> evalArguments(func::FuncOp fn) {
   std::vector<interp::RefTensor> args;
   for (BlockArgument a : fn.getArguments()) {
     auto tensor = dyn_cast<RankedTensorType>(a.getType());
-    if (!tensor || !tensor.hasStaticShape() || tensor.getNumElements() > kMaxElements)
+    if (!tensor || elements(tensor) < 0 || elements(tensor) > kMaxElements)
       return std::nullopt;
     interp::RefTensor t;
     t.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
@@ -318,6 +330,7 @@ bool isText(const uint8_t *data, size_t size) {
 void runText(const std::string &text) {
   fuzz::stats().count("text inputs");
   Setup setup;
+  setup.evalInput = true; // as apc eval would, on a hand-written function too
   const std::string prefix = "// plan: ";
   if (text.compare(0, prefix.size(), prefix) == 0) {
     std::string planText = text.substr(prefix.size(), text.find('\n') - prefix.size());
@@ -330,7 +343,9 @@ void runText(const std::string &text) {
   }
   MLIRContext context(registry(), MLIRContext::Threading::DISABLED);
   ErrorCount errors(context);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(text, ParserConfig(&context));
+  // Unverified: compile() verifies, so that the statistics tell parser and verifier apart.
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(text, ParserConfig(&context, /*verifyAfterParse=*/false));
   if (!module) {
     APC_FUZZ_CHECK(errors.count > 0, "the parser failed without an error");
     return refused("parser", errors.last);
@@ -351,7 +366,8 @@ void runMutated(const uint8_t *data, size_t size) {
     OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(seed, ParserConfig(&context));
     APC_FUZZ_CHECK(module, "a seed program does not parse: %s", errors.last.c_str());
     auto fn = *(*module).getOps<func::FuncOp>().begin();
-    for (int n = 0; n < 16 && !in.empty(); ++n)
+    // Few mutations at a time: each one risks the verifier's refusal.
+    for (int n = in.pick({0, 1, 1, 1, 2, 2, 3, 6}); n > 0; --n)
       fuzz::report(std::string("mutation: ") + fuzz::mutateProgram(*module, fn, in));
     llvm::raw_string_ostream os(mutated);
     // Generic and unverified: custom printers and the verifier trust the IR, the parser
@@ -362,7 +378,8 @@ void runMutated(const uint8_t *data, size_t size) {
   // parser can make (the parser fills in defaulted attributes a mutation may drop).
   MLIRContext context(registry(), MLIRContext::Threading::DISABLED);
   ErrorCount errors(context);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(mutated, ParserConfig(&context));
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(mutated, ParserConfig(&context, /*verifyAfterParse=*/false));
   if (!module)
     return refused("parser", errors.last);
   compile(*module, setup, errors);
