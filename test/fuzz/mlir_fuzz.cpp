@@ -13,7 +13,8 @@
 // A refusal is fine when it comes with an error; crashes, UB, a pass failing silently or
 // leaving IR that does not verify, printed IR that does not parse back, and a plan that
 // the runtime's loader refuses are findings. APC_FUZZ_STATS=1 prints how far the inputs
-// got (at exit and at every power of two executions).
+// got (at exit and at every power of two executions); APC_FUZZ_PRINT_MUTANT=1 prints each
+// mutant's text.
 #include "compiler/driver/Compile.h"
 #include "compiler/interpreter/Interpreter.h"
 #include "compiler/support/EntryFunction.h"
@@ -38,6 +39,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -128,24 +131,29 @@ std::string planText(const partition::ParallelPlan &p, const std::string &is = "
 Setup readSetup(fuzz::ByteReader &in) {
   Setup s;
   partition::ParallelPlan &p = s.plan;
-  if (in.below(4)) { // plans the tiny models can take
-    p.dp = in.pick<int64_t>({1, 2, 1, 4});
-    p.tp = in.pick<int64_t>({1, 2, 1, 4});
-    p.pp = in.pick<int64_t>({1, 2, 1, 1});
-    p.mb = in.pick<int64_t>({1, 2, 1, 4});
-  } else {
+  bool wild = in.below(4) == 0;
+  if (!wild) { // plans the tiny models can mostly take, so that the passes run
+    p.dp = in.pick<int64_t>({1, 2, 1, 2, 4});
+    p.tp = in.pick<int64_t>({1, 2, 1, 2});
+    p.pp = in.pick<int64_t>({1, 1, 2});
+    p.mb = in.pick<int64_t>({1, 1, 2});
+    p.zero = p.dp > 1 ? in.pick<int64_t>({0, 1, 2, 3}) : 0;
+    p.sp = p.tp > 1 && in.flag();
+    p.recompute = in.pick<const char *>({"none", "selective", "full"});
+    if (p.pp == 2 && in.below(4) == 0)
+      p.stages = {1, 1};
+  } else { // anything the parsers might let through
     p.dp = in.pick<int64_t>({0, 1, 2, 3, 8, -1, 16, 5});
     p.tp = in.pick<int64_t>({0, 1, 2, 3, 8, -1, 16, 4});
     p.pp = in.pick<int64_t>({0, 1, 2, 3, 4, -1, 8, 2});
     p.mb = in.pick<int64_t>({0, 1, 2, 3, 8, -1, 16, 5});
-  }
-  p.zero = in.pick<int64_t>({0, 1, 2, 3, 0, 0, 4, -1});
-  p.sp = in.flag();
-  p.recompute = in.pick<const char *>({"none", "selective", "full", "none", "none", "bogus"});
-  if (in.below(4) == 0)
+    p.zero = in.pick<int64_t>({0, 1, 2, 3, 4, -1});
+    p.sp = in.flag();
+    p.recompute = in.pick<const char *>({"none", "selective", "full", "bogus"});
     for (size_t n = in.below(4); n > 0; --n)
       p.stages.push_back(in.pick<int64_t>({0, 1, 2, 3, -1}));
-  s.cluster.devices = in.below(8) ? p.devices() : in.pick<int64_t>({1, 2, 3, 8});
+  }
+  s.cluster.devices = wild && in.flag() ? in.pick<int64_t>({1, 2, 3, 8}) : p.devices();
   if (s.cluster.devices < 1)
     s.cluster.devices = 1;
   s.cluster.name = "cpu:" + std::to_string(s.cluster.devices);
@@ -374,6 +382,8 @@ void runMutated(const uint8_t *data, size_t size) {
     // does not.
     module->print(os, OpPrintingFlags().printGenericOpForm().assumeVerified());
   }
+  if (std::getenv("APC_FUZZ_PRINT_MUTANT")) // to turn a finding into a lit test
+    std::fprintf(stderr, "%s\n", mutated.c_str());
   // The compiler gets the mutant as text, as it would get it: so it sees only what the
   // parser can make (the parser fills in defaulted attributes a mutation may drop).
   MLIRContext context(registry(), MLIRContext::Threading::DISABLED);
