@@ -344,7 +344,7 @@ DictionaryAttr mutateDict(DictionaryAttr dict, ByteReader &in,
 }
 
 Attribute mutateAttr(Attribute attr, ByteReader &in, const std::vector<NamedAttribute> &pool) {
-  if (in.below(8) == 0 && !pool.empty()) // anything else found in the module
+  if (in.below(8) == 1 && !pool.empty()) // anything else found in the module
     return pool[in.below(pool.size())].getValue();
   if (auto b = dyn_cast<BoolAttr>(attr))
     return BoolAttr::get(attr.getContext(), !b.getValue());
