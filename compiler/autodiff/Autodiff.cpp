@@ -43,6 +43,16 @@ struct ApAutodiffPass : impl::ApAutodiffPassBase<ApAutodiffPass> {
                                          RankedTensorType::get({}, Float32Type::get(&getContext())))
       return fn.emitError() << "ap-autodiff: @" << fn.getSymName()
                             << " must return the loss (tensor<f32>) as its first result";
+    // A parameter gets a gradient of its own type (zeros when the loss does not use it).
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
+      auto type = dyn_cast<RankedTensorType>(fn.getArgument(i).getType());
+      if (argRole(fn, i) == "parameter" &&
+          !(type && (type.getElementType().isF32() || type.getElementType().isBF16() ||
+                     type.getElementType().isF16())))
+        return fn.emitError() << "ap-autodiff: parameter '" << argName(fn, i) << "' (argument "
+                              << i << ") is " << fn.getArgument(i).getType()
+                              << "; parameters must be f32, bf16 or f16 tensors";
+    }
     for (Operation &op : body.without_terminator())
       if (isa<ap::EmbeddingGradOp, ap::RmsNormGradOp, ap::RopeGradOp, ap::AttentionGradOp,
               ap::SiluGradOp, ap::CrossEntropyGradOp, ap::AdamWOp, ap::GradNormOp>(op))

@@ -21,9 +21,11 @@ Value flattenTo2d(OpBuilder &b, Location loc, Value v) {
   auto type = typeOf(v);
   if (type.getRank() == 2)
     return v;
-  int64_t n = type.getShape().back();
-  auto flat = RankedTensorType::get({type.getNumElements() / std::max<int64_t>(n, 1), n},
-                                    type.getElementType());
+  // The rows are the leading dims' product: elements / n loses them when n is 0.
+  int64_t rows = 1;
+  for (int64_t d : type.getShape().drop_back())
+    rows *= d;
+  auto flat = RankedTensorType::get({rows, type.getShape().back()}, type.getElementType());
   return ap::ReshapeOp::create(b, loc, flat, v);
 }
 

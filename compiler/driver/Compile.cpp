@@ -11,6 +11,8 @@
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Pass/PassManager.h"
 
+#include <cstdint>
+
 namespace apc::driver {
 
 using namespace mlir;
@@ -44,12 +46,21 @@ Status checkImportedStep(ModuleOp module) {
 
 Status setParallelPlan(ModuleOp module, const partition::ParallelPlan &plan,
                        const cost::Cluster &cluster) {
+  // Without a step (the passes say so) the plan is still checked, against a model that
+  // constrains nothing: only a well-formed plan can become #ap.parallel.
+  partition::PlanContext context;
+  context.devices = cluster.devices();
+  context.cluster = cluster.spec;
+  context.batch = context.seqLen = context.heads = context.kvHeads = context.vocab = 0;
+  context.ffn = 0;
+  context.layers = INT64_MAX;
   if (auto fn = findEntryFunction(module); succeeded(fn)) {
-    auto context = partition::planContextOf(*fn, cluster.devices(), cluster.spec);
-    if (!context)
-      return context.status();
-    APC_RETURN_IF_ERROR(partition::validate(plan, *context));
+    auto stepContext = partition::planContextOf(*fn, cluster.devices(), cluster.spec);
+    if (!stepContext)
+      return stepContext.status();
+    context = *stepContext;
   }
+  APC_RETURN_IF_ERROR(partition::validate(plan, context));
   module->setAttr(kParallelAttr, partition::toAttr(module.getContext(), plan));
   return Status::ok();
 }

@@ -32,6 +32,30 @@ double roundTo(ElementType type, double value) {
   return value;
 }
 
+// Every value is held as doubles: a result needs a static shape and an element count
+// that fits (counted without overflow); otherwise the reason, else "".
+static std::string unholdableResult(mlir::Operation &op) {
+  constexpr int64_t kMaxElements = int64_t(1) << 30; // 8 GiB of doubles
+  for (mlir::Type t : op.getResultTypes()) {
+    auto type = llvm::dyn_cast<mlir::RankedTensorType>(t);
+    if (!type)
+      continue;
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    os << type;
+    if (!type.hasStaticShape())
+      return "result " + text + " has a dynamic shape";
+    int64_t n = 1;
+    for (int64_t d : type.getShape()) {
+      if (d != 0 && n > kMaxElements / d)
+        return "result " + text + " has more than 2^30 elements, more than the reference "
+                                  "interpreter holds";
+      n *= d;
+    }
+  }
+  return "";
+}
+
 Result<std::vector<RefTensor>> run(mlir::func::FuncOp function,
                                    const std::vector<RefTensor> &arguments) {
   return run(function, arguments, Options());
@@ -65,7 +89,9 @@ Result<std::vector<RefTensor>> run(mlir::func::FuncOp function,
         results.push_back(*t);
       return results;
     }
-    Result<std::vector<RefTensor>> results = evaluate(&op, operands, options);
+    std::string unholdable = unholdableResult(op);
+    Result<std::vector<RefTensor>> results =
+        unholdable.empty() ? evaluate(&op, operands, options) : ResultT::error(unholdable);
     if (!results) {
       std::string where;
       llvm::raw_string_ostream os(where);

@@ -38,22 +38,34 @@ struct ApOptimizerPass : impl::ApOptimizerPassBase<ApOptimizerPass> {
       if (llvm::StringRef(name).starts_with("grad."))
         gradByName[name.substr(5)] = ret.getOperand(i);
     }
-    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
-      if (argRole(fn, i) == "parameter")
-        params.push_back(i);
+    llvm::StringMap<unsigned> paramByName; // gradients pair with parameters by name
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
+      if (argRole(fn, i) != "parameter")
+        continue;
+      auto [seen, fresh] = paramByName.try_emplace(argName(fn, i), i);
+      if (!fresh)
+        return fn.emitError() << "ap-optimizer: arguments " << seen->second << " and " << i
+                              << " are both parameter '" << argName(fn, i) << "'";
+      params.push_back(i);
+    }
     if (params.empty())
       return fn.emitError() << "ap-optimizer: @" << fn.getSymName() << " has no parameters";
     SmallVector<Value> grads;
     for (unsigned i : params) {
-      auto type = cast<RankedTensorType>(fn.getArgument(i).getType());
-      if (!type.getElementType().isF32())
+      auto type = dyn_cast<RankedTensorType>(fn.getArgument(i).getType());
+      if (!type || !type.getElementType().isF32())
         return fn.emitError() << "ap-optimizer: parameter '" << argName(fn, i) << "' is "
-                              << type << "; AdamW keeps f32 master weights (run "
-                                 "ap-mixed-precision first, or import with --dtype f32)";
+                              << fn.getArgument(i).getType()
+                              << "; AdamW keeps f32 master weights (run ap-mixed-precision "
+                                 "first, or import with --dtype f32)";
       auto it = gradByName.find(argName(fn, i));
       if (it == gradByName.end())
         return fn.emitError() << "ap-optimizer: no result 'grad." << argName(fn, i)
                               << "' (run ap-autodiff first)";
+      if (it->second.getType() != type)
+        return fn.emitError() << "ap-optimizer: result 'grad." << argName(fn, i) << "' is "
+                              << it->second.getType() << " but parameter '" << argName(fn, i)
+                              << "' is " << type;
       grads.push_back(it->second);
     }
 

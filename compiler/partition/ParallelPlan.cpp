@@ -2,6 +2,7 @@
 
 #include "compiler/support/EntryFunction.h"
 #include "dialects/ap/IR/ApAttrs.h"
+#include "dialects/ap/IR/ApDialect.h"
 
 #include <vector>
 
@@ -11,6 +12,8 @@ ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &p) {
   ap::Recompute recompute = p.recompute == "full"        ? ap::Recompute::Full
                             : p.recompute == "selective" ? ap::Recompute::Selective
                                                          : ap::Recompute::None;
+  // A module of func ops alone has not loaded the dialect the attribute belongs to.
+  context->getOrLoadDialect<ap::ApDialect>();
   return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.zero, p.sp, p.mb, recompute,
                                p.stages);
 }

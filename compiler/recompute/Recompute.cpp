@@ -171,8 +171,11 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
             return false;
         return true;
       };
+      // The backward follows the loss; an op before it that the loss does not need (dead
+      // forward code) reads the forward's values, not clones.
       auto isBackward = [&](Operation *user) {
-        return !forward.contains(user) && !clones.contains(user);
+        return !forward.contains(user) && !clones.contains(user) &&
+               loss.getDefiningOp()->isBeforeInBlock(user);
       };
       // The values the backward reads, and the first backward op that reads one.
       SmallVector<Value> needed;

@@ -221,6 +221,12 @@ private:
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
                              << " needs the batch's token ids and labels (arguments marked "
                                 "ap.batch)";
+    for (Value v : {ids_, labels_})
+      if (auto type = dyn_cast<RankedTensorType>(v.getType()); !type || type.getRank() != 2)
+        return fn_.emitError() << "ap-pipeline: argument '"
+                               << argName(fn_, cast<BlockArgument>(v).getArgNumber()) << "' ("
+                               << (v == ids_ ? "the token ids" : "the labels")
+                               << ") must be a [batch, seq] tensor, got " << v.getType();
     if (microBatched && !fn_->hasAttr("ap.micro_batches"))
       return fn_.emitError() << "ap-pipeline: @" << fn_.getSymName()
                              << " is not the step of one micro-batch (run ap-micro-batch first)";

@@ -470,6 +470,30 @@ def launcher_env_seeds(out):
         put(out, "launcher_env", name, text)
 
 
+def mlir_seeds(out):
+    """Text inputs (the programs of mlir_seeds/, some with a plan line or the plan set on
+    the module as apc-opt reads it) and byte inputs: a seed program, a plan and options,
+    then a few mutations (see mlir_fuzz.cpp's readSetup)."""
+    import random
+    folder = os.path.join(SRC, "test", "fuzz", "mlir_seeds")
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name)) as f:
+            text = f.read()
+        stem = name[:-len(".mlir")]
+        put(out, "mlir", stem, text)
+        for plan in ["dp=2", "tp=2,sp=on", "pp=2,mb=2", "dp=2,zero=1,recompute=full"]:
+            put(out, "mlir", stem + "-" + plan.replace(",", "_").replace("=", ""),
+                "// plan: %s\n%s" % (plan, text))
+        put(out, "mlir", stem + "-on-module",
+            text.replace("module {", "module attributes {ap.parallel = #ap.parallel<tp = 2>} {", 1))
+    rng = random.Random(12)
+    for i in range(24):
+        seed = bytes([rng.choice([0, 1, 2, 3, 128, 129, 130, 131])])  # never a text start
+        setup = bytes([1 + rng.randrange(255)] + [rng.randrange(256) for _ in range(15)])
+        mutations = bytes(rng.randrange(256) for _ in range(rng.choice([0, 0, 4, 8, 16])))
+        put(out, "mlir", "bytes-%02d" % i, seed + setup + mutations)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -487,6 +511,7 @@ def main():
     parallel_plan_seeds(args.out)
     store_seeds(args.out)
     launcher_env_seeds(args.out)
+    mlir_seeds(args.out)
     for target in sorted(os.listdir(args.out)):
         print("%s: %d seeds" % (target, len(os.listdir(os.path.join(args.out, target)))))
 

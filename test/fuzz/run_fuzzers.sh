@@ -14,7 +14,7 @@ shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors arrow plan flags llama3_config tokenizer_json
   tokenizer_config dataset_state prompt_template trainer_state safetensors_index parallel_plan
-  store_protocol launcher_env)
+  store_protocol launcher_env mlir)
 
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python

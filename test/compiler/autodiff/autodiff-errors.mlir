@@ -24,3 +24,14 @@ module {
   func.func @a() { return }
   func.func @b() { return }
 }
+
+// -----
+
+// Tests that an integer parameter is refused: its gradient would be an integer ap.fill
+// (the pass used to build one, which does not verify; found by test/fuzz/mlir_fuzz).
+// expected-error @+1 {{ap-autodiff: parameter 'ids' (argument 1) is 'tensor<2x4xi64>'; parameters must be f32, bf16 or f16 tensors}}
+func.func @train_step(%x: tensor<2xf32> {ap.name = "x", ap.role = "parameter"},
+                      %ids: tensor<2x4xi64> {ap.name = "ids", ap.role = "parameter"}) -> tensor<f32> {
+  %0 = ap.reduce_sum %x {dims = array<i64: 0>} : tensor<2xf32> to tensor<f32>
+  return %0 : tensor<f32>
+}

@@ -154,3 +154,19 @@ func.func @train_step(%x: tensor<2x3xf32> {ap.name = "x", ap.role = "parameter"}
   %1 = ap.reduce_sum %0 {dims = array<i64: 0, 1>} : tensor<2x3xf32> to tensor<f32>
   return %1 : tensor<f32>
 }
+
+// -----
+
+// Tests that a linear with an empty output dim (a weight of no rows) keeps the input's
+// rows when its gradient flattens dy: dx is [2, 3, 4] again (the flattening divided the
+// elements by the last dim and lost them; found by test/fuzz/mlir_fuzz).
+// CHECK-LABEL: func.func @train_step
+// CHECK: ap.reshape %{{.*}} : tensor<2x3x0xf32> to tensor<6x0xf32>
+// CHECK: ap.matmul %{{.*}}, %arg1 : (tensor<6x0xf32>, tensor<0x4xf32>) -> tensor<6x4xf32>
+// CHECK-NEXT: ap.reshape %{{.*}} : tensor<6x4xf32> to tensor<2x3x4xf32>
+func.func @train_step(%x: tensor<2x3x4xf32> {ap.name = "x", ap.role = "parameter"},
+                      %w: tensor<0x4xf32> {ap.name = "w", ap.role = "parameter"}) -> tensor<f32> {
+  %y = ap.linear %x, %w : (tensor<2x3x4xf32>, tensor<0x4xf32>) -> tensor<2x3x0xf32>
+  %s = ap.reduce_sum %y {dims = array<i64: 0, 1, 2>} : tensor<2x3x0xf32> to tensor<f32>
+  return %s : tensor<f32>
+}
