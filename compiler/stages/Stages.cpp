@@ -5,6 +5,38 @@
 
 namespace apc::stages {
 
+// The least possible largest stage cost of n layers of cost `layer` on k stages (no head).
+static double evenCost(int64_t k, int64_t n, double layer) {
+  if (k == 0)
+    return n == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return double((n + k - 1) / k) * layer;
+}
+
+std::vector<int64_t> balancedCounts(int64_t pp, int64_t layers, double layer, double head) {
+  // The last stage carries the head: try each of its sizes against the others balanced,
+  // the smallest on a tie (earlier stages fuller). O(layers), as the search needs.
+  int64_t last = layers - (pp - 1);
+  double bestCost = std::numeric_limits<double>::infinity();
+  for (int64_t c = 1; c <= layers - (pp - 1); ++c) {
+    double worst = std::max(evenCost(pp - 1, layers - c, layer), double(c) * layer + head);
+    if (worst < bestCost) {
+      bestCost = worst;
+      last = c;
+    }
+  }
+  // The others: each the fewest layers that still leaves the rest an even split no worse
+  // than this stage's share, from the back (what a least-largest-stage split gives).
+  std::vector<int64_t> counts(size_t(pp), 0);
+  counts[size_t(pp - 1)] = last;
+  for (int64_t k = pp - 1, n = layers - last; k >= 1; --k) {
+    int64_t share = (n + k - 1) / k;
+    int64_t c = k == 1 ? n : std::max<int64_t>(1, n - (k - 1) * share);
+    counts[size_t(k - 1)] = c;
+    n -= c;
+  }
+  return counts;
+}
+
 Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
                                              const ModelSizes &m) {
   int64_t pp = std::max<int64_t>(plan.pp, 1), layers = m.layers;
@@ -29,31 +61,14 @@ Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan
       return refuse();
   } else {
     // Cost per token, in multiply-adds: a layer's weights plus its causal attention;
-    // the LM head's weights on the last stage (the embedding is a lookup).
-    double attention = double(m.hidden) * double(m.heads * m.headDim) * 2 +
-                       double(m.hidden) * double(m.kvHeads * m.headDim) * 2;
-    double layer = attention + 3.0 * double(m.hidden) * double(m.ffn) +
-                   double(m.seqLen) * double(m.heads * m.headDim); // q.k and p.v, halved
+    // the LM head's weights on the last stage (the embedding is a lookup). In double: the
+    // products of a hand-edited ap.model must not overflow.
+    double q = double(m.heads) * double(m.headDim), kv = double(m.kvHeads) * double(m.headDim);
+    double layer = double(m.hidden) * q * 2 + double(m.hidden) * kv * 2 +
+                   3.0 * double(m.hidden) * double(m.ffn) +
+                   double(m.seqLen) * q; // q.k and p.v, halved
     double head = double(m.vocab) * double(m.hidden);
-    // best[k][n]: the least possible largest stage cost with the first n layers on k
-    // stages; the last stage also carries the head.
-    const double inf = std::numeric_limits<double>::infinity();
-    std::vector<std::vector<double>> best(pp + 1, std::vector<double>(layers + 1, inf));
-    std::vector<std::vector<int64_t>> cut(pp + 1, std::vector<int64_t>(layers + 1, 0));
-    best[0][0] = 0;
-    for (int64_t k = 1; k <= pp; ++k)
-      for (int64_t n = k; n <= layers; ++n)
-        for (int64_t c = 1; c <= n - (k - 1); ++c) {
-          double stage = double(c) * layer + (k == pp && n == layers ? head : 0.0);
-          double worst = std::max(best[k - 1][n - c], stage);
-          if (worst < best[k][n]) { // ties keep the smaller last stage: earlier stages fuller
-            best[k][n] = worst;
-            cut[k][n] = c;
-          }
-        }
-    counts.assign(pp, 0);
-    for (int64_t k = pp, n = layers; k >= 1; n -= counts[k - 1], --k)
-      counts[k - 1] = cut[k][n];
+    counts = balancedCounts(pp, layers, layer, head);
   }
   std::vector<StageLayers> stages;
   int64_t first = 0;

@@ -18,6 +18,11 @@ struct ModelSizes {
   int64_t seqLen = 1;
 };
 
+// Layers per stage that make the largest stage cost least: `layers` layers of equal cost
+// `layer`, the last stage also carrying `head`; on a tie earlier stages are fuller.
+// O(layers): closed forms for the stages without the head.
+std::vector<int64_t> balancedCounts(int64_t pp, int64_t layers, double layer, double head);
+
 // pp stages of at least one layer each, covering the layers in order; an error naming
 // the plan field when `stages` does not list such a split.
 Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
