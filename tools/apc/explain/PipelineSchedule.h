@@ -4,7 +4,8 @@
 // The order is not decided here: it is compiler/stages/Schedule.h's (the one the
 // ap-pipeline pass compiles into the stage programs). This file only times it.
 //
-// Times: F of micro-batch k on stage s starts when the stage is free and F k on stage s-1
+// Times come from compiler/stages/ScheduleTiming.h (shared with the cost model): F of
+// micro-batch k on stage s starts when the stage is free and F k on stage s-1
 // has ended; B k on stage s when the stage is free and B k on stage s+1 has ended. The
 // bubble fraction is the idle share of stages x makespan; with equal stage times it is
 // (p - 1) / (m + p - 1).
