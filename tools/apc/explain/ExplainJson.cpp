@@ -187,6 +187,19 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
                       {"seconds_per_step", finite(f.predictedSeconds)},
                       {"bytes_per_device", f.predictedBytes},
                       {"cluster", f.predictedCluster}};
+  if (f.predictedPresent && f.predictedModel) {
+    Json breakdown = Json::object(), memory = Json::object();
+    for (const auto &[name, seconds] : f.predictedBreakdown)
+      breakdown[name] = finite(seconds);
+    for (const auto &[name, bytes] : f.predictedMemory)
+      memory[name] = bytes;
+    j["predicted"]["tokens_per_second_per_device"] = finite(f.predictedTokensPerSecondPerDevice);
+    j["predicted"]["mfu"] = finite(f.predictedMfu);
+    j["predicted"]["fits"] = f.predictedFits;
+    j["predicted"]["usable_bytes_per_device"] = finite(f.predictedUsableBytes);
+    j["predicted"]["breakdown"] = breakdown;
+    j["predicted"]["memory"] = memory;
+  }
   else
     j["predicted"] = nullptr;
   j["svg"] = svgPath.empty() ? Json(nullptr) : Json(svgPath);

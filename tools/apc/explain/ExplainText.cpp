@@ -502,6 +502,20 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
          (f.predictedCluster.empty() ? std::string() : " for " + f.predictedCluster) + ": " +
          humanBytes(f.predictedBytes) + " per device, " + siText(f.predictedFlops, "FLOP") +
          " per step per device, " + secondsText(f.predictedSeconds) + " per step");
+  if (f.predictedPresent && f.predictedModel) {
+    char figures[160];
+    std::snprintf(figures, sizeof figures, "%.4g tokens/s per device, MFU %.2f%%",
+                  f.predictedTokensPerSecondPerDevice, 100 * f.predictedMfu);
+    line("    " + std::string(figures) + "; memory " +
+         (f.predictedUsableBytes > 0 ? std::string(f.predictedFits ? "fits in " : "does NOT fit in ") +
+                                           humanBytes(uint64_t(f.predictedUsableBytes)) + " usable"
+                                     : std::string("capacity unknown")));
+    std::string parts;
+    for (const auto &[name, seconds] : f.predictedBreakdown)
+      if (seconds > 0)
+        parts += (parts.empty() ? "" : ", ") + name + " " + secondsText(seconds);
+    line("    step: " + (parts.empty() ? std::string("nothing") : parts));
+  }
 
   if (!svgPath.empty() && f.timeline)
     out += "\nschedule    wrote " + svgPath + " (" +

@@ -166,6 +166,17 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.predictedBytes = pr->bytes_per_device();
     f.predictedCluster = str(pr->cluster());
     f.cluster = f.predictedCluster;
+    f.predictedModel = pr->breakdown() != nullptr;
+    f.predictedTokensPerSecondPerDevice = pr->tokens_per_second_per_device();
+    f.predictedMfu = pr->mfu();
+    f.predictedFits = pr->fits();
+    f.predictedUsableBytes = pr->usable_bytes_per_device();
+    if (pr->breakdown())
+      for (const plan::PredictionTerm *t : *pr->breakdown())
+        f.predictedBreakdown.push_back({str(t->name()), t->seconds()});
+    if (pr->memory())
+      for (const plan::MemoryTerm *t : *pr->memory())
+        f.predictedMemory.push_back({str(t->name()), t->bytes()});
   }
 
   // The mesh (the loader checked its sizes and that it has one program per device).

@@ -125,6 +125,13 @@ struct PlanFacts {
   double predictedFlops = 0, predictedSeconds = 0;
   uint64_t predictedBytes = 0;
   std::string predictedCluster;
+  // The cost model's figures (plans from apc compile with the cost model; absent in older
+  // or hand-made plans: predictedModel false).
+  bool predictedModel = false;
+  double predictedTokensPerSecondPerDevice = 0, predictedMfu = 0, predictedUsableBytes = 0;
+  bool predictedFits = true;
+  std::vector<std::pair<std::string, double>> predictedBreakdown; // seconds by kind
+  std::vector<std::pair<std::string, uint64_t>> predictedMemory;  // bytes by kind
 };
 
 // The schedule is laid out when stages x micro-batches is at most this.
