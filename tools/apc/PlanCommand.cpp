@@ -15,6 +15,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <cstdio>
+#include <fstream>
 
 namespace apc::tools {
 
@@ -54,6 +55,10 @@ int runPlan(int argc, char **argv, int first) {
   if (precision != "bf16" && precision != "fp32")
     return usage("--precision must be bf16 or fp32, got '" + precision + "'");
 
+  if (!std::ifstream(input)) {
+    std::fprintf(stderr, "apc plan: %s: cannot open (ap IR from apc import)\n", input.c_str());
+    return 1;
+  }
   mlir::DialectRegistry registry;
   driver::registerCompilerDialects(registry);
   mlir::MLIRContext context(registry);
