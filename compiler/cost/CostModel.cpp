@@ -94,10 +94,9 @@ public:
       }
       double t = kernelSeconds(cluster_, program_, inst, kind);
       phase.compute += t;
-      phase.busy.add(inst.recomputed                         ? "recompute"
-                     : &phase == &step                        ? "optimizer"
-                                                              : "compute",
-                     t);
+      static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
+                               kCompute = "compute";
+      phase.busy.add(inst.recomputed ? kRecompute : &phase == &step ? kOptimizer : kCompute, t);
       if (inst.recomputed)
         s.recompute += t;
     }
@@ -141,8 +140,9 @@ private:
   }
 
   const Group &groupOf(const ExecInstruction &inst) {
+    static const std::vector<int64_t> kNone;
     const auto *a = attribute(inst, "axes");
-    std::vector<int64_t> axes = a ? a->ints : std::vector<int64_t>{};
+    const std::vector<int64_t> &axes = a ? a->ints : kNone;
     auto it = groups_.find(axes);
     if (it != groups_.end())
       return it->second;

@@ -93,7 +93,7 @@ double gemmFlopsPerSecond(const Cluster &cluster, const GemmShape &shape,
          dimEfficiency(shape.n, half) * dimEfficiency(shape.k, half);
 }
 
-std::string computeDType(const lowering::ExecProgram &program,
+const char *computeDType(const lowering::ExecProgram &program,
                          const lowering::ExecInstruction &inst) {
   for (const std::vector<int> *list : {&inst.outputs, &inst.inputs})
     for (int b : *list)

@@ -42,7 +42,7 @@ double gemmFlopsPerSecond(const Cluster &cluster, const GemmShape &shape,
                           const std::string &dtype);
 
 // The element type an instruction computes in: its first floating-point output, else input.
-std::string computeDType(const lowering::ExecProgram &program,
+const char *computeDType(const lowering::ExecProgram &program,
                          const lowering::ExecInstruction &inst);
 
 // Seconds of a compute or memory kernel (not collectives or transfers): max(FLOPs at the

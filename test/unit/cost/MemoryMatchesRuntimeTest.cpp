@@ -15,6 +15,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+
 namespace {
 
 using namespace apc;
@@ -136,6 +139,36 @@ TEST(Prediction, PipelinesHaveABubbleAndATimeline) {
   for (const auto &e : c.prediction.breakdown)
     total += e.second;
   EXPECT_NEAR(total, c.prediction.secondsPerStep, 1e-12 * c.prediction.secondsPerStep);
+}
+
+} // namespace
+
+namespace {
+
+// The search calls the model for every candidate: one call on a compiled plan is plain
+// loops over its instructions. Prints the rate (not asserted: machines differ).
+TEST(Prediction, IsFastEnoughForTheSearch) {
+  Compiled c = compile("dp=2,tp=2,pp=2,mb=2,zero=1,recompute=selective", 8);
+  cost::Cluster cluster = driver::costClusterOf({"cpu:8", 8});
+  size_t instructions = 0;
+  for (const auto &p : c.programs)
+    instructions += p.instructions.size();
+  auto start = std::chrono::steady_clock::now();
+  int calls = 0;
+  double seconds = 0;
+  while (seconds < 0.2) {
+    cost::ModelFigures model;
+    model.seqLen = 8;
+    model.globalBatch = 4;
+    auto r = cost::predict(c.programs, model, cluster);
+    ASSERT_TRUE(r) << r.message();
+    ++calls;
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  std::printf("cost model: %.0f predictions per second of a plan of %zu instructions in %zu "
+              "stages\n",
+              calls / seconds, instructions, c.programs.size());
+  EXPECT_GT(calls, 1);
 }
 
 } // namespace
