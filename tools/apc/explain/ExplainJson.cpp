@@ -100,9 +100,12 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
         row.push_back({{"op", op.label()}, {"start", op.start}, {"end", op.end}});
       timeline.push_back(row);
     }
-    pipeline["timeline"] = {{"cost_model", "backward = 2 x forward; forward time per stage "
-                                           "proportional to its program's FLOPs (equal when "
-                                           "unknown)"},
+    pipeline["timeline"] = {{"cost_model", f.stageTimesPredicted
+                                               ? "the plan's predicted stage times (seconds; "
+                                                 "docs/cost-model.md)"
+                                               : "backward = 2 x forward; forward time per "
+                                                 "stage proportional to its program's FLOPs "
+                                                 "(equal when unknown)"},
                             {"makespan", f.timeline->makespan},
                             {"bubble_fraction", f.timeline->bubbleFraction},
                             {"stages", timeline}};

@@ -298,12 +298,17 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
               : ""));
   if (f.timeline) {
     bool equal = f.stageTimesFromFlops;
-    line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
-         " of the stages' time is idle (cost model: backward = 2 x forward" +
-         (f.stages.size() == 1 ? std::string()
-          : equal              ? std::string("; forward time per stage from its program's FLOPs")
-                               : std::string("; FLOPs unknown: equal forward times")) +
-         ")");
+    if (f.stageTimesPredicted)
+      line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
+           " of the stages' time is idle (the cost model's stage times, predicted by apc "
+           "compile: " + secondsText(f.timeline->makespan) + " to the last backward)");
+    else
+      line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
+           " of the stages' time is idle (cost model: backward = 2 x forward" +
+           (f.stages.size() == 1 ? std::string()
+            : equal              ? std::string("; forward time per stage from its program's FLOPs")
+                                 : std::string("; FLOPs unknown: equal forward times")) +
+           ")");
   } else {
     line("  1F1B bubble: not laid out (" + std::to_string(f.stages.size()) + " stages x " +
          std::to_string(f.microBatches) + " micro-batches); with equal stage times " +

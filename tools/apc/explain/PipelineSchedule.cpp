@@ -45,14 +45,25 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
   if (!(backwardFactor > 0) || !std::isfinite(backwardFactor))
     return Result<PipelineTimeline>::error("the backward factor must be positive");
 
-  auto scheduled = schedule::oneFOneB(stages, microBatches);
-  if (!scheduled)
-    return Result<PipelineTimeline>::error(scheduled.message());
   std::vector<schedule::StageTimes> times(static_cast<size_t>(stages));
   for (int s = 0; s < stages; ++s) {
     times[size_t(s)].forward = forwardTime[size_t(s)];
     times[size_t(s)].backward = forwardTime[size_t(s)] * backwardFactor;
   }
+  return scheduleStageTimes(times, microBatches);
+}
+
+Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
+                                          int microBatches) {
+  int stages = int(times.size());
+  if (stages == 0)
+    return Result<PipelineTimeline>::error("a pipeline schedule needs at least one stage");
+  if (microBatches <= 0)
+    return Result<PipelineTimeline>::error("a pipeline schedule needs at least one "
+                                           "micro-batch, got " + std::to_string(microBatches));
+  auto scheduled = schedule::oneFOneB(stages, microBatches);
+  if (!scheduled)
+    return Result<PipelineTimeline>::error(scheduled.message());
   auto timed = schedule::timeSchedule(*scheduled, times);
   if (!timed)
     return Result<PipelineTimeline>::error(timed.message());

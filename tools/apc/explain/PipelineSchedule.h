@@ -11,6 +11,7 @@
 // (p - 1) / (m + p - 1).
 #pragma once
 
+#include "compiler/stages/ScheduleTiming.h"
 #include "runtime/support/Status.h"
 
 #include <string>
@@ -45,5 +46,10 @@ std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops);
 // non-positive times.
 Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime,
                                           int microBatches, double backwardFactor = 2.0);
+
+// Lays out the 1F1B schedule with each stage's own times (the cost model's, as plan.fb's
+// prediction records them: forward, backward and transfers per micro-batch, seconds).
+Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
+                                          int microBatches);
 
 } // namespace apc::explain

@@ -116,6 +116,9 @@ struct PlanFacts {
   std::vector<std::string> warnings;
   std::optional<PipelineTimeline> timeline; // absent when too large to lay out
   bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)
+  // The timeline uses the plan's predicted stage times (the cost model's, in seconds)
+  // when it has one per stage; else forward times from FLOPs, backward = 2 x forward.
+  bool stageTimesPredicted = false;
   std::vector<ParameterFacts> parameters;
   std::vector<ProgramFacts> programs; // one per stage, in stage order
   // The program device `rank` runs: its stage's (its coordinate on "pp").
@@ -132,6 +135,7 @@ struct PlanFacts {
   bool predictedFits = true;
   std::vector<std::pair<std::string, double>> predictedBreakdown; // seconds by kind
   std::vector<std::pair<std::string, uint64_t>> predictedMemory;  // bytes by kind
+  std::vector<schedule::StageTimes> predictedStages;              // per stage, seconds
 };
 
 // The schedule is laid out when stages x micro-batches is at most this.
