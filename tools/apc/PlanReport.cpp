@@ -69,7 +69,7 @@ std::string predictionText(const PlanCandidate &c, const cost::ModelFigures &mod
   std::string out;
   auto line = [&](const std::string &s) { out += s + "\n"; };
   line("plan " + c.plan + " on " + cluster.spec + " (" + std::to_string(cluster.devices()) +
-       " devices: " + std::to_string(cluster.nodes) + " node" + (cluster.nodes == 1 ? "" : "s") +
+       (cluster.devices() == 1 ? " device: " : " devices: ") + std::to_string(cluster.nodes) + " node" + (cluster.nodes == 1 ? "" : "s") +
        " of " + std::to_string(cluster.devicesPerNode) + ", " + cluster.backend + " backend)");
   line("  seconds per step              " + seconds(p.secondsPerStep));
   line("  tokens per second per device  " + format("%.4g", p.tokensPerSecondPerDevice) + " (" +
