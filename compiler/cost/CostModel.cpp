@@ -68,6 +68,7 @@ public:
     StagePrediction s;
     Phase forward, backward, step;
     double sendForward = 0, sendBackward = 0;
+    bool updating = false; // past the update's first compute kernel
     for (const ExecInstruction &inst : program_.instructions) {
       Phase &phase = inst.pass == Pass::Forward    ? forward
                      : inst.pass == Pass::Backward ? backward
@@ -88,12 +89,15 @@ public:
         Collective c;
         collectiveOf(inst.kernel, c);
         double t = collectiveSeconds(cluster_, c, g.ranks, bytesPerRank(inst, c), g.spansNodes);
-        bool hides = cluster_.overlapCommunication && g.dataParallelOnly;
+        // Data-parallel collectives may run behind compute, except those of the update
+        // after its first kernel (ZeRO gathers of the updated blocks wait for it).
+        bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
         (hides ? phase.hideable : phase.busy).add(g.name, t);
         continue;
       }
       double t = kernelSeconds(cluster_, program_, inst, kind);
       phase.compute += t;
+      updating = updating || inst.pass == Pass::Step;
       static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
                                kCompute = "compute";
       phase.busy.add(inst.recomputed ? kRecompute : &phase == &step ? kOptimizer : kCompute, t);
@@ -104,8 +108,10 @@ public:
     double mb = double(std::max(1, microBatches));
     s.forward = forward.seconds(forward.compute, busy) / mb;
     s.backward = backward.seconds(backward.compute, busy) / mb;
-    // The data-parallel gradient reductions start as the last backward makes them.
-    s.step = step.seconds(backward.compute / mb, busy);
+    // The data-parallel gradient reductions start as the last backward makes them: they
+    // hide behind what of its compute the backward's own collectives leave free.
+    double lastBackwardFree = std::max(0.0, backward.compute - backward.hideable.total()) / mb;
+    s.step = step.seconds(lastBackwardFree, busy);
     s.recompute /= mb;
     s.sendForward = sendForward / mb;
     s.sendBackward = sendBackward / mb;

@@ -255,6 +255,23 @@ TEST(Prediction, OverlapsDataParallelReductionsWhereTheBackendCan) {
   EXPECT_LT(overlapped->secondsPerStep, exposed->secondsPerStep);
 }
 
+TEST(Prediction, GathersAfterTheUpdateDoNotHide) {
+  ExecProgram p = stepProgram();
+  ExecInstruction gather = p.instructions[3]; // the dp all-reduce's axes, after the update
+  gather.kernel = "all_gather";
+  gather.inputs = {3};
+  gather.outputs = {3};
+  p.instructions.push_back(gather);
+  ModelFigures model;
+  model.seqLen = 1;
+  model.globalBatch = 8;
+  Cluster gpu = apc::testing::h100Like(8, 1);
+  auto r = predict({p}, model, gpu);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_DOUBLE_EQ(breakdownSeconds(*r, "communication.dp"),
+                   ringSeconds(Collective::AllGather, 8, 4194304, gpu.intraNode));
+}
+
 TEST(Prediction, RefusesAMeshThatIsNotTheCluster) {
   auto r = predict({stepProgram()}, ModelFigures(), apc::testing::cpuLike(4));
   ASSERT_FALSE(r);
