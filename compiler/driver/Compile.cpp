@@ -1,7 +1,8 @@
 #include "compiler/driver/Compile.h"
 
+#include "compiler/driver/Predict.h"
+
 #include "compiler/emit/EmitPlan.h"
-#include "compiler/lowering/LowerToExec.h"
 #include "compiler/rules/Rules.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Mesh.h"
@@ -75,35 +76,26 @@ LogicalResult runPasses(ModuleOp module, const TrainStepOptions &options, Phase 
 }
 
 FailureOr<CompiledPlan> emitPlan(ModuleOp module, const PlanOptions &options) {
-  // One function per pipeline stage (ap.stage), or the step itself.
-  std::vector<func::FuncOp> stageFns;
-  for (auto f : module.getOps<func::FuncOp>())
-    if (f->hasAttr("ap.stage"))
-      stageFns.push_back(f);
-  llvm::sort(stageFns, [](func::FuncOp a, func::FuncOp b) {
-    return a->getAttrOfType<IntegerAttr>("ap.stage").getInt() <
-           b->getAttrOfType<IntegerAttr>("ap.stage").getInt();
-  });
-  if (stageFns.empty()) {
-    FailureOr<func::FuncOp> fn = findEntryFunction(module);
-    if (failed(fn))
-      return failure();
-    stageFns.push_back(*fn);
-  }
+  FailureOr<LoweredStages> lowered = lowerStages(module);
+  if (failed(lowered))
+    return failure();
   CompiledPlan plan;
-  std::vector<lowering::ExecProgram> programs;
-  for (func::FuncOp f : stageFns) {
-    FailureOr<lowering::ExecProgram> program = lowering::lowerToExec(f);
-    if (failed(program))
-      return failure();
-    plan.stageArenas.push_back(program->arenaBytes);
-    programs.push_back(std::move(*program));
-  }
+  for (const lowering::ExecProgram &program : lowered->programs)
+    plan.stageArenas.push_back(program.arenaBytes);
   emit::PlanInfo info;
   info.cluster = options.cluster;
   info.backend = options.backend;
   info.padId = options.padId;
-  FailureOr<std::string> bytes = emit::emitPlan(programs, stageFns.front(), info);
+  // The prediction the plan records: the cost model on the cluster (docs/cost-model.md).
+  auto cluster = cost::resolveCluster(options.cluster);
+  if (!cluster)
+    return lowered->first.emitError() << "emit: " << cluster.message();
+  auto prediction = predictPlan(*lowered, *cluster);
+  if (!prediction)
+    return lowered->first.emitError() << "emit: the cost model: " << prediction.message();
+  plan.prediction = std::move(*prediction);
+  info.prediction = &plan.prediction;
+  FailureOr<std::string> bytes = emit::emitPlan(lowered->programs, lowered->first, info);
   if (failed(bytes))
     return failure();
   plan.bytes = std::move(*bytes);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "compiler/cost/Cluster.h"
+#include "compiler/cost/CostModel.h"
 #include "compiler/driver/TrainStepPipeline.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "runtime/support/Status.h"
@@ -48,10 +49,12 @@ struct PlanOptions {
 struct CompiledPlan {
   std::string bytes;                 // plan.fb
   std::vector<uint64_t> stageArenas; // each stage's arena, in stage order
+  cost::Prediction prediction;       // what plan.fb records (compiler/cost)
 };
 
 // Lowers every stage function of a compiled module (@train_step.stageN in stage order,
-// or the step itself) and writes plan.fb. Emits a located error and fails otherwise.
+// or the step itself), predicts it on the cluster (compiler/driver/Predict.h) and writes
+// plan.fb. Emits a located error and fails otherwise.
 mlir::FailureOr<CompiledPlan> emitPlan(mlir::ModuleOp module, const PlanOptions &options);
 
 } // namespace apc::driver

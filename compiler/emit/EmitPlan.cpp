@@ -33,6 +33,35 @@ std::string getString(DictionaryAttr d, StringRef key) {
   return a ? a.getValue().str() : "";
 }
 
+// The Prediction table: the cost model's figures when the driver ran it.
+flatbuffers::Offset<fb::Prediction> writePrediction(flatbuffers::FlatBufferBuilder &fbb,
+                                                    const PlanInfo &info, double flops,
+                                                    uint64_t bytesPerDevice) {
+  auto cluster = fbb.CreateString(info.cluster);
+  const cost::Prediction *p = info.prediction;
+  if (!p)
+    return fb::CreatePrediction(fbb, flops, 0.0, bytesPerDevice, cluster);
+  std::vector<flatbuffers::Offset<fb::PredictionTerm>> terms;
+  for (const auto &[name, seconds] : p->breakdown)
+    terms.push_back(fb::CreatePredictionTerm(fbb, fbb.CreateString(name), seconds));
+  // The largest stage's memory by kind (the one bytes_per_device is).
+  cost::MemoryUse largest;
+  for (const cost::StagePrediction &s : p->stages)
+    if (s.memory.total() > largest.total())
+      largest = s.memory;
+  std::vector<flatbuffers::Offset<fb::MemoryTerm>> memory;
+  for (const auto &[name, bytes] : cost::memoryTerms(largest))
+    memory.push_back(fb::CreateMemoryTerm(fbb, fbb.CreateString(name), bytes));
+  std::vector<flatbuffers::Offset<fb::StageTiming>> stages;
+  for (const cost::StagePrediction &s : p->stages)
+    stages.push_back(fb::CreateStageTiming(fbb, s.forward, s.backward, s.step, s.sendForward,
+                                           s.sendBackward));
+  return fb::CreatePrediction(fbb, flops, p->secondsPerStep, bytesPerDevice, cluster,
+                              p->tokensPerSecondPerDevice, p->mfu, p->fits,
+                              p->usableBytesPerDevice, fbb.CreateVector(terms),
+                              fbb.CreateVector(memory), fbb.CreateVector(stages));
+}
+
 } // namespace
 
 FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages,
@@ -158,12 +187,9 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
   std::vector<flatbuffers::Offset<fb::Program>> programs;
   for (size_t s = 0; s < stages.size(); ++s) {
     const lowering::ExecProgram &program = stages[s];
-    uint64_t persistentBytes = 0;
     std::vector<flatbuffers::Offset<fb::Buffer>> buffers;
     buffers.reserve(program.buffers.size());
     for (const lowering::ExecBuffer &b : program.buffers) {
-      if (b.kind != lowering::BufferKind::Arena && b.kind != lowering::BufferKind::Alias)
-        persistentBytes += b.bytes();
       buffers.push_back(fb::CreateBuffer(
           fbb, fbb.CreateSharedString(b.name), fb::toPlanDType(b.dtype), sharedLongs(b.shape),
           b.kind, b.offset, b.bytes(), b.aliasOf,
@@ -176,7 +202,8 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
     if (over(4 * uint64_t(buffers.size())))
       return tooLarge("the buffers of stage " + std::to_string(s));
     auto bufferVector = fbb.CreateVector(buffers);
-    bytesPerDevice = std::max(bytesPerDevice, persistentBytes + program.arenaBytes);
+    // What aprun allocates per device (the cost model's memory, compiler/cost/Memory.h).
+    bytesPerDevice = std::max(bytesPerDevice, cost::memoryOf(program).total());
     double stageFlops = 0;
     std::vector<flatbuffers::Offset<fb::Instruction>> instructions;
     instructions.reserve(program.instructions.size());
@@ -223,8 +250,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       adam.getBeta2().convertToDouble(), adam.getEpsilon().convertToDouble(),
       adam.getWeightDecay().convertToDouble(),
       adam.getMaxGradNorm() ? adam.getMaxGradNorm()->convertToDouble() : 0.0);
-  auto predicted = fb::CreatePrediction(fbb, flops, flops / info.clusterFlopsPerSecond,
-                                        bytesPerDevice, fbb.CreateString(info.cluster));
+  auto predicted = writePrediction(fbb, info, flops, bytesPerDevice);
   auto precision = step->getAttrOfType<StringAttr>("ap.precision");
   std::string precisionName =
       precision && precision.getValue() != "f32" ? precision.getValue().str() : "fp32";

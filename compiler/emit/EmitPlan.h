@@ -1,6 +1,7 @@
 // Writing plan.fb from a lowered program and the step function it came from.
 #pragma once
 
+#include "compiler/cost/CostModel.h"
 #include "compiler/lowering/ExecProgram.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -12,7 +13,9 @@ namespace apc::emit {
 struct PlanInfo {
   std::string cluster = "cpu:1";
   std::string backend = "cpu"; // the cluster's runtime backend ("cpu", "cuda")
-  double clusterFlopsPerSecond = 50e9; // the cluster profile's assumed throughput
+  // The cost model's prediction of the plan on the cluster (compiler/cost); without one
+  // the plan records FLOPs and bytes only (seconds 0: not predicted).
+  const cost::Prediction *prediction = nullptr;
   int64_t padId = -1;
   // Larger plans are refused (a located error) rather than written; flatbuffers cannot
   // address more than 2 GiB, the default. Tests lower it.

@@ -38,7 +38,12 @@ struct ExecBuffer {
   // Parameter/OptimizerState: per dim, the mesh axis it is split over (-1: whole);
   // empty when the buffer holds the whole tensor (plan.fbs Buffer.dim_axes).
   std::vector<int32_t> dimAxes;
-  uint64_t bytes() const;
+  uint64_t bytes() const {
+    uint64_t n = dtypeSize(dtype);
+    for (int64_t d : shape)
+      n *= uint64_t(d);
+    return n;
+  }
 };
 
 struct ExecAttribute {
@@ -59,7 +64,11 @@ struct ExecInstruction {
   std::string kernel;
   std::vector<int> inputs, outputs;
   std::vector<ExecAttribute> attributes;
+  // From the op's cost rule (CostOpInterface), per device: what the cost model reads.
   double flops = 0.0;
+  double bytesRead = 0.0, bytesWritten = 0.0;
+  // A forward op ap-recompute cloned into the backward (marked ap.recomputed).
+  bool recomputed = false;
   // Where it sits in the step (plan.fbs Instruction): the micro-batch (-1: none), the
   // pass, and the layer (decoder layers by index, -2 the embedding, num_hidden_layers
   // the head, -1 none).

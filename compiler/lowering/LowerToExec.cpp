@@ -58,13 +58,18 @@ ExecAttribute convertAttribute(NamedAttribute named) {
   return a;
 }
 
-// The op's FLOPs from its cost rule (compiler/rules/); an op without one is refused.
-FailureOr<double> flopsOf(Operation *op) {
+// Adds the op's cost rule's figures (compiler/rules/) to the instruction: FLOPs and the
+// bytes it reads and writes, for the plan and the cost model. An op without one is refused.
+LogicalResult addCost(Operation *op, ExecInstruction &inst) {
   auto cost = dyn_cast<ap::CostOpInterface>(op);
   if (!cost)
     return op->emitOpError() << "lowering: has no cost rule (an op's rules live in "
                                 "compiler/rules/, see docs/adding-an-op.md)";
-  return cost.cost().flops;
+  ap::OpCost c = cost.cost();
+  inst.flops += c.flops;
+  inst.bytesRead += c.bytesRead;
+  inst.bytesWritten += c.bytesWritten;
+  return success();
 }
 
 class Lowering {
@@ -153,11 +158,7 @@ private:
           prev.attributes[0].ints == axes) {
         prev.inputs.push_back(input);
         prev.outputs.push_back(output);
-        FailureOr<double> flops = flopsOf(op);
-        if (failed(flops))
-          return failure();
-        prev.flops += *flops;
-        return success();
+        return addCost(op, prev);
       }
     }
     ExecInstruction inst;
@@ -176,10 +177,8 @@ private:
     }
     inst.inputs = {input};
     inst.outputs = {output};
-    FailureOr<double> flops = flopsOf(op);
-    if (failed(flops))
+    if (failed(addCost(op, inst)))
       return failure();
-    inst.flops = *flops;
     copyMarks(op, inst);
     program_.instructions.push_back(std::move(inst));
     lastWasAllReduce_ = !isMax;
@@ -209,10 +208,8 @@ private:
     inst.attributes = {axes, d};
     inst.inputs = {buffers_.lookup(op->getOperand(0))};
     inst.outputs = {addBuffer(op->getResult(0), *b)};
-    FailureOr<double> flops = flopsOf(op);
-    if (failed(flops))
+    if (failed(addCost(op, inst)))
       return failure();
-    inst.flops = *flops;
     copyMarks(op, inst);
     program_.instructions.push_back(std::move(inst));
     return success();
@@ -323,6 +320,7 @@ private:
                       .Case("backward", Pass::Backward)
                       .Case("step", Pass::Step)
                       .Default(Pass::Other);
+    inst.recomputed = op->hasAttr("ap.recomputed");
   }
 
   LogicalResult lowerOp(Operation *op) {
@@ -380,10 +378,8 @@ private:
                                                              : type.getShape().back();
       inst.attributes.push_back(rows);
     }
-    FailureOr<double> flops = flopsOf(op);
-    if (failed(flops))
+    if (failed(addCost(op, inst)))
       return failure();
-    inst.flops = *flops;
     copyMarks(op, inst);
     for (Value v : op->getOperands()) {
       auto it = buffers_.find(v);

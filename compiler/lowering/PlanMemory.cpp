@@ -27,13 +27,6 @@
 
 namespace apc::lowering {
 
-uint64_t ExecBuffer::bytes() const {
-  uint64_t n = dtypeSize(dtype);
-  for (int64_t d : shape)
-    n *= uint64_t(d);
-  return n;
-}
-
 namespace {
 
 // Byte ranges [begin, end), sorted, disjoint and not touching (touching ones merge:

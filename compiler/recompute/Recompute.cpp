@@ -213,7 +213,10 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
       IRMapping mapping;
       for (Operation *op : groups[g])
         if (slice.contains(op)) {
-          clones.insert(builder.clone(*op, mapping));
+          Operation *clone = builder.clone(*op, mapping);
+          // The cost model counts these as recomputation (lowering copies the mark).
+          clone->setAttr("ap.recomputed", builder.getUnitAttr());
+          clones.insert(clone);
           ++numRecomputedOps;
         }
       for (Value v : needed)

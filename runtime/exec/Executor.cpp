@@ -128,6 +128,7 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
         return R::error("cannot allocate " + std::to_string(buffer->bytes()) + " bytes for '" +
                         buffer->name()->str() + "'");
       exec->allocations_.push_back(view.data);
+      exec->persistentBytes_ += buffer->bytes();
     }
   }
   for (size_t b = 0; b < buffers.size(); ++b)

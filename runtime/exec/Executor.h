@@ -87,6 +87,11 @@ public:
   const kernels::TensorView &buffer(int index) const { return views_[index]; }
   const plan::Program &program() const { return program_; }
   uint64_t arenaBytes() const { return arenaBytes_; }
+  // Bytes this device's program took: the arena, every persistent buffer, the collective
+  // staging buffer (what the cost model's memory per device predicts, compiler/cost).
+  uint64_t allocatedBytes() const {
+    return arenaBytes_ + persistentBytes_ + staging_.size() * sizeof(uint64_t);
+  }
 
 private:
   Executor(const plan::Program &program, kernels::KernelContext context)
@@ -121,6 +126,7 @@ private:
   std::vector<kernels::TensorView> views_;
   std::vector<void *> allocations_;
   uint64_t arenaBytes_ = 0;
+  uint64_t persistentBytes_ = 0;
   std::vector<Prepared> prepared_;
   // Bucketed all-reduces pack their gradients here; all_gather and reduce_scatter on a
   // dim other than the first rearrange blocks here. Sized at creation.

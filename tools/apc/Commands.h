@@ -7,6 +7,8 @@ namespace apc::tools {
 int runImport(int argc, char **argv, int first);
 int runEval(int argc, char **argv, int first);
 int runCompile(int argc, char **argv, int first);
+// `apc plan MODEL.mlir --cluster C --plan P`: the cost model's prediction of one plan.
+int runPlan(int argc, char **argv, int first);
 // `apc explain plan.fb`: a compiled plan in words (and its schedule as a picture).
 int runExplain(int argc, char **argv, int first);
 // `apc data <subcommand>`: argv[first] names the subcommand (sample, ...).

@@ -128,6 +128,7 @@ int runCompile(int argc, char **argv, int first) {
   }
   std::string text;
   std::vector<uint64_t> stageArenas; // one per pipeline stage
+  std::string predicted;             // the cost model's summary (plans only)
   if (emit == "mlir") {
     llvm::raw_string_ostream os(text);
     module->print(os);
@@ -144,6 +145,14 @@ int runCompile(int argc, char **argv, int first) {
     }
     text = std::move(plan->bytes);
     stageArenas = plan->stageArenas;
+    const cost::Prediction &p = plan->prediction;
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "predicted on %s: %.4g s per step, %.4g tokens/s per device, MFU %.2f%%, "
+                  "%.1f MiB per device (%s); apc plan shows the breakdown\n",
+                  cluster.c_str(), p.secondsPerStep, p.tokensPerSecondPerDevice, 100 * p.mfu,
+                  double(p.peakBytesPerDevice) / 1048576.0, p.fits ? "fits" : "does NOT fit");
+    predicted = line;
   }
   if (output == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -173,6 +182,7 @@ int runCompile(int argc, char **argv, int first) {
                planDescription.c_str(),
                (long long)ops, seconds, output == "-" ? "" : "; wrote ",
                output == "-" ? "" : output.c_str());
+  std::fputs(predicted.c_str(), output == "-" ? stderr : stdout);
   return 0;
 }
 

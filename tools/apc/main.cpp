@@ -13,6 +13,7 @@ static const char *kUsage =
     "commands:\n"
     "  import llama3   trace a Hugging Face Llama 3 config.json into ap IR\n"
     "  compile         turn the imported forward + loss into the training step\n"
+    "  plan            predict a plan's step time, throughput, MFU and memory (cost model)\n"
     "  explain         explain a compiled plan.fb: mesh, stages, layouts, collectives, memory\n"
     "  eval            run an ap IR function on the reference interpreter\n"
     "  data sample     write a synthetic tokenized dataset (Arrow IPC stream)\n";
@@ -27,6 +28,8 @@ int main(int argc, char **argv) {
     return apc::tools::runImport(argc, argv, 2);
   if (command == "compile")
     return apc::tools::runCompile(argc, argv, 2);
+  if (command == "plan")
+    return apc::tools::runPlan(argc, argv, 2);
   if (command == "explain")
     return apc::tools::runExplain(argc, argv, 2);
   if (command == "eval")

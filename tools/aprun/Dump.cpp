@@ -103,6 +103,32 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
                  pr->cluster() ? pr->cluster()->c_str() : "?",
                  p.backend() ? p.backend()->c_str() : "cpu", pr->flops_per_step(),
                  pr->seconds_per_step(), double(pr->bytes_per_device()) / 1048576.0);
+  if (const plan::Prediction *pr = p.predicted(); pr && pr->breakdown()) {
+    std::fprintf(out, "  %.4g tokens/s per device, MFU %.2f%%, %s\n",
+                 pr->tokens_per_second_per_device(), 100 * pr->mfu(),
+                 pr->usable_bytes_per_device() > 0
+                     ? (pr->fits() ? "fits in device memory" : "does NOT fit in device memory")
+                     : "device memory unknown");
+    std::string parts;
+    for (const plan::PredictionTerm *t : *pr->breakdown())
+      if (t->seconds() > 0) {
+        char part[96];
+        std::snprintf(part, sizeof part, "%s%s %.3g s", parts.empty() ? "" : ", ",
+                      t->name() ? t->name()->c_str() : "?", t->seconds());
+        parts += part;
+      }
+    std::fprintf(out, "  step: %s\n", parts.empty() ? "nothing" : parts.c_str());
+    if (pr->memory()) {
+      std::string kinds;
+      for (const plan::MemoryTerm *t : *pr->memory()) {
+        char part[96];
+        std::snprintf(part, sizeof part, "%s%s %.1f MiB", kinds.empty() ? "" : ", ",
+                      t->name() ? t->name()->c_str() : "?", double(t->bytes()) / 1048576.0);
+        kinds += part;
+      }
+      std::fprintf(out, "  memory per device: %s\n", kinds.c_str());
+    }
+  }
   if (p.mesh_shape() && p.mesh_shape()->size()) {
     std::string mesh;
     for (size_t a = 0; a < p.mesh_shape()->size(); ++a)

@@ -33,8 +33,8 @@
 // SEL: ap.fill
 // SEL-NOT: ap.linear
 // SEL: ap.silu_grad %[[U]]
-// SEL: %[[A2:.*]] = ap.attention %[[Q]], %[[K]], %[[V]]
-// SEL-NEXT: %[[AR2:.*]] = ap.reshape %[[A2]] : tensor<1x4x2x4xf32> to tensor<1x4x8xf32>
+// SEL: %[[A2:.*]] = ap.attention %[[Q]], %[[K]], %[[V]] {ap.recomputed}
+// SEL-NEXT: %[[AR2:.*]] = ap.reshape %[[A2]] {ap.recomputed} : tensor<1x4x2x4xf32> to tensor<1x4x8xf32>
 // SEL-NEXT: %[[AF2:.*]] = ap.reshape %[[AR2]] : tensor<1x4x8xf32> to tensor<4x8xf32>
 // SEL-NEXT: ap.matmul %[[DO:.*]], %arg4
 // SEL-NEXT: ap.reshape
@@ -88,18 +88,18 @@
 // BF16: ap.fill
 // BF16: ap.rms_norm_grad
 // BF16-NEXT: ap.reshape
-// BF16-NEXT: %[[UP:.*]] = ap.cast %arg5 : tensor<16x8xf32> to tensor<16x8xbf16>
-// BF16-NEXT: %[[DOWN:.*]] = ap.cast %arg6 : tensor<8x16xf32> to tensor<8x16xbf16>
+// BF16-NEXT: %[[UP:.*]] = ap.cast %arg5 {ap.recomputed} : tensor<16x8xf32> to tensor<16x8xbf16>
+// BF16-NEXT: %[[DOWN:.*]] = ap.cast %arg6 {ap.recomputed} : tensor<8x16xf32> to tensor<8x16xbf16>
 // BF16-NEXT: ap.linear %{{.*}}, %[[UP]]
 // BF16-NEXT: ap.silu
 // BF16: ap.matmul %{{.*}}, %[[DOWN]]
-// BF16: ap.cast %arg1 : tensor<8x8xf32> to tensor<8x8xbf16>
-// BF16-NEXT: ap.cast %arg2 : tensor<8x8xf32> to tensor<8x8xbf16>
-// BF16-NEXT: ap.cast %arg3 : tensor<8x8xf32> to tensor<8x8xbf16>
-// BF16-NEXT: ap.cast %arg4 : tensor<8x8xf32> to tensor<8x8xbf16>
+// BF16: ap.cast %arg1 {ap.recomputed} : tensor<8x8xf32> to tensor<8x8xbf16>
+// BF16-NEXT: ap.cast %arg2 {ap.recomputed} : tensor<8x8xf32> to tensor<8x8xbf16>
+// BF16-NEXT: ap.cast %arg3 {ap.recomputed} : tensor<8x8xf32> to tensor<8x8xbf16>
+// BF16-NEXT: ap.cast %arg4 {ap.recomputed} : tensor<8x8xf32> to tensor<8x8xbf16>
 // BF16-NEXT: ap.linear
-// BF16-NOT: ap.cast %arg0 :
-// BF16-NOT: ap.cast %arg8 :
+// BF16-NOT: ap.cast %arg0 {{.*}}:
+// BF16-NOT: ap.cast %arg8 {{.*}}:
 // BF16: ap.attention_grad
 // BF16: ap.grad_norm
 func.func @train_step(%emb: tensor<16x8xf32> {ap.layout = #ap.layout<vocab>, ap.name = "model.embed_tokens.weight", ap.role = "parameter"},

@@ -100,9 +100,12 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
         row.push_back({{"op", op.label()}, {"start", op.start}, {"end", op.end}});
       timeline.push_back(row);
     }
-    pipeline["timeline"] = {{"cost_model", "backward = 2 x forward; forward time per stage "
-                                           "proportional to its program's FLOPs (equal when "
-                                           "unknown)"},
+    pipeline["timeline"] = {{"cost_model", f.stageTimesPredicted
+                                               ? "the plan's predicted stage times (seconds; "
+                                                 "docs/cost-model.md)"
+                                               : "backward = 2 x forward; forward time per "
+                                                 "stage proportional to its program's FLOPs "
+                                                 "(equal when unknown)"},
                             {"makespan", f.timeline->makespan},
                             {"bubble_fraction", f.timeline->bubbleFraction},
                             {"stages", timeline}};
@@ -187,6 +190,19 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
                       {"seconds_per_step", finite(f.predictedSeconds)},
                       {"bytes_per_device", f.predictedBytes},
                       {"cluster", f.predictedCluster}};
+  if (f.predictedPresent && f.predictedModel) {
+    Json breakdown = Json::object(), memory = Json::object();
+    for (const auto &[name, seconds] : f.predictedBreakdown)
+      breakdown[name] = finite(seconds);
+    for (const auto &[name, bytes] : f.predictedMemory)
+      memory[name] = bytes;
+    j["predicted"]["tokens_per_second_per_device"] = finite(f.predictedTokensPerSecondPerDevice);
+    j["predicted"]["mfu"] = finite(f.predictedMfu);
+    j["predicted"]["fits"] = f.predictedFits;
+    j["predicted"]["usable_bytes_per_device"] = finite(f.predictedUsableBytes);
+    j["predicted"]["breakdown"] = breakdown;
+    j["predicted"]["memory"] = memory;
+  }
   else
     j["predicted"] = nullptr;
   j["svg"] = svgPath.empty() ? Json(nullptr) : Json(svgPath);

@@ -298,12 +298,17 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
               : ""));
   if (f.timeline) {
     bool equal = f.stageTimesFromFlops;
-    line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
-         " of the stages' time is idle (cost model: backward = 2 x forward" +
-         (f.stages.size() == 1 ? std::string()
-          : equal              ? std::string("; forward time per stage from its program's FLOPs")
-                               : std::string("; FLOPs unknown: equal forward times")) +
-         ")");
+    if (f.stageTimesPredicted)
+      line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
+           " of the stages' time is idle (the cost model's stage times, predicted by apc "
+           "compile: " + secondsText(f.timeline->makespan) + " to the last backward)");
+    else
+      line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
+           " of the stages' time is idle (cost model: backward = 2 x forward" +
+           (f.stages.size() == 1 ? std::string()
+            : equal              ? std::string("; forward time per stage from its program's FLOPs")
+                                 : std::string("; FLOPs unknown: equal forward times")) +
+           ")");
   } else {
     line("  1F1B bubble: not laid out (" + std::to_string(f.stages.size()) + " stages x " +
          std::to_string(f.microBatches) + " micro-batches); with equal stage times " +
@@ -502,6 +507,20 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
          (f.predictedCluster.empty() ? std::string() : " for " + f.predictedCluster) + ": " +
          humanBytes(f.predictedBytes) + " per device, " + siText(f.predictedFlops, "FLOP") +
          " per step per device, " + secondsText(f.predictedSeconds) + " per step");
+  if (f.predictedPresent && f.predictedModel) {
+    char figures[160];
+    std::snprintf(figures, sizeof figures, "%.4g tokens/s per device, MFU %.2f%%",
+                  f.predictedTokensPerSecondPerDevice, 100 * f.predictedMfu);
+    line("    " + std::string(figures) + "; memory " +
+         (f.predictedUsableBytes > 0 ? std::string(f.predictedFits ? "fits in " : "does NOT fit in ") +
+                                           humanBytes(uint64_t(f.predictedUsableBytes)) + " usable"
+                                     : std::string("capacity unknown")));
+    std::string parts;
+    for (const auto &[name, seconds] : f.predictedBreakdown)
+      if (seconds > 0)
+        parts += (parts.empty() ? "" : ", ") + name + " " + secondsText(seconds);
+    line("    step: " + (parts.empty() ? std::string("nothing") : parts));
+  }
 
   if (!svgPath.empty() && f.timeline)
     out += "\nschedule    wrote " + svgPath + " (" +

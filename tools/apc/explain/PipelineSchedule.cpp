@@ -1,6 +1,7 @@
 #include "tools/apc/explain/PipelineSchedule.h"
 
 #include "compiler/stages/Schedule.h"
+#include "compiler/stages/ScheduleTiming.h"
 
 #include <algorithm>
 #include <cmath>
@@ -44,59 +45,43 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
   if (!(backwardFactor > 0) || !std::isfinite(backwardFactor))
     return Result<PipelineTimeline>::error("the backward factor must be positive");
 
-  PipelineTimeline t;
-  t.stages = stages;
-  t.microBatches = microBatches;
+  std::vector<schedule::StageTimes> times(static_cast<size_t>(stages));
+  for (int s = 0; s < stages; ++s) {
+    times[size_t(s)].forward = forwardTime[size_t(s)];
+    times[size_t(s)].backward = forwardTime[size_t(s)] * backwardFactor;
+  }
+  return scheduleStageTimes(times, microBatches);
+}
+
+Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
+                                          int microBatches) {
+  int stages = int(times.size());
+  if (stages == 0)
+    return Result<PipelineTimeline>::error("a pipeline schedule needs at least one stage");
+  if (microBatches <= 0)
+    return Result<PipelineTimeline>::error("a pipeline schedule needs at least one "
+                                           "micro-batch, got " + std::to_string(microBatches));
   auto scheduled = schedule::oneFOneB(stages, microBatches);
   if (!scheduled)
     return Result<PipelineTimeline>::error(scheduled.message());
-  std::vector<std::vector<std::pair<bool, int>>> orders(static_cast<size_t>(stages));
-  for (int s = 0; s < stages; ++s)
-    for (const schedule::Pass &pass : scheduled->orders[size_t(s)])
-      orders[size_t(s)].push_back({pass.forward(), pass.microBatch});
-  // End times of each stage's forwards and backwards by micro-batch (-1: not yet run).
-  std::vector<std::vector<double>> forwardEnd(size_t(stages),
-                                              std::vector<double>(size_t(microBatches), -1)),
-      backwardEnd = forwardEnd;
-  std::vector<size_t> next(size_t(stages), 0);
-  std::vector<double> free(size_t(stages), 0);
+  auto timed = schedule::timeSchedule(*scheduled, times);
+  if (!timed)
+    return Result<PipelineTimeline>::error(timed.message());
+  PipelineTimeline t;
+  t.stages = stages;
+  t.microBatches = microBatches;
+  t.makespan = timed->makespan;
+  t.busy = timed->busy;
   t.ops.assign(size_t(stages), {});
-  size_t remaining = size_t(stages) * size_t(microBatches) * 2;
-  // Each sweep runs every op whose dependency has run. The 1F1B order never deadlocks
-  // (each sweep makes progress), but a sweep without progress ends the loop anyway.
-  while (remaining > 0) {
-    bool progress = false;
-    for (int s = 0; s < stages; ++s) {
-      auto &order = orders[size_t(s)];
-      while (next[size_t(s)] < order.size()) {
-        auto [forward, k] = order[next[size_t(s)]];
-        double ready;
-        if (forward)
-          ready = s == 0 ? 0.0 : forwardEnd[size_t(s - 1)][size_t(k)];
-        else
-          ready = s == stages - 1 ? forwardEnd[size_t(s)][size_t(k)]
-                                  : backwardEnd[size_t(s + 1)][size_t(k)];
-        if (ready < 0)
-          break;
-        double duration = forwardTime[size_t(s)] * (forward ? 1.0 : backwardFactor);
-        ScheduledOp op;
-        op.forward = forward;
-        op.microBatch = k;
-        op.start = std::max(ready, free[size_t(s)]);
-        op.end = op.start + duration;
-        free[size_t(s)] = op.end;
-        (forward ? forwardEnd : backwardEnd)[size_t(s)][size_t(k)] = op.end;
-        t.ops[size_t(s)].push_back(op);
-        t.busy += duration;
-        t.makespan = std::max(t.makespan, op.end);
-        ++next[size_t(s)];
-        --remaining;
-        progress = true;
-      }
+  for (int s = 0; s < stages; ++s)
+    for (const schedule::TimedPass &p : timed->passes[size_t(s)]) {
+      ScheduledOp op;
+      op.forward = p.pass.forward();
+      op.microBatch = p.pass.microBatch;
+      op.start = p.start;
+      op.end = p.end;
+      t.ops[size_t(s)].push_back(op);
     }
-    if (!progress)
-      return Result<PipelineTimeline>::error("the 1F1B order deadlocked (internal error)");
-  }
   t.bubbleFraction = t.makespan > 0 ? 1.0 - t.busy / (double(stages) * t.makespan) : 0.0;
   if (t.bubbleFraction < 0 && t.bubbleFraction > -1e-12)
     t.bubbleFraction = 0;

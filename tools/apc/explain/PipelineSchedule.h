@@ -4,12 +4,14 @@
 // The order is not decided here: it is compiler/stages/Schedule.h's (the one the
 // ap-pipeline pass compiles into the stage programs). This file only times it.
 //
-// Times: F of micro-batch k on stage s starts when the stage is free and F k on stage s-1
+// Times come from compiler/stages/ScheduleTiming.h (shared with the cost model): F of
+// micro-batch k on stage s starts when the stage is free and F k on stage s-1
 // has ended; B k on stage s when the stage is free and B k on stage s+1 has ended. The
 // bubble fraction is the idle share of stages x makespan; with equal stage times it is
 // (p - 1) / (m + p - 1).
 #pragma once
 
+#include "compiler/stages/ScheduleTiming.h"
 #include "runtime/support/Status.h"
 
 #include <string>
@@ -44,5 +46,10 @@ std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops);
 // non-positive times.
 Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime,
                                           int microBatches, double backwardFactor = 2.0);
+
+// Lays out the 1F1B schedule with each stage's own times (the cost model's, as plan.fb's
+// prediction records them: forward, backward and transfers per micro-batch, seconds).
+Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
+                                          int microBatches);
 
 } // namespace apc::explain

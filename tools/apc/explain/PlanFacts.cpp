@@ -166,6 +166,21 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.predictedBytes = pr->bytes_per_device();
     f.predictedCluster = str(pr->cluster());
     f.cluster = f.predictedCluster;
+    f.predictedModel = pr->breakdown() != nullptr;
+    f.predictedTokensPerSecondPerDevice = pr->tokens_per_second_per_device();
+    f.predictedMfu = pr->mfu();
+    f.predictedFits = pr->fits();
+    f.predictedUsableBytes = pr->usable_bytes_per_device();
+    if (pr->breakdown())
+      for (const plan::PredictionTerm *t : *pr->breakdown())
+        f.predictedBreakdown.push_back({str(t->name()), t->seconds()});
+    if (pr->memory())
+      for (const plan::MemoryTerm *t : *pr->memory())
+        f.predictedMemory.push_back({str(t->name()), t->bytes()});
+    if (pr->stages())
+      for (const plan::StageTiming *t : *pr->stages())
+        f.predictedStages.push_back(
+            {t->forward(), t->backward(), t->send_forward(), t->send_backward()});
   }
 
   // The mesh (the loader checked its sizes and that it has one program per device).
@@ -395,8 +410,22 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   for (ParameterFacts &pf : f.parameters)
     std::sort(pf.stages.begin(), pf.stages.end());
 
-  // The schedule, under the cost model: forward time per stage from its FLOPs.
-  if (int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
+  // The schedule with the plan's predicted stage times (the cost model's) when it has
+  // them for every stage; else forward time per stage from its FLOPs.
+  bool predicted = !f.predictedStages.empty() && f.predictedStages.size() == f.stages.size();
+  for (const schedule::StageTimes &t : f.predictedStages)
+    for (double x : {t.forward, t.backward, t.sendForward, t.sendBackward})
+      predicted = predicted && x >= 0 && std::isfinite(x);
+  for (const schedule::StageTimes &t : f.predictedStages)
+    predicted = predicted && t.forward > 0 && t.backward > 0;
+  if (predicted &&
+      int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
+    auto timeline = scheduleStageTimes(f.predictedStages, f.microBatches);
+    if (!timeline)
+      return fail(timeline.message());
+    f.timeline = std::move(*timeline);
+    f.stageTimesPredicted = true;
+  } else if (int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
     std::vector<double> flops;
     for (const StageFacts &s : f.stages)
       flops.push_back(s.flops);

@@ -116,6 +116,9 @@ struct PlanFacts {
   std::vector<std::string> warnings;
   std::optional<PipelineTimeline> timeline; // absent when too large to lay out
   bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)
+  // The timeline uses the plan's predicted stage times (the cost model's, in seconds)
+  // when it has one per stage; else forward times from FLOPs, backward = 2 x forward.
+  bool stageTimesPredicted = false;
   std::vector<ParameterFacts> parameters;
   std::vector<ProgramFacts> programs; // one per stage, in stage order
   // The program device `rank` runs: its stage's (its coordinate on "pp").
@@ -125,6 +128,14 @@ struct PlanFacts {
   double predictedFlops = 0, predictedSeconds = 0;
   uint64_t predictedBytes = 0;
   std::string predictedCluster;
+  // The cost model's figures (plans from apc compile with the cost model; absent in older
+  // or hand-made plans: predictedModel false).
+  bool predictedModel = false;
+  double predictedTokensPerSecondPerDevice = 0, predictedMfu = 0, predictedUsableBytes = 0;
+  bool predictedFits = true;
+  std::vector<std::pair<std::string, double>> predictedBreakdown; // seconds by kind
+  std::vector<std::pair<std::string, uint64_t>> predictedMemory;  // bytes by kind
+  std::vector<schedule::StageTimes> predictedStages;              // per stage, seconds
 };
 
 // The schedule is laid out when stages x micro-batches is at most this.

@@ -78,12 +78,14 @@ std::string renderScheduleSvg(const PlanFacts &f) {
   char subtitle[512];
   std::snprintf(subtitle, sizeof subtitle,
                 "1F1B, %d stage%s x %d micro-batch%s; bubble %.1f%% of the stages' time "
-                "(cost model: backward = 2 x forward%s)",
+                "(%s%s)",
                 t.stages, t.stages == 1 ? "" : "s", t.microBatches,
                 t.microBatches == 1 ? "" : "es", t.bubbleFraction * 100.0,
-                t.stages == 1              ? ""
-                : f.stageTimesFromFlops    ? ", forward time per stage from its FLOPs"
-                                           : ", equal forward times (FLOPs unknown)");
+                f.stageTimesPredicted ? "the cost model's stage times"
+                                      : "cost model: backward = 2 x forward",
+                t.stages == 1 || f.stageTimesPredicted ? ""
+                : f.stageTimesFromFlops ? ", forward time per stage from its FLOPs"
+                                        : ", equal forward times (FLOPs unknown)");
   s += "<text class=\"subtitle\" x=\"20\" y=\"52\" font-size=\"12\">" + escape(subtitle) +
        "</text>\n";
   // Legend.
@@ -146,7 +148,8 @@ std::string renderScheduleSvg(const PlanFacts &f) {
          "\" font-size=\"11\" text-anchor=\"middle\">" + number(i * step) + "</text>\n";
   }
   s += "<text class=\"axis\" x=\"" + num(left + lane / 2) + "\" y=\"" + num(ay + 40) +
-       "\" font-size=\"12\" text-anchor=\"middle\">time (relative)</text>\n";
+       "\" font-size=\"12\" text-anchor=\"middle\">" +
+       (f.stageTimesPredicted ? "time (s)" : "time (relative)") + "</text>\n";
   s += "</svg>\n";
   return s;
 }

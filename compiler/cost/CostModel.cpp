@@ -1,0 +1,273 @@
+#include "compiler/cost/CostModel.h"
+
+#include "compiler/cost/CollectiveTime.h"
+#include "compiler/cost/KernelTime.h"
+#include "runtime/support/MeshCoordinates.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace apc::cost {
+namespace {
+
+using lowering::ExecInstruction;
+using lowering::ExecProgram;
+using lowering::Pass;
+
+// Seconds by breakdown name, in first-seen order (small: a handful of names).
+struct Seconds {
+  std::vector<std::pair<std::string, double>> entries;
+  void add(const std::string &name, double s) {
+    for (auto &e : entries)
+      if (e.first == name) {
+        e.second += s;
+        return;
+      }
+    entries.push_back({name, s});
+  }
+  double total() const {
+    double t = 0;
+    for (const auto &e : entries)
+      t += e.second;
+    return t;
+  }
+};
+
+// One phase of a stage's step (its forwards, its backwards, or its update), summed
+// over the micro-batches: compute, and communication that is exposed or may hide.
+struct Phase {
+  double compute = 0;
+  Seconds busy;     // compute kinds and exposed communication
+  Seconds hideable; // communication the backend may overlap with compute
+  // The phase's time once the hideable part runs behind `cover` seconds of compute.
+  double seconds(double cover, Seconds &out) const {
+    double hide = hideable.total(), exposed = std::max(0.0, hide - cover);
+    for (const auto &e : busy.entries)
+      out.add(e.first, e.second);
+    for (const auto &e : hideable.entries)
+      out.add(e.first, hide > 0 ? e.second * exposed / hide : 0);
+    return busy.total() + exposed;
+  }
+};
+
+// What a collective's group looks like: its size, whether it leaves a node, its name.
+struct Group {
+  int64_t ranks = 1;
+  bool spansNodes = false;
+  bool dataParallelOnly = false;
+  std::string name; // "communication.dp", "communication.dp+tp"
+};
+
+class StageModel {
+public:
+  StageModel(const ExecProgram &program, const Cluster &cluster)
+      : program_(program), cluster_(cluster) {}
+
+  StagePrediction run(int microBatches) {
+    StagePrediction s;
+    Phase forward, backward, step;
+    double sendForward = 0, sendBackward = 0;
+    bool updating = false; // past the update's first compute kernel
+    for (const ExecInstruction &inst : program_.instructions) {
+      Phase &phase = inst.pass == Pass::Forward    ? forward
+                     : inst.pass == Pass::Backward ? backward
+                                                   : step;
+      KernelKind kind = kernelKind(inst.kernel);
+      if (kind == KernelKind::PointToPoint) {
+        // A send's transfer delays its peer's pass (the schedule's edge); a recv waits.
+        if (inst.kernel == "send" && !inst.inputs.empty()) {
+          const Group &g = groupOf(inst);
+          double t = collectiveSeconds(cluster_, Collective::SendRecv, 2,
+                                       double(buffer(inst.inputs[0]).bytes()), g.spansNodes);
+          (peerOffset(inst) > 0 ? sendForward : sendBackward) += t;
+        }
+        continue;
+      }
+      if (kind == KernelKind::Collective) {
+        const Group &g = groupOf(inst);
+        Collective c;
+        collectiveOf(inst.kernel, c);
+        double t = collectiveSeconds(cluster_, c, g.ranks, bytesPerRank(inst, c), g.spansNodes);
+        // Data-parallel collectives may run behind compute, except those of the update
+        // after its first kernel (ZeRO gathers of the updated blocks wait for it).
+        bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
+        (hides ? phase.hideable : phase.busy).add(g.name, t);
+        continue;
+      }
+      double t = kernelSeconds(cluster_, program_, inst, kind);
+      phase.compute += t;
+      updating = updating || inst.pass == Pass::Step;
+      static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
+                               kCompute = "compute";
+      phase.busy.add(inst.recomputed ? kRecompute : &phase == &step ? kOptimizer : kCompute, t);
+      if (inst.recomputed)
+        s.recompute += t;
+    }
+    Seconds busy;
+    double mb = double(std::max(1, microBatches));
+    s.forward = forward.seconds(forward.compute, busy) / mb;
+    s.backward = backward.seconds(backward.compute, busy) / mb;
+    // The data-parallel gradient reductions start as the last backward makes them: they
+    // hide behind what of its compute the backward's own collectives leave free.
+    double lastBackwardFree = std::max(0.0, backward.compute - backward.hideable.total()) / mb;
+    s.step = step.seconds(lastBackwardFree, busy);
+    s.recompute /= mb;
+    s.sendForward = sendForward / mb;
+    s.sendBackward = sendBackward / mb;
+    s.busy = std::move(busy.entries);
+    s.memory = memoryOf(program_);
+    return s;
+  }
+
+private:
+  const lowering::ExecBuffer &buffer(int b) const { return program_.buffers[size_t(b)]; }
+
+  static const lowering::ExecAttribute *attribute(const ExecInstruction &inst,
+                                                  const char *name) {
+    for (const auto &a : inst.attributes)
+      if (a.name == name)
+        return &a;
+    return nullptr;
+  }
+  static int64_t peerOffset(const ExecInstruction &inst) {
+    const auto *a = attribute(inst, "peer_offset");
+    return a ? a->i : 1;
+  }
+
+  // Bytes per rank as the algorithms count them (CollectiveTime.h).
+  double bytesPerRank(const ExecInstruction &inst, Collective c) const {
+    double bytes = 0;
+    const std::vector<int> &side =
+        c == Collective::AllGather ? inst.outputs : inst.inputs; // gathered result / input
+    for (int b : side)
+      bytes += double(buffer(b).bytes());
+    return bytes;
+  }
+
+  const Group &groupOf(const ExecInstruction &inst) {
+    static const std::vector<int64_t> kNone;
+    const auto *a = attribute(inst, "axes");
+    const std::vector<int64_t> &axes = a ? a->ints : kNone;
+    auto it = groups_.find(axes);
+    if (it != groups_.end())
+      return it->second;
+    Group g;
+    g.dataParallelOnly = !axes.empty();
+    std::string names;
+    for (int64_t x : axes) {
+      bool inMesh = x >= 0 && size_t(x) < program_.meshShape.size();
+      std::string name = inMesh && size_t(x) < program_.meshAxes.size()
+                             ? program_.meshAxes[size_t(x)]
+                             : "axis" + std::to_string(x);
+      if (inMesh)
+        g.ranks *= std::max<int64_t>(1, program_.meshShape[size_t(x)]);
+      g.dataParallelOnly = g.dataParallelOnly && name == "dp";
+      names += (names.empty() ? "" : "+") + name;
+    }
+    g.name = "communication." + (names.empty() ? std::string("none") : names);
+    g.spansNodes = groupSpansNodes(program_.meshShape, axes, cluster_.devicesPerNode);
+    return groups_.emplace(axes, g).first->second;
+  }
+
+  const ExecProgram &program_;
+  const Cluster &cluster_;
+  std::map<std::vector<int64_t>, Group> groups_;
+};
+
+int microBatchesOf(const std::vector<ExecProgram> &programs) {
+  int mb = 0;
+  for (const ExecProgram &p : programs)
+    for (const ExecInstruction &inst : p.instructions)
+      mb = std::max(mb, inst.microBatch + 1);
+  return std::max(mb, 1);
+}
+
+} // namespace
+
+double breakdownSeconds(const Prediction &p, const std::string &name) {
+  for (const auto &e : p.breakdown)
+    if (e.first == name)
+      return e.second;
+  return 0;
+}
+
+Result<Prediction> predict(const std::vector<ExecProgram> &programs, const ModelFigures &model,
+                           const Cluster &cluster) {
+  using R = Result<Prediction>;
+  if (programs.empty())
+    return R::error("the cost model needs at least one stage program");
+  Prediction p;
+  p.devices = meshSize(programs.front().meshShape);
+  if (p.devices != cluster.devices())
+    return R::error("the plan's mesh has " + std::to_string(p.devices) +
+                    " devices but the cluster '" + cluster.spec + "' has " +
+                    std::to_string(cluster.devices()));
+  if (!(peakFlops(cluster.device, model.computeDType) > 0))
+    return R::error("the cluster '" + cluster.spec + "' gives its device no FLOP rate");
+  p.microBatches = microBatchesOf(programs);
+  int stages = int(programs.size());
+
+  std::vector<schedule::StageTimes> times;
+  for (const ExecProgram &program : programs) {
+    p.stages.push_back(StageModel(program, cluster).run(p.microBatches));
+    const StagePrediction &s = p.stages.back();
+    times.push_back({s.forward, s.backward, s.sendForward, s.sendBackward});
+    double flops = 0;
+    for (const ExecInstruction &inst : program.instructions)
+      flops += inst.flops;
+    p.flopsPerStep = std::max(p.flopsPerStep, flops); // the busiest stage sets the pace
+    p.peakBytesPerDevice = std::max(p.peakBytesPerDevice, s.memory.total());
+  }
+  auto order = schedule::oneFOneB(stages, p.microBatches);
+  if (!order)
+    return R::error(order.message());
+  auto timeline = schedule::timeSchedule(*order, times);
+  if (!timeline)
+    return R::error(timeline.message());
+  p.timeline = std::move(*timeline);
+  for (int s = 0; s < stages; ++s) {
+    StagePrediction &stage = p.stages[size_t(s)];
+    stage.end = p.timeline.stageEnd[size_t(s)] + stage.step;
+    if (stage.end > p.secondsPerStep) {
+      p.secondsPerStep = stage.end;
+      p.criticalStage = s;
+    }
+  }
+
+  // The critical stage's time by kind; what it spends neither working nor waiting for a
+  // transfer is the bubble.
+  const StagePrediction &critical = p.stages[size_t(p.criticalStage)];
+  Seconds breakdown;
+  for (const char *kind : {"compute", "recompute"})
+    breakdown.add(kind, 0);
+  for (const auto &e : critical.busy)
+    breakdown.add(e.first, e.second);
+  double idle = p.secondsPerStep - breakdown.total();
+  if (idle < 1e-12 * p.secondsPerStep) // rounding, not idle time
+    idle = 0;
+  double transfers = 0;
+  if (p.criticalStage > 0)
+    transfers += p.stages[size_t(p.criticalStage - 1)].sendForward;
+  if (p.criticalStage + 1 < stages)
+    transfers += p.stages[size_t(p.criticalStage + 1)].sendBackward;
+  double waiting = std::min(idle, transfers * p.microBatches);
+  if (stages > 1)
+    breakdown.add("p2p", waiting);
+  breakdown.add("optimizer", 0);
+  breakdown.add("bubble", idle - waiting);
+  p.breakdown = std::move(breakdown.entries);
+
+  p.tokensPerStep = double(model.globalBatch) * double(model.seqLen);
+  p.flopsPerToken = model.flopsPerToken();
+  if (p.secondsPerStep > 0) {
+    p.tokensPerSecondPerDevice = p.tokensPerStep / p.secondsPerStep / double(p.devices);
+    p.mfu = p.tokensPerSecondPerDevice * p.flopsPerToken /
+            peakFlops(cluster.device, model.computeDType);
+  }
+  p.usableBytesPerDevice = cluster.device.memoryBytes * cluster.device.usableMemoryFraction;
+  p.fits = !(p.usableBytesPerDevice > 0) || double(p.peakBytesPerDevice) <= p.usableBytesPerDevice;
+  return p;
+}
+
+} // namespace apc::cost

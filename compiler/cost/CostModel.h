@@ -1,0 +1,87 @@
+// The cost model: what a compiled plan costs per training step on a cluster, from the
+// same per-stage programs plan.fb holds (the per-device kernel calls after partitioning
+// and pipelining, with their shapes, dtypes, FLOPs and bytes, and the collectives with
+// their bytes and mesh axes). `apc plan`, `apc compile`'s prediction in plan.fb and
+// `apc explain` read it; the plan search calls it for every candidate.
+//
+// docs/cost-model.md has the formulas. In short, per stage and micro-batch: every kernel
+// by its roofline (KernelTime.h), every collective by its algorithm on the link its
+// group spans (CollectiveTime.h), exposed unless the cluster overlaps communication and
+// it is a data-parallel one; the stages' passes laid out in the 1F1B order
+// (compiler/stages/ScheduleTiming.h) with the point-to-point transfers between them;
+// then each stage's update. Memory per device is what aprun allocates (Memory.h).
+//
+// MLIR-free and allocation-light: plain loops over the instructions.
+#pragma once
+
+#include "compiler/cost/Cluster.h"
+#include "compiler/cost/Memory.h"
+#include "compiler/lowering/ExecProgram.h"
+#include "compiler/stages/ScheduleTiming.h"
+#include "runtime/support/Status.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace apc::cost {
+
+// What the MFU convention needs of the model and the step.
+struct ModelFigures {
+  double parameters = 0;                 // N: every trained parameter of the whole model
+  int64_t layers = 0, heads = 0, headDim = 0;
+  int64_t seqLen = 0;                    // T
+  int64_t globalBatch = 0;               // sequences per step
+  std::string computeDType = "bf16";     // whose peak MFU divides by: "bf16" or "f32"
+  // 6 N + 12 L H Dh T (PaLM's convention: forward and backward, attention not causal).
+  double flopsPerToken() const {
+    return 6 * parameters + 12.0 * double(layers) * double(heads) * double(headDim) *
+                                double(seqLen);
+  }
+};
+
+// One stage (every device of it runs the same program).
+struct StagePrediction {
+  // One micro-batch's pass, seconds, with the communication it cannot hide.
+  double forward = 0, backward = 0;
+  double recompute = 0;   // of `backward`: the recomputed forward ops
+  double step = 0;        // once per step after its last backward: the update and reductions
+  double sendForward = 0, sendBackward = 0; // one micro-batch's transfer to the next / previous stage
+  // Seconds over the whole step on this stage, by breakdown name (see Prediction).
+  std::vector<std::pair<std::string, double>> busy;
+  double end = 0;         // when the stage's step ends
+  MemoryUse memory;
+};
+
+struct Prediction {
+  double secondsPerStep = 0;
+  // Seconds of the slowest stage's step by kind; they add up to secondsPerStep:
+  // "compute", "recompute", "communication.<axes>" (exposed, per mesh axis or axes, "dp",
+  // "tp", "dp+tp", "pp" for the pipeline's collectives), "p2p" (waiting for a
+  // neighbour stage's transfer), "optimizer", "bubble" (idle otherwise).
+  std::vector<std::pair<std::string, double>> breakdown;
+  double tokensPerStep = 0;
+  double tokensPerSecondPerDevice = 0;
+  double flopsPerToken = 0; // the MFU convention's
+  double mfu = 0;
+  double flopsPerStep = 0;  // the instructions' FLOPs on the busiest stage (plan.fb's figure)
+  uint64_t peakBytesPerDevice = 0;
+  double usableBytesPerDevice = 0; // memory x usable fraction (0: unknown)
+  bool fits = true;
+  int criticalStage = 0;
+  int microBatches = 1;
+  int64_t devices = 1;
+  std::vector<StagePrediction> stages;
+  schedule::Timeline timeline; // the 1F1B passes with absolute start and end times
+};
+
+// Predicts the plan whose stage programs are `programs` (stage order). Errors name what
+// does not fit: no programs, a mesh with another device count than the cluster, a device
+// without a FLOP rate.
+Result<Prediction> predict(const std::vector<lowering::ExecProgram> &programs,
+                           const ModelFigures &model, const Cluster &cluster);
+
+// The breakdown entry `name` (0 when absent).
+double breakdownSeconds(const Prediction &p, const std::string &name);
+
+} // namespace apc::cost

@@ -1,0 +1,41 @@
+// When each pass of a pipeline schedule runs, given each stage's own pass times and the
+// point-to-point transfers between neighbour stages. The cost model (compiler/cost) and
+// `apc explain`'s timeline share it, so the critical path is computed in one place.
+//
+// Rules: F k on stage s starts when the stage is free and F k on stage s-1 has ended and
+// its activation has arrived (+ sendForward of s-1); B k on stage s starts when the stage
+// is free and B k on stage s+1 has ended and its gradient has arrived (+ sendBackward of
+// s+1); on the last stage B k follows its own F k. A stage runs its passes in the
+// schedule's order, back to back when their inputs are there.
+#pragma once
+
+#include "compiler/stages/Schedule.h"
+
+#include <vector>
+
+namespace apc::schedule {
+
+// One stage's times for one micro-batch (any unit, seconds in the cost model).
+struct StageTimes {
+  double forward = 0, backward = 0;
+  double sendForward = 0;  // the activation's transfer to stage s+1
+  double sendBackward = 0; // the gradient's transfer to stage s-1
+};
+
+struct TimedPass {
+  Pass pass;
+  double start = 0, end = 0;
+};
+
+struct Timeline {
+  int stages = 0, microBatches = 0;
+  std::vector<std::vector<TimedPass>> passes; // per stage, in execution order
+  std::vector<double> stageEnd;               // when each stage's last pass ends
+  double makespan = 0;                        // end of the last pass
+  double busy = 0;                            // sum of every pass's duration
+};
+
+// Times `schedule` (one entry of `times` per stage, every time finite and >= 0).
+Result<Timeline> timeSchedule(const Schedule &schedule, const std::vector<StageTimes> &times);
+
+} // namespace apc::schedule

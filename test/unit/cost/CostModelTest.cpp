@@ -1,0 +1,284 @@
+// The cost model's pieces against hand-worked numbers: collectives (ring, tree, measured
+// samples, which link a group uses), kernel rooflines, the 1F1B critical path, and a
+// whole prediction of a hand-built program.
+#include "compiler/cost/CollectiveTime.h"
+#include "compiler/cost/CostModel.h"
+#include "compiler/cost/KernelTime.h"
+#include "compiler/stages/ScheduleTiming.h"
+#include "test/unit/cost/TestClusters.h"
+#include "tools/apc/explain/PipelineSchedule.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace {
+
+using namespace apc;
+using namespace apc::cost;
+using lowering::ExecBuffer;
+using lowering::ExecInstruction;
+using lowering::ExecProgram;
+
+TEST(CollectiveCost, RingAllReduceAllGatherAndSend) {
+  Link link{100e9, 1e-5};
+  // 2 (n-1)/n B / bw + 2 (n-1) alpha = 1.5 * 1e9 / 1e11 + 6e-5.
+  EXPECT_DOUBLE_EQ(ringSeconds(Collective::AllReduce, 4, 1e9, link), 0.015 + 6e-5);
+  // (n-1)/n B / bw + (n-1) alpha over 8 ranks.
+  EXPECT_DOUBLE_EQ(ringSeconds(Collective::AllGather, 8, 8e8, link), 7e8 / 1e11 + 7e-5);
+  EXPECT_DOUBLE_EQ(ringSeconds(Collective::ReduceScatter, 2, 1e6, link), 5e5 / 1e11 + 1e-5);
+  EXPECT_DOUBLE_EQ(ringSeconds(Collective::SendRecv, 2, 1e6, link), 1e-5 + 1e-5);
+  EXPECT_EQ(ringSeconds(Collective::AllReduce, 1, 1e9, link), 0);
+}
+
+TEST(CollectiveCost, TreeAndAutoPickTheCheaper) {
+  Link link{100e9, 1e-5};
+  // 2 B / bw + 2 ceil(log2 n) alpha.
+  EXPECT_DOUBLE_EQ(treeSeconds(Collective::AllReduce, 64, 1e3, link), 2e3 / 1e11 + 12e-5);
+  EXPECT_DOUBLE_EQ(treeSeconds(Collective::AllGather, 8, 8e8, link),
+                   ringSeconds(Collective::AllGather, 8, 8e8, link));
+  Cluster c = apc::testing::h100Like(64, 1);
+  c.intraNode = link;
+  c.collectiveAlgorithm = "auto";
+  // Small messages over many ranks: latency bound, the tree wins; large ones over a few
+  // ranks: the ring (1.5 B / bw against 2 B / bw).
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 64, 1e3, false),
+                   treeSeconds(Collective::AllReduce, 64, 1e3, link));
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 4, 1e9, false),
+                   ringSeconds(Collective::AllReduce, 4, 1e9, link));
+  c.collectiveAlgorithm = "tree";
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 4, 1e9, false), 0.02 + 4e-5);
+}
+
+TEST(CollectiveCost, MeasuredSamplesAreInterpolated) {
+  Cluster c = apc::testing::cpuLike(4);
+  c.collectives = {{"all_reduce", 4, 1000, 1e-4}, {"all_reduce", 4, 3000, 3e-4},
+                   {"all_reduce", 2, 1000, 9.0}};
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 4, 2000, false), 2e-4);
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 4, 5000, false), 5e-4);
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 4, 10, false), 1e-4);
+  // No sample of 8 ranks: alpha-beta.
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 8, 2000, false),
+                   ringSeconds(Collective::AllReduce, 8, 2000, c.intraNode));
+}
+
+TEST(CollectiveCost, TheInnermostAxisStaysInANode) {
+  // [dp, tp] = [2, 8] on nodes of 8: tp groups are ranks 0-7 and 8-15, dp groups cross.
+  EXPECT_FALSE(groupSpansNodes({2, 8}, {1}, 8));
+  EXPECT_TRUE(groupSpansNodes({2, 8}, {0}, 8));
+  // [dp, tp] = [8, 2]: dp groups {0, 2, ..., 14} cross; tp pairs stay.
+  EXPECT_TRUE(groupSpansNodes({8, 2}, {0}, 8));
+  EXPECT_FALSE(groupSpansNodes({8, 2}, {1}, 8));
+  // One node holds everything.
+  EXPECT_FALSE(groupSpansNodes({4, 2}, {0, 1}, 8));
+  // [dp, pp, tp] = [2, 2, 4] on nodes of 8: pp neighbours (stride 4) stay in a node.
+  EXPECT_FALSE(groupSpansNodes({2, 2, 4}, {1}, 8));
+  EXPECT_TRUE(groupSpansNodes({2, 2, 4}, {0}, 8));
+  // An axis of 3 over nodes of 4 cuts some groups and not others.
+  EXPECT_TRUE(groupSpansNodes({4, 3}, {1}, 4));
+  // The inter-node link is the slower one.
+  Cluster c = apc::testing::h100Like(8, 2);
+  EXPECT_GT(collectiveSeconds(c, Collective::AllReduce, 2, 1e8, true),
+            collectiveSeconds(c, Collective::AllReduce, 2, 1e8, false));
+}
+
+// A program with one [m, k] x [k, n] GEMM (bf16) and nothing else.
+ExecProgram gemmProgram(int64_t m, int64_t n, int64_t k, DType dtype = DType::BF16) {
+  ExecProgram p;
+  p.meshShape = {1};
+  p.meshAxes = {"dp"};
+  p.buffers = {ExecBuffer{"a", dtype, {m, k}}, ExecBuffer{"b", dtype, {k, n}},
+               ExecBuffer{"c", dtype, {m, n}}};
+  ExecInstruction g;
+  g.kernel = "gemm";
+  g.inputs = {0, 1};
+  g.outputs = {2};
+  g.flops = 2.0 * double(m) * double(n) * double(k);
+  g.bytesRead = double(p.buffers[0].bytes() + p.buffers[1].bytes());
+  g.bytesWritten = double(p.buffers[2].bytes());
+  g.pass = lowering::Pass::Forward;
+  g.microBatch = 0;
+  p.instructions = {g};
+  return p;
+}
+
+TEST(KernelCost, GemmRooflineLosesEfficiencyOnSmallDims) {
+  Cluster d = apc::testing::h100Like();
+  ExecProgram big = gemmProgram(4096, 4096, 4096);
+  double eff = 4096.0 / (4096 + 128);
+  double rate = 1e15 * 0.8 * eff * eff * eff;
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, big, big.instructions[0], KernelKind::Gemm),
+                   big.instructions[0].flops / rate);
+  // A thin GEMM is memory bound: its bytes at half of 2 TB/s.
+  ExecProgram thin = gemmProgram(8, 8192, 8192);
+  double bytes = thin.instructions[0].bytesRead + thin.instructions[0].bytesWritten;
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, thin, thin.instructions[0], KernelKind::Gemm), bytes / 1e12);
+  // A tiny one takes the kernel floor.
+  ExecProgram tiny = gemmProgram(4, 4, 4);
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, tiny, tiny.instructions[0], KernelKind::Gemm), 5e-6);
+  // f32 runs at the f32 peak.
+  ExecProgram f32 = gemmProgram(4096, 4096, 4096, DType::F32);
+  EXPECT_NEAR(kernelSeconds(d, f32, f32.instructions[0], KernelKind::Gemm) /
+                  kernelSeconds(d, big, big.instructions[0], KernelKind::Gemm),
+              20.0, 1e-9);
+}
+
+TEST(KernelCost, GemmSamplesOverrideTheEfficiency) {
+  Cluster d = apc::testing::h100Like();
+  d.device.gemm = {{4096, 4096, 4096, "bf16", 7e14}, {1024, 1024, 1024, "bf16", 4e14}};
+  EXPECT_DOUBLE_EQ(gemmFlopsPerSecond(d, {4096, 4096, 4096}, "bf16"), 7e14);
+  double between = gemmFlopsPerSecond(d, {2048, 2048, 2048}, "bf16");
+  EXPECT_NEAR(between, 5.5e14, 1e6); // equidistant in log space: the mean
+  // No f32 samples: the efficiency model.
+  EXPECT_DOUBLE_EQ(gemmFlopsPerSecond(d, {1e9, 1e9, 1e9}, "f32"), 5e13 * 0.8 * std::pow(1e9 / (1e9 + 128), 3));
+}
+
+TEST(KernelCost, MemoryBoundKernelsRunAtBandwidth) {
+  Cluster d = apc::testing::h100Like();
+  ExecProgram p = gemmProgram(1024, 1024, 1024);
+  ExecInstruction add;
+  add.kernel = "add";
+  add.inputs = {2, 2};
+  add.outputs = {2};
+  add.flops = 1024.0 * 1024;
+  add.bytesRead = 2 * 2097152.0;
+  add.bytesWritten = 2097152.0;
+  EXPECT_EQ(kernelKind("add"), KernelKind::MemoryBound);
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, p, add, KernelKind::MemoryBound), 3 * 2097152.0 / 1e12);
+}
+
+TEST(PipelineCost, OneFOneBCriticalPath) {
+  auto order = schedule::oneFOneB(4, 8);
+  ASSERT_TRUE(order);
+  // Equal stages: (m + p - 1) (f + b).
+  std::vector<schedule::StageTimes> equal(4, {1.0, 2.0, 0, 0});
+  auto t = schedule::timeSchedule(*order, equal);
+  ASSERT_TRUE(t) << t.message();
+  EXPECT_DOUBLE_EQ(t->makespan, (8 + 4 - 1) * 3.0);
+  // Equal to the explain tool's simulation, for equal and unequal stage times.
+  for (std::vector<double> forward : {std::vector<double>{1, 1, 1, 1},
+                                      std::vector<double>{1, 0.5, 2, 0.75}}) {
+    std::vector<schedule::StageTimes> times;
+    for (double f : forward)
+      times.push_back({f, 2 * f, 0, 0});
+    auto ours = schedule::timeSchedule(*order, times);
+    auto explain = apc::explain::scheduleOneFOneB(forward, 8);
+    ASSERT_TRUE(ours && explain);
+    EXPECT_DOUBLE_EQ(ours->makespan, explain->makespan);
+    for (int s = 0; s < 4; ++s)
+      for (size_t i = 0; i < ours->passes[size_t(s)].size(); ++i)
+        EXPECT_DOUBLE_EQ(ours->passes[size_t(s)][i].end, explain->ops[size_t(s)][i].end);
+  }
+  // Two stages, one micro-batch: F0 F1 B1 B0 in a row, with both transfers between.
+  auto two = schedule::oneFOneB(2, 1);
+  auto path = schedule::timeSchedule(*two, {{1, 2, 0.25, 0}, {3, 4, 0, 0.5}});
+  ASSERT_TRUE(path);
+  EXPECT_DOUBLE_EQ(path->makespan, 1 + 0.25 + 3 + 4 + 0.5 + 2);
+  EXPECT_FALSE(schedule::timeSchedule(*two, {{1, 2, 0, 0}}));
+  EXPECT_FALSE(schedule::timeSchedule(*two, {{1, -2, 0, 0}, {1, 1, 0, 0}}));
+}
+
+// One stage: a GEMM forward, the same backward (recomputing a forward copy), a dp
+// all-reduce of a 4 MB gradient and an elementwise update.
+ExecProgram stepProgram() {
+  ExecProgram p = gemmProgram(4096, 4096, 4096);
+  p.meshShape = {8};
+  p.buffers[0].kind = lowering::BufferKind::Parameter;
+  p.arenaBytes = 1000;
+  p.buffers.push_back(ExecBuffer{"grad", DType::F32, {1024, 1024}});
+  ExecInstruction recomputed = p.instructions[0];
+  recomputed.pass = lowering::Pass::Backward;
+  recomputed.recomputed = true;
+  ExecInstruction backward = recomputed;
+  backward.recomputed = false;
+  ExecInstruction reduce;
+  reduce.kernel = "all_reduce";
+  reduce.inputs = reduce.outputs = {3};
+  reduce.attributes = {lowering::ExecAttribute{"axes", lowering::ExecAttribute::Kind::Ints}};
+  reduce.attributes[0].ints = {0};
+  reduce.pass = lowering::Pass::Step;
+  ExecInstruction update;
+  update.kernel = "adamw";
+  update.inputs = {3};
+  update.bytesRead = 4 * 4194304.0;
+  update.pass = lowering::Pass::Step;
+  p.instructions.insert(p.instructions.end(), {recomputed, backward, reduce, update});
+  return p;
+}
+
+TEST(Prediction, AddsUpTheStepAndItsBreakdown) {
+  ExecProgram p = stepProgram();
+  ModelFigures model;
+  model.parameters = 1e9;
+  model.layers = 2;
+  model.heads = 4;
+  model.headDim = 64;
+  model.seqLen = 1024;
+  model.globalBatch = 64;
+  Cluster cpu = apc::testing::cpuLike(8);
+  auto r = predict({p}, model, cpu);
+  ASSERT_TRUE(r) << r.message();
+  const Cluster &d = cpu;
+  double gemm = kernelSeconds(d, p, p.instructions[0], KernelKind::Gemm);
+  double reduce = ringSeconds(Collective::AllReduce, 8, 4194304, cpu.intraNode);
+  double update = kernelSeconds(d, p, p.instructions[4], KernelKind::MemoryBound);
+  EXPECT_DOUBLE_EQ(r->secondsPerStep, 3 * gemm + reduce + update);
+  EXPECT_DOUBLE_EQ(breakdownSeconds(*r, "compute"), 2 * gemm);
+  EXPECT_DOUBLE_EQ(breakdownSeconds(*r, "recompute"), gemm);
+  EXPECT_DOUBLE_EQ(breakdownSeconds(*r, "communication.dp"), reduce);
+  EXPECT_DOUBLE_EQ(breakdownSeconds(*r, "optimizer"), update);
+  EXPECT_NEAR(breakdownSeconds(*r, "bubble"), 0, 1e-15);
+  double total = 0;
+  for (const auto &e : r->breakdown)
+    total += e.second;
+  EXPECT_DOUBLE_EQ(total, r->secondsPerStep);
+  // MFU: tokens per second per device x (6N + 12 L H Dh T) / the f32 peak.
+  EXPECT_DOUBLE_EQ(r->flopsPerToken, 6e9 + 12.0 * 2 * 4 * 64 * 1024);
+  EXPECT_DOUBLE_EQ(r->tokensPerSecondPerDevice, 64.0 * 1024 / r->secondsPerStep / 8);
+  EXPECT_DOUBLE_EQ(r->mfu, r->tokensPerSecondPerDevice * r->flopsPerToken / 50e9);
+  EXPECT_EQ(r->peakBytesPerDevice, 4096u * 4096 * 2 + 1000); // parameter a + the arena
+}
+
+TEST(Prediction, OverlapsDataParallelReductionsWhereTheBackendCan) {
+  ExecProgram p = stepProgram();
+  ModelFigures model;
+  model.seqLen = 1;
+  model.globalBatch = 8;
+  Cluster gpu = apc::testing::h100Like(8, 1);
+  auto overlapped = predict({p}, model, gpu);
+  gpu.overlapCommunication = false;
+  auto exposed = predict({p}, model, gpu);
+  ASSERT_TRUE(overlapped && exposed);
+  // The 4 MB all-reduce hides behind one backward's two GEMMs.
+  EXPECT_EQ(breakdownSeconds(*overlapped, "communication.dp"), 0);
+  EXPECT_GT(breakdownSeconds(*exposed, "communication.dp"), 0);
+  EXPECT_LT(overlapped->secondsPerStep, exposed->secondsPerStep);
+}
+
+TEST(Prediction, GathersAfterTheUpdateDoNotHide) {
+  ExecProgram p = stepProgram();
+  ExecInstruction gather = p.instructions[3]; // the dp all-reduce's axes, after the update
+  gather.kernel = "all_gather";
+  gather.inputs = {3};
+  gather.outputs = {3};
+  p.instructions.push_back(gather);
+  ModelFigures model;
+  model.seqLen = 1;
+  model.globalBatch = 8;
+  Cluster gpu = apc::testing::h100Like(8, 1);
+  auto r = predict({p}, model, gpu);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_DOUBLE_EQ(breakdownSeconds(*r, "communication.dp"),
+                   ringSeconds(Collective::AllGather, 8, 4194304, gpu.intraNode));
+}
+
+TEST(Prediction, RefusesAMeshThatIsNotTheCluster) {
+  auto r = predict({stepProgram()}, ModelFigures(), apc::testing::cpuLike(4));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.message().find("mesh has 8 devices but the cluster 'cpu-like:4' has 4"),
+            std::string::npos)
+      << r.message();
+  EXPECT_FALSE(predict({}, ModelFigures(), apc::testing::cpuLike(4)));
+}
+
+} // namespace
