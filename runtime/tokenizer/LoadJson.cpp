@@ -394,13 +394,15 @@ Result<Tokenizer> Tokenizer::fromJson(std::string_view text, const std::string &
     (t.normalized ? impl->normalizedMatcher : impl->rawMatcher).add(&t);
   impl->rawMatcher.finish();
   impl->normalizedMatcher.finish();
-  for (int32_t id : impl->prefix)
-    if (id > maxId)
+  std::vector<int32_t> templateIds = impl->prefix;
+  templateIds.insert(templateIds.end(), impl->suffix.begin(), impl->suffix.end());
+  Tokenizer tokenizer(std::move(impl));
+  // Every id the template adds must be a token: past the last one or in a gap of the
+  // vocabulary it is not (found by tokenizer_json_fuzz).
+  for (int32_t id : templateIds)
+    if (!tokenizer.idToToken(id))
       return loader.fail("post_processor: id " + std::to_string(id) + " is not a token");
-  for (int32_t id : impl->suffix)
-    if (id > maxId)
-      return loader.fail("post_processor: id " + std::to_string(id) + " is not a token");
-  return Tokenizer(std::move(impl));
+  return tokenizer;
 }
 
 Result<Tokenizer> Tokenizer::load(const std::string &path) {

@@ -556,6 +556,17 @@ TrainOutcome train(const TrainOptions &o) {
                 plan.precision() ? plan.precision()->c_str() : "?",
                 double(exec.arenaBytes()) / 1048576.0, context.threads, (long long)devices,
                 devices == 1 ? "" : "s", planName.c_str());
+  // The cost model's figure for this plan (apc compile's prediction), to compare with the
+  // tok/s of the step lines and the measured / predicted ratio at the end.
+  const plan::Prediction *predicted = plan.predicted();
+  double predictedTokensPerSecond =
+      predicted && predicted->seconds_per_step() > 0
+          ? double(batch * seqLen) / predicted->seconds_per_step()
+          : 0.0;
+  if (!quiet && predictedTokensPerSecond > 0)
+    std::printf("predicted: %.0f tok/s (%.3g s per step on %s; docs/cost-model.md)\n",
+                predictedTokensPerSecond, predicted->seconds_per_step(),
+                predicted->cluster() ? predicted->cluster()->c_str() : "?");
   std::fflush(stdout);
 
   // Every rank saves at the same steps: split tensors are gathered to rank 0, which
@@ -585,6 +596,7 @@ TrainOutcome train(const TrainOptions &o) {
   const float *gradNorm =
       program.grad_norm() >= 0 ? exec.buffer(program.grad_norm()).as<float>() : nullptr;
   int64_t skippedSteps = 0;
+  std::vector<double> stepTimes; // seconds of each step run, for measured / predicted
   while (state.step < total) {
     auto stepStart = std::chrono::steady_clock::now();
     std::vector<int64_t> globalRows = sampler.batch(state.epoch, state.batchInEpoch);
@@ -620,6 +632,8 @@ TrainOutcome train(const TrainOptions &o) {
 
     auto now = std::chrono::steady_clock::now();
     double stepSeconds = std::chrono::duration<double>(now - stepStart).count();
+    if (!emptyBatch)
+      stepTimes.push_back(stepSeconds);
     double elapsed = std::chrono::duration<double>(now - start).count();
     double eta = elapsed / double(step - firstStep) * double(total - step);
     double tokensPerSecond =
@@ -674,6 +688,16 @@ TrainOutcome train(const TrainOptions &o) {
     return runtimeError("every step of the run (" + std::to_string(skippedSteps) +
                         ") was skipped (batches that keep no token or gradient norms that are "
                         "not finite), so the weights are those the run started from");
+  if (!quiet && predictedTokensPerSecond > 0 && stepTimes.size() > 1) {
+    // The median step after the first (which warms caches and thread pools).
+    std::vector<double> steady(stepTimes.begin() + 1, stepTimes.end());
+    std::nth_element(steady.begin(), steady.begin() + steady.size() / 2, steady.end());
+    double measured = double(batch * seqLen) / steady[steady.size() / 2];
+    std::printf("measured: %.0f tok/s (median step after the first), predicted %.0f: "
+                "measured / predicted = %.2f\n",
+                measured, predictedTokensPerSecond, measured / predictedTokensPerSecond);
+    std::fflush(stdout);
+  }
   if (skippedSteps > 0 && leader)
     std::fprintf(stderr, "aprun: skipped %lld of %lld steps (batches that keep no token or "
                          "gradient norms that are not finite; --skip-non-finite-steps)\n",

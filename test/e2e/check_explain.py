@@ -235,14 +235,16 @@ def check_plan(report, name, plan, got, text):
             "usable_bytes_per_device": pr.get("usable_bytes_per_device", 0.0),
             "breakdown": {t["name"]: t.get("seconds", 0.0) for t in pr.get("breakdown", [])},
             "memory": {t["name"]: t.get("bytes", 0) for t in pr.get("memory", [])}}
-    # flatc's JSON keeps about 12 significant digits of a double.
+    # flatc's JSON keeps about 12 significant digits of a double, and 12 decimals at most
+    # (so small seconds lose digits: an absolute 1e-12 as well).
     def same(a, b):
         if isinstance(a, dict) and isinstance(b, dict):
             return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
         if isinstance(a, float) or isinstance(b, float):
-            return abs(a - b) <= 1e-10 * max(abs(a), abs(b))
+            return abs(a - b) <= 1e-10 * max(abs(a), abs(b)) + 1e-12
         return a == b
-    report.check("%s: predicted" % name, same(got["predicted"], want), json.dumps(got["predicted"]))
+    report.check("%s: predicted" % name, same(got["predicted"], want),
+                 json.dumps(got["predicted"]) + " want " + json.dumps(want))
     report.check("%s: predicted breakdown adds up to the step" % name,
                  abs(sum(want["breakdown"].values()) - want["seconds_per_step"])
                  <= 1e-9 * want["seconds_per_step"], json.dumps(want["breakdown"]))

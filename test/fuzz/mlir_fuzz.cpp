@@ -98,10 +98,18 @@ public:
   std::string last;
 };
 
+// `cpu:N` as apc compile resolves it (N at most a node of the cpu profile).
+cost::Cluster cpuCluster(int64_t devices) {
+  auto cluster = cost::resolveCluster("cpu:" + std::to_string(devices));
+  if (!cluster)
+    std::abort(); // the fuzzer only asks for small counts
+  return *cluster;
+}
+
 // What one input asks for besides the program.
 struct Setup {
   partition::ParallelPlan plan;
-  driver::Cluster cluster{"cpu:1", 1};
+  cost::Cluster cluster = cpuCluster(1);
   bool planUnchecked = false; // set on the module as is, as apc-opt reads it
   TrainStepOptions options;
   Phase last = Phase::Pipeline;
@@ -155,10 +163,8 @@ Setup readSetup(fuzz::ByteReader &in) {
     for (size_t n = in.below(4); n > 0; --n)
       p.stages.push_back(in.pick<int64_t>({0, 1, 2, 3, -1}));
   }
-  s.cluster.devices = wild && in.flag() ? in.pick<int64_t>({1, 2, 3, 8}) : p.devices();
-  if (s.cluster.devices < 1)
-    s.cluster.devices = 1;
-  s.cluster.name = "cpu:" + std::to_string(s.cluster.devices);
+  int64_t devices = wild && in.flag() ? in.pick<int64_t>({1, 2, 3, 8}) : p.devices();
+  s.cluster = cpuCluster(std::max<int64_t>(devices, 1));
   s.planUnchecked = in.below(8) == 1;
   s.options.precision = in.flag() ? "fp32" : "bf16";
   s.options.maxGradNorm = in.below(4) == 1 ? 1.0 : 0.0;
@@ -316,7 +322,7 @@ void compile(ModuleOp module, const Setup &setup, ErrorCount &errors) {
   if (setup.last != Phase::Pipeline)
     return;
   driver::PlanOptions options;
-  options.cluster = setup.cluster.name;
+  options.cluster = setup.cluster.spec;
   int errorsBefore = errors.count;
   FailureOr<driver::CompiledPlan> plan = driver::emitPlan(module, options);
   if (failed(plan)) {
@@ -327,7 +333,7 @@ void compile(ModuleOp module, const Setup &setup, ErrorCount &errors) {
   Result<plan::LoadedPlan> loaded = plan::LoadedPlan::fromBytes(plan->bytes, "plan.fb");
   APC_FUZZ_CHECK(loaded.isOk(), "the runtime refuses the emitted plan: %s",
                  loaded.message().c_str());
-  if (setup.evalCompiled && setup.cluster.devices == 1)
+  if (setup.evalCompiled && setup.cluster.devices() == 1)
     evaluate(module, "evaluated step");
 }
 
@@ -348,8 +354,7 @@ void runText(const std::string &text) {
     if (!plan)
       return refused("parseParallelPlan", plan.message());
     setup.plan = *plan;
-    setup.cluster.devices = std::max<int64_t>(1, plan->devices());
-    setup.cluster.name = "cpu:" + std::to_string(setup.cluster.devices);
+    setup.cluster = cpuCluster(std::max<int64_t>(1, plan->devices()));
   }
   MLIRContext context(registry(), MLIRContext::Threading::DISABLED);
   ErrorCount errors(context);

@@ -56,7 +56,7 @@ Compiled compile(const std::string &planText, int64_t devices) {
   EXPECT_TRUE(prediction) << prediction.message();
   c.prediction = *prediction;
   driver::PlanOptions planOptions;
-  planOptions.cluster = cluster.name;
+  planOptions.cluster = cluster.spec;
   auto emitted = driver::emitPlan(**module, planOptions);
   EXPECT_TRUE(mlir::succeeded(emitted));
   c.planBytes = emitted->bytes;

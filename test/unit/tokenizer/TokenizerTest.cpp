@@ -316,6 +316,15 @@ TEST(TokenizerErrors, TwoTokensWithOneId) {
                      std::to_string(id));
 }
 
+// Found by tokenizer_json_fuzz: a template id in a gap of the vocabulary (below the
+// largest id, but no token's) was accepted, and encode then gave an id with no token.
+TEST(TokenizerErrors, TemplateIdInAGapIsNotAToken) {
+  json j = smallTokenizer();
+  j["added_tokens"][1]["id"] = 602; // 303..601: no token
+  j["post_processor"]["special_tokens"]["<s>"]["ids"] = {600};
+  expectError(j, "post_processor: id 600 is not a token");
+}
+
 TEST(TokenizerErrors, RegexRejectedByPcre2) {
   json j = smallTokenizer();
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
