@@ -20,6 +20,10 @@ using namespace detail;
 
 namespace {
 
+// How far ids may run past the tokens there are (gaps: ids reserved or removed). Real
+// vocabularies are dense; a larger gap is a damaged file, not a tokenizer.
+constexpr int64_t kMaxIdGap = int64_t(1) << 20;
+
 // GPT-2's bytes_to_unicode: printable bytes map to themselves, the others to U+0100 on.
 std::array<uint32_t, 256> byteToCodePoint() {
   std::array<uint32_t, 256> table{};
@@ -232,6 +236,12 @@ struct Loader {
           it.value().get<int64_t>() >= INT32_MAX)
         return fail("model: vocab entry '" + it.key() + "' has a bad id");
       int32_t id = int32_t(it.value().get<int64_t>());
+      // Ids are positions in the vocabulary: one far past its size would make the id
+      // table gigabytes (found by tokenizer_json_fuzz).
+      if (int64_t(id) >= int64_t(vocab->size()) + kMaxIdGap)
+        return fail("model: vocab entry '" + it.key() + "' has id " + std::to_string(id) +
+                    ", far past the vocabulary's " + std::to_string(vocab->size()) +
+                    " entries");
       impl.vocab[it.key()] = id;
       maxId = std::max<int64_t>(maxId, id);
     }
@@ -322,6 +332,10 @@ struct Loader {
       std::string content = t["content"].get<std::string>();
       if (id < 0 || id >= INT32_MAX)
         return fail("added token '" + content + "' has a bad id");
+      if (id >= int64_t(impl.idToToken.size() + j.size()) + kMaxIdGap)
+        return fail("added token '" + content + "' has id " + std::to_string(id) +
+                    ", far past the vocabulary's " + std::to_string(impl.idToToken.size()) +
+                    " ids and the " + std::to_string(j.size()) + " added tokens");
       if (content.empty())
         return fail("added token " + std::to_string(id) + " has empty content");
       if (flag(t, "single_word"))

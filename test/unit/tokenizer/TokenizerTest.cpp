@@ -325,6 +325,17 @@ TEST(TokenizerErrors, TemplateIdInAGapIsNotAToken) {
   expectError(j, "post_processor: id 600 is not a token");
 }
 
+// Found by tokenizer_json_fuzz: an id far past the vocabulary sized the id table by it
+// (tens of gigabytes).
+TEST(TokenizerErrors, IdsFarPastTheVocabulary) {
+  json j = smallTokenizer();
+  j["model"]["vocab"]["zz"] = 2000000000;
+  expectError(j, "model: vocab entry 'zz' has id 2000000000, far past the vocabulary's");
+  j = smallTokenizer();
+  j["added_tokens"][0]["id"] = 2000000000;
+  expectError(j, "added token '<s>' has id 2000000000, far past the vocabulary's");
+}
+
 TEST(TokenizerErrors, RegexRejectedByPcre2) {
   json j = smallTokenizer();
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
