@@ -3,7 +3,8 @@
 //   print      prints who it is (stdout and stderr) and its environment, exits 0
 //   fail1      rank 1 exits 3 after 100 ms; the others sleep 30 s
 //   kill1      rank 1 is killed by SIGKILL after 100 ms; the others sleep 30 s
-//   stubborn   rank 0 ignores SIGTERM and sleeps 30 s; rank 1 exits 5 after 100 ms
+//   stubborn   rank 0 ignores SIGTERM and sleeps 30 s; rank 1 exits 5 100 ms after rank 0
+//              says (through the store) that it ignores SIGTERM
 //   sleep      every rank sleeps 30 s
 //   allreduce  bootstrap + store + Gloo: rank 0 prints "sum N" of rank+1 over ranks
 //   commfail   like allreduce, but rank 1 exits 7 before the collective
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 using namespace apc::comm;
+using apc::Result;
 using apc::Status;
 
 namespace {
@@ -100,11 +102,28 @@ int launcherChildMain() {
     return 0;
   }
   if (mode == "stubborn") {
+    // Rank 1 fails only once rank 0 ignores SIGTERM (told through the store): with a
+    // fixed delay alone, a slow start of rank 0 (as under the sanitizers) let the
+    // launcher's SIGTERM arrive first and end it without the SIGKILL under test.
+    auto info = detectProcess();
+    auto store = info ? TcpStore::create(*info, std::chrono::seconds(10))
+                      : Result<std::unique_ptr<TcpStore>>(info.status());
+    if (!store) {
+      std::fprintf(stderr, "store: %s\n", store.message().c_str());
+      return 1;
+    }
     if (rank == 0) {
       signal(SIGTERM, SIG_IGN);
+      Status s = (*store)->set("ignoring-sigterm", "1");
+      if (!s)
+        std::fprintf(stderr, "store: %s\n", s.message().c_str());
       sleepLong();
       return 0;
     }
+    auto ignoring = (*store)->get("ignoring-sigterm");
+    if (!ignoring)
+      std::fprintf(stderr, "store: %s\n", ignoring.message().c_str());
+    (*store)->abandon();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return 5;
   }

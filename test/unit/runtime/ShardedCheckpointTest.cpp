@@ -880,7 +880,8 @@ TEST_F(ShardedTest, StreamedSaveHoldsOneTensorAtATimeOnRankZero) {
   RecordProperty("model_and_moments_bytes", std::to_string(model.totalBytes()));
   EXPECT_LE(peak, bound) << "total " << model.totalBytes() << " bytes";
 
-  CheckpointContents whole = StageModel().wholeContents(stateAt(2));
+  StageModel stages; // outlives `whole`, which points into its tensors
+  CheckpointContents whole = stages.wholeContents(stateAt(2));
   std::vector<float> big[3];
   for (int s = 0; s < 3; ++s) { // one large tensor per list, so a copy would show
     big[s] = ramp(1 << 18, 0.5f);
