@@ -310,8 +310,10 @@ TEST(TokenizerErrors, TwoTokensWithOneId) {
   auto &vocab = j["model"]["vocab"];
   std::string someToken = vocab.begin().key();
   int64_t id = vocab.begin().value().get<int64_t>();
-  vocab["zz-duplicate"] = id;
-  auto [first, second] = std::minmax(someToken, std::string("zz-duplicate"));
+  const std::string duplicate = "zz-duplicate";
+  vocab[duplicate] = id;
+  // minmax returns references: both strings must outlive them (ASan caught a temporary).
+  auto [first, second] = std::minmax(someToken, duplicate);
   expectError(j, "model: vocab entries '" + first + "' and '" + second + "' have the same id " +
                      std::to_string(id));
 }
