@@ -43,6 +43,19 @@ struct CollectiveSample {
   double seconds = 0;
 };
 
+// Measured rates of one runtime kernel (apc calibrate) at several sizes: `work` is what
+// one call does, FLOPs for compute-bound kernels (attention), bytes of its operands for
+// memory-bound ones (rms_norm, silu); the rate is per second of the same. Rates change
+// with size (caches, threading), so the model interpolates between samples in log(work).
+struct RateSample {
+  double work = 0;
+  double perSecond = 0;
+};
+struct KernelRate {
+  bool byFlops = false; // work in FLOPs (else bytes)
+  std::vector<RateSample> samples; // sorted by work (parseClusterJson sorts them)
+};
+
 struct Device {
   std::string name;                        // "NVIDIA H100 SXM5 80GB HBM3"
   std::map<std::string, double> peakFlops; // dense FLOP/s by dtype: "bf16", "f32", ...
@@ -55,6 +68,8 @@ struct Device {
   double memoryEfficiency = 1.0;
   double kernelOverheadSeconds = 0; // per-kernel floor (launch, dispatch)
   std::vector<GemmSample> gemm;     // measured; empty: the efficiency above
+  // Measured rates by kernel name; a kernel without one: the rates above.
+  std::map<std::string, KernelRate> kernelRates;
 };
 
 struct Cluster {

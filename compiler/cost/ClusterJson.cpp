@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <set>
@@ -187,13 +188,47 @@ Status readCollectives(const Reader &r, const json &value, const std::string &fi
   return Status::ok();
 }
 
+// "kernel_rates": {"attention": [{"flops": F, "flops_per_second": R}, ...],
+//                  "rms_norm": [{"bytes": B, "bytes_per_second": R}, ...]}
+Status readKernelRates(const Reader &r, const json &value, const std::string &field,
+                       std::map<std::string, KernelRate> &out) {
+  APC_RETURN_IF_ERROR(r.object(value, field));
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    std::string at = field + "." + it.key();
+    if (!it->is_array() || it->empty())
+      return r.fail(at, "must be a non-empty array of {flops, flops_per_second} or {bytes, "
+                        "bytes_per_second}");
+    KernelRate rate;
+    rate.byFlops = (*it)[0].is_object() && (*it)[0].contains("flops");
+    const char *work = rate.byFlops ? "flops" : "bytes";
+    const char *perSecond = rate.byFlops ? "flops_per_second" : "bytes_per_second";
+    for (size_t i = 0; i < it->size(); ++i) {
+      std::string item = at + "[" + std::to_string(i) + "]";
+      const json &s = (*it)[i];
+      APC_RETURN_IF_ERROR(r.object(s, item));
+      APC_RETURN_IF_ERROR(r.onlyKnown(s, item, {work, perSecond}));
+      RateSample sample;
+      const json *v = nullptr;
+      APC_RETURN_IF_ERROR(r.member(s, item, work, true, v));
+      APC_RETURN_IF_ERROR(r.number(*v, item + "." + work, sample.work));
+      APC_RETURN_IF_ERROR(r.member(s, item, perSecond, true, v));
+      APC_RETURN_IF_ERROR(r.number(*v, item + "." + perSecond, sample.perSecond));
+      rate.samples.push_back(sample);
+    }
+    std::sort(rate.samples.begin(), rate.samples.end(),
+              [](const RateSample &a, const RateSample &b) { return a.work < b.work; });
+    out[it.key()] = std::move(rate);
+  }
+  return Status::ok();
+}
+
 Status readDevice(const Reader &r, const json &value, Device &d) {
   const std::string f = "device";
   APC_RETURN_IF_ERROR(r.object(value, f));
   APC_RETURN_IF_ERROR(r.onlyKnown(value, f,
                                   {"name", "peak_flops", "memory_bytes", "usable_memory_fraction",
                                    "memory_bandwidth", "gemm_efficiency", "memory_efficiency",
-                                   "kernel_overhead_seconds", "gemm"}));
+                                   "kernel_overhead_seconds", "gemm", "kernel_rates"}));
   const json *v = nullptr;
   APC_RETURN_IF_ERROR(r.member(value, f, "name", true, v));
   APC_RETURN_IF_ERROR(r.string(*v, "device.name", d.name));
@@ -226,6 +261,9 @@ Status readDevice(const Reader &r, const json &value, Device &d) {
   APC_RETURN_IF_ERROR(r.member(value, f, "gemm", false, v));
   if (v)
     APC_RETURN_IF_ERROR(readGemm(r, *v, "device.gemm", d.gemm));
+  APC_RETURN_IF_ERROR(r.member(value, f, "kernel_rates", false, v));
+  if (v)
+    APC_RETURN_IF_ERROR(readKernelRates(r, *v, "device.kernel_rates", d.kernelRates));
   return Status::ok();
 }
 
@@ -377,6 +415,18 @@ std::string clusterToJson(const Cluster &c) {
     for (const GemmSample &s : d.gemm)
       device["gemm"].push_back({{"m", s.m}, {"n", s.n}, {"k", s.k}, {"dtype", s.dtype},
                                 {"flops_per_second", s.flopsPerSecond}});
+  }
+  if (!d.kernelRates.empty()) {
+    device["kernel_rates"] = ordered_json::object();
+    for (const auto &[kernel, rate] : d.kernelRates) {
+      ordered_json list = ordered_json::array();
+      for (const RateSample &sample : rate.samples)
+        list.push_back(rate.byFlops ? ordered_json{{"flops", sample.work},
+                                                   {"flops_per_second", sample.perSecond}}
+                                    : ordered_json{{"bytes", sample.work},
+                                                   {"bytes_per_second", sample.perSecond}});
+      device["kernel_rates"][kernel] = list;
+    }
   }
   ordered_json links = {{"intra_node", linkJson(c.intraNode)}};
   if (c.interNode.bytesPerSecond > 0) // none known: a one-node file leaves it out

@@ -69,6 +69,7 @@ public:
     Phase forward, backward, step;
     double sendForward = 0, sendBackward = 0;
     bool updating = false; // past the update's first compute kernel
+    Seconds byKernel;
     for (const ExecInstruction &inst : program_.instructions) {
       Phase &phase = inst.pass == Pass::Forward    ? forward
                      : inst.pass == Pass::Backward ? backward
@@ -81,6 +82,7 @@ public:
           double t = collectiveSeconds(cluster_, Collective::SendRecv, 2,
                                        double(buffer(inst.inputs[0]).bytes()), g.spansNodes);
           (peerOffset(inst) > 0 ? sendForward : sendBackward) += t;
+          byKernel.add(inst.kernel, t);
         }
         continue;
       }
@@ -93,10 +95,12 @@ public:
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
         bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
         (hides ? phase.hideable : phase.busy).add(g.name, t);
+        byKernel.add(inst.kernel, t);
         continue;
       }
       double t = kernelSeconds(cluster_, program_, inst, kind);
       phase.compute += t;
+      byKernel.add(inst.kernel, t);
       updating = updating || inst.pass == Pass::Step;
       static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
                                kCompute = "compute";
@@ -116,6 +120,7 @@ public:
     s.sendForward = sendForward / mb;
     s.sendBackward = sendBackward / mb;
     s.busy = std::move(busy.entries);
+    s.kernels = std::move(byKernel.entries);
     s.memory = memoryOf(program_);
     return s;
   }

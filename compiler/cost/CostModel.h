@@ -49,6 +49,9 @@ struct StagePrediction {
   double sendForward = 0, sendBackward = 0; // one micro-batch's transfer to the next / previous stage
   // Seconds over the whole step on this stage, by breakdown name (see Prediction).
   std::vector<std::pair<std::string, double>> busy;
+  // Seconds per step by kernel name (every call of the stage's program, before overlap):
+  // to set beside a measured profile (aprun --profile).
+  std::vector<std::pair<std::string, double>> kernels;
   double end = 0;         // when the stage's step ends
   MemoryUse memory;
 };

@@ -42,7 +42,28 @@ double attentionTileEfficiency(const lowering::ExecProgram &program,
   return dimEfficiency(double(q[1]), half) * dimEfficiency(double(q[3]), half);
 }
 
+const KernelRate *measuredRate(const Device &device, const std::string &kernel) {
+  auto it = device.kernelRates.find(kernel);
+  return it == device.kernelRates.end() || it->second.samples.empty() ? nullptr : &it->second;
+}
+
 } // namespace
+
+double rateAt(const KernelRate &rate, double work) {
+  const std::vector<RateSample> &s = rate.samples; // sorted by work
+  if (s.empty())
+    return 0;
+  if (work <= s.front().work)
+    return s.front().perSecond;
+  if (work >= s.back().work)
+    return s.back().perSecond;
+  size_t hi = 1;
+  while (s[hi].work < work)
+    ++hi;
+  const RateSample &a = s[hi - 1], &b = s[hi];
+  double t = std::log(work / a.work) / std::log(b.work / a.work);
+  return a.perSecond + t * (b.perSecond - a.perSecond);
+}
 
 KernelKind kernelKind(const std::string &kernel) {
   if (kernel == "gemm")
@@ -106,15 +127,24 @@ double kernelSeconds(const Cluster &cluster, const lowering::ExecProgram &progra
                      const lowering::ExecInstruction &inst, KernelKind kind) {
   const Device &device = cluster.device;
   std::string dtype = computeDType(program, inst);
+  double bytes = inst.bytesRead + inst.bytesWritten;
   double rate = peakFlops(device, dtype);
+  double bandwidth = device.memoryBandwidth * device.memoryEfficiency;
+  // A kernel measured on this machine (apc calibrate) runs at its measured rate for its
+  // size; an unmeasured memory-bound one at the streaming `add` kernel's for its bytes.
+  const KernelRate *own = measuredRate(device, inst.kernel);
+  if (!own && kind == KernelKind::MemoryBound)
+    own = measuredRate(device, "add");
   if (kind == KernelKind::Gemm)
     rate = gemmFlopsPerSecond(cluster, gemmShapeOf(program, inst), dtype);
+  else if (own && own->byFlops)
+    rate = rateAt(*own, inst.flops);
   else if (kind == KernelKind::Attention)
     rate *= device.gemmEfficiency *
             attentionTileEfficiency(program, inst, halfEfficiencyDim(cluster.backend));
+  if (own && !own->byFlops)
+    bandwidth = rateAt(*own, bytes);
   double compute = inst.flops > 0 && rate > 0 ? inst.flops / rate : 0;
-  double bandwidth = device.memoryBandwidth * device.memoryEfficiency;
-  double bytes = inst.bytesRead + inst.bytesWritten;
   double memory = bytes > 0 && bandwidth > 0 ? bytes / bandwidth : 0;
   return std::max({compute, memory, device.kernelOverheadSeconds});
 }

@@ -41,6 +41,10 @@ double halfEfficiencyDim(const std::string &backend);
 double gemmFlopsPerSecond(const Cluster &cluster, const GemmShape &shape,
                           const std::string &dtype);
 
+// A measured kernel's rate for one call doing `work` (FLOPs or bytes, as the samples):
+// linear in log(work) between samples (sorted by work), the nearest sample's beyond them.
+double rateAt(const KernelRate &rate, double work);
+
 // The element type an instruction computes in: its first floating-point output, else input.
 const char *computeDType(const lowering::ExecProgram &program,
                          const lowering::ExecInstruction &inst);

@@ -6,6 +6,7 @@
 #include "runtime/plan/PlanTypes.h"
 #include "runtime/support/MeshCoordinates.h"
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -415,10 +416,14 @@ Status Executor::removeAttribute(std::string_view kernel, std::string_view name)
 }
 
 Status Executor::step() {
+  using Clock = std::chrono::steady_clock;
   for (size_t k = 0; k < prepared_.size(); ++k) {
     const Prepared &p = prepared_[k];
+    Clock::time_point start = profiling_ ? Clock::now() : Clock::time_point();
     Status s = p.op == Op::Kernel ? p.kernel->run(context_, p.inputs, p.outputs, p.attributes)
                                   : runCollective(p);
+    if (profiling_)
+      instructionSeconds_[k] += std::chrono::duration<double>(Clock::now() - start).count();
     if (!s)
       return Status::error("instruction " + std::to_string(k) + " ('" + p.name + "'): " +
                            s.message());

@@ -77,6 +77,17 @@ public:
   // Runs every instruction once. Stops at the first kernel error.
   Status step();
 
+  // Profiling: while on, step() adds each instruction's wall-clock seconds to
+  // instructionSeconds() (collectives include their wait for peers). Off by default: the
+  // clock reads cost a little on tiny kernels.
+  void setProfiling(bool on) {
+    profiling_ = on;
+    if (on && instructionSeconds_.size() != prepared_.size())
+      instructionSeconds_.assign(prepared_.size(), 0.0);
+  }
+  const std::vector<double> &instructionSeconds() const { return instructionSeconds_; }
+  const std::string &instructionKernel(size_t index) const { return prepared_[index].name; }
+
   // Sets attribute `attr` on every instruction calling `kernel` (run-time overrides of
   // compiled values, such as AdamW's weight decay) and re-validates them.
   Status setAttribute(std::string_view kernel, const kernels::Attribute &attr);
@@ -128,6 +139,8 @@ private:
   uint64_t arenaBytes_ = 0;
   uint64_t persistentBytes_ = 0;
   std::vector<Prepared> prepared_;
+  bool profiling_ = false;
+  std::vector<double> instructionSeconds_; // per instruction, summed over profiled steps
   // Bucketed all-reduces pack their gradients here; all_gather and reduce_scatter on a
   // dim other than the first rearrange blocks here. Sized at creation.
   std::vector<uint64_t> staging_;

@@ -17,6 +17,7 @@
 #include "runtime/data/TextDataset.h"
 #include "runtime/tokenizer/Tokenizer.h"
 #include "runtime/train/BatchBuilder.h"
+#include "runtime/train/Profile.h"
 #include "runtime/train/Sampler.h"
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,33 @@ namespace {
 
 TrainOutcome usageError(const std::string &message) { return {2, message}; }
 TrainOutcome runtimeError(const std::string &message) { return {1, message}; }
+
+// --profile: writes this rank's file (if it writes one) and, on the leader, prints the
+// kernels that took the most time.
+Status reportProfile(const TrainOptions &o, const exec::Executor &exec, int rank, int stage,
+                     int threads, const std::vector<double> &stepTimes, bool quiet) {
+  ProfileRun run;
+  run.planPath = o.planPath;
+  run.rank = rank;
+  run.stage = stage;
+  run.threads = threads;
+  run.stepsProfiled = int64_t(stepTimes.size()) - 1;
+  if (run.stepsProfiled < 1)
+    return Status::error("--profile needs at least 2 steps run (the first is not timed)");
+  std::vector<double> steady(stepTimes.begin() + 1, stepTimes.end());
+  std::nth_element(steady.begin(), steady.begin() + steady.size() / 2, steady.end());
+  run.medianStepSeconds = steady[steady.size() / 2];
+  if (!quiet)
+    std::printf("%s", profileSummary(exec, run, 8).c_str());
+  std::string path = profilePathOf(o.profilePath, rank);
+  if (path.empty())
+    return Status::ok();
+  if (Status s = writeProfile(path, exec, run); !s)
+    return s;
+  if (!quiet)
+    std::printf("wrote %s\n", path.c_str());
+  return Status::ok();
+}
 
 // The Hugging Face config.json of the plan's model, so checkpoints load in transformers.
 std::string huggingFaceConfig(const plan::ModelConfig &m) {
@@ -634,6 +662,9 @@ TrainOutcome train(const TrainOptions &o) {
     double stepSeconds = std::chrono::duration<double>(now - stepStart).count();
     if (!emptyBatch)
       stepTimes.push_back(stepSeconds);
+    // Profiling starts with the second step run: the first warms caches and threads.
+    if (!o.profilePath.empty() && stepTimes.size() == 1)
+      exec.setProfiling(true);
     double elapsed = std::chrono::duration<double>(now - start).count();
     double eta = elapsed / double(step - firstStep) * double(total - step);
     double tokensPerSecond =
@@ -688,6 +719,11 @@ TrainOutcome train(const TrainOptions &o) {
     return runtimeError("every step of the run (" + std::to_string(skippedSteps) +
                         ") was skipped (batches that keep no token or gradient norms that are "
                         "not finite), so the weights are those the run started from");
+  if (!o.profilePath.empty())
+    if (Status s = reportProfile(o, exec, rank, bound->stage, context.threads, stepTimes,
+                                 quiet);
+        !s)
+      return runtimeError(s.message());
   if (!quiet && predictedTokensPerSecond > 0 && stepTimes.size() > 1) {
     // The median step after the first (which warms caches and thread pools).
     std::vector<double> steady(stepTimes.begin() + 1, stepTimes.end());

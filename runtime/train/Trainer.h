@@ -36,6 +36,9 @@ struct TrainOptions {
   int64_t saveEvery = 0;        // 0: only at the end
   std::string resumeDir;
   std::string metricsPath;
+  // Set: time every instruction of the steps after the first and write the totals here
+  // ("%r" in the path: every rank its own file; else rank 0 only). runtime/train/Profile.h
+  std::string profilePath;
   int threads = 1;
   bool quiet = false;           // no per-step progress lines
   // A step whose gradient norm is not finite leaves the weights and optimizer state as

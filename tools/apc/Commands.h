@@ -11,6 +11,8 @@ int runCompile(int argc, char **argv, int first);
 int runPlan(int argc, char **argv, int first);
 // `apc explain plan.fb`: a compiled plan in words (and its schedule as a picture).
 int runExplain(int argc, char **argv, int first);
+// `apc calibrate`: measures this machine and writes a cluster file (--cluster FILE).
+int runCalibrate(int argc, char **argv, int first);
 // `apc data <subcommand>`: argv[first] names the subcommand (sample, ...).
 int runDataCommand(int argc, char **argv, int first);
 

@@ -14,6 +14,7 @@ static const char *kUsage =
     "  import llama3   trace a Hugging Face Llama 3 config.json into ap IR\n"
     "  compile         turn the imported forward + loss into the training step\n"
     "  plan            predict a plan's step time, throughput, MFU and memory (cost model)\n"
+    "  calibrate       measure this machine (kernels, Gloo collectives) into a cluster file\n"
     "  explain         explain a compiled plan.fb: mesh, stages, layouts, collectives, memory\n"
     "  eval            run an ap IR function on the reference interpreter\n"
     "  data sample     write a synthetic tokenized dataset (Arrow IPC stream)\n";
@@ -30,6 +31,8 @@ int main(int argc, char **argv) {
     return apc::tools::runCompile(argc, argv, 2);
   if (command == "plan")
     return apc::tools::runPlan(argc, argv, 2);
+  if (command == "calibrate")
+    return apc::tools::runCalibrate(argc, argv, 2);
   if (command == "explain")
     return apc::tools::runExplain(argc, argv, 2);
   if (command == "eval")

@@ -80,6 +80,9 @@ int main(int argc, char **argv) {
   flags.addString("resume", &o.resumeDir, "continue from a checkpoint (or the latest in DIR)",
                   "DIR");
   flags.addString("metrics", &o.metricsPath, "append one JSON object per step", "FILE.jsonl");
+  flags.addString("profile", &o.profilePath,
+                  "time every kernel of the steps after the first and write the totals as "
+                  "JSON (\"%r\" in FILE: one file per rank; else rank 0's)", "FILE.json");
   flags.addInt("threads", &threads, "CPU threads per rank (default: the cores divided among "
                                     "this machine's ranks)");
   flags.addBool("quiet", &quiet, "no per-step progress lines");

@@ -112,6 +112,8 @@ TEST(Cluster, FileRoundTrips) {
   c.profile = "measured";
   c.device.gemm = {{4096, 4096, 4096, "bf16", 7.1e14}, {128, 4096, 4096, "f32", 3.3e13}};
   c.collectives = {{"all_reduce", 8, 1 << 20, 4.5e-5}, {"send_recv", 2, 4096, 1.2e-5}};
+  c.device.kernelRates["attention"] = {true, {{1e8, 3e14}, {1e10, 5e14}}};
+  c.device.kernelRates["rms_norm"] = {false, {{1e5, 9e11}, {1e8, 2.5e12}}};
   c.sources["device.gemm"] = "apc calibrate, 2026-12-01";
   std::string text = clusterToJson(c);
   std::string path = writeFile("measured.json", text);
@@ -132,6 +134,12 @@ TEST(Cluster, FileRoundTrips) {
   EXPECT_EQ(back->collectives[0].kind, "all_reduce");
   EXPECT_EQ(back->collectives[0].bytes, 1 << 20);
   EXPECT_EQ(back->collectives[1].seconds, 1.2e-5);
+  ASSERT_EQ(back->device.kernelRates.size(), 2u);
+  EXPECT_TRUE(back->device.kernelRates["attention"].byFlops);
+  EXPECT_FALSE(back->device.kernelRates["rms_norm"].byFlops);
+  ASSERT_EQ(back->device.kernelRates["rms_norm"].samples.size(), 2u);
+  EXPECT_EQ(back->device.kernelRates["rms_norm"].samples[1].work, 1e8);
+  EXPECT_EQ(back->device.kernelRates["rms_norm"].samples[1].perSecond, 2.5e12);
   EXPECT_EQ(back->sources, c.sources);
   EXPECT_EQ(clusterToJson(*back), text); // nothing lost or changed
 }
@@ -221,6 +229,32 @@ TEST(Cluster, RefusesBadFilesNamingTheField) {
                    R"("nodes": 1, "collectives": [{"kind": "all_reduce", "kind": "all_gather",)"
                    R"( "ranks": 2, "bytes": 8, "seconds": 1e-5}],)"),
           {"field 'collectives[].kind' is given twice"});
+  auto withRates = [](const std::string &rates) {
+    return replaced(kMinimal, R"("memory_bytes": 8e9)",
+                    R"("memory_bytes": 8e9, "kernel_rates": )" + rates);
+  };
+  refused(withRates(R"({"rms_norm": []})"),
+          {"field 'device.kernel_rates.rms_norm' must be a non-empty array"});
+  refused(withRates(R"({"rms_norm": [{"bytes": 1e6, "bytes_per_second": 0}]})"),
+          {"field 'device.kernel_rates.rms_norm[0].bytes_per_second' must be a positive"});
+  refused(withRates(R"({"attention": [{"flops": 1e9, "flops_per_second": 1e12},)"
+                    R"( {"flops": 1e10, "bytes_per_second": 1e12}]})"),
+          {"field 'device.kernel_rates.attention[1].bytes_per_second' is not a cluster file "
+           "field"});
+}
+
+TEST(Cluster, KernelRateSamplesAreSortedByWork) {
+  auto c = parseClusterJson(
+      replaced(kMinimal, R"("memory_bytes": 8e9)",
+               R"("memory_bytes": 8e9, "kernel_rates": {"silu": [{"bytes": 1e8,)"
+               R"( "bytes_per_second": 2e9}, {"bytes": 1e5, "bytes_per_second": 8e9}]})"),
+      "box.json");
+  ASSERT_TRUE(c) << c.message();
+  const KernelRate &silu = c->device.kernelRates.at("silu");
+  EXPECT_FALSE(silu.byFlops);
+  ASSERT_EQ(silu.samples.size(), 2u);
+  EXPECT_EQ(silu.samples[0].work, 1e5);
+  EXPECT_EQ(silu.samples[1].perSecond, 2e9);
 }
 
 TEST(Cluster, ResolvesAFileAndRefusesItByPath) {

@@ -147,6 +147,41 @@ TEST(KernelCost, MemoryBoundKernelsRunAtBandwidth) {
   EXPECT_DOUBLE_EQ(kernelSeconds(d, p, add, KernelKind::MemoryBound), 3 * 2097152.0 / 1e12);
 }
 
+TEST(KernelCost, MeasuredRatesInterpolateInLogWork) {
+  KernelRate rate{false, {{1e3, 1e10}, {1e5, 2e10}, {1e7, 4e9}}};
+  EXPECT_DOUBLE_EQ(rateAt(rate, 10), 1e10);   // below the smallest: its rate
+  EXPECT_DOUBLE_EQ(rateAt(rate, 1e9), 4e9);   // above the largest: its rate
+  EXPECT_DOUBLE_EQ(rateAt(rate, 1e5), 2e10);
+  EXPECT_NEAR(rateAt(rate, 1e4), 1.5e10, 1);  // halfway in log(work)
+  EXPECT_NEAR(rateAt(rate, 1e6), 1.2e10, 1);
+}
+
+TEST(KernelCost, MeasuredKernelsRunAtTheirOwnRates) {
+  Cluster d = apc::testing::h100Like();
+  ExecProgram p = gemmProgram(1024, 1024, 1024);
+  ExecInstruction add;
+  add.kernel = "add";
+  add.inputs = {2, 2};
+  add.outputs = {2};
+  add.bytesRead = 2 * 2097152.0;
+  add.bytesWritten = 2097152.0;
+  ExecInstruction silu = add;
+  silu.kernel = "silu";
+  // The streaming add measured: unmeasured memory-bound kernels run at its rate too.
+  d.device.kernelRates["add"] = {false, {{6291456.0, 5e11}}};
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, p, add, KernelKind::MemoryBound), 6291456.0 / 5e11);
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, p, silu, KernelKind::MemoryBound), 6291456.0 / 5e11);
+  d.device.kernelRates["silu"] = {false, {{6291456.0, 2e11}}};
+  EXPECT_DOUBLE_EQ(kernelSeconds(d, p, silu, KernelKind::MemoryBound), 6291456.0 / 2e11);
+  // Attention measured by FLOPs: its rate, not the GEMM efficiency.
+  ExecInstruction attention = add;
+  attention.kernel = "attention";
+  attention.flops = 4e9;
+  d.device.kernelRates["attention"] = {true, {{1e9, 1e13}, {1e11, 3e13}}};
+  EXPECT_NEAR(kernelSeconds(d, p, attention, KernelKind::Attention),
+              4e9 / (1e13 + 2e13 * std::log(4.0) / std::log(100.0)), 1e-15);
+}
+
 TEST(PipelineCost, OneFOneBCriticalPath) {
   auto order = schedule::oneFOneB(4, 8);
   ASSERT_TRUE(order);
