@@ -8,6 +8,7 @@
 #include "runtime/kernels/cpu/CpuKernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -116,26 +117,41 @@ struct Timed {
   double bytes = 0;
 };
 
+// How many copies of a case's buffers the timing cycles through: enough that one cycle
+// touches 64 MiB, more than a CPU's last-level cache, so each call finds its operands in
+// memory as a training step (whose working set is far larger) mostly does, not in the
+// cache the previous call of the same case left them in.
+int copiesFor(double bytes) {
+  constexpr double kCycleBytes = 64.0 * 1048576.0;
+  return int(std::clamp(std::ceil(kCycleBytes / std::max(bytes, 1.0)), 1.0, 64.0));
+}
+
 Result<Timed> timeCase(const Case &c, const MeasureOptions &options) {
   const kernels::KernelInfo *info = kernels::findCpuKernel(c.kernel);
   if (!info)
     return Result<Timed>::error("the CPU backend has no kernel '" + c.kernel + "'");
-  Buffers buffers(c);
+  std::vector<std::unique_ptr<Buffers>> copies;
+  copies.push_back(std::make_unique<Buffers>(c));
+  for (int i = 1; i < copiesFor(copies[0]->bytes()); ++i)
+    copies.push_back(std::make_unique<Buffers>(c));
   Attributes attrs(c.attrs);
-  if (Status s = info->prepare(buffers.inputs, buffers.outputs, attrs); !s)
+  if (Status s = info->prepare(copies[0]->inputs, copies[0]->outputs, attrs); !s)
     return Result<Timed>::error("calibration case of '" + c.kernel + "': " + s.message());
   kernels::KernelContext context;
   context.threads = options.threads;
   Status failed = Status::ok();
+  size_t next = 0;
   double seconds = secondsPerRun(
       [&] {
-        if (Status s = info->run(context, buffers.inputs, buffers.outputs, attrs); !s)
+        const Buffers &b = *copies[next];
+        next = (next + 1) % copies.size();
+        if (Status s = info->run(context, b.inputs, b.outputs, attrs); !s)
           failed = s;
       },
       options.minSeconds);
   if (!failed)
     return Result<Timed>::error("calibration case of '" + c.kernel + "': " + failed.message());
-  return Timed{seconds, buffers.bytes()};
+  return Timed{seconds, copies[0]->bytes()};
 }
 
 Case gemmCase(int64_t m, int64_t n, int64_t k, DType dtype) {
