@@ -90,9 +90,74 @@ double peakFlops(const Device &device, const std::string &dtype) {
 
 double halfEfficiencyDim(const std::string &backend) { return backend == "cpu" ? 16 : 128; }
 
+namespace {
+
+// Where `x` falls between the grid values `axis` (sorted): the lower index and the
+// fraction of the way to the next in log space, clamped to the grid's ends.
+std::pair<size_t, double> bracket(const std::vector<double> &axis, double x) {
+  if (axis.size() == 1 || x <= axis.front())
+    return {0, 0.0};
+  if (x >= axis.back())
+    return {axis.size() - 2, 1.0};
+  size_t i = 0;
+  while (axis[i + 1] < x)
+    ++i;
+  return {i, std::log(x / axis[i]) / std::log(axis[i + 1] / axis[i])};
+}
+
+// Trilinear interpolation in log(m, n, k) when the samples of `dtype` are a full grid
+// (every m x n x k of their values, as apc calibrate measures); -1 otherwise.
+double gridRate(const std::vector<GemmSample> &all, const GemmShape &shape,
+                const std::string &dtype) {
+  std::vector<const GemmSample *> samples;
+  std::vector<double> ms, ns, ks;
+  for (const GemmSample &s : all)
+    if (s.dtype == dtype && s.m > 0 && s.n > 0 && s.k > 0 && s.flopsPerSecond > 0) {
+      samples.push_back(&s);
+      ms.push_back(double(s.m));
+      ns.push_back(double(s.n));
+      ks.push_back(double(s.k));
+    }
+  for (std::vector<double> *axis : {&ms, &ns, &ks}) {
+    std::sort(axis->begin(), axis->end());
+    axis->erase(std::unique(axis->begin(), axis->end()), axis->end());
+  }
+  if (samples.size() < 2 || ms.size() * ns.size() * ks.size() != samples.size())
+    return -1;
+  auto index = [&](const std::vector<double> &axis, double v) {
+    return size_t(std::lower_bound(axis.begin(), axis.end(), v) - axis.begin());
+  };
+  std::vector<double> table(samples.size(), -1);
+  for (const GemmSample *s : samples)
+    table[(index(ms, double(s->m)) * ns.size() + index(ns, double(s->n))) * ks.size() +
+          index(ks, double(s->k))] = s->flopsPerSecond;
+  for (double v : table)
+    if (v < 0)
+      return -1; // a shape twice and another missing: not a grid
+  auto [mi, mt] = bracket(ms, std::max(shape.m, 1.0));
+  auto [ni, nt] = bracket(ns, std::max(shape.n, 1.0));
+  auto [ki, kt] = bracket(ks, std::max(shape.k, 1.0));
+  double rate = 0;
+  for (int dm = 0; dm < 2; ++dm)
+    for (int dn = 0; dn < 2; ++dn)
+      for (int dk = 0; dk < 2; ++dk) {
+        double w = (dm ? mt : 1 - mt) * (dn ? nt : 1 - nt) * (dk ? kt : 1 - kt);
+        if (w == 0)
+          continue;
+        size_t a = std::min(mi + dm, ms.size() - 1), b = std::min(ni + dn, ns.size() - 1),
+               c = std::min(ki + dk, ks.size() - 1);
+        rate += w * table[(a * ns.size() + b) * ks.size() + c];
+      }
+  return rate;
+}
+
+} // namespace
+
 double gemmFlopsPerSecond(const Cluster &cluster, const GemmShape &shape,
                           const std::string &dtype) {
   const Device &device = cluster.device;
+  if (double rate = gridRate(device.gemm, shape, dtype); rate > 0)
+    return rate;
   double weights = 0, weighted = 0;
   for (const GemmSample &sample : device.gemm) {
     if (sample.dtype != dtype || sample.m <= 0 || sample.n <= 0 || sample.k <= 0 ||

@@ -36,7 +36,9 @@ double peakFlops(const Device &device, const std::string &dtype);
 double halfEfficiencyDim(const std::string &backend);
 
 // Achieved FLOP/s of a GEMM of `shape` in `dtype`: the cluster's measured samples when it
-// has some for the dtype (inverse-distance weighted in log-shape space), else the peak
+// has some for the dtype (trilinear in log(m, n, k) when they form a full grid, as
+// apc calibrate measures, clamped at its edges; else inverse-distance weighted in
+// log-shape space), else the peak
 // times gemmEfficiency times a penalty for small dims: d / (d + halfEfficiencyDim) per dim.
 double gemmFlopsPerSecond(const Cluster &cluster, const GemmShape &shape,
                           const std::string &dtype);

@@ -133,6 +133,27 @@ TEST(KernelCost, GemmSamplesOverrideTheEfficiency) {
   EXPECT_DOUBLE_EQ(gemmFlopsPerSecond(d, {1e9, 1e9, 1e9}, "f32"), 5e13 * 0.8 * std::pow(1e9 / (1e9 + 128), 3));
 }
 
+TEST(KernelCost, GemmGridIsInterpolatedTrilinearlyInLogShape) {
+  Cluster d = apc::testing::h100Like();
+  // A 2 x 2 x 2 grid whose rate is linear in log2 of each dim: interpolation is exact.
+  auto rate = [](double m, double n, double k) {
+    return 1e12 * (1 + std::log2(m / 64) + 2 * std::log2(n / 64) + 4 * std::log2(k / 64));
+  };
+  for (double m : {64.0, 1024.0})
+    for (double n : {64.0, 1024.0})
+      for (double k : {64.0, 1024.0})
+        d.device.gemm.push_back({int64_t(m), int64_t(n), int64_t(k), "f32", rate(m, n, k)});
+  EXPECT_NEAR(gemmFlopsPerSecond(d, {256, 128, 512}, "f32"), rate(256, 128, 512), 1e3);
+  EXPECT_DOUBLE_EQ(gemmFlopsPerSecond(d, {64, 1024, 64}, "f32"), rate(64, 1024, 64));
+  // Outside the grid: its edge.
+  EXPECT_NEAR(gemmFlopsPerSecond(d, {8, 4096, 128}, "f32"), rate(64, 1024, 128), 1e3);
+  // Not a grid (a corner missing): inverse-distance weighting of what there is.
+  d.device.gemm.pop_back();
+  double idw = gemmFlopsPerSecond(d, {256, 128, 512}, "f32");
+  EXPECT_GT(idw, 0);
+  EXPECT_NE(idw, rate(256, 128, 512));
+}
+
 TEST(KernelCost, MemoryBoundKernelsRunAtBandwidth) {
   Cluster d = apc::testing::h100Like();
   ExecProgram p = gemmProgram(1024, 1024, 1024);
