@@ -561,7 +561,7 @@ struct SvgElement {
   std::map<std::string, std::string> attrs;
   std::string cls() const { return attrs.count("class") ? attrs.at("class") : ""; }
   double num(const std::string &name) const {
-    return attrs.count(name) ? std::stod(attrs.at(name)) : std::nan("");
+    return attrs.count(name) ? std::strtod(attrs.at(name).c_str(), nullptr) : std::nan("");
   }
 };
 std::vector<SvgElement> svgElements(const std::string &svg) {
@@ -734,6 +734,28 @@ TEST(ExplainPipelinePlan, SvgWithoutPredictionSaysSo) {
   EXPECT_EQ(ofClass(all, "rect", "step").size(), 2u);
   EXPECT_EQ(textOf(all, "note"), "This plan does not record the recomputed share of the "
                                  "backwards (an older plan): backwards drawn whole.");
+}
+
+// Extreme but valid predicted times (denormal, huge) still give a bounded axis whose last
+// tick is at or past the step.
+TEST(ExplainPipelinePlan, SvgAxisOfExtremeTimes) {
+  for (double unit : {5e-324, 1e-300, 1e-9, 1e300}) {
+    PipelinePlan plan = predictedTwoStagePlan();
+    plan.predicted.seconds = 23.25 * unit;
+    for (auto &st : plan.predicted.stages)
+      for (double *x : {&st.forward, &st.backward, &st.step, &st.sendForward, &st.sendBackward})
+        *x = *x * 1e3 * unit;
+    plan.predicted.stages[0].recompute = 0.5 * unit;
+    Loaded l = gather(plan);
+    if (!l.facts.stageTimesPredicted) // denormals may round to zero: the relative picture
+      continue;
+    auto all = svgElements(renderScheduleSvg(l.facts));
+    auto ticks = ofClass(all, "line", "tick");
+    ASSERT_FALSE(ticks.empty()) << unit;
+    EXPECT_LE(ticks.size(), 1001u) << unit;
+    EXPECT_GE(ticks.back().num("data-seconds"), l.facts.timeline->end * (1 - 1e-12)) << unit;
+    EXPECT_EQ(ofClass(all, "rect", "box").size(), 16u);
+  }
 }
 
 // The SVG is well-formed XML (python3's xml.etree, when there is a python3), with and

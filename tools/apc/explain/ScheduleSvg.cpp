@@ -163,10 +163,14 @@ std::string renderScheduleSvg(const PlanFacts &f) {
     scale = u.first;
     unit = u.second;
     tick = niceStep(span * scale, 10.0); // in the unit
-    ticks = int(std::ceil(span * scale / tick - 1e-9));
+    double count = std::ceil(span * scale / tick - 1e-9);
+    if (!(tick > 0) || !std::isfinite(tick) || !(count >= 1) || count > 1000) {
+      tick = span * scale; // denormal or otherwise odd times: one tick at the end
+      count = 1;
+    }
+    ticks = int(count);
     if (double(ticks) * tick / scale < span)
       ++ticks;
-    ticks = std::max(ticks, 1);
     axisEnd = double(ticks) * tick / scale;
   } else {
     for (ticks = 0; (ticks + 1) * tick <= span * (1 + 1e-9) && ticks < 1000; ++ticks) {
