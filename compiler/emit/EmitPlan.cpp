@@ -55,7 +55,7 @@ flatbuffers::Offset<fb::Prediction> writePrediction(flatbuffers::FlatBufferBuild
   std::vector<flatbuffers::Offset<fb::StageTiming>> stages;
   for (const cost::StagePrediction &s : p->stages)
     stages.push_back(fb::CreateStageTiming(fbb, s.forward, s.backward, s.step, s.sendForward,
-                                           s.sendBackward));
+                                           s.sendBackward, s.recompute));
   return fb::CreatePrediction(fbb, flops, p->secondsPerStep, bytesPerDevice, cluster,
                               p->tokensPerSecondPerDevice, p->mfu, p->fits,
                               p->usableBytesPerDevice, fbb.CreateVector(terms),

@@ -234,12 +234,20 @@ def check_plan(report, name, plan, got, text):
             "mfu": pr.get("mfu", 0.0), "fits": pr.get("fits", True),
             "usable_bytes_per_device": pr.get("usable_bytes_per_device", 0.0),
             "breakdown": {t["name"]: t.get("seconds", 0.0) for t in pr.get("breakdown", [])},
-            "memory": {t["name"]: t.get("bytes", 0) for t in pr.get("memory", [])}}
+            "memory": {t["name"]: t.get("bytes", 0) for t in pr.get("memory", [])},
+            # Each stage's times (recompute: null when the plan does not record it).
+            "stages": [{"forward": t.get("forward", 0.0), "backward": t.get("backward", 0.0),
+                        "recompute": t.get("recompute"), "step": t.get("step", 0.0),
+                        "send_forward": t.get("send_forward", 0.0),
+                        "send_backward": t.get("send_backward", 0.0)}
+                       for t in pr.get("stages", [])]}
     # flatc's JSON keeps about 12 significant digits of a double, and 12 decimals at most
     # (so small seconds lose digits: an absolute 1e-12 as well).
     def same(a, b):
         if isinstance(a, dict) and isinstance(b, dict):
             return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
         if isinstance(a, float) or isinstance(b, float):
             return abs(a - b) <= 1e-10 * max(abs(a), abs(b)) + 1e-12
         return a == b

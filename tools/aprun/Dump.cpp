@@ -128,6 +128,19 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
       }
       std::fprintf(out, "  memory per device: %s\n", kinds.c_str());
     }
+    // Each stage's times: one micro-batch's passes and transfers, the step once.
+    if (pr->stages())
+      for (size_t s = 0; s < pr->stages()->size(); ++s) {
+        const plan::StageTiming *t = pr->stages()->Get(flatbuffers::uoffset_t(s));
+        char recompute[48] = "not recorded";
+        if (t->recompute().has_value())
+          std::snprintf(recompute, sizeof recompute, "%.3g s", *t->recompute());
+        std::fprintf(out,
+                     "  stage %zu: forward %.3g s, backward %.3g s (recompute %s), send_forward "
+                     "%.3g s, send_backward %.3g s per micro-batch; step %.3g s\n",
+                     s, t->forward(), t->backward(), recompute, t->send_forward(),
+                     t->send_backward(), t->step());
+      }
   }
   if (p.mesh_shape() && p.mesh_shape()->size()) {
     std::string mesh;

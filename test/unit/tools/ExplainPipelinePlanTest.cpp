@@ -14,6 +14,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <regex>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -134,8 +137,18 @@ struct PipelinePlan {
   };
   std::vector<Stage> stages;
   int microBatches = 1;
-  std::string schedule = "1f1b";
+  std::string schedule = "1f1b", recompute = "none";
   std::vector<Prog> programs;
+  // plan.predicted with the cost model's figures and stage times, when `present`.
+  struct Prediction {
+    bool present = false;
+    double seconds = 0, tokensPerSecondPerDevice = 0, mfu = 0;
+    struct Stage {
+      double forward, backward, step, sendForward, sendBackward;
+      std::optional<double> recompute;
+    };
+    std::vector<Stage> stages;
+  } predicted;
   int64_t layers = 4, batch = 4, seqLen = 8;
   bool tied = true;
 
@@ -179,9 +192,24 @@ struct PipelinePlan {
     for (const Stage &s : stages)
       specs.push_back(fb::CreateStageSpec(b, s.first, s.count, s.embedding, s.head));
     auto pipeline = fb::CreatePipelineSpec(b, b.CreateVector(specs), microBatches,
-                                           b.CreateString(schedule), b.CreateString("none"));
+                                           b.CreateString(schedule), b.CreateString(recompute));
+    flatbuffers::Offset<fb::Prediction> prediction = 0;
+    if (predicted.present) {
+      std::vector<flatbuffers::Offset<fb::StageTiming>> timings;
+      for (const Prediction::Stage &st : predicted.stages)
+        timings.push_back(fb::CreateStageTiming(
+            b, st.forward, st.backward, st.step, st.sendForward, st.sendBackward,
+            st.recompute ? flatbuffers::Optional<double>(*st.recompute) : flatbuffers::nullopt));
+      std::vector<flatbuffers::Offset<fb::PredictionTerm>> terms = {
+          fb::CreatePredictionTerm(b, b.CreateString("compute"), predicted.seconds)};
+      prediction = fb::CreatePrediction(
+          b, 1e9, predicted.seconds, 1 << 20, b.CreateString("cpu:2"),
+          predicted.tokensPerSecondPerDevice, predicted.mfu, true, 1e10, b.CreateVector(terms),
+          b.CreateVector(std::vector<flatbuffers::Offset<fb::MemoryTerm>>{}),
+          b.CreateVector(timings));
+    }
     auto root = fb::CreatePlan(b, apc::plan::kPlanVersion, b.CreateString("test"), model, b.CreateVector(params), data,
-                               b.CreateString("fp32"), optimizer, b.CreateVector(progs), 0,
+                               b.CreateString("fp32"), optimizer, b.CreateVector(progs), prediction,
                                b.CreateVector(mesh), b.CreateVector(names),
                                b.CreateString("dp=1,pp=2,mb=4"), pipeline);
     fb::FinishPlanBuffer(b, root);
@@ -502,23 +530,256 @@ TEST(ExplainPipelinePlan, SvgNamesEveryStageAndDrawsTwoBoxesPerMicroBatch) {
   }
 }
 
-// The SVG is well-formed XML (python3's xml.etree, when there is a python3).
+// The two-stage plan with a prediction (pp=2, mb=4), in milliseconds: stage 0 forward 1,
+// backward 2 (recompute 0.5), activation transfer 0.25, step 1.5; stage 1 forward 1.5,
+// backward 3 (recompute 0), gradient transfer 0.5, step 1. The step ends at 23.25 ms, when
+// stage 0's step ends (ExpectedPasses).
+PipelinePlan predictedTwoStagePlan() {
+  PipelinePlan plan = twoStagePlan(4);
+  plan.recompute = "selective";
+  plan.predicted.present = true;
+  plan.predicted.seconds = 23.25e-3;
+  plan.predicted.tokensPerSecondPerDevice = 1234.5;
+  plan.predicted.mfu = 0.1234;
+  plan.predicted.stages = {{1e-3, 2e-3, 1.5e-3, 0.25e-3, 0, 0.5e-3},
+                           {1.5e-3, 3e-3, 1e-3, 0, 0.5e-3, 0.0}};
+  return plan;
+}
+
+// Each pass's (start, end) in ms, by stage, in 1F1B order, worked out by hand: F k on
+// stage 1 after F k on stage 0 + 0.25, B k on stage 0 after B k on stage 1 + 0.5.
+const std::vector<std::vector<std::tuple<std::string, double, double>>> kExpectedPasses = {
+    {{"F0", 0, 1}, {"F1", 1, 2}, {"B0", 6.25, 8.25}, {"F2", 8.25, 9.25},
+     {"B1", 10.75, 12.75}, {"F3", 12.75, 13.75}, {"B2", 15.25, 17.25}, {"B3", 19.75, 21.75}},
+    {{"F0", 1.25, 2.75}, {"B0", 2.75, 5.75}, {"F1", 5.75, 7.25}, {"B1", 7.25, 10.25},
+     {"F2", 10.25, 11.75}, {"B2", 11.75, 14.75}, {"F3", 14.75, 16.25}, {"B3", 16.25, 19.25}}};
+
+// The SVG's rect, line and text elements with their attributes (and a rect's <title>, a
+// text's content), in document order.
+struct SvgElement {
+  std::string tag, body;
+  std::map<std::string, std::string> attrs;
+  std::string cls() const { return attrs.count("class") ? attrs.at("class") : ""; }
+  double num(const std::string &name) const {
+    return attrs.count(name) ? std::strtod(attrs.at(name).c_str(), nullptr) : std::nan("");
+  }
+};
+std::vector<SvgElement> svgElements(const std::string &svg) {
+  std::vector<SvgElement> out;
+  static const std::regex element(R"re(<(rect|line|text)((?:\s+[\w:-]+="[^"]*")*)\s*(/?)>)re");
+  static const std::regex attribute(R"re(([\w:-]+)="([^"]*)")re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), element); it != std::sregex_iterator();
+       ++it) {
+    SvgElement e;
+    e.tag = (*it)[1];
+    std::string attrs = (*it)[2];
+    for (auto a = std::sregex_iterator(attrs.begin(), attrs.end(), attribute);
+         a != std::sregex_iterator(); ++a)
+      e.attrs[(*a)[1]] = (*a)[2];
+    if ((*it)[3] != "/") {
+      size_t from = size_t(it->position() + it->length());
+      std::string close = "</" + e.tag + ">";
+      size_t to = svg.find(close, from);
+      e.body = svg.substr(from, to == std::string::npos ? 0 : to - from);
+      if (e.tag == "text") // the XML entities escape() writes
+        for (auto [entity, c] : std::vector<std::pair<std::string, std::string>>{
+                 {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}})
+          for (size_t at = e.body.find(entity); at != std::string::npos;
+               at = e.body.find(entity, at + 1))
+            e.body.replace(at, entity.size(), c);
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+std::vector<SvgElement> ofClass(const std::vector<SvgElement> &all, const std::string &tag,
+                                const std::string &cls) {
+  std::vector<SvgElement> out;
+  for (const SvgElement &e : all)
+    if (e.tag == tag && (e.cls() == cls || e.cls().rfind(cls + " ", 0) == 0))
+      out.push_back(e);
+  return out;
+}
+std::string textOf(const std::vector<SvgElement> &all, const std::string &cls) {
+  auto found = ofClass(all, "text", cls);
+  return found.empty() ? "" : found.front().body;
+}
+
+// With the plan's prediction the picture is in seconds: every pass at its predicted start
+// and end, x proportional to the time on an axis whose ticks carry units and whose last
+// tick is at or past the step's end; each backward's recomputed share, each stage's step,
+// the transfer waits; the title gives the predicted step time, tokens/s and MFU.
+TEST(ExplainPipelinePlan, SvgDrawsThePredictionInSeconds) {
+  Loaded l = gather(predictedTwoStagePlan());
+  ASSERT_TRUE(l.facts.stageTimesPredicted) << l.facts.predictedStagesUnused;
+  std::string svg = renderScheduleSvg(l.facts);
+  auto all = svgElements(svg);
+  // The axis: ticks every 5 ms from 0 to 25 ms (>= the 23.25 ms step), labelled with units.
+  auto ticks = ofClass(all, "line", "tick");
+  auto tickTexts = ofClass(all, "text", "tick");
+  ASSERT_EQ(ticks.size(), 6u) << svg;
+  ASSERT_EQ(tickTexts.size(), 6u);
+  const char *labels[] = {"0", "5 ms", "10 ms", "15 ms", "20 ms", "25 ms"};
+  for (size_t i = 0; i < ticks.size(); ++i) {
+    EXPECT_NEAR(ticks[i].num("data-seconds"), 5e-3 * double(i), 1e-15);
+    EXPECT_EQ(tickTexts[i].body, labels[i]);
+  }
+  EXPECT_GE(ticks.back().num("data-seconds"), l.facts.predictedSeconds);
+  EXPECT_GE(ticks.back().num("data-seconds"), l.facts.timeline->end);
+  double x0 = ticks.front().num("x1"), perSecond = (ticks.back().num("x1") - x0) / 25e-3;
+  for (size_t i = 0; i < ticks.size(); ++i) // evenly spaced
+    EXPECT_NEAR(ticks[i].num("x1"), x0 + perSecond * 5e-3 * double(i), 0.01);
+  EXPECT_EQ(textOf(all, "axis"), "time since the step's start (ms)");
+  auto placedAt = [&](const SvgElement &e, double start, double end) {
+    EXPECT_NEAR(e.num("data-start"), start, 1e-12) << e.body;
+    EXPECT_NEAR(e.num("data-end"), end, 1e-12) << e.body;
+    EXPECT_NEAR(e.num("x"), x0 + start * perSecond, 0.011) << e.body;
+    EXPECT_NEAR(e.num("width"), std::max(0.5, (end - start) * perSecond), 0.011) << e.body;
+  };
+  // Every pass where the prediction puts it, one row per stage.
+  auto boxes = ofClass(all, "rect", "box");
+  ASSERT_EQ(boxes.size(), 16u);
+  std::vector<double> rowY;
+  for (int s = 0; s < 2; ++s)
+    for (size_t i = 0; i < 8; ++i) {
+      const SvgElement &box = boxes[size_t(s) * 8 + i];
+      auto [name, start, end] = kExpectedPasses[size_t(s)][i];
+      EXPECT_EQ(box.body.rfind("<title>" + name + " on stage " + std::to_string(s) + ": ", 0),
+                0u)
+          << box.body;
+      placedAt(box, start * 1e-3, end * 1e-3);
+      EXPECT_EQ(box.cls(), name[0] == 'F' ? "box fwd" : "box bwd");
+      if (i == 0)
+        rowY.push_back(box.num("y"));
+      EXPECT_EQ(box.num("y"), rowY[size_t(s)]);
+    }
+  ASSERT_LT(rowY[0], rowY[1]);
+  // Stage 0's backwards begin with their 0.5 ms of recompute; stage 1 recomputes nothing.
+  auto recompute = ofClass(all, "rect", "recompute");
+  ASSERT_EQ(recompute.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    double start = std::get<1>(kExpectedPasses[0][std::vector<size_t>{2, 4, 6, 7}[i]]) * 1e-3;
+    placedAt(recompute[i], start, start + 0.5e-3);
+    EXPECT_EQ(recompute[i].num("y"), rowY[0]);
+  }
+  // Each stage's step after its last backward; stage 0's ends the step at 23.25 ms.
+  auto steps = ofClass(all, "rect", "step");
+  ASSERT_EQ(steps.size(), 2u);
+  placedAt(steps[0], 21.75e-3, 23.25e-3);
+  placedAt(steps[1], 19.25e-3, 20.25e-3);
+  EXPECT_EQ(steps[0].num("y"), rowY[0]);
+  EXPECT_EQ(steps[1].num("y"), rowY[1]);
+  auto stepEnd = ofClass(all, "line", "step-end");
+  ASSERT_EQ(stepEnd.size(), 1u);
+  EXPECT_NEAR(stepEnd[0].num("x1"), x0 + 23.25e-3 * perSecond, 0.011);
+  // Transfer waits: stage 1's F0 (the activation leaves at 1 ms, arrives at 1.25 ms) and
+  // stage 0's backwards whose gradient was in flight while the stage was free.
+  auto waits = ofClass(all, "rect", "p2p");
+  std::vector<std::pair<double, double>> want = {
+      {5.75, 6.25}, {10.25, 10.75}, {14.75, 15.25}, {19.25, 19.75}, {1, 1.25}};
+  ASSERT_EQ(waits.size(), want.size()) << svg;
+  for (size_t i = 0; i < want.size(); ++i)
+    placedAt(waits[i], want[i].first * 1e-3, want[i].second * 1e-3);
+  // The title line: the predicted step time, tokens/s per device and MFU; no note.
+  std::string title = textOf(all, "title");
+  EXPECT_EQ(title.rfind("Pipeline schedule: dp=1,pp=2,mb=4 \xE2\x80\x94 predicted 23.", 0), 0u)
+      << title;
+  EXPECT_TRUE(contains(title, " ms per step, 1,235 tokens/s per device, MFU 12.34%")) << title;
+  EXPECT_TRUE(contains(textOf(all, "subtitle"), "bubble ")) << svg;
+  EXPECT_EQ(textOf(all, "note"), "");
+  for (const char *label : {">forward<", ">backward<", ">recompute (part of the backward)<",
+                            ">step (update and reductions)<", ">waiting for a transfer (p2p)<",
+                            ">idle (bubble)<"})
+    EXPECT_TRUE(contains(svg, label)) << label;
+}
+
+// Without usable predicted stage times the picture is today's relative one and says why.
+TEST(ExplainPipelinePlan, SvgWithoutPredictionSaysSo) {
+  auto check = [](const PipelinePlan &plan, const std::string &why) {
+    Loaded l = gather(plan);
+    EXPECT_FALSE(l.facts.stageTimesPredicted);
+    std::string svg = renderScheduleSvg(l.facts);
+    auto all = svgElements(svg);
+    EXPECT_EQ(textOf(all, "note"), "No predicted times in this plan (" + why +
+                                       "): the time axis is relative, not seconds; steps and "
+                                       "transfers are not drawn.");
+    EXPECT_EQ(textOf(all, "title"), "Pipeline schedule: dp=1,pp=2,mb=4");
+    EXPECT_EQ(textOf(all, "axis"), "time (relative)");
+    EXPECT_EQ(ofClass(all, "rect", "box").size(), 16u);
+    for (const char *cls : {"step", "p2p", "recompute"})
+      EXPECT_TRUE(ofClass(all, "rect", cls).empty()) << cls;
+    EXPECT_FALSE(contains(svg, "data-seconds")) << svg;
+    EXPECT_FALSE(contains(svg, " ms<")) << svg;
+    // Relative units: backward = 2 x forward, stage 1 three times stage 0 (its FLOPs).
+    auto boxes = ofClass(all, "rect", "box");
+    EXPECT_NEAR(boxes[0].num("data-end") - boxes[0].num("data-start"), 1.0 / 3.0, 1e-9);
+    EXPECT_NEAR(boxes[8].num("data-end") - boxes[8].num("data-start"), 1.0, 1e-9);
+  };
+  check(twoStagePlan(4), "the plan has no prediction");
+  PipelinePlan one = predictedTwoStagePlan();
+  one.predicted.stages.pop_back(); // an edited plan: the prediction timed another pipeline
+  check(one, "the prediction times 1 stage but the pipeline has 2");
+  PipelinePlan zero = predictedTwoStagePlan();
+  zero.predicted.stages[1].forward = 0;
+  check(zero, "the prediction's stage times are not positive and finite");
+  // A plan that does not record the backwards' recomputed share (written before
+  // StageTiming.recompute) is drawn in seconds with whole backwards, and says so.
+  PipelinePlan older = predictedTwoStagePlan();
+  for (auto &st : older.predicted.stages)
+    st.recompute.reset();
+  Loaded l = gather(older);
+  ASSERT_TRUE(l.facts.stageTimesPredicted);
+  auto all = svgElements(renderScheduleSvg(l.facts));
+  EXPECT_TRUE(ofClass(all, "rect", "recompute").empty());
+  EXPECT_EQ(ofClass(all, "rect", "step").size(), 2u);
+  EXPECT_EQ(textOf(all, "note"), "This plan does not record the recomputed share of the "
+                                 "backwards (an older plan): backwards drawn whole.");
+}
+
+// Extreme but valid predicted times (denormal, huge) still give a bounded axis whose last
+// tick is at or past the step.
+TEST(ExplainPipelinePlan, SvgAxisOfExtremeTimes) {
+  for (double unit : {5e-324, 1e-300, 1e-9, 1e300}) {
+    PipelinePlan plan = predictedTwoStagePlan();
+    plan.predicted.seconds = 23.25 * unit;
+    for (auto &st : plan.predicted.stages)
+      for (double *x : {&st.forward, &st.backward, &st.step, &st.sendForward, &st.sendBackward})
+        *x = *x * 1e3 * unit;
+    plan.predicted.stages[0].recompute = 0.5 * unit;
+    Loaded l = gather(plan);
+    if (!l.facts.stageTimesPredicted) // denormals may round to zero: the relative picture
+      continue;
+    auto all = svgElements(renderScheduleSvg(l.facts));
+    auto ticks = ofClass(all, "line", "tick");
+    ASSERT_FALSE(ticks.empty()) << unit;
+    EXPECT_LE(ticks.size(), 1001u) << unit;
+    EXPECT_GE(ticks.back().num("data-seconds"), l.facts.timeline->end * (1 - 1e-12)) << unit;
+    EXPECT_EQ(ofClass(all, "rect", "box").size(), 16u);
+  }
+}
+
+// The SVG is well-formed XML (python3's xml.etree, when there is a python3), with and
+// without a prediction.
 TEST(ExplainPipelinePlan, SvgParsesAsXml) {
   if (std::system("python3 -c 'import xml.etree.ElementTree' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "no python3";
-  Loaded l = gather(twoStagePlan());
-  std::string path = ::testing::TempDir() + "explain-pp2-" + std::to_string(getpid()) + ".svg";
-  std::ofstream(path) << renderScheduleSvg(l.facts);
-  std::string script =
-      "import sys, xml.etree.ElementTree as ET; ns='{http://www.w3.org/2000/svg}'; "
-      "root=ET.parse(sys.argv[1]).getroot(); assert root.tag==ns+'svg'; "
-      "boxes=[r for r in root.iter(ns+'rect') if 'box' in r.get('class','').split()]; "
-      "assert len(boxes)==16, len(boxes); "
-      "names=[t.text for t in root.iter(ns+'text') if (t.text or '').startswith('stage ')]; "
-      "assert names==['stage 0 (rank 0)','stage 1 (rank 1)'], names";
-  int rc = std::system(("python3 -c \"" + script + "\" " + path).c_str());
-  std::remove(path.c_str());
-  EXPECT_EQ(rc, 0);
+  for (bool predicted : {false, true}) {
+    Loaded l = gather(predicted ? predictedTwoStagePlan() : twoStagePlan());
+    std::string path = ::testing::TempDir() + "explain-pp2-" + std::to_string(getpid()) + ".svg";
+    std::ofstream(path) << renderScheduleSvg(l.facts);
+    std::string script =
+        "import sys, xml.etree.ElementTree as ET; ns='{http://www.w3.org/2000/svg}'; "
+        "root=ET.parse(sys.argv[1]).getroot(); assert root.tag==ns+'svg'; "
+        "boxes=[r for r in root.iter(ns+'rect') if 'box' in r.get('class','').split()]; "
+        "assert len(boxes)==16, len(boxes); "
+        "names=[t.text for t in root.iter(ns+'text') if (t.text or '').startswith('stage ')]; "
+        "assert names==['stage 0 (rank 0)','stage 1 (rank 1)'], names; "
+        "steps=[r for r in root.iter(ns+'rect') if r.get('class')=='step']; "
+        "assert len(steps)==" + std::string(predicted ? "2" : "0") + ", len(steps)";
+    int rc = std::system(("python3 -c \"" + script + "\" " + path).c_str());
+    std::remove(path.c_str());
+    EXPECT_EQ(rc, 0) << (predicted ? "with" : "without") << " a prediction";
+  }
 }
 
 // An order that is not 1F1B (GPipe: every forward, then every backward) is reported.

@@ -129,3 +129,56 @@ TEST(ExplainSchedule, Refusals) {
   EXPECT_FALSE(scheduleOneFOneB({1.0, 0.0}, 2));
   EXPECT_TRUE(oneFOneBOrder(2, 5, 3).empty());
 }
+
+// The predicted layout: each stage's step after its last backward, the backwards'
+// recomputed share and every pass's input transfer. 2 stages x 2 micro-batches, by hand:
+// stage 0 F 1, B 2 (recompute 0.25), activation transfer 0.5, step 1; stage 1 F 2, B 3
+// (recompute not recorded), gradient transfer 0.25, step 0.5. Orders: stage 0 F0 F1 B0
+// B1, stage 1 F0 B0 F1 B1.
+TEST(ExplainSchedule, PredictedStepsRecomputeAndTransfers) {
+  std::vector<PredictedStageTimes> stages(2);
+  stages[0].times = {1.0, 2.0, 0.5, 0.0};
+  stages[0].recompute = 0.25;
+  stages[0].recomputeKnown = true;
+  stages[0].step = 1.0;
+  stages[1].times = {2.0, 3.0, 0.0, 0.25};
+  stages[1].step = 0.5;
+  auto t = schedulePredicted(stages, 2);
+  ASSERT_TRUE(t) << t.message();
+  ASSERT_EQ(timelineText(*t, 0), "F0 F1 B0 B1");
+  ASSERT_EQ(timelineText(*t, 1), "F0 B0 F1 B1");
+  auto at = [&](int s, size_t i) { return std::make_pair(t->ops[size_t(s)][i].start, t->ops[size_t(s)][i].end); };
+  using P = std::pair<double, double>;
+  EXPECT_EQ(at(0, 0), P(0, 1));
+  EXPECT_EQ(at(0, 1), P(1, 2));
+  EXPECT_EQ(at(1, 0), P(1.5, 3.5));   // F0's activation leaves stage 0 at 1, arrives at 1.5
+  EXPECT_EQ(at(1, 1), P(3.5, 6.5));   // B0 follows its own F0 on the last stage
+  EXPECT_EQ(at(1, 2), P(6.5, 8.5));   // F1 arrived at 2.5; the stage is busy until 6.5
+  EXPECT_EQ(at(1, 3), P(8.5, 11.5));
+  EXPECT_EQ(at(0, 2), P(6.75, 8.75)); // B0's gradient: sent at 6.5, arrives at 6.75
+  EXPECT_EQ(at(0, 3), P(11.75, 13.75));
+  EXPECT_DOUBLE_EQ(t->makespan, 13.75);
+  // Steps after each stage's last backward; the step ends with the later one.
+  ASSERT_EQ(t->stepStart.size(), 2u);
+  EXPECT_EQ(std::make_pair(t->stepStart[0], t->stepEnd[0]), P(13.75, 14.75));
+  EXPECT_EQ(std::make_pair(t->stepStart[1], t->stepEnd[1]), P(11.5, 12.0));
+  EXPECT_DOUBLE_EQ(t->end, 14.75);
+  // Transfers: the input's send and arrival; none where the input is on the stage.
+  const ScheduledOp &f0 = t->ops[1][0], &b0 = t->ops[0][2];
+  EXPECT_EQ(std::make_pair(f0.inputSent, f0.inputArrived), P(1.0, 1.5));
+  EXPECT_EQ(std::make_pair(b0.inputSent, b0.inputArrived), P(6.5, 6.75));
+  EXPECT_EQ(t->ops[0][0].inputSent, -1);
+  EXPECT_EQ(t->ops[1][1].inputSent, -1);
+  // Recompute on stage 0's backwards only (stage 1's is not recorded).
+  EXPECT_EQ(t->ops[0][0].recompute, 0);
+  EXPECT_EQ(t->ops[0][2].recompute, 0.25);
+  EXPECT_EQ(t->ops[1][1].recompute, 0);
+  // Without steps (scheduleStageTimes) the step ends with the last pass.
+  auto plain = scheduleStageTimes({stages[0].times, stages[1].times}, 2);
+  ASSERT_TRUE(plain) << plain.message();
+  EXPECT_TRUE(plain->stepStart.empty());
+  EXPECT_DOUBLE_EQ(plain->end, 13.75);
+  // Negative or not finite steps are refused.
+  stages[1].step = -1;
+  EXPECT_FALSE(schedulePredicted(stages, 2));
+}

@@ -94,11 +94,23 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
                    {"warnings", f.warnings}};
   if (f.timeline) {
     Json timeline = Json::array();
-    for (const auto &ops : f.timeline->ops) {
+    for (size_t s = 0; s < f.timeline->ops.size(); ++s) {
       Json row = Json::array();
-      for (const ScheduledOp &op : ops)
-        row.push_back({{"op", op.label()}, {"start", op.start}, {"end", op.end}});
+      bool recompute = f.stageTimesPredicted && s < f.predictedStages.size() &&
+                       f.predictedStages[s].recomputeKnown;
+      for (const ScheduledOp &op : f.timeline->ops[s]) {
+        Json o = {{"op", op.label()}, {"start", op.start}, {"end", op.end}};
+        if (!op.forward && recompute)
+          o["recompute"] = op.recompute;
+        row.push_back(o);
+      }
       timeline.push_back(row);
+    }
+    Json steps = nullptr;
+    if (!f.timeline->stepStart.empty()) {
+      steps = Json::array();
+      for (size_t s = 0; s < f.timeline->stepStart.size(); ++s)
+        steps.push_back({{"start", f.timeline->stepStart[s]}, {"end", f.timeline->stepEnd[s]}});
     }
     pipeline["timeline"] = {{"cost_model", f.stageTimesPredicted
                                                ? "the plan's predicted stage times (seconds; "
@@ -107,8 +119,13 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
                                                  "stage proportional to its program's FLOPs "
                                                  "(equal when unknown)"},
                             {"makespan", f.timeline->makespan},
+                            {"end", f.timeline->end},
                             {"bubble_fraction", f.timeline->bubbleFraction},
-                            {"stages", timeline}};
+                            {"stages", timeline},
+                            {"steps", steps},
+                            {"predicted_stages_unused", f.predictedStagesUnused.empty()
+                                                            ? Json(nullptr)
+                                                            : Json(f.predictedStagesUnused)}};
   } else {
     pipeline["timeline"] = nullptr;
   }
@@ -202,9 +219,18 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
     j["predicted"]["usable_bytes_per_device"] = finite(f.predictedUsableBytes);
     j["predicted"]["breakdown"] = breakdown;
     j["predicted"]["memory"] = memory;
-  }
-  else
+    Json stages = Json::array();
+    for (const PredictedStageTimes &st : f.predictedStages)
+      stages.push_back({{"forward", finite(st.times.forward)},
+                        {"backward", finite(st.times.backward)},
+                        {"recompute", st.recomputeKnown ? Json(finite(st.recompute)) : Json(nullptr)},
+                        {"step", finite(st.step)},
+                        {"send_forward", finite(st.times.sendForward)},
+                        {"send_backward", finite(st.times.sendBackward)}});
+    j["predicted"]["stages"] = stages;
+  } else if (!f.predictedPresent) {
     j["predicted"] = nullptr;
+  }
   j["svg"] = svgPath.empty() ? Json(nullptr) : Json(svgPath);
   // Names and strings come from the file: replace invalid UTF-8 rather than throw.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

@@ -314,6 +314,8 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
          std::to_string(f.microBatches) + " micro-batches); with equal stage times " +
          percent(double(f.stages.size() - 1) / double(f.microBatches + f.stages.size() - 1)));
   }
+  if (!f.predictedStagesUnused.empty())
+    line("  (the plan's predicted stage times are not used: " + f.predictedStagesUnused + ")");
   if (f.schedule != "1f1b")
     line("  (schedule '" + f.schedule + "' is drawn and costed as 1F1B)");
   // The plan's own order of passes, read from each stage's instructions.
@@ -520,6 +522,32 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
       if (seconds > 0)
         parts += (parts.empty() ? "" : ", ") + name + " " + secondsText(seconds);
     line("    step: " + (parts.empty() ? std::string("nothing") : parts));
+    std::string kinds;
+    for (const auto &[name, bytes] : f.predictedMemory)
+      kinds += (kinds.empty() ? "" : ", ") + name + " " + humanBytes(bytes);
+    if (!kinds.empty())
+      line("    memory per device: " + kinds);
+    // Each stage's times: one micro-batch's passes, its transfer, its step; and when its
+    // step ends on the timeline (the last one is the step time).
+    for (size_t s = 0; s < f.predictedStages.size(); ++s) {
+      const PredictedStageTimes &st = f.predictedStages[s];
+      std::string l = "    stage " + std::to_string(s) + ": forward " +
+                      secondsText(st.times.forward) + ", backward " +
+                      secondsText(st.times.backward);
+      if (st.recomputeKnown && st.recompute > 0)
+        l += " (recompute " + secondsText(st.recompute) + ")";
+      l += " per micro-batch";
+      if (st.times.sendForward > 0)
+        l += ", activation to stage " + std::to_string(s + 1) + " in " +
+             secondsText(st.times.sendForward);
+      if (st.times.sendBackward > 0)
+        l += ", gradient to stage " + std::to_string(s - 1) + " in " +
+             secondsText(st.times.sendBackward);
+      l += "; update and reductions " + secondsText(st.step);
+      if (f.stageTimesPredicted && f.timeline && s < f.timeline->stepEnd.size())
+        l += ", done at " + secondsText(f.timeline->stepEnd[s]);
+      line(l);
+    }
   }
 
   if (!svgPath.empty() && f.timeline)

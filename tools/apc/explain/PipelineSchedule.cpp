@@ -85,6 +85,50 @@ Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTim
   t.bubbleFraction = t.makespan > 0 ? 1.0 - t.busy / (double(stages) * t.makespan) : 0.0;
   if (t.bubbleFraction < 0 && t.bubbleFraction > -1e-12)
     t.bubbleFraction = 0;
+  t.end = t.makespan;
+  // Each pass's input transfer: from the same micro-batch's pass on the neighbour stage.
+  std::vector<std::vector<double>> forwardEnd(size_t(stages),
+                                              std::vector<double>(size_t(microBatches), -1)),
+      backwardEnd = forwardEnd;
+  for (int s = 0; s < stages; ++s)
+    for (const ScheduledOp &op : t.ops[size_t(s)])
+      (op.forward ? forwardEnd : backwardEnd)[size_t(s)][size_t(op.microBatch)] = op.end;
+  for (int s = 0; s < stages; ++s)
+    for (ScheduledOp &op : t.ops[size_t(s)]) {
+      if (op.forward && s > 0) {
+        op.inputSent = forwardEnd[size_t(s - 1)][size_t(op.microBatch)];
+        op.inputArrived = op.inputSent + times[size_t(s - 1)].sendForward;
+      } else if (!op.forward && s + 1 < stages) {
+        op.inputSent = backwardEnd[size_t(s + 1)][size_t(op.microBatch)];
+        op.inputArrived = op.inputSent + times[size_t(s + 1)].sendBackward;
+      }
+    }
+  return t;
+}
+
+Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes> &stages,
+                                           int microBatches) {
+  std::vector<schedule::StageTimes> times;
+  for (const PredictedStageTimes &s : stages) {
+    if (!(s.step >= 0) || !std::isfinite(s.step) ||
+        (s.recomputeKnown && (!(s.recompute >= 0) || !std::isfinite(s.recompute))))
+      return Result<PipelineTimeline>::error("stage times must be finite and not negative");
+    times.push_back(s.times);
+  }
+  auto t = scheduleStageTimes(times, microBatches);
+  if (!t)
+    return t;
+  t->end = 0;
+  for (size_t s = 0; s < stages.size(); ++s) {
+    for (ScheduledOp &op : t->ops[s])
+      if (!op.forward && stages[s].recomputeKnown)
+        op.recompute = std::min(stages[s].recompute, op.end - op.start);
+    // A stage's last pass is its last backward (1F1B ends with backwards).
+    double last = t->ops[s].empty() ? 0.0 : t->ops[s].back().end;
+    t->stepStart.push_back(last);
+    t->stepEnd.push_back(last + stages[s].step);
+    t->end = std::max(t->end, t->stepEnd.back());
+  }
   return t;
 }
 

@@ -23,6 +23,14 @@ struct ScheduledOp {
   bool forward = true; // F or B
   int microBatch = 0;
   double start = 0, end = 0;
+  // Of a backward: the seconds it spends recomputing forward ops (drawn at its start; the
+  // program interleaves them layer by layer). 0 when none or not recorded.
+  double recompute = 0;
+  // Its input's transfer from the neighbour stage (F k on stage s: F k of s - 1's
+  // activation; B k: B k of s + 1's gradient): sent when that pass ended, arrived after
+  // the transfer; the pass starts no earlier. -1 for both when its input is on the stage
+  // (the first stage's forwards, the last stage's backwards).
+  double inputSent = -1, inputArrived = -1;
   std::string label() const { return (forward ? "F" : "B") + std::to_string(microBatch); }
 };
 
@@ -32,6 +40,21 @@ struct PipelineTimeline {
   double makespan = 0;                       // end of the last op
   double busy = 0;                           // sum of every op's duration
   double bubbleFraction = 0;                 // 1 - busy / (stages * makespan)
+  // Each stage's step (the update and its reductions, once per step after the stage's
+  // last backward), when the times give one (schedulePredicted): start and end per stage;
+  // empty otherwise.
+  std::vector<double> stepStart, stepEnd;
+  double end = 0; // when the step ends: the last stepEnd, else the makespan
+};
+
+// One stage's predicted times (plan.predicted.stages, seconds): one micro-batch's passes
+// and transfers, the backward's recomputed share (recomputeKnown false: the plan does not
+// record it), and the step once per step.
+struct PredictedStageTimes {
+  schedule::StageTimes times;
+  double recompute = 0;
+  bool recomputeKnown = false;
+  double step = 0;
 };
 
 // The order of one stage's ops as (forward?, micro-batch) pairs: Schedule.h's 1F1B.
@@ -51,5 +74,10 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
 // prediction records them: forward, backward and transfers per micro-batch, seconds).
 Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
                                           int microBatches);
+
+// The same with each stage's step after its last backward (as the cost model times it:
+// the step ends when the last stage's step ends) and the backwards' recomputed share.
+Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes> &stages,
+                                           int microBatches);
 
 } // namespace apc::explain

@@ -178,9 +178,16 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       for (const plan::MemoryTerm *t : *pr->memory())
         f.predictedMemory.push_back({str(t->name()), t->bytes()});
     if (pr->stages())
-      for (const plan::StageTiming *t : *pr->stages())
-        f.predictedStages.push_back(
-            {t->forward(), t->backward(), t->send_forward(), t->send_backward()});
+      for (const plan::StageTiming *t : *pr->stages()) {
+        PredictedStageTimes st;
+        st.times = {t->forward(), t->backward(), t->send_forward(), t->send_backward()};
+        st.step = t->step();
+        if (t->recompute().has_value()) {
+          st.recompute = *t->recompute();
+          st.recomputeKnown = true;
+        }
+        f.predictedStages.push_back(st);
+      }
   }
 
   // The mesh (the loader checked its sizes and that it has one program per device).
@@ -413,14 +420,26 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   // The schedule with the plan's predicted stage times (the cost model's) when it has
   // them for every stage; else forward time per stage from its FLOPs.
   bool predicted = !f.predictedStages.empty() && f.predictedStages.size() == f.stages.size();
-  for (const schedule::StageTimes &t : f.predictedStages)
-    for (double x : {t.forward, t.backward, t.sendForward, t.sendBackward})
-      predicted = predicted && x >= 0 && std::isfinite(x);
-  for (const schedule::StageTimes &t : f.predictedStages)
-    predicted = predicted && t.forward > 0 && t.backward > 0;
+  bool usable = true;
+  for (const PredictedStageTimes &st : f.predictedStages) {
+    const schedule::StageTimes &t = st.times;
+    for (double x : {t.sendForward, t.sendBackward, st.step, st.recompute})
+      usable = usable && x >= 0 && std::isfinite(x);
+    usable = usable && t.forward > 0 && t.backward > 0 && std::isfinite(t.forward) &&
+             std::isfinite(t.backward);
+  }
+  predicted = predicted && usable;
+  if (f.predictedModel && !predicted)
+    f.predictedStagesUnused =
+        f.predictedStages.empty() ? "the prediction has no stage times"
+        : f.predictedStages.size() != f.stages.size()
+            ? "the prediction times " + std::to_string(f.predictedStages.size()) +
+                  (f.predictedStages.size() == 1 ? " stage" : " stages") +
+                  " but the pipeline has " + std::to_string(f.stages.size())
+            : "the prediction's stage times are not positive and finite";
   if (predicted &&
       int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
-    auto timeline = scheduleStageTimes(f.predictedStages, f.microBatches);
+    auto timeline = schedulePredicted(f.predictedStages, f.microBatches);
     if (!timeline)
       return fail(timeline.message());
     f.timeline = std::move(*timeline);

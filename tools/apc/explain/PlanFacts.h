@@ -116,8 +116,9 @@ struct PlanFacts {
   std::vector<std::string> warnings;
   std::optional<PipelineTimeline> timeline; // absent when too large to lay out
   bool stageTimesFromFlops = false;          // else equal forward times (FLOPs unknown)
-  // The timeline uses the plan's predicted stage times (the cost model's, in seconds)
-  // when it has one per stage; else forward times from FLOPs, backward = 2 x forward.
+  // The timeline uses the plan's predicted stage times (the cost model's, in seconds,
+  // with each stage's step) when it has one per stage; else forward times from FLOPs,
+  // backward = 2 x forward, relative units and no step.
   bool stageTimesPredicted = false;
   std::vector<ParameterFacts> parameters;
   std::vector<ProgramFacts> programs; // one per stage, in stage order
@@ -135,7 +136,10 @@ struct PlanFacts {
   bool predictedFits = true;
   std::vector<std::pair<std::string, double>> predictedBreakdown; // seconds by kind
   std::vector<std::pair<std::string, uint64_t>> predictedMemory;  // bytes by kind
-  std::vector<schedule::StageTimes> predictedStages;              // per stage, seconds
+  std::vector<PredictedStageTimes> predictedStages;               // per stage, seconds
+  // Why the timeline is not the prediction's though the plan has one (its stage times
+  // are absent, for another number of stages, or not usable); empty otherwise.
+  std::string predictedStagesUnused;
 };
 
 // The schedule is laid out when stages x micro-batches is at most this.
