@@ -55,6 +55,7 @@ struct Phase {
 struct Group {
   int64_t ranks = 1;
   bool spansNodes = false;
+  int64_t ranksPerNode = 1; // spanning nodes: the fewest ranks of a group on one node
   bool dataParallelOnly = false;
   std::string name; // "communication.dp", "communication.dp+tp"
 };
@@ -88,7 +89,8 @@ public:
         const Group &g = groupOf(inst);
         Collective c;
         collectiveOf(inst.kernel, c);
-        double t = collectiveSeconds(cluster_, c, g.ranks, bytesPerRank(inst, c), g.spansNodes);
+        double t = collectiveSeconds(cluster_, c, g.ranks, bytesPerRank(inst, c), g.spansNodes,
+                                     g.ranksPerNode);
         // Data-parallel collectives may run behind compute, except those of the update
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
         bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
@@ -167,6 +169,8 @@ private:
     }
     g.name = "communication." + (names.empty() ? std::string("none") : names);
     g.spansNodes = groupSpansNodes(program_.meshShape, axes, cluster_.devicesPerNode);
+    if (g.spansNodes)
+      g.ranksPerNode = groupRanksPerNode(program_.meshShape, axes, cluster_.devicesPerNode);
     return groups_.emplace(axes, g).first->second;
   }
 
