@@ -65,10 +65,11 @@ public:
   StageModel(const ExecProgram &program, const Cluster &cluster)
       : program_(program), cluster_(cluster) {}
 
-  StagePrediction run(int microBatches) {
+  StagePrediction run(int microBatches, bool byKernel) {
     StagePrediction s;
     Phase forward, backward, step;
     double sendForward = 0, sendBackward = 0;
+    Seconds kernels;
     bool updating = false; // past the update's first compute kernel
     for (const ExecInstruction &inst : program_.instructions) {
       Phase &phase = inst.pass == Pass::Forward    ? forward
@@ -95,9 +96,13 @@ public:
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
         bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
         (hides ? phase.hideable : phase.busy).add(g.name, t);
+        if (byKernel)
+          kernels.add(inst.kernel + g.name.substr(g.name.find('.')), t);
         continue;
       }
       double t = kernelSeconds(cluster_, program_, inst, kind);
+      if (byKernel)
+        kernels.add(inst.kernel, t);
       phase.compute += t;
       updating = updating || inst.pass == Pass::Step;
       static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
@@ -118,6 +123,7 @@ public:
     s.sendForward = sendForward / mb;
     s.sendBackward = sendBackward / mb;
     s.busy = std::move(busy.entries);
+    s.kernels = std::move(kernels.entries);
     s.memory = memoryOf(program_);
     return s;
   }
@@ -197,7 +203,7 @@ double breakdownSeconds(const Prediction &p, const std::string &name) {
 }
 
 Result<Prediction> predict(const std::vector<ExecProgram> &programs, const ModelFigures &model,
-                           const Cluster &cluster) {
+                           const Cluster &cluster, bool byKernel) {
   using R = Result<Prediction>;
   if (programs.empty())
     return R::error("the cost model needs at least one stage program");
@@ -214,7 +220,7 @@ Result<Prediction> predict(const std::vector<ExecProgram> &programs, const Model
 
   std::vector<schedule::StageTimes> times;
   for (const ExecProgram &program : programs) {
-    p.stages.push_back(StageModel(program, cluster).run(p.microBatches));
+    p.stages.push_back(StageModel(program, cluster).run(p.microBatches, byKernel));
     const StagePrediction &s = p.stages.back();
     times.push_back({s.forward, s.backward, s.sendForward, s.sendBackward});
     double flops = 0;

@@ -166,6 +166,9 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
       Json passes = Json::array();
       for (const schedule::TimedPass &pass : p.timeline.passes[s])
         passes.push_back({{"pass", pass.pass.label()}, {"start", pass.start}, {"end", pass.end}});
+      Json kernels = Json::object();
+      for (const auto &[name, seconds] : stage.kernels)
+        kernels[name] = finite(seconds);
       stages.push_back({{"forward", stage.forward},
                         {"backward", stage.backward},
                         {"recompute", stage.recompute},
@@ -174,6 +177,7 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
                         {"send_backward", stage.sendBackward},
                         {"end", stage.end},
                         {"memory", memoryJson(stage.memory)},
+                        {"kernels", kernels},
                         {"passes", passes}});
     }
     e["stages"] = stages;

@@ -267,6 +267,20 @@ TEST(Prediction, AddsUpTheStepAndItsBreakdown) {
   EXPECT_DOUBLE_EQ(r->tokensPerSecondPerDevice, 64.0 * 1024 / r->secondsPerStep / 8);
   EXPECT_DOUBLE_EQ(r->mfu, r->tokensPerSecondPerDevice * r->flopsPerToken / 50e9);
   EXPECT_EQ(r->peakBytesPerDevice, 4096u * 4096 * 2 + 1000); // parameter a + the arena
+  // By kernel, only when asked: the three GEMMs (the recomputed one too), the reduction at
+  // its full time, the update; in first-seen order.
+  EXPECT_TRUE(r->stages[0].kernels.empty());
+  auto byKernel = predict({p}, model, cpu, /*byKernel=*/true);
+  ASSERT_TRUE(byKernel) << byKernel.message();
+  const auto &k = byKernel->stages[0].kernels;
+  ASSERT_EQ(k.size(), 3u);
+  EXPECT_EQ(k[0].first, "gemm");
+  EXPECT_DOUBLE_EQ(k[0].second, 3 * gemm);
+  EXPECT_EQ(k[1].first, "all_reduce.dp");
+  EXPECT_DOUBLE_EQ(k[1].second, reduce);
+  EXPECT_EQ(k[2].first, "adamw");
+  EXPECT_DOUBLE_EQ(k[2].second, update);
+  EXPECT_DOUBLE_EQ(byKernel->secondsPerStep, r->secondsPerStep);
 }
 
 TEST(Prediction, OverlapsDataParallelReductionsWhereTheBackendCan) {
