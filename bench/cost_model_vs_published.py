@@ -188,7 +188,9 @@ def main():
     os.makedirs(folder, exist_ok=True)
 
     print("published runs: %s (%d runs)" % (path, len(runs)))
-    rows, memory, failed, notes = [], [], False, []
+    print("%-18s %-14s %-30s %-54s %-12s %10s %10s %8s" % (
+        "run", "hardware", "model", "plan", "unit", "predicted", "published", "error"))
+    memory, failed = [], False
     for run in runs:
         plan, why = plan_of(run, doc)
         unit, published, predicted_of = published_figure(run, doc)
@@ -196,45 +198,39 @@ def main():
             plan, why = None, "no published figure APC predicts (tok_s_gpu, or tflops_gpu with a model_shape)"
         hardware = "%s x%d" % (run.get("gpu", "?"), run.get("gpus", 0))
         if not plan:
-            notes.append("%-18s not expressible: %s" % (run["id"], why))
+            print("%-18s %-14s %-30s not expressible: %s" % (run["id"], hardware, model_name(run), why))
             continue
         try:
             cluster, result = predict(run, plan, apc, folder)
-        except RuntimeError as e:
-            print("apc failed on %s:\n%s" % (run["id"], e), file=sys.stderr)
+        except (RuntimeError, OSError) as e:
+            print("%-18s apc failed: %s" % (run["id"], e))
             failed = True
             continue
         c = result["candidates"][0]
         predicted = predicted_of(c)
         error = 100.0 * (predicted - published) / published
-        rows.append((run["id"], hardware, model_name(run), c["plan"], unit, predicted, published,
-                     error))
-        mem = published_memory_gib(run)
+        print("%-18s %-14s %-30s %-54s %-12s %10.1f %10.1f %+7.1f%%" % (
+            run["id"], hardware, model_name(run), c["plan"], unit, predicted, published, error))
         memory.append((run["id"], c["peak_bytes_per_device"] / GIB,
-                       c["usable_bytes_per_device"] / GIB, mem, c["memory"]))
+                       c["usable_bytes_per_device"] / GIB, published_memory_gib(run), c))
         if args.verbose:
-            parts = ", ".join("%s %.3f" % (k, v) for k, v in c["breakdown"].items() if v > 0)
-            notes_v = "  %s: %.3f s/step (%s); MFU %.1f%%" % (run["id"], c["seconds_per_step"],
-                                                            parts, 100 * c["mfu"])
-            rows.append(("#", notes_v))
+            step = c["seconds_per_step"]
+            print("    %.3f s/step, MFU %.1f%%; breakdown: %s" % (step, 100 * c["mfu"], ", ".join(
+                "%s %.3f" % (k, v) for k, v in c["breakdown"].items() if v > 0)))
+            kernels = c["stages"][c["critical_stage"]].get("kernels", {})
+            top = sorted(kernels.items(), key=lambda kv: -kv[1])[:8]
+            print("    by kernel (stage %d, collectives at full time): %s" % (
+                c["critical_stage"], ", ".join("%s %.3f" % kv for kv in top)))
+            if run.get("note"):
+                print("    the run's note: %s" % run["note"])
 
-    print("%-18s %-14s %-30s %-52s %-12s %10s %10s %8s" % (
-        "run", "hardware", "model", "plan", "unit", "predicted", "published", "error"))
-    for r in rows:
-        if r[0] == "#":
-            print(r[1])
-            continue
-        print("%-18s %-14s %-30s %-52s %-12s %10.1f %10.1f %+7.1f%%" % r)
-    for n in notes:
-        print(n)
     print()
     print("%-18s %16s %16s %16s" % ("memory per device", "predicted GiB", "usable GiB", "published GiB"))
-    for run_id, gib, usable, published, kinds in memory:
+    for run_id, gib, usable, published, c in memory:
         print("%-18s %16.1f %16.1f %16s" % (run_id, gib, usable,
                                             "%.1f" % published if published else "-"))
         if args.verbose:
-            print("  " + ", ".join("%s %.1f" % (k, v / GIB) for k, v in kinds.items()
-                                   if isinstance(v, (int, float)) and v))
+            print("    " + ", ".join("%s %.1f" % (k, v / GIB) for k, v in c["memory"].items() if v))
     if not args.keep:
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
