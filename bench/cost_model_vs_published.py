@@ -82,7 +82,7 @@ def published_memory_gib(run):
     return float(m.group(1)) if m else None
 
 
-def plan_of(run, doc):
+def plan_of(run):
     """(plan, None) or (None, why APC cannot express the run)."""
     if (run.get("cp") or 1) > 1:
         return None, "context parallelism (cp=%d): APC has no context-parallel split" % run["cp"]
@@ -120,7 +120,7 @@ def plan_of(run, doc):
     return plan, None
 
 
-def published_figure(run, doc):
+def published_figure(run):
     """(unit, published value, function of the prediction's JSON -> predicted value)."""
     gpus = run["gpus"]
     if "tok_s_gpu" in run:
@@ -192,8 +192,8 @@ def main():
         "run", "hardware", "model", "plan", "unit", "predicted", "published", "error"))
     memory, failed = [], False
     for run in runs:
-        plan, why = plan_of(run, doc)
-        unit, published, predicted_of = published_figure(run, doc)
+        plan, why = plan_of(run)
+        unit, published, predicted_of = published_figure(run)
         if plan and not unit:
             plan, why = None, "no published figure APC predicts (tok_s_gpu, or tflops_gpu with a model_shape)"
         hardware = "%s x%d" % (run.get("gpu", "?"), run.get("gpus", 0))
@@ -201,7 +201,7 @@ def main():
             print("%-18s %-14s %-30s not expressible: %s" % (run["id"], hardware, model_name(run), why))
             continue
         try:
-            cluster, result = predict(run, plan, apc, folder)
+            _, result = predict(run, plan, apc, folder)
         except (RuntimeError, OSError) as e:
             print("%-18s apc failed: %s" % (run["id"], e))
             failed = True
