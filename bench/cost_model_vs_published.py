@@ -59,7 +59,7 @@ def gpt_as_llama(shape, seq):
 
 
 def megatron_flops_per_step(shape, batch, seq):
-    """Megatron SC21's FLOPs of one step (the runs file's megatron_notes, the paper's eq. 3):
+    """Megatron SC21's FLOPs of one step (the runs file's megatron_notes; the paper's appendix):
 
         96 B s l h^2 (1 + s / (6h) + V / (16 l h))
 
