@@ -148,7 +148,9 @@ def main():
             if args.kernels:
                 prof = json.load(open(profile))
                 got = {k["kernel"]: k["seconds_per_step"] for k in prof["kernels"]}
-                want = predicted["stages"][0]["kernels"]
+                want = {}  # the model names collectives by axes ("all_reduce.tp"): fold them
+                for name, seconds in predicted["stages"][0]["kernels"].items():
+                    want[name.split(".")[0]] = want.get(name.split(".")[0], 0) + seconds
                 for k in sorted(set(got) | set(want), key=lambda k: -got.get(k, 0))[:10]:
                     print("    %-26s predicted %9.2f ms  measured %9.2f ms" % (
                         k, 1e3 * want.get(k, 0), 1e3 * got.get(k, 0)))

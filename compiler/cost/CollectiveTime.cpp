@@ -78,8 +78,32 @@ bool groupSpansNodes(const std::vector<int64_t> &shape, const std::vector<int64_
   return false;
 }
 
+int64_t groupRanksPerNode(const std::vector<int64_t> &shape, const std::vector<int64_t> &axes,
+                          int64_t devicesPerNode) {
+  int64_t devices = meshSize(shape);
+  if (devicesPerNode <= 0 || devices <= 0)
+    return 1;
+  int64_t fewest = devices;
+  std::vector<bool> seen(size_t(devices), false);
+  std::vector<int64_t> onNode;
+  for (int64_t r = 0; r < devices; ++r) {
+    if (seen[size_t(r)])
+      continue;
+    std::vector<int> group = groupRanks(r, shape, axes);
+    onNode.assign(size_t((devices + devicesPerNode - 1) / devicesPerNode), 0);
+    for (int g : group) {
+      seen[size_t(g)] = true;
+      ++onNode[size_t(g / devicesPerNode)];
+    }
+    for (int64_t n : onNode)
+      if (n > 0)
+        fewest = std::min(fewest, n);
+  }
+  return std::max<int64_t>(fewest, 1);
+}
+
 double collectiveSeconds(const Cluster &cluster, Collective c, int64_t ranks, double bytes,
-                         bool spansNodes) {
+                         bool spansNodes, int64_t ranksPerNode) {
   if (c != Collective::SendRecv && ranks <= 1)
     return 0;
   // Measured samples of this kind and group size, sorted by bytes.
@@ -103,7 +127,10 @@ double collectiveSeconds(const Cluster &cluster, Collective c, int64_t ranks, do
     double slope = (b.seconds - a.seconds) / double(b.bytes - a.bytes);
     return std::max(0.0, a.seconds + slope * (bytes - double(a.bytes)));
   }
-  const Link &link = spansNodes ? cluster.interNode : cluster.intraNode;
+  Link link = spansNodes ? cluster.interNode : cluster.intraNode;
+  if (spansNodes && c != Collective::SendRecv && ranksPerNode > 1)
+    link.bytesPerSecond = std::min(cluster.intraNode.bytesPerSecond,
+                                   double(ranksPerNode) * cluster.interNode.bytesPerSecond);
   double ring = ringSeconds(c, ranks, bytes, link), tree = treeSeconds(c, ranks, bytes, link);
   if (cluster.collectiveAlgorithm == "tree")
     return tree;

@@ -11,6 +11,11 @@
 //   send / recv           B / bw + alpha
 // "auto" takes the cheaper of ring and tree. A group whose ranks sit on more than one node
 // runs at the inter-node link (a ring is as fast as its slowest hop); else intra-node.
+// Crossing nodes, a group with r ranks on each node uses r network links at once: NCCL
+// runs one ring (channel) out of a node through each NIC its ranks own, each carrying 1/r
+// of the data, so the group's bandwidth is min(intra-node, r x inter-node per device)
+// (nccl-tests on nodes of 8 A100 with 4 HDR NICs reach a bus bandwidth of ~96 GB/s, the
+// 4 NICs' 100, not one NIC's 25: NVIDIA/nccl-tests#119).
 #pragma once
 
 #include "compiler/cost/Cluster.h"
@@ -37,10 +42,17 @@ double treeSeconds(Collective c, int64_t ranks, double bytes, const Link &link);
 bool groupSpansNodes(const std::vector<int64_t> &shape, const std::vector<int64_t> &axes,
                      int64_t devicesPerNode);
 
+// The fewest ranks any group over `axes` has on one node it touches: 1 when some group
+// holds a single rank of a node (a group spread one rank per node), the group size when
+// no group leaves its node.
+int64_t groupRanksPerNode(const std::vector<int64_t> &shape, const std::vector<int64_t> &axes,
+                          int64_t devicesPerNode);
+
 // Seconds of collective `c` over `ranks` with `bytes` per rank on the cluster: measured
 // samples of that kind and rank count (linear in bytes between them, the last segment's
-// slope beyond), else the cluster's algorithm on the link.
+// slope beyond), else the cluster's algorithm on the link. A group that spans nodes with
+// `ranksPerNode` ranks on each crosses them on that many network links (above).
 double collectiveSeconds(const Cluster &cluster, Collective c, int64_t ranks, double bytes,
-                         bool spansNodes);
+                         bool spansNodes, int64_t ranksPerNode = 1);
 
 } // namespace apc::cost

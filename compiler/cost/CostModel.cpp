@@ -55,6 +55,7 @@ struct Phase {
 struct Group {
   int64_t ranks = 1;
   bool spansNodes = false;
+  int64_t ranksPerNode = 1; // spanning nodes: the fewest ranks of a group on one node
   bool dataParallelOnly = false;
   std::string name; // "communication.dp", "communication.dp+tp"
 };
@@ -64,12 +65,12 @@ public:
   StageModel(const ExecProgram &program, const Cluster &cluster)
       : program_(program), cluster_(cluster) {}
 
-  StagePrediction run(int microBatches) {
+  StagePrediction run(int microBatches, bool byKernel) {
     StagePrediction s;
     Phase forward, backward, step;
     double sendForward = 0, sendBackward = 0;
+    Seconds kernels;
     bool updating = false; // past the update's first compute kernel
-    Seconds byKernel;
     for (const ExecInstruction &inst : program_.instructions) {
       Phase &phase = inst.pass == Pass::Forward    ? forward
                      : inst.pass == Pass::Backward ? backward
@@ -82,7 +83,6 @@ public:
           double t = collectiveSeconds(cluster_, Collective::SendRecv, 2,
                                        double(buffer(inst.inputs[0]).bytes()), g.spansNodes);
           (peerOffset(inst) > 0 ? sendForward : sendBackward) += t;
-          byKernel.add(inst.kernel, t);
         }
         continue;
       }
@@ -90,17 +90,20 @@ public:
         const Group &g = groupOf(inst);
         Collective c;
         collectiveOf(inst.kernel, c);
-        double t = collectiveSeconds(cluster_, c, g.ranks, bytesPerRank(inst, c), g.spansNodes);
+        double t = collectiveSeconds(cluster_, c, g.ranks, bytesPerRank(inst, c), g.spansNodes,
+                                     g.ranksPerNode);
         // Data-parallel collectives may run behind compute, except those of the update
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
         bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
         (hides ? phase.hideable : phase.busy).add(g.name, t);
-        byKernel.add(inst.kernel, t);
+        if (byKernel)
+          kernels.add(inst.kernel + g.name.substr(g.name.find('.')), t);
         continue;
       }
       double t = kernelSeconds(cluster_, program_, inst, kind);
+      if (byKernel)
+        kernels.add(inst.kernel, t);
       phase.compute += t;
-      byKernel.add(inst.kernel, t);
       updating = updating || inst.pass == Pass::Step;
       static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
                                kCompute = "compute";
@@ -120,7 +123,7 @@ public:
     s.sendForward = sendForward / mb;
     s.sendBackward = sendBackward / mb;
     s.busy = std::move(busy.entries);
-    s.kernels = std::move(byKernel.entries);
+    s.kernels = std::move(kernels.entries);
     s.memory = memoryOf(program_);
     return s;
   }
@@ -172,6 +175,8 @@ private:
     }
     g.name = "communication." + (names.empty() ? std::string("none") : names);
     g.spansNodes = groupSpansNodes(program_.meshShape, axes, cluster_.devicesPerNode);
+    if (g.spansNodes)
+      g.ranksPerNode = groupRanksPerNode(program_.meshShape, axes, cluster_.devicesPerNode);
     return groups_.emplace(axes, g).first->second;
   }
 
@@ -198,7 +203,7 @@ double breakdownSeconds(const Prediction &p, const std::string &name) {
 }
 
 Result<Prediction> predict(const std::vector<ExecProgram> &programs, const ModelFigures &model,
-                           const Cluster &cluster) {
+                           const Cluster &cluster, bool byKernel) {
   using R = Result<Prediction>;
   if (programs.empty())
     return R::error("the cost model needs at least one stage program");
@@ -215,7 +220,7 @@ Result<Prediction> predict(const std::vector<ExecProgram> &programs, const Model
 
   std::vector<schedule::StageTimes> times;
   for (const ExecProgram &program : programs) {
-    p.stages.push_back(StageModel(program, cluster).run(p.microBatches));
+    p.stages.push_back(StageModel(program, cluster).run(p.microBatches, byKernel));
     const StagePrediction &s = p.stages.back();
     times.push_back({s.forward, s.backward, s.sendForward, s.sendBackward});
     double flops = 0;

@@ -49,8 +49,10 @@ struct StagePrediction {
   double sendForward = 0, sendBackward = 0; // one micro-batch's transfer to the next / previous stage
   // Seconds over the whole step on this stage, by breakdown name (see Prediction).
   std::vector<std::pair<std::string, double>> busy;
-  // Seconds per step by kernel name (every call of the stage's program, before overlap):
-  // to set beside a measured profile (aprun --profile).
+  // With predict(..., byKernel): seconds over the whole step on this stage by kernel name,
+  // in first-seen order: where the time goes. Collectives as "<kernel>.<axes>"
+  // ("all_reduce.tp") at their full time, hidden or not; point-to-point transfers are not
+  // kernels of the stage. Empty otherwise (the search has no use for it).
   std::vector<std::pair<std::string, double>> kernels;
   double end = 0;         // when the stage's step ends
   MemoryUse memory;
@@ -81,8 +83,10 @@ struct Prediction {
 // Predicts the plan whose stage programs are `programs` (stage order). Errors name what
 // does not fit: no programs, a mesh with another device count than the cluster, a device
 // without a FLOP rate.
+// byKernel fills each stage's `kernels` (a name lookup per instruction: off in the search).
 Result<Prediction> predict(const std::vector<lowering::ExecProgram> &programs,
-                           const ModelFigures &model, const Cluster &cluster);
+                           const ModelFigures &model, const Cluster &cluster,
+                           bool byKernel = false);
 
 // The breakdown entry `name` (0 when absent).
 double breakdownSeconds(const Prediction &p, const std::string &name);

@@ -78,7 +78,8 @@ cost::ModelFigures modelFiguresOf(func::FuncOp step,
 }
 
 Result<cost::Prediction> predictPlan(const LoweredStages &stages, const cost::Cluster &cluster) {
-  return cost::predict(stages.programs, modelFiguresOf(stages.first, stages.programs), cluster);
+  return cost::predict(stages.programs, modelFiguresOf(stages.first, stages.programs), cluster,
+                       /*byKernel=*/true);
 }
 
 } // namespace apc::driver

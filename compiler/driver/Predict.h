@@ -25,7 +25,7 @@ mlir::FailureOr<LoweredStages> lowerStages(mlir::ModuleOp module);
 cost::ModelFigures modelFiguresOf(mlir::func::FuncOp step,
                                   const std::vector<lowering::ExecProgram> &programs);
 
-// The cost model on the lowered stages.
+// The cost model on the lowered stages, with each stage's time by kernel.
 Result<cost::Prediction> predictPlan(const LoweredStages &stages, const cost::Cluster &cluster);
 
 } // namespace apc::driver

@@ -167,8 +167,8 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
       for (const schedule::TimedPass &pass : p.timeline.passes[s])
         passes.push_back({{"pass", pass.pass.label()}, {"start", pass.start}, {"end", pass.end}});
       Json kernels = Json::object();
-      for (const auto &[kernel, seconds] : stage.kernels)
-        kernels[kernel] = seconds;
+      for (const auto &[name, seconds] : stage.kernels)
+        kernels[name] = finite(seconds);
       stages.push_back({{"forward", stage.forward},
                         {"backward", stage.backward},
                         {"recompute", stage.recompute},

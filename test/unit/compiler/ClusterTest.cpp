@@ -50,7 +50,7 @@ TEST(Cluster, DatasheetFiguresOfH100Sxm) {
   EXPECT_DOUBLE_EQ(c->device.peakFlops.at("bf16"), 989.4e12);
   EXPECT_DOUBLE_EQ(c->device.peakFlops.at("f32"), 67e12);
   EXPECT_DOUBLE_EQ(c->device.memoryBandwidth, 3.35e12);
-  EXPECT_DOUBLE_EQ(c->intraNode.bytesPerSecond, 450e9); // 900 GB/s both directions
+  EXPECT_DOUBLE_EQ(c->intraNode.bytesPerSecond, 370e9); // NCCL over NVLink 4 (450 line rate)
   EXPECT_DOUBLE_EQ(c->interNode.bytesPerSecond, 50e9);  // 400 Gb/s per GPU
   EXPECT_NE(c->sources.at("device.gemm_efficiency").find("assumption"), std::string::npos);
   EXPECT_NE(c->sources.at("device.peak_flops.bf16").find("989.4"), std::string::npos);

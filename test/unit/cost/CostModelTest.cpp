@@ -82,6 +82,36 @@ TEST(CollectiveCost, TheInnermostAxisStaysInANode) {
             collectiveSeconds(c, Collective::AllReduce, 2, 1e8, false));
 }
 
+TEST(CollectiveCost, AGroupCrossesNodesOnTheNicsOfItsRanks) {
+  // [dp] = [16] on nodes of 8: the group holds 8 ranks of each node; [dp, tp] = [2, 8]:
+  // a dp group holds 1 rank of each node; [dp, tp] = [8, 2]: 4 of each.
+  EXPECT_EQ(groupRanksPerNode({16}, {0}, 8), 8);
+  EXPECT_EQ(groupRanksPerNode({2, 8}, {0}, 8), 1);
+  EXPECT_EQ(groupRanksPerNode({8, 2}, {0}, 8), 4);
+  // An axis of 3 over nodes of 4: groups {0,1,2}, {3,4,5} (1 on node 0), ...: the fewest.
+  EXPECT_EQ(groupRanksPerNode({4, 3}, {1}, 4), 1);
+  Cluster c = apc::testing::h100Like(8, 2); // 400 GB/s inside a node, 50 between
+  c.collectiveAlgorithm = "ring";
+  Link inter = c.interNode;
+  // One rank per node: one NIC, the inter-node link as it is.
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 2, 1e8, true, 1),
+                   ringSeconds(Collective::AllReduce, 2, 1e8, inter));
+  // 4 ranks per node: 4 NICs at once, 200 GB/s; 8 per node: capped by the 400 of NVLink
+  // at 8 x 50 = 400.
+  Link four{200e9, inter.latencySeconds}, eight{400e9, inter.latencySeconds};
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllReduce, 8, 1e8, true, 4),
+                   ringSeconds(Collective::AllReduce, 8, 1e8, four));
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllGather, 16, 1e8, true, 8),
+                   ringSeconds(Collective::AllGather, 16, 1e8, eight));
+  c.intraNode.bytesPerSecond = 300e9;
+  Link capped{300e9, inter.latencySeconds};
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::AllGather, 16, 1e8, true, 8),
+                   ringSeconds(Collective::AllGather, 16, 1e8, capped));
+  // A point-to-point transfer has one sender and one receiver: one link.
+  EXPECT_DOUBLE_EQ(collectiveSeconds(c, Collective::SendRecv, 2, 1e8, true, 8),
+                   ringSeconds(Collective::SendRecv, 2, 1e8, inter));
+}
+
 // A program with one [m, k] x [k, n] GEMM (bf16) and nothing else.
 ExecProgram gemmProgram(int64_t m, int64_t n, int64_t k, DType dtype = DType::BF16) {
   ExecProgram p;
@@ -293,6 +323,20 @@ TEST(Prediction, AddsUpTheStepAndItsBreakdown) {
   EXPECT_DOUBLE_EQ(r->tokensPerSecondPerDevice, 64.0 * 1024 / r->secondsPerStep / 8);
   EXPECT_DOUBLE_EQ(r->mfu, r->tokensPerSecondPerDevice * r->flopsPerToken / 50e9);
   EXPECT_EQ(r->peakBytesPerDevice, 4096u * 4096 * 2 + 1000); // parameter a + the arena
+  // By kernel, only when asked: the three GEMMs (the recomputed one too), the reduction at
+  // its full time, the update; in first-seen order.
+  EXPECT_TRUE(r->stages[0].kernels.empty());
+  auto byKernel = predict({p}, model, cpu, /*byKernel=*/true);
+  ASSERT_TRUE(byKernel) << byKernel.message();
+  const auto &k = byKernel->stages[0].kernels;
+  ASSERT_EQ(k.size(), 3u);
+  EXPECT_EQ(k[0].first, "gemm");
+  EXPECT_DOUBLE_EQ(k[0].second, 3 * gemm);
+  EXPECT_EQ(k[1].first, "all_reduce.dp");
+  EXPECT_DOUBLE_EQ(k[1].second, reduce);
+  EXPECT_EQ(k[2].first, "adamw");
+  EXPECT_DOUBLE_EQ(k[2].second, update);
+  EXPECT_DOUBLE_EQ(byKernel->secondsPerStep, r->secondsPerStep);
 }
 
 TEST(Prediction, OverlapsDataParallelReductionsWhereTheBackendCan) {
