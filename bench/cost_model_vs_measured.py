@@ -7,7 +7,9 @@ with several micro-batch counts, recompute selective/full, and mixes) predicts t
 time (`apc plan --json`) and measures it (`aprun --nproc 2`, the median step after the
 warm-up ones). Prints the table, the median absolute error and Spearman's rank
 correlation between predicted and measured. Goals (issue 13): median error <= 20%,
-Spearman >= 0.9. With --kernels, also the per-kernel predicted and measured times of
+Spearman >= 0.9. With --repeat 2 each plan is measured twice (separate runs) and the
+rank correlation between the two measurements is printed too: the ceiling that noise on
+this machine puts on any model's Spearman. With --kernels, also the per-kernel predicted and measured times of
 each plan's rank 0 (aprun --profile beside the model's per-kernel figures).
 
 Run with .venv/bin/python (numpy + pyarrow write the data); the tools come from
@@ -29,11 +31,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PLANS = [
     "dp=2",
+    "dp=2,mb=4",
     "dp=2,zero=1",
     "dp=2,zero=2",
     "dp=2,zero=3",
     "tp=2",
     "tp=2,sp=on",
+    "tp=2,mb=2",
+    "pp=2,mb=1",
     "pp=2,mb=2",
     "pp=2,mb=4",
     "pp=2,mb=8",
@@ -86,6 +91,7 @@ def main():
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--steps", type=int, default=5, help="measured steps per plan")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1, help="aprun runs per plan (median taken)")
     ap.add_argument("--plans", help="comma-free list separated by ';' (default: the dozen above)")
     ap.add_argument("--kernels", action="store_true", help="per-kernel table of every plan")
     ap.add_argument("--bin", default=os.environ.get("APC_BIN_DIR", os.path.join(ROOT, "build", "bin")))
@@ -123,7 +129,7 @@ def main():
                   os.path.basename(cluster) if args.cluster else "calibrated now", args.steps,
                   args.warmup))
         print("%-32s %12s %12s %8s" % ("plan", "predicted s", "measured s", "error"))
-        results = []
+        results, repeats = [], []
         for plan in plans:
             fb = os.path.join(tmp, "plan.fb")
             run([apc, "compile", model, "--cluster", cluster, "--precision", args.precision,
@@ -131,20 +137,25 @@ def main():
             predicted = json.loads(run([apc, "plan", model, "--cluster", cluster, "--precision",
                                         args.precision, "--plan", plan, "--json"]))["candidates"][0]
             metrics = os.path.join(tmp, "metrics.jsonl")
-            if os.path.exists(metrics):
-                os.remove(metrics)
             profile = os.path.join(tmp, "profile.json")
             cmd = [aprun, fb, "--nproc", "2", "--data", data, "--steps", str(total), "--lr", "1e-4",
                    "--no-shuffle", "--metrics", metrics, "--quiet"]
             if args.kernels:
                 cmd += ["--profile", profile]
-            run(cmd)
-            steps = [json.loads(l)["step_seconds"] for l in open(metrics)][args.warmup:]
-            measured = statistics.median(steps)
+            runs = []
+            for _ in range(max(1, args.repeat)):
+                if os.path.exists(metrics):
+                    os.remove(metrics)
+                run(cmd)
+                steps = [json.loads(l)["step_seconds"] for l in open(metrics)][args.warmup:]
+                runs.append(statistics.median(steps))
+            measured = statistics.median(runs)
+            repeats.append(runs)
             p = predicted["seconds_per_step"]
             results.append((plan, p, measured))
-            print("%-32s %12.4f %12.4f %+7.1f%%" % (plan, p, measured, 100 * (p / measured - 1)),
-                  flush=True)
+            print("%-32s %12.4f %12.4f %+7.1f%%%s" % (
+                plan, p, measured, 100 * (p / measured - 1),
+                "" if len(runs) < 2 else "   runs " + " ".join("%.4f" % r for r in runs)), flush=True)
             if args.kernels:
                 prof = json.load(open(profile))
                 got = {k["kernel"]: k["seconds_per_step"] for k in prof["kernels"]}
@@ -158,6 +169,10 @@ def main():
         rho = spearman([p for _, p, _ in results], [m for _, _, m in results])
         print("median absolute error %.1f%% (goal <= 20%%), Spearman %.3f (goal >= 0.9), %d plans"
               % (100 * statistics.median(errors), rho, len(results)))
+        if args.repeat >= 2:
+            noise = spearman([r[0] for r in repeats], [r[1] for r in repeats])
+            print("noise ceiling: Spearman %.3f between the first and second measurement of the "
+                  "same plans" % noise)
 
 
 if __name__ == "__main__":
