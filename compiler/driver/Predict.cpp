@@ -77,9 +77,10 @@ cost::ModelFigures modelFiguresOf(func::FuncOp step,
   return m;
 }
 
-Result<cost::Prediction> predictPlan(const LoweredStages &stages, const cost::Cluster &cluster) {
+Result<cost::Prediction> predictPlan(const LoweredStages &stages, const cost::Cluster &cluster,
+                                     bool byKernel) {
   return cost::predict(stages.programs, modelFiguresOf(stages.first, stages.programs), cluster,
-                       /*byKernel=*/true);
+                       byKernel);
 }
 
 } // namespace apc::driver

@@ -25,7 +25,9 @@ mlir::FailureOr<LoweredStages> lowerStages(mlir::ModuleOp module);
 cost::ModelFigures modelFiguresOf(mlir::func::FuncOp step,
                                   const std::vector<lowering::ExecProgram> &programs);
 
-// The cost model on the lowered stages, with each stage's time by kernel.
-Result<cost::Prediction> predictPlan(const LoweredStages &stages, const cost::Cluster &cluster);
+// The cost model on the lowered stages, with each stage's time by kernel unless
+// `byKernel` is false (the search: the names cost time and it has no use for them).
+Result<cost::Prediction> predictPlan(const LoweredStages &stages, const cost::Cluster &cluster,
+                                     bool byKernel = true);
 
 } // namespace apc::driver

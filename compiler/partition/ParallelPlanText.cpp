@@ -92,7 +92,7 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
                        "' (fields: dp, tp, pp, zero, sp, mb, recompute, stages)");
 }
 
-Result<ParallelPlan> parseJson(const std::string &text) {
+Result<ParallelPlan> parseJson(const std::string &text, std::set<std::string> &seen) {
   using R = Result<ParallelPlan>;
   llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(text);
   if (!parsed)
@@ -101,7 +101,6 @@ Result<ParallelPlan> parseJson(const std::string &text) {
   if (!object)
     return R::error("a JSON plan must be an object such as {\"dp\": 2, \"tp\": 2}");
   ParallelPlan plan;
-  std::set<std::string> seen;
   for (const auto &[key, value] : *object) {
     std::string v;
     if (auto i = value.getAsInteger()) v = std::to_string(*i);
@@ -144,12 +143,20 @@ std::string ParallelPlan::toJson() const {
   return out;
 }
 
-Result<ParallelPlan> parseParallelPlan(const std::string &text) {
+Result<ParallelPlan> parseParallelPlan(const std::string &text, std::set<std::string> *given) {
+  std::set<std::string> seen;
+  struct Report { // the fields named, on success
+    std::set<std::string> &seen;
+    std::set<std::string> *given;
+    ~Report() {
+      if (given)
+        *given = seen;
+    }
+  } report{seen, given};
   size_t first = text.find_first_not_of(" \t\n");
   if (first != std::string::npos && text[first] == '{')
-    return parseJson(text);
+    return parseJson(text, seen);
   ParallelPlan plan;
-  std::set<std::string> seen;
   if (text.find_first_not_of(" \t") == std::string::npos)
     return plan;
   size_t start = 0;

@@ -6,6 +6,7 @@
 #include "runtime/support/Status.h"
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,8 +35,10 @@ struct ParallelPlan {
 // Layers per stage as the text form writes them: "3+5".
 std::string stagesText(const std::vector<int64_t> &stages);
 
-// Parses "k=v,k=v" or a JSON object (text starting with '{').
-Result<ParallelPlan> parseParallelPlan(const std::string &text);
+// Parses "k=v,k=v" or a JSON object (text starting with '{'). `given`, when set, receives
+// the fields the text names (a partial plan for the search: the others are free).
+Result<ParallelPlan> parseParallelPlan(const std::string &text,
+                                       std::set<std::string> *given = nullptr);
 
 // What validation needs to know about the cluster and the model.
 struct PlanContext {

@@ -583,7 +583,7 @@ REFUSALS = [
     ("cpu:2", "dp=1", "m", [r"dp=1", r"\b2 devices"]),
     ("cpu:2", "dp=4", "m", [r"dp=4", r"\b2 devices"]),
     ("cpu:3", "dp=3", "m", [r"'dp'", r"batch \(4\)"]),
-    ("cpu:8", None, "m", [r"'dp'", r"batch"]),
+    ("cpu:8", "dp=8", "m", [r"'dp'", r"batch"]),
     ("cpu:3", "tp=3", "m", [r"'tp'", r"heads"]),
     ("cpu:3", "tp=3", "m96", [r"'tp'", r"heads"]),
     ("cpu:2", "dp=2,sp=on", "m", [r"'sp'", r"tp"]),
@@ -628,9 +628,11 @@ def refusal_checks(root, rep):
         rep.check(label + " -> exit 2, message names it", rc == 2 and not missing and not os.path.exists(out_path),
                   "exit %d%s; %s" % (rc, "; wrote a plan" if os.path.exists(out_path) else "",
                                      ("missing %s in: " % missing if missing else "") + msg[:300]))
-    # Accepted forms: the JSON plan, the key=value plan and the default give the same bytes.
+    # Accepted forms: the JSON plan, the key=value plan and a search with every field fixed
+    # give the same bytes.
     blobs = {}
-    for tag, plan in (("default", None), ("kv", "dp=2"), ("json", '{"dp": 2}')):
+    for tag, plan in (("auto", "auto,dp=2,zero=0,mb=1,recompute=none"), ("kv", "dp=2"),
+                      ("json", '{"dp": 2}')):
         path = os.path.join(workdir, "accepted-%s.fb" % tag)
         args = ["compile", "m.mlir", "--cluster", "cpu:2", "--precision", "fp32", "-o", path]
         if plan is not None:
@@ -644,7 +646,7 @@ def refusal_checks(root, rep):
         if os.path.exists(path):
             with open(path, "rb") as f:
                 blobs[tag] = f.read()
-    rep.check("accepted: '{\"dp\": 2}', 'dp=2' and the default plan are byte-identical",
+    rep.check("accepted: '{\"dp\": 2}', 'dp=2' and a search with every field fixed are byte-identical",
               len(blobs) == 3 and len(set(blobs.values())) == 1, "%d plans, %d distinct" % (len(blobs), len(set(blobs.values()))))
 
     # aprun refuses a device-count mismatch and a multi-rank job without a token.

@@ -306,7 +306,8 @@ def check_pipelines(report, work):
     with open(os.path.join(work, "tiny4.json"), "w") as f:
         json.dump(config, f)
     ec.run_tool("apc", ["import", "llama3", "--config", "tiny4.json", "--batch", "4", "--seq-len", "8", "-o", "m4.mlir"], work)
-    ec.run_tool("apc", ["compile", "m4.mlir", "--cluster", "cpu:4", "--precision", "fp32", "-o", "dp4.fb"], work)
+    ec.run_tool("apc", ["compile", "m4.mlir", "--cluster", "cpu:4", "--plan", "dp=4", "--precision", "fp32",
+                        "-o", "dp4.fb"], work)
     base = plan_json("dp4.fb", work)
     for stages in (1, 2, 4):
         per = 4 // stages
@@ -420,7 +421,7 @@ def main():
             ec.run_tool("apc", ["import", "llama3", "--config", CONFIG, "--batch", "4", "--seq-len", "8",
                                 "-o", "m.mlir"], work)
             for name, devices, plan_text, precision in PLANS:
-                extra = ["--plan", plan_text] if plan_text else []
+                extra = ["--plan", plan_text if plan_text else "dp=%d" % devices]
                 ec.run_tool("apc", ["compile", "m.mlir", "--cluster", "cpu:%d" % devices, "--precision", precision,
                                     "-o", name + ".fb"] + extra, work)
             return True

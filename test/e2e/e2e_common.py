@@ -229,6 +229,11 @@ def import_llama3(cfg, workdir, batch, seq, out="m.mlir", config_name="config.js
 def apc_compile(mlir, out, cwd, cluster="cpu:1", precision="fp32", emit=None, extra=(), timeout=300):
     """apc compile MLIR --cluster C --precision P [--emit=E] -o OUT [extra]; returns (stdout, stderr)."""
     args = ["compile", mlir, "--cluster", cluster, "--precision", precision]
+    # The checks compare plans they name; without one, data parallelism over the devices
+    # (apc compile's own default is the plan search, checked by check_plan_search.py).
+    if "--plan" not in extra and not any(str(e).startswith("--plan=") for e in extra) \
+            and cluster.startswith("cpu:"):
+        args += ["--plan", "dp=" + cluster.split(":")[1]]
     if emit:
         args.append("--emit=" + emit)
     out_text, err_text = run_tool("apc", args + ["-o", out] + list(extra), cwd, timeout)

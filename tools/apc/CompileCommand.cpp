@@ -4,6 +4,7 @@
 
 #include "compiler/cost/Cluster.h"
 #include "compiler/driver/Compile.h"
+#include "compiler/search/PlanSearch.h"
 #include "runtime/support/AtomicFile.h"
 #include "runtime/support/Flags.h"
 
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <optional>
 
 namespace apc::tools {
 
@@ -38,8 +40,9 @@ int runCompile(int argc, char **argv, int first) {
   std::string planText;
   flags.addString("plan", &planText,
                   "parallel plan, e.g. \"dp=2,tp=2,pp=2,mb=4,zero=1,sp=on\" or '{\"dp\": 2}'; fields "
-                  "dp, tp, pp, mb, zero, sp, recompute, stages (docs/partitioning.md; default: "
-                  "dp over all devices)",
+                  "dp, tp, pp, mb, zero, sp, recompute, stages (docs/partitioning.md); auto "
+                  "(the default): the plan search picks the fastest plan that fits; "
+                  "\"auto,tp=8\": it picks the fields not given (docs/search.md)",
                   "PLAN");
   flags.addString("precision", &precision,
                   "bf16 (default: bf16 compute, f32 master weights and loss) or fp32",
@@ -80,11 +83,10 @@ int runCompile(int argc, char **argv, int first) {
   auto clusterSpec = cost::resolveCluster(cluster);
   if (!clusterSpec)
     return usage("--cluster " + clusterSpec.message());
-  if (planText.empty())
-    planText = "dp=" + std::to_string(clusterSpec->devices());
-  auto parallelPlan = partition::parseParallelPlan(planText);
-  if (!parallelPlan)
-    return usage("--plan: " + parallelPlan.message());
+  auto request = search::parsePlanRequest(planText);
+  if (!request)
+    return usage("--plan: " + request.message());
+  std::optional<partition::ParallelPlan> parallelPlan = request->plan;
   if (precision != "bf16" && precision != "fp32")
     return usage("--precision must be bf16 or fp32, got '" + precision + "'");
   if (!compileTo.empty()) {
@@ -118,6 +120,28 @@ int runCompile(int argc, char **argv, int first) {
   if (Status s = driver::checkImportedStep(*module); !s) {
     std::fprintf(stderr, "apc compile: %s: %s\n", input.c_str(), s.message().c_str());
     return 1;
+  }
+  if (request->search) {
+    // The plan search (compiler/search): compiles candidates as below and keeps the
+    // fastest that fits; what it weighed is `apc plan`'s to show.
+    search::SearchOptions searchOptions;
+    searchOptions.space.fixed = request->plan;
+    searchOptions.space.fixedFields = request->fixedFields;
+    searchOptions.train = options;
+    searchOptions.top = 1;
+    auto found = search::searchPlans(*module, *clusterSpec, searchOptions);
+    if (!found) {
+      std::fprintf(stderr, "apc compile: %s on %s: %s\n", input.c_str(), cluster.c_str(),
+                   found.message().c_str());
+      return 1;
+    }
+    parallelPlan = found->ranked.front().plan;
+    std::fprintf(output == "-" ? stderr : stdout,
+                 "searched %lld plans for %s in %.2f s (%lld compiled, %lld pruned by bound, "
+                 "%zu dropped): chose %s (apc plan lists the ranking)\n",
+                 (long long)found->enumerated, cluster.c_str(), found->seconds,
+                 (long long)found->compiled, (long long)found->prunedByBound,
+                 found->dropped.size(), parallelPlan->toString().c_str());
   }
   if (Status s = driver::setParallelPlan(*module, *parallelPlan, *clusterSpec); !s)
     return usage("--plan \"" + planText + "\": " + s.message());

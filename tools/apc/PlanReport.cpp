@@ -133,7 +133,8 @@ std::string predictionText(const PlanCandidate &c, const cost::ModelFigures &mod
 }
 
 std::string predictionJson(const std::vector<PlanCandidate> &candidates,
-                           const cost::ModelFigures &model, const cost::Cluster &cluster) {
+                           const cost::ModelFigures &model, const cost::Cluster &cluster,
+                           const SearchSummary *search) {
   Json j;
   j["cluster"] = cluster.spec;
   j["devices"] = cluster.devices();
@@ -184,7 +185,48 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
     list.push_back(e);
   }
   j["candidates"] = list;
+  if (search) {
+    Json dropped = Json::array();
+    for (const auto &[plan, reason] : search->dropped)
+      dropped.push_back({{"plan", plan}, {"reason", reason}});
+    j["dropped"] = dropped;
+    j["search"] = {{"enumerated", search->enumerated},
+                   {"compiled", search->compiled},
+                   {"pruned_by_bound", search->prunedByBound},
+                   {"seconds", finite(search->seconds)}};
+  }
   return j.dump(2) + "\n";
+}
+
+std::string searchText(const std::vector<PlanCandidate> &ranked, const SearchSummary &search,
+                       const cost::Cluster &cluster, size_t reasons) {
+  std::string out;
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "searched %lld plans for %s in %.2f s: %lld compiled and predicted, %lld not "
+                "compiled (their lower bound cannot beat the best), %zu dropped\n",
+                (long long)search.enumerated, cluster.spec.c_str(), search.seconds,
+                (long long)search.compiled, (long long)search.prunedByBound,
+                search.dropped.size());
+  out += line;
+  std::snprintf(line, sizeof line, "  %4s  %-52s %12s %14s %7s %12s\n", "rank", "plan",
+                "s/step", "tok/s/device", "MFU", "memory/dev");
+  out += line;
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    const cost::Prediction &p = ranked[i].prediction;
+    std::snprintf(line, sizeof line, "  %4zu  %-52s %12.4g %14.4g %6.2f%% %8.1f MiB\n", i + 1,
+                  ranked[i].plan.c_str(), p.secondsPerStep, p.tokensPerSecondPerDevice,
+                  100 * p.mfu, double(p.peakBytesPerDevice) / 1048576.0);
+    out += line;
+  }
+  if (!search.dropped.empty()) {
+    out += "dropped (" + std::to_string(search.dropped.size()) + "; apc plan --json lists each):\n";
+    for (size_t i = 0; i < search.dropped.size() && i < reasons; ++i)
+      out += "  " + search.dropped[i].first + ": " + search.dropped[i].second + "\n";
+    if (search.dropped.size() > reasons)
+      out += "  ...\n";
+  }
+  return out;
 }
 
 } // namespace apc::tools

@@ -17,9 +17,23 @@ struct PlanCandidate {
   cost::Prediction prediction;
 };
 
+// What the search did, beside its ranked candidates (compiler/search/PlanSearch.h).
+struct SearchSummary {
+  std::vector<std::pair<std::string, std::string>> dropped; // plan, why
+  int64_t enumerated = 0, compiled = 0, prunedByBound = 0;
+  double seconds = 0;
+};
+
 std::string predictionText(const PlanCandidate &candidate, const cost::ModelFigures &model,
                            const cost::Cluster &cluster);
+// With `search`: also "dropped" ([{plan, reason}]) and "search" ({enumerated, compiled,
+// pruned_by_bound, seconds}) beside "candidates".
 std::string predictionJson(const std::vector<PlanCandidate> &candidates,
-                           const cost::ModelFigures &model, const cost::Cluster &cluster);
+                           const cost::ModelFigures &model, const cost::Cluster &cluster,
+                           const SearchSummary *search = nullptr);
+// The search's ranking as a table, its counts and time, and why plans were dropped
+// (`reasons` of them shown).
+std::string searchText(const std::vector<PlanCandidate> &ranked, const SearchSummary &search,
+                       const cost::Cluster &cluster, size_t reasons = 5);
 
 } // namespace apc::tools

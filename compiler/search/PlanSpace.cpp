@@ -1,0 +1,102 @@
+#include "compiler/search/PlanSpace.h"
+
+namespace apc::search {
+
+Result<PlanRequest> parsePlanRequest(const std::string &text) {
+  PlanRequest request;
+  size_t first = text.find_first_not_of(" \t");
+  std::string trimmed = first == std::string::npos ? "" : text.substr(first);
+  if (trimmed.empty() || trimmed == "auto") {
+    request.search = true;
+    return request;
+  }
+  if (trimmed.rfind("auto,", 0) == 0) {
+    request.search = true;
+    auto plan = partition::parseParallelPlan(trimmed.substr(5), &request.fixedFields);
+    if (!plan)
+      return plan.status();
+    request.plan = *plan;
+    return request;
+  }
+  auto plan = partition::parseParallelPlan(text);
+  if (!plan)
+    return plan.status();
+  request.plan = *plan;
+  return request;
+}
+
+std::vector<int64_t> divisorsOf(int64_t n) {
+  std::vector<int64_t> small, large;
+  for (int64_t d = 1; d * d <= n; ++d)
+    if (n % d == 0) {
+      small.push_back(d);
+      if (d != n / d)
+        large.push_back(n / d);
+    }
+  small.insert(small.end(), large.rbegin(), large.rend());
+  return small;
+}
+
+Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster &cluster,
+                     const SpaceOptions &options) {
+  Space space;
+  const int64_t devices = cluster.devices();
+  auto isFixed = [&](const char *field) { return options.fixedFields.count(field) > 0; };
+  const partition::ParallelPlan &fixed = options.fixed;
+  // A field's values: the fixed one, or `all`.
+  auto values = [&](const char *field, int64_t fixedValue, std::vector<int64_t> all) {
+    return isFixed(field) ? std::vector<int64_t>{fixedValue} : all;
+  };
+  auto drop = [&](const partition::ParallelPlan &plan, std::string reason) {
+    space.dropped.push_back({plan, std::move(reason)});
+  };
+  for (int64_t tp : values("tp", fixed.tp, divisorsOf(devices)))
+    for (int64_t pp : values("pp", fixed.pp, divisorsOf(devices / std::max<int64_t>(tp, 1)))) {
+      if (devices % (tp * pp) != 0)
+        continue; // a fixed tp or pp that does not divide: validate says so below
+      int64_t dp = devices / (tp * pp);
+      if (isFixed("dp") && fixed.dp != dp)
+        continue;
+      std::vector<int64_t> zeros = dp > 1 ? std::vector<int64_t>{0, 1, 2, 3}
+                                          : std::vector<int64_t>{0};
+      std::vector<int64_t> sps = tp > 1 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0};
+      std::vector<int64_t> mbs;
+      int64_t perReplica = context.batch > 0 && context.batch % dp == 0 ? context.batch / dp : 1;
+      for (int64_t mb : divisorsOf(perReplica))
+        if (mb <= options.maxMicroBatches)
+          mbs.push_back(mb);
+      for (int64_t zero : values("zero", fixed.zero, zeros))
+        for (int64_t sp : values("sp", fixed.sp ? 1 : 0, sps))
+          for (int64_t mb : values("mb", fixed.mb, mbs))
+            for (const char *recompute : {"none", "selective", "full"}) {
+              if (isFixed("recompute") && fixed.recompute != recompute)
+                continue;
+              partition::ParallelPlan plan;
+              plan.dp = dp;
+              plan.tp = tp;
+              plan.pp = pp;
+              plan.zero = zero;
+              plan.sp = sp != 0;
+              plan.mb = mb;
+              plan.recompute = recompute;
+              if (isFixed("stages"))
+                plan.stages = fixed.stages;
+              ++space.enumerated;
+              if (tp > cluster.devicesPerNode && !isFixed("tp")) {
+                drop(plan, "tp=" + std::to_string(tp) + " spans nodes of " +
+                               std::to_string(cluster.devicesPerNode) +
+                               " devices: its per-layer all-reduces would cross the network "
+                               "(give tp to try it)");
+                continue;
+              }
+              if (Status s = partition::validate(plan, context); !s) {
+                drop(plan, s.message());
+                continue;
+              }
+              space.candidates.push_back(plan);
+            }
+    }
+  return space;
+}
+
+} // namespace apc::search
