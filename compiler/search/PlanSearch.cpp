@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 
 namespace apc::search {
 namespace {
@@ -60,6 +61,27 @@ double bestRate(const cost::Cluster &cluster) {
   return best;
 }
 
+int recomputeRank(const std::string &recompute) {
+  return recompute == "none" ? 0 : recompute == "selective" ? 1 : 2;
+}
+
+// Plans that differ only in what relieves memory: the same degrees, zero and sp, and,
+// under a pipeline, the same micro-batch count (there it trades the bubble, not memory).
+std::string reliefGroup(const partition::ParallelPlan &p) {
+  return std::to_string(p.dp) + "," + std::to_string(p.tp) + "," + std::to_string(p.pp) + "," +
+         std::to_string(p.zero) + "," + (p.sp ? "1" : "0") + "," +
+         (p.pp > 1 ? std::to_string(p.mb) : std::string("-")) + "," +
+         partition::stagesText(p.stages);
+}
+
+// Whether `fitting` (same relief group, and it fits) does no more to save memory than
+// `plan`: no more micro-batches, no more recomputation. Then `plan` cannot be faster:
+// recomputation only adds work, and more micro-batches without a pipeline only split
+// the same work into smaller kernels.
+bool relievesNoMore(const partition::ParallelPlan &fitting, const partition::ParallelPlan &plan) {
+  return fitting.mb <= plan.mb && recomputeRank(fitting.recompute) <= recomputeRank(plan.recompute);
+}
+
 std::string bytesText(double bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f GiB", bytes / 1073741824.0);
@@ -67,6 +89,14 @@ std::string bytesText(double bytes) {
 }
 
 } // namespace
+
+double statesLowerBoundBytes(const partition::ParallelPlan &plan, double parameters) {
+  double split = double(std::max<int64_t>(plan.tp, 1) * std::max<int64_t>(plan.pp, 1));
+  double dp = double(std::max<int64_t>(plan.dp, 1));
+  double master = 4 * parameters / (split * (plan.zero >= 3 ? dp : 1));
+  double moments = 8 * parameters / (split * (plan.zero >= 1 ? dp : 1));
+  return master + moments;
+}
 
 double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
                       double flopsPerSecond, int64_t devices) {
@@ -103,13 +133,38 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                     std::to_string(space.dropped.size() - 1) + " more dropped)" : ""));
   }
 
-  // Cheapest bound first: the best plans are likely early, and the rest prune.
+  // Plans whose parameters and optimizer state alone exceed the memory are dropped
+  // without compiling.
+  double parameters = 0;
+  for (unsigned a = 0; a < step->getNumArguments(); ++a)
+    if (argRole(*step, a) == "parameter")
+      if (auto type = mlir::dyn_cast<mlir::RankedTensorType>(step->getArgument(a).getType()))
+        parameters += double(type.getNumElements());
+  const double usable = cluster.device.memoryBytes * cluster.device.usableMemoryFraction;
+
+  // Cheapest bound first: the best plans are likely early, and the rest prune. Among
+  // equal bounds, the plans that relieve memory least first (relievesNoMore).
   double flops = unavoidableFlopsPerStep(*step, *context), rate = bestRate(cluster);
   std::vector<std::pair<double, partition::ParallelPlan>> order;
-  for (const partition::ParallelPlan &plan : space.candidates)
+  for (const partition::ParallelPlan &plan : space.candidates) {
+    double states = statesLowerBoundBytes(plan, parameters);
+    if (!options.exhaustive && usable > 0 && states > usable) {
+      result.dropped.push_back({plan, "memory: at least " + bytesText(states) +
+                                          " of parameters and optimizer state per device "
+                                          "(12 bytes per parameter over its shards), more "
+                                          "than the " + bytesText(usable) + " usable"});
+      ++result.droppedByMemoryBound;
+      continue;
+    }
     order.push_back({stepLowerBound(plan, flops, rate, cluster.devices()), plan});
-  std::stable_sort(order.begin(), order.end(),
-                   [](const auto &a, const auto &b) { return a.first < b.first; });
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto &a, const auto &b) {
+    if (a.first != b.first)
+      return a.first < b.first;
+    int ra = recomputeRank(a.second.recompute), rb = recomputeRank(b.second.recompute);
+    return ra != rb ? ra < rb : a.second.mb < b.second.mb;
+  });
+  std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;
 
   mlir::MLIRContext *mlirContext = module.getContext();
   const size_t top = size_t(std::max(1, options.top));
@@ -119,6 +174,16 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
         bound >= result.ranked[top - 1].prediction.secondsPerStep) {
       result.prunedByBound = int64_t(order.size() - i);
       break;
+    }
+    if (!options.exhaustive) {
+      const partition::ParallelPlan *better = nullptr;
+      for (const partition::ParallelPlan &fit : fittingByGroup[reliefGroup(plan)])
+        if (relievesNoMore(fit, plan))
+          better = &fit;
+      if (better) {
+        ++result.dominated;
+        continue;
+      }
     }
     // A candidate's diagnostics are its drop reason, not the user's error output.
     std::string firstError;
@@ -154,6 +219,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                      bytesText(prediction->usableBytesPerDevice) + " usable"});
       continue;
     }
+    fittingByGroup[reliefGroup(plan)].push_back(plan);
     Ranked ranked{plan, std::move(*prediction), bound};
     auto at = std::upper_bound(result.ranked.begin(), result.ranked.end(), ranked,
                                [](const Ranked &a, const Ranked &b) {

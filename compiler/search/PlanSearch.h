@@ -40,9 +40,19 @@ struct SearchResult {
   int64_t enumerated = 0;       // plans in the space
   int64_t compiled = 0;         // compiled and predicted
   int64_t prunedByBound = 0;    // not compiled: their bound cannot beat the top `top`
+  int64_t droppedByMemoryBound = 0; // not compiled: parameters and state alone do not fit
+  int64_t dominated = 0;        // not compiled: a plan relieving memory less fits (below)
   double seconds = 0;           // the search's wall time
 };
 
+// Besides the bound, two rules save compiles (neither applies with `exhaustive`):
+// - a plan whose parameters and optimizer state alone exceed the device's usable memory
+//   (statesLowerBoundBytes) is dropped uncompiled;
+// - within plans that differ only in recomputation and, without a pipeline, micro-batch
+//   count, one that recomputes more or splits the batch more than a plan that already
+//   fits is not compiled: recomputation only adds work, and micro-batches without a
+//   pipeline only cut the same work into smaller kernels, so it cannot be faster. Such
+//   plans are counted in `dominated`, not ranked: the ranking lists real alternatives.
 // Searches `module` (an imported step, left unchanged: candidates compile clones).
 // Errors: no step, or a space with no plan at all (the fixed fields contradict the
 // devices), or no plan that fits (the result's `dropped` says why each failed).
@@ -55,6 +65,11 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
 // recomputation's extra forward added) spread perfectly over every device at
 // `flopsPerSecond` (the fastest rate the cluster claims for anything), stretched by the
 // 1F1B bubble (mb + pp - 1) / mb.
+// Bytes per device a plan needs at least for its parameters' f32 master copy (4 per
+// parameter, split over tp x pp, and dp under zero=3) and the two AdamW moments (8, split
+// over tp x pp, and dp under zero >= 1), whatever the precision.
+double statesLowerBoundBytes(const partition::ParallelPlan &plan, double parameters);
+
 double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
                       double flopsPerSecond, int64_t devices);
 

@@ -110,6 +110,8 @@ int runPlan(int argc, char **argv, int first) {
     summary.enumerated = found->enumerated;
     summary.compiled = found->compiled;
     summary.prunedByBound = found->prunedByBound;
+    summary.droppedByMemoryBound = found->droppedByMemoryBound;
+    summary.dominated = found->dominated;
     summary.seconds = found->seconds;
     chosen = found->ranked.front().plan;
   }

@@ -193,6 +193,8 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
     j["search"] = {{"enumerated", search->enumerated},
                    {"compiled", search->compiled},
                    {"pruned_by_bound", search->prunedByBound},
+                   {"dropped_by_memory_bound", search->droppedByMemoryBound},
+                   {"dominated", search->dominated},
                    {"seconds", finite(search->seconds)}};
   }
   return j.dump(2) + "\n";
@@ -203,10 +205,13 @@ std::string searchText(const std::vector<PlanCandidate> &ranked, const SearchSum
   std::string out;
   char line[320];
   std::snprintf(line, sizeof line,
-                "searched %lld plans for %s in %.2f s: %lld compiled and predicted, %lld not "
-                "compiled (their lower bound cannot beat the best), %zu dropped\n",
+                "searched %lld plans for %s in %.2f s: %lld compiled and predicted; not "
+                "compiled: %lld whose lower bound cannot beat the best, %lld relieving memory "
+                "more than a plan that fits, %lld whose parameters and state alone do not "
+                "fit; %zu dropped in all\n",
                 (long long)search.enumerated, cluster.spec.c_str(), search.seconds,
                 (long long)search.compiled, (long long)search.prunedByBound,
+                (long long)search.dominated, (long long)search.droppedByMemoryBound,
                 search.dropped.size());
   out += line;
   std::snprintf(line, sizeof line, "  %4s  %-52s %12s %14s %7s %12s\n", "rank", "plan",
