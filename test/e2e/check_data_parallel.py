@@ -656,8 +656,11 @@ def refusal_checks(root, rep):
     data = os.path.join(workdir, "data.arrow")
     write_data(data, make_rows(97, 5))
     base = [plan2, "--data", data, "--steps", "1", "--threads", "1", "--quiet", "--comm-timeout", "20"]
+    # A launcher that starts 1 process for the dp=2 plan (torchrun with WORLD_SIZE 1);
+    # without any launcher aprun would start the 2 ranks itself (refusals.test).
+    one = torchrun_env(0, 1, free_port(), "x")
     cases = [
-        ("aprun dp2 plan as 1 process", base, plain_env(), [r"2 devices", r"1 process"]),
+        ("aprun dp2 plan as 1 process", base, one, [r"2 devices", r"1 process"]),
         ("aprun dp2 plan with --nproc 4", ["--nproc", "4"] + base, plain_env(), [r"the plan is for 2 devices", r"--nproc starts 4 \(give --nproc 2\)"]),
     ]
     env = torchrun_env(0, 2, free_port(), "x")

@@ -2,6 +2,7 @@
 #include "runtime/data/TextDataset.h"
 #include "runtime/plan/DeviceProgram.h"
 #include "runtime/plan/PlanLoader.h"
+#include "runtime/schema/plan_generated.h"
 #include "runtime/support/Flags.h"
 #include "runtime/train/Trainer.h"
 #include "tools/aprun/Dump.h"
@@ -10,10 +11,49 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <fstream>
 #include <cstdlib>
 #include <thread>
 
 using namespace apc;
+
+// Whether a launcher (torchrun, aprun --nproc, Open MPI, Slurm) started this process.
+bool launchedByALauncher() {
+  for (const char *v : {"RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"})
+    if (std::getenv(v))
+      return true;
+  return false;
+}
+
+// Whether `devices` ranks of `plan` fit on this machine: at most aprun's local rank bound,
+// and the plan's predicted bytes per device times the ranks within the memory available
+// now (/proc/meminfo MemAvailable; unknown: assumed to fit).
+apc::Status fitsHere(const apc::plan::Plan &plan, const std::string &path, int64_t devices) {
+  auto launchElsewhere = " launch it across machines with torchrun, srun or mpirun "
+                         "(docs/tools/aprun.md, \"Several devices\")";
+  if (devices > apc::tools::kMaxLocalRanks)
+    return apc::Status::error(path + ": the plan is for " + std::to_string(devices) +
+                              " devices, more than the " +
+                              std::to_string(apc::tools::kMaxLocalRanks) +
+                              " ranks aprun starts on one machine;" + launchElsewhere);
+  double available = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string line; std::getline(meminfo, line);)
+    if (line.rfind("MemAvailable:", 0) == 0)
+      available = std::strtod(line.c_str() + 13, nullptr) * 1024;
+  const apc::plan::Prediction *p = plan.predicted();
+  double needed = p ? double(p->bytes_per_device()) * double(devices) : 0;
+  if (available > 0 && needed > available) {
+    char text[200];
+    std::snprintf(text, sizeof text,
+                  ": its %lld ranks need %.1f GiB (%.1f GiB each, predicted), this machine "
+                  "has %.1f GiB available;",
+                  (long long)devices, needed / 1073741824.0, needed / double(devices) / 1073741824.0,
+                  available / 1073741824.0);
+    return apc::Status::error(path + text + launchElsewhere);
+  }
+  return apc::Status::ok();
+}
 
 int main(int argc, char **argv) {
   train::TrainOptions o;
@@ -138,6 +178,26 @@ int main(int argc, char **argv) {
     std::vector<char *> rankArgs = tools::withoutFlag(argc, argv, "nproc");
     return tools::launchLocalRanks(int(nproc), int(rankArgs.size()), rankArgs.data(),
                                    std::chrono::seconds(0));
+  }
+  // No launcher and no --nproc, but a plan for several devices: start its ranks on this
+  // machine, as torchrun --standalone would, when they fit here.
+  if (!flags.given("nproc") && !launchedByALauncher()) {
+    auto loaded = plan::LoadedPlan::load(o.planPath);
+    if (!loaded)
+      return usage(loaded.message());
+    int64_t devices = plan::deviceCount(loaded->plan());
+    if (devices > 1) {
+      if (Status s = plan::checkBackendBuilt(loaded->plan(), o.planPath); !s)
+        return usage(s.message());
+      if (Status s = fitsHere(loaded->plan(), o.planPath, devices); !s)
+        return usage(s.message());
+      std::fprintf(stderr,
+                   "aprun: %s is for %lld devices and no launcher started this process: "
+                   "starting %lld local ranks (as aprun --nproc %lld)\n",
+                   o.planPath.c_str(), (long long)devices, (long long)devices,
+                   (long long)devices);
+      return tools::launchLocalRanks(int(devices), argc, argv, std::chrono::seconds(0));
+    }
   }
   o.commTimeoutSeconds = int(commTimeout);
   if (o.dataPath.empty())
