@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <sys/stat.h>
 
 namespace apc::cost {
@@ -118,6 +119,18 @@ Status applyCount(const std::string &spec, const std::string &count, Cluster &c)
 }
 
 } // namespace
+
+std::string thisMachineCluster(std::string &assumed) {
+  int64_t cores = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()));
+  int64_t devices = std::max<int64_t>(1, cores / 4);
+  std::string spec = "cpu:" + std::to_string(devices);
+  assumed = "no --cluster: planning for this machine's " + std::to_string(cores) + " core" +
+            (cores == 1 ? "" : "s") + " as " + spec + " (the cpu profile's device is a 4-core " +
+            "process with assumed figures; no CUDA device is used: the CUDA backend is not "
+            "built). For measured figures: apc calibrate --nproc N -o box.json, then "
+            "--cluster box.json";
+  return spec;
+}
 
 std::vector<std::string> builtinProfiles() {
   std::vector<std::string> names;

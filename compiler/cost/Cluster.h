@@ -105,6 +105,11 @@ Result<Cluster> resolveCluster(const std::string &spec);
 Result<Cluster> parseClusterJson(const std::string &text, const std::string &path);
 // The cluster file of `cluster` (what apc calibrate writes; parseClusterJson reads it).
 std::string clusterToJson(const Cluster &cluster);
+// The --cluster of this machine when none is given: its CPU processes as `cpu:N`, one
+// per 4 cores (the cpu profile's device is a 4-core process), at least 1; `assumed` says
+// so in a sentence for the user. (Its GPUs, once the CUDA backend can see them.)
+std::string thisMachineCluster(std::string &assumed);
+
 // The names of the built-in profiles, sorted.
 std::vector<std::string> builtinProfiles();
 

@@ -35,7 +35,8 @@ int runCompile(int argc, char **argv, int first) {
                   "devices to compile for: a built-in profile with a count (cpu:4 local CPU "
                   "processes, h100-sxm:8 one node of 8, h100-sxm:64 or :8x8 eight nodes of 8; "
                   "profiles a100-80g, cpu, h100-500w, h100-sxm, h200) or a cluster file "
-                  "(FILE.json, docs/cost-model.md)",
+                  "(FILE.json, docs/cost-model.md); default: this machine's CPUs as cpu:N, "
+                  "one device per 4 cores (said on stderr)",
                   "NAME:N|FILE");
   std::string planText;
   flags.addString("plan", &planText,
@@ -62,7 +63,6 @@ int runCompile(int argc, char **argv, int first) {
                   "clip gradients to this global L2 norm (default 0: no clipping)");
   flags.addBool("timing", &timing, "print the time spent in each pass");
   flags.addString("o", &output, "output file ('-': stdout)", "FILE");
-  flags.require("cluster");
   flags.require("o");
   std::string message;
   switch (flags.parse(argc, argv, first, message)) {
@@ -80,6 +80,11 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s\n", what.c_str());
     return 2;
   };
+  if (!flags.given("cluster")) {
+    std::string assumed;
+    cluster = cost::thisMachineCluster(assumed);
+    std::fprintf(stderr, "%s: %s\n", "apc compile", assumed.c_str());
+  }
   auto clusterSpec = cost::resolveCluster(cluster);
   if (!clusterSpec)
     return usage("--cluster " + clusterSpec.message());

@@ -34,7 +34,8 @@ int runPlan(int argc, char **argv, int first) {
   flags.addPositional("MODEL.mlir", &input, "ap IR from apc import");
   flags.addString("cluster", &cluster,
                   "devices to plan for: a profile with a count (cpu:4, h100-sxm:8, "
-                  "h100-sxm:8x16) or a cluster file (apc calibrate)",
+                  "h100-sxm:8x16) or a cluster file (apc calibrate); default: this "
+                  "machine's CPUs as cpu:N, one device per 4 cores (said on stderr)",
                   "CLUSTER");
   flags.addString("plan", &planText,
                   "a parallel plan as apc compile takes it (\"dp=2,tp=2,pp=2,mb=4\"): "
@@ -48,7 +49,6 @@ int runPlan(int argc, char **argv, int first) {
                                "\"seconds_per_step\", \"tokens_per_second_per_device\", \"mfu\", "
                                "\"peak_bytes_per_device\", \"fits\", \"breakdown\", ...}], and "
                                "with a search \"dropped\" and \"search\"}");
-  flags.require("cluster");
   flags.limit("top", 1, 1000);
   if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
     return code;
@@ -56,6 +56,11 @@ int runPlan(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc plan: %s\n", what.c_str());
     return 2;
   };
+  if (!flags.given("cluster")) {
+    std::string assumed;
+    cluster = cost::thisMachineCluster(assumed);
+    std::fprintf(stderr, "%s: %s\n", "apc plan", assumed.c_str());
+  }
   auto clusterSpec = cost::resolveCluster(cluster);
   if (!clusterSpec)
     return usage(clusterSpec.message());
