@@ -47,9 +47,9 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("APC_BIN_DIR", os.path.join(ROOT, "build", "bin")))
     args = ap.parse_args()
     apc = os.path.join(args.bin, "apc")
-    print("%-5s %-16s %10s %6s %10s %9s %8s %10s %8s %9s  %s" % (
-        "case", "cluster", "search s", "goal", "enumerated", "compiled", "pruned", "dominated",
-        "dropped", "compile s", "chosen plan"))
+    print("%-5s %-16s %10s %6s %10s %9s %9s %8s %10s %8s %9s  %s" % (
+        "case", "cluster", "search s", "goal", "enumerated", "estimated", "compiled", "pruned",
+        "dominated", "dropped", "compile s", "chosen plan"))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases.split(","):
             config, batch, seq, cluster, goal = CASES[name]
@@ -67,8 +67,9 @@ def main():
             cout, cwall, cerr = timed([apc, "compile", mlir, "--cluster", cluster, "--plan", chosen, "-o",
                                        os.path.join(tmp, name + ".fb")], args.timeout)
             compile_s = "%.2f" % cwall if cout is not None else ">%.0f" % cwall
-            print("%-5s %-16s %10.2f %6g %10d %9d %8d %10d %8d %9s  %s" % (
-                name, cluster, s["seconds"], goal, s["enumerated"], s["compiled"], s["pruned_by_bound"],
+            print("%-5s %-16s %10.2f %6g %10d %9d %9d %8d %10d %8d %9s  %s" % (
+                name, cluster, s["seconds"], goal, s["enumerated"], s["estimated"], s["compiled"],
+                s["pruned_by_bound"],
                 s["dominated"], len(result["dropped"]), compile_s, chosen), flush=True)
 
 

@@ -207,26 +207,36 @@ Result<Prediction> predict(const std::vector<ExecProgram> &programs, const Model
   using R = Result<Prediction>;
   if (programs.empty())
     return R::error("the cost model needs at least one stage program");
-  Prediction p;
-  p.devices = meshSize(programs.front().meshShape);
-  if (p.devices != cluster.devices())
-    return R::error("the plan's mesh has " + std::to_string(p.devices) +
+  int64_t devices = meshSize(programs.front().meshShape);
+  if (devices != cluster.devices())
+    return R::error("the plan's mesh has " + std::to_string(devices) +
                     " devices but the cluster '" + cluster.spec + "' has " +
                     std::to_string(cluster.devices()));
   if (!(peakFlops(cluster.device, model.computeDType) > 0))
     return R::error("the cluster '" + cluster.spec + "' gives its device no FLOP rate");
-  p.microBatches = microBatchesOf(programs);
-  int stages = int(programs.size());
-
-  std::vector<schedule::StageTimes> times;
+  std::vector<StagePrediction> stages;
   for (const ExecProgram &program : programs) {
-    p.stages.push_back(StageModel(program, cluster).run(p.microBatches, byKernel));
-    const StagePrediction &s = p.stages.back();
-    times.push_back({s.forward, s.backward, s.sendForward, s.sendBackward});
-    double flops = 0;
+    stages.push_back(StageModel(program, cluster).run(microBatchesOf(programs), byKernel));
     for (const ExecInstruction &inst : program.instructions)
-      flops += inst.flops;
-    p.flopsPerStep = std::max(p.flopsPerStep, flops); // the busiest stage sets the pace
+      stages.back().flops += inst.flops;
+  }
+  return compose(std::move(stages), microBatchesOf(programs), model, cluster);
+}
+
+Result<Prediction> compose(std::vector<StagePrediction> stagePredictions, int microBatches,
+                           const ModelFigures &model, const Cluster &cluster) {
+  using R = Result<Prediction>;
+  if (stagePredictions.empty())
+    return R::error("the cost model needs at least one stage");
+  Prediction p;
+  p.devices = cluster.devices();
+  p.microBatches = microBatches;
+  int stages = int(stagePredictions.size());
+  p.stages = std::move(stagePredictions);
+  std::vector<schedule::StageTimes> times;
+  for (const StagePrediction &s : p.stages) {
+    times.push_back({s.forward, s.backward, s.sendForward, s.sendBackward});
+    p.flopsPerStep = std::max(p.flopsPerStep, s.flops); // the busiest stage sets the pace
     p.peakBytesPerDevice = std::max(p.peakBytesPerDevice, s.memory.total());
   }
   auto order = schedule::oneFOneB(stages, p.microBatches);

@@ -54,6 +54,7 @@ struct StagePrediction {
   // ("all_reduce.tp") at their full time, hidden or not; point-to-point transfers are not
   // kernels of the stage. Empty otherwise (the search has no use for it).
   std::vector<std::pair<std::string, double>> kernels;
+  double flops = 0;       // the FLOPs of the stage's program per step (its instructions')
   double end = 0;         // when the stage's step ends
   MemoryUse memory;
 };
@@ -87,6 +88,12 @@ struct Prediction {
 Result<Prediction> predict(const std::vector<lowering::ExecProgram> &programs,
                            const ModelFigures &model, const Cluster &cluster,
                            bool byKernel = false);
+
+// The step from its stages' predictions (each from its program, as `predict` makes them,
+// or estimated, as the plan search does from smaller stand-ins): the 1F1B timeline, the
+// critical stage and its breakdown, tokens per second, MFU, memory and whether it fits.
+Result<Prediction> compose(std::vector<StagePrediction> stages, int microBatches,
+                           const ModelFigures &model, const Cluster &cluster);
 
 // The breakdown entry `name` (0 when absent).
 double breakdownSeconds(const Prediction &p, const std::string &name);

@@ -3,6 +3,7 @@
 #include "compiler/driver/Compile.h"
 #include "compiler/driver/Predict.h"
 #include "compiler/partition/ParallelPlan.h"
+#include "compiler/stages/Stages.h"
 #include "compiler/support/EntryFunction.h"
 #include "dialects/ap/IR/ApOps.h"
 
@@ -88,6 +89,105 @@ std::string bytesText(double bytes) {
   return text;
 }
 
+// Compiles `plan` on a copy of `module` as apc compile does and predicts it; the error is
+// the reason to drop it (the first diagnostic, not printed).
+Result<cost::Prediction> compileAndPredict(mlir::ModuleOp module,
+                                           const partition::ParallelPlan &plan,
+                                           const cost::Cluster &cluster,
+                                           const TrainStepOptions &train) {
+  using R = Result<cost::Prediction>;
+  std::string firstError;
+  mlir::ScopedDiagnosticHandler quiet(module.getContext(), [&](mlir::Diagnostic &d) {
+    if (d.getSeverity() == mlir::DiagnosticSeverity::Error && firstError.empty())
+      firstError = d.str();
+    return mlir::success();
+  });
+  mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
+  if (Status s = driver::setParallelPlan(*copy, plan, cluster); !s)
+    return R::error(s.message());
+  if (mlir::failed(driver::runPasses(*copy, train, Phase::Pipeline)))
+    return R::error("does not compile: " + firstError);
+  auto lowered = driver::lowerStages(*copy);
+  if (mlir::failed(lowered))
+    return R::error("does not lower: " + firstError);
+  return driver::predictPlan(*lowered, cluster, /*byKernel=*/false);
+}
+
+// a + (n - 1) (b - a): a stage's figure at n layers from its figures at 1 and 2.
+double at(double a, double b, int64_t n) { return std::max(0.0, a + double(n - 1) * (b - a)); }
+uint64_t at(uint64_t a, uint64_t b, int64_t n) {
+  return uint64_t(std::llround(at(double(a), double(b), n)));
+}
+
+cost::StagePrediction extrapolate(const cost::StagePrediction &one,
+                                  const cost::StagePrediction &two, int64_t layers) {
+  cost::StagePrediction s;
+  s.forward = at(one.forward, two.forward, layers);
+  s.backward = at(one.backward, two.backward, layers);
+  s.recompute = at(one.recompute, two.recompute, layers);
+  s.step = at(one.step, two.step, layers);
+  s.sendForward = at(one.sendForward, two.sendForward, layers);
+  s.sendBackward = at(one.sendBackward, two.sendBackward, layers);
+  s.flops = at(one.flops, two.flops, layers);
+  for (const auto &[name, a] : one.busy) {
+    double b = a;
+    for (const auto &e : two.busy)
+      if (e.first == name)
+        b = e.second;
+    s.busy.push_back({name, at(a, b, layers)});
+  }
+  const cost::MemoryUse &m1 = one.memory, &m2 = two.memory;
+  s.memory.parameters = at(m1.parameters, m2.parameters, layers);
+  s.memory.optimizerState = at(m1.optimizerState, m2.optimizerState, layers);
+  s.memory.inputs = at(m1.inputs, m2.inputs, layers);
+  s.memory.arena = at(m1.arena, m2.arena, layers);
+  s.memory.staging = at(m1.staging, m2.staging, layers);
+  s.memory.gradientsInArena = at(m1.gradientsInArena, m2.gradientsInArena, layers);
+  return s;
+}
+
+// N, L, H, Dh, T, the batch and the compute dtype of the imported step, for MFU.
+cost::ModelFigures figuresOf(mlir::func::FuncOp step, const partition::PlanContext &context,
+                             const TrainStepOptions &train) {
+  cost::ModelFigures m;
+  for (unsigned i = 0; i < step.getNumArguments(); ++i)
+    if (argRole(step, i) == "parameter")
+      if (auto type = mlir::dyn_cast<mlir::RankedTensorType>(step.getArgument(i).getType()))
+        m.parameters += double(type.getNumElements());
+  auto model = step->getAttrOfType<mlir::DictionaryAttr>("ap.model");
+  auto get = [&](llvm::StringRef key) -> int64_t {
+    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
+    return a ? a.getInt() : 0;
+  };
+  m.layers = get("num_hidden_layers");
+  m.heads = get("num_attention_heads");
+  m.headDim = get("head_dim");
+  if (m.headDim == 0 && m.heads > 0)
+    m.headDim = get("hidden_size") / m.heads;
+  m.seqLen = context.seqLen;
+  m.globalBatch = context.batch;
+  m.computeDType = train.precision == "bf16" ? "bf16" : "f32";
+  return m;
+}
+
+stages::ModelSizes sizesOf(mlir::func::FuncOp step, const partition::PlanContext &context) {
+  auto model = step->getAttrOfType<mlir::DictionaryAttr>("ap.model");
+  auto get = [&](llvm::StringRef key) -> int64_t {
+    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
+    return a ? a.getInt() : 1;
+  };
+  stages::ModelSizes m;
+  m.layers = get("num_hidden_layers");
+  m.hidden = get("hidden_size");
+  m.ffn = get("intermediate_size");
+  m.heads = get("num_attention_heads");
+  m.kvHeads = get("num_key_value_heads");
+  m.headDim = get("head_dim");
+  m.vocab = get("vocab_size");
+  m.seqLen = context.seqLen;
+  return m;
+}
+
 } // namespace
 
 double statesLowerBoundBytes(const partition::ParallelPlan &plan, double parameters) {
@@ -107,6 +207,54 @@ double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
   double compute = work / (double(devices) * flopsPerSecond);
   double mb = double(std::max<int64_t>(plan.mb, 1)), pp = double(std::max<int64_t>(plan.pp, 1));
   return compute * (mb + pp - 1) / mb;
+}
+
+Result<cost::Prediction>
+estimateFromStandIns(const partition::ParallelPlan &plan, const stages::ModelSizes &sizes,
+                     const cost::ModelFigures &figures, const cost::Cluster &cluster,
+                     const TrainStepOptions &train,
+                     const std::function<Result<mlir::ModuleOp>(int64_t layers)> &standIn) {
+  using R = Result<cost::Prediction>;
+  auto real = stages::stageLayers(plan, sizes);
+  if (!real)
+    return real.status();
+  std::vector<cost::Prediction> parts;
+  for (int64_t k : {1, 2}) {
+    auto m = standIn(k * plan.pp);
+    if (!m)
+      return R::error("cannot trace a stand-in of " + std::to_string(k * plan.pp) +
+                      " layers: " + m.message());
+    partition::ParallelPlan small = plan;
+    small.stages.assign(size_t(plan.pp), k);
+    auto predicted = compileAndPredict(*m, small, cluster, train);
+    if (!predicted)
+      return predicted;
+    parts.push_back(std::move(*predicted));
+  }
+  std::vector<cost::StagePrediction> stagesOut;
+  for (size_t s = 0; s < real->size(); ++s)
+    stagesOut.push_back(extrapolate(parts[0].stages[s], parts[1].stages[s], (*real)[s].count));
+  return cost::compose(std::move(stagesOut), int(plan.mb), figures, cluster);
+}
+
+Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,
+                                      const cost::Cluster &cluster, const TrainStepOptions &train,
+                                      const RebuildFn &rebuild) {
+  auto step = findEntryFunction(module);
+  if (mlir::failed(step))
+    return Result<cost::Prediction>::error("no training step");
+  auto context = partition::planContextOf(*step, cluster.devices(), cluster.spec);
+  if (!context)
+    return context.status();
+  std::map<int64_t, mlir::OwningOpRef<mlir::ModuleOp>> built;
+  auto standIn = [&](int64_t layers) -> Result<mlir::ModuleOp> {
+    auto m = rebuild(layers);
+    if (!m)
+      return m.status();
+    return *built.emplace(layers, std::move(*m)).first->second;
+  };
+  return estimateFromStandIns(plan, sizesOf(*step, *context), figuresOf(*step, *context, train),
+                              cluster, train, standIn);
 }
 
 Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &cluster,
@@ -166,69 +314,121 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   });
   std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;
 
-  mlir::MLIRContext *mlirContext = module.getContext();
+  // Stand-ins of the model with fewer layers, traced once per layer count.
+  const stages::ModelSizes sizes = sizesOf(*step, *context);
+  const cost::ModelFigures figures = figuresOf(*step, *context, options.train);
+  std::map<int64_t, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
+  auto standIn = [&](int64_t layers) -> Result<mlir::ModuleOp> {
+    auto it = standIns.find(layers);
+    if (it == standIns.end()) {
+      auto built = options.rebuild(layers);
+      if (!built)
+        return built.status();
+      it = standIns.emplace(layers, std::move(*built)).first;
+    }
+    return *it->second;
+  };
+  // A plan's prediction: estimated from stand-ins when the model is deeper than 2 layers
+  // per stage (`exact` false), else compiled whole.
+  auto evaluate = [&](const partition::ParallelPlan &plan,
+                      bool &exact) -> Result<cost::Prediction> {
+    exact = !options.rebuild || options.exhaustive || sizes.layers <= 2 * plan.pp;
+    if (exact)
+      return compileAndPredict(module, plan, cluster, options.train);
+    return estimateFromStandIns(plan, sizes, figures, cluster, options.train, standIn);
+  };
+
+  // Pass 1: every candidate in bound order, estimated or compiled; the best kept.
+  struct Scored {
+    partition::ParallelPlan plan;
+    cost::Prediction prediction;
+    double bound = 0;
+    bool exact = false;
+  };
+  std::vector<Scored> scored; // fitting, fastest first
   const size_t top = size_t(std::max(1, options.top));
   for (size_t i = 0; i < order.size(); ++i) {
     const auto &[bound, plan] = order[i];
-    if (!options.exhaustive && result.ranked.size() >= top &&
-        bound >= result.ranked[top - 1].prediction.secondsPerStep) {
+    if (!options.exhaustive && scored.size() >= top &&
+        bound >= scored[top - 1].prediction.secondsPerStep) {
       result.prunedByBound = int64_t(order.size() - i);
       break;
     }
     if (!options.exhaustive) {
-      const partition::ParallelPlan *better = nullptr;
+      bool better = false;
       for (const partition::ParallelPlan &fit : fittingByGroup[reliefGroup(plan)])
-        if (relievesNoMore(fit, plan))
-          better = &fit;
+        better = better || relievesNoMore(fit, plan);
       if (better) {
         ++result.dominated;
         continue;
       }
     }
-    // A candidate's diagnostics are its drop reason, not the user's error output.
-    std::string firstError;
-    mlir::ScopedDiagnosticHandler quiet(mlirContext, [&](mlir::Diagnostic &d) {
-      if (d.getSeverity() == mlir::DiagnosticSeverity::Error && firstError.empty())
-        firstError = d.str();
-      return mlir::success();
-    });
-    mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
-    ++result.compiled;
-    if (Status s = driver::setParallelPlan(*copy, plan, cluster); !s) {
-      result.dropped.push_back({plan, s.message()});
-      continue;
-    }
-    if (mlir::failed(driver::runPasses(*copy, options.train, Phase::Pipeline))) {
-      result.dropped.push_back({plan, "does not compile: " + firstError});
-      continue;
-    }
-    auto lowered = driver::lowerStages(*copy);
-    if (mlir::failed(lowered)) {
-      result.dropped.push_back({plan, "does not lower: " + firstError});
-      continue;
-    }
-    auto prediction = driver::predictPlan(*lowered, cluster, /*byKernel=*/false);
+    bool exact = true;
+    auto prediction = evaluate(plan, exact);
+    ++(exact ? result.compiled : result.estimated);
     if (!prediction) {
       result.dropped.push_back({plan, prediction.message()});
       continue;
     }
-    if (!prediction->fits) {
+    // An estimate's memory is close, not exact (the arena planner packs a deeper program
+    // a little differently): one within 10% of the memory is compiled whole to decide.
+    bool fits = exact ? prediction->fits
+                      : !(prediction->usableBytesPerDevice > 0) ||
+                            double(prediction->peakBytesPerDevice) <=
+                                1.10 * prediction->usableBytesPerDevice;
+    if (!fits) {
       result.dropped.push_back(
-          {plan, "memory: " + bytesText(double(prediction->peakBytesPerDevice)) +
+          {plan, std::string(exact ? "memory: " : "memory (estimated): ") +
+                     bytesText(double(prediction->peakBytesPerDevice)) +
                      " per device, more than the " +
                      bytesText(prediction->usableBytesPerDevice) + " usable"});
       continue;
     }
     fittingByGroup[reliefGroup(plan)].push_back(plan);
-    Ranked ranked{plan, std::move(*prediction), bound};
-    auto at = std::upper_bound(result.ranked.begin(), result.ranked.end(), ranked,
-                               [](const Ranked &a, const Ranked &b) {
-                                 return a.prediction.secondsPerStep < b.prediction.secondsPerStep;
-                               });
-    result.ranked.insert(at, std::move(ranked));
-    if (result.ranked.size() > top)
-      result.ranked.pop_back();
+    Scored entry{plan, std::move(*prediction), bound, exact};
+    auto pos = std::upper_bound(scored.begin(), scored.end(), entry,
+                                [](const Scored &a, const Scored &b) {
+                                  return a.prediction.secondsPerStep < b.prediction.secondsPerStep;
+                                });
+    scored.insert(pos, std::move(entry));
   }
+
+  // Pass 2: the best, compiled whole (an estimate is only an estimate: its figures, memory
+  // included, are replaced by the real ones), until `top` fit.
+  std::vector<Ranked> finals;
+  for (Scored &entry : scored) {
+    if (finals.size() >= top) {
+      // An estimate cannot overtake the worst plan kept unless it is faster than it.
+      if (entry.prediction.secondsPerStep >= finals.back().prediction.secondsPerStep)
+        break;
+    }
+    if (!entry.exact) {
+      auto real = compileAndPredict(module, entry.plan, cluster, options.train);
+      ++result.compiled;
+      if (!real) {
+        result.dropped.push_back({entry.plan, real.message()});
+        continue;
+      }
+      if (!real->fits) {
+        result.dropped.push_back(
+            {entry.plan, "memory: " + bytesText(double(real->peakBytesPerDevice)) +
+                             " per device, more than the " +
+                             bytesText(real->usableBytesPerDevice) + " usable (estimated to fit)"});
+        continue;
+      }
+      entry.prediction = std::move(*real);
+      entry.exact = true;
+    }
+    Ranked ranked{entry.plan, std::move(entry.prediction), entry.bound};
+    auto pos = std::upper_bound(finals.begin(), finals.end(), ranked,
+                                [](const Ranked &x, const Ranked &y) {
+                                  return x.prediction.secondsPerStep < y.prediction.secondsPerStep;
+                                });
+    finals.insert(pos, std::move(ranked));
+    if (finals.size() > top)
+      finals.pop_back();
+  }
+  result.ranked = std::move(finals);
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (result.ranked.empty())

@@ -5,6 +5,7 @@
 
 #include "runtime/support/CheckedMath.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/MLIRContext.h"
@@ -48,6 +49,61 @@ mlir::DictionaryAttr configAttr(mlir::MLIRContext &context, const Config &c) {
   }
   return b.getDictionaryAttr(fields);
 }
+
+} // namespace
+
+Result<Config> configFromModelAttr(mlir::DictionaryAttr model) {
+  using R = Result<Config>;
+  if (!model)
+    return R::error("the step has no ap.model");
+  auto str = model.getAs<mlir::StringAttr>("architecture");
+  if (!str || str.getValue() != "llama3")
+    return R::error("ap.model is not a llama3 model");
+  Config c;
+  bool missing = false;
+  auto integer = [&](llvm::StringRef key, int64_t &out) {
+    if (auto a = model.getAs<mlir::IntegerAttr>(key))
+      out = a.getInt();
+    else
+      missing = true;
+  };
+  auto real = [&](llvm::StringRef key, double &out) {
+    if (auto a = model.getAs<mlir::FloatAttr>(key))
+      out = a.getValueAsDouble();
+    else
+      missing = true;
+  };
+  integer("hidden_size", c.hiddenSize);
+  integer("intermediate_size", c.intermediateSize);
+  integer("num_hidden_layers", c.numHiddenLayers);
+  integer("num_attention_heads", c.numAttentionHeads);
+  integer("num_key_value_heads", c.numKeyValueHeads);
+  integer("head_dim", c.headDim);
+  integer("vocab_size", c.vocabSize);
+  integer("max_position_embeddings", c.maxPositionEmbeddings);
+  real("rope_theta", c.ropeTheta);
+  real("rms_norm_eps", c.rmsNormEps);
+  real("initializer_range", c.initializerRange);
+  if (auto tie = model.getAs<mlir::BoolAttr>("tie_word_embeddings"))
+    c.tieWordEmbeddings = tie.getValue();
+  else
+    missing = true;
+  auto ropeType = model.getAs<mlir::StringAttr>("rope_type");
+  if (ropeType && ropeType.getValue() != "default") {
+    RopeScaling r;
+    r.ropeType = ropeType.getValue().str();
+    real("rope_factor", r.factor);
+    real("rope_low_freq_factor", r.lowFreqFactor);
+    real("rope_high_freq_factor", r.highFreqFactor);
+    integer("rope_original_max_position_embeddings", r.originalMaxPositionEmbeddings);
+    c.ropeScaling = r;
+  }
+  if (missing)
+    return R::error("ap.model lacks a field of the llama3 config");
+  return c;
+}
+
+namespace {
 
 struct LayerWeights {
   Tensor q, k, v, o, gate, up, down, inputNorm, postAttentionNorm;
@@ -218,6 +274,41 @@ buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions 
   Tensor loss = t.crossEntropy(logits, t.shiftLabels(labels));
   t.output("loss", loss);
   return t.finish();
+}
+
+std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers)>
+retracer(mlir::ModuleOp module) {
+  auto step = module.lookupSymbol<mlir::func::FuncOp>("train_step");
+  if (!step)
+    return nullptr;
+  auto config = configFromModelAttr(step->getAttrOfType<mlir::DictionaryAttr>("ap.model"));
+  if (!config)
+    return nullptr;
+  ImportOptions options;
+  bool haveIds = false, haveParameter = false;
+  for (unsigned i = 0; i < step.getNumArguments(); ++i) {
+    auto type = mlir::dyn_cast<mlir::RankedTensorType>(step.getArgument(i).getType());
+    auto name = step.getArgAttrOfType<mlir::StringAttr>(i, "ap.name");
+    auto role = step.getArgAttrOfType<mlir::StringAttr>(i, "ap.role");
+    if (type && name && name.getValue() == "input_ids" && type.getRank() == 2) {
+      options.batch = type.getDimSize(0);
+      options.seqLen = type.getDimSize(1);
+      haveIds = true;
+    }
+    if (type && role && role.getValue() == "parameter" && !haveParameter) {
+      options.dtype = type.getElementType().isBF16() ? trace::DType::BF16 : trace::DType::F32;
+      haveParameter = true;
+    }
+  }
+  if (!haveIds || !haveParameter)
+    return nullptr;
+  mlir::MLIRContext *context = module.getContext();
+  Config base = *config;
+  return [context, base, options](int64_t layers) -> Result<mlir::OwningOpRef<mlir::ModuleOp>> {
+    Config c = base;
+    c.numHiddenLayers = layers;
+    return buildTrainStep(*context, c, options);
+  };
 }
 
 } // namespace apc::llama3

@@ -7,6 +7,8 @@
 // the function as the `ap.model` dictionary so that later phases can read it.
 #pragma once
 
+#include <functional>
+
 #include "frontends/llama3/Llama3Config.h"
 #include "frontends/trace/Tracer.h"
 
@@ -26,5 +28,16 @@ Status checkImportSizes(const Config &config, const ImportOptions &options);
 Result<mlir::OwningOpRef<mlir::ModuleOp>>
 buildTrainStep(mlir::MLIRContext &context, const Config &config,
                const ImportOptions &options);
+
+// The config a traced step records as `ap.model` (buildTrainStep writes it), read back:
+// to trace the same model again with other sizes (the plan search's smaller stand-ins).
+Result<Config> configFromModelAttr(mlir::DictionaryAttr model);
+
+// For an imported step (`module`): a function tracing the same model again with `layers`
+// decoder layers, the same batch, sequence and parameter dtype, into the module's
+// context (the plan search's stand-ins, compiler/search/PlanSearch.h). Null when the step
+// is not one this frontend traced.
+std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers)>
+retracer(mlir::ModuleOp module);
 
 } // namespace apc::llama3

@@ -1,6 +1,7 @@
 // `apc compile`: flags and files around the compiler driver (compiler/driver/Compile.h),
 // which takes the imported forward + loss to the training step and plan.fb.
 #include "tools/apc/Commands.h"
+#include "frontends/llama3/Llama3Model.h"
 
 #include "compiler/cost/Cluster.h"
 #include "compiler/driver/Compile.h"
@@ -133,6 +134,7 @@ int runCompile(int argc, char **argv, int first) {
     searchOptions.space.fixed = request->plan;
     searchOptions.space.fixedFields = request->fixedFields;
     searchOptions.train = options;
+    searchOptions.rebuild = llama3::retracer(*module);
     searchOptions.top = 1;
     auto found = search::searchPlans(*module, *clusterSpec, searchOptions);
     if (!found) {
@@ -142,10 +144,10 @@ int runCompile(int argc, char **argv, int first) {
     }
     parallelPlan = found->ranked.front().plan;
     std::fprintf(output == "-" ? stderr : stdout,
-                 "searched %lld plans for %s in %.2f s (%lld compiled, %lld pruned by bound, "
-                 "%zu dropped): chose %s (apc plan lists the ranking)\n",
+                 "searched %lld plans for %s in %.2f s (%lld estimated, %lld compiled, %lld pruned "
+                 "by bound, %zu dropped): chose %s (apc plan lists the ranking)\n",
                  (long long)found->enumerated, cluster.c_str(), found->seconds,
-                 (long long)found->compiled, (long long)found->prunedByBound,
+                 (long long)found->estimated, (long long)found->compiled, (long long)found->prunedByBound,
                  found->dropped.size(), parallelPlan->toString().c_str());
   }
   if (Status s = driver::setParallelPlan(*module, *parallelPlan, *clusterSpec); !s)

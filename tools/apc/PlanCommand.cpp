@@ -6,6 +6,7 @@
 // memory per device by kind and whether it fits, the pipeline schedule with absolute
 // times. Plans are compiled exactly as `apc compile` compiles them.
 #include "tools/apc/Commands.h"
+#include "frontends/llama3/Llama3Model.h"
 
 #include "compiler/driver/Compile.h"
 #include "compiler/driver/Predict.h"
@@ -101,6 +102,7 @@ int runPlan(int argc, char **argv, int first) {
     searchOptions.space.fixed = request->plan;
     searchOptions.space.fixedFields = request->fixedFields;
     searchOptions.train = options;
+    searchOptions.rebuild = llama3::retracer(*module);
     searchOptions.top = int(top);
     auto found = search::searchPlans(*module, costCluster, searchOptions);
     if (!found) {
@@ -114,6 +116,7 @@ int runPlan(int argc, char **argv, int first) {
       summary.dropped.push_back({d.plan.toString(), d.reason});
     summary.enumerated = found->enumerated;
     summary.compiled = found->compiled;
+    summary.estimated = found->estimated;
     summary.prunedByBound = found->prunedByBound;
     summary.droppedByMemoryBound = found->droppedByMemoryBound;
     summary.dominated = found->dominated;

@@ -192,6 +192,7 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
     j["dropped"] = dropped;
     j["search"] = {{"enumerated", search->enumerated},
                    {"compiled", search->compiled},
+                   {"estimated", search->estimated},
                    {"pruned_by_bound", search->prunedByBound},
                    {"dropped_by_memory_bound", search->droppedByMemoryBound},
                    {"dominated", search->dominated},
@@ -205,12 +206,13 @@ std::string searchText(const std::vector<PlanCandidate> &ranked, const SearchSum
   std::string out;
   char line[320];
   std::snprintf(line, sizeof line,
-                "searched %lld plans for %s in %.2f s: %lld compiled and predicted; not "
-                "compiled: %lld whose lower bound cannot beat the best, %lld relieving memory "
-                "more than a plan that fits, %lld whose parameters and state alone do not "
-                "fit; %zu dropped in all\n",
+                "searched %lld plans for %s in %.2f s: %lld estimated from smaller stand-ins, "
+                "%lld compiled whole and predicted; not looked at: %lld whose lower bound "
+                "cannot beat the best, %lld relieving memory more than a plan that fits, %lld "
+                "whose parameters and state alone do not fit; %zu dropped in all\n",
                 (long long)search.enumerated, cluster.spec.c_str(), search.seconds,
-                (long long)search.compiled, (long long)search.prunedByBound,
+                (long long)search.estimated, (long long)search.compiled,
+                (long long)search.prunedByBound,
                 (long long)search.dominated, (long long)search.droppedByMemoryBound,
                 search.dropped.size());
   out += line;
