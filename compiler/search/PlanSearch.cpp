@@ -213,27 +213,43 @@ Result<cost::Prediction>
 estimateFromStandIns(const partition::ParallelPlan &plan, const stages::ModelSizes &sizes,
                      const cost::ModelFigures &figures, const cost::Cluster &cluster,
                      const TrainStepOptions &train,
-                     const std::function<Result<mlir::ModuleOp>(int64_t layers)> &standIn) {
+                     int64_t batch,
+                     const std::function<Result<mlir::ModuleOp>(int64_t layers, int64_t batch)>
+                         &standIn) {
   using R = Result<cost::Prediction>;
   auto real = stages::stageLayers(plan, sizes);
   if (!real)
     return real.status();
+  // min(mb, pp) micro-batches of the plan's size: the same time per micro-batch and the
+  // same activations in flight under 1F1B, without unrolling all mb of them.
+  const int64_t microBatches = std::min(plan.mb, plan.pp);
+  const int64_t rows = batch / (plan.dp * plan.mb);
   std::vector<cost::Prediction> parts;
   for (int64_t k : {1, 2}) {
-    auto m = standIn(k * plan.pp);
+    auto m = standIn(k * plan.pp, rows * plan.dp * microBatches);
     if (!m)
       return R::error("cannot trace a stand-in of " + std::to_string(k * plan.pp) +
                       " layers: " + m.message());
     partition::ParallelPlan small = plan;
     small.stages.assign(size_t(plan.pp), k);
+    small.mb = microBatches;
     auto predicted = compileAndPredict(*m, small, cluster, train);
     if (!predicted)
       return predicted;
     parts.push_back(std::move(*predicted));
   }
   std::vector<cost::StagePrediction> stagesOut;
-  for (size_t s = 0; s < real->size(); ++s)
+  const double perStep = double(plan.mb) / double(microBatches);
+  for (size_t s = 0; s < real->size(); ++s) {
     stagesOut.push_back(extrapolate(parts[0].stages[s], parts[1].stages[s], (*real)[s].count));
+    // The stand-in ran min(mb, pp) micro-batches: its work per step scales to mb (the
+    // breakdown's per-micro-batch kinds too; an estimate's breakdown is never shown).
+    cost::StagePrediction &stage = stagesOut.back();
+    stage.flops *= perStep;
+    for (auto &[name, seconds] : stage.busy)
+      if (name != "optimizer")
+        seconds *= perStep;
+  }
   return cost::compose(std::move(stagesOut), int(plan.mb), figures, cluster);
 }
 
@@ -246,15 +262,16 @@ Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::Pa
   auto context = partition::planContextOf(*step, cluster.devices(), cluster.spec);
   if (!context)
     return context.status();
-  std::map<int64_t, mlir::OwningOpRef<mlir::ModuleOp>> built;
-  auto standIn = [&](int64_t layers) -> Result<mlir::ModuleOp> {
-    auto m = rebuild(layers);
+  std::vector<mlir::OwningOpRef<mlir::ModuleOp>> built;
+  auto standIn = [&](int64_t layers, int64_t batch) -> Result<mlir::ModuleOp> {
+    auto m = rebuild(layers, batch);
     if (!m)
       return m.status();
-    return *built.emplace(layers, std::move(*m)).first->second;
+    built.push_back(std::move(*m));
+    return *built.back();
   };
   return estimateFromStandIns(plan, sizesOf(*step, *context), figuresOf(*step, *context, train),
-                              cluster, train, standIn);
+                              cluster, train, context->batch, standIn);
 }
 
 Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &cluster,
@@ -317,14 +334,14 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   // Stand-ins of the model with fewer layers, traced once per layer count.
   const stages::ModelSizes sizes = sizesOf(*step, *context);
   const cost::ModelFigures figures = figuresOf(*step, *context, options.train);
-  std::map<int64_t, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
-  auto standIn = [&](int64_t layers) -> Result<mlir::ModuleOp> {
-    auto it = standIns.find(layers);
+  std::map<std::pair<int64_t, int64_t>, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
+  auto standIn = [&](int64_t layers, int64_t batch) -> Result<mlir::ModuleOp> {
+    auto it = standIns.find({layers, batch});
     if (it == standIns.end()) {
-      auto built = options.rebuild(layers);
+      auto built = options.rebuild(layers, batch);
       if (!built)
         return built.status();
-      it = standIns.emplace(layers, std::move(*built)).first;
+      it = standIns.emplace(std::pair{layers, batch}, std::move(*built)).first;
     }
     return *it->second;
   };
@@ -335,7 +352,8 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     exact = !options.rebuild || options.exhaustive || sizes.layers <= 2 * plan.pp;
     if (exact)
       return compileAndPredict(module, plan, cluster, options.train);
-    return estimateFromStandIns(plan, sizes, figures, cluster, options.train, standIn);
+    return estimateFromStandIns(plan, sizes, figures, cluster, options.train, context->batch,
+                                standIn);
   };
 
   // Pass 1: every candidate in bound order, estimated or compiled; the best kept.
@@ -384,7 +402,11 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                      bytesText(prediction->usableBytesPerDevice) + " usable"});
       continue;
     }
-    fittingByGroup[reliefGroup(plan)].push_back(plan);
+    // It spares the plans relieving more memory only if it surely fits: exactly, or by an
+    // estimate with the estimate's 10% to spare.
+    if (exact || !(prediction->usableBytesPerDevice > 0) ||
+        double(prediction->peakBytesPerDevice) <= 0.90 * prediction->usableBytesPerDevice)
+      fittingByGroup[reliefGroup(plan)].push_back(plan);
     Scored entry{plan, std::move(*prediction), bound, exact};
     auto pos = std::upper_bound(scored.begin(), scored.end(), entry,
                                 [](const Scored &a, const Scored &b) {
@@ -398,8 +420,10 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   std::vector<Ranked> finals;
   for (Scored &entry : scored) {
     if (finals.size() >= top) {
-      // An estimate cannot overtake the worst plan kept unless it is faster than it.
-      if (entry.prediction.secondsPerStep >= finals.back().prediction.secondsPerStep)
+      // An estimate (within a few % of the whole compile) cannot overtake the worst plan
+      // kept unless it is within 5% of it.
+      double margin = entry.exact ? 1.0 : 1.05;
+      if (entry.prediction.secondsPerStep >= margin * finals.back().prediction.secondsPerStep)
         break;
     }
     if (!entry.exact) {

@@ -22,20 +22,25 @@
 
 namespace apc::search {
 
-// Traces the step's model again with `layers` decoder layers (the same batch, sequence
-// and dtype), into `context`: the search's smaller stand-ins (below).
-using RebuildFn = std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers)>;
+// Traces the step's model again with `layers` decoder layers and a global batch of
+// `batch` sequences (the same sequence length and dtype), into the step's context: the
+// search's smaller stand-ins (below).
+using RebuildFn =
+    std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers, int64_t batch)>;
 
 struct SearchOptions {
   SpaceOptions space;
   // Set: a plan of pp stages over more than 2 pp layers is first estimated from two
-  // stand-ins of 1 and 2 layers per stage, compiled and predicted as it would be, each
-  // stage's figures taken linearly to its real layer count and the 1F1B step composed
+  // stand-ins of 1 and 2 layers per stage and min(mb, pp) micro-batches of the plan's
+  // micro-batch size (a stage's time per micro-batch and its activations in flight are
+  // those of the plan), compiled and predicted as it would be, each stage's figures taken
+  // linearly to its real layer count and the 1F1B step of mb micro-batches composed
   // (cost::compose); only the best estimates are compiled whole, best first, until `top`
-  // of them fit. Times come within 2% of the whole compile, memory within 10% (the arena
-  // planner packs a deeper program a little differently), so an estimate within 10% of
-  // the usable memory is compiled whole before it is dropped. Null: every candidate is
-  // compiled whole.
+  // of them fit, and beyond them those estimated within 5% of the worst kept. Times come
+  // within 4% of the whole compile, memory within 10% (the arena planner packs a deeper
+  // program a little differently), so an estimate within 10% of the usable memory is
+  // compiled whole before it is dropped, and only one with 10% to spare spares the plans
+  // relieving more memory. Null: every candidate is compiled whole.
   RebuildFn rebuild;
   TrainStepOptions train;  // precision and optimizer settings, as apc compile's
   int top = 5;             // how many fitting plans to rank

@@ -276,7 +276,7 @@ buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions 
   return t.finish();
 }
 
-std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers)>
+std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers, int64_t batch)>
 retracer(mlir::ModuleOp module) {
   auto step = module.lookupSymbol<mlir::func::FuncOp>("train_step");
   if (!step)
@@ -304,10 +304,13 @@ retracer(mlir::ModuleOp module) {
     return nullptr;
   mlir::MLIRContext *context = module.getContext();
   Config base = *config;
-  return [context, base, options](int64_t layers) -> Result<mlir::OwningOpRef<mlir::ModuleOp>> {
+  return [context, base, options](int64_t layers,
+                                  int64_t batch) -> Result<mlir::OwningOpRef<mlir::ModuleOp>> {
     Config c = base;
     c.numHiddenLayers = layers;
-    return buildTrainStep(*context, c, options);
+    ImportOptions sized = options;
+    sized.batch = batch;
+    return buildTrainStep(*context, c, sized);
   };
 }
 

@@ -259,13 +259,14 @@ TEST_P(EstimateFromStandIns, IsCloseToTheWholeCompile) {
   ASSERT_TRUE(exact) << exact.message();
   ASSERT_EQ(exact->ranked.size(), 1u);
   const cost::Prediction &e = exact->ranked.front().prediction;
-  // Layers are alike, so times are affine in a stage's layer count: within 2%; memory
-  // within 10% (the arena planner packs a deeper program a little differently; the search
-  // compiles whole what is within 10% of the memory).
-  EXPECT_NEAR(estimate->secondsPerStep / e.secondsPerStep, 1.0, 0.02) << GetParam();
+  // Layers are alike, so times are affine in a stage's layer count, and a stage's time
+  // per micro-batch does not depend on how many there are: within 4%; memory within 10%
+  // (the arena planner packs a deeper program a little differently; the search compiles
+  // whole what is within 10% of the memory, and the estimates within 5% of the best).
+  EXPECT_NEAR(estimate->secondsPerStep / e.secondsPerStep, 1.0, 0.04) << GetParam();
   EXPECT_NEAR(double(estimate->peakBytesPerDevice) / double(e.peakBytesPerDevice), 1.0, 0.10)
       << GetParam();
-  EXPECT_NEAR(estimate->flopsPerStep / e.flopsPerStep, 1.0, 0.02) << GetParam();
+  EXPECT_NEAR(estimate->flopsPerStep / e.flopsPerStep, 1.0, 0.04) << GetParam();
 }
 
 INSTANTIATE_TEST_SUITE_P(Plans, EstimateFromStandIns,
