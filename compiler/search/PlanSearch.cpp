@@ -209,7 +209,8 @@ double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
   return compute * (mb + pp - 1) / mb;
 }
 
-Result<cost::Prediction>
+// estimatePlan's work, with the stand-ins from `standIn` (the search caches them).
+static Result<cost::Prediction>
 estimateFromStandIns(const partition::ParallelPlan &plan, const stages::ModelSizes &sizes,
                      const cost::ModelFigures &figures, const cost::Cluster &cluster,
                      const TrainStepOptions &train,
