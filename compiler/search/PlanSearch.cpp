@@ -332,7 +332,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   });
   std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;
 
-  // Stand-ins of the model with fewer layers, traced once per layer count.
+  // Stand-ins of the model with fewer layers, traced once per (layers, batch).
   const stages::ModelSizes sizes = sizesOf(*step, *context);
   const cost::ModelFigures figures = figuresOf(*step, *context, options.train);
   std::map<std::pair<int64_t, int64_t>, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
@@ -351,10 +351,14 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   auto evaluate = [&](const partition::ParallelPlan &plan,
                       bool &exact) -> Result<cost::Prediction> {
     exact = !options.rebuild || options.exhaustive || sizes.layers <= 2 * plan.pp;
-    if (exact)
-      return compileAndPredict(module, plan, cluster, options.train);
-    return estimateFromStandIns(plan, sizes, figures, cluster, options.train, context->batch,
-                                standIn);
+    if (!exact) {
+      auto estimate = estimateFromStandIns(plan, sizes, figures, cluster, options.train,
+                                           context->batch, standIn);
+      if (estimate)
+        return estimate;
+      exact = true; // no estimate (a stand-in that cannot be made): the whole compile says
+    }
+    return compileAndPredict(module, plan, cluster, options.train);
   };
 
   // Pass 1: every candidate in bound order, estimated or compiled; the best kept.
