@@ -86,6 +86,7 @@ FailureOr<CompiledPlan> emitPlan(ModuleOp module, const PlanOptions &options) {
   info.cluster = options.cluster;
   info.backend = options.backend;
   info.padId = options.padId;
+  info.search = options.search;
   // The prediction the plan records: the cost model on the cluster (docs/cost-model.md).
   auto cluster = cost::resolveCluster(options.cluster);
   if (!cluster)

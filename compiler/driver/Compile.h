@@ -20,6 +20,10 @@
 #include <string>
 #include <vector>
 
+namespace apc::emit {
+struct SearchInfo;
+}
+
 namespace apc::driver {
 
 // The dialects the compiler reads and writes (ap, func, shard) and the per-op rules.
@@ -41,6 +45,7 @@ mlir::LogicalResult runPasses(mlir::ModuleOp module, const TrainStepOptions &opt
                               Phase last, bool timing = false);
 
 struct PlanOptions {
+  const emit::SearchInfo *search = nullptr; // set when the search chose the plan
   std::string cluster = "cpu:1"; // the --cluster spec, recorded in the plan
   std::string backend = "cpu";   // the cluster's backend: which runtime may run the plan
   int64_t padId = -1;

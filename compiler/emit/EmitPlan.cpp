@@ -274,6 +274,21 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
   auto pipeline = fb::CreatePipelineSpec(
       fbb, fbb.CreateVector(stageSpecs), int32_t(parallel.mb), fbb.CreateString("1f1b"),
       fbb.CreateString(parallel.recompute));
+  flatbuffers::Offset<fb::SearchRecord> searchRecord = 0;
+  if (const SearchInfo *search = info.search) {
+    std::vector<flatbuffers::Offset<fb::Alternative>> alternatives;
+    for (const SearchInfo::Alternative &a : search->alternatives) {
+      std::vector<flatbuffers::Offset<fb::PredictionTerm>> terms;
+      for (const auto &[name, seconds] : a.breakdown)
+        terms.push_back(fb::CreatePredictionTerm(fbb, fbb.CreateString(name), seconds));
+      alternatives.push_back(fb::CreateAlternative(fbb, fbb.CreateString(a.plan), a.secondsPerStep,
+                                                   a.bytesPerDevice, fbb.CreateVector(terms)));
+    }
+    searchRecord = fb::CreateSearchRecord(
+        fbb, fbb.CreateString(search->request), search->enumerated, search->estimated,
+        search->compiled, search->prunedByBound, search->dominated, search->dropped,
+        search->seconds, fbb.CreateVector(alternatives));
+  }
   auto plan = fb::CreatePlan(fbb, plan::kPlanVersion, fbb.CreateString("apc 0.1"),
                              modelConfig, fbb.CreateVector(parameters), data,
                              fbb.CreateString(precisionName), optimizer,
@@ -281,7 +296,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                              fbb.CreateVector(first.meshShape),
                              fbb.CreateVectorOfStrings(first.meshAxes),
                              fbb.CreateString(first.parallelPlan), pipeline,
-                             fbb.CreateString(info.backend));
+                             fbb.CreateString(info.backend), searchRecord);
   fb::FinishPlanBuffer(fbb, plan);
   if (uint64_t(fbb.GetSize()) > limit)
     return tooLarge("the plan's last sections");

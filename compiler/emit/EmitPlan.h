@@ -10,6 +10,21 @@
 
 namespace apc::emit {
 
+// What the search did (compiler/search), for the plan's SearchRecord.
+struct SearchInfo {
+  std::string request = "auto";
+  int64_t enumerated = 0, estimated = 0, compiled = 0, prunedByBound = 0, dominated = 0,
+          dropped = 0;
+  double seconds = 0;
+  struct Alternative {
+    std::string plan;
+    double secondsPerStep = 0;
+    uint64_t bytesPerDevice = 0;
+    std::vector<std::pair<std::string, double>> breakdown;
+  };
+  std::vector<Alternative> alternatives; // the runners-up, best first
+};
+
 struct PlanInfo {
   std::string cluster = "cpu:1";
   std::string backend = "cpu"; // the cluster's runtime backend ("cpu", "cuda")
@@ -17,6 +32,7 @@ struct PlanInfo {
   // the plan records FLOPs and bytes only (seconds 0: not predicted).
   const cost::Prediction *prediction = nullptr;
   int64_t padId = -1;
+  const SearchInfo *search = nullptr; // set when the search chose the plan
   // Larger plans are refused (a located error) rather than written; flatbuffers cannot
   // address more than 2 GiB, the default. Tests lower it.
   uint64_t maxPlanBytes = uint64_t(1) << 31;

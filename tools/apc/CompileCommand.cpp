@@ -5,6 +5,7 @@
 
 #include "compiler/cost/Cluster.h"
 #include "compiler/driver/Compile.h"
+#include "compiler/emit/EmitPlan.h"
 #include "compiler/search/PlanSearch.h"
 #include "runtime/support/AtomicFile.h"
 #include "runtime/support/Flags.h"
@@ -127,6 +128,7 @@ int runCompile(int argc, char **argv, int first) {
     std::fprintf(stderr, "apc compile: %s: %s\n", input.c_str(), s.message().c_str());
     return 1;
   }
+  std::optional<emit::SearchInfo> searchInfo;
   if (request->search) {
     // The plan search (compiler/search): compiles candidates as below and keeps the
     // fastest that fits; what it weighed is `apc plan`'s to show.
@@ -135,7 +137,7 @@ int runCompile(int argc, char **argv, int first) {
     searchOptions.space.fixedFields = request->fixedFields;
     searchOptions.train = options;
     searchOptions.rebuild = llama3::retracer(*module);
-    searchOptions.top = 1;
+    searchOptions.top = 3; // the winner and two runners-up, recorded in the plan
     auto found = search::searchPlans(*module, *clusterSpec, searchOptions);
     if (!found) {
       std::fprintf(stderr, "apc compile: %s on %s: %s\n", input.c_str(), cluster.c_str(),
@@ -143,6 +145,20 @@ int runCompile(int argc, char **argv, int first) {
       return 1;
     }
     parallelPlan = found->ranked.front().plan;
+    searchInfo.emplace();
+    searchInfo->request = planText.empty() ? "auto" : planText;
+    searchInfo->enumerated = found->enumerated;
+    searchInfo->estimated = found->estimated;
+    searchInfo->compiled = found->compiled;
+    searchInfo->prunedByBound = found->prunedByBound;
+    searchInfo->dominated = found->dominated;
+    searchInfo->dropped = int64_t(found->dropped.size());
+    searchInfo->seconds = found->seconds;
+    for (size_t i = 1; i < found->ranked.size(); ++i) {
+      const cost::Prediction &p = found->ranked[i].prediction;
+      searchInfo->alternatives.push_back(
+          {found->ranked[i].plan.toString(), p.secondsPerStep, p.peakBytesPerDevice, p.breakdown});
+    }
     std::fprintf(output == "-" ? stderr : stdout,
                  "searched %lld plans for %s in %.2f s (%lld estimated, %lld compiled, %lld pruned "
                  "by bound, %zu dropped): chose %s (apc plan lists the ranking)\n",
@@ -168,6 +184,7 @@ int runCompile(int argc, char **argv, int first) {
     planOptions.cluster = cluster;
     planOptions.backend = clusterSpec->backend;
     planOptions.padId = padId;
+    planOptions.search = searchInfo ? &*searchInfo : nullptr;
     auto plan = driver::emitPlan(*module, planOptions);
     if (mlir::failed(plan)) {
       std::fprintf(stderr, "apc compile: %s: lowering to a plan failed (see above)\n",

@@ -97,6 +97,18 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
                  s->init() ? s->init()->c_str() : "");
   }
   std::fprintf(out, "  total %lld parameters\n", (long long)total);
+  if (const plan::SearchRecord *search = p.search()) {
+    std::fprintf(out, "search: chosen by the plan search (--plan %s) among %lld plans (%lld "
+                      "estimated, %lld compiled, %lld dropped) in %.3g s",
+                 search->request() ? search->request()->c_str() : "auto",
+                 (long long)search->enumerated(), (long long)search->estimated(),
+                 (long long)search->compiled(), (long long)search->dropped(), search->seconds());
+    if (search->alternatives())
+      for (const plan::Alternative *a : *search->alternatives())
+        std::fprintf(out, "; runner-up %s, %.3g s per step", a->plan() ? a->plan()->c_str() : "?",
+                     a->seconds_per_step());
+    std::fprintf(out, "\n");
+  }
   if (const plan::Prediction *pr = p.predicted())
     std::fprintf(out, "predicted (cluster %s, backend %s): %.3g FLOP per step, %.3g s per step, "
                       "%.1f MiB per device\n",

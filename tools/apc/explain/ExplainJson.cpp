@@ -233,6 +233,24 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
   }
   j["svg"] = svgPath.empty() ? Json(nullptr) : Json(svgPath);
   // Names and strings come from the file: replace invalid UTF-8 rather than throw.
+  if (f.searched) {
+    Json alternatives = Json::array();
+    for (const PlanFacts::Alternative &a : f.alternatives) {
+      Json breakdown = Json::object();
+      for (const auto &[name, seconds] : a.breakdown)
+        breakdown[name] = finite(seconds);
+      alternatives.push_back({{"plan", a.plan},
+                              {"seconds_per_step", finite(a.seconds)},
+                              {"bytes_per_device", a.bytes},
+                              {"breakdown", breakdown},
+                              {"loses_on", whyNot(f, a)}});
+    }
+    j["search"] = {{"request", f.searchRequest},       {"enumerated", f.searchEnumerated},
+                   {"estimated", f.searchEstimated},   {"compiled", f.searchCompiled},
+                   {"pruned_by_bound", f.searchPruned}, {"dominated", f.searchDominated},
+                   {"dropped", f.searchDropped},       {"seconds", finite(f.searchSeconds)},
+                   {"alternatives", alternatives}};
+  }
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 

@@ -550,6 +550,28 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
     }
   }
 
+  if (f.searched) {
+    char head[256];
+    std::snprintf(head, sizeof head,
+                  "\nsearch      chosen by the plan search (--plan %s): %lld plans, %lld estimated, "
+                  "%lld compiled, %lld dropped, in %.2f s (docs/search.md)\n",
+                  f.searchRequest.c_str(), (long long)f.searchEnumerated,
+                  (long long)f.searchEstimated, (long long)f.searchCompiled,
+                  (long long)f.searchDropped, f.searchSeconds);
+    out += head;
+    for (size_t i = 0; i < f.alternatives.size(); ++i) {
+      const PlanFacts::Alternative &a = f.alternatives[i];
+      double slower = f.predictedSeconds > 0 ? a.seconds / f.predictedSeconds - 1 : 0;
+      char row[320];
+      std::snprintf(row, sizeof row, "  runner-up %zu: %s, %s per step (%+.1f%%), %s per device\n",
+                    i + 1, a.plan.c_str(), secondsText(a.seconds).c_str(), 100 * slower,
+                    humanBytes(a.bytes).c_str());
+      out += row;
+      out += "    loses on: " + whyNot(f, a) + "\n";
+    }
+    if (f.alternatives.empty())
+      out += "  no runner-up fits\n";
+  }
   if (!svgPath.empty() && f.timeline)
     out += "\nschedule    wrote " + svgPath + " (" +
            plural(f.timeline->stages, "stage", "stages") + " x " +

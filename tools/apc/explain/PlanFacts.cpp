@@ -157,6 +157,25 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
   f.tied = m.tie_word_embeddings();
   f.batch = p.data()->batch();
   f.seqLen = p.data()->seq_len();
+  if (const plan::SearchRecord *search = p.search()) {
+    f.searched = true;
+    f.searchRequest = str(search->request());
+    f.searchEnumerated = search->enumerated();
+    f.searchEstimated = search->estimated();
+    f.searchCompiled = search->compiled();
+    f.searchPruned = search->pruned_by_bound();
+    f.searchDominated = search->dominated();
+    f.searchDropped = search->dropped();
+    f.searchSeconds = search->seconds();
+    if (search->alternatives())
+      for (const plan::Alternative *a : *search->alternatives()) {
+        PlanFacts::Alternative alt{str(a->plan()), a->seconds_per_step(), a->bytes_per_device(), {}};
+        if (a->breakdown())
+          for (const plan::PredictionTerm *t : *a->breakdown())
+            alt.breakdown.push_back({str(t->name()), t->seconds()});
+        f.alternatives.push_back(std::move(alt));
+      }
+  }
   f.precision = str(p.precision(), "?");
   f.parallelPlan = str(p.parallel_plan());
   if (const plan::Prediction *pr = p.predicted()) {
@@ -457,6 +476,27 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.timeline = std::move(*timeline);
   }
   return f;
+}
+
+std::string whyNot(const PlanFacts &f, const PlanFacts::Alternative &a) {
+  std::vector<std::pair<std::string, double>> worse;
+  for (const auto &[name, seconds] : a.breakdown) {
+    double mine = 0;
+    for (const auto &e : f.predictedBreakdown)
+      if (e.first == name)
+        mine = e.second;
+    if (seconds > mine)
+      worse.push_back({name, seconds - mine});
+  }
+  std::sort(worse.begin(), worse.end(), [](auto &x, auto &y) { return x.second > y.second; });
+  std::string text;
+  for (size_t i = 0; i < worse.size() && i < 3; ++i) {
+    char item[96];
+    std::snprintf(item, sizeof item, "%s%s +%.3g ms", i ? ", " : "", worse[i].first.c_str(),
+                  worse[i].second * 1e3);
+    text += item;
+  }
+  return text.empty() ? "nothing by kind" : text;
 }
 
 } // namespace apc::explain

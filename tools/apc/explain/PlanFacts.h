@@ -140,7 +140,24 @@ struct PlanFacts {
   // Why the timeline is not the prediction's though the plan has one (its stage times
   // are absent, for another number of stages, or not usable); empty otherwise.
   std::string predictedStagesUnused;
+  // plan.search: how the plan search chose the plan (absent: a plan given by hand).
+  struct Alternative {
+    std::string plan;
+    double seconds = 0;
+    uint64_t bytes = 0;
+    std::vector<std::pair<std::string, double>> breakdown;
+  };
+  bool searched = false;
+  std::string searchRequest;
+  int64_t searchEnumerated = 0, searchEstimated = 0, searchCompiled = 0, searchPruned = 0,
+          searchDominated = 0, searchDropped = 0;
+  double searchSeconds = 0;
+  std::vector<Alternative> alternatives; // the runners-up, best first
 };
+
+// What a runner-up loses on against the chosen plan: the kinds of its step that take
+// longer, largest first ("bubble +12 ms, communication.tp +3 ms"), and memory.
+std::string whyNot(const PlanFacts &f, const PlanFacts::Alternative &a);
 
 // The schedule is laid out when stages x micro-batches is at most this.
 constexpr int64_t kMaxScheduledMicroBatchStages = 100000;
