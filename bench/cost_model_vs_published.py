@@ -140,7 +140,19 @@ def run_apc(cmd):
     return proc.stdout
 
 
-def predict(run, plan, apc, folder):
+def search(mlir, cluster, apc, timeout):
+    """The plan search on the same model and cluster: its pick, or None past `timeout`."""
+    try:
+        proc = subprocess.run([apc, "plan", mlir, "--cluster", cluster, "--top", "1", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    if proc.returncode != 0:
+        raise RuntimeError("apc plan (search) on %s: %s" % (cluster, proc.stderr.strip()))
+    return json.loads(proc.stdout)
+
+
+def predict(run, plan, apc, folder, search_timeout=None):
     if "model_shape" in run:
         cfg = gpt_as_llama(run["model_shape"], run["seq"])
     else:
@@ -153,8 +165,9 @@ def predict(run, plan, apc, folder):
              "--seq-len", str(run["seq"]), "-o", mlir])
     cluster = "%s:%d" % (run["gpu"], run["gpus"])
     out = run_apc([apc, "plan", mlir, "--cluster", cluster, "--plan", plan, "--json"])
+    searched = search(mlir, cluster, apc, search_timeout) if search_timeout else None
     os.remove(mlir)  # large; the config stays with --keep
-    return cluster, json.loads(out)
+    return cluster, json.loads(out), searched
 
 
 def model_name(run):
@@ -169,6 +182,10 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("APC_BIN_DIR", os.path.join(ROOT, "build", "bin")))
     ap.add_argument("--keep", help="write the configs here (default: a temporary folder)")
     ap.add_argument("-v", "--verbose", action="store_true", help="each prediction's breakdown")
+    ap.add_argument("--search", type=float, metavar="SECONDS",
+                    help="also run the plan search for each run (same model, cluster and global "
+                         "batch), at most SECONDS each, and set its pick beside the published plan "
+                         "under the same cost model (issue 14: at least as fast)")
     args = ap.parse_args()
 
     path = os.path.normpath(args.runs)
@@ -190,7 +207,7 @@ def main():
     print("published runs: %s (%d runs)" % (path, len(runs)))
     print("%-18s %-14s %-30s %-54s %-12s %10s %10s %8s" % (
         "run", "hardware", "model", "plan", "unit", "predicted", "published", "error"))
-    memory, failed = [], False
+    memory, failed, searches = [], False, []
     for run in runs:
         plan, why = plan_of(run)
         unit, published, predicted_of = published_figure(run)
@@ -201,7 +218,7 @@ def main():
             print("%-18s %-14s %-30s not expressible: %s" % (run["id"], hardware, model_name(run), why))
             continue
         try:
-            _, result = predict(run, plan, apc, folder)
+            _, result, searched = predict(run, plan, apc, folder, args.search)
         except (RuntimeError, OSError) as e:
             print("%-18s apc failed: %s" % (run["id"], e))
             failed = True
@@ -211,6 +228,8 @@ def main():
         error = 100.0 * (predicted - published) / published
         print("%-18s %-14s %-30s %-54s %-12s %10.1f %10.1f %+7.1f%%" % (
             run["id"], hardware, model_name(run), c["plan"], unit, predicted, published, error))
+        if args.search:
+            searches.append((run["id"], c, searched))
         memory.append((run["id"], c["peak_bytes_per_device"] / GIB,
                        c["usable_bytes_per_device"] / GIB, published_memory_gib(run), c))
         if args.verbose:
@@ -231,6 +250,20 @@ def main():
                                             "%.1f" % published if published else "-"))
         if args.verbose:
             print("    " + ", ".join("%s %.1f" % (k, v / GIB) for k, v in c["memory"].items() if v))
+    if args.search:
+        print()
+        print("%-18s %-54s %10s %-54s %10s  %s" % ("searched vs published", "published plan",
+                                                  "s/step", "searched plan", "s/step", "searched <= published"))
+        for run_id, c, found in searches:
+            if found is None:
+                print("%-18s %-54s %10.3f  the search ran past %g s" % (run_id, c["plan"], c["seconds_per_step"],
+                                                                        args.search))
+                continue
+            best = found["candidates"][0]
+            print("%-18s %-54s %10.3f %-54s %10.3f  %s (%d plans in %.1f s)" % (
+                run_id, c["plan"], c["seconds_per_step"], best["plan"], best["seconds_per_step"],
+                "yes" if best["seconds_per_step"] <= c["seconds_per_step"] * (1 + 1e-9) else "NO",
+                found["search"]["enumerated"], found["search"]["seconds"]))
     if not args.keep:
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
