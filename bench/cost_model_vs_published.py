@@ -260,10 +260,16 @@ def main():
                                                                         args.search))
                 continue
             best = found["candidates"][0]
+            if best["seconds_per_step"] <= c["seconds_per_step"] * (1 + 1e-9):
+                verdict = "yes"
+            elif not c["fits"]:
+                verdict = "slower, but the published plan does not fit APC's memory (%.1f > %.1f GiB)" % (
+                    c["peak_bytes_per_device"] / GIB, c["usable_bytes_per_device"] / GIB)
+            else:
+                verdict = "NO"
             print("%-18s %-54s %10.3f %-54s %10.3f  %s (%d plans in %.1f s)" % (
                 run_id, c["plan"], c["seconds_per_step"], best["plan"], best["seconds_per_step"],
-                "yes" if best["seconds_per_step"] <= c["seconds_per_step"] * (1 + 1e-9) else "NO",
-                found["search"]["enumerated"], found["search"]["seconds"]))
+                verdict, found["search"]["enumerated"], found["search"]["seconds"]))
     if not args.keep:
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
