@@ -369,11 +369,13 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     bool exact = false;
   };
   std::vector<Scored> scored; // fitting, fastest first
+  // The step times of the plans sure to fit (exactly, or estimated with 10% to spare),
+  // sorted: only they prune by bound, since pass 2 may drop the others.
+  std::vector<double> sure;
   const size_t top = size_t(std::max(1, options.top));
   for (size_t i = 0; i < order.size(); ++i) {
     const auto &[bound, plan] = order[i];
-    if (!options.exhaustive && scored.size() >= top &&
-        bound >= scored[top - 1].prediction.secondsPerStep) {
+    if (!options.exhaustive && sure.size() >= top && bound >= sure[top - 1]) {
       result.prunedByBound = int64_t(order.size() - i);
       break;
     }
@@ -410,8 +412,11 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     // It spares the plans relieving more memory only if it surely fits: exactly, or by an
     // estimate with the estimate's 10% to spare.
     if (exact || !(prediction->usableBytesPerDevice > 0) ||
-        double(prediction->peakBytesPerDevice) <= 0.90 * prediction->usableBytesPerDevice)
+        double(prediction->peakBytesPerDevice) <= 0.90 * prediction->usableBytesPerDevice) {
       fittingByGroup[reliefGroup(plan)].push_back(plan);
+      sure.insert(std::upper_bound(sure.begin(), sure.end(), prediction->secondsPerStep),
+                  prediction->secondsPerStep);
+    }
     Scored entry{plan, std::move(*prediction), bound, exact};
     auto pos = std::upper_bound(scored.begin(), scored.end(), entry,
                                 [](const Scored &a, const Scored &b) {
@@ -425,11 +430,14 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   std::vector<Ranked> finals;
   for (Scored &entry : scored) {
     if (finals.size() >= top) {
-      // An estimate (within a few % of the whole compile) cannot overtake the worst plan
-      // kept unless it is within 5% of it.
-      double margin = entry.exact ? 1.0 : 1.05;
-      if (entry.prediction.secondsPerStep >= margin * finals.back().prediction.secondsPerStep)
+      // Nothing from here on is within 5% of the worst plan kept (the list is sorted), and
+      // an estimate (within a few % of the whole compile) further off cannot overtake it;
+      // an exact one slower than it cannot either.
+      double worst = finals.back().prediction.secondsPerStep;
+      if (entry.prediction.secondsPerStep >= 1.05 * worst)
         break;
+      if (entry.exact && entry.prediction.secondsPerStep >= worst)
+        continue;
     }
     if (!entry.exact) {
       auto real = compileAndPredict(module, entry.plan, cluster, options.train);
@@ -460,10 +468,18 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   result.ranked = std::move(finals);
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (result.ranked.empty())
-    return R::error("no plan fits: each of the " + std::to_string(result.compiled) +
-                    " compiled was dropped (first: " + result.dropped.back().plan.toString() +
-                    ": " + result.dropped.back().reason + ")");
+  if (result.ranked.empty() && result.dropped.empty())
+    return R::error("no plan fits: none of the " + std::to_string(result.enumerated) +
+                    " could be evaluated");
+  if (result.ranked.empty()) {
+    const Dropped &first = result.dropped.front();
+    return R::error("no plan fits: all " + std::to_string(result.enumerated) +
+                    " were dropped (" + std::to_string(result.droppedByMemoryBound) +
+                    " whose parameters and state alone exceed the memory, " +
+                    std::to_string(result.compiled + result.estimated) +
+                    " estimated or compiled; the first: " + first.plan.toString() + ": " +
+                    first.reason + ")");
+  }
   return result;
 }
 

@@ -1,13 +1,12 @@
 #include "runtime/train/Profile.h"
 
 #include "runtime/exec/Executor.h"
+#include "runtime/support/AtomicFile.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 
 namespace apc::train {
@@ -80,26 +79,7 @@ Status writeProfile(const std::string &path, const exec::Executor &executor,
                         {"instruction_seconds_per_step", instructions},
                         {"kernels", kernels},
                         {"instructions", perInstruction}};
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out)
-      return Status::error(path + ": cannot open for writing");
-    out << doc.dump(1) << "\n";
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      return Status::error(path + ": write failed");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    return Status::error(path + ": cannot write (" + ec.message() + ")");
-  }
-  return Status::ok();
+  return writeFileAtomically(path, doc.dump(1) + "\n");
 }
 
 std::string profileSummary(const exec::Executor &executor, const ProfileRun &run, int top) {

@@ -31,8 +31,7 @@ struct ProfileRun {
 // rank 0 writes `path` and the other ranks write nothing ("" for them).
 std::string profilePathOf(const std::string &path, int rank);
 
-// Writes the profile (atomically: a temporary file renamed into place). Errors name the
-// file.
+// Writes the profile (atomically: runtime/support/AtomicFile.h). Errors name the file.
 Status writeProfile(const std::string &path, const exec::Executor &executor,
                     const ProfileRun &run);
 

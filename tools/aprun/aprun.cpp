@@ -179,26 +179,6 @@ int main(int argc, char **argv) {
     return tools::launchLocalRanks(int(nproc), int(rankArgs.size()), rankArgs.data(),
                                    std::chrono::seconds(0));
   }
-  // No launcher and no --nproc, but a plan for several devices: start its ranks on this
-  // machine, as torchrun --standalone would, when they fit here.
-  if (!flags.given("nproc") && !launchedByALauncher()) {
-    auto loaded = plan::LoadedPlan::load(o.planPath);
-    if (!loaded)
-      return usage(loaded.message());
-    int64_t devices = plan::deviceCount(loaded->plan());
-    if (devices > 1) {
-      if (Status s = plan::checkBackendBuilt(loaded->plan(), o.planPath); !s)
-        return usage(s.message());
-      if (Status s = fitsHere(loaded->plan(), o.planPath, devices); !s)
-        return usage(s.message());
-      std::fprintf(stderr,
-                   "aprun: %s is for %lld devices and no launcher started this process: "
-                   "starting %lld local ranks (as aprun --nproc %lld)\n",
-                   o.planPath.c_str(), (long long)devices, (long long)devices,
-                   (long long)devices);
-      return tools::launchLocalRanks(int(devices), argc, argv, std::chrono::seconds(0));
-    }
-  }
   o.commTimeoutSeconds = int(commTimeout);
   if (o.dataPath.empty())
     return usage("missing --data FILE.arrow");
@@ -243,6 +223,27 @@ int main(int argc, char **argv) {
   o.maskPadIdTokens = maskPadIdTokens;
   o.shuffle = !noShuffle;
 
+  // No launcher and no --nproc, but a plan for several devices: start its ranks on this
+  // machine, as torchrun --standalone would, when they fit here (the flags checked first,
+  // so that a bad command line is one message, not one per rank).
+  if (!flags.given("nproc") && !launchedByALauncher()) {
+    auto loaded = plan::LoadedPlan::load(o.planPath);
+    if (!loaded)
+      return usage(loaded.message());
+    int64_t devices = plan::deviceCount(loaded->plan());
+    if (devices > 1) {
+      if (Status s = plan::checkBackendBuilt(loaded->plan(), o.planPath); !s)
+        return usage(s.message());
+      if (Status s = fitsHere(loaded->plan(), o.planPath, devices); !s)
+        return usage(s.message());
+      std::fprintf(stderr,
+                   "aprun: %s is for %lld devices and no launcher started this process: "
+                   "starting %lld local ranks (as aprun --nproc %lld)\n",
+                   o.planPath.c_str(), (long long)devices, (long long)devices,
+                   (long long)devices);
+      return tools::launchLocalRanks(int(devices), argc, argv, std::chrono::seconds(0));
+    }
+  }
   train::TrainOutcome outcome = train::train(o);
   if (outcome.exitCode != 0)
     std::fprintf(stderr, "aprun: %s\n", outcome.message.c_str());

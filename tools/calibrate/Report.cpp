@@ -47,6 +47,11 @@ Result<cost::Cluster> buildCluster(const std::string &name, const MachineFacts &
   using R = Result<cost::Cluster>;
   // What is not measured (the other node's network, the usable share of memory) comes
   // from the built-in cpu profile, said so in the sources.
+  if (process.worldSize != process.localWorldSize)
+    return R::error("calibrate measures one machine: the job has " +
+                    std::to_string(process.worldSize) + " ranks but " +
+                    std::to_string(process.localWorldSize) +
+                    " on this machine (run apc calibrate --nproc N on one machine)");
   auto base = cost::resolveCluster("cpu:1");
   if (!base)
     return base;

@@ -537,10 +537,10 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
       if (st.recomputeKnown && st.recompute > 0)
         l += " (recompute " + secondsText(st.recompute) + ")";
       l += " per micro-batch";
-      if (st.times.sendForward > 0)
+      if (st.times.sendForward > 0 && s + 1 < f.predictedStages.size())
         l += ", activation to stage " + std::to_string(s + 1) + " in " +
              secondsText(st.times.sendForward);
-      if (st.times.sendBackward > 0)
+      if (st.times.sendBackward > 0 && s > 0)
         l += ", gradient to stage " + std::to_string(s - 1) + " in " +
              secondsText(st.times.sendBackward);
       l += "; update and reductions " + secondsText(st.step);
@@ -551,22 +551,21 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   }
 
   if (f.searched) {
-    char head[256];
-    std::snprintf(head, sizeof head,
-                  "\nsearch      chosen by the plan search (--plan %s): %lld plans, %lld estimated, "
-                  "%lld compiled, %lld dropped, in %.2f s (docs/search.md)\n",
-                  f.searchRequest.c_str(), (long long)f.searchEnumerated,
-                  (long long)f.searchEstimated, (long long)f.searchCompiled,
-                  (long long)f.searchDropped, f.searchSeconds);
-    out += head;
+    char counts[200];
+    std::snprintf(counts, sizeof counts,
+                  "): %lld plans, %lld estimated, %lld compiled, %lld dropped, in %.2f s "
+                  "(docs/search.md)\n",
+                  (long long)f.searchEnumerated, (long long)f.searchEstimated,
+                  (long long)f.searchCompiled, (long long)f.searchDropped, f.searchSeconds);
+    out += "\nsearch      chosen by the plan search (--plan " + f.searchRequest + counts;
     for (size_t i = 0; i < f.alternatives.size(); ++i) {
       const PlanFacts::Alternative &a = f.alternatives[i];
       double slower = f.predictedSeconds > 0 ? a.seconds / f.predictedSeconds - 1 : 0;
-      char row[320];
-      std::snprintf(row, sizeof row, "  runner-up %zu: %s, %s per step (%+.1f%%), %s per device\n",
-                    i + 1, a.plan.c_str(), secondsText(a.seconds).c_str(), 100 * slower,
-                    humanBytes(a.bytes).c_str());
-      out += row;
+      char slowerText[32];
+      std::snprintf(slowerText, sizeof slowerText, "%+.1f%%", 100 * slower);
+      out += "  runner-up " + std::to_string(i + 1) + ": " + a.plan + ", " +
+             secondsText(a.seconds) + " per step (" + slowerText + "), " + humanBytes(a.bytes) +
+             " per device\n";
       out += "    loses on: " + whyNot(f, a) + "\n";
     }
     if (f.alternatives.empty())
