@@ -17,12 +17,9 @@
 namespace apc::search {
 namespace {
 
-// FLOPs per step that no plan can avoid, counted no higher than the ops' cost rules
-// count them (so the bound stays below every prediction): 6 per parameter per token for
-// the GEMMs of forward and backward, except an embedding table only looked up (a tied
-// one is the LM head's GEMM too); attention causal, 2 h s d per token forward and 2.5 x
-// that backward (compiler/rules/AttentionRules.cpp), of which 6 h s d are counted.
-double unavoidableFlopsPerStep(mlir::func::FuncOp step, const partition::PlanContext &context) {
+// Trained parameters of the imported step; without the embedding tables that are only
+// looked up (no GEMM reads them: a tied one is the LM head's too) when `gemmsOnly`.
+double parameterCount(mlir::func::FuncOp step, bool gemmsOnly) {
   double parameters = 0;
   for (unsigned i = 0; i < step.getNumArguments(); ++i) {
     if (argRole(step, i) != "parameter")
@@ -31,20 +28,21 @@ double unavoidableFlopsPerStep(mlir::func::FuncOp step, const partition::PlanCon
     bool lookupOnly = !arg.use_empty() && llvm::all_of(arg.getUsers(), [](mlir::Operation *op) {
       return mlir::isa<ap::EmbeddingOp>(op);
     });
-    if (auto type = mlir::dyn_cast<mlir::RankedTensorType>(arg.getType()); type && !lookupOnly)
+    if (auto type = mlir::dyn_cast<mlir::RankedTensorType>(arg.getType());
+        type && !(gemmsOnly && lookupOnly))
       parameters += double(type.getNumElements());
   }
-  auto model = step->getAttrOfType<mlir::DictionaryAttr>("ap.model");
-  auto get = [&](llvm::StringRef key) -> double {
-    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
-    return a ? double(a.getInt()) : 0.0;
-  };
-  double heads = get("num_attention_heads"), headDim = get("head_dim");
-  if (headDim == 0 && heads > 0)
-    headDim = get("hidden_size") / heads;
-  double tokens = double(context.batch) * double(context.seqLen);
-  return (6 * parameters + 6 * get("num_hidden_layers") * heads * headDim *
-                               double(context.seqLen)) *
+  return parameters;
+}
+
+// FLOPs per step that no plan can avoid, counted no higher than the ops' cost rules
+// count them (so the bound stays below every prediction): 6 per GEMM parameter per token
+// for forward and backward; attention causal, 2 h s d per token forward and 2.5 x that
+// backward (compiler/rules/AttentionRules.cpp), of which 6 h s d are counted.
+double unavoidableFlopsPerStep(mlir::func::FuncOp step, const cost::ModelFigures &m) {
+  double tokens = double(m.globalBatch) * double(m.seqLen);
+  return (6 * parameterCount(step, /*gemmsOnly=*/true) +
+          6 * double(m.layers) * double(m.heads) * double(m.headDim) * double(m.seqLen)) *
          tokens;
 }
 
@@ -150,10 +148,7 @@ cost::StagePrediction extrapolate(const cost::StagePrediction &one,
 cost::ModelFigures figuresOf(mlir::func::FuncOp step, const partition::PlanContext &context,
                              const TrainStepOptions &train) {
   cost::ModelFigures m;
-  for (unsigned i = 0; i < step.getNumArguments(); ++i)
-    if (argRole(step, i) == "parameter")
-      if (auto type = mlir::dyn_cast<mlir::RankedTensorType>(step.getArgument(i).getType()))
-        m.parameters += double(type.getNumElements());
+  m.parameters = parameterCount(step, /*gemmsOnly=*/false);
   auto model = step->getAttrOfType<mlir::DictionaryAttr>("ap.model");
   auto get = [&](llvm::StringRef key) -> int64_t {
     auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
@@ -167,24 +162,6 @@ cost::ModelFigures figuresOf(mlir::func::FuncOp step, const partition::PlanConte
   m.seqLen = context.seqLen;
   m.globalBatch = context.batch;
   m.computeDType = train.precision == "bf16" ? "bf16" : "f32";
-  return m;
-}
-
-stages::ModelSizes sizesOf(mlir::func::FuncOp step, const partition::PlanContext &context) {
-  auto model = step->getAttrOfType<mlir::DictionaryAttr>("ap.model");
-  auto get = [&](llvm::StringRef key) -> int64_t {
-    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
-    return a ? a.getInt() : 1;
-  };
-  stages::ModelSizes m;
-  m.layers = get("num_hidden_layers");
-  m.hidden = get("hidden_size");
-  m.ffn = get("intermediate_size");
-  m.heads = get("num_attention_heads");
-  m.kvHeads = get("num_key_value_heads");
-  m.headDim = get("head_dim");
-  m.vocab = get("vocab_size");
-  m.seqLen = context.seqLen;
   return m;
 }
 
@@ -271,8 +248,10 @@ Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::Pa
     built.push_back(std::move(*m));
     return *built.back();
   };
-  return estimateFromStandIns(plan, sizesOf(*step, *context), figuresOf(*step, *context, train),
-                              cluster, train, context->batch, standIn);
+  stages::ModelSizes sizes = stages::modelSizesOf(
+      (*step)->getAttrOfType<mlir::DictionaryAttr>("ap.model"), context->seqLen);
+  return estimateFromStandIns(plan, sizes, figuresOf(*step, *context, train), cluster, train,
+                              context->batch, standIn);
 }
 
 Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &cluster,
@@ -301,16 +280,13 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
 
   // Plans whose parameters and optimizer state alone exceed the memory are dropped
   // without compiling.
-  double parameters = 0;
-  for (unsigned a = 0; a < step->getNumArguments(); ++a)
-    if (argRole(*step, a) == "parameter")
-      if (auto type = mlir::dyn_cast<mlir::RankedTensorType>(step->getArgument(a).getType()))
-        parameters += double(type.getNumElements());
+  const cost::ModelFigures figures = figuresOf(*step, *context, options.train);
+  const double parameters = figures.parameters;
   const double usable = cluster.device.memoryBytes * cluster.device.usableMemoryFraction;
 
   // Cheapest bound first: the best plans are likely early, and the rest prune. Among
   // equal bounds, the plans that relieve memory least first (relievesNoMore).
-  double flops = unavoidableFlopsPerStep(*step, *context), rate = bestRate(cluster);
+  double flops = unavoidableFlopsPerStep(*step, figures), rate = bestRate(cluster);
   std::vector<std::pair<double, partition::ParallelPlan>> order;
   for (const partition::ParallelPlan &plan : space.candidates) {
     double states = statesLowerBoundBytes(plan, parameters);
@@ -333,8 +309,9 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;
 
   // Stand-ins of the model with fewer layers, traced once per (layers, batch).
-  const stages::ModelSizes sizes = sizesOf(*step, *context);
-  const cost::ModelFigures figures = figuresOf(*step, *context, options.train);
+  const stages::ModelSizes sizes =
+      stages::modelSizesOf((*step)->getAttrOfType<mlir::DictionaryAttr>("ap.model"),
+                           context->seqLen);
   std::map<std::pair<int64_t, int64_t>, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
   auto standIn = [&](int64_t layers, int64_t batch) -> Result<mlir::ModuleOp> {
     auto it = standIns.find({layers, batch});

@@ -328,21 +328,10 @@ private:
   }
 
   LogicalResult assignStages() {
-    auto model = fn_->getAttrOfType<DictionaryAttr>("ap.model");
-    auto get = [&](StringRef key) -> int64_t {
-      auto a = model ? model.getAs<IntegerAttr>(key) : IntegerAttr();
-      return a ? a.getInt() : 1;
-    };
-    stages::ModelSizes sizes;
-    sizes.layers = get("num_hidden_layers");
+    stages::ModelSizes sizes =
+        stages::modelSizesOf(fn_->getAttrOfType<DictionaryAttr>("ap.model"),
+                             cast<RankedTensorType>(ids_.getType()).getDimSize(1));
     numLayers_ = int(sizes.layers);
-    sizes.hidden = get("hidden_size");
-    sizes.ffn = get("intermediate_size");
-    sizes.heads = get("num_attention_heads");
-    sizes.kvHeads = get("num_key_value_heads");
-    sizes.headDim = get("head_dim");
-    sizes.vocab = get("vocab_size");
-    sizes.seqLen = cast<RankedTensorType>(ids_.getType()).getDimSize(1);
     auto layers = stages::stageLayers(plan_, sizes);
     if (!layers)
       return fn_.emitError() << "ap-pipeline: " << layers.message();

@@ -5,6 +5,23 @@
 
 namespace apc::stages {
 
+ModelSizes modelSizesOf(mlir::DictionaryAttr model, int64_t seqLen) {
+  auto get = [&](llvm::StringRef key) -> int64_t {
+    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
+    return a ? a.getInt() : 1;
+  };
+  ModelSizes m;
+  m.layers = get("num_hidden_layers");
+  m.hidden = get("hidden_size");
+  m.ffn = get("intermediate_size");
+  m.heads = get("num_attention_heads");
+  m.kvHeads = get("num_key_value_heads");
+  m.headDim = get("head_dim");
+  m.vocab = get("vocab_size");
+  m.seqLen = seqLen;
+  return m;
+}
+
 // The least possible largest stage cost of n layers of cost `layer` on k stages (no head).
 static double evenCost(int64_t k, int64_t n, double layer) {
   if (k == 0)

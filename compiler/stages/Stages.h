@@ -18,6 +18,10 @@ struct ModelSizes {
   int64_t seqLen = 1;
 };
 
+// The sizes of the model a step records as `ap.model` (absent fields: 1), with the
+// sequence length of its batch: what ap-pipeline and the plan search balance stages by.
+ModelSizes modelSizesOf(mlir::DictionaryAttr model, int64_t seqLen);
+
 // Layers per stage that make the largest stage cost least: `layers` layers of equal cost
 // `layer`, the last stage also carrying `head`; on a tie earlier stages are fuller.
 // O(layers): closed forms for the stages without the head.
