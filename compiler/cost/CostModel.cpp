@@ -34,22 +34,28 @@ struct Seconds {
   }
 };
 
-// One phase of a stage's step (its forwards, its backwards, or its update), summed
-// over the micro-batches: compute, and communication that is exposed or may hide.
-struct Phase {
-  double compute = 0;
-  Seconds busy;     // compute kinds and exposed communication
-  Seconds hideable; // communication the backend may overlap with compute
-  // The phase's time once the hideable part runs behind `cover` seconds of compute.
-  double seconds(double cover, Seconds &out) const {
-    double hide = hideable.total(), exposed = std::max(0.0, hide - cover);
-    for (const auto &e : busy.entries)
-      out.add(e.first, e.second);
-    for (const auto &e : hideable.entries)
-      out.add(e.first, hide > 0 ? e.second * exposed / hide : 0);
-    return busy.total() + exposed;
+// The seconds of `phase` once its hideable part runs behind `cover` seconds of compute,
+// its busy kinds added to `out`.
+double phaseSeconds(const PhaseWork &phase, double cover, Seconds &out) {
+  double hide = 0, busy = 0;
+  for (const auto &e : phase.hideable)
+    hide += e.second;
+  double exposed = std::max(0.0, hide - cover);
+  for (const auto &e : phase.busy) {
+    out.add(e.first, e.second);
+    busy += e.second;
   }
-};
+  for (const auto &e : phase.hideable)
+    out.add(e.first, hide > 0 ? e.second * exposed / hide : 0);
+  return busy + exposed;
+}
+
+double totalOf(const std::vector<std::pair<std::string, double>> &entries) {
+  double t = 0;
+  for (const auto &e : entries)
+    t += e.second;
+  return t;
+}
 
 // What a collective's group looks like: its size, whether it leaves a node, its name.
 struct Group {
@@ -65,16 +71,20 @@ public:
   StageModel(const ExecProgram &program, const Cluster &cluster)
       : program_(program), cluster_(cluster) {}
 
-  StagePrediction run(int microBatches, bool byKernel) {
-    StagePrediction s;
-    Phase forward, backward, step;
-    double sendForward = 0, sendBackward = 0;
-    Seconds kernels;
+  StageWork measure(int microBatches, bool byKernel) {
+    StageWork w;
+    w.microBatches = std::max(1, microBatches);
+    // Busy and hideable seconds by name, per phase: forward, backward (micro-batch 0),
+    // forward, backward (the others), step.
+    Seconds busyOf[5], hideOf[5], kernels;
+    PhaseWork *phases[5] = {&w.forward, &w.backward, &w.forwardRest, &w.backwardRest, &w.step};
     bool updating = false; // past the update's first compute kernel
     for (const ExecInstruction &inst : program_.instructions) {
-      Phase &phase = inst.pass == Pass::Forward    ? forward
-                     : inst.pass == Pass::Backward ? backward
-                                                   : step;
+      bool isStep = inst.pass != Pass::Forward && inst.pass != Pass::Backward;
+      int index = isStep ? 4 : (inst.pass == Pass::Forward ? 0 : 1) + (inst.microBatch > 0 ? 2 : 0);
+      PhaseWork &phase = *phases[index];
+      Seconds &busy = busyOf[index], &hideable = hideOf[index];
+      phase.flops += inst.flops;
       KernelKind kind = kernelKind(inst.kernel);
       if (kind == KernelKind::PointToPoint) {
         // A send's transfer delays its peer's pass (the schedule's edge); a recv waits.
@@ -82,7 +92,7 @@ public:
           const Group &g = groupOf(inst);
           double t = collectiveSeconds(cluster_, Collective::SendRecv, 2,
                                        double(buffer(inst.inputs[0]).bytes()), g.spansNodes);
-          (peerOffset(inst) > 0 ? sendForward : sendBackward) += t;
+          (peerOffset(inst) > 0 ? w.sendForward : w.sendBackward) += t;
         }
         continue;
       }
@@ -95,7 +105,7 @@ public:
         // Data-parallel collectives may run behind compute, except those of the update
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
         bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
-        (hides ? phase.hideable : phase.busy).add(g.name, t);
+        (hides ? hideable : busy).add(g.name, t);
         if (byKernel)
           kernels.add(inst.kernel + g.name.substr(g.name.find('.')), t);
         continue;
@@ -107,25 +117,17 @@ public:
       updating = updating || inst.pass == Pass::Step;
       static const std::string kRecompute = "recompute", kOptimizer = "optimizer",
                                kCompute = "compute";
-      phase.busy.add(inst.recomputed ? kRecompute : &phase == &step ? kOptimizer : kCompute, t);
+      busy.add(inst.recomputed ? kRecompute : isStep ? kOptimizer : kCompute, t);
       if (inst.recomputed)
-        s.recompute += t;
+        w.recompute += t;
     }
-    Seconds busy;
-    double mb = double(std::max(1, microBatches));
-    s.forward = forward.seconds(forward.compute, busy) / mb;
-    s.backward = backward.seconds(backward.compute, busy) / mb;
-    // The data-parallel gradient reductions start as the last backward makes them: they
-    // hide behind what of its compute the backward's own collectives leave free.
-    double lastBackwardFree = std::max(0.0, backward.compute - backward.hideable.total()) / mb;
-    s.step = step.seconds(lastBackwardFree, busy);
-    s.recompute /= mb;
-    s.sendForward = sendForward / mb;
-    s.sendBackward = sendBackward / mb;
-    s.busy = std::move(busy.entries);
-    s.kernels = std::move(kernels.entries);
-    s.memory = memoryOf(program_);
-    return s;
+    for (int i = 0; i < 5; ++i) {
+      phases[i]->busy = std::move(busyOf[i].entries);
+      phases[i]->hideable = std::move(hideOf[i].entries);
+    }
+    w.kernels = std::move(kernels.entries);
+    w.memory = memoryOf(program_);
+    return w;
   }
 
 private:
@@ -185,6 +187,8 @@ private:
   std::map<std::vector<int64_t>, Group> groups_;
 };
 
+} // namespace
+
 int microBatchesOf(const std::vector<ExecProgram> &programs) {
   int mb = 0;
   for (const ExecProgram &p : programs)
@@ -193,7 +197,50 @@ int microBatchesOf(const std::vector<ExecProgram> &programs) {
   return std::max(mb, 1);
 }
 
-} // namespace
+StageWork measureStage(const ExecProgram &program, const Cluster &cluster, int microBatches,
+                       bool byKernel) {
+  return StageModel(program, cluster).measure(microBatches, byKernel);
+}
+
+// The sum of two phases' works, entry by entry.
+PhaseWork sumOf(const PhaseWork &a, const PhaseWork &b) {
+  PhaseWork p = a;
+  p.compute += b.compute;
+  p.flops += b.flops;
+  for (auto [to, from] : {std::pair{&p.busy, &b.busy}, std::pair{&p.hideable, &b.hideable}})
+    for (const auto &e : *from) {
+      bool added = false;
+      for (auto &t : *to)
+        if (t.first == e.first) {
+          t.second += e.second;
+          added = true;
+        }
+      if (!added)
+        to->push_back(e);
+    }
+  return p;
+}
+
+StagePrediction finishStage(const StageWork &w) {
+  StagePrediction s;
+  Seconds busy;
+  double mb = double(std::max(1, w.microBatches));
+  PhaseWork forward = sumOf(w.forward, w.forwardRest), backward = sumOf(w.backward, w.backwardRest);
+  s.forward = phaseSeconds(forward, forward.compute, busy) / mb;
+  s.backward = phaseSeconds(backward, backward.compute, busy) / mb;
+  // The data-parallel gradient reductions start as the last backward makes them: they
+  // hide behind what of its compute the backward's own collectives leave free.
+  double lastBackwardFree = std::max(0.0, backward.compute - totalOf(backward.hideable)) / mb;
+  s.step = phaseSeconds(w.step, lastBackwardFree, busy);
+  s.recompute = w.recompute / mb;
+  s.sendForward = w.sendForward / mb;
+  s.sendBackward = w.sendBackward / mb;
+  s.busy = std::move(busy.entries);
+  s.kernels = w.kernels;
+  s.flops = forward.flops + backward.flops + w.step.flops;
+  s.memory = w.memory;
+  return s;
+}
 
 double breakdownSeconds(const Prediction &p, const std::string &name) {
   for (const auto &e : p.breakdown)
@@ -215,11 +262,9 @@ Result<Prediction> predict(const std::vector<ExecProgram> &programs, const Model
   if (!(peakFlops(cluster.device, model.computeDType) > 0))
     return R::error("the cluster '" + cluster.spec + "' gives its device no FLOP rate");
   std::vector<StagePrediction> stages;
-  for (const ExecProgram &program : programs) {
-    stages.push_back(StageModel(program, cluster).run(microBatchesOf(programs), byKernel));
-    for (const ExecInstruction &inst : program.instructions)
-      stages.back().flops += inst.flops;
-  }
+  const int microBatches = microBatchesOf(programs);
+  for (const ExecProgram &program : programs)
+    stages.push_back(finishStage(measureStage(program, cluster, microBatches, byKernel)));
   return compose(std::move(stages), microBatchesOf(programs), model, cluster);
 }
 

@@ -59,6 +59,42 @@ struct StagePrediction {
   MemoryUse memory;
 };
 
+// One phase of a stage's step (its forwards, its backwards, or its update) as sums over
+// its instructions and micro-batches, before overlap is decided: compute seconds, the
+// seconds of each busy kind (compute kinds and exposed communication) and of each
+// communication that may hide behind compute. Sums, so a stage's work is linear in its
+// instructions: the plan search adds and scales stand-ins' works before finishing them.
+struct PhaseWork {
+  double compute = 0;
+  std::vector<std::pair<std::string, double>> busy, hideable;
+  double flops = 0;
+};
+
+// One stage's program, measured: its phases, and what finishStage needs besides. The
+// passes of the first micro-batch apart from the others' (which also accumulate the
+// gradients): so a stand-in of 2 micro-batches gives the work of any count.
+struct StageWork {
+  PhaseWork forward, backward;         // micro-batch 0
+  PhaseWork forwardRest, backwardRest; // micro-batches 1 .. microBatches - 1, summed
+  PhaseWork step;
+  double recompute = 0;                     // the recomputed ops' seconds, all micro-batches
+  double sendForward = 0, sendBackward = 0; // transfers to the next / previous stage, all
+  int microBatches = 1;
+  std::vector<std::pair<std::string, double>> kernels; // as StagePrediction::kernels
+  MemoryUse memory;
+};
+
+// The program's instructions costed on `cluster` (kernels by their roofline, collectives by
+// their algorithm on the link their group spans), `microBatches` of them in its passes.
+StageWork measureStage(const lowering::ExecProgram &program, const Cluster &cluster,
+                       int microBatches, bool byKernel = false);
+// The stage's prediction from its work: each phase's hideable communication exposed
+// beyond the compute it runs behind (the gradient reductions behind what of the last
+// backward's compute its own collectives leave free), per micro-batch where it is per pass.
+StagePrediction finishStage(const StageWork &work);
+// The micro-batches a plan's stage programs run (the most any instruction names).
+int microBatchesOf(const std::vector<lowering::ExecProgram> &programs);
+
 struct Prediction {
   double secondsPerStep = 0;
   // Seconds of the slowest stage's step by kind; they add up to secondsPerStep:

@@ -67,8 +67,9 @@ Status setParallelPlan(ModuleOp module, const partition::ParallelPlan &plan,
 }
 
 LogicalResult runPasses(ModuleOp module, const TrainStepOptions &options, Phase last,
-                        bool timing) {
+                        bool timing, bool verify) {
   PassManager pm(module.getContext());
+  pm.enableVerifier(verify);
   if (timing)
     pm.enableTiming();
   buildTrainStepPipeline(pm, options, last);

@@ -40,9 +40,11 @@ Status setParallelPlan(mlir::ModuleOp module, const partition::ParallelPlan &pla
                        const cost::Cluster &cluster);
 
 // Runs the training-step passes up to and including `last`; diagnostics go to the
-// context's handler. `timing` prints the time of each pass.
+// context's handler. `timing` prints the time of each pass. `verify` false skips the IR
+// verifier between passes (the search's stand-ins, compiled only to be costed: the plan
+// it picks is compiled again, verified).
 mlir::LogicalResult runPasses(mlir::ModuleOp module, const TrainStepOptions &options,
-                              Phase last, bool timing = false);
+                              Phase last, bool timing = false, bool verify = true);
 
 struct PlanOptions {
   const emit::SearchInfo *search = nullptr; // set when the search chose the plan

@@ -282,7 +282,8 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       for (const auto &[name, seconds] : a.breakdown)
         terms.push_back(fb::CreatePredictionTerm(fbb, fbb.CreateString(name), seconds));
       alternatives.push_back(fb::CreateAlternative(fbb, fbb.CreateString(a.plan), a.secondsPerStep,
-                                                   a.bytesPerDevice, fbb.CreateVector(terms)));
+                                                   a.bytesPerDevice, fbb.CreateVector(terms),
+                                                   a.estimated));
     }
     searchRecord = fb::CreateSearchRecord(
         fbb, fbb.CreateString(search->request), search->enumerated, search->estimated,

@@ -21,6 +21,7 @@ struct SearchInfo {
     double secondsPerStep = 0;
     uint64_t bytesPerDevice = 0;
     std::vector<std::pair<std::string, double>> breakdown;
+    bool estimated = false; // the stand-ins' figures (compiler/search/PlanSearch.h)
   };
   std::vector<Alternative> alternatives; // the runners-up, best first
 };

@@ -1,5 +1,7 @@
 #include "compiler/search/PlanSearch.h"
 
+#include "compiler/search/StandInEstimate.h"
+
 #include "compiler/driver/Compile.h"
 #include "compiler/driver/Predict.h"
 #include "compiler/partition/ParallelPlan.h"
@@ -46,11 +48,13 @@ double unavoidableFlopsPerStep(mlir::func::FuncOp step, const cost::ModelFigures
          tokens;
 }
 
-// The fastest rate the cluster claims for anything: no kernel beats it.
+// The fastest rate a GEMM or attention kernel can reach on the cluster: the measured
+// samples' best, else the peak at the profile's GEMM efficiency (the model derates both
+// kernels by it and by their shapes' tile efficiency, at most 1).
 double bestRate(const cost::Cluster &cluster) {
   double best = 0;
   for (const auto &[dtype, flops] : cluster.device.peakFlops)
-    best = std::max(best, flops);
+    best = std::max(best, flops * cluster.device.gemmEfficiency);
   for (const cost::GemmSample &s : cluster.device.gemm)
     best = std::max(best, s.flopsPerSecond);
   for (const auto &[kernel, rate] : cluster.device.kernelRates)
@@ -88,60 +92,18 @@ std::string bytesText(double bytes) {
 }
 
 // Compiles `plan` on a copy of `module` as apc compile does and predicts it; the error is
-// the reason to drop it (the first diagnostic, not printed).
+// the reason to drop it.
 Result<cost::Prediction> compileAndPredict(mlir::ModuleOp module,
                                            const partition::ParallelPlan &plan,
                                            const cost::Cluster &cluster,
                                            const TrainStepOptions &train) {
-  using R = Result<cost::Prediction>;
-  std::string firstError;
-  mlir::ScopedDiagnosticHandler quiet(module.getContext(), [&](mlir::Diagnostic &d) {
-    if (d.getSeverity() == mlir::DiagnosticSeverity::Error && firstError.empty())
-      firstError = d.str();
-    return mlir::success();
+  Result<cost::Prediction> predicted = Result<cost::Prediction>::error("not compiled");
+  Status s = compileCandidate(module, plan, cluster, train, [&](const driver::LoweredStages &l) {
+    predicted = driver::predictPlan(l, cluster, /*byKernel=*/false);
   });
-  mlir::OwningOpRef<mlir::ModuleOp> copy(module.clone());
-  if (Status s = driver::setParallelPlan(*copy, plan, cluster); !s)
-    return R::error(s.message());
-  if (mlir::failed(driver::runPasses(*copy, train, Phase::Pipeline)))
-    return R::error("does not compile: " + firstError);
-  auto lowered = driver::lowerStages(*copy);
-  if (mlir::failed(lowered))
-    return R::error("does not lower: " + firstError);
-  return driver::predictPlan(*lowered, cluster, /*byKernel=*/false);
-}
-
-// a + (n - 1) (b - a): a stage's figure at n layers from its figures at 1 and 2.
-double at(double a, double b, int64_t n) { return std::max(0.0, a + double(n - 1) * (b - a)); }
-uint64_t at(uint64_t a, uint64_t b, int64_t n) {
-  return uint64_t(std::llround(at(double(a), double(b), n)));
-}
-
-cost::StagePrediction extrapolate(const cost::StagePrediction &one,
-                                  const cost::StagePrediction &two, int64_t layers) {
-  cost::StagePrediction s;
-  s.forward = at(one.forward, two.forward, layers);
-  s.backward = at(one.backward, two.backward, layers);
-  s.recompute = at(one.recompute, two.recompute, layers);
-  s.step = at(one.step, two.step, layers);
-  s.sendForward = at(one.sendForward, two.sendForward, layers);
-  s.sendBackward = at(one.sendBackward, two.sendBackward, layers);
-  s.flops = at(one.flops, two.flops, layers);
-  for (const auto &[name, a] : one.busy) {
-    double b = a;
-    for (const auto &e : two.busy)
-      if (e.first == name)
-        b = e.second;
-    s.busy.push_back({name, at(a, b, layers)});
-  }
-  const cost::MemoryUse &m1 = one.memory, &m2 = two.memory;
-  s.memory.parameters = at(m1.parameters, m2.parameters, layers);
-  s.memory.optimizerState = at(m1.optimizerState, m2.optimizerState, layers);
-  s.memory.inputs = at(m1.inputs, m2.inputs, layers);
-  s.memory.arena = at(m1.arena, m2.arena, layers);
-  s.memory.staging = at(m1.staging, m2.staging, layers);
-  s.memory.gradientsInArena = at(m1.gradientsInArena, m2.gradientsInArena, layers);
-  return s;
+  if (!s)
+    return s;
+  return predicted;
 }
 
 // N, L, H, Dh, T, the batch and the compute dtype of the imported step, for MFU.
@@ -186,51 +148,6 @@ double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
   return compute * (mb + pp - 1) / mb;
 }
 
-// estimatePlan's work, with the stand-ins from `standIn` (the search caches them).
-static Result<cost::Prediction>
-estimateFromStandIns(const partition::ParallelPlan &plan, const stages::ModelSizes &sizes,
-                     const cost::ModelFigures &figures, const cost::Cluster &cluster,
-                     const TrainStepOptions &train,
-                     int64_t batch,
-                     const std::function<Result<mlir::ModuleOp>(int64_t layers, int64_t batch)>
-                         &standIn) {
-  using R = Result<cost::Prediction>;
-  auto real = stages::stageLayers(plan, sizes);
-  if (!real)
-    return real.status();
-  // min(mb, pp) micro-batches of the plan's size: the same time per micro-batch and the
-  // same activations in flight under 1F1B, without unrolling all mb of them.
-  const int64_t microBatches = std::min(plan.mb, plan.pp);
-  const int64_t rows = batch / (plan.dp * plan.mb);
-  std::vector<cost::Prediction> parts;
-  for (int64_t k : {1, 2}) {
-    auto m = standIn(k * plan.pp, rows * plan.dp * microBatches);
-    if (!m)
-      return R::error("cannot trace a stand-in of " + std::to_string(k * plan.pp) +
-                      " layers: " + m.message());
-    partition::ParallelPlan small = plan;
-    small.stages.assign(size_t(plan.pp), k);
-    small.mb = microBatches;
-    auto predicted = compileAndPredict(*m, small, cluster, train);
-    if (!predicted)
-      return predicted;
-    parts.push_back(std::move(*predicted));
-  }
-  std::vector<cost::StagePrediction> stagesOut;
-  const double perStep = double(plan.mb) / double(microBatches);
-  for (size_t s = 0; s < real->size(); ++s) {
-    stagesOut.push_back(extrapolate(parts[0].stages[s], parts[1].stages[s], (*real)[s].count));
-    // The stand-in ran min(mb, pp) micro-batches: its work per step scales to mb (the
-    // breakdown's per-micro-batch kinds too; an estimate's breakdown is never shown).
-    cost::StagePrediction &stage = stagesOut.back();
-    stage.flops *= perStep;
-    for (auto &[name, seconds] : stage.busy)
-      if (name != "optimizer")
-        seconds *= perStep;
-  }
-  return cost::compose(std::move(stagesOut), int(plan.mb), figures, cluster);
-}
-
 Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,
                                       const cost::Cluster &cluster, const TrainStepOptions &train,
                                       const RebuildFn &rebuild) {
@@ -250,8 +167,9 @@ Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::Pa
   };
   stages::ModelSizes sizes = stages::modelSizesOf(
       (*step)->getAttrOfType<mlir::DictionaryAttr>("ap.model"), context->seqLen);
-  return estimateFromStandIns(plan, sizes, figuresOf(*step, *context, train), cluster, train,
-                              context->batch, standIn);
+  StandInEstimator estimator(sizes, figuresOf(*step, *context, train), cluster, train,
+                             context->batch, standIn);
+  return estimator.estimate(plan);
 }
 
 Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &cluster,
@@ -323,14 +241,15 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     }
     return *it->second;
   };
+  StandInEstimator estimator(sizes, figures, cluster, options.train, context->batch, standIn);
   // A plan's prediction: estimated from stand-ins when the model is deeper than 2 layers
   // per stage (`exact` false), else compiled whole.
-  auto evaluate = [&](const partition::ParallelPlan &plan,
-                      bool &exact) -> Result<cost::Prediction> {
-    exact = !options.rebuild || options.exhaustive || sizes.layers <= 2 * plan.pp;
+  auto evaluate = [&](const partition::ParallelPlan &plan, bool &exact,
+                      uint64_t &peakUpper) -> Result<cost::Prediction> {
+    exact = !options.rebuild || options.exhaustive ||
+            (sizes.layers <= 2 * plan.pp && plan.pp <= 3 && plan.mb <= 3);
     if (!exact) {
-      auto estimate = estimateFromStandIns(plan, sizes, figures, cluster, options.train,
-                                           context->batch, standIn);
+      auto estimate = estimator.estimate(plan, &peakUpper);
       if (estimate)
         return estimate;
       exact = true; // no estimate (a stand-in that cannot be made): the whole compile says
@@ -366,7 +285,8 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       }
     }
     bool exact = true;
-    auto prediction = evaluate(plan, exact);
+    uint64_t peakUpper = 0;
+    auto prediction = evaluate(plan, exact, peakUpper);
     ++(exact ? result.compiled : result.estimated);
     if (!prediction) {
       result.dropped.push_back({plan, prediction.message()});
@@ -387,9 +307,10 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       continue;
     }
     // It spares the plans relieving more memory only if it surely fits: exactly, or by an
-    // estimate with the estimate's 10% to spare.
+    // estimate whose bound (StandInEstimator::estimate's peakUpper) has 10% to spare.
     if (exact || !(prediction->usableBytesPerDevice > 0) ||
-        double(prediction->peakBytesPerDevice) <= 0.90 * prediction->usableBytesPerDevice) {
+        double(std::max<uint64_t>(peakUpper, prediction->peakBytesPerDevice)) <=
+            0.90 * prediction->usableBytesPerDevice) {
       fittingByGroup[reliefGroup(plan)].push_back(plan);
       sure.insert(std::upper_bound(sure.begin(), sure.end(), prediction->secondsPerStep),
                   prediction->secondsPerStep);
@@ -402,21 +323,22 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     scored.insert(pos, std::move(entry));
   }
 
-  // Pass 2: the best, compiled whole (an estimate is only an estimate: its figures, memory
-  // included, are replaced by the real ones), until `top` fit.
+  // Pass 2: the winner compiled whole (an estimate is only an estimate: its figures,
+  // memory included, are replaced by the real ones): the best estimates in order until
+  // one fits, and every one estimated within kOvertake of the best compiled so far (an
+  // estimate that close might still overtake it). The rest of the ranking keeps the
+  // estimates of the plans that fit by them, marked as estimated.
+  constexpr double kOvertake = 1.02;
   std::vector<Ranked> finals;
+  double best = -1;
   for (Scored &entry : scored) {
-    if (finals.size() >= top) {
-      // Nothing from here on is within 5% of the worst plan kept (the list is sorted), and
-      // an estimate (within a few % of the whole compile) further off cannot overtake it;
-      // an exact one slower than it cannot either.
-      double worst = finals.back().prediction.secondsPerStep;
-      if (entry.prediction.secondsPerStep >= 1.05 * worst)
+    const bool contender = best < 0 || entry.prediction.secondsPerStep < kOvertake * best;
+    if (!contender) {
+      if (finals.size() >= top)
         break;
-      if (entry.exact && entry.prediction.secondsPerStep >= worst)
-        continue;
-    }
-    if (!entry.exact) {
+      if (!entry.exact && !entry.prediction.fits)
+        continue; // estimated within 10% over the memory: not known to fit
+    } else if (!entry.exact) {
       auto real = compileAndPredict(module, entry.plan, cluster, options.train);
       ++result.compiled;
       if (!real) {
@@ -433,7 +355,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       entry.prediction = std::move(*real);
       entry.exact = true;
     }
-    Ranked ranked{entry.plan, std::move(entry.prediction), entry.bound};
+    Ranked ranked{entry.plan, std::move(entry.prediction), entry.bound, !entry.exact};
     auto pos = std::upper_bound(finals.begin(), finals.end(), ranked,
                                 [](const Ranked &x, const Ranked &y) {
                                   return x.prediction.secondsPerStep < y.prediction.secondsPerStep;
@@ -441,8 +363,11 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     finals.insert(pos, std::move(ranked));
     if (finals.size() > top)
       finals.pop_back();
+    if (!finals.front().estimated)
+      best = finals.front().prediction.secondsPerStep;
   }
   result.ranked = std::move(finals);
+  result.standInCompiles = estimator.compiles();
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (result.ranked.empty() && result.dropped.empty())

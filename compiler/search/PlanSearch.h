@@ -7,7 +7,8 @@
 // is faster than a candidate's bound, that candidate and all after it cannot enter the
 // top K and are not compiled. Every candidate compiled is compiled exactly as
 // `apc compile` compiles it (the same passes, lowering and prediction), so the figures a
-// ranked candidate shows are those of the plan it names, memory included.
+// ranked candidate shows are those of the plan it names, memory included, unless it is
+// marked estimated (below).
 #pragma once
 
 #include "compiler/cost/CostModel.h"
@@ -30,17 +31,16 @@ using RebuildFn =
 
 struct SearchOptions {
   SpaceOptions space;
-  // Set: a plan of pp stages over more than 2 pp layers is first estimated from two
-  // stand-ins of 1 and 2 layers per stage and min(mb, pp) micro-batches of the plan's
-  // micro-batch size (a stage's time per micro-batch and its activations in flight are
-  // those of the plan), compiled and predicted as it would be, each stage's figures taken
-  // linearly to its real layer count and the 1F1B step of mb micro-batches composed
-  // (cost::compose); only the best estimates are compiled whole, best first, until `top`
-  // of them fit, and beyond them those estimated within 5% of the worst kept. Times come
-  // within 4% of the whole compile, memory within 10% (the arena planner packs a deeper
-  // program a little differently), so an estimate within 10% of the usable memory is
-  // compiled whole before it is dropped, and only one with 10% to spare spares the plans
-  // relieving more memory. Null: every candidate is compiled whole.
+  // Set: a plan bigger than its stand-ins is first estimated from them
+  // (StandInEstimator: the model traced with 1 and 2 layers per stage, at most 3 stages
+  // and min(mb, max(pp, 2)) micro-batches of the plan's size, compiled, each stage's work
+  // taken linearly to its real layer count and micro-batch count, the 1F1B step composed).
+  // Times come within 1% of the whole compile (exactly, up to 3 stages); memory may be
+  // off where the peak moves with depth, so an estimate within 10% over the usable memory
+  // is compiled whole before it is dropped, and only an estimate whose bound has 10% to
+  // spare prunes or spares the plans relieving more memory. Only the winner, and any
+  // plan estimated within 2% of it, are compiled whole; the other ranked plans keep their
+  // estimates (Ranked::estimated). Null: every candidate is compiled whole.
   RebuildFn rebuild;
   TrainStepOptions train;  // precision and optimizer settings, as apc compile's
   int top = 5;             // how many fitting plans to rank
@@ -51,6 +51,9 @@ struct Ranked {
   partition::ParallelPlan plan;
   cost::Prediction prediction;
   double bound = 0; // the lower bound it was ordered by (at most its seconds per step)
+  // The figures are the stand-ins' estimate (a runner-up that could not overtake the
+  // winner is not compiled whole); false: the whole compile's, as apc compile makes them.
+  bool estimated = false;
 };
 
 struct SearchResult {
@@ -59,6 +62,7 @@ struct SearchResult {
   int64_t enumerated = 0;       // plans in the space
   int64_t compiled = 0;         // compiled whole and predicted
   int64_t estimated = 0;        // estimated from stand-ins (SearchOptions::rebuild)
+  int64_t standInCompiles = 0;  // stand-ins compiled for those estimates
   int64_t prunedByBound = 0;    // not compiled: their bound cannot beat the top `top`
   int64_t droppedByMemoryBound = 0; // not compiled: parameters and state alone do not fit
   int64_t dominated = 0;        // not compiled: a plan relieving memory less fits (below)

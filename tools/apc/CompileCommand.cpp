@@ -157,7 +157,8 @@ int runCompile(int argc, char **argv, int first) {
     for (size_t i = 1; i < found->ranked.size(); ++i) {
       const cost::Prediction &p = found->ranked[i].prediction;
       searchInfo->alternatives.push_back(
-          {found->ranked[i].plan.toString(), p.secondsPerStep, p.peakBytesPerDevice, p.breakdown});
+          {found->ranked[i].plan.toString(), p.secondsPerStep, p.peakBytesPerDevice, p.breakdown,
+           found->ranked[i].estimated});
     }
     std::fprintf(output == "-" ? stderr : stdout,
                  "searched %lld plans for %s in %.2f s (%lld estimated, %lld compiled, %lld pruned "

@@ -111,12 +111,13 @@ int runPlan(int argc, char **argv, int first) {
       return 1;
     }
     for (search::Ranked &r : found->ranked)
-      ranked.push_back({r.plan.toString(), std::move(r.prediction)});
+      ranked.push_back({r.plan.toString(), std::move(r.prediction), r.estimated});
     for (const search::Dropped &d : found->dropped)
       summary.dropped.push_back({d.plan.toString(), d.reason});
     summary.enumerated = found->enumerated;
     summary.compiled = found->compiled;
     summary.estimated = found->estimated;
+    summary.standInCompiles = found->standInCompiles;
     summary.prunedByBound = found->prunedByBound;
     summary.droppedByMemoryBound = found->droppedByMemoryBound;
     summary.dominated = found->dominated;

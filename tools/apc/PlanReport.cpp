@@ -147,6 +147,7 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
     const cost::Prediction &p = c.prediction;
     Json e;
     e["plan"] = c.plan;
+    e["estimated"] = c.estimated;
     e["seconds_per_step"] = finite(p.secondsPerStep);
     e["tokens_per_second_per_device"] = finite(p.tokensPerSecondPerDevice);
     e["mfu"] = finite(p.mfu);
@@ -193,6 +194,7 @@ std::string predictionJson(const std::vector<PlanCandidate> &candidates,
     j["search"] = {{"enumerated", search->enumerated},
                    {"compiled", search->compiled},
                    {"estimated", search->estimated},
+                   {"stand_in_compiles", search->standInCompiles},
                    {"pruned_by_bound", search->prunedByBound},
                    {"dropped_by_memory_bound", search->droppedByMemoryBound},
                    {"dominated", search->dominated},
@@ -206,26 +208,32 @@ std::string searchText(const std::vector<PlanCandidate> &ranked, const SearchSum
   std::string out;
   char line[320];
   std::snprintf(line, sizeof line,
-                "searched %lld plans for %s in %.2f s: %lld estimated from smaller stand-ins, "
+                "searched %lld plans for %s in %.2f s: %lld estimated from %lld smaller stand-ins, "
                 "%lld compiled whole and predicted; not looked at: %lld whose lower bound "
                 "cannot beat the best, %lld relieving memory more than a plan that fits, %lld "
                 "whose parameters and state alone do not fit; %zu dropped in all\n",
                 (long long)search.enumerated, cluster.spec.c_str(), search.seconds,
-                (long long)search.estimated, (long long)search.compiled,
-                (long long)search.prunedByBound,
+                (long long)search.estimated, (long long)search.standInCompiles,
+                (long long)search.compiled, (long long)search.prunedByBound,
                 (long long)search.dominated, (long long)search.droppedByMemoryBound,
                 search.dropped.size());
   out += line;
   std::snprintf(line, sizeof line, "  %4s  %-52s %12s %14s %7s %12s\n", "rank", "plan",
                 "s/step", "tok/s/device", "MFU", "memory/dev");
   out += line;
+  bool anyEstimated = false;
   for (size_t i = 0; i < ranked.size(); ++i) {
     const cost::Prediction &p = ranked[i].prediction;
-    std::snprintf(line, sizeof line, "  %4zu  %-52s %12.4g %14.4g %6.2f%% %8.1f MiB\n", i + 1,
+    std::snprintf(line, sizeof line, "  %4zu  %-52s %12.4g %14.4g %6.2f%% %8.1f MiB%s\n", i + 1,
                   ranked[i].plan.c_str(), p.secondsPerStep, p.tokensPerSecondPerDevice,
-                  100 * p.mfu, double(p.peakBytesPerDevice) / 1048576.0);
+                  100 * p.mfu, double(p.peakBytesPerDevice) / 1048576.0,
+                  ranked[i].estimated ? " ~" : "");
     out += line;
+    anyEstimated = anyEstimated || ranked[i].estimated;
   }
+  if (anyEstimated)
+    out += "  ~ estimated from smaller stand-ins, not compiled whole (apc plan --plan PLAN "
+           "compiles it)\n";
   if (!search.dropped.empty()) {
     out += "dropped (" + std::to_string(search.dropped.size()) + "; apc plan --json lists each):\n";
     for (size_t i = 0; i < search.dropped.size() && i < reasons; ++i)

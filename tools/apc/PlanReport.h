@@ -15,12 +15,13 @@ namespace apc::tools {
 struct PlanCandidate {
   std::string plan; // in --plan syntax
   cost::Prediction prediction;
+  bool estimated = false; // the search's estimate from stand-ins, not compiled whole
 };
 
 // What the search did, beside its ranked candidates (compiler/search/PlanSearch.h).
 struct SearchSummary {
   std::vector<std::pair<std::string, std::string>> dropped; // plan, why
-  int64_t enumerated = 0, compiled = 0, estimated = 0, prunedByBound = 0,
+  int64_t enumerated = 0, compiled = 0, estimated = 0, standInCompiles = 0, prunedByBound = 0,
           droppedByMemoryBound = 0, dominated = 0;
   double seconds = 0;
 };

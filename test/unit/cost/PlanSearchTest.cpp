@@ -258,20 +258,22 @@ TEST_P(EstimateFromStandIns, IsCloseToTheWholeCompile) {
   ASSERT_TRUE(exact) << exact.message();
   ASSERT_EQ(exact->ranked.size(), 1u);
   const cost::Prediction &e = exact->ranked.front().prediction;
-  // Layers are alike, so times are affine in a stage's layer count, and a stage's time
-  // per micro-batch does not depend on how many there are: within 4%; memory within 10%
-  // (the arena planner packs a deeper program a little differently; the search compiles
-  // whole what is within 10% of the memory, and the estimates within 5% of the best).
-  EXPECT_NEAR(estimate->secondsPerStep / e.secondsPerStep, 1.0, 0.04) << GetParam();
+  // Layers are alike and every instruction is costed on its own, so a stage's work is
+  // affine in its layer count and, past the first micro-batch, in the micro-batch count:
+  // times within 1% (a deep pipeline's middle stages are copies of the stand-in's one);
+  // memory within 10% (the arena planner packs a deeper program a little differently).
+  EXPECT_NEAR(estimate->secondsPerStep / e.secondsPerStep, 1.0, 0.01) << GetParam();
   EXPECT_NEAR(double(estimate->peakBytesPerDevice) / double(e.peakBytesPerDevice), 1.0, 0.10)
       << GetParam();
-  EXPECT_NEAR(estimate->flopsPerStep / e.flopsPerStep, 1.0, 0.04) << GetParam();
+  EXPECT_NEAR(estimate->flopsPerStep / e.flopsPerStep, 1.0, 0.01) << GetParam();
 }
 
 INSTANTIATE_TEST_SUITE_P(Plans, EstimateFromStandIns,
                          ::testing::Values("dp=4", "dp=2,tp=2,sp=on", "dp=4,zero=3,recompute=full",
                                            "dp=2,pp=2,mb=4", "pp=4,mb=4,recompute=selective",
-                                           "tp=2,pp=2,mb=2,zero=0"));
+                                           "tp=2,pp=2,mb=2,zero=0", "dp=4,zero=2,mb=2",
+                                           "dp=2,zero=1,tp=2,mb=4", "pp=4,mb=8",
+                                           "dp=2,pp=2,mb=4,zero=3,recompute=full"));
 
 TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
   mlir::DialectRegistry registry;

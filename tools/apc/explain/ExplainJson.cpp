@@ -242,6 +242,7 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
       alternatives.push_back({{"plan", a.plan},
                               {"seconds_per_step", finite(a.seconds)},
                               {"bytes_per_device", a.bytes},
+                              {"estimated", a.estimated},
                               {"breakdown", breakdown},
                               {"loses_on", whyNot(f, a)}});
     }

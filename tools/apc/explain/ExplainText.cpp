@@ -565,7 +565,7 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
       std::snprintf(slowerText, sizeof slowerText, "%+.1f%%", 100 * slower);
       out += "  runner-up " + std::to_string(i + 1) + ": " + a.plan + ", " +
              secondsText(a.seconds) + " per step (" + slowerText + "), " + humanBytes(a.bytes) +
-             " per device\n";
+             " per device" + (a.estimated ? " (estimated from stand-ins)" : "") + "\n";
       out += "    loses on: " + whyNot(f, a) + "\n";
     }
     if (f.alternatives.empty())

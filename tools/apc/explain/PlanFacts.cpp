@@ -169,7 +169,8 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.searchSeconds = search->seconds();
     if (search->alternatives())
       for (const plan::Alternative *a : *search->alternatives()) {
-        PlanFacts::Alternative alt{str(a->plan()), a->seconds_per_step(), a->bytes_per_device(), {}};
+        PlanFacts::Alternative alt{str(a->plan()), a->seconds_per_step(), a->bytes_per_device(),
+                                   {}, a->estimated()};
         if (a->breakdown())
           for (const plan::PredictionTerm *t : *a->breakdown())
             alt.breakdown.push_back({str(t->name()), t->seconds()});

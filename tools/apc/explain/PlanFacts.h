@@ -146,6 +146,7 @@ struct PlanFacts {
     double seconds = 0;
     uint64_t bytes = 0;
     std::vector<std::pair<std::string, double>> breakdown;
+    bool estimated = false; // the search's estimate, not compiled whole
   };
   bool searched = false;
   std::string searchRequest;
