@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <thread>
 
 namespace apc::search {
 namespace {
@@ -159,7 +161,7 @@ Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::Pa
     return context.status();
   std::vector<mlir::OwningOpRef<mlir::ModuleOp>> built;
   auto standIn = [&](int64_t layers, int64_t batch) -> Result<mlir::ModuleOp> {
-    auto m = rebuild(layers, batch);
+    auto m = rebuild(*module.getContext(), layers, batch);
     if (!m)
       return m.status();
     built.push_back(std::move(*m));
@@ -226,31 +228,54 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   });
   std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;
 
-  // Stand-ins of the model with fewer layers, traced once per (layers, batch).
   const stages::ModelSizes sizes =
       stages::modelSizesOf((*step)->getAttrOfType<mlir::DictionaryAttr>("ap.model"),
                            context->seqLen);
-  std::map<std::pair<int64_t, int64_t>, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
-  auto standIn = [&](int64_t layers, int64_t batch) -> Result<mlir::ModuleOp> {
-    auto it = standIns.find({layers, batch});
-    if (it == standIns.end()) {
-      auto built = options.rebuild(layers, batch);
-      if (!built)
-        return built.status();
-      it = standIns.emplace(std::pair{layers, batch}, std::move(*built)).first;
-    }
-    return *it->second;
+  // Whether a plan is estimated from stand-ins, or compiled whole as it is no bigger.
+  auto estimable = [&](const partition::ParallelPlan &plan) {
+    return options.rebuild && !options.exhaustive &&
+           !(sizes.layers <= 2 * plan.pp && plan.pp <= 3 && plan.mb <= 3);
   };
-  StandInEstimator estimator(sizes, figures, cluster, options.train, context->batch, standIn);
-  // A plan's prediction: estimated from stand-ins when the model is deeper than 2 layers
-  // per stage (`exact` false), else compiled whole.
-  auto evaluate = [&](const partition::ParallelPlan &plan, bool &exact,
+  // Two lanes where there is a second core: two plans estimated at once, each lane with
+  // its own context (one context shared by two threads mostly waits on its locks), its
+  // stand-ins traced once per (layers, batch) and its estimator. Whole compiles run in
+  // the first lane, the step's context.
+  struct Lane {
+    mlir::MLIRContext *context = nullptr;
+    std::map<std::pair<int64_t, int64_t>, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
+    std::unique_ptr<StandInEstimator> estimator;
+  };
+  const bool twoLanes = options.rebuild && !options.exhaustive &&
+                        std::thread::hardware_concurrency() > 1;
+  std::unique_ptr<mlir::MLIRContext> secondContext;
+  if (twoLanes)
+    secondContext = std::make_unique<mlir::MLIRContext>(
+        module.getContext()->getDialectRegistry(), mlir::MLIRContext::Threading::DISABLED);
+  Lane lanes[2];
+  for (int l = 0; l < (twoLanes ? 2 : 1); ++l) {
+    Lane &lane = lanes[l];
+    lane.context = l == 0 ? module.getContext() : secondContext.get();
+    auto standIn = [&lane, &options](int64_t layers, int64_t batch) -> Result<mlir::ModuleOp> {
+      auto it = lane.standIns.find({layers, batch});
+      if (it == lane.standIns.end()) {
+        auto built = options.rebuild(*lane.context, layers, batch);
+        if (!built)
+          return built.status();
+        it = lane.standIns.emplace(std::pair{layers, batch}, std::move(*built)).first;
+      }
+      return *it->second;
+    };
+    lane.estimator = std::make_unique<StandInEstimator>(sizes, figures, cluster, options.train,
+                                                        context->batch, standIn);
+  }
+  // A plan's prediction in lane `l`: estimated from stand-ins (`exact` false), or compiled
+  // whole (only in lane 0).
+  auto evaluate = [&](int l, const partition::ParallelPlan &plan, bool &exact,
                       uint64_t &peakUpper) -> Result<cost::Prediction> {
-    exact = !options.rebuild || options.exhaustive ||
-            (sizes.layers <= 2 * plan.pp && plan.pp <= 3 && plan.mb <= 3);
+    exact = !estimable(plan);
     if (!exact) {
-      auto estimate = estimator.estimate(plan, &peakUpper);
-      if (estimate)
+      auto estimate = lanes[l].estimator->estimate(plan, &peakUpper);
+      if (estimate || l > 0)
         return estimate;
       exact = true; // no estimate (a stand-in that cannot be made): the whole compile says
     }
@@ -269,28 +294,24 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   // sorted: only they prune by bound, since pass 2 may drop the others.
   std::vector<double> sure;
   const size_t top = size_t(std::max(1, options.top));
-  for (size_t i = 0; i < order.size(); ++i) {
-    const auto &[bound, plan] = order[i];
-    if (!options.exhaustive && sure.size() >= top && bound >= sure[top - 1]) {
-      result.prunedByBound = int64_t(order.size() - i);
-      break;
-    }
-    if (!options.exhaustive) {
-      bool better = false;
-      for (const partition::ParallelPlan &fit : fittingByGroup[reliefGroup(plan)])
-        better = better || relievesNoMore(fit, plan);
-      if (better) {
-        ++result.dominated;
-        continue;
-      }
-    }
-    bool exact = true;
-    uint64_t peakUpper = 0;
-    auto prediction = evaluate(plan, exact, peakUpper);
+  auto prunes = [&](double bound) {
+    return !options.exhaustive && sure.size() >= top && bound >= sure[top - 1];
+  };
+  auto dominated = [&](const partition::ParallelPlan &plan) {
+    if (options.exhaustive)
+      return false;
+    for (const partition::ParallelPlan &fit : fittingByGroup[reliefGroup(plan)])
+      if (relievesNoMore(fit, plan))
+        return true;
+    return false;
+  };
+  // Keeps what evaluating `plan` found.
+  auto record = [&](double bound, const partition::ParallelPlan &plan, bool exact,
+                    uint64_t peakUpper, Result<cost::Prediction> prediction) {
     ++(exact ? result.compiled : result.estimated);
     if (!prediction) {
       result.dropped.push_back({plan, prediction.message()});
-      continue;
+      return;
     }
     // An estimate's memory is close, not exact (the arena planner packs a deeper program
     // a little differently): one within 10% of the memory is compiled whole to decide.
@@ -304,7 +325,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                      bytesText(double(prediction->peakBytesPerDevice)) +
                      " per device, more than the " +
                      bytesText(prediction->usableBytesPerDevice) + " usable"});
-      continue;
+      return;
     }
     // It spares the plans relieving more memory only if it surely fits: exactly, or by an
     // estimate whose bound (StandInEstimator::estimate's peakUpper) has 10% to spare.
@@ -321,6 +342,70 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                                   return a.prediction.secondsPerStep < b.prediction.secondsPerStep;
                                 });
     scored.insert(pos, std::move(entry));
+  };
+  // The next candidate from `i` on that is neither pruned nor dominated (dominated ones
+  // counted); order.size() when none is left, `pruned` set when the bound stopped it.
+  bool pruned = false;
+  auto next = [&](size_t i) {
+    for (; i < order.size(); ++i) {
+      if (prunes(order[i].first)) {
+        pruned = true;
+        result.prunedByBound = int64_t(order.size() - i);
+        return order.size();
+      }
+      if (!dominated(order[i].second))
+        return i;
+      ++result.dominated;
+    }
+    return i;
+  };
+  // Judges `j` again after an earlier candidate's result: true when it is still to be
+  // evaluated (else it was pruned, stopping the search, or counted as dominated).
+  auto stillOpen = [&](size_t j) {
+    if (prunes(order[j].first)) {
+      pruned = true;
+      result.prunedByBound = int64_t(order.size() - j);
+      return false;
+    }
+    if (dominated(order[j].second)) {
+      ++result.dominated;
+      return false;
+    }
+    return true;
+  };
+  size_t i = next(0);
+  while (i < order.size()) {
+    const auto &[bound, plan] = order[i];
+    bool exact = true;
+    uint64_t peakUpper = 0;
+    if (!twoLanes || !estimable(plan)) {
+      record(bound, plan, exact, peakUpper, evaluate(0, plan, exact, peakUpper));
+      i = next(i + 1);
+      continue;
+    }
+    // The next candidate, judged now: the first's result can only prune or dominate more.
+    size_t j = next(i + 1);
+    if (j < order.size() && estimable(order[j].second)) {
+      // Both estimated at once; the second then judged as if it came after the first:
+      // pruned or dominated by the first's result, it is let go as one lane would.
+      bool secondExact = true;
+      uint64_t secondUpper = 0;
+      Result<cost::Prediction> second = Result<cost::Prediction>::error("not estimated");
+      std::thread worker(
+          [&] { second = evaluate(1, order[j].second, secondExact, secondUpper); });
+      auto first = evaluate(0, plan, exact, peakUpper);
+      worker.join();
+      record(bound, plan, exact, peakUpper, std::move(first));
+      if (stillOpen(j))
+        record(order[j].first, order[j].second, secondExact, secondUpper, std::move(second));
+    } else {
+      record(bound, plan, exact, peakUpper, evaluate(0, plan, exact, peakUpper));
+      if (j < order.size() && stillOpen(j)) {
+        i = j; // a whole compile: evaluated alone, next round
+        continue;
+      }
+    }
+    i = pruned || j >= order.size() ? order.size() : next(j + 1);
   }
 
   // Pass 2: the winner compiled whole (an estimate is only an estimate: its figures,
@@ -367,7 +452,8 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       best = finals.front().prediction.secondsPerStep;
   }
   result.ranked = std::move(finals);
-  result.standInCompiles = estimator.compiles();
+  for (const Lane &lane : lanes)
+    result.standInCompiles += lane.estimator ? lane.estimator->compiles() : 0;
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (result.ranked.empty() && result.dropped.empty())

@@ -24,10 +24,11 @@
 namespace apc::search {
 
 // Traces the step's model again with `layers` decoder layers and a global batch of
-// `batch` sequences (the same sequence length and dtype), into the step's context: the
-// search's smaller stand-ins (below).
-using RebuildFn =
-    std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers, int64_t batch)>;
+// `batch` sequences (the same sequence length and dtype), into `context` (the step's, or
+// another with the same dialects: the search estimates two plans at once, one per
+// context): the search's smaller stand-ins (below).
+using RebuildFn = std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(
+    mlir::MLIRContext &context, int64_t layers, int64_t batch)>;
 
 struct SearchOptions {
   SpaceOptions space;

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
-#include <thread>
 
 namespace apc::search {
 namespace {
@@ -150,10 +149,7 @@ Status compileCandidate(mlir::ModuleOp module, const partition::ParallelPlan &pl
                         const std::function<void(const driver::LoweredStages &)> &use,
                         bool verify) {
   std::string firstError;
-  const std::thread::id self = std::this_thread::get_id();
   mlir::ScopedDiagnosticHandler quiet(module.getContext(), [&](mlir::Diagnostic &d) {
-    if (std::this_thread::get_id() != self)
-      return mlir::failure(); // another thread's compile: its own handler takes it
     if (d.getSeverity() == mlir::DiagnosticSeverity::Error && firstError.empty())
       firstError = d.str();
     return mlir::success();
@@ -180,8 +176,7 @@ StandInEstimator::compileAnchor(const partition::ParallelPlan &plan, int64_t sta
   if (!cluster)
     return R::error("no stand-in cluster");
   Anchor anchor;
-  // The stand-ins of 1 and 2 layers per stage, traced here (the cache is not shared
-  // across threads), then compiled at once where there is a second core.
+  // The stand-ins of 1 and 2 layers per stage.
   mlir::ModuleOp modules[2];
   for (int64_t k : {1, 2}) {
     auto m = standIn_(k * stages, rows * plan.dp * microBatches);
@@ -191,7 +186,7 @@ StandInEstimator::compileAnchor(const partition::ParallelPlan &plan, int64_t sta
     modules[k - 1] = *m;
   }
   Status status[2];
-  auto compile = [&](int64_t k) {
+  for (int64_t k : {1, 2}) {
     partition::ParallelPlan small = plan;
     small.pp = stages;
     small.stages.assign(size_t(stages), k);
@@ -205,16 +200,6 @@ StandInEstimator::compileAnchor(const partition::ParallelPlan &plan, int64_t sta
             works.push_back(cost::measureStage(program, *cluster, mb));
         },
         /*verify=*/false);
-  };
-  if (std::thread::hardware_concurrency() > 1) {
-    // Loading a dialect is not thread-safe; the pass manager loads what its passes use.
-    modules[0].getContext()->loadAllAvailableDialects();
-    std::thread second(compile, 2);
-    compile(1);
-    second.join();
-  } else {
-    compile(1);
-    compile(2);
   }
   compiles_ += 2;
   for (int64_t k : {1, 2}) {
@@ -240,7 +225,7 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
   // min(mb, stages) micro-batches of the plan's size, at least 2 where it has 2: the same
   // time per micro-batch (the first, and the others that accumulate gradients) and, up
   // to `stages` stages, the same activations in flight under 1F1B.
-  const int64_t microBatches = std::min(plan.mb, std::max<int64_t>(stages, 2));
+  const int64_t microBatches = std::min<int64_t>(plan.mb, 2);
   const int64_t rows = batch_ / (plan.dp * plan.mb);
   // Plans that differ in nothing else share their stand-ins (their stages' layer counts
   // may differ: the stand-ins have 1 and 2 on every stage).

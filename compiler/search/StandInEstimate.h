@@ -34,8 +34,8 @@
 namespace apc::search {
 
 // Compiles `plan` on a copy of `module` as apc compile does (on `cluster`) and hands the
-// lowered stage programs to `use`; the error is the first diagnostic of this thread, not
-// printed (two threads may compile in one context at once). `verify`: as runPasses'.
+// lowered stage programs to `use`; the error is the first diagnostic, not printed.
+// `verify`: as runPasses'.
 Status compileCandidate(mlir::ModuleOp module, const partition::ParallelPlan &plan,
                         const cost::Cluster &cluster, const TrainStepOptions &train,
                         const std::function<void(const driver::LoweredStages &)> &use,

@@ -276,7 +276,8 @@ buildTrainStep(mlir::MLIRContext &context, const Config &c, const ImportOptions 
   return t.finish();
 }
 
-std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers, int64_t batch)>
+std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(mlir::MLIRContext &context,
+                                                        int64_t layers, int64_t batch)>
 retracer(mlir::ModuleOp module) {
   auto step = module.lookupSymbol<mlir::func::FuncOp>("train_step");
   if (!step)
@@ -302,15 +303,14 @@ retracer(mlir::ModuleOp module) {
   }
   if (!haveIds || !haveParameter)
     return nullptr;
-  mlir::MLIRContext *context = module.getContext();
   Config base = *config;
-  return [context, base, options](int64_t layers,
-                                  int64_t batch) -> Result<mlir::OwningOpRef<mlir::ModuleOp>> {
+  return [base, options](mlir::MLIRContext &context, int64_t layers,
+                         int64_t batch) -> Result<mlir::OwningOpRef<mlir::ModuleOp>> {
     Config c = base;
     c.numHiddenLayers = layers;
     ImportOptions sized = options;
     sized.batch = batch;
-    return buildTrainStep(*context, c, sized);
+    return buildTrainStep(context, c, sized);
   };
 }
 

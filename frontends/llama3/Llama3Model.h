@@ -35,9 +35,10 @@ Result<Config> configFromModelAttr(mlir::DictionaryAttr model);
 
 // For an imported step (`module`): a function tracing the same model again with `layers`
 // decoder layers and `batch` sequences, the same sequence length and parameter dtype,
-// into the module's context (the plan search's stand-ins, compiler/search/PlanSearch.h).
-// Null when the step is not one this frontend traced.
-std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(int64_t layers, int64_t batch)>
+// into a context with the compiler's dialects (the plan search's stand-ins,
+// compiler/search/PlanSearch.h). Null when the step is not one this frontend traced.
+std::function<Result<mlir::OwningOpRef<mlir::ModuleOp>>(mlir::MLIRContext &context,
+                                                        int64_t layers, int64_t batch)>
 retracer(mlir::ModuleOp module);
 
 } // namespace apc::llama3
