@@ -152,7 +152,7 @@ double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
 
 Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,
                                       const cost::Cluster &cluster, const TrainStepOptions &train,
-                                      const RebuildFn &rebuild) {
+                                      const RebuildFn &rebuild, uint64_t *peakUpper) {
   auto step = findEntryFunction(module);
   if (mlir::failed(step))
     return Result<cost::Prediction>::error("no training step");
@@ -171,7 +171,7 @@ Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::Pa
       (*step)->getAttrOfType<mlir::DictionaryAttr>("ap.model"), context->seqLen);
   StandInEstimator estimator(sizes, figuresOf(*step, *context, train), cluster, train,
                              context->batch, standIn);
-  return estimator.estimate(plan);
+  return estimator.estimate(plan, peakUpper);
 }
 
 Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &cluster,

@@ -93,9 +93,10 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
 // The estimate the search ranks a deep model's plan by (SearchOptions::rebuild): stand-ins
 // of 1 and 2 layers per stage compiled and predicted with `plan`, each stage's figures
 // (times, FLOPs, memory by kind) taken linearly to its real layer count, the step composed.
+// `peakUpper`: as StandInEstimator::estimate's.
 Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::ParallelPlan &plan,
                                       const cost::Cluster &cluster, const TrainStepOptions &train,
-                                      const RebuildFn &rebuild);
+                                      const RebuildFn &rebuild, uint64_t *peakUpper = nullptr);
 
 // Bytes per device a plan needs at least for its parameters' f32 master copy (4 per
 // parameter, split over tp x pp, and dp under zero=3) and the two AdamW moments (8, split

@@ -222,10 +222,13 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
   int64_t stages = std::min(plan.pp, kStandInStages);
   if (stages < plan.pp && !standInCluster(cluster_, plan, stages))
     stages = plan.pp;
-  // min(mb, stages) micro-batches of the plan's size, at least 2 where it has 2: the same
-  // time per micro-batch (the first, and the others that accumulate gradients) and, up
-  // to `stages` stages, the same activations in flight under 1F1B.
-  const int64_t microBatches = std::min<int64_t>(plan.mb, 2);
+  // Micro-batches of the plan's size: 2 without a pipeline (the first, and one that
+  // accumulates gradients: every other is like it); in a pipeline that the stand-in has
+  // whole, up to 2 per stage, past which a 1F1B stage's memory no longer grows with their
+  // count (the schedule's steady state is reached: PlanSearchTest checks it); a deeper
+  // one's stand-in runs one per stage (its memory is scaled, not bounded, below).
+  const int64_t microBatches =
+      std::min(plan.mb, plan.pp == 1 ? 2 : stages < plan.pp ? stages : 2 * stages);
   const int64_t rows = batch_ / (plan.dp * plan.mb);
   // Plans that differ in nothing else share their stand-ins (their stages' layer counts
   // may differ: the stand-ins have 1 and 2 on every stage).
@@ -237,12 +240,15 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
     anchor = std::move(*compiled);
   }
 
-  // A decoder layer's f32 gradient on one device, full size (before any reduction).
+  // A decoder layer's gradient on one device in the compute precision, full size (before
+  // any reduction): what piles up until the step's reductions.
   const stages::ModelSizes &m = sizes_;
   const double layerParameters =
       double(m.hidden) * double(m.headDim) * double(2 * m.heads + 2 * m.kvHeads) +
       3.0 * double(m.hidden) * double(m.ffn) + 2.0 * double(m.hidden);
-  const double layerGradient = 4.0 * layerParameters / double(std::max<int64_t>(plan.tp, 1));
+  const double computeBytes = train_.precision == "bf16" ? 2.0 : 4.0;
+  const double layerGradient =
+      computeBytes * layerParameters / double(std::max<int64_t>(plan.tp, 1));
   double upper = 0;
   std::vector<cost::StagePrediction> out;
   for (size_t s = 0; s < real->size(); ++s) {
@@ -269,13 +275,20 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
                      double(inFlight - standInFlight) * double(layers) * perLayer;
       w.memory.arena = uint64_t(std::llround(std::max(0.0, arena)));
     }
+    // The batch's inputs hold every micro-batch of the step.
+    w.memory.inputs = uint64_t(std::llround(double(w.memory.inputs) * double(plan.mb) /
+                                            double(microBatches)));
     scalePasses(w, plan.mb);
     out.push_back(cost::finishStage(w));
     upper = std::max(upper, double(w.memory.total()) +
                                 double(std::max<int64_t>(0, layers - 2)) * layerGradient);
   }
+  // A deeper pipeline than its stand-in, with more micro-batches than it, may keep more
+  // than its activations in flight (received inputs and gradients waiting in the
+  // unrolled schedule): no bound is claimed for it.
+  const bool bounded = plan.pp == 1 || plan.mb <= microBatches || stages == plan.pp;
   if (peakUpper)
-    *peakUpper = uint64_t(upper);
+    *peakUpper = bounded ? uint64_t(upper) : UINT64_MAX;
   return cost::compose(std::move(out), int(plan.mb), figures_, cluster_);
 }
 

@@ -55,9 +55,10 @@ public:
   // `peakUpper` (optional): bytes per device the plan surely stays under. The arena's peak
   // is where most bytes are live, and in a deep model that may be elsewhere than in the
   // stand-ins (where the LM head's logits often set it): e.g. under recompute=full the
-  // layers' full-size f32 gradients that pile up until their reduction overtake it past
-  // some depth. So the bound allows every layer beyond the stand-ins' 2 its full-size
-  // gradient too.
+  // layers' full-size gradients in the compute precision, which pile up until the step
+  // reduces them, overtake it past some depth. So the bound allows every layer beyond
+  // the stand-ins' 2 its full-size gradient too. UINT64_MAX (no bound) for a pipeline
+  // deeper than its stand-in with more micro-batches than it.
   Result<cost::Prediction> estimate(const partition::ParallelPlan &plan,
                                     uint64_t *peakUpper = nullptr);
 
