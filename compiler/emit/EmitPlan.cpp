@@ -273,7 +273,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
                                              s + 1 == stages.size()));
   auto pipeline = fb::CreatePipelineSpec(
       fbb, fbb.CreateVector(stageSpecs), int32_t(parallel.mb), fbb.CreateString("1f1b"),
-      fbb.CreateString(parallel.recompute));
+      fbb.CreateString(parallel.recompute), int32_t(parallel.recomputeStages));
   flatbuffers::Offset<fb::SearchRecord> searchRecord = 0;
   if (const SearchInfo *search = info.search) {
     std::vector<flatbuffers::Offset<fb::Alternative>> alternatives;

@@ -15,7 +15,7 @@ ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &p) {
   // A module of func ops alone has not loaded the dialect the attribute belongs to.
   context->getOrLoadDialect<ap::ApDialect>();
   return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.zero, p.sp, p.mb, recompute,
-                               p.stages);
+                               p.recomputeStages, p.stages);
 }
 
 ParallelPlan fromAttr(ap::ParallelAttr a) {
@@ -27,6 +27,7 @@ ParallelPlan fromAttr(ap::ParallelAttr a) {
   p.sp = a.getSp();
   p.mb = a.getMb();
   p.recompute = ap::stringifyRecompute(a.getRecompute()).str();
+  p.recomputeStages = a.getRecomputeStages();
   p.stages.assign(a.getStages().begin(), a.getStages().end());
   return p;
 }

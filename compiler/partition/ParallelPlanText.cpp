@@ -69,6 +69,8 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     plan.recompute = value;
     return Status::ok();
   }
+  if (key == "recompute_stages")
+    return count(plan.recomputeStages, 0);
   if (key == "stages") { // "3+5": layers per stage
     if (value.empty() || value.find_first_not_of("0123456789+") != std::string::npos ||
         value.front() == '+' || value.back() == '+' || value.find("++") != std::string::npos)
@@ -89,7 +91,7 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     return Status::ok();
   }
   return Status::error("unknown plan field '" + key +
-                       "' (fields: dp, tp, pp, zero, sp, mb, recompute, stages)");
+                       "' (fields: dp, tp, pp, zero, sp, mb, recompute, recompute_stages, stages)");
 }
 
 Result<ParallelPlan> parseJson(const std::string &text, std::set<std::string> &seen) {
@@ -127,6 +129,8 @@ std::string ParallelPlan::toString() const {
                   ",pp=" + std::to_string(pp) + ",zero=" + std::to_string(zero) +
                   ",sp=" + (sp ? "on" : "off") + ",mb=" + std::to_string(mb) +
                   ",recompute=" + recompute;
+  if (recomputeStages > 0)
+    s += ",recompute_stages=" + std::to_string(recomputeStages);
   if (!stages.empty())
     s += ",stages=" + stagesText(stages);
   return s;
@@ -135,6 +139,8 @@ std::string ParallelPlan::toString() const {
 std::string ParallelPlan::toJson() const {
   llvm::json::Object o{{"dp", dp}, {"tp", tp}, {"pp", pp}, {"zero", zero},
                        {"sp", sp}, {"mb", mb}, {"recompute", recompute}};
+  if (recomputeStages > 0)
+    o["recompute_stages"] = recomputeStages;
   if (!stages.empty())
     o["stages"] = stagesText(stages);
   std::string out;
@@ -212,6 +218,11 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
     return Status::error("plan field 'mb' (" + std::to_string(p.mb) +
                          ") must divide the per-replica batch (" + std::to_string(c.batch / p.dp) +
                          ")");
+  if (p.recomputeStages > 0 && (p.recompute == "none" || p.recomputeStages >= p.pp))
+    return Status::error("plan field 'recompute_stages' (" + std::to_string(p.recomputeStages) +
+                         ") limits recompute=selective or full to the first stages of a "
+                         "pipeline: it needs recompute other than none and fewer than pp=" +
+                         std::to_string(p.pp) + " stages (0 recomputes on every stage)");
   if (!p.stages.empty()) {
     const std::vector<int64_t> &layers = p.stages;
     int64_t sum = 0;

@@ -24,10 +24,15 @@ struct ParallelPlan {
   bool sp = false;           // sequence parallelism between tensor-parallel regions
   int64_t mb = 1;            // micro-batches per step (pipelines)
   std::string recompute = "none"; // none | selective | full
+  // Recompute only on the first this many pipeline stages (0: on all of them). Under 1F1B
+  // the first stages hold the most micro-batches in flight: they need the memory relief,
+  // the later ones can keep their activations and skip the recomputation's work.
+  int64_t recomputeStages = 0;
   std::vector<int64_t> stages; // layers per stage, "3+5" in text (empty: balanced)
 
   int64_t devices() const { return dp * tp * pp; }
-  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" and JSON.
+  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" (then
+  // ",recompute_stages=K" and ",stages=..." when set) and JSON.
   std::string toString() const;
   std::string toJson() const;
 };

@@ -16,11 +16,15 @@
 //   selective  one group per `ap.attention`: the attention op and the reshapes of its
 //              result (the attention core; q, k and v stay, attention_grad reads them).
 //   none       nothing.
+// With the plan's `recomputeStages` K > 0, only the groups of the layers on the first K
+// pipeline stages (the plan's stage boundaries) are recomputed.
 // Layers come from the dataflow, starting at the model's marks: parameters marked
 // `ap.layer = N` are in layer N, those marked `ap.head` in the head, everything else
 // (the embedding, the batch) in none; an op is in the
 // largest layer of its operands, the head above every layer.
 #include "compiler/Passes.h"
+#include "compiler/partition/ParallelPlan.h"
+#include "compiler/stages/Stages.h"
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Layers.h"
 #include "compiler/support/Mesh.h"
@@ -53,6 +57,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
   using ApRecomputePassBase::ApRecomputePassBase;
 
   std::string mode_; // this run's: the option, else the plan's
+  int lastLayer_ = INT_MAX; // layers above it are not recomputed (recomputeStages)
 
   void runOnOperation() override {
     // The option overrides the module's plan (lit tests); the option itself stays as set.
@@ -69,8 +74,29 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
       return signalPassFailure();
     if (mode_ == "none")
       return;
+    if (failed(limitToStages(*entry)))
+      return signalPassFailure();
     if (failed(recompute(*entry)))
       return signalPassFailure();
+  }
+
+  // The last layer of the first `recomputeStages` stages, when the plan limits them.
+  LogicalResult limitToStages(func::FuncOp fn) {
+    ap::ParallelAttr attr = parallelPlanOf(getOperation());
+    if (attr.getRecomputeStages() <= 0)
+      return success();
+    partition::ParallelPlan plan = partition::fromAttr(attr);
+    auto context = partition::planContextOf(fn, plan.devices(), "");
+    if (!context)
+      return fn.emitError() << "ap-recompute: " << context.message();
+    auto layers = stages::stageLayers(
+        plan, stages::modelSizesOf(fn->getAttrOfType<DictionaryAttr>("ap.model"),
+                                   context->seqLen));
+    if (!layers)
+      return fn.emitError() << "ap-recompute: " << layers.message();
+    const stages::StageLayers &last = (*layers)[size_t(attr.getRecomputeStages() - 1)];
+    lastLayer_ = int(last.first + last.count - 1);
+    return success();
   }
 
   LogicalResult recompute(func::FuncOp fn) {
@@ -125,7 +151,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
       std::map<int, unsigned> byLayer;
       for (Operation *op : order) {
         int layer = opLayer[op];
-        if (layer == kNone || layer == kHead)
+        if (layer == kNone || layer == kHead || layer > lastLayer_)
           continue;
         auto [it, added] = byLayer.try_emplace(layer, groups.size());
         if (added)
@@ -135,7 +161,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
       }
     } else { // selective: the attention core
       for (Operation *op : order) {
-        if (!isa<ap::AttentionOp>(op))
+        if (!isa<ap::AttentionOp>(op) || opLayer[op] > lastLayer_)
           continue;
         unsigned g = groups.size();
         llvm::SetVector<Operation *> members;

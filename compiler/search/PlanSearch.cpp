@@ -70,6 +70,16 @@ int recomputeRank(const std::string &recompute) {
   return recompute == "none" ? 0 : recompute == "selective" ? 1 : 2;
 }
 
+// How much stage `s` of `p` recomputes (recompute_stages leaves the later ones none).
+int stageRecomputeRank(const partition::ParallelPlan &p, int64_t s) {
+  return p.recomputeStages > 0 && s >= p.recomputeStages ? 0 : recomputeRank(p.recompute);
+}
+
+// Recomputation over the whole plan, for ordering: the rank times the stages it covers.
+int64_t recomputeWeight(const partition::ParallelPlan &p) {
+  return recomputeRank(p.recompute) * (p.recomputeStages > 0 ? p.recomputeStages : p.pp);
+}
+
 // Plans that differ only in what relieves memory: the same degrees, zero and sp, and,
 // under a pipeline, the same micro-batch count (there it trades the bubble, not memory).
 std::string reliefGroup(const partition::ParallelPlan &p) {
@@ -84,7 +94,12 @@ std::string reliefGroup(const partition::ParallelPlan &p) {
 // recomputation only adds work, and more micro-batches without a pipeline only split
 // the same work into smaller kernels.
 bool relievesNoMore(const partition::ParallelPlan &fitting, const partition::ParallelPlan &plan) {
-  return fitting.mb <= plan.mb && recomputeRank(fitting.recompute) <= recomputeRank(plan.recompute);
+  if (fitting.mb > plan.mb)
+    return false;
+  for (int64_t s = 0; s < std::max<int64_t>(plan.pp, 1); ++s)
+    if (stageRecomputeRank(fitting, s) > stageRecomputeRank(plan, s))
+      return false;
+  return true;
 }
 
 std::string bytesText(double bytes) {
@@ -143,8 +158,10 @@ double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
                       double flopsPerSecond, int64_t devices) {
   if (!(flopsPerSecond > 0) || devices < 1)
     return 0;
-  // Full recomputation runs the forward twice: 8 of 6 parts of the work.
-  double work = plan.recompute == "full" ? flopsPerStep * 4.0 / 3.0 : flopsPerStep;
+  // Full recomputation runs the forward twice: 8 of 6 parts of the work (on every stage;
+  // on some, the stages without it bound the step as well).
+  double work = plan.recompute == "full" && plan.recomputeStages == 0 ? flopsPerStep * 4.0 / 3.0
+                                                                       : flopsPerStep;
   double compute = work / (double(devices) * flopsPerSecond);
   double mb = double(std::max<int64_t>(plan.mb, 1)), pp = double(std::max<int64_t>(plan.pp, 1));
   return compute * (mb + pp - 1) / mb;
@@ -223,7 +240,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   std::stable_sort(order.begin(), order.end(), [](const auto &a, const auto &b) {
     if (a.first != b.first)
       return a.first < b.first;
-    int ra = recomputeRank(a.second.recompute), rb = recomputeRank(b.second.recompute);
+    int64_t ra = recomputeWeight(a.second), rb = recomputeWeight(b.second);
     return ra != rb ? ra < rb : a.second.mb < b.second.mb;
   });
   std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;

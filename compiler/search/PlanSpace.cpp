@@ -37,6 +37,21 @@ std::vector<int64_t> divisorsOf(int64_t n) {
   return small;
 }
 
+namespace {
+
+// On how many first stages a pipeline recomputes: all (0), or 1, 2, 4, ... of them (the
+// first stages hold the most micro-batches in flight under 1F1B: the memory relief is
+// needed there first).
+std::vector<int64_t> recomputeStagesOf(int64_t pp, const std::string &recompute) {
+  std::vector<int64_t> values{0};
+  if (recompute != "none")
+    for (int64_t k = 1; k < pp; k *= 2)
+      values.push_back(k);
+  return values;
+}
+
+} // namespace
+
 Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster &cluster,
                      const SpaceOptions &options) {
   Space space;
@@ -68,7 +83,10 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
       for (int64_t zero : values("zero", fixed.zero, zeros))
         for (int64_t sp : values("sp", fixed.sp ? 1 : 0, sps))
           for (int64_t mb : values("mb", fixed.mb, mbs))
-            for (const char *recompute : {"none", "selective", "full"}) {
+            for (const char *recompute : {"none", "selective", "full"})
+            for (int64_t firstStages : isFixed("recompute_stages")
+                                           ? std::vector<int64_t>{fixed.recomputeStages}
+                                           : recomputeStagesOf(pp, recompute)) {
               if (isFixed("recompute") && fixed.recompute != recompute)
                 continue;
               partition::ParallelPlan plan;
@@ -79,6 +97,7 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
               plan.sp = sp != 0;
               plan.mb = mb;
               plan.recompute = recompute;
+              plan.recomputeStages = firstStages;
               if (isFixed("stages"))
                 plan.stages = fixed.stages;
               ++space.enumerated;

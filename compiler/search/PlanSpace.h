@@ -1,5 +1,6 @@
 // The space the plan search walks: every parallel plan of a model on a cluster, jointly
-// over dp, zero, tp, sp, pp, mb and recompute (stage boundaries balanced), with the fields
+// over dp, zero, tp, sp, pp, mb, recompute and the stages it covers (all, or the first 1,
+// 2, 4, ... of a pipeline's) (stage boundaries balanced), with the fields
 // a partial plan fixes held, and the candidates that cannot work dropped with their
 // reason. MLIR-free: the model enters as its PlanContext (heads, layers, batch, ...).
 //

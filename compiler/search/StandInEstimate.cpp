@@ -231,13 +231,31 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
       std::min(plan.mb, plan.pp == 1 ? 2 : stages < plan.pp ? stages : 2 * stages);
   const int64_t rows = batch_ / (plan.dp * plan.mb);
   // Plans that differ in nothing else share their stand-ins (their stages' layer counts
-  // may differ: the stand-ins have 1 and 2 on every stage).
-  Anchor &anchor = anchors_[groupKey(plan, stages, microBatches, rows)];
-  if (anchor.one.empty()) {
-    auto compiled = compileAnchor(plan, stages, microBatches, rows);
-    if (!compiled)
-      return compiled.status();
-    anchor = std::move(*compiled);
+  // may differ: the stand-ins have 1 and 2 on every stage). A plan recomputing on its
+  // first stages only takes those stages from the stand-ins recomputing everywhere, the
+  // others from those recomputing nothing: a stage's program is its own.
+  auto anchorFor = [&](const std::string &recompute) -> Result<const Anchor *> {
+    partition::ParallelPlan uniform = plan;
+    uniform.recompute = recompute;
+    uniform.recomputeStages = 0;
+    Anchor &anchor = anchors_[groupKey(uniform, stages, microBatches, rows)];
+    if (anchor.one.empty()) {
+      auto compiled = compileAnchor(uniform, stages, microBatches, rows);
+      if (!compiled)
+        return compiled.status();
+      anchor = std::move(*compiled);
+    }
+    return &anchor;
+  };
+  auto recomputing = anchorFor(plan.recompute);
+  if (!recomputing)
+    return recomputing.status();
+  const Anchor *notRecomputing = *recomputing;
+  if (plan.recomputeStages > 0) {
+    auto none = anchorFor("none");
+    if (!none)
+      return none.status();
+    notRecomputing = *none;
   }
 
   // A decoder layer's gradient on one device in the compute precision, full size (before
@@ -257,6 +275,9 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
                   : s == 0          ? 0
                   : s + 1 == real->size() ? size_t(stages - 1)
                                           : 1;
+    const Anchor &anchor =
+        plan.recomputeStages > 0 && int64_t(s) >= plan.recomputeStages ? *notRecomputing
+                                                                          : **recomputing;
     const cost::StageWork &one = anchor.one[role], &two = anchor.two[role];
     const int64_t layers = (*real)[s].count;
     cost::StageWork w = lerp(one, two, double(layers - 1));

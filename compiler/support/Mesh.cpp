@@ -11,7 +11,7 @@ ap::ParallelAttr parallelPlanOf(ModuleOp module) {
   if (auto plan = module->getAttrOfType<ap::ParallelAttr>(kParallelAttr))
     return plan;
   return ap::ParallelAttr::get(module.getContext(), 1, 1, 1, 0, false, 1, ap::Recompute::None,
-                               {});
+                               0, {});
 }
 
 int Mesh::axis(llvm::StringRef name) const {

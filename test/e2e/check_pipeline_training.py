@@ -15,6 +15,7 @@ f32) for the plans
     dp2-tp2-pp2          dp=2,tp=2,pp=2,mb=2,zero=1,sp=on      aprun --nproc 8
     pp2-selective        pp=2,mb=4,recompute=selective         aprun --nproc 2
     pp2-full             pp=2,mb=4,recompute=full              aprun --nproc 2
+    pp2-full-first       pp=2,mb=4,recompute=full,recompute_stages=1  (stage 0 only) --nproc 2
 Criteria vs the one-device run (dp1), as in check_sharded_training.py: per-step loss and
 grad_norm within rtol 1e-5; the final parameters as a whole (whole tensors gathered from the
 stages) within a relative error norm of 1e-5; every single tensor of the checkpoint and of the
@@ -65,6 +66,7 @@ st.PLANS = [
     ("dp2-tp2-pp2", "dp=2,tp=2,pp=2,mb=2,zero=1,sp=on", 8),
     ("pp2-selective", "pp=2,mb=4,recompute=selective", 2),
     ("pp2-full", "pp=2,mb=4,recompute=full", 2),
+    ("pp2-full-first", "pp=2,mb=4,recompute=full,recompute_stages=1", 2),
 ]
 
 

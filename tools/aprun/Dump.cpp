@@ -166,10 +166,15 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
   }
   size_t stages = p.pipeline() && p.pipeline()->stages() ? p.pipeline()->stages()->size() : 1;
   if (stages > 1) {
-    std::fprintf(out, "pipeline: %zu stages, %d micro-batches, schedule %s, recompute %s\n",
+    std::string onStages = p.pipeline()->recompute_stages() > 0
+                               ? " on the first " + std::to_string(p.pipeline()->recompute_stages()) +
+                                     (p.pipeline()->recompute_stages() == 1 ? " stage" : " stages")
+                               : "";
+    std::fprintf(out, "pipeline: %zu stages, %d micro-batches, schedule %s, recompute %s%s\n",
                  stages, p.pipeline()->micro_batches(),
                  p.pipeline()->schedule() ? p.pipeline()->schedule()->c_str() : "?",
-                 p.pipeline()->recompute() ? p.pipeline()->recompute()->c_str() : "none");
+                 p.pipeline()->recompute() ? p.pipeline()->recompute()->c_str() : "none",
+                 onStages.c_str());
     for (size_t s = 0; s < stages; ++s) {
       const plan::StageSpec *st = p.pipeline()->stages()->Get(s);
       std::fprintf(out, "  stage %zu: %slayers %d-%d%s\n", s, st->embedding() ? "embedding, " : "",

@@ -23,7 +23,8 @@ void ApDialect::registerAttributes() {
 
 LogicalResult ParallelAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
                                    int64_t tp, int64_t pp, int64_t zero, bool sp, int64_t mb,
-                                   Recompute, ArrayRef<int64_t> stages) {
+                                   Recompute recompute, int64_t recomputeStages,
+                                   ArrayRef<int64_t> stages) {
   for (auto [name, value] : {std::pair<const char *, int64_t>{"dp", dp}, {"tp", tp},
                              {"pp", pp}, {"mb", mb}})
     if (value < 1)
@@ -32,6 +33,11 @@ LogicalResult ParallelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "#ap.parallel: 'zero' must be 0, 1, 2 or 3, got " << zero;
   if (sp && tp == 1)
     return emitError() << "#ap.parallel: 'sp' needs tp > 1";
+  if (recomputeStages < 0 || (recomputeStages > 0 && (recompute == Recompute::None ||
+                                                      recomputeStages >= pp)))
+    return emitError() << "#ap.parallel: 'recomputeStages' must be 0 (every stage) or name "
+                          "fewer stages than pp with a recompute mode, got "
+                       << recomputeStages;
   if (!stages.empty() && int64_t(stages.size()) != pp)
     return emitError() << "#ap.parallel: 'stages' lists " << stages.size()
                        << " stages but pp is " << pp;

@@ -81,7 +81,8 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
   let description = [{
     The degrees of data (`dp`), pipeline (`pp`) and tensor (`tp`) parallelism, the
     ZeRO level over dp, sequence parallelism between tensor-parallel regions (`sp`),
-    micro-batches per step (`mb`), activation recomputation, and the layers of each
+    micro-batches per step (`mb`), activation recomputation (on the first
+    `recomputeStages` pipeline stages only, when above 0), and the layers of each
     pipeline stage (`stages`, empty: balanced by cost). Fields at their defaults are
     not printed: `#ap.parallel<dp = 2, tp = 2, sp = true>`.
 
@@ -97,6 +98,7 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
     DefaultValuedParameter<"bool", "false">:$sp,
     DefaultValuedParameter<"int64_t", "1">:$mb,
     DefaultValuedParameter<"::apc::ap::Recompute", "::apc::ap::Recompute::None">:$recompute,
+    DefaultValuedParameter<"int64_t", "0">:$recomputeStages,
     Ap_IntListParameter<>:$stages
   );
   let assemblyFormat = "`<` struct(params) `>`";

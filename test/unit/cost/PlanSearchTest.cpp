@@ -253,7 +253,8 @@ TEST_P(EstimateFromStandIns, IsCloseToTheWholeCompile) {
   ASSERT_TRUE(estimate) << estimate.message();
   search::SearchOptions exactOnly;
   exactOnly.space.fixed = *plan;
-  exactOnly.space.fixedFields = {"dp", "tp", "pp", "zero", "sp", "mb", "recompute"};
+  exactOnly.space.fixedFields = {"dp", "tp", "pp", "zero", "sp", "mb", "recompute",
+                                 "recompute_stages"};
   exactOnly.exhaustive = true;
   auto exact = search::searchPlans(*module, c, exactOnly);
   ASSERT_TRUE(exact) << exact.message();
@@ -280,7 +281,9 @@ INSTANTIATE_TEST_SUITE_P(Plans, EstimateFromStandIns,
                                            "tp=2,pp=2,mb=2,zero=0", "dp=4,zero=2,mb=2",
                                            "dp=2,zero=1,tp=2,mb=4", "pp=4,mb=8",
                                            "dp=2,pp=2,mb=4,zero=3,recompute=full", "tp=2,pp=2,mb=8",
-                                           "tp=2,pp=2,mb=8,recompute=selective"));
+                                           "tp=2,pp=2,mb=8,recompute=selective",
+                                           "pp=4,mb=4,recompute=full,recompute_stages=2",
+                                           "tp=2,pp=2,mb=2,recompute=selective,recompute_stages=1"));
 
 TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
   mlir::DialectRegistry registry;

@@ -90,6 +90,7 @@ std::string renderJson(const PlanFacts &f, const std::string &svgPath) {
                    {"micro_batches", f.microBatches},
                    {"schedule", f.schedule},
                    {"recompute", f.recompute},
+                   {"recompute_stages", f.recomputeStages},
                    {"pp_axis", f.ppAxis >= 0 ? Json(f.axisName(f.ppAxis)) : Json(nullptr)},
                    {"warnings", f.warnings}};
   if (f.timeline) {

@@ -289,6 +289,8 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   line("pipeline    " + plural(int64_t(f.stages.size()), "stage", "stages") + ", " +
        plural(f.microBatches, "micro-batch", "micro-batches") + ", schedule " + f.schedule +
        ", recompute " + f.recompute +
+       (f.recomputeStages > 0 ? " on the first " + plural(f.recomputeStages, "stage", "stages")
+                              : std::string()) +
        (f.pipelinePresent ? "" : " (no pipeline section: one stage holds the whole model)"));
   for (size_t s = 0; s < f.stages.size(); ++s)
     line("  stage " + std::to_string(s) + " (" + ranksText(f.stages[s].ranks) +

@@ -238,6 +238,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.microBatches = pipeline->micro_batches();
     f.schedule = str(pipeline->schedule(), "1f1b");
     f.recompute = str(pipeline->recompute(), "none");
+    f.recomputeStages = pipeline->recompute_stages();
     if (f.schedule.empty())
       f.schedule = "1f1b";
     if (f.recompute.empty())

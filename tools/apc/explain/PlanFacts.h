@@ -110,6 +110,7 @@ struct PlanFacts {
   bool pipelinePresent = false;
   int microBatches = 1;
   std::string schedule = "1f1b", recompute = "none";
+  int64_t recomputeStages = 0; // recompute on the first this many stages only (0: all)
   std::vector<StageFacts> stages;
   int64_t ppAxis = -1;               // index of the mesh axis named "pp", -1 none
   // Problems worth a line in the output.
