@@ -269,6 +269,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     secondContext = std::make_unique<mlir::MLIRContext>(
         module.getContext()->getDialectRegistry(), mlir::MLIRContext::Threading::DISABLED);
   Lane lanes[2];
+  auto sharedWorks = std::make_shared<StandInCache>();
   for (int l = 0; l < (twoLanes ? 2 : 1); ++l) {
     Lane &lane = lanes[l];
     lane.context = l == 0 ? module.getContext() : secondContext.get();
@@ -283,7 +284,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       return *it->second;
     };
     lane.estimator = std::make_unique<StandInEstimator>(sizes, figures, cluster, options.train,
-                                                        context->batch, standIn);
+                                                        context->batch, standIn, sharedWorks);
   }
   // A plan's prediction in lane `l`: estimated from stand-ins (`exact` false), or compiled
   // whole (only in lane 0).
@@ -413,8 +414,19 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     }
     return true;
   };
+  // With two lanes, a window of candidates in order up to the second that needs stand-ins
+  // compiled (the others' are cached: estimating them costs next to nothing): those two
+  // are estimated at once, then the window is judged and recorded in order, each after
+  // the results before it (pruned or dominated by them, it is let go as one lane would:
+  // the decisions only grow more certain, so those made early stay right).
   size_t i = next(0);
+  bool judged = true; // order[i] passed next() with the results recorded so far
   while (i < order.size()) {
+    if (!judged && !stillOpen(i)) {
+      i = pruned ? order.size() : next(i + 1);
+      judged = true;
+      continue;
+    }
     const auto &[bound, plan] = order[i];
     bool exact = true;
     uint64_t peakUpper = 0;
@@ -423,29 +435,58 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       i = next(i + 1);
       continue;
     }
-    // The next candidate, judged now: the first's result can only prune or dominate more.
-    size_t j = next(i + 1);
-    if (j < order.size() && estimable(order[j].second)) {
-      // Both estimated at once; the second then judged as if it came after the first:
-      // pruned or dominated by the first's result, it is let go as one lane would.
-      bool secondExact = true;
-      uint64_t secondUpper = 0;
-      Result<cost::Prediction> second = Result<cost::Prediction>::error("not estimated");
+    std::vector<size_t> window{i};
+    std::vector<size_t> compiling; // window entries whose stand-ins are not cached
+    if (lanes[0].estimator->needsCompile(plan))
+      compiling.push_back(i);
+    size_t after = order.size(); // the first candidate past the window (judged by next())
+    for (size_t k = i; compiling.size() < 2;) {
+      k = next(k + 1);
+      if (k >= order.size())
+        break;
+      if (!estimable(order[k].second)) {
+        after = k;
+        break;
+      }
+      window.push_back(k);
+      if (lanes[0].estimator->needsCompile(order[k].second))
+        compiling.push_back(k);
+    }
+    // The two that need compiling, at once (their results kept for their turn).
+    std::map<size_t, std::tuple<Result<cost::Prediction>, bool, uint64_t>> done;
+    if (compiling.size() == 2) {
+      bool exact1 = true, exact2 = true;
+      uint64_t upper1 = 0, upper2 = 0;
+      Result<cost::Prediction> r2 = Result<cost::Prediction>::error("not estimated");
       std::thread worker(
-          [&] { second = evaluate(1, order[j].second, secondExact, secondUpper); });
-      auto first = evaluate(0, plan, exact, peakUpper);
+          [&] { r2 = evaluate(1, order[compiling[1]].second, exact2, upper2); });
+      auto r1 = evaluate(0, order[compiling[0]].second, exact1, upper1);
       worker.join();
-      record(bound, plan, exact, peakUpper, std::move(first));
-      if (stillOpen(j))
-        record(order[j].first, order[j].second, secondExact, secondUpper, std::move(second));
-    } else {
-      record(bound, plan, exact, peakUpper, evaluate(0, plan, exact, peakUpper));
-      if (j < order.size() && stillOpen(j)) {
-        i = j; // a whole compile: evaluated alone, next round
+      done.emplace(compiling[0], std::make_tuple(std::move(r1), exact1, upper1));
+      done.emplace(compiling[1], std::make_tuple(std::move(r2), exact2, upper2));
+    }
+    for (size_t w = 0; w < window.size() && !pruned; ++w) {
+      size_t k = window[w];
+      if (w > 0 && !stillOpen(k))
         continue;
+      auto it = done.find(k);
+      if (it != done.end()) {
+        auto &[result, wasExact, upper] = it->second;
+        record(order[k].first, order[k].second, wasExact, upper, std::move(result));
+      } else {
+        bool e = true;
+        uint64_t u = 0;
+        record(order[k].first, order[k].second, e, u, evaluate(0, order[k].second, e, u));
       }
     }
-    i = pruned || j >= order.size() ? order.size() : next(j + 1);
+    if (pruned)
+      break;
+    if (after < order.size()) { // a whole compile: judged again, then evaluated alone
+      i = after;
+      judged = false;
+      continue;
+    }
+    i = next(window.back() + 1);
   }
 
   // Pass 2: the winner compiled whole (an estimate is only an estimate: its figures,

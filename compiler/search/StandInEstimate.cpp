@@ -213,12 +213,7 @@ StandInEstimator::compileAnchor(const partition::ParallelPlan &plan, int64_t sta
   return anchor;
 }
 
-Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPlan &plan,
-                                                    uint64_t *peakUpper) {
-  using R = Result<cost::Prediction>;
-  auto real = stages::stageLayers(plan, sizes_);
-  if (!real)
-    return real.status();
+StandInEstimator::Shape StandInEstimator::shapeOf(const partition::ParallelPlan &plan) const {
   int64_t stages = std::min(plan.pp, kStandInStages);
   if (stages < plan.pp && !standInCluster(cluster_, plan, stages))
     stages = plan.pp;
@@ -226,26 +221,59 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
   // accumulates gradients: every other is like it); in a pipeline that the stand-in has
   // whole, up to 2 per stage, past which a 1F1B stage's memory no longer grows with their
   // count (the schedule's steady state is reached: PlanSearchTest checks it); a deeper
-  // one's stand-in runs one per stage (its memory is scaled, not bounded, below).
+  // one's stand-in runs one per stage (its memory is scaled, not bounded, in estimate).
   const int64_t microBatches =
       std::min(plan.mb, plan.pp == 1 ? 2 : stages < plan.pp ? stages : 2 * stages);
-  const int64_t rows = batch_ / (plan.dp * plan.mb);
+  return {stages, microBatches, batch_ / (plan.dp * plan.mb)};
+}
+
+bool StandInEstimator::needsCompile(const partition::ParallelPlan &plan) {
+  const auto [stages, microBatches, rows] = shapeOf(plan);
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  for (const std::string &recompute :
+       {plan.recompute, std::string(plan.recomputeStages > 0 ? "none" : plan.recompute)}) {
+    partition::ParallelPlan uniform = plan;
+    uniform.recompute = recompute;
+    uniform.recomputeStages = 0;
+    if (!cache_->works.count(groupKey(uniform, stages, microBatches, rows)))
+      return true;
+  }
+  return false;
+}
+
+Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPlan &plan,
+                                                    uint64_t *peakUpper) {
+  using R = Result<cost::Prediction>;
+  auto real = stages::stageLayers(plan, sizes_);
+  if (!real)
+    return real.status();
+  const auto [stages, microBatches, rows] = shapeOf(plan);
   // Plans that differ in nothing else share their stand-ins (their stages' layer counts
   // may differ: the stand-ins have 1 and 2 on every stage). A plan recomputing on its
   // first stages only takes those stages from the stand-ins recomputing everywhere, the
   // others from those recomputing nothing: a stage's program is its own.
+  std::shared_ptr<const Anchor> held[2]; // keeps what the cache hands out alive
   auto anchorFor = [&](const std::string &recompute) -> Result<const Anchor *> {
     partition::ParallelPlan uniform = plan;
     uniform.recompute = recompute;
     uniform.recomputeStages = 0;
-    Anchor &anchor = anchors_[groupKey(uniform, stages, microBatches, rows)];
-    if (anchor.one.empty()) {
+    const std::string key = groupKey(uniform, stages, microBatches, rows);
+    std::shared_ptr<const Anchor> &slot = held[recompute == plan.recompute ? 0 : 1];
+    {
+      std::lock_guard<std::mutex> lock(cache_->mutex);
+      auto it = cache_->works.find(key);
+      if (it != cache_->works.end())
+        slot = it->second;
+    }
+    if (!slot) { // compiled unlocked: the other lane may compile another meanwhile
       auto compiled = compileAnchor(uniform, stages, microBatches, rows);
       if (!compiled)
         return compiled.status();
-      anchor = std::move(*compiled);
+      slot = std::make_shared<const Anchor>(std::move(*compiled));
+      std::lock_guard<std::mutex> lock(cache_->mutex);
+      cache_->works.emplace(key, slot);
     }
-    return &anchor;
+    return slot.get();
   };
   auto recomputing = anchorFor(plan.recompute);
   if (!recomputing)

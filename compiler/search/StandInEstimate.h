@@ -28,6 +28,8 @@
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,13 +46,25 @@ Status compileCandidate(mlir::ModuleOp module, const partition::ParallelPlan &pl
 // A stand-in with `layers` decoder layers and a global batch of `batch` sequences.
 using StandInFn = std::function<Result<mlir::ModuleOp>(int64_t layers, int64_t batch)>;
 
+// A plan's stand-ins, costed: per stand-in stage, its work with 1 and with 2 layers per
+// stage. Plain data, kept by plan group and shared by the estimators of the search's
+// lanes (one lane's compile serves the other).
+struct StandInWorks {
+  std::vector<cost::StageWork> one, two;
+};
+struct StandInCache {
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<const StandInWorks>> works;
+};
+
 class StandInEstimator {
 public:
   StandInEstimator(const stages::ModelSizes &sizes, const cost::ModelFigures &figures,
                    const cost::Cluster &cluster, const TrainStepOptions &train, int64_t batch,
-                   StandInFn standIn)
+                   StandInFn standIn,
+                   std::shared_ptr<StandInCache> cache = std::make_shared<StandInCache>())
       : sizes_(sizes), figures_(figures), cluster_(cluster), train_(train), batch_(batch),
-        standIn_(std::move(standIn)) {}
+        standIn_(std::move(standIn)), cache_(std::move(cache)) {}
 
   // `peakUpper` (optional): bytes per device the plan surely stays under. The arena's peak
   // is where most bytes are live, and in a deep model that may be elsewhere than in the
@@ -63,12 +77,16 @@ public:
                                     uint64_t *peakUpper = nullptr);
 
   int64_t compiles() const { return compiles_; } // stand-ins compiled so far
+  // Whether estimating `plan` would compile stand-ins (none cached for it yet).
+  bool needsCompile(const partition::ParallelPlan &plan);
 
 private:
-  // A plan's stand-ins: per stand-in stage, its work with 1 and with 2 layers per stage.
-  struct Anchor {
-    std::vector<cost::StageWork> one, two;
+  using Anchor = StandInWorks;
+  // The stand-ins a plan is estimated from: their stages, micro-batches and rows.
+  struct Shape {
+    int64_t stages, microBatches, rows;
   };
+  Shape shapeOf(const partition::ParallelPlan &plan) const;
   Result<Anchor> compileAnchor(const partition::ParallelPlan &plan, int64_t stages,
                                int64_t microBatches, int64_t rows);
 
@@ -78,7 +96,7 @@ private:
   TrainStepOptions train_;
   int64_t batch_;
   StandInFn standIn_;
-  std::map<std::string, Anchor> anchors_;
+  std::shared_ptr<StandInCache> cache_;
   int64_t compiles_ = 0;
 };
 
