@@ -262,7 +262,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     std::map<std::pair<int64_t, int64_t>, mlir::OwningOpRef<mlir::ModuleOp>> standIns;
     std::unique_ptr<StandInEstimator> estimator;
   };
-  const bool twoLanes = options.rebuild && !options.exhaustive &&
+  const bool twoLanes = options.rebuild && !options.exhaustive && options.lanes > 1 &&
                         std::thread::hardware_concurrency() > 1;
   std::unique_ptr<mlir::MLIRContext> secondContext;
   if (twoLanes)
@@ -378,30 +378,32 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     scored.insert(pos, std::move(entry));
   };
   // The next candidate from `i` on that is neither pruned nor dominated (dominated ones
-  // counted); order.size() when none is left, `pruned` set when the bound stopped it.
-  bool pruned = false;
+  // and those a sibling's time prunes counted); order.size() when none is left.
+  // `prunedFrom`: where the bound order stopped the search (every plan from there on
+  // cannot enter the top K).
+  size_t prunedFrom = order.size();
+  int64_t skippedByBound = 0;
   auto next = [&](size_t i) {
     for (; i < order.size(); ++i) {
       if (prunes(order[i].first)) {
-        pruned = true;
-        result.prunedByBound += int64_t(order.size() - i);
+        prunedFrom = std::min(prunedFrom, i);
         return order.size();
       }
       if (dominated(order[i].second))
         ++result.dominated;
       else if (siblingPrunes(order[i].second))
-        ++result.prunedByBound;
+        ++skippedByBound;
       else
         return i;
     }
     return i;
   };
   // Judges `j` again after an earlier candidate's result: true when it is still to be
-  // evaluated (else it was pruned, stopping the search, or counted as dominated).
+  // evaluated (else it was pruned, by the order, which stops the search, or by a sibling,
+  // or counted as dominated).
   auto stillOpen = [&](size_t j) {
     if (prunes(order[j].first)) {
-      pruned = true;
-      result.prunedByBound += int64_t(order.size() - j);
+      prunedFrom = std::min(prunedFrom, j);
       return false;
     }
     if (dominated(order[j].second)) {
@@ -409,7 +411,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       return false;
     }
     if (siblingPrunes(order[j].second)) {
-      ++result.prunedByBound;
+      ++skippedByBound;
       return false;
     }
     return true;
@@ -423,7 +425,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   bool judged = true; // order[i] passed next() with the results recorded so far
   while (i < order.size()) {
     if (!judged && !stillOpen(i)) {
-      i = pruned ? order.size() : next(i + 1);
+      i = prunedFrom < order.size() ? order.size() : next(i + 1);
       judged = true;
       continue;
     }
@@ -465,10 +467,15 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
       done.emplace(compiling[0], std::make_tuple(std::move(r1), exact1, upper1));
       done.emplace(compiling[1], std::make_tuple(std::move(r2), exact2, upper2));
     }
-    for (size_t w = 0; w < window.size() && !pruned; ++w) {
+    // Every window entry comes before where extending it found the order pruned (if it
+    // did); an entry's result may prune the later ones.
+    for (size_t w = 0; w < window.size(); ++w) {
       size_t k = window[w];
-      if (w > 0 && !stillOpen(k))
+      if (w > 0 && !stillOpen(k)) {
+        if (prunedFrom <= k)
+          break;
         continue;
+      }
       auto it = done.find(k);
       if (it != done.end()) {
         auto &[result, wasExact, upper] = it->second;
@@ -479,7 +486,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
         record(order[k].first, order[k].second, e, u, evaluate(0, order[k].second, e, u));
       }
     }
-    if (pruned)
+    if (prunedFrom < order.size())
       break;
     if (after < order.size()) { // a whole compile: judged again, then evaluated alone
       i = after;
@@ -488,6 +495,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     }
     i = next(window.back() + 1);
   }
+  result.prunedByBound = skippedByBound + int64_t(order.size() - prunedFrom);
 
   // Pass 2: the winner compiled whole (an estimate is only an estimate: its figures,
   // memory included, are replaced by the real ones): the best estimates in order until

@@ -46,6 +46,9 @@ struct SearchOptions {
   TrainStepOptions train;  // precision and optimizer settings, as apc compile's
   int top = 5;             // how many fitting plans to rank
   bool exhaustive = false; // compile every candidate (no pruning by bound): the tests' oracle
+  // Two: with rebuild and a second core, two candidates are estimated at once (each lane
+  // in its own MLIR context); the result is the one lane's, which 1 forces.
+  int lanes = 2;
 };
 
 struct Ranked {

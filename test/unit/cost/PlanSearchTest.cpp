@@ -306,6 +306,37 @@ TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
   }
 }
 
+// Two lanes estimate two candidates at once but judge each after the results before it:
+// the same plans ranked with the same figures, and the same counts, as one lane.
+TEST(PlanSearch, TwoLanesDecideAsOne) {
+  mlir::DialectRegistry registry;
+  driver::registerCompilerDialects(registry);
+  mlir::MLIRContext context(registry);
+  auto module = deepStep(context);
+  for (const char *spec : {"cpu:4", "h100-sxm:4", "h100-sxm:8"}) {
+    search::SearchOptions one, two;
+    one.rebuild = two.rebuild = llama3::retracer(*module);
+    one.lanes = 1;
+    two.lanes = 2;
+    auto a = search::searchPlans(*module, cluster(spec), one);
+    auto b = search::searchPlans(*module, cluster(spec), two);
+    ASSERT_TRUE(a) << a.message();
+    ASSERT_TRUE(b) << b.message();
+    ASSERT_EQ(a->ranked.size(), b->ranked.size()) << spec;
+    for (size_t i = 0; i < a->ranked.size(); ++i) {
+      EXPECT_EQ(a->ranked[i].plan.toString(), b->ranked[i].plan.toString()) << spec;
+      EXPECT_EQ(a->ranked[i].prediction.secondsPerStep, b->ranked[i].prediction.secondsPerStep)
+          << spec;
+    }
+    EXPECT_GT(b->estimated, 0) << spec; // the lanes estimated something
+    EXPECT_EQ(a->estimated, b->estimated) << spec;
+    EXPECT_EQ(a->compiled, b->compiled) << spec;
+    EXPECT_EQ(a->prunedByBound, b->prunedByBound) << spec;
+    EXPECT_EQ(a->dominated, b->dominated) << spec;
+    EXPECT_EQ(a->dropped.size(), b->dropped.size()) << spec;
+  }
+}
+
 TEST(PlanSearch, NothingFitsSaysWhy) {
   mlir::DialectRegistry registry;
   driver::registerCompilerDialects(registry);
