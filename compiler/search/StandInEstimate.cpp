@@ -176,36 +176,27 @@ StandInEstimator::compileAnchor(const partition::ParallelPlan &plan, int64_t sta
   if (!cluster)
     return R::error("no stand-in cluster");
   Anchor anchor;
-  // The stand-ins of 1 and 2 layers per stage.
-  mlir::ModuleOp modules[2];
-  for (int64_t k : {1, 2}) {
+  for (int64_t k : {1, 2}) { // 1 and 2 layers per stage
     auto m = standIn_(k * stages, rows * plan.dp * microBatches);
     if (!m)
       return R::error("cannot trace a stand-in of " + std::to_string(k * stages) +
                       " layers: " + m.message());
-    modules[k - 1] = *m;
-  }
-  Status status[2];
-  for (int64_t k : {1, 2}) {
     partition::ParallelPlan small = plan;
     small.pp = stages;
     small.stages.assign(size_t(stages), k);
     small.mb = microBatches;
     std::vector<cost::StageWork> &works = k == 1 ? anchor.one : anchor.two;
-    status[k - 1] = compileCandidate(
-        modules[k - 1], small, *cluster, train_,
+    ++compiles_;
+    Status s = compileCandidate(
+        *m, small, *cluster, train_,
         [&](const driver::LoweredStages &l) {
           int mb = cost::microBatchesOf(l.programs);
           for (const lowering::ExecProgram &program : l.programs)
             works.push_back(cost::measureStage(program, *cluster, mb));
         },
         /*verify=*/false);
-  }
-  compiles_ += 2;
-  for (int64_t k : {1, 2}) {
-    if (!status[k - 1])
-      return R::error(status[k - 1].message());
-    const auto &works = k == 1 ? anchor.one : anchor.two;
+    if (!s)
+      return R::error(s.message());
     if (int64_t(works.size()) != stages)
       return R::error("a stand-in compiled to " + std::to_string(works.size()) +
                       " stages, not " + std::to_string(stages));
