@@ -219,14 +219,14 @@ StandInEstimator::Shape StandInEstimator::shapeOf(const partition::ParallelPlan 
 }
 
 bool StandInEstimator::needsCompile(const partition::ParallelPlan &plan) {
-  const auto [stages, microBatches, rows] = shapeOf(plan);
+  const Shape shape = shapeOf(plan);
   std::lock_guard<std::mutex> lock(cache_->mutex);
   for (const std::string &recompute :
        {plan.recompute, std::string(plan.recomputeStages > 0 ? "none" : plan.recompute)}) {
     partition::ParallelPlan uniform = plan;
     uniform.recompute = recompute;
     uniform.recomputeStages = 0;
-    if (!cache_->works.count(groupKey(uniform, stages, microBatches, rows)))
+    if (!cache_->works.count(groupKey(uniform, shape.stages, shape.microBatches, shape.rows)))
       return true;
   }
   return false;
@@ -238,7 +238,8 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
   auto real = stages::stageLayers(plan, sizes_);
   if (!real)
     return real.status();
-  const auto [stages, microBatches, rows] = shapeOf(plan);
+  const Shape shape = shapeOf(plan); // (named, not bound: lambdas below capture them)
+  const int64_t stages = shape.stages, microBatches = shape.microBatches, rows = shape.rows;
   // Plans that differ in nothing else share their stand-ins (their stages' layer counts
   // may differ: the stand-ins have 1 and 2 on every stage). A plan recomputing on its
   // first stages only takes those stages from the stand-ins recomputing everywhere, the
