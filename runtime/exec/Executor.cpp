@@ -15,20 +15,11 @@
 namespace apc::exec {
 
 const Backend &cpuBackend() {
-  static const Backend backend{"cpu", &kernels::findCpuKernel};
+  static const Backend backend{"cpu", &kernels::findCpuKernel, &device::cpuDevice};
   return backend;
 }
 
 namespace {
-
-void *allocateZeroed(uint64_t bytes) {
-  constexpr uint64_t kAlign = 64;
-  uint64_t rounded = (std::max<uint64_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-  void *p = std::aligned_alloc(kAlign, rounded);
-  if (p)
-    std::memset(p, 0, rounded);
-  return p;
-}
 
 // The instruction's attributes, plus `vocab_start` for this device's vocabulary block.
 kernels::Attributes convertAttributes(const plan::Instruction &inst,
@@ -85,10 +76,7 @@ bool isCollectiveKernel(std::string_view name) {
          name == "all_slice" || name == "send" || name == "recv";
 }
 
-Executor::~Executor() {
-  for (void *p : allocations_)
-    std::free(p);
-}
+Executor::~Executor() = default; // the device releases what it allocated
 
 Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int device,
                                                    const Backend &backend,
@@ -101,15 +89,16 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   if (!program)
     return R::error("the plan has no program for device " + std::to_string(device));
   std::vector<int64_t> coordinates = coordinatesOf(device, plan::meshShapeOf(plan));
-  std::unique_ptr<Executor> exec(new Executor(*program, context));
+  std::unique_ptr<Executor> exec(new Executor(*program, context, backend.makeDevice()));
+  device::Device &memory = *exec->device_;
 
   const auto &buffers = *program->buffers();
   exec->arenaBytes_ = program->arena_bytes();
-  auto *arena = static_cast<uint8_t *>(allocateZeroed(exec->arenaBytes_));
-  if (!arena)
-    return R::error("cannot allocate the " + std::to_string(exec->arenaBytes_) +
-                    "-byte arena");
-  exec->allocations_.push_back(arena);
+  auto arenaMemory = memory.allocate(exec->arenaBytes_);
+  if (!arenaMemory)
+    return R::error("the " + std::to_string(exec->arenaBytes_) + "-byte arena: " +
+                    arenaMemory.message());
+  auto *arena = static_cast<uint8_t *>(*arenaMemory);
   exec->views_.resize(buffers.size());
   for (size_t b = 0; b < buffers.size(); ++b) {
     const plan::Buffer *buffer = buffers.Get(b);
@@ -124,11 +113,10 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
     case plan::BufferKind::Alias:
       break; // after all roots have memory
     default:
-      view.data = allocateZeroed(buffer->bytes());
-      if (!view.data)
-        return R::error("cannot allocate " + std::to_string(buffer->bytes()) + " bytes for '" +
-                        buffer->name()->str() + "'");
-      exec->allocations_.push_back(view.data);
+      auto persistent = memory.allocate(buffer->bytes());
+      if (!persistent)
+        return R::error("buffer '" + buffer->name()->str() + "': " + persistent.message());
+      view.data = *persistent;
       exec->persistentBytes_ += buffer->bytes();
     }
   }

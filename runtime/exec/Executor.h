@@ -5,11 +5,13 @@
 //
 // Memory: each parameter, optimizer state and input buffer has its own allocation
 // (they outlive steps and are read and written by the training loop); all temporaries
-// share one arena of the size the compiler planned; aliases point into their root.
+// share one arena of the size the compiler planned; aliases point into their root. All
+// of it comes from the backend's device (runtime/device/Device.h).
 // Kernels are looked up by name and `prepare`d at creation, so a plan naming an unknown
 // kernel or with inconsistent operands is refused before the first step.
 #pragma once
 
+#include "runtime/device/Device.h"
 #include "runtime/kernels/Kernel.h"
 #include "runtime/support/Status.h"
 
@@ -30,10 +32,12 @@ struct Plan;
 
 namespace apc::exec {
 
-// The kernels of one backend (the CPU today; CUDA later registers its own).
+// The kernels of one backend and the device whose memory they work on (the CPU today;
+// CUDA later registers its own).
 struct Backend {
   const char *name;
   const kernels::KernelInfo *(*find)(std::string_view kernel);
+  std::unique_ptr<device::Device> (*makeDevice)();
 };
 const Backend &cpuBackend();
 
@@ -105,8 +109,9 @@ public:
   }
 
 private:
-  Executor(const plan::Program &program, kernels::KernelContext context)
-      : program_(program), context_(context) {}
+  Executor(const plan::Program &program, kernels::KernelContext context,
+           std::unique_ptr<device::Device> device)
+      : program_(program), context_(context), device_(std::move(device)) {}
 
   // What an instruction is: a backend kernel, or one of the executor's collectives.
   enum class Op {
@@ -134,8 +139,8 @@ private:
 
   const plan::Program &program_;
   kernels::KernelContext context_;
+  std::unique_ptr<device::Device> device_; // owns every allocation below
   std::vector<kernels::TensorView> views_;
-  std::vector<void *> allocations_;
   uint64_t arenaBytes_ = 0;
   uint64_t persistentBytes_ = 0;
   std::vector<Prepared> prepared_;

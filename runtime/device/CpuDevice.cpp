@@ -1,0 +1,62 @@
+#include "runtime/device/Device.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+namespace apc::device {
+namespace {
+
+class CpuDevice final : public Device {
+public:
+  ~CpuDevice() override {
+    for (const auto &[memory, bytes] : sizes_)
+      std::free(memory);
+  }
+  std::string name() const override { return "cpu"; }
+
+  Result<void *> allocate(uint64_t bytes) override {
+    using R = Result<void *>;
+    // Rounded up to the alignment (aligned_alloc requires it), refused before it wraps.
+    if (bytes > UINT64_MAX - kAlignment)
+      return R::error("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+    uint64_t rounded = (std::max<uint64_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+    void *memory = rounded <= SIZE_MAX ? std::aligned_alloc(kAlignment, size_t(rounded)) : nullptr;
+    if (!memory)
+      return R::error("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+    std::memset(memory, 0, size_t(rounded));
+    sizes_.emplace(memory, bytes);
+    bytesInUse_ += bytes;
+    return memory;
+  }
+
+  void release(void *memory) override {
+    auto it = sizes_.find(memory);
+    if (it == sizes_.end())
+      return;
+    bytesInUse_ -= it->second;
+    std::free(memory);
+    sizes_.erase(it);
+  }
+
+  bool hostAccessible() const override { return true; }
+  Status upload(void *device, const void *host, uint64_t bytes) override {
+    if (bytes)
+      std::memcpy(device, host, size_t(bytes));
+    return Status::ok();
+  }
+  Status download(void *host, const void *device, uint64_t bytes) override {
+    if (bytes)
+      std::memcpy(host, device, size_t(bytes));
+    return Status::ok();
+  }
+
+private:
+  std::unordered_map<void *, uint64_t> sizes_; // live allocations and their requested size
+};
+
+} // namespace
+
+std::unique_ptr<Device> cpuDevice() { return std::make_unique<CpuDevice>(); }
+
+} // namespace apc::device
