@@ -38,8 +38,7 @@ FailureOr<LoweredStages> lowerStages(ModuleOp module) {
   return lowered;
 }
 
-cost::ModelFigures modelFiguresOf(func::FuncOp step,
-                                  const std::vector<lowering::ExecProgram> &programs) {
+cost::ModelFigures modelShapeOf(func::FuncOp step) {
   cost::ModelFigures m;
   auto model = step->getAttrOfType<DictionaryAttr>("ap.model");
   auto get = [&](StringRef key) -> int64_t {
@@ -51,6 +50,12 @@ cost::ModelFigures modelFiguresOf(func::FuncOp step,
   m.headDim = get("head_dim");
   if (m.headDim == 0 && m.heads > 0)
     m.headDim = get("hidden_size") / m.heads;
+  return m;
+}
+
+cost::ModelFigures modelFiguresOf(func::FuncOp step,
+                                  const std::vector<lowering::ExecProgram> &programs) {
+  cost::ModelFigures m = modelShapeOf(step);
   // Every trained parameter once (a tied embedding is on the first and last stage).
   std::set<std::string> seen;
   for (const lowering::ExecProgram &p : programs)

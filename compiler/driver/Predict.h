@@ -22,6 +22,10 @@ struct LoweredStages {
 mlir::FailureOr<LoweredStages> lowerStages(mlir::ModuleOp module);
 
 // N, L, H, Dh, T and the global batch: from the step's ap.model and the programs.
+// L, H and Dh from the step's `ap.model` (head_dim, else hidden_size / heads); the other
+// figures left for the caller (the search reads them from the imported step).
+cost::ModelFigures modelShapeOf(mlir::func::FuncOp step);
+
 cost::ModelFigures modelFiguresOf(mlir::func::FuncOp step,
                                   const std::vector<lowering::ExecProgram> &programs);
 

@@ -126,18 +126,8 @@ Result<cost::Prediction> compileAndPredict(mlir::ModuleOp module,
 // N, L, H, Dh, T, the batch and the compute dtype of the imported step, for MFU.
 cost::ModelFigures figuresOf(mlir::func::FuncOp step, const partition::PlanContext &context,
                              const TrainStepOptions &train) {
-  cost::ModelFigures m;
+  cost::ModelFigures m = driver::modelShapeOf(step);
   m.parameters = parameterCount(step, /*gemmsOnly=*/false);
-  auto model = step->getAttrOfType<mlir::DictionaryAttr>("ap.model");
-  auto get = [&](llvm::StringRef key) -> int64_t {
-    auto a = model ? model.getAs<mlir::IntegerAttr>(key) : mlir::IntegerAttr();
-    return a ? a.getInt() : 0;
-  };
-  m.layers = get("num_hidden_layers");
-  m.heads = get("num_attention_heads");
-  m.headDim = get("head_dim");
-  if (m.headDim == 0 && m.heads > 0)
-    m.headDim = get("hidden_size") / m.heads;
   m.seqLen = context.seqLen;
   m.globalBatch = context.batch;
   m.computeDType = train.precision == "bf16" ? "bf16" : "f32";

@@ -1,6 +1,7 @@
 // `apc compile`: flags and files around the compiler driver (compiler/driver/Compile.h),
 // which takes the imported forward + loss to the training step and plan.fb.
 #include "tools/apc/Commands.h"
+#include "tools/apc/SearchRequest.h"
 #include "frontends/llama3/Llama3Model.h"
 
 #include "compiler/cost/Cluster.h"
@@ -132,12 +133,8 @@ int runCompile(int argc, char **argv, int first) {
   if (request->search) {
     // The plan search (compiler/search): compiles candidates as below and keeps the
     // fastest that fits; what it weighed is `apc plan`'s to show.
-    search::SearchOptions searchOptions;
-    searchOptions.space.fixed = request->plan;
-    searchOptions.space.fixedFields = request->fixedFields;
-    searchOptions.train = options;
-    searchOptions.rebuild = llama3::retracer(*module);
-    searchOptions.top = 3; // the winner and two runners-up, recorded in the plan
+    // The winner and two runners-up, recorded in the plan.
+    search::SearchOptions searchOptions = searchOptionsFor(*request, options, *module, 3);
     auto found = search::searchPlans(*module, *clusterSpec, searchOptions);
     if (!found) {
       std::fprintf(stderr, "apc compile: %s on %s: %s\n", input.c_str(), cluster.c_str(),

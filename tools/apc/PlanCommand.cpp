@@ -6,6 +6,7 @@
 // memory per device by kind and whether it fits, the pipeline schedule with absolute
 // times. Plans are compiled exactly as `apc compile` compiles them.
 #include "tools/apc/Commands.h"
+#include "tools/apc/SearchRequest.h"
 #include "frontends/llama3/Llama3Model.h"
 
 #include "compiler/driver/Compile.h"
@@ -98,12 +99,7 @@ int runPlan(int argc, char **argv, int first) {
   SearchSummary summary;
   partition::ParallelPlan chosen = request->plan;
   if (request->search) {
-    search::SearchOptions searchOptions;
-    searchOptions.space.fixed = request->plan;
-    searchOptions.space.fixedFields = request->fixedFields;
-    searchOptions.train = options;
-    searchOptions.rebuild = llama3::retracer(*module);
-    searchOptions.top = int(top);
+    search::SearchOptions searchOptions = searchOptionsFor(*request, options, *module, int(top));
     auto found = search::searchPlans(*module, costCluster, searchOptions);
     if (!found) {
       std::fprintf(stderr, "apc plan: %s on %s: %s\n", input.c_str(), cluster.c_str(),

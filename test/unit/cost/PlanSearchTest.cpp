@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <set>
 
 namespace {
@@ -44,6 +46,13 @@ partition::PlanContext tinyContext(int64_t devices, int64_t batch) {
   c.vocab = 256;
   c.ffn = 160;
   return c;
+}
+
+// A context with the compiler's dialects, as apc's commands make one.
+std::unique_ptr<mlir::MLIRContext> compilerContext() {
+  mlir::DialectRegistry registry;
+  driver::registerCompilerDialects(registry);
+  return std::make_unique<mlir::MLIRContext>(registry);
 }
 
 TEST(PlanSpace, EveryCombinationOnce) {
@@ -120,9 +129,8 @@ TEST(PlanSpace, Divisors) {
 
 TEST(PlanSearch, BoundIsBelowEveryPrediction) {
   // The bound prunes soundly only if no prediction beats it: check on every candidate.
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = tinyStep(context, 4);
   search::SearchOptions options;
   options.exhaustive = true;
@@ -147,9 +155,8 @@ class SearchMatchesBruteForce : public ::testing::TestWithParam<std::pair<const 
 
 TEST_P(SearchMatchesBruteForce, SamePick) {
   auto [spec, batch] = GetParam();
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = tinyStep(context, batch);
   search::SearchOptions pruned, brute;
   pruned.top = brute.top = 3;
@@ -190,9 +197,8 @@ INSTANTIATE_TEST_SUITE_P(Clusters, SearchMatchesBruteForce,
 TEST(PlanSearch, MemoryPressureIsRelievedNotIgnored) {
   // A device whose memory fits the states but not the plain plan's activations: the
   // winner recomputes or splits the batch, and it fits.
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = tinyStep(context, 8);
   cost::Cluster c = cluster("cpu:2");
   search::SearchOptions brute;
@@ -238,9 +244,8 @@ mlir::OwningOpRef<mlir::ModuleOp> deepStep(mlir::MLIRContext &context) {
 class EstimateFromStandIns : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(EstimateFromStandIns, IsCloseToTheWholeCompile) {
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = deepStep(context);
   auto rebuild = llama3::retracer(*module);
   ASSERT_TRUE(rebuild);
@@ -286,9 +291,8 @@ INSTANTIATE_TEST_SUITE_P(Plans, EstimateFromStandIns,
                                            "tp=2,pp=2,mb=2,recompute=selective,recompute_stages=1"));
 
 TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = deepStep(context);
   for (const char *spec : {"cpu:4", "h100-sxm:4"}) {
     search::SearchOptions fast, brute;
@@ -309,9 +313,8 @@ TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
 // Two lanes estimate two candidates at once but judge each after the results before it:
 // the same plans ranked with the same figures, and the same counts, as one lane.
 TEST(PlanSearch, TwoLanesDecideAsOne) {
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = deepStep(context);
   for (const char *spec : {"cpu:4", "h100-sxm:4", "h100-sxm:8"}) {
     search::SearchOptions one, two;
@@ -338,9 +341,8 @@ TEST(PlanSearch, TwoLanesDecideAsOne) {
 }
 
 TEST(PlanSearch, NothingFitsSaysWhy) {
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = tinyStep(context, 4);
   cost::Cluster tiny = cluster("cpu:2");
   tiny.device.memoryBytes = 1024; // nothing fits in a KiB
@@ -351,9 +353,8 @@ TEST(PlanSearch, NothingFitsSaysWhy) {
 }
 
 TEST(PlanSearch, ContradictoryFixedFieldsAreRefused) {
-  mlir::DialectRegistry registry;
-  driver::registerCompilerDialects(registry);
-  mlir::MLIRContext context(registry);
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
   auto module = tinyStep(context, 4);
   search::SearchOptions options;
   auto request = search::parsePlanRequest("auto,dp=3");
