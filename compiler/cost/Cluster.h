@@ -85,6 +85,11 @@ struct Cluster {
   // Whether communication runs concurrently with compute (NCCL streams: yes; the CPU
   // backend's Gloo calls block the rank: no).
   bool overlapCommunication = false;
+  // What a blocking collective costs beyond its transfer when the ranks come to it from
+  // compute rather than from another collective: they arrive apart (each rank's kernels
+  // run at their own pace) and the one that waited must wake. Measured by apc calibrate
+  // (Gloo on a shared machine: about a millisecond); 0 where not measured.
+  double collectiveSyncSeconds = 0;
   std::vector<CollectiveSample> collectives; // measured; empty: the links' alpha-beta
   std::map<std::string, std::string> sources; // figure -> where it comes from
 

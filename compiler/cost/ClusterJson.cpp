@@ -276,7 +276,8 @@ Status readCluster(const Reader &r, const json &top, Cluster &c) {
   APC_RETURN_IF_ERROR(r.onlyKnown(top, "",
                                   {"format", "name", "backend", "device", "devices_per_node",
                                    "nodes", "links", "collective_algorithm",
-                                   "overlap_communication", "collectives", "sources"}));
+                                   "overlap_communication", "collective_sync_seconds",
+                                   "collectives", "sources"}));
   APC_RETURN_IF_ERROR(r.member(top, "", "name", true, v));
   APC_RETURN_IF_ERROR(r.string(*v, "name", c.profile));
   APC_RETURN_IF_ERROR(r.member(top, "", "backend", true, v));
@@ -310,6 +311,10 @@ Status readCluster(const Reader &r, const json &top, Cluster &c) {
   APC_RETURN_IF_ERROR(r.member(top, "", "overlap_communication", false, v));
   if (v)
     APC_RETURN_IF_ERROR(r.boolean(*v, "overlap_communication", c.overlapCommunication));
+  APC_RETURN_IF_ERROR(r.member(top, "", "collective_sync_seconds", false, v));
+  if (v)
+    APC_RETURN_IF_ERROR(r.number(*v, "collective_sync_seconds", c.collectiveSyncSeconds,
+                                 Reader::Range::NonNegative));
   APC_RETURN_IF_ERROR(r.member(top, "", "collectives", false, v));
   if (v)
     APC_RETURN_IF_ERROR(readCollectives(r, *v, "collectives", c.collectives));
@@ -437,6 +442,8 @@ std::string clusterToJson(const Cluster &c) {
                       {"nodes", c.nodes},      {"links", links},
                       {"collective_algorithm", c.collectiveAlgorithm},
                       {"overlap_communication", c.overlapCommunication}};
+  if (c.collectiveSyncSeconds > 0)
+    top["collective_sync_seconds"] = c.collectiveSyncSeconds;
   if (!c.collectives.empty()) {
     top["collectives"] = ordered_json::array();
     for (const CollectiveSample &s : c.collectives)

@@ -79,6 +79,7 @@ public:
     Seconds busyOf[5], hideOf[5], kernels;
     PhaseWork *phases[5] = {&w.forward, &w.backward, &w.forwardRest, &w.backwardRest, &w.step};
     bool updating = false; // past the update's first compute kernel
+    bool fromCompute = true; // the last instruction run was a compute kernel
     for (const ExecInstruction &inst : program_.instructions) {
       bool isStep = inst.pass != Pass::Forward && inst.pass != Pass::Backward;
       int index = isStep ? 4 : (inst.pass == Pass::Forward ? 0 : 1) + (inst.microBatch > 0 ? 2 : 0);
@@ -105,12 +106,17 @@ public:
         // Data-parallel collectives may run behind compute, except those of the update
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
         bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
+        // A blocking collective reached from compute waits for the last rank to arrive.
+        if (!hides && fromCompute)
+          t += cluster_.collectiveSyncSeconds;
+        fromCompute = false;
         (hides ? hideable : busy).add(g.name, t);
         if (byKernel)
           kernels.add(inst.kernel + g.name.substr(g.name.find('.')), t);
         continue;
       }
       double t = kernelSeconds(cluster_, program_, inst, kind);
+      fromCompute = true;
       if (byKernel)
         kernels.add(inst.kernel, t);
       phase.compute += t;

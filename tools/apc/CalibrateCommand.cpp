@@ -151,6 +151,7 @@ int runCalibrate(int argc, char **argv, int first) {
     return fail(compute.message());
   }
   std::vector<cost::CollectiveSample> collectives;
+  double collectiveSync = 0;
   if (world) {
     if (Status s = averageOverRanks(*world, *compute); !s) {
       store->abandon();
@@ -164,12 +165,19 @@ int runCalibrate(int argc, char **argv, int first) {
       return fail(measured.message());
     }
     collectives = std::move(*measured);
+    auto sync = calibrate::measureCollectiveSync(*world, options, progress);
+    if (!sync) {
+      store->abandon();
+      return fail(sync.message());
+    }
+    collectiveSync = *sync;
   }
 
   int code = 0;
   if (leader) {
     calibrate::MachineFacts facts = calibrate::thisMachine();
-    auto cluster = calibrate::buildCluster(name, facts, *process, options, *compute, collectives);
+    auto cluster = calibrate::buildCluster(name, facts, *process, options, *compute, collectives,
+                                           collectiveSync);
     if (!cluster) {
       code = fail(cluster.message());
     } else if (Status s = writeFileAtomically(output, cost::clusterToJson(*cluster)); !s) {

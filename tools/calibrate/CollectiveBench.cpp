@@ -47,7 +47,60 @@ std::string sizeText(int64_t bytes) {
   return text;
 }
 
+// What a rank does between two collectives of a step: streams over a private buffer
+// larger than the caches (as a step's kernels do between tensor-parallel reductions).
+class BetweenWork {
+public:
+  explicit BetweenWork(int passes) : passes_(passes) {}
+  void run() {
+    for (int p = 0; p < passes_; ++p)
+      for (size_t i = 0; i < buffer_.size(); i += 16)
+        buffer_[i] = buffer_[i] * 0.5f + 1.0f;
+  }
+
+private:
+  int passes_;
+  std::vector<float> buffer_ = std::vector<float>(size_t(4) << 20, 1.0f); // 16 MiB
+};
+
 } // namespace
+
+Result<double> measureCollectiveSync(comm::Communicator &world, const MeasureOptions &options,
+                                     const Progress &progress) {
+  const int n = world.size();
+  if (n < 2)
+    return 0.0;
+  // A small all-reduce, so that its transfer is a small part of what is timed: back to
+  // back (the ranks leave one call together and enter the next together), then after a
+  // few milliseconds of work on every rank (as in a step). Each rank times its own calls;
+  // the ranks' mean is what a step's critical path pays per collective on average.
+  std::vector<float> data(1024, 1.0f);
+  auto once = [&] { return world.allReduceSum(data.data(), data.size()); };
+  auto backToBack = timeCollective(world, options.minSeconds, once);
+  if (!backToBack)
+    return backToBack;
+  BetweenWork work(options.quick ? 2 : 24);
+  const int calls = options.quick ? 8 : 40;
+  APC_RETURN_IF_ERROR(world.barrier());
+  double inCalls = 0;
+  for (int i = 0; i < calls; ++i) {
+    work.run();
+    Clock::time_point start = Clock::now();
+    APC_RETURN_IF_ERROR(once());
+    inCalls += since(start);
+  }
+  float mean = float(inCalls / calls);
+  APC_RETURN_IF_ERROR(world.allReduceSum(&mean, 1));
+  mean /= float(n);
+  double sync = std::max(0.0, double(mean) - *backToBack);
+  char line[160];
+  std::snprintf(line, sizeof line,
+                "all_reduce %d ranks, 4 KiB after compute: %.3f ms (back to back %.3f ms): "
+                "%.3f ms to synchronize",
+                n, double(mean) * 1e3, *backToBack * 1e3, sync * 1e3);
+  progress(line);
+  return sync;
+}
 
 Result<std::vector<cost::CollectiveSample>> measureCollectives(comm::Communicator &world,
                                                                const MeasureOptions &options,

@@ -178,7 +178,7 @@ std::vector<Case> kernelCases(int scale) {
   const Operand q{DType::F32, {1, seq, heads, headDim}}, kv{DType::F32, {1, seq, kvHeads, headDim}};
   const Operand rope{DType::F32, {rows / 64, 64, width / headDim, headDim}};
   const Operand logits{DType::F32, {lossRows, vocab}}, labels{DType::I64, {lossRows}};
-  const Operand scalar{DType::F32, {}};
+  const Operand scalar{DType::F32, {}}, rowStat{DType::F32, {lossRows}};
   const double attentionFlops = 2.0 * double(heads) * double(seq) * double(seq) * double(headDim);
   std::vector<Attribute> ropeAttrs = {floatAttr("theta", 500000.0), intAttr("position_offset", 0),
                                       stringAttr("rope_type", "default")};
@@ -194,6 +194,12 @@ std::vector<Case> kernelCases(int scale) {
       {"rope_grad", {rope}, {rope}, ropeAttrs, 0},
       {"cross_entropy", {logits, labels}, {scalar}, lossAttrs, 0},
       {"cross_entropy_grad", {logits, labels, scalar}, {logits}, lossAttrs, 0},
+      // The tensor-parallel loss: one exp per logit as cross_entropy, in three passes.
+      {"vocab_parallel_max", {logits}, {rowStat}, {}, 0},
+      {"vocab_parallel_stats", {logits, labels, rowStat}, {rowStat, rowStat},
+       {intAttr("ignore_index", -100)}, 0},
+      {"vocab_parallel_loss_grad", {logits, labels, rowStat, rowStat, scalar}, {logits},
+       lossAttrs, 0},
       {"adamw", {x, x, x, x, {DType::I64, {}}, scalar}, {x, x, x}, {}, 0},
       {"grad_norm", {x}, {scalar}, {boolAttr("squared", false)}, 0},
       {"attention", {q, kv, kv}, {q}, {boolAttr("causal", true)}, attentionFlops},

@@ -48,6 +48,13 @@ Result<std::vector<cost::CollectiveSample>> measureCollectives(comm::Communicato
                                                                const MeasureOptions &options,
                                                                const Progress &progress);
 
+// Seconds a blocking collective costs beyond its transfer when the ranks come to it from
+// compute (cost::Cluster::collectiveSyncSeconds): a small all-reduce timed after a few
+// milliseconds of work on every rank, less the same all-reduce back to back. Every rank
+// calls it; 0 for a world of one rank.
+Result<double> measureCollectiveSync(comm::Communicator &world, const MeasureOptions &options,
+                                     const Progress &progress);
+
 // The link (bandwidth, latency) that best explains `samples` of the ring all-reduce
 // (least squares of seconds against the ring's alpha and beta terms); zeros when there
 // are fewer than two usable samples.

@@ -43,7 +43,8 @@ Result<cost::Cluster> buildCluster(const std::string &name, const MachineFacts &
                                    const comm::ProcessInfo &process,
                                    const MeasureOptions &options,
                                    const ComputeMeasurements &compute,
-                                   const std::vector<cost::CollectiveSample> &collectives) {
+                                   const std::vector<cost::CollectiveSample> &collectives,
+                                   double collectiveSyncSeconds) {
   using R = Result<cost::Cluster>;
   // What is not measured (the other node's network, the usable share of memory) comes
   // from the built-in cpu profile, said so in the sources.
@@ -119,6 +120,10 @@ Result<cost::Cluster> buildCluster(const std::string &name, const MachineFacts &
                                     "latency from the smallest";
     c.sources["collectives"] = "measured: Gloo between the local ranks, the slowest rank's "
                                "mean time";
+    c.collectiveSyncSeconds = collectiveSyncSeconds;
+    c.sources["collective_sync_seconds"] =
+        "measured: a 4 KiB all-reduce after a few ms of work on every rank, less the same "
+        "back to back (the ranks' mean)";
   } else {
     c.sources["links.intra_node"] = "assumption: the cpu profile's (one rank: no collective "
                                     "was measured; run with --nproc N)";
@@ -172,6 +177,9 @@ std::string summaryTable(const cost::Cluster &c) {
   if (!c.collectives.empty())
     t += format("  link (fitted)        %7.2f GB/s, latency %.1f us\n",
                 c.intraNode.bytesPerSecond / 1e9, c.intraNode.latencySeconds * 1e6);
+  if (c.collectiveSyncSeconds > 0)
+    t += format("  collective sync      %7.1f us (a collective reached from compute)\n",
+                c.collectiveSyncSeconds * 1e6);
   return t;
 }
 

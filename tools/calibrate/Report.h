@@ -26,7 +26,8 @@ Result<cost::Cluster> buildCluster(const std::string &name, const MachineFacts &
                                    const comm::ProcessInfo &process,
                                    const MeasureOptions &options,
                                    const ComputeMeasurements &compute,
-                                   const std::vector<cost::CollectiveSample> &collectives);
+                                   const std::vector<cost::CollectiveSample> &collectives,
+                                   double collectiveSyncSeconds = 0);
 
 // The summary apc calibrate prints: GEMM rates, bandwidth, the floor, per-kernel rates,
 // the collectives' bandwidth at the largest size, the fitted link.

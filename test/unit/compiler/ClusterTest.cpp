@@ -112,6 +112,7 @@ TEST(Cluster, FileRoundTrips) {
   c.profile = "measured";
   c.device.gemm = {{4096, 4096, 4096, "bf16", 7.1e14}, {128, 4096, 4096, "f32", 3.3e13}};
   c.collectives = {{"all_reduce", 8, 1 << 20, 4.5e-5}, {"send_recv", 2, 4096, 1.2e-5}};
+  c.collectiveSyncSeconds = 1.5e-3;
   c.device.kernelRates["attention"] = {true, {{1e8, 3e14}, {1e10, 5e14}}};
   c.device.kernelRates["rms_norm"] = {false, {{1e5, 9e11}, {1e8, 2.5e12}}};
   c.sources["device.gemm"] = "apc calibrate, 2026-12-01";
@@ -134,6 +135,7 @@ TEST(Cluster, FileRoundTrips) {
   EXPECT_EQ(back->collectives[0].kind, "all_reduce");
   EXPECT_EQ(back->collectives[0].bytes, 1 << 20);
   EXPECT_EQ(back->collectives[1].seconds, 1.2e-5);
+  EXPECT_EQ(back->collectiveSyncSeconds, 1.5e-3);
   ASSERT_EQ(back->device.kernelRates.size(), 2u);
   EXPECT_TRUE(back->device.kernelRates["attention"].byFlops);
   EXPECT_FALSE(back->device.kernelRates["rms_norm"].byFlops);
@@ -166,6 +168,7 @@ TEST(Cluster, MinimalFileTakesTheDefaults) {
   EXPECT_EQ(c->device.gemmEfficiency, 1.0);
   EXPECT_EQ(c->collectiveAlgorithm, "ring");
   EXPECT_FALSE(c->overlapCommunication);
+  EXPECT_EQ(c->collectiveSyncSeconds, 0); // not measured: none assumed
   EXPECT_EQ(c->interNode.bytesPerSecond, 0); // one node: none needed
   auto again = parseClusterJson(clusterToJson(*c), "box.json");
   ASSERT_TRUE(again) << again.message();
@@ -221,6 +224,8 @@ TEST(Cluster, RefusesBadFilesNamingTheField) {
           {"field 'collectives[0].algo' is not a cluster file field"});
   refused(replaced(kMinimal, R"("nodes": 1,)", R"("nodes": 1, "collective_algorithm": "mesh",)"),
           {"field 'collective_algorithm' must be one of auto, ring, tree"});
+  refused(replaced(kMinimal, R"("nodes": 1,)", R"("nodes": 1, "collective_sync_seconds": -1,)"),
+          {"field 'collective_sync_seconds' must be a finite number >= 0, got -1"});
   refused(replaced(kMinimal, R"("nodes": 1,)", R"("nodes": 1, "sources": {"x": 3},)"),
           {"field 'sources.x' must be a non-empty string"});
   refused(replaced(kMinimal, R"("memory_bytes": 8e9)", R"("memory_bytes": 8e9, "memory_bytes": 9e9)"),

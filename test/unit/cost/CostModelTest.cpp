@@ -372,6 +372,32 @@ TEST(Prediction, GathersAfterTheUpdateDoNotHide) {
                    ringSeconds(Collective::AllGather, 8, 4194304, gpu.intraNode));
 }
 
+TEST(Prediction, ACollectiveReachedFromComputePaysTheSynchronization) {
+  ExecProgram p = stepProgram();
+  ExecInstruction again = p.instructions[3]; // a second reduction right after the first
+  p.instructions.insert(p.instructions.begin() + 4, again);
+  ModelFigures model;
+  model.seqLen = 1;
+  model.globalBatch = 8;
+  Cluster cpu = apc::testing::cpuLike(8);
+  auto without = predict({p}, model, cpu);
+  cpu.collectiveSyncSeconds = 1e-3;
+  auto with = predict({p}, model, cpu);
+  ASSERT_TRUE(without && with);
+  // The first all-reduce follows a GEMM and pays it; the second follows the first.
+  EXPECT_NEAR(breakdownSeconds(*with, "communication.dp") -
+                  breakdownSeconds(*without, "communication.dp"),
+              1e-3, 1e-12);
+  EXPECT_NEAR(with->secondsPerStep - without->secondsPerStep, 1e-3, 1e-12);
+  // Hidden behind compute (a GPU's streams), nothing waits for the ranks to meet.
+  Cluster gpu = apc::testing::h100Like(8, 1);
+  auto hidden = predict({p}, model, gpu);
+  gpu.collectiveSyncSeconds = 1e-3;
+  auto hiddenWith = predict({p}, model, gpu);
+  ASSERT_TRUE(hidden && hiddenWith);
+  EXPECT_DOUBLE_EQ(hiddenWith->secondsPerStep, hidden->secondsPerStep);
+}
+
 TEST(Prediction, RefusesAMeshThatIsNotTheCluster) {
   auto r = predict({stepProgram()}, ModelFigures(), apc::testing::cpuLike(4));
   ASSERT_FALSE(r);
