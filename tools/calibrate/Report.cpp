@@ -177,7 +177,7 @@ std::string summaryTable(const cost::Cluster &c) {
   if (!c.collectives.empty())
     t += format("  link (fitted)        %7.2f GB/s, latency %.1f us\n",
                 c.intraNode.bytesPerSecond / 1e9, c.intraNode.latencySeconds * 1e6);
-  if (c.collectiveSyncSeconds > 0)
+  if (!c.collectives.empty())
     t += format("  collective sync      %7.1f us (a collective reached from compute)\n",
                 c.collectiveSyncSeconds * 1e6);
   return t;
