@@ -79,9 +79,12 @@ private:
   std::vector<Attribute> attrs_;
 };
 
-// Per-call context: threads the backend may use.
+// Per-call context: what the backend gives a kernel besides its operands.
 struct KernelContext {
-  int threads = 1;
+  int threads = 1;            // CPU: the threads it may use
+  void *stream = nullptr;     // CUDA: the cudaStream_t to launch on (null: the default)
+  void *workspace = nullptr;  // scratch of the backend's memory, for kernels that ask
+  uint64_t workspaceBytes = 0; // (KernelInfo::workspace), reserved once at load
 };
 
 // Runs one instruction. Errors are data errors only (a token id out of range).
@@ -92,10 +95,15 @@ using KernelFn = Status (*)(const KernelContext &context, const std::vector<Tens
 using PrepareFn = Status (*)(const std::vector<TensorView> &inputs,
                              const std::vector<TensorView> &outputs, const Attributes &attrs);
 
+// Bytes of scratch a kernel needs for these operands (KernelContext::workspace).
+using WorkspaceFn = uint64_t (*)(const std::vector<TensorView> &inputs,
+                                 const std::vector<TensorView> &outputs, const Attributes &attrs);
+
 struct KernelInfo {
   const char *name;
   KernelFn run;
   PrepareFn prepare;
+  WorkspaceFn workspace = nullptr; // null: none
 };
 
 } // namespace apc::kernels
