@@ -13,7 +13,9 @@ namespace apc::kernels::cuda {
 const std::vector<KernelInfo> &cudaKernels() {
   static const std::vector<KernelInfo> kernels = [] {
     std::vector<KernelInfo> all;
-    for (auto family : {elementwiseKernels, normKernels})
+    for (auto family : {elementwiseKernels, normKernels, layoutKernels, ropeKernels,
+                         embeddingKernels, lossKernels, optimizerKernels, attentionKernels,
+                         gemmKernels})
       for (KernelInfo k : family()) {
         const KernelInfo *cpu = findCpuKernel(k.name);
         if (!cpu) { // a build defect: every CUDA kernel mirrors a CPU one

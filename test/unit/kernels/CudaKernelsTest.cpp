@@ -14,6 +14,8 @@
 //   bf16: |cuda - cpu| <= 2^-7 max(|cpu|, |cuda|) + 2^-10 M: one bf16 ulp (f32
 //         differences can fall on either side of a rounding boundary), plus room for
 //         values cancelled near zero.
+#include "test/unit/kernels/CudaParity.h"
+
 #include "runtime/device/cuda/CudaDevice.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
@@ -31,11 +33,7 @@
 namespace apc::kernels {
 namespace {
 
-#define REQUIRE_GPU()                                                                    \
-  do {                                                                                   \
-    if (device::visibleCudaDevices() == 0)                                               \
-      GTEST_SKIP() << "no CUDA device is visible: run tools/gpu_check.sh on a GPU machine"; \
-  } while (0)
+using namespace testing;
 
 TEST(CudaKernels, EveryKernelIsValidatedByItsCpuTwin) {
   ASSERT_FALSE(cuda::cudaKernels().empty());
@@ -117,134 +115,10 @@ TEST(CudaDevice, SaysWhyThereIsNoDeviceOrAllocatesOnIt) {
 
 // ---- Parity with the CPU backend (needs a GPU) ---------------------------------------
 
-// One operand: its dtype, shape and host bytes.
-struct Operand {
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
-  int64_t count() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
-  }
-  float at(int64_t i) const {
-    if (dtype == DType::F32) {
-      float v;
-      std::memcpy(&v, bytes.data() + 4 * i, 4);
-      return v;
-    }
-    uint16_t h;
-    std::memcpy(&h, bytes.data() + 2 * i, 2);
-    return dtype == DType::BF16 ? bf16ToFloat(h) : f16ToFloat(h);
-  }
-};
-
-Operand randomOperand(DType dtype, std::vector<int64_t> shape, std::mt19937 &rng) {
-  Operand o{dtype, std::move(shape), {}};
-  o.bytes.resize(size_t(o.count()) * dtypeSize(dtype));
-  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-  for (int64_t i = 0; i < o.count(); ++i) {
-    float v = dist(rng);
-    if (dtype == DType::F32) {
-      std::memcpy(o.bytes.data() + 4 * i, &v, 4);
-    } else {
-      uint16_t h = dtype == DType::BF16 ? floatToBf16(v) : floatToF16(v);
-      std::memcpy(o.bytes.data() + 2 * i, &h, 2);
-    }
-  }
-  return o;
-}
-
-Operand zeros(DType dtype, std::vector<int64_t> shape) {
-  Operand o{dtype, std::move(shape), {}};
-  o.bytes.assign(size_t(o.count()) * dtypeSize(dtype), 0);
-  return o;
-}
-
-// Runs `kernel` on the CPU and on cuda:0 with the same inputs; returns both outputs.
-void runBoth(const std::string &kernel, const std::vector<Operand> &inputs,
-             const std::vector<Operand> &outputShapes, const Attributes &attrs,
-             std::vector<Operand> &cpuOut, std::vector<Operand> &cudaOut) {
-  cpuOut = outputShapes;
-  cudaOut = outputShapes;
-  std::vector<Operand> cpuIn = inputs;
-  std::vector<TensorView> in, out;
-  for (Operand &o : cpuIn)
-    in.push_back({o.bytes.data(), o.dtype, o.shape});
-  for (Operand &o : cpuOut)
-    out.push_back({o.bytes.data(), o.dtype, o.shape});
-  const KernelInfo *cpu = findCpuKernel(kernel);
-  ASSERT_NE(cpu, nullptr);
-  ASSERT_TRUE(cpu->prepare(in, out, attrs));
-  ASSERT_TRUE(cpu->run(KernelContext{}, in, out, attrs));
-
-  auto device = device::cudaDevice(0);
-  ASSERT_TRUE(device) << device.message();
-  std::vector<void *> held;
-  auto place = [&](const Operand &o) -> void * {
-    auto memory = (*device)->allocate(o.bytes.size());
-    EXPECT_TRUE(memory) << memory.message();
-    if (!memory)
-      return nullptr;
-    held.push_back(*memory);
-    EXPECT_TRUE((*device)->upload(*memory, o.bytes.data(), o.bytes.size()));
-    return *memory;
-  };
-  std::vector<TensorView> dIn, dOut;
-  for (const Operand &o : inputs)
-    dIn.push_back({place(o), o.dtype, o.shape});
-  for (const Operand &o : cudaOut)
-    dOut.push_back({place(o), o.dtype, o.shape});
-  const KernelInfo *k = cuda::findCudaKernel(kernel);
-  ASSERT_NE(k, nullptr) << kernel;
-  ASSERT_TRUE(k->prepare(dIn, dOut, attrs));
-  KernelContext context;
-  if (k->workspace) {
-    context.workspaceBytes = k->workspace(dIn, dOut, attrs);
-    auto scratch = (*device)->allocate(context.workspaceBytes);
-    ASSERT_TRUE(scratch) << scratch.message();
-    held.push_back(*scratch);
-    context.workspace = *scratch;
-  }
-  Status s = k->run(context, dIn, dOut, attrs);
-  ASSERT_TRUE(s) << s.message();
-  for (size_t i = 0; i < dOut.size(); ++i)
-    ASSERT_TRUE((*device)->download(cudaOut[i].bytes.data(), dOut[i].data, cudaOut[i].bytes.size()));
-  for (void *m : held)
-    (*device)->release(m);
-}
-
-void expectClose(const std::string &what, const Operand &cpu, const Operand &cuda) {
-  ASSERT_EQ(cpu.count(), cuda.count());
-  double m = 0;
-  for (int64_t i = 0; i < cpu.count(); ++i)
-    m = std::max(m, double(std::fabs(cpu.at(i))));
-  int bad = 0;
-  for (int64_t i = 0; i < cpu.count() && bad < 5; ++i) {
-    double want = cpu.at(i), got = cuda.at(i);
-    double bound = cpu.dtype == DType::F32
-                       ? 1e-5 * std::max(std::fabs(want), m / 16)
-                       : std::ldexp(1.0, -7) * std::max(std::fabs(want), std::fabs(got)) +
-                             std::ldexp(1.0, -10) * m;
-    if (!(std::fabs(got - want) <= bound)) {
-      ADD_FAILURE() << what << " element " << i << ": cuda " << got << ", cpu " << want
-                    << " (bound " << bound << ")";
-      ++bad;
-    }
-  }
-}
-
-Attributes epsilon() {
-  Attribute eps;
-  eps.name = "epsilon";
-  eps.kind = Attribute::Kind::Float;
-  eps.f = 1e-5;
-  return Attributes({eps});
-}
+Attributes epsilon() { return Attributes({floatAttr("epsilon", 1e-5)}); }
 
 TEST(CudaParity, ElementwiseKernelsMatchTheCpu) {
-  REQUIRE_GPU();
+  APC_REQUIRE_GPU();
   std::mt19937 rng(7);
   // Sizes: one element, a partial block, and more than one full grid (grid-stride).
   for (DType t : {DType::F32, DType::BF16})
@@ -263,7 +137,7 @@ TEST(CudaParity, ElementwiseKernelsMatchTheCpu) {
 }
 
 TEST(CudaParity, RmsNormForwardAndBackwardMatchTheCpu) {
-  REQUIRE_GPU();
+  APC_REQUIRE_GPU();
   std::mt19937 rng(11);
   struct Shape {
     int64_t rows, width;

@@ -1,0 +1,8 @@
+// grad_norm, adamw on CUDA: not written yet (docs/cuda.md lists what is).
+#include "runtime/kernels/cuda/Families.h"
+
+namespace apc::kernels::cuda {
+
+std::vector<KernelInfo> optimizerKernels() { return {}; }
+
+} // namespace apc::kernels::cuda

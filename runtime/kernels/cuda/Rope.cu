@@ -1,0 +1,8 @@
+// rope, rope_grad on CUDA: not written yet (docs/cuda.md lists what is).
+#include "runtime/kernels/cuda/Families.h"
+
+namespace apc::kernels::cuda {
+
+std::vector<KernelInfo> ropeKernels() { return {}; }
+
+} // namespace apc::kernels::cuda
