@@ -158,9 +158,22 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
                       " backend has no kernel '" + p.name + "'");
     if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
       return R::error(where + ": " + s.message());
+    if (p.kernel->workspace)
+      exec->workspaceBytes_ = std::max(exec->workspaceBytes_,
+                                       p.kernel->workspace(p.inputs, p.outputs, p.attributes));
     exec->prepared_.push_back(std::move(p));
   }
   exec->staging_.resize((stagingBytes + 7) / 8);
+  // One scratch area of the device for every kernel that asks for one (they run one at a
+  // time), reserved here so that nothing is allocated while steps run.
+  if (exec->workspaceBytes_ > 0) {
+    auto workspace = memory.allocate(exec->workspaceBytes_);
+    if (!workspace)
+      return R::error("the kernels' " + std::to_string(exec->workspaceBytes_) +
+                      "-byte workspace: " + workspace.message());
+    exec->context_.workspace = *workspace;
+    exec->context_.workspaceBytes = exec->workspaceBytes_;
+  }
   return exec;
 }
 
@@ -388,6 +401,8 @@ Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute 
       p.attributes.set(attr);
       if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
         return Status::error(std::string(kernel) + " with " + attr.name + ": " + s.message());
+      if (Status s = fitsWorkspace(p); !s)
+        return Status::error(std::string(kernel) + " with " + attr.name + ": " + s.message());
     }
   return Status::ok();
 }
@@ -399,8 +414,21 @@ Status Executor::removeAttribute(std::string_view kernel, std::string_view name)
       if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
         return Status::error(std::string(kernel) + " without " + std::string(name) + ": " +
                              s.message());
+      if (Status s = fitsWorkspace(p); !s)
+        return Status::error(std::string(kernel) + " without " + std::string(name) + ": " +
+                             s.message());
     }
   return Status::ok();
+}
+
+Status Executor::fitsWorkspace(const Prepared &p) const {
+  if (!p.kernel->workspace)
+    return Status::ok();
+  uint64_t need = p.kernel->workspace(p.inputs, p.outputs, p.attributes);
+  if (need <= workspaceBytes_)
+    return Status::ok();
+  return Status::error("needs " + std::to_string(need) + " bytes of workspace, " +
+                       std::to_string(workspaceBytes_) + " were reserved at load");
 }
 
 Status Executor::step() {

@@ -105,8 +105,10 @@ public:
   // Bytes this device's program took: the arena, every persistent buffer, the collective
   // staging buffer (what the cost model's memory per device predicts, compiler/cost).
   uint64_t allocatedBytes() const {
-    return arenaBytes_ + persistentBytes_ + staging_.size() * sizeof(uint64_t);
+    return arenaBytes_ + persistentBytes_ + workspaceBytes_ + staging_.size() * sizeof(uint64_t);
   }
+  // The kernels' shared scratch (KernelInfo::workspace), the largest any instruction asks.
+  uint64_t workspaceBytes() const { return workspaceBytes_; }
 
 private:
   Executor(const plan::Program &program, kernels::KernelContext context,
@@ -143,6 +145,7 @@ private:
   std::vector<kernels::TensorView> views_;
   uint64_t arenaBytes_ = 0;
   uint64_t persistentBytes_ = 0;
+  uint64_t workspaceBytes_ = 0;
   std::vector<Prepared> prepared_;
   bool profiling_ = false;
   std::vector<double> instructionSeconds_; // per instruction, summed over profiled steps
@@ -156,6 +159,7 @@ private:
   Status reduceScatter(const Prepared &p);
   Status allSlice(const Prepared &p);
   static Status preparePointToPoint(Prepared &p, int64_t axis);
+  Status fitsWorkspace(const Prepared &p) const;
 };
 
 } // namespace apc::exec
