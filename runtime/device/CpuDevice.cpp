@@ -9,11 +9,12 @@ namespace {
 
 class CpuDevice final : public Device {
 public:
+  explicit CpuDevice(bool detached) : detached_(detached) {}
   ~CpuDevice() override {
     for (const auto &[memory, bytes] : sizes_)
       std::free(memory);
   }
-  std::string name() const override { return "cpu"; }
+  std::string name() const override { return detached_ ? "cpu (detached)" : "cpu"; }
 
   Result<void *> allocate(uint64_t bytes) override {
     using R = Result<void *>;
@@ -39,7 +40,7 @@ public:
     sizes_.erase(it);
   }
 
-  bool hostAccessible() const override { return true; }
+  bool hostAccessible() const override { return !detached_; }
   Status upload(void *device, const void *host, uint64_t bytes) override {
     if (bytes)
       std::memcpy(device, host, size_t(bytes));
@@ -52,11 +53,13 @@ public:
   }
 
 private:
+  bool detached_;
   std::unordered_map<void *, uint64_t> sizes_; // live allocations and their requested size
 };
 
 } // namespace
 
-std::unique_ptr<Device> cpuDevice() { return std::make_unique<CpuDevice>(); }
+std::unique_ptr<Device> cpuDevice() { return std::make_unique<CpuDevice>(false); }
+std::unique_ptr<Device> detachedCpuDevice() { return std::make_unique<CpuDevice>(true); }
 
 } // namespace apc::device

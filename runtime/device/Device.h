@@ -44,4 +44,9 @@ protected:
 // Host memory: 64-byte aligned, zeroed, host-accessible; upload and download copy.
 std::unique_ptr<Device> cpuDevice();
 
+// The same memory, but saying it is not host-accessible, as a GPU's: the training loop
+// must then reach it through upload and download (the executor's host views), so a
+// run on it checks that discipline on a CPU (docs/testing.md, APC_CPU_DEVICE=detached).
+std::unique_ptr<Device> detachedCpuDevice();
+
 } // namespace apc::device

@@ -19,6 +19,11 @@ const Backend &cpuBackend() {
   return backend;
 }
 
+const Backend &detachedCpuBackend() {
+  static const Backend backend{"cpu", &kernels::findCpuKernel, &device::detachedCpuDevice};
+  return backend;
+}
+
 namespace {
 
 // The instruction's attributes, plus `vocab_start` for this device's vocabulary block.
@@ -429,6 +434,49 @@ Status Executor::fitsWorkspace(const Prepared &p) const {
     return Status::ok();
   return Status::error("needs " + std::to_string(need) + " bytes of workspace, " +
                        std::to_string(workspaceBytes_) + " were reserved at load");
+}
+
+kernels::TensorView Executor::hostView(int index) {
+  const kernels::TensorView &view = views_[size_t(index)];
+  if (device_->hostAccessible())
+    return view;
+  std::vector<uint64_t> &copy = hostCopies_[index];
+  uint64_t bytes = uint64_t(view.numElements()) * kernels::dtypeSize(view.dtype);
+  if (copy.empty())
+    copy.resize(size_t((bytes + 7) / 8 + 1)); // zeros, as the device's fresh memory
+  kernels::TensorView host = view;
+  host.data = copy.data();
+  return host;
+}
+
+Status Executor::push(int index) {
+  if (device_->hostAccessible())
+    return Status::ok();
+  const kernels::TensorView &view = views_[size_t(index)];
+  kernels::TensorView host = hostView(index);
+  return device_->upload(view.data, host.data,
+                         uint64_t(view.numElements()) * kernels::dtypeSize(view.dtype));
+}
+
+Status Executor::pull(int index) {
+  if (device_->hostAccessible())
+    return Status::ok();
+  const kernels::TensorView &view = views_[size_t(index)];
+  kernels::TensorView host = hostView(index);
+  return device_->download(host.data, view.data,
+                           uint64_t(view.numElements()) * kernels::dtypeSize(view.dtype));
+}
+
+Status Executor::pushAll() {
+  for (const auto &entry : hostCopies_)
+    APC_RETURN_IF_ERROR(push(entry.first));
+  return Status::ok();
+}
+
+Status Executor::pullAll() {
+  for (const auto &entry : hostCopies_)
+    APC_RETURN_IF_ERROR(pull(entry.first));
+  return Status::ok();
 }
 
 Status Executor::step() {

@@ -16,6 +16,7 @@
 #include "runtime/support/Status.h"
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +41,9 @@ struct Backend {
   std::unique_ptr<device::Device> (*makeDevice)();
 };
 const Backend &cpuBackend();
+// The CPU backend on a detached device (device::detachedCpuDevice): for tests of the
+// host/device discipline.
+const Backend &detachedCpuBackend();
 
 // The communicator of the devices that share every coordinate but those of `axes`
 // (the group a collective over those mesh axes runs in); null: none available. Its
@@ -99,7 +103,23 @@ public:
   Status removeAttribute(std::string_view kernel, std::string_view name);
 
   int numBuffers() const { return int(views_.size()); }
+  // The buffer as the kernels see it: device memory (not for the host to touch unless
+  // hostAccessible()).
   const kernels::TensorView &buffer(int index) const { return views_[index]; }
+
+  // ---- Host access: how the training loop reads and writes buffers on any device ----
+  // A host view of buffer `index`: the buffer itself where the device is host-accessible
+  // (the CPU's), else a host copy made on first use. Write it, then push(index) before a
+  // step reads it; pull(index) after a step before reading it. On a host-accessible
+  // device push and pull do nothing.
+  bool hostAccessible() const { return device_->hostAccessible(); }
+  kernels::TensorView hostView(int index);
+  Status push(int index);
+  Status pull(int index);
+  // Every host copy made so far (parameters and optimizer state after loading them,
+  // before saving them).
+  Status pushAll();
+  Status pullAll();
   const plan::Program &program() const { return program_; }
   uint64_t arenaBytes() const { return arenaBytes_; }
   // Bytes this device's program took: the arena, every persistent buffer, the collective
@@ -143,6 +163,7 @@ private:
   kernels::KernelContext context_;
   std::unique_ptr<device::Device> device_; // owns every allocation below
   std::vector<kernels::TensorView> views_;
+  std::map<int, std::vector<uint64_t>> hostCopies_; // by buffer: a detached device's mirrors
   uint64_t arenaBytes_ = 0;
   uint64_t persistentBytes_ = 0;
   uint64_t workspaceBytes_ = 0;

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -364,8 +365,13 @@ TrainOutcome train(const TrainOptions &o) {
 
   kernels::KernelContext context;
   context.threads = std::max(1, o.threads);
-  auto executor = exec::Executor::create(plan, /*device=*/rank, exec::cpuBackend(), context,
-                                         lookup);
+  // APC_CPU_DEVICE=detached: the CPU backend's memory reached only by upload and download,
+  // as a GPU's, so that a CPU run checks the loop's host/device discipline (docs/testing.md).
+  const char *cpuDevice = std::getenv("APC_CPU_DEVICE");
+  const exec::Backend &backend = cpuDevice && std::string_view(cpuDevice) == "detached"
+                                     ? exec::detachedCpuBackend()
+                                     : exec::cpuBackend();
+  auto executor = exec::Executor::create(plan, /*device=*/rank, backend, context, lookup);
   if (!executor)
     return usageError(o.planPath + ": " + executor.message());
   exec::Executor &exec = **executor;
@@ -393,7 +399,8 @@ TrainOutcome train(const TrainOptions &o) {
   // Under a pipeline plan this rank's program holds its stage's parameters only, and
   // input_ids (labels) only on the stage with the embedding (the head).
   const plan::Program &program = exec.program();
-  auto bound = bindProgram(plan, rank, [&](int b) { return exec.buffer(b).as<float>(); });
+  // The parameters and moments as the host sees them (loaded, initialised, saved there).
+  auto bound = bindProgram(plan, rank, [&](int b) { return exec.hostView(b).as<float>(); });
   if (!bound)
     return usageError(o.planPath + ": " + bound.message());
   checkpoint::CheckpointContents &slots = bound->slots;
@@ -540,6 +547,8 @@ TrainOutcome train(const TrainOptions &o) {
   } else {
     checkpoint::initWeights(slots.parameters, plan.model()->initializer_range(), o.seed);
   }
+  if (Status s = exec.pushAll(); !s) // the state just loaded or initialised, to the device
+    return runtimeError(s.message());
 
   Sampler sampler(numRows, batch, state.seed, o.shuffle);
   std::optional<int64_t> planned = o.steps > 0 ? o.steps
@@ -602,6 +611,8 @@ TrainOutcome train(const TrainOptions &o) {
   auto save = [&]() -> Status {
     slots.configJson = huggingFaceConfig(*plan.model());
     slots.state = state;
+    APC_RETURN_IF_ERROR(exec.pullAll()); // the device's state, to the host views saved
+
     auto path = checkpoint::saveCheckpoint(o.saveDir, slots, *world, mesh);
     if (!path)
       return path.status();
@@ -620,9 +631,9 @@ TrainOutcome train(const TrainOptions &o) {
 
   auto start = std::chrono::steady_clock::now();
   int64_t firstStep = state.step;
-  const float *loss = exec.buffer(program.loss()).as<float>();
+  const float *loss = exec.hostView(program.loss()).as<float>();
   const float *gradNorm =
-      program.grad_norm() >= 0 ? exec.buffer(program.grad_norm()).as<float>() : nullptr;
+      program.grad_norm() >= 0 ? exec.hostView(program.grad_norm()).as<float>() : nullptr;
   int64_t skippedSteps = 0;
   std::vector<double> stepTimes; // seconds of each step run, for measured / predicted
   while (state.step < total) {
@@ -631,10 +642,14 @@ TrainOutcome train(const TrainOptions &o) {
     int64_t share = batch / dpSize;
     std::vector<int64_t> rows(globalRows.begin() + dpIndex * share,
                               globalRows.begin() + (dpIndex + 1) * share);
-    if (Status s = builder->fill(rows, idsBuffer >= 0 ? exec.buffer(idsBuffer) : scratchIds,
-                                 labelsBuffer >= 0 ? exec.buffer(labelsBuffer) : scratchLabels);
+    if (Status s = builder->fill(rows, idsBuffer >= 0 ? exec.hostView(idsBuffer) : scratchIds,
+                                 labelsBuffer >= 0 ? exec.hostView(labelsBuffer) : scratchLabels);
         !s)
       return runtimeError(o.dataPath + ": " + s.message());
+    for (int b : {idsBuffer, labelsBuffer})
+      if (b >= 0)
+        if (Status s = exec.push(b); !s)
+          return runtimeError(s.message());
     int64_t step = state.step + 1;
     double lr = schedule.at(step);
     // A batch that keeps no label has the loss 0 / 0: every rank sees the same global
@@ -647,11 +662,19 @@ TrainOutcome train(const TrainOptions &o) {
           "only), so its loss would be 0 / 0; remove such rows from " + o.dataPath +
           " or skip such steps with --skip-non-finite-steps. Stopped before this step "
           "(checkpoints already written are intact)");
-    *exec.buffer(stepBuffer).as<int64_t>() = step;
-    *exec.buffer(lrBuffer).as<float>() = float(lr);
-    if (!emptyBatch)
+    *exec.hostView(stepBuffer).as<int64_t>() = step;
+    *exec.hostView(lrBuffer).as<float>() = float(lr);
+    for (int b : {stepBuffer, lrBuffer})
+      if (Status s = exec.push(b); !s)
+        return runtimeError(s.message());
+    if (!emptyBatch) {
       if (Status s = exec.step(); !s)
         return runtimeError("step " + std::to_string(step) + ": " + s.message());
+      for (int b : {program.loss(), program.grad_norm()})
+        if (b >= 0)
+          if (Status s = exec.pull(b); !s)
+            return runtimeError(s.message());
+    }
     state.step = step;
     if (++state.batchInEpoch >= sampler.batchesPerEpoch()) {
       state.batchInEpoch = 0;
