@@ -217,10 +217,15 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
         std::vector<flatbuffers::Offset<fb::Attribute>> offsets(attrs.begin(), attrs.end());
         list->second = fbb.CreateVector(offsets);
       }
+      flatbuffers::Offset<flatbuffers::Vector<uint32_t>> waits;
+      if (!inst.waits.empty()) {
+        std::vector<uint32_t> ids(inst.waits.begin(), inst.waits.end());
+        waits = fbb.CreateVector(ids);
+      }
       instructions.push_back(fb::CreateInstruction(
           fbb, fbb.CreateSharedString(inst.kernel), fbb.CreateVector(inst.inputs),
           fbb.CreateVector(inst.outputs), list->second, inst.flops, inst.microBatch,
-          inst.pass, inst.layer));
+          inst.pass, inst.layer, uint8_t(inst.stream), waits, inst.records));
       if (over())
         return tooLarge("the instructions of stage " + std::to_string(s));
     }
@@ -229,7 +234,7 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
       return tooLarge("the instructions of stage " + std::to_string(s));
     programs.push_back(fb::CreateProgram(fbb, bufferVector, fbb.CreateVector(instructions),
                                          program.arenaBytes, program.loss, program.gradNorm,
-                                         int32_t(s)));
+                                         int32_t(s), uint32_t(program.numEvents)));
     if (over())
       return tooLarge("the program of stage " + std::to_string(s));
   }

@@ -75,6 +75,11 @@ struct ExecInstruction {
   int microBatch = -1;
   Pass pass = Pass::Other;
   int layer = -1;
+  // Its stream (Streams.h: 0 compute, 1 communication), the events it waits for before
+  // it starts, and the event recorded when it completes (-1: none).
+  int stream = 0;
+  std::vector<int> waits;
+  int records = -1;
 };
 
 struct ExecParameter {
@@ -92,6 +97,7 @@ struct ExecProgram {
   std::vector<ExecParameter> parameters;
   uint64_t arenaBytes = 0; // UINT64_MAX: the buffers total too much to be placed
   int loss = -1, gradNorm = -1;
+  int numEvents = 0; // events 0 .. numEvents-1 (assignStreams)
 };
 
 // Assigns arena offsets by liveness (greedy by size, 64-byte aligned) and sets

@@ -2,6 +2,7 @@
 // `gemm` kernel), reshapes become aliases (no copy), and each ap.adamw writes its
 // parameter and moments in place, which is legal because it is their last reader.
 #include "compiler/lowering/LowerToExec.h"
+#include "compiler/lowering/Streams.h"
 
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/support/EntryFunction.h"
@@ -94,6 +95,7 @@ public:
     }
     if (program_.loss < 0)
       return fn_.emitError() << "lowering: @" << fn_.getSymName() << " has no 'loss' result";
+    assignStreams(program_);
     planMemory(program_);
     if (program_.arenaBytes > kMaxArenaBytes)
       return fn_.emitError() << "lowering: @" << fn_.getSymName() << " needs an arena of "

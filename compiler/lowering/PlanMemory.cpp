@@ -20,6 +20,7 @@
 #include "compiler/lowering/PlanMemory.h"
 
 #include "compiler/lowering/ExecProgram.h"
+#include "compiler/lowering/Streams.h"
 
 #include <algorithm>
 #include <numeric>
@@ -144,15 +145,19 @@ void planMemory(ExecProgram &program) {
   auto root = [&](int b) {
     return program.buffers[b].kind == BufferKind::Alias ? program.buffers[b].aliasOf : b;
   };
+  // An instruction may run anywhere in its span (Streams.h): what it touches lives
+  // through all of it.
+  std::vector<RunSpan> spans = runSpans(program);
   for (size_t k = 0; k < program.instructions.size(); ++k) {
+    const RunSpan &span = spans[k];
     for (int b : program.instructions[k].outputs) {
       int r = root(b);
-      if (first[r] == kNever)
-        first[r] = int(k);
-      last[r] = std::max(last[r], int(k));
+      if (first[r] == kNever || span.from < first[r])
+        first[r] = span.from;
+      last[r] = std::max(last[r], span.to);
     }
     for (int b : program.instructions[k].inputs)
-      last[root(b)] = std::max(last[root(b)], int(k));
+      last[root(b)] = std::max(last[root(b)], span.to);
   }
   int end = int(program.instructions.size());
   for (int keep : {program.loss, program.gradNorm})

@@ -1,4 +1,5 @@
 #include "runtime/exec/Executor.h"
+#include "runtime/exec/EventDiscipline.h"
 
 #include "runtime/comm/Communicator.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
@@ -169,6 +170,8 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
     exec->prepared_.push_back(std::move(p));
   }
   exec->staging_.resize((stagingBytes + 7) / 8);
+  if (Status s = exec->checkStreams(); !s)
+    return R::error(s.message());
   // One scratch area of the device for every kernel that asks for one (they run one at a
   // time), reserved here so that nothing is allocated while steps run.
   if (exec->workspaceBytes_ > 0) {
@@ -434,6 +437,39 @@ Status Executor::fitsWorkspace(const Prepared &p) const {
     return Status::ok();
   return Status::error("needs " + std::to_string(need) + " bytes of workspace, " +
                        std::to_string(workspaceBytes_) + " were reserved at load");
+}
+
+Status Executor::checkStreams() const {
+  const auto &instructions = *program_.instructions();
+  bool streamed = program_.num_events() > 0;
+  for (const plan::Instruction *inst : instructions)
+    streamed = streamed || inst->stream() != 0;
+  if (!streamed)
+    return Status::ok(); // one stream: program order is the only order
+  std::vector<StreamedInstruction> streamed_(instructions.size());
+  for (size_t k = 0; k < instructions.size(); ++k) {
+    const plan::Instruction *inst = instructions.Get(flatbuffers::uoffset_t(k));
+    StreamedInstruction &s = streamed_[k];
+    s.kernel = inst->kernel()->str();
+    s.stream = inst->stream();
+    s.records = inst->record_event();
+    if (inst->wait_events())
+      s.waits.assign(inst->wait_events()->begin(), inst->wait_events()->end());
+    auto add = [&](const flatbuffers::Vector<int32_t> *list, std::vector<kernels::TensorView> &views,
+                   std::vector<std::string> &names) {
+      if (list)
+        for (int b : *list) {
+          views.push_back(views_[size_t(b)]);
+          names.push_back(program_.buffers()->Get(flatbuffers::uoffset_t(b))->name()->str());
+        }
+    };
+    add(inst->inputs(), s.reads, s.readNames);
+    add(inst->outputs(), s.writes, s.writeNames);
+  }
+  Status s = checkEventDiscipline(streamed_, int(program_.num_events()));
+  if (!s)
+    return Status::error("the plan's streams race: " + s.message());
+  return Status::ok();
 }
 
 kernels::TensorView Executor::hostView(int index) {

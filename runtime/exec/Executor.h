@@ -181,6 +181,8 @@ private:
   Status allSlice(const Prepared &p);
   static Status preparePointToPoint(Prepared &p, int64_t axis);
   Status fitsWorkspace(const Prepared &p) const;
+  // The program's streams and events order every access they must (EventDiscipline.h).
+  Status checkStreams() const;
 };
 
 } // namespace apc::exec

@@ -189,6 +189,23 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
         return Status::error(what + "has vocab_shard_rows " + std::to_string(shardRows->i()) +
                              " (at least 1)");
     }
+    // Streams and events (version 5): the executor checks their order at load
+    // (runtime/exec/EventDiscipline.h); here only that they are in range.
+    if (inst->stream() > 1)
+      return Status::error(where + ": instruction " + std::to_string(k) + " ('" +
+                           inst->kernel()->str() + "') is on stream " +
+                           std::to_string(inst->stream()) + "; plans have streams 0 and 1");
+    uint32_t events = program.num_events();
+    if (inst->record_event() < -1 || (inst->record_event() >= 0 &&
+                                      uint32_t(inst->record_event()) >= events))
+      return Status::error(where + ": instruction " + std::to_string(k) + " records event " +
+                           std::to_string(inst->record_event()) + " of " +
+                           std::to_string(events));
+    if (inst->wait_events())
+      for (uint32_t e : *inst->wait_events())
+        if (e >= events)
+          return Status::error(where + ": instruction " + std::to_string(k) + " waits for event " +
+                               std::to_string(e) + " of " + std::to_string(events));
     for (const auto *list : {inst->inputs(), inst->outputs()})
       if (list)
         for (int b : *list)

@@ -7,5 +7,6 @@ namespace apc::plan {
 // 4: one Program per pipeline stage, not per device (Program.device deprecated; the
 //    runtime derives vocab_start from vocab_shard_axis/vocab_shard_rows and the mesh
 //    coordinates); Instruction.micro_batch, pass, layer.
-constexpr unsigned kPlanVersion = 4;
+// 5: streams and events: Instruction.stream, wait_events, record_event; Program.num_events.
+constexpr unsigned kPlanVersion = 5;
 } // namespace apc::plan

@@ -191,9 +191,12 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
                           ? "stage " + std::to_string(prog->stage()) + " (" +
                                 ranksText(stageRanks[index]) + ")"
                           : "every device (" + ranksText(stageRanks[index]) + ")";
-    std::fprintf(out, "program for %s: %u buffers, %u instructions, arena %llu bytes\n",
+    std::fprintf(out, "program for %s: %u buffers, %u instructions, arena %llu bytes%s\n",
                  who.c_str(), buffers.size(), prog->instructions()->size(),
-                 (unsigned long long)prog->arena_bytes());
+                 (unsigned long long)prog->arena_bytes(),
+                 prog->num_events() ? (", " + std::to_string(prog->num_events()) + " events")
+                                          .c_str()
+                                    : "");
     for (size_t b = 0; b < buffers.size(); ++b) {
       const plan::Buffer *buf = buffers.Get(b);
       std::fprintf(out, "  b%-4zu %-14s %-5s %-22s", b, plan::EnumNameBufferKind(buf->kind()),
@@ -236,6 +239,20 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
         at += std::string(at.empty() ? "" : " ") + "layer " + layerText(inst->layer(), m);
       if (!at.empty())
         line += "  {" + at + "}";
+      // Its stream and events (version 5), where it is not plain program order.
+      std::string order;
+      if (inst->stream() != 0)
+        order += "stream " + std::to_string(inst->stream());
+      if (inst->wait_events() && inst->wait_events()->size()) {
+        order += std::string(order.empty() ? "" : ", ") + "waits";
+        for (uint32_t e : *inst->wait_events())
+          order += " e" + std::to_string(e);
+      }
+      if (inst->record_event() >= 0)
+        order += std::string(order.empty() ? "" : ", ") + "records e" +
+                 std::to_string(inst->record_event());
+      if (!order.empty())
+        line += "  [" + order + "]";
       std::fprintf(out, "%s\n", line.c_str());
     }
   }
