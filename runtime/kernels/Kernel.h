@@ -85,6 +85,7 @@ struct KernelContext {
   void *stream = nullptr;     // CUDA: the cudaStream_t to launch on (null: the default)
   void *workspace = nullptr;  // scratch of the backend's memory, for kernels that ask
   uint64_t workspaceBytes = 0; // (KernelInfo::workspace), reserved once at load
+  void *blasLt = nullptr;     // CUDA: the cublasLtHandle_t (runtime/kernels/cuda/Libraries.h)
 };
 
 // Runs one instruction. Errors are data errors only (a token id out of range).

@@ -16,6 +16,7 @@
 #include "runtime/device/cuda/CudaDevice.h"
 #include "runtime/kernels/cpu/CpuKernels.h"
 #include "runtime/kernels/cuda/CudaKernels.h"
+#include "runtime/kernels/cuda/Libraries.h"
 #include "runtime/support/HalfFloat.h"
 
 #include <gtest/gtest.h>
@@ -161,7 +162,8 @@ inline Attribute intsAttr(const char *name, std::vector<int64_t> v) {
 }
 
 // Runs `kernel` on the CPU backend and on cuda:0 with the same inputs (each backend's
-// prepare first, and the CUDA kernel's workspace reserved as the backend will);
+// prepare first, the CUDA kernel's workspace reserved as the backend will, and a
+// cuBLASLt handle in the context, as the backend will give it);
 // `cpuOut` and `cudaOut` start as `outputs` (so outputs that are also read start equal).
 inline void runBoth(const std::string &kernel, const std::vector<Operand> &inputs,
                     const std::vector<Operand> &outputs, const Attributes &attrs,
@@ -201,7 +203,10 @@ inline void runBoth(const std::string &kernel, const std::vector<Operand> &input
   const KernelInfo *k = cuda::findCudaKernel(kernel);
   ASSERT_NE(k, nullptr) << kernel << " has no CUDA kernel";
   ASSERT_TRUE(k->prepare(dIn, dOut, attrs));
+  auto libraries = cuda::Libraries::create();
+  ASSERT_TRUE(libraries) << libraries.message();
   KernelContext context;
+  context.blasLt = (*libraries)->blasLt();
   if (k->workspace) {
     context.workspaceBytes = k->workspace(dIn, dOut, attrs);
     auto scratch = (*device)->allocate(context.workspaceBytes);
