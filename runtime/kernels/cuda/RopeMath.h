@@ -47,7 +47,8 @@ APC_HD double ropeInverseFrequency(const RopeFrequencies &f, int64_t j, int64_t 
     return inv; // high frequency: kept
   if (wavelen > lowFreqWavelen)
     return inv / f.factor; // low frequency: scaled
-  double smooth = (f.originalMax / wavelen - f.lowFreqFactor) / (f.highFreqFactor - f.lowFreqFactor);
+  double smooth =
+      (f.originalMax / wavelen - f.lowFreqFactor) / (f.highFreqFactor - f.lowFreqFactor);
   return (1.0 - smooth) * inv / f.factor + smooth * inv;
 }
 
