@@ -4,10 +4,11 @@
 // `prepare` the CPU backend uses (one validation for both backends), so an instruction
 // either backend refuses, both refuse with the same message.
 //
-// Built where the CUDA toolkit is found (APC_HAVE_CUDA). The family so far: add, mul,
-// silu, silu_grad (Elementwise.cu), rms_norm, rms_norm_grad (Norm.cu). A plan op without
-// a CUDA kernel is a load-time error naming it (findCudaKernel returns null), never a
-// silent fallback to the CPU. MLIR-free.
+// Built where the CUDA toolkit is found (APC_HAVE_CUDA). One file per family
+// (Families.h): every kernel of the CPU backend has its CUDA twin (docs/cuda.md lists
+// them); CudaKernelsTest checks that none is missing. A plan op without a CUDA kernel is
+// a load-time error naming it (findCudaKernel returns null), never a silent fallback to
+// the CPU. MLIR-free.
 #pragma once
 
 #include "runtime/kernels/Kernel.h"

@@ -47,6 +47,14 @@ TEST(CudaKernels, EveryKernelIsValidatedByItsCpuTwin) {
   EXPECT_EQ(cuda::findCudaKernel("no_such_kernel"), nullptr);
 }
 
+TEST(CudaKernels, EveryCpuKernelHasACudaTwin) {
+  // The plan may name any kernel of the CPU backend; the CUDA backend must run each
+  // (collectives are the executor's own, not kernels).
+  for (const KernelInfo &k : cpuKernels())
+    EXPECT_NE(cuda::findCudaKernel(k.name), nullptr) << k.name << " has no CUDA kernel";
+  EXPECT_EQ(cuda::cudaKernels().size(), cpuKernels().size());
+}
+
 TEST(CudaKernels, RefusesWhatTheCpuBackendRefuses) {
   // add of f32[4] and f32[5]: both backends' prepare give the same message.
   std::vector<float> a(4), b(5), c(4);
