@@ -211,7 +211,8 @@ __global__ void tileScatterKernel(const uint32_t *keys, const uint32_t *position
 
 // Block v: row v's positions are where the sorted keys equal v.
 template <typename T>
-__global__ void rowGradientKernel(const T *dy, const uint32_t *keys, const uint32_t *positions,
+__global__ void __launch_bounds__(1024)
+    rowGradientKernel(const T *dy, const uint32_t *keys, const uint32_t *positions,
                                   int64_t n, int64_t hidden, T *dw) {
   __shared__ int64_t range[2];
   uint32_t row = blockIdx.x;

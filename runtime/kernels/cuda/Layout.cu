@@ -202,7 +202,8 @@ __device__ double blockSumDouble(double v, double *shared) {
 
 // The innermost group reduced: one block per output (grid stride over outputs).
 template <DType D>
-__global__ void reduceRows(const typename Raw<D>::T *x, typename Raw<D>::T *y, ReduceMap map) {
+__global__ void __launch_bounds__(1024)
+    reduceRows(const typename Raw<D>::T *x, typename Raw<D>::T *y, ReduceMap map) {
   __shared__ double shared[32];
   int64_t length = map.reducedCount * map.inner;
   for (int64_t o = blockIdx.x; o < map.keptCount; o += gridDim.x) {
@@ -309,7 +310,8 @@ Status runBroadcast(const KernelContext &context, const std::vector<TensorView> 
 // One block per row (grid stride over rows); the row in chunks of blockDim.x positions,
 // each chunk's reads before the barrier and its writes after (LayoutMath.h).
 template <typename Id>
-__global__ void shiftLabelsRows(const Id *labels, Id *result, int64_t rows, int64_t seq,
+__global__ void __launch_bounds__(1024)
+    shiftLabelsRows(const Id *labels, Id *result, int64_t rows, int64_t seq,
                                 Id ignore) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const Id *from = labels + r * seq;

@@ -26,7 +26,8 @@ __device__ float blockSum(float v, float *shared) {
 }
 
 template <typename T>
-__global__ void rmsNormKernel(const T *x, const T *w, T *y, int64_t width, double eps) {
+__global__ void __launch_bounds__(1024)
+    rmsNormKernel(const T *x, const T *w, T *y, int64_t width, double eps) {
   __shared__ float shared[32];
   const T *xr = x + int64_t(blockIdx.x) * width;
   T *yr = y + int64_t(blockIdx.x) * width;
@@ -46,8 +47,9 @@ __global__ void rmsNormKernel(const T *x, const T *w, T *y, int64_t width, doubl
 
 // Per row: r = 1/rms, g = dy w, dx = r g - r^3 mean(g x) x; stores r for the column pass.
 template <typename T>
-__global__ void rmsNormGradRows(const T *x, const T *w, const T *dy, T *dx, float *invs,
-                                int64_t width, double eps) {
+__global__ void __launch_bounds__(1024)
+    rmsNormGradRows(const T *x, const T *w, const T *dy, T *dx, float *invs,
+                    int64_t width, double eps) {
   __shared__ float shared[32];
   int64_t row = blockIdx.x;
   const T *xr = x + row * width, *dyr = dy + row * width;
