@@ -5,6 +5,7 @@
 // MLIR-free.
 #pragma once
 
+#include "runtime/kernels/Kernel.h"
 #include "runtime/support/Status.h"
 
 #include <cstdint>
@@ -33,6 +34,13 @@ public:
   virtual bool hostAccessible() const = 0;
   virtual Status upload(void *device, const void *host, uint64_t bytes) = 0;
   virtual Status download(void *host, const void *device, uint64_t bytes) = 0;
+
+  // What kernels on this device need besides their operands: the CUDA device sets its
+  // stream and library handles; the CPU's nothing.
+  virtual void bindContext(kernels::KernelContext &) {}
+  // Waits until everything launched on the device has finished (the end of a step);
+  // an error names what the device reported (a kernel fault).
+  virtual Status synchronize() { return Status::ok(); }
 
   // Bytes allocated and not yet released, as requested (not rounded).
   uint64_t bytesInUse() const { return bytesInUse_; }

@@ -15,15 +15,26 @@
 
 namespace apc::exec {
 
+namespace {
+Result<std::unique_ptr<device::Device>> hostDevice() { return device::cpuDevice(); }
+Result<std::unique_ptr<device::Device>> detachedHostDevice() {
+  return device::detachedCpuDevice();
+}
+} // namespace
+
 const Backend &cpuBackend() {
-  static const Backend backend{"cpu", &kernels::findCpuKernel, &device::cpuDevice};
+  static const Backend backend{"cpu", &kernels::findCpuKernel, &hostDevice};
   return backend;
 }
 
 const Backend &detachedCpuBackend() {
-  static const Backend backend{"cpu", &kernels::findCpuKernel, &device::detachedCpuDevice};
+  static const Backend backend{"cpu", &kernels::findCpuKernel, &detachedHostDevice};
   return backend;
 }
+
+#ifndef APC_HAVE_CUDA
+const Backend *cudaBackend() { return nullptr; }
+#endif
 
 namespace {
 
@@ -95,7 +106,11 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   if (!program)
     return R::error("the plan has no program for device " + std::to_string(device));
   std::vector<int64_t> coordinates = coordinatesOf(device, plan::meshShapeOf(plan));
-  std::unique_ptr<Executor> exec(new Executor(*program, context, backend.makeDevice()));
+  auto made = backend.makeDevice();
+  if (!made)
+    return R::error(made.message());
+  (*made)->bindContext(context);
+  std::unique_ptr<Executor> exec(new Executor(*program, context, std::move(*made)));
   device::Device &memory = *exec->device_;
 
   const auto &buffers = *program->buffers();
@@ -144,6 +159,10 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
         p.outputs.push_back(exec->views_[b]);
     p.attributes = convertAttributes(*inst, plan::vocabStart(*inst, coordinates));
     if (isCollectiveKernel(p.name)) {
+      // The executor's collectives (Gloo) move host memory.
+      if (!backend.hostCollectives)
+        return R::error(where + ": collectives on the " + std::string(backend.name) +
+                        " backend need NCCL, which is not built yet: run a one-device plan");
       if (Status s = prepareCollective(p, groups); !s)
         return R::error(where + ": " + s.message());
       size_t need = 0;
@@ -528,7 +547,7 @@ Status Executor::step() {
       return Status::error("instruction " + std::to_string(k) + " ('" + p.name + "'): " +
                            s.message());
   }
-  return Status::ok();
+  return device_->synchronize(); // the step is done when the device is
 }
 
 } // namespace apc::exec

@@ -38,12 +38,19 @@ namespace apc::exec {
 struct Backend {
   const char *name;
   const kernels::KernelInfo *(*find)(std::string_view kernel);
-  std::unique_ptr<device::Device> (*makeDevice)();
+  // The device of this process (an error where there is none: no GPU visible).
+  Result<std::unique_ptr<device::Device>> (*makeDevice)();
+  // Whether the executor's collectives (Gloo, on host memory) can run on its memory.
+  bool hostCollectives = true;
 };
 const Backend &cpuBackend();
 // The CPU backend on a detached device (device::detachedCpuDevice): for tests of the
 // host/device discipline.
 const Backend &detachedCpuBackend();
+// The CUDA backend (docs/cuda.md): the CUDA kernels on the GPU of this process
+// (LOCAL_RANK modulo the visible devices); null where aprun was built without CUDA. One
+// device per plan for now: collectives on it need NCCL, refused at load.
+const Backend *cudaBackend();
 
 // The communicator of the devices that share every coordinate but those of `axes`
 // (the group a collective over those mesh axes runs in); null: none available. Its

@@ -368,10 +368,18 @@ TrainOutcome train(const TrainOptions &o) {
   // APC_CPU_DEVICE=detached: the CPU backend's memory reached only by upload and download,
   // as a GPU's, so that a CPU run checks the loop's host/device discipline (docs/testing.md).
   const char *cpuDevice = std::getenv("APC_CPU_DEVICE");
-  const exec::Backend &backend = cpuDevice && std::string_view(cpuDevice) == "detached"
+  const bool forCuda = plan.backend() && plan.backend()->str() == "cuda";
+  const exec::Backend &backend = forCuda ? *exec::cudaBackend() // checkBackendBuilt: built
+                                 : cpuDevice && std::string_view(cpuDevice) == "detached"
                                      ? exec::detachedCpuBackend()
                                      : exec::cpuBackend();
   auto executor = exec::Executor::create(plan, /*device=*/rank, backend, context, lookup);
+  if (!executor && forCuda) {
+    const plan::Prediction *predicted = plan.predicted();
+    return usageError(o.planPath + ": compiled for " +
+                      (predicted && predicted->cluster() ? predicted->cluster()->str() : "cuda") +
+                      ": " + executor.message());
+  }
   if (!executor)
     return usageError(o.planPath + ": " + executor.message());
   exec::Executor &exec = **executor;

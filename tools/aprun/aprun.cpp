@@ -1,6 +1,7 @@
 // aprun: runs an APC plan (training) on this machine. No MLIR in here.
 #include "runtime/data/TextDataset.h"
 #include "runtime/plan/DeviceProgram.h"
+#include "runtime/exec/DevicesHere.h"
 #include "runtime/plan/PlanLoader.h"
 #include "runtime/schema/plan_generated.h"
 #include "runtime/support/Flags.h"
@@ -166,7 +167,7 @@ int main(int argc, char **argv) {
     auto loaded = plan::LoadedPlan::load(o.planPath);
     if (!loaded)
       return usage(loaded.message());
-    if (Status s = plan::checkBackendBuilt(loaded->plan(), o.planPath); !s)
+    if (Status s = exec::checkDevicesHere(loaded->plan(), o.planPath, nproc); !s)
       return usage(s.message());
     int64_t devices = plan::deviceCount(loaded->plan());
     if (devices != nproc)
@@ -231,9 +232,9 @@ int main(int argc, char **argv) {
     if (!loaded)
       return usage(loaded.message());
     int64_t devices = plan::deviceCount(loaded->plan());
+    if (Status s = exec::checkDevicesHere(loaded->plan(), o.planPath, devices); !s)
+      return usage(s.message());
     if (devices > 1) {
-      if (Status s = plan::checkBackendBuilt(loaded->plan(), o.planPath); !s)
-        return usage(s.message());
       if (Status s = fitsHere(loaded->plan(), o.planPath, devices); !s)
         return usage(s.message());
       std::fprintf(stderr,

@@ -2,6 +2,8 @@
 // executor relies on fresh persistent buffers reading as zeros), synchronous copies.
 #include "runtime/device/cuda/CudaDevice.h"
 
+#include "runtime/kernels/cuda/Libraries.h"
+
 #include <cuda_runtime.h>
 
 #include <string>
@@ -22,10 +24,29 @@ std::string sizeText(uint64_t bytes) {
 
 class CudaDevice final : public Device {
 public:
-  explicit CudaDevice(int ordinal) : ordinal_(ordinal) {}
+  CudaDevice(int ordinal, cudaStream_t stream,
+             std::unique_ptr<kernels::cuda::Libraries> libraries)
+      : ordinal_(ordinal), stream_(stream), libraries_(std::move(libraries)) {}
   ~CudaDevice() override {
+    cudaSetDevice(ordinal_);
+    if (stream_)
+      cudaStreamSynchronize(stream_);
     for (const auto &[memory, bytes] : sizes_)
       cudaFree(memory);
+    libraries_.reset();
+    if (stream_)
+      cudaStreamDestroy(stream_);
+  }
+
+  void bindContext(kernels::KernelContext &context) override {
+    context.stream = stream_;
+    context.blasLt = libraries_ ? libraries_->blasLt() : nullptr;
+  }
+
+  Status synchronize() override {
+    if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+      return Status::error(name() + ": " + cudaText(e));
+    return Status::ok();
   }
   std::string name() const override { return "cuda:" + std::to_string(ordinal_); }
 
@@ -76,12 +97,16 @@ private:
               const char *what) {
     if (bytes == 0)
       return Status::ok();
+    // Ordered after the kernels launched so far (the stream is a blocking one, which
+    // the legacy default stream of cudaMemcpy synchronizes with).
     if (cudaError_t e = cudaMemcpy(to, from, bytes, kind); e != cudaSuccess)
       return Status::error(name() + ": " + what + " of " + sizeText(bytes) + ": " + cudaText(e));
     return Status::ok();
   }
 
   int ordinal_;
+  cudaStream_t stream_ = nullptr; // the kernels' stream (blocking: ordered with copies)
+  std::unique_ptr<kernels::cuda::Libraries> libraries_;
   std::unordered_map<void *, uint64_t> sizes_;
 };
 
@@ -111,7 +136,15 @@ Result<std::unique_ptr<Device>> cudaDevice(int ordinal) {
                     " (ordinals 0 to " + std::to_string(count - 1) + ")");
   if (cudaError_t e = cudaSetDevice(ordinal); e != cudaSuccess)
     return R::error("cuda:" + std::to_string(ordinal) + ": " + cudaText(e));
-  return std::unique_ptr<Device>(new CudaDevice(ordinal));
+  cudaStream_t stream = nullptr;
+  if (cudaError_t e = cudaStreamCreate(&stream); e != cudaSuccess)
+    return R::error("cuda:" + std::to_string(ordinal) + ": creating a stream: " + cudaText(e));
+  auto libraries = kernels::cuda::Libraries::create();
+  if (!libraries) {
+    cudaStreamDestroy(stream);
+    return R::error("cuda:" + std::to_string(ordinal) + ": " + libraries.message());
+  }
+  return std::unique_ptr<Device>(new CudaDevice(ordinal, stream, std::move(*libraries)));
 }
 
 } // namespace apc::device

@@ -51,6 +51,7 @@ const kernels::KernelInfo *findScratchKernel(std::string_view name) {
 
 const Backend &scratchBackend() {
   static const Backend backend = {"scratch", findScratchKernel, cpuBackend().makeDevice};
+  // (the CPU backend's host device)
   return backend;
 }
 
