@@ -8,8 +8,10 @@
 #                                  libraries they need that a CUDA image lacks, into
 #                                  .gpu_check/ (ignored by git; about 45 MiB)
 #   tools/gpu_check.sh             on the GPU machine, from the repository root, with
-#                                  .gpu_check/ carried along: runs them and prints one
-#                                  summary; exit 0 only if every test ran and passed
+#                                  .gpu_check/ carried along: runs them, trains the tiny
+#                                  Llama 3 on the CPU backend and on the GPU (10 steps,
+#                                  f32 and bf16) and compares the losses, and prints one
+#                                  summary; exit 0 only if everything ran and passed
 #
 # Without a visible GPU the run says so and exits 2 (tests that need a GPU would only
 # report themselves skipped).
@@ -21,24 +23,72 @@ BINARIES=(apc_cuda_tests)
 prepare() {
   local build=${APC_BUILD_DIR:-build}
   [ -f "$build/build.ninja" ] || { echo "gpu_check: no build in $build: run tools/build.sh first" >&2; exit 1; }
-  grep -q "APC_HAVE_CUDA:INTERNAL=ON\|APC: CUDA backend ON" "$build/CMakeCache.txt" 2>/dev/null ||
-    ninja -C "$build" -t targets all 2>/dev/null | grep -q "^apc_cuda_tests:" ||
+  ninja -C "$build" -t targets all 2>/dev/null | grep -q "^apc_cuda_tests:" ||
     { echo "gpu_check: $build has no CUDA backend (no CUDA toolkit found at configure time)" >&2; exit 1; }
-  ninja -C "$build" "${BINARIES[@]}"
-  rm -rf "$STAGE" && mkdir -p "$STAGE/bin" "$STAGE/lib"
-  for b in "${BINARIES[@]}"; do
+  ninja -C "$build" "${BINARIES[@]}" aprun apc
+  rm -rf "$STAGE" && mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/train"
+  for b in "${BINARIES[@]}" aprun; do
     strip -o "$STAGE/bin/$b" "$build/bin/$b"
   done
-  # What a CUDA image lacks: OpenBLAS (the CPU backend the tests compare against) and
-  # its Fortran runtime. The CUDA runtime and cuBLASLt come from the GPU machine.
-  for lib in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libgomp.so.1; do
-    local path
-    path=$(ldd "$build/bin/${BINARIES[0]}" | awk -v l="$lib" '$1 == l {print $3}')
-    [ -n "$path" ] && cp -L "$path" "$STAGE/lib/$lib"
+  # What a CUDA image lacks: every library the binaries load but the system, the C++
+  # runtime and CUDA's own (the GPU machine's driver and toolkit provide those).
+  for b in "${BINARIES[@]}" aprun; do
+    ldd "$build/bin/$b" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do
+      case "$name" in
+        libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|libstdc++*|libgcc_s*|libcuda*|libcublas*|libnccl*) ;;
+        *) cp -L "$path" "$STAGE/lib/$name" ;;
+      esac
+    done
   done
+  # The training check's inputs, made here (the GPU machine has no MLIR): the tiny
+  # Llama 3 compiled for one CPU and for one H100, f32 and bf16, and its data.
+  local apc="$build/bin/apc" t="$STAGE/train"
+  "$apc" import llama3 --config frontends/llama3/configs/tiny.json --batch 4 --seq-len 32 \
+    -o "$t/tiny.mlir" > /dev/null
+  for precision in fp32 bf16; do
+    "$apc" compile "$t/tiny.mlir" --cluster cpu:1 --plan dp=1 --precision $precision \
+      -o "$t/cpu-$precision.fb" > /dev/null
+    "$apc" compile "$t/tiny.mlir" --cluster h100-sxm:1 --plan dp=1 --precision $precision \
+      -o "$t/gpu-$precision.fb" > /dev/null
+  done
+  rm -f "$t/tiny.mlir"
+  "${PYTHON:-.venv/bin/python}" - "$t/data.arrow" <<'PY'
+import sys
+import numpy as np, pyarrow as pa
+rng = np.random.default_rng(7)
+rows = [list(rng.integers(1, 256, size=int(n))) for n in rng.integers(8, 40, size=64)]
+table = pa.table({"input_ids": pa.array(rows, type=pa.list_(pa.int32()))})
+with pa.ipc.new_file(sys.argv[1], table.schema) as w:
+    w.write_table(table)
+PY
   grep -qx "/$STAGE/" .git/info/exclude 2>/dev/null || echo "/$STAGE/" >> .git/info/exclude
   du -sh "$STAGE"
   echo "gpu_check: prepared $STAGE; on the GPU machine run tools/gpu_check.sh with $STAGE carried"
+}
+
+# The tiny Llama 3 trained 10 steps on the CPU backend and on the GPU, the same data and
+# seeded weights; per-step losses compared (f32 within 1e-4 relative, bf16 within 2%).
+train_check() {
+  local t="$STAGE/train" out="$1" ok=0
+  for precision in fp32 bf16; do
+    for where in cpu gpu; do
+      "$STAGE/bin/aprun" "$t/$where-$precision.fb" --data "$t/data.arrow" --steps 10 \
+        --lr 1e-3 --pad-id 0 --no-shuffle --threads 4 --quiet \
+        --metrics "$out/$where-$precision.jsonl" > "$out/$where-$precision.log" 2>&1 ||
+        { echo "train $where $precision: aprun failed:"; tail -5 "$out/$where-$precision.log"; ok=1; }
+    done
+    python3 - "$out/cpu-$precision.jsonl" "$out/gpu-$precision.jsonl" "$precision" <<'PY' || ok=1
+import json, sys
+cpu = [json.loads(l)["loss"] for l in open(sys.argv[1])]
+gpu = [json.loads(l)["loss"] for l in open(sys.argv[2])]
+bound = 1e-4 if sys.argv[3] == "fp32" else 2e-2
+worst = max(abs(g - c) / abs(c) for c, g in zip(cpu, gpu)) if cpu and len(cpu) == len(gpu) else float("inf")
+print("train %s: 10 steps, worst loss difference %.3g relative (bound %g): %s"
+      % (sys.argv[3], worst, bound, "ok" if worst <= bound else "FAILED"))
+sys.exit(0 if worst <= bound else 1)
+PY
+  done
+  return $ok
 }
 
 run() {
@@ -64,17 +114,21 @@ run() {
   passed=$(count "[  PASSED  ]")
   skipped=$(count "[  SKIPPED ]")
   fails=$(count "[  FAILED  ]")
-  echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped"
-  if [ "$skipped" -gt 0 ] && ! nvidia-smi -L >/dev/null 2>&1; then
+  if ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training not run"
     echo "gpu_check: no GPU is visible here: the GPU tests did not run" >&2
     exit 2
   fi
-  [ "$failed" -eq 0 ] && [ "$fails" -eq 0 ] && [ "$skipped" -eq 0 ]
+  local trained=ok
+  echo "== training (CPU backend against the GPU)"
+  train_check "$out" || trained=FAILED
+  echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained"
+  [ "$failed" -eq 0 ] && [ "$fails" -eq 0 ] && [ "$skipped" -eq 0 ] && [ "$trained" = ok ]
 }
 
 case "${1:-}" in
   --prepare) prepare ;;
   "") run ;;
-  -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 esac
