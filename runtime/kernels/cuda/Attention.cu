@@ -119,6 +119,17 @@ Status planPass(const char *kernel, Kernel *entry, AttentionPass pass, const Att
   return Status::ok();
 }
 
+// At load (the registry runs these after the CPU's prepare): what only the CUDA kernels
+// cannot take.
+Status attentionLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
+                       const Attributes &attrs) {
+  return checkHeadDim("attention", attentionDims(in, attrs));
+}
+Status attentionGradLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
+                           const Attributes &attrs) {
+  return checkHeadDim("attention_grad", attentionDims(in, attrs));
+}
+
 Status runAttention(const KernelContext &context, const std::vector<TensorView> &in,
                     const std::vector<TensorView> &out, const Attributes &attrs) {
   AttentionDims a = attentionDims(in, attrs);
@@ -207,8 +218,8 @@ Status runAttentionGrad(const KernelContext &context, const std::vector<TensorVi
 
 std::vector<KernelInfo> attentionKernels() {
   return {
-      {"attention", runAttention, nullptr},
-      {"attention_grad", runAttentionGrad, nullptr, attentionGradWorkspaceOf},
+      {"attention", runAttention, attentionLimits},
+      {"attention_grad", runAttentionGrad, attentionGradLimits, attentionGradWorkspaceOf},
   };
 }
 

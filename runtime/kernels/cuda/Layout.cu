@@ -95,6 +95,38 @@ template <typename T> __global__ void transposeTiles(const T *x, T *y, TileTrans
   }
 }
 
+// At load (after the CPU's prepare): the merged dims the CUDA kernels index with.
+Status transposeLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
+                       const Attributes &attrs) {
+  SimpleTranspose t = simplifyTranspose(in[0].shape, attrs.getInts("permutation"));
+  if (t.perm.size() > size_t(kMaxLayoutRank))
+    return Status::error("transpose: input " + shapeText(in[0].shape) + " keeps " +
+                         std::to_string(t.perm.size()) +
+                         " dims after merging those that move together; the CUDA kernel "
+                         "handles up to " +
+                         std::to_string(kMaxLayoutRank));
+  return Status::ok();
+}
+Status reduceSumLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
+                       const Attributes &attrs) {
+  ReduceMap map;
+  if (in[0].numElements() > 0 && !reduceMap(in[0].shape, attrs.getInts("dims"), map))
+    return Status::error("reduce_sum: input " + shapeText(in[0].shape) + " keeps more than " +
+                         std::to_string(kMaxLayoutRank) +
+                         " kept or reduced groups of dims after merging; the CUDA kernel "
+                         "handles up to that");
+  return Status::ok();
+}
+Status broadcastLimits(const std::vector<TensorView> &, const std::vector<TensorView> &out,
+                       const Attributes &attrs) {
+  BroadcastMap map;
+  if (out[0].numElements() > 0 && !broadcastMap(out[0].shape, attrs.getInts("dims"), map))
+    return Status::error("broadcast: result " + shapeText(out[0].shape) +
+                         " keeps more than " + std::to_string(kMaxLayoutRank) +
+                         " groups of dims after merging; the CUDA kernel handles up to that");
+  return Status::ok();
+}
+
 Status runTranspose(const KernelContext &context, const std::vector<TensorView> &in,
                     const std::vector<TensorView> &out, const Attributes &attrs) {
   int64_t n = out[0].numElements();
@@ -353,11 +385,11 @@ Status runShiftLabels(const KernelContext &context, const std::vector<TensorView
 
 std::vector<KernelInfo> layoutKernels() {
   return {
-      {"transpose", runTranspose, nullptr},
+      {"transpose", runTranspose, transposeLimits},
       {"reshape", runReshape, nullptr},
       {"slice", runSlice, nullptr},
-      {"reduce_sum", runReduceSum, nullptr},
-      {"broadcast", runBroadcast, nullptr},
+      {"reduce_sum", runReduceSum, reduceSumLimits},
+      {"broadcast", runBroadcast, broadcastLimits},
       {"shift_labels", runShiftLabels, nullptr},
   };
 }

@@ -133,6 +133,16 @@ uint64_t rmsNormGradWorkspaceOf(const std::vector<TensorView> &in, const std::ve
   return rmsNormGradWorkspace(rowsOf(in[0]), in[0].shape.back());
 }
 
+// At load: the column pass's grid holds up to 65535 chunks of rows.
+Status rmsNormGradLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
+                         const Attributes &) {
+  int64_t rows = rowsOf(in[0]);
+  if (rowChunks(rows) > 65535 || rows > INT32_MAX)
+    return Status::error("rms_norm_grad: " + std::to_string(rows) +
+                         " rows are more than the CUDA kernel handles (16776960)");
+  return Status::ok();
+}
+
 Status runRmsNormGrad(const KernelContext &context, const std::vector<TensorView> &in,
                       const std::vector<TensorView> &out, const Attributes &attrs) {
   int64_t width = in[0].shape.back(), rows = rowsOf(in[0]);
@@ -173,7 +183,7 @@ Status runRmsNormGrad(const KernelContext &context, const std::vector<TensorView
 std::vector<KernelInfo> normKernels() {
   return {
       {"rms_norm", runRmsNorm, nullptr},
-      {"rms_norm_grad", runRmsNormGrad, nullptr, rmsNormGradWorkspaceOf},
+      {"rms_norm_grad", runRmsNormGrad, rmsNormGradLimits, rmsNormGradWorkspaceOf},
   };
 }
 

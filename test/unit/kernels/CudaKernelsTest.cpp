@@ -40,7 +40,13 @@ TEST(CudaKernels, EveryKernelIsValidatedByItsCpuTwin) {
   for (const KernelInfo &k : cuda::cudaKernels()) {
     const KernelInfo *cpu = findCpuKernel(k.name);
     ASSERT_NE(cpu, nullptr) << k.name;
-    EXPECT_EQ(k.prepare, cpu->prepare) << k.name;
+    ASSERT_NE(k.prepare, nullptr) << k.name;
+    // Either the CPU's prepare itself, or it composed with the CUDA kernel's limits.
+    bool ownLimits = k.prepare != cpu->prepare;
+    for (const char *limited : {"attention", "attention_grad", "rms_norm_grad", "transpose",
+                                "reduce_sum", "broadcast"})
+      if (std::string(k.name) == limited)
+        EXPECT_TRUE(ownLimits) << k.name;
     EXPECT_NE(k.run, cpu->run) << k.name;
     EXPECT_EQ(cuda::findCudaKernel(k.name), &k);
   }
@@ -65,6 +71,28 @@ TEST(CudaKernels, RefusesWhatTheCpuBackendRefuses) {
   ASSERT_FALSE(viaCuda);
   EXPECT_EQ(viaCuda.message(), viaCpu.message());
   EXPECT_NE(viaCuda.message().find("add"), std::string::npos) << viaCuda.message();
+}
+
+TEST(CudaKernels, TheCudaKernelsOwnLimitsAreCheckedAtLoad) {
+  // head_dim 320 passes the CPU's validation but not the CUDA attention's: refused by
+  // prepare, before any step, with the reason.
+  std::vector<TensorView> in = {{nullptr, DType::F32, {1, 4, 2, 320}},
+                                {nullptr, DType::F32, {1, 4, 2, 320}},
+                                {nullptr, DType::F32, {1, 4, 2, 320}}};
+  std::vector<TensorView> out = {{nullptr, DType::F32, {1, 4, 2, 320}}};
+  Attributes attrs({boolAttr("causal", true)});
+  ASSERT_TRUE(findCpuKernel("attention")->prepare(in, out, attrs));
+  Status s = cuda::findCudaKernel("attention")->prepare(in, out, attrs);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("attention: head_dim 320 is more than the CUDA kernel supports "
+                             "(at most 256)"),
+            std::string::npos)
+      << s.message();
+  // And what the CPU refuses is still refused first, in its words.
+  in[1].shape = {1, 4, 3, 320};
+  Status cpu = findCpuKernel("attention")->prepare(in, out, attrs);
+  ASSERT_FALSE(cpu);
+  EXPECT_EQ(cuda::findCudaKernel("attention")->prepare(in, out, attrs).message(), cpu.message());
 }
 
 TEST(CudaKernels, RmsNormGradAsksForItsWorkspaceAndRefusesLess) {
