@@ -436,11 +436,17 @@ TEST(CudaAttention, RefusesAHeadDimAbove256) {
       in.push_back(in[0]);
     std::vector<TensorView> out = grad ? shapes({{1, 4, 2, 320}, {1, 4, 1, 320}, {1, 4, 1, 320}})
                                        : shapes({{1, 4, 2, 320}});
-    ASSERT_TRUE(k->prepare(in, out, attrs)) << name;
+    // The CPU's validation passes it; the CUDA kernel's limits refuse it at load
+    // (prepare), and again if run anyway.
+    ASSERT_TRUE(findCpuKernel(name)->prepare(in, out, attrs)) << name;
+    std::string want =
+        std::string(name) + ": head_dim 320 is more than the CUDA kernel supports (at most 256)";
+    Status prepared = k->prepare(in, out, attrs);
+    ASSERT_FALSE(prepared) << name;
+    EXPECT_EQ(prepared.message(), want);
     Status s = k->run(KernelContext{}, in, out, attrs);
     ASSERT_FALSE(s) << name;
-    EXPECT_EQ(s.message(), std::string(name) +
-                               ": head_dim 320 is more than the CUDA kernel supports (at most 256)");
+    EXPECT_EQ(s.message(), want);
   }
 }
 

@@ -695,7 +695,11 @@ TEST(CudaLayoutKernels, EachHasACudaKernelValidatedByItsCpuTwin) {
   for (const char *name : kFamilyKernels) {
     const KernelInfo *k = cuda::findCudaKernel(name);
     ASSERT_NE(k, nullptr) << name;
-    EXPECT_EQ(k->prepare, findCpuKernel(name)->prepare) << name;
+    // The CPU's prepare, composed with the CUDA kernel's merged-dims limit where the
+    // kernel has one (CudaKernels.cpp).
+    bool ownLimits = std::string(name) == "transpose" || std::string(name) == "reduce_sum" ||
+                     std::string(name) == "broadcast";
+    EXPECT_EQ(k->prepare == findCpuKernel(name)->prepare, !ownLimits) << name;
     EXPECT_NE(k->run, findCpuKernel(name)->run) << name;
     EXPECT_EQ(k->workspace, nullptr) << name << " needs no workspace";
   }
