@@ -1,5 +1,6 @@
 #include "runtime/device/Device.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
@@ -58,6 +59,20 @@ private:
 };
 
 } // namespace
+
+Result<void *> Device::allocateHost(uint64_t bytes) {
+  uint64_t rounded = (std::max<uint64_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  void *memory = bytes <= UINT64_MAX - kAlignment && rounded <= SIZE_MAX
+                     ? std::aligned_alloc(kAlignment, size_t(rounded))
+                     : nullptr;
+  if (!memory)
+    return Result<void *>::error("cannot allocate " + std::to_string(bytes) +
+                                 " bytes of host memory");
+  std::memset(memory, 0, size_t(rounded));
+  return memory;
+}
+
+void Device::releaseHost(void *memory) { std::free(memory); }
 
 std::unique_ptr<Device> cpuDevice() { return std::make_unique<CpuDevice>(false); }
 std::unique_ptr<Device> detachedCpuDevice() { return std::make_unique<CpuDevice>(true); }

@@ -35,6 +35,12 @@ public:
   virtual Status upload(void *device, const void *host, uint64_t bytes) = 0;
   virtual Status download(void *host, const void *device, uint64_t bytes) = 0;
 
+  // Host memory for the training loop's side of transfers, zeroed: pinned (page-locked)
+  // on a GPU, so that copies run at the bus's speed without staging through another
+  // buffer; ordinary aligned memory on the CPU. Allocated at load, never per step.
+  virtual Result<void *> allocateHost(uint64_t bytes);
+  virtual void releaseHost(void *memory);
+
   // What kernels on this device need besides their operands: the CUDA device sets its
   // stream and library handles; the CPU's nothing.
   virtual void bindContext(kernels::KernelContext &) {}

@@ -8,6 +8,8 @@
 #include "runtime/support/MeshCoordinates.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -93,7 +95,11 @@ bool isCollectiveKernel(std::string_view name) {
          name == "all_slice" || name == "send" || name == "recv";
 }
 
-Executor::~Executor() = default; // the device releases what it allocated
+Executor::~Executor() {
+  // The device releases what it allocated; the host copies are the executor's.
+  for (const auto &entry : hostCopies_)
+    device_->releaseHost(entry.second);
+}
 
 Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int device,
                                                    const Backend &backend,
@@ -191,6 +197,22 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
   exec->staging_.resize((stagingBytes + 7) / 8);
   if (Status s = exec->checkStreams(); !s)
     return R::error(s.message());
+  // Host copies of what the training loop reads and writes (inputs, parameters, optimizer
+  // state, loss, norm), made at load where the host cannot reach the device's memory.
+  if (!memory.hostAccessible())
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      const plan::Buffer *buffer = buffers.Get(flatbuffers::uoffset_t(b));
+      bool loopSide = buffer->kind() != plan::BufferKind::Arena &&
+                      buffer->kind() != plan::BufferKind::Alias;
+      if (!loopSide && int(b) != program->loss() && int(b) != program->grad_norm())
+        continue;
+      const kernels::TensorView &view = exec->views_[b];
+      auto host = memory.allocateHost(uint64_t(view.numElements()) *
+                                      kernels::dtypeSize(view.dtype));
+      if (!host)
+        return R::error("buffer '" + buffer->name()->str() + "': " + host.message());
+      exec->hostCopies_.emplace(int(b), *host);
+    }
   // One scratch area of the device for every kernel that asks for one (they run one at a
   // time), reserved here so that nothing is allocated while steps run.
   if (exec->workspaceBytes_ > 0) {
@@ -495,12 +517,18 @@ kernels::TensorView Executor::hostView(int index) {
   const kernels::TensorView &view = views_[size_t(index)];
   if (device_->hostAccessible())
     return view;
-  std::vector<uint64_t> &copy = hostCopies_[index];
-  uint64_t bytes = uint64_t(view.numElements()) * kernels::dtypeSize(view.dtype);
-  if (copy.empty())
-    copy.resize(size_t((bytes + 7) / 8 + 1)); // zeros, as the device's fresh memory
   kernels::TensorView host = view;
-  host.data = copy.data();
+  auto it = hostCopies_.find(index);
+  if (it == hostCopies_.end()) {
+    uint64_t bytes = uint64_t(view.numElements()) * kernels::dtypeSize(view.dtype);
+    auto memory = device_->allocateHost(bytes);
+    if (!memory) { // made at load for every buffer the loop uses: a defect to get here
+      std::fprintf(stderr, "aprun: buffer %d: %s\n", index, memory.message().c_str());
+      std::abort();
+    }
+    it = hostCopies_.emplace(index, *memory).first;
+  }
+  host.data = it->second;
   return host;
 }
 

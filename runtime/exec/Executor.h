@@ -170,7 +170,9 @@ private:
   kernels::KernelContext context_;
   std::unique_ptr<device::Device> device_; // owns every allocation below
   std::vector<kernels::TensorView> views_;
-  std::map<int, std::vector<uint64_t>> hostCopies_; // by buffer: a detached device's mirrors
+  // By buffer: the host copies of a device the host cannot reach (Device::allocateHost:
+  // pinned on a GPU), released with the executor.
+  std::map<int, void *> hostCopies_;
   uint64_t arenaBytes_ = 0;
   uint64_t persistentBytes_ = 0;
   uint64_t workspaceBytes_ = 0;

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <string>
 #include <unordered_map>
 
@@ -84,6 +85,22 @@ public:
   }
 
   bool hostAccessible() const override { return false; }
+
+  Result<void *> allocateHost(uint64_t bytes) override {
+    void *memory = nullptr;
+    uint64_t size = bytes == 0 ? 1 : bytes;
+    if (cudaError_t e = cudaMallocHost(&memory, size); e != cudaSuccess) {
+      cudaGetLastError();
+      return Result<void *>::error(name() + ": cannot allocate " + sizeText(size) +
+                                   " of pinned host memory (" + cudaText(e) + ")");
+    }
+    std::memset(memory, 0, size_t(size));
+    return memory;
+  }
+  void releaseHost(void *memory) override {
+    if (memory)
+      cudaFreeHost(memory);
+  }
 
   Status upload(void *device, const void *host, uint64_t bytes) override {
     return copy(device, host, bytes, cudaMemcpyHostToDevice, "upload");

@@ -60,3 +60,24 @@ TEST(CpuDevice, TooMuchIsRefusedNamingTheSize) {
 
 } // namespace
 } // namespace apc
+
+namespace apc {
+namespace {
+
+TEST(CpuDevice, HostMemoryForTransfersIsZeroedAndAligned) {
+  for (auto device : {device::cpuDevice(), device::detachedCpuDevice()}) {
+    auto memory = device->allocateHost(1000);
+    ASSERT_TRUE(memory) << memory.message();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(*memory) % device::kAlignment, 0u);
+    const auto *p = static_cast<const uint8_t *>(*memory);
+    for (int i = 0; i < 1000; ++i)
+      ASSERT_EQ(p[i], 0) << i;
+    EXPECT_EQ(device->bytesInUse(), 0u); // host memory is not the device's
+    device->releaseHost(*memory);
+  }
+  EXPECT_FALSE(device::cpuDevice()->allocateHost(UINT64_MAX));
+  EXPECT_FALSE(device::detachedCpuDevice()->hostAccessible());
+}
+
+} // namespace
+} // namespace apc
