@@ -65,7 +65,8 @@ namespace apc {
 namespace {
 
 TEST(CpuDevice, HostMemoryForTransfersIsZeroedAndAligned) {
-  for (auto device : {device::cpuDevice(), device::detachedCpuDevice()}) {
+  for (bool detached : {false, true}) {
+    auto device = detached ? device::detachedCpuDevice() : device::cpuDevice();
     auto memory = device->allocateHost(1000);
     ASSERT_TRUE(memory) << memory.message();
     EXPECT_EQ(reinterpret_cast<uintptr_t>(*memory) % device::kAlignment, 0u);
