@@ -10,8 +10,10 @@
 #   tools/gpu_check.sh             on the GPU machine, from the repository root, with
 #                                  .gpu_check/ carried along: runs them, trains the tiny
 #                                  Llama 3 on the CPU backend and on the GPU (10 steps,
-#                                  f32 and bf16) and compares the losses, and prints one
-#                                  summary; exit 0 only if everything ran and passed
+#                                  f32 and bf16) and compares the losses, times a
+#                                  Llama-3.2-1B step against PyTorch (eager, compile),
+#                                  and prints one summary; exit 0 only if everything ran
+#                                  and passed
 #
 # Without a visible GPU the run says so and exits 2 (tests that need a GPU would only
 # report themselves skipped).
@@ -52,6 +54,12 @@ prepare() {
       -o "$t/gpu-$precision.fb" > /dev/null
   done
   rm -f "$t/tiny.mlir"
+  # The speed benchmark's plan: Llama-3.2-1B, batch 4 x seq 2048, bf16, one H100.
+  "$apc" import llama3 --config frontends/llama3/configs/Llama-3.2-1B.json --batch 4 \
+    --seq-len 2048 -o "$t/llama-1b.mlir" > /dev/null
+  "$apc" compile "$t/llama-1b.mlir" --cluster h100-sxm:1 --plan dp=1 --precision bf16 \
+    -o "$t/llama-1b.fb" > /dev/null
+  rm -f "$t/llama-1b.mlir"
   "${PYTHON:-.venv/bin/python}" - "$t/data.arrow" <<'PY'
 import sys
 import numpy as np, pyarrow as pa
@@ -119,16 +127,21 @@ run() {
     echo "gpu_check: no GPU is visible here: the GPU tests did not run" >&2
     exit 2
   fi
-  local trained=ok
+  local trained=ok benched=ok
   echo "== training (CPU backend against the GPU)"
   train_check "$out" || trained=FAILED
-  echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained"
-  [ "$failed" -eq 0 ] && [ "$fails" -eq 0 ] && [ "$skipped" -eq 0 ] && [ "$trained" = ok ]
+  echo "== speed: Llama-3.2-1B, batch 4 x seq 2048, bf16 (bench/gpu_step_vs_torch.py)"
+  timeout 420 python3 bench/gpu_step_vs_torch.py --plan "$STAGE/train/llama-1b.fb" \
+    --config frontends/llama3/configs/Llama-3.2-1B.json --batch 4 --seq 2048 \
+    --aprun "$STAGE/bin/aprun" || benched=FAILED
+  echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained; benchmark $benched"
+  [ "$failed" -eq 0 ] && [ "$fails" -eq 0 ] && [ "$skipped" -eq 0 ] && [ "$trained" = ok ] &&
+    [ "$benched" = ok ]
 }
 
 case "${1:-}" in
   --prepare) prepare ;;
   "") run ;;
-  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help) sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 esac
