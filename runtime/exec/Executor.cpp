@@ -8,9 +8,8 @@
 #include "runtime/support/MeshCoordinates.h"
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
