@@ -5,6 +5,9 @@
 #include "runtime/kernels/cuda/CudaKernels.h"
 #include "runtime/kernels/cuda/DeviceCommon.cuh"
 #include "runtime/kernels/cuda/Families.h"
+#include "runtime/kernels/cuda/LayoutMath.h"
+
+#include <type_traits>
 
 namespace apc::kernels::cuda {
 namespace {
@@ -102,7 +105,12 @@ __global__ void rmsNormGradFinish(const double *partials, T *dw, int64_t chunks,
     double sum = 0;
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
       sum += partials[chunk * width + col];
-    dw[col] = Storage<T>::store(float(sum));
+    // One rounding of the double, as the CPU's storeDouble: to nearest for f32; for
+    // bf16/f16 through f32 rounded to odd, then to nearest.
+    if constexpr (std::is_same_v<T, float>)
+      dw[col] = float(sum);
+    else
+      dw[col] = Storage<T>::store(toFloatRoundToOddHD(sum));
   }
 }
 
