@@ -11,7 +11,12 @@
 
 // abort_on_error: a report ends the process with SIGABRT, which no test mistakes for the
 // ordinary exit status 1 of a refused input (lit's plain `not` fails on a signal).
-APC_SANITIZER_HOOK __asan_default_options() { return "abort_on_error=1"; }
+// allocator_may_return_null: a request larger than ASan's allocator takes (1 TiB) returns
+// null, as the system allocator does for what it cannot give, so that the code's own
+// refusal ("cannot allocate N bytes") is what the tests of huge requests see.
+APC_SANITIZER_HOOK __asan_default_options() {
+  return "abort_on_error=1:allocator_may_return_null=1";
+}
 
 // Leaks in third-party global state that we cannot fix; each entry says why.
 APC_SANITIZER_HOOK __lsan_default_options() {
