@@ -10,7 +10,8 @@
 #   tools/gpu_check.sh             on the GPU machine, from the repository root, with
 #                                  .gpu_check/ carried along: runs them, trains the tiny
 #                                  Llama 3 on the CPU backend and on the GPU (10 steps,
-#                                  f32 and bf16) and compares the losses, times a
+#                                  f32 and bf16) and compares the losses, runs the parity
+#                                  tests under compute-sanitizer (memcheck, racecheck), times a
 #                                  Llama-3.2-1B step against PyTorch (eager, compile),
 #                                  and prints one summary; exit 0 only if everything ran
 #                                  and passed
@@ -127,16 +128,42 @@ run() {
     echo "gpu_check: no GPU is visible here: the GPU tests did not run" >&2
     exit 2
   fi
-  local trained=ok benched=ok
+  local trained=ok benched=ok sanitized=ok
   echo "== training (CPU backend against the GPU)"
   train_check "$out" || trained=FAILED
+  # The kernels' memory accesses and shared-memory races, which no host emulation sees:
+  # compute-sanitizer (memcheck, then racecheck) over the parity tests.
+  if command -v compute-sanitizer >/dev/null 2>&1; then
+    # racecheck is slow: the kernels that share memory within a block only.
+    local tool filter rc
+    for tool in memcheck racecheck; do
+      filter='CudaParity.*'
+      [ "$tool" = racecheck ] &&
+        filter='CudaParity.RmsNorm*:CudaParity.Attention*:CudaParity.Loss*:CudaParity.Transpose*'
+      echo "== compute-sanitizer --tool $tool ($filter)"
+      rc=0
+      timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+        "$STAGE/bin/apc_cuda_tests" --gtest_filter="$filter" --gtest_brief=1 \
+        > "$out/sanitizer-$tool.log" 2>&1 || rc=$?
+      tail -3 "$out/sanitizer-$tool.log"
+      if [ "$rc" -eq 124 ]; then
+        [ "$sanitized" = FAILED ] || sanitized="$tool timed out"
+      elif [ "$rc" -ne 0 ]; then
+        sanitized=FAILED
+        grep -m 20 "=========" "$out/sanitizer-$tool.log" || true
+      fi
+    done
+  else
+    sanitized="not run (no compute-sanitizer)"
+  fi
   echo "== speed: Llama-3.2-1B, batch 4 x seq 2048, bf16 (bench/gpu_step_vs_torch.py)"
   timeout 420 python3 bench/gpu_step_vs_torch.py --plan "$STAGE/train/llama-1b.fb" \
     --config frontends/llama3/configs/Llama-3.2-1B.json --batch 4 --seq 2048 \
     --aprun "$STAGE/bin/aprun" || benched=FAILED
-  echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained; benchmark $benched"
+  echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained;" \
+       "compute-sanitizer $sanitized; benchmark $benched"
   [ "$failed" -eq 0 ] && [ "$fails" -eq 0 ] && [ "$skipped" -eq 0 ] && [ "$trained" = ok ] &&
-    [ "$benched" = ok ]
+    [ "$sanitized" != FAILED ] && [ "$benched" = ok ]
 }
 
 case "${1:-}" in
