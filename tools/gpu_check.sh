@@ -142,7 +142,7 @@ run() {
         filter='CudaParity.RmsNorm*:CudaParity.Attention*:CudaParity.Loss*:CudaParity.Transpose*'
       echo "== compute-sanitizer --tool $tool ($filter)"
       rc=0
-      timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+      timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 3 \
         "$STAGE/bin/apc_cuda_tests" --gtest_filter="$filter" --gtest_brief=1 \
         > "$out/sanitizer-$tool.log" 2>&1 || rc=$?
       tail -3 "$out/sanitizer-$tool.log"
@@ -157,7 +157,7 @@ run() {
     sanitized="not run (no compute-sanitizer)"
   fi
   echo "== speed: Llama-3.2-1B, batch 4 x seq 2048, bf16 (bench/gpu_step_vs_torch.py)"
-  timeout 420 python3 bench/gpu_step_vs_torch.py --plan "$STAGE/train/llama-1b.fb" \
+  timeout 210 python3 bench/gpu_step_vs_torch.py --plan "$STAGE/train/llama-1b.fb" \
     --config frontends/llama3/configs/Llama-3.2-1B.json --batch 4 --seq 2048 \
     --aprun "$STAGE/bin/aprun" || benched=FAILED
   echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained;" \
