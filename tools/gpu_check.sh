@@ -157,9 +157,12 @@ run() {
     sanitized="not run (no compute-sanitizer)"
   fi
   echo "== speed: Llama-3.2-1B, batch 4 x seq 2048, bf16 (bench/gpu_step_vs_torch.py)"
+  local brc=0
   timeout 210 python3 bench/gpu_step_vs_torch.py --plan "$STAGE/train/llama-1b.fb" \
     --config frontends/llama3/configs/Llama-3.2-1B.json --batch 4 --seq 2048 \
-    --aprun "$STAGE/bin/aprun" || benched=FAILED
+    --aprun "$STAGE/bin/aprun" || brc=$?
+  [ "$brc" -eq 124 ] && benched="timed out"
+  [ "$brc" -ne 0 ] && [ "$brc" -ne 124 ] && benched=FAILED
   echo "gpu_check summary: $passed passed, $fails failed, $skipped skipped; training $trained;" \
        "compute-sanitizer $sanitized; benchmark $benched"
   [ "$failed" -eq 0 ] && [ "$fails" -eq 0 ] && [ "$skipped" -eq 0 ] && [ "$trained" = ok ] &&
