@@ -100,32 +100,37 @@ def main():
     head_dim = cfg.get("head_dim", cfg["hidden_size"] // heads)
     tokens = args.batch * args.seq
 
-    results = {}
+    # Each row is printed as soon as it is measured, so that a run stopped by a time
+    # limit (torch.compile of a large model) keeps what it had.
+    def row(name, value, params, aprun_seconds):
+        if not isinstance(value, float):
+            print("%-14s failed: %s" % (name, " ".join(value)), flush=True)
+            return
+        flops_per_token = 6.0 * params + 12.0 * layers * heads * head_dim * args.seq
+        mfu = tokens / value * flops_per_token / (args.peak_tflops * 1e12)
+        ratio = "%.2fx" % (value / aprun_seconds) if name != "aprun" and aprun_seconds else ""
+        print("%-14s %10.4f %12.0f %6.1f%% %10s" % (name, value, tokens / value, 100 * mfu, ratio),
+              flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data.arrow")
         write_data(data, rows)
         seconds, error = aprun_steps(args, data, total, tmp)
-        results["aprun"] = seconds if error is None else error
+    aprun_result = seconds if error is None else error
     torch_rows = rows[:, :args.seq]
-    results["torch eager"], params = torch_steps(args, cfg, torch_rows, compiled=False)
-    if not args.no_compile and args.device == "cuda":
-        results["torch.compile"], _ = torch_steps(args, cfg, torch_rows, compiled=True)
-    flops_per_token = 6.0 * params + 12.0 * layers * heads * head_dim * args.seq
+    eager, params = torch_steps(args, cfg, torch_rows, compiled=False)
+    aprun_seconds = aprun_result if isinstance(aprun_result, float) else None
     print("%s, batch %d x seq %d, %.3g parameters, %s; median of %d steps after %d" % (
         os.path.basename(args.config), args.batch, args.seq, params, args.device, args.steps,
         args.warmup))
-    print("%-14s %10s %12s %7s %10s" % ("", "s/step", "tokens/s", "MFU", "aprun is"))
-    for name, value in results.items():
-        if not isinstance(value, float):
-            print("%-14s failed: %s" % (name, " ".join(value)))
-            continue
-        mfu = tokens / value * flops_per_token / (args.peak_tflops * 1e12)
-        ratio = ""
-        if name != "aprun" and isinstance(results.get("aprun"), float):
-            ratio = "%.2fx" % (value / results["aprun"])
-        print("%-14s %10.4f %12.0f %6.1f%% %10s" % (name, value, tokens / value, 100 * mfu, ratio))
+    print("%-14s %10s %12s %7s %10s" % ("", "s/step", "tokens/s", "MFU", "aprun is"), flush=True)
+    row("aprun", aprun_result, params, aprun_seconds)
+    row("torch eager", eager, params, aprun_seconds)
+    if not args.no_compile and args.device == "cuda":
+        compiled, _ = torch_steps(args, cfg, torch_rows, compiled=True)
+        row("torch.compile", compiled, params, aprun_seconds)
     print("goals: aprun >= 1.2x eager, >= 1.0x torch.compile, >= 50% MFU")
-    return 0 if isinstance(results.get("aprun"), float) else 1
+    return 0 if aprun_seconds else 1
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ public:
         // A blocking collective reached from compute waits for the last rank to arrive.
         if (!hides && fromCompute)
           t += cluster_.collectiveSyncSeconds;
-        fromCompute = false;
+        if (!hides) // a collective behind compute does not bring the ranks together
+          fromCompute = false;
         (hides ? hideable : busy).add(g.name, t);
         if (byKernel)
           kernels.add(inst.kernel + g.name.substr(g.name.find('.')), t);

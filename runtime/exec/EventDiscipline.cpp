@@ -6,6 +6,7 @@
 #include "runtime/exec/EventDiscipline.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 
 namespace apc::exec {
@@ -54,13 +55,17 @@ Status checkEventDiscipline(const std::vector<StreamedInstruction> &program, int
         mine[size_t(t)] = std::max(mine[size_t(t)], eventClock[size_t(e)][size_t(t)]);
     }
     mine[size_t(s)] = ++length[size_t(s)];
-    // What stream s is now ordered after needs no more checking against it.
+    // What every other stream is now ordered after needs no more checking.
     for (int t = 0; t < numStreams; ++t) {
       if (t == s)
         continue;
+      int covered = INT32_MAX;
+      for (int u = 0; u < numStreams; ++u)
+        if (u != t)
+          covered = std::min(covered, clock[size_t(u)][size_t(t)]);
       std::vector<Range> &list = pending[size_t(t)];
       list.erase(std::remove_if(list.begin(), list.end(),
-                                [&](const Range &r) { return r.position <= mine[size_t(t)]; }),
+                                [&](const Range &r) { return r.position <= covered; }),
                  list.end());
     }
     auto check = [&](const kernels::TensorView &view, const std::string &name,

@@ -444,27 +444,33 @@ Status Executor::allSlice(const Prepared &p) {
 }
 
 Status Executor::setAttribute(std::string_view kernel, const kernels::Attribute &attr) {
-  for (Prepared &p : prepared_)
-    if (p.op == Op::Kernel && kernel == p.kernel->name) {
-      p.attributes.set(attr);
-      if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
-        return Status::error(std::string(kernel) + " with " + attr.name + ": " + s.message());
-      if (Status s = fitsWorkspace(p); !s)
-        return Status::error(std::string(kernel) + " with " + attr.name + ": " + s.message());
-    }
-  return Status::ok();
+  return changeAttributes(kernel, "with " + attr.name,
+                          [&](kernels::Attributes &a) { a.set(attr); });
 }
 
 Status Executor::removeAttribute(std::string_view kernel, std::string_view name) {
+  return changeAttributes(kernel, "without " + std::string(name),
+                          [&](kernels::Attributes &a) { a.erase(name); });
+}
+
+// Applies `change` to every instruction calling `kernel` and validates each again; a
+// refusal restores every instruction's attributes as they were, so a failed change
+// leaves a program that still runs.
+Status Executor::changeAttributes(std::string_view kernel, const std::string &what,
+                                  const std::function<void(kernels::Attributes &)> &change) {
+  std::vector<std::pair<Prepared *, kernels::Attributes>> before;
   for (Prepared &p : prepared_)
     if (p.op == Op::Kernel && kernel == p.kernel->name) {
-      p.attributes.erase(name);
-      if (Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes); !s)
-        return Status::error(std::string(kernel) + " without " + std::string(name) + ": " +
-                             s.message());
-      if (Status s = fitsWorkspace(p); !s)
-        return Status::error(std::string(kernel) + " without " + std::string(name) + ": " +
-                             s.message());
+      before.emplace_back(&p, p.attributes);
+      change(p.attributes);
+      Status s = p.kernel->prepare(p.inputs, p.outputs, p.attributes);
+      if (s)
+        s = fitsWorkspace(p);
+      if (!s) {
+        for (auto &[prepared, attributes] : before)
+          prepared->attributes = std::move(attributes);
+        return Status::error(std::string(kernel) + " " + what + ": " + s.message());
+      }
     }
   return Status::ok();
 }

@@ -190,6 +190,8 @@ private:
   Status allSlice(const Prepared &p);
   static Status preparePointToPoint(Prepared &p, int64_t axis);
   Status fitsWorkspace(const Prepared &p) const;
+  Status changeAttributes(std::string_view kernel, const std::string &what,
+                          const std::function<void(kernels::Attributes &)> &change);
   // The program's streams and events order every access they must (EventDiscipline.h).
   Status checkStreams() const;
 };

@@ -156,6 +156,11 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
     }
   }
   const auto &instructions = *program.instructions();
+  // At most one event is recorded per instruction: more is a damaged count.
+  if (program.num_events() > instructions.size())
+    return Status::error(where + " declares " + std::to_string(program.num_events()) +
+                         " events for " + std::to_string(instructions.size()) +
+                         " instructions (corrupt plan)");
   for (size_t k = 0; k < instructions.size(); ++k) {
     const Instruction *inst = instructions.Get(k);
     if (inst->attributes())

@@ -20,9 +20,10 @@ double since(Clock::time_point start) {
 
 // Runs `once` (a collective every rank calls) as often as the slowest rank needs to fill
 // `minSeconds`, the count agreed by all so that no rank waits for a call that never
-// comes; returns the slowest rank's mean seconds per call.
+// comes; returns the slowest rank's mean seconds per call (with `ranksMean`, the mean
+// over the ranks instead).
 Result<double> timeCollective(comm::Communicator &world, double minSeconds,
-                              const std::function<Status()> &once) {
+                              const std::function<Status()> &once, bool ranksMean = false) {
   APC_RETURN_IF_ERROR(world.barrier());
   Clock::time_point start = Clock::now();
   APC_RETURN_IF_ERROR(once()); // warm-up, and the first estimate
@@ -34,6 +35,10 @@ Result<double> timeCollective(comm::Communicator &world, double minSeconds,
   for (int i = 0; i < runs; ++i)
     APC_RETURN_IF_ERROR(once());
   float seconds = float(since(start) / runs);
+  if (ranksMean) {
+    APC_RETURN_IF_ERROR(world.allReduceSum(&seconds, 1));
+    return double(seconds) / world.size();
+  }
   APC_RETURN_IF_ERROR(world.allReduceMax(&seconds, 1));
   return double(seconds);
 }
@@ -76,7 +81,8 @@ Result<double> measureCollectiveSync(comm::Communicator &world, const MeasureOpt
   // the ranks' mean is what a step's critical path pays per collective on average.
   std::vector<float> data(1024, 1.0f);
   auto once = [&] { return world.allReduceSum(data.data(), data.size()); };
-  auto backToBack = timeCollective(world, options.minSeconds, once);
+  // The ranks' mean on both sides, so that the difference is the synchronization alone.
+  auto backToBack = timeCollective(world, options.minSeconds, once, /*ranksMean=*/true);
   if (!backToBack)
     return backToBack;
   BetweenWork work(options.quick ? 2 : 24);

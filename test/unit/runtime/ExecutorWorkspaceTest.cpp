@@ -82,9 +82,14 @@ TEST(ExecutorWorkspace, OneAreaOfTheLargestAskIsReservedAndHandedToKernels) {
   // Asking for more than was reserved, after load, is refused with both sizes.
   Status more = e.setAttribute("add", {"extra", kernels::Attribute::Kind::Int, 100});
   ASSERT_FALSE(more);
-  EXPECT_NE(more.message().find("needs 260 bytes of workspace, 168 were reserved at load"),
+  EXPECT_NE(more.message().find("add with extra: needs 260 bytes of workspace, 168 were "
+                                 "reserved at load"),
             std::string::npos)
       << more.message();
+  // The refused change is undone: the program runs as before.
+  seen = {};
+  ASSERT_TRUE(e.step().isOk());
+  EXPECT_EQ(seen.calls, 2);
 
   // The CPU backend's kernels ask for none: nothing is reserved.
   auto plain = Executor::create(loaded->plan(), 0, cpuBackend(), {});

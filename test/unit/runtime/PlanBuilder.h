@@ -90,6 +90,7 @@ struct ProgramSpec {
   std::vector<InstructionSpec> instructions;
   uint64_t arenaBytes = 0;
   int loss = -1;
+  uint32_t numEvents = 0; // Program.num_events (streams and events, version 5)
 
   // Adds a buffer; an Arena buffer gets the next 64-byte aligned offset.
   int add(BufferSpec b) {
@@ -184,7 +185,7 @@ struct PlanSpec {
       }
       progs.push_back(fb::CreateProgram(fbb, fbb.CreateVector(bufs),
                                         fbb.CreateVector(insts), prog.arenaBytes, prog.loss,
-                                        -1, prog.stage));
+                                        -1, prog.stage, prog.numEvents));
     }
     auto model = fb::CreateModelConfig(fbb, fbb.CreateString("llama3"), 8, 16, 1, 2, 2, 4, 32,
                                        64, 10000.0, 1e-5, 0.02, false,

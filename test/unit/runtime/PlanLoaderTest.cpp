@@ -239,3 +239,19 @@ TEST(PlanLoaderPipeline, InputsFollowTheStages) {
 
 } // namespace
 } // namespace apc::plan
+
+namespace apc::plan {
+namespace {
+
+// A damaged event count is refused at load with a message, not a giant allocation in the
+// executor's event check.
+TEST(PlanLoaderStreams, RefusesMoreEventsThanInstructions) {
+  std::string message = refusal(splitPlan([](int, apc::testing::ProgramSpec &p) {
+    p.numEvents = 2147483647u;
+  }));
+  EXPECT_NE(message.find("declares 2147483647 events for"), std::string::npos) << message;
+  EXPECT_NE(message.find("(corrupt plan)"), std::string::npos) << message;
+}
+
+} // namespace
+} // namespace apc::plan
