@@ -95,6 +95,7 @@ public:
     }
     if (program_.loss < 0)
       return fn_.emitError() << "lowering: @" << fn_.getSymName() << " has no 'loss' result";
+    dropUntouchedBuffers();
     assignStreams(program_);
     planMemory(program_);
     if (program_.arenaBytes > kMaxArenaBytes)
@@ -151,7 +152,12 @@ private:
     if (failed(b))
       return failure();
     int input = buffers_.lookup(op.getInput());
-    int output = addBuffer(op.getResult(), *b);
+    // In place where the reduction is the input's only reader (a gradient, a partial
+    // sum): one buffer instead of two, which matters most while the reduction runs on
+    // another stream and its input lives through the reduction's whole span.
+    int output = reducesInPlace(op) ? input : addBuffer(op.getResult(), *b);
+    if (output == input)
+      buffers_[op.getResult()] = input;
     if (!program_.instructions.empty() && lastWasAllReduce_ && !isMax) {
       ExecInstruction &prev = program_.instructions.back();
       // Not when this input is (an alias of) what the previous reduction produces.
@@ -185,6 +191,20 @@ private:
     program_.instructions.push_back(std::move(inst));
     lastWasAllReduce_ = !isMax;
     return success();
+  }
+
+  // An arena value, made by an instruction (not a view of another buffer) and read by
+  // this reduction alone.
+  bool reducesInPlace(shard::AllReduceOp op) {
+    Value in = op.getInput();
+    Operation *def = in.getDefiningOp();
+    if (!def || isa<ap::ReshapeOp>(def) || !in.hasOneUse())
+      return false;
+    auto it = buffers_.find(in);
+    if (it == buffers_.end())
+      return false;
+    const ExecBuffer &b = program_.buffers[it->second];
+    return b.kind == BufferKind::Arena;
   }
 
   // all_gather / reduce_scatter / all_slice over one mesh axis along one tensor dim.
@@ -302,6 +322,51 @@ private:
       buffers_[ret.getOperand(i)] = target;
     }
     return success();
+  }
+
+  // Arena buffers and aliases no instruction touches (results written into their
+  // argument's buffer instead, views nothing reads) leave the program: planned, they
+  // would take arena bytes at the step's start.
+  void dropUntouchedBuffers() {
+    std::vector<ExecBuffer> &buffers = program_.buffers;
+    std::vector<char> used(buffers.size(), 0);
+    for (const ExecInstruction &inst : program_.instructions) {
+      for (int b : inst.inputs)
+        used[size_t(b)] = 1;
+      for (int b : inst.outputs)
+        used[size_t(b)] = 1;
+    }
+    for (int keep : {program_.loss, program_.gradNorm})
+      if (keep >= 0)
+        used[size_t(keep)] = 1;
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      if (buffers[b].kind != BufferKind::Arena && buffers[b].kind != BufferKind::Alias)
+        used[b] = 1; // parameters, moments and inputs are the program's interface
+      if (used[b] && buffers[b].kind == BufferKind::Alias)
+        used[size_t(buffers[b].aliasOf)] = 1;
+    }
+    std::vector<int> renumbered(buffers.size(), -1);
+    std::vector<ExecBuffer> kept;
+    for (size_t b = 0; b < buffers.size(); ++b)
+      if (used[b]) {
+        renumbered[b] = int(kept.size());
+        if (buffers[b].name == "%" + std::to_string(b)) // names that are their index
+          buffers[b].name = "%" + std::to_string(kept.size());
+        kept.push_back(std::move(buffers[b]));
+      }
+    for (ExecBuffer &b : kept)
+      if (b.kind == BufferKind::Alias)
+        b.aliasOf = renumbered[size_t(b.aliasOf)];
+    for (ExecInstruction &inst : program_.instructions) {
+      for (int &b : inst.inputs)
+        b = renumbered[size_t(b)];
+      for (int &b : inst.outputs)
+        b = renumbered[size_t(b)];
+    }
+    for (int *keep : {&program_.loss, &program_.gradNorm})
+      if (*keep >= 0)
+        *keep = renumbered[size_t(*keep)];
+    buffers = std::move(kept);
   }
 
   // The buffer an alias must point at (aliases of aliases collapse).

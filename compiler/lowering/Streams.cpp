@@ -63,6 +63,7 @@ void assignStreams(ExecProgram &program) {
   std::array<Clock, kNumStreams> clock{};
   int events = 0;
   int lastCompute = -1; // the compute instruction most recently placed
+  std::vector<int> issued; // the communication stream's instructions so far
 
   for (int k = 0; k < int(insts.size()); ++k) {
     ExecInstruction &inst = insts[size_t(k)];
@@ -82,6 +83,11 @@ void assignStreams(ExecProgram &program) {
     // from the start of the step, and its buffers would have to be kept from then on.
     if (s == kCommunicationStream)
       conflict(lastCompute);
+    // At most two collectives in flight: compute past a collective's issue waits for the
+    // one before it. Without a bound, the buffers of every collective (a gradient bucket
+    // before its reduce-scatter) would live until the update.
+    if (s == kComputeStream && issued.size() >= 2)
+      conflict(issued[issued.size() - 2]);
     for (int b : inst.outputs) {
       const Access &a = access[size_t(root(b))];
       conflict(a.instruction);
@@ -103,6 +109,8 @@ void assignStreams(ExecProgram &program) {
     }
     if (s == kComputeStream)
       lastCompute = k;
+    else
+      issued.push_back(k);
     onStream[size_t(s)].push_back(k);
     position[size_t(k)] = int(onStream[size_t(s)].size());
     clock[size_t(s)][size_t(s)] = position[size_t(k)];

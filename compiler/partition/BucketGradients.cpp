@@ -50,6 +50,39 @@ struct ApBucketGradientsPass : impl::ApBucketGradientsPassBase<ApBucketGradients
         reductions.push_back(op);
     });
     bucket(reductions, bucketMb * 1024.0 * 1024.0);
+    for (size_t i = 0; i < reductions.size(); ++i)
+      sliceAfterNextBucket(reductions[i], ArrayRef(reductions).drop_front(i + 1));
+  }
+
+  // The end of the run of adjacent all-reduces (one bucket, fused by lowering) that
+  // holds `reduction`.
+  static Operation *bucketEnd(Operation *reduction) {
+    Operation *end = reduction;
+    while (isa_and_nonnull<shard::AllReduceOp>(end->getNextNode()))
+      end = end->getNextNode();
+    return end;
+  }
+
+  // ZeRO-1 keeps a slice of each reduced gradient. The slice moves up to right after the
+  // next bucket's reductions: the whole gradient dies there instead of living until the
+  // update, and the slice, on the compute stream, waits for this bucket's reduction
+  // only once the next one is issued, so the reduction still overlaps the backward.
+  static void sliceAfterNextBucket(Operation *reduction, ArrayRef<Operation *> later) {
+    Operation *end = bucketEnd(reduction);
+    Operation *next = nullptr;
+    for (Operation *op : later)
+      if (end->isBeforeInBlock(op)) {
+        next = bucketEnd(op);
+        break;
+      }
+    if (!next)
+      return; // the last bucket: its slices stay right before their users
+    SmallVector<Operation *> slices;
+    for (Operation *user : reduction->getUsers())
+      if (isa<shard::AllSliceOp>(user) && next->isBeforeInBlock(user))
+        slices.push_back(user);
+    for (Operation *slice : llvm::reverse(slices))
+      slice->moveAfter(next);
   }
 
   // Each bucket's reductions move next to its last one.

@@ -25,6 +25,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 #include <map>
 
@@ -71,6 +72,7 @@ public:
     for (Operation *op : ops)
       if (failed(partition(op)) || failed_)
         return failure();
+    eraseReplacedCasts();
     fn_.setType(FunctionType::get(fn_.getContext(), fn_.getBody().front().getArgumentTypes(),
                                   fn_.getBody().front().getTerminator()->getOperandTypes()));
     return success();
@@ -140,7 +142,7 @@ private:
         Sharding layout = layouts_.count(arg) ? layouts_[arg] : optimizerLayout(arg);
         if (tpAxis_ >= 0)
           s[tpAxis_] = layout[tpAxis_];
-        if (plan_.zero == 3)
+        if (plan_.zero > 0) // the master is stored split like its moments
           s[dpAxis_] = layout[dpAxis_];
       } else if (role == "optimizer_state") {
         StringRef param(name);
@@ -373,10 +375,13 @@ private:
       Value g = op->getOperand(i);
       auto param = gradParam_.find(g);
       Sharding to = param != gradParam_.end() ? layouts_[param->second] : replicated();
-      if (plan_.zero == 1)
-        to[dpAxis_] = AxisState::r(); // ZeRO-1 all-reduces gradients whole
-      for (int a = 0; a < numAxes(); ++a)
-        wantOn(op, i, a, to[a]); // partial: all-reduced, or reduce-scattered (ZeRO-2/3)
+      // Partial: all-reduced, or reduce-scattered (ZeRO-2/3); under ZeRO-1 all-reduced
+      // and sliced, so that the whole gradient dies right after its bucket's reduction.
+      for (int a = 0; a < numAxes(); ++a) {
+        if (plan_.zero == 1 && a == dpAxis_) // the same reduction and slice as AdamW's
+          wantOn(op, i, a, AxisState::r());
+        wantOn(op, i, a, to[a]);
+      }
     }
     std::map<unsigned, SmallVector<Value>> groups; // by the mask of split axes
     for (Value g : op->getOperands()) {
@@ -420,16 +425,50 @@ private:
     return success();
   }
 
-  // ZeRO-3: a sharded parameter is gathered right before each use and freed after.
+  bool isShardedParameter(Value v) {
+    auto arg = dyn_cast<BlockArgument>(v);
+    return arg && argRole(fn_, arg.getArgNumber()) == "parameter" && st(arg, dpAxis_).isSplit();
+  }
+
+  // A parameter's working copy in the compute type (ap-mixed-precision's cast).
+  bool isWorkingCopy(Operation *op) {
+    auto c = dyn_cast<ap::CastOp>(op);
+    return c && isShardedParameter(c.getInput());
+  }
+
+  // A sharded parameter is gathered before its users (the ops' rules would otherwise
+  // take the dp split for a model-parallel one). ZeRO-3: right before each use, and
+  // freed after; a working copy is cast from the shard there too and gathered in the
+  // compute type (half the bytes of an f32 gather). ZeRO-1/2 (the distributed
+  // optimizer's layout): the working copy (in f32, the parameter) is gathered once, at
+  // its first use, and kept for the step.
   void gatherShardedParameters(Operation *op) {
-    if (plan_.zero != 3 || isa<ap::AdamWOp, func::ReturnOp>(op))
+    if (plan_.zero == 0 || isa<ap::AdamWOp, func::ReturnOp>(op) || isWorkingCopy(op))
       return;
+    bool perUse = plan_.zero == 3;
     for (unsigned i = 0; i < op->getNumOperands(); ++i) {
-      auto arg = dyn_cast<BlockArgument>(op->getOperand(i));
-      if (!arg || argRole(fn_, arg.getArgNumber()) != "parameter" || !st(arg, dpAxis_).isSplit())
-        continue;
-      op->setOperand(i, convert(arg, dpAxis_, AxisState::r(), op));
+      Value v = op->getOperand(i);
+      Operation *def = v.getDefiningOp();
+      if (isShardedParameter(v)) {
+        op->setOperand(i, convert(v, dpAxis_, AxisState::r(), perUse ? op : nullptr));
+      } else if (def && isWorkingCopy(def) && !perUse) {
+        op->setOperand(i, convert(v, dpAxis_, AxisState::r()));
+      } else if (def && isWorkingCopy(def)) {
+        OpBuilder b(op);
+        Value shard = b.clone(*def)->getResult(0);
+        global_[shard] = globalOf(v);
+        sharding_[shard] = shardingOf(v);
+        op->setOperand(i, convert(shard, dpAxis_, AxisState::r(), op));
+        castsReplaced_.insert(def);
+      }
     }
+  }
+
+  // The working copies every user of which now casts its own.
+  void eraseReplacedCasts() {
+    for (Operation *op : castsReplaced_)
+      if (op->use_empty())
+        op->erase();
   }
 
   LogicalResult partition(Operation *op) {
@@ -508,6 +547,7 @@ private:
   llvm::DenseMap<std::pair<Value, Value>, VocabStats> vocabStats_;
   llvm::DenseMap<std::pair<Value, Value>, Value> targets_;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> counts_;
+  llvm::SmallPtrSet<Operation *, 32> castsReplaced_;
   bool reduceEagerly_ = false, keptCountWanted_ = false; // set by the op's rule
 };
 

@@ -1,7 +1,9 @@
 // ap-mixed-precision: f32 master parameters, compute in `compute-type`, loss in f32.
 //
 // Every floating value of the forward function is retyped to the compute type, with
-// three exceptions: parameter arguments (f32 masters, cast once at the top), the
+// three exceptions: parameter arguments (f32 masters, each cast once, right before its
+// first user, so that its gradient's cast back to f32 comes as soon as the gradient is
+// complete and the working copy is made no earlier than needed), the
 // cross_entropy result (always f32) and its logits (cast to f32 right before it).
 // Casts that become identities are folded away; the op verifiers check the result.
 #include "compiler/Passes.h"
@@ -29,6 +31,15 @@ RankedTensorType withElement(Type type, Type element) {
 bool isFloatTensor(Type type) {
   auto t = dyn_cast<RankedTensorType>(type);
   return t && isa<FloatType>(t.getElementType());
+}
+
+// The earliest op of the block that reads `v`.
+Operation *firstUser(Value v) {
+  Operation *first = nullptr;
+  for (Operation *user : v.getUsers())
+    if (!first || user->isBeforeInBlock(first))
+      first = user;
+  return first;
 }
 
 struct ApMixedPrecisionPass : impl::ApMixedPrecisionPassBase<ApMixedPrecisionPass> {
@@ -79,6 +90,9 @@ struct ApMixedPrecisionPass : impl::ApMixedPrecisionPassBase<ApMixedPrecisionPas
         arg.setType(withElement(arg.getType(), f32));
       if (arg.getType() == withElement(arg.getType(), compute))
         continue;
+      OpBuilder::InsertionGuard guard(b);
+      if (isParameter && !arg.use_empty())
+        b.setInsertionPoint(firstUser(arg));
       auto cast = ap::CastOp::create(b, arg.getLoc(), withElement(arg.getType(), compute), arg);
       arg.replaceAllUsesExcept(cast.getResult(), cast);
     }

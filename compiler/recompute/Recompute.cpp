@@ -99,6 +99,19 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
     return success();
   }
 
+  // Under ZeRO-1/2 the f32 master is split over dp and its working copy in the compute
+  // type is gathered once per step and kept (the distributed optimizer's layout):
+  // casting it again would mean gathering it again.
+  bool keepsWorkingCopy(func::FuncOp fn, Operation *op) {
+    auto c = dyn_cast<ap::CastOp>(op);
+    if (!c)
+      return false;
+    auto arg = dyn_cast<BlockArgument>(c.getInput());
+    ap::ParallelAttr plan = parallelPlanOf(getOperation());
+    return arg && argRole(fn, arg.getArgNumber()) == "parameter" && plan.getDp() > 1 &&
+           (plan.getZero() == 1 || plan.getZero() == 2);
+  }
+
   LogicalResult recompute(func::FuncOp fn) {
     Block &body = fn.getBody().front();
     auto ret = cast<func::ReturnOp>(body.getTerminator());
@@ -188,7 +201,7 @@ struct ApRecomputePass : impl::ApRecomputePassBase<ApRecomputePass> {
       // Under `full`, values leaving the layer (read by a forward op of another group) are
       // the saved activations: kept, never recomputed.
       auto recomputable = [&](Operation *op) {
-        if (!inGroup(op))
+        if (!inGroup(op) || keepsWorkingCopy(fn, op))
           return false;
         if (mode_ != "full")
           return true;

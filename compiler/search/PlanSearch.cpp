@@ -139,7 +139,9 @@ cost::ModelFigures figuresOf(mlir::func::FuncOp step, const partition::PlanConte
 double statesLowerBoundBytes(const partition::ParallelPlan &plan, double parameters) {
   double split = double(std::max<int64_t>(plan.tp, 1) * std::max<int64_t>(plan.pp, 1));
   double dp = double(std::max<int64_t>(plan.dp, 1));
-  double master = 4 * parameters / (split * (plan.zero >= 3 ? dp : 1));
+  // Under any ZeRO level the f32 masters are split over dp like their moments (the
+  // distributed optimizer's layout).
+  double master = 4 * parameters / (split * (plan.zero >= 1 ? dp : 1));
   double moments = 8 * parameters / (split * (plan.zero >= 1 ? dp : 1));
   return master + moments;
 }

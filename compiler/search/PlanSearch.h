@@ -102,7 +102,7 @@ Result<cost::Prediction> estimatePlan(mlir::ModuleOp module, const partition::Pa
                                       const RebuildFn &rebuild, uint64_t *peakUpper = nullptr);
 
 // Bytes per device a plan needs at least for its parameters' f32 master copy (4 per
-// parameter, split over tp x pp, and dp under zero=3) and the two AdamW moments (8, split
+// parameter, split over tp x pp, and dp under zero >= 1) and the two AdamW moments (8, split
 // over tp x pp, and dp under zero >= 1), whatever the precision.
 double statesLowerBoundBytes(const partition::ParallelPlan &plan, double parameters);
 

@@ -6,7 +6,10 @@
 //   micro     computed per micro-batch (they depend on the batch), each on one stage;
 //   floating  per micro-batch but of the batch alone (shift_labels): cloned wherever used;
 //   feeder    of the parameters alone (mixed-precision casts, ZeRO-3 gathers, fills):
-//             cloned right before each block that uses them, so they live briefly;
+//             cloned right before each block that uses them, so they live briefly; but
+//             under ZeRO-1/2 the working copy (the cast and gather of a sharded master)
+//             is made once per step, at its first use, and kept (the distributed
+//             optimizer's layout: one gather per step, not one per block);
 //   step      after the gradients stop depending on the micro-batch (the data-parallel
 //             reductions, the norm, AdamW): once per step, on the accumulated values.
 // Where a chain of reductions and casts ends at an AdamW, the norm or the loss, the
@@ -609,6 +612,7 @@ private:
     Value count;                                    // the step's kept tokens
     SmallVector<llvm::DenseMap<Value, Value>> perMicroBatch; // values of micro-batch i
     llvm::DenseMap<Value, Value> block;              // feeders and floating ops of a block
+    llvm::DenseMap<Value, Value> keptForStep;        // working copies under ZeRO-1/2
     llvm::DenseMap<Value, Value> accumulated;        // sums over micro-batches so far
     llvm::DenseMap<Value, Value> stepValues;         // the update's values
   };
@@ -733,12 +737,21 @@ private:
     return success();
   }
 
+  // Under ZeRO-1/2 a parameter's working copy (its cast to the compute type, its
+  // gather over dp) is made once per step and kept for every block.
+  bool keptForStep(Operation *op) {
+    return (plan_.zero == 1 || plan_.zero == 2) && plan_.dp > 1 && kind_[op] == Kind::Feeder &&
+           isa<ap::CastOp, shard::AllGatherOp>(op);
+  }
+
   // `v` of micro-batch `i` on this stage, at the builder's point.
   FailureOr<Value> microValue(StageBuilder &sb, Value v, int i) {
     auto &values = sb.perMicroBatch[i];
     if (Value known = values.lookup(v))
       return known;
     if (Value known = sb.block.lookup(v))
+      return known;
+    if (Value known = sb.keptForStep.lookup(v))
       return known;
     Location loc = v.getLoc();
     if (v == kept_) {
@@ -774,8 +787,8 @@ private:
       }
       Operation *clone = sb.b.clone(*d, map);
       for (auto [r, c] : llvm::zip(d->getResults(), clone->getResults()))
-        sb.block[r] = c;
-      return sb.block.lookup(v);
+        (keptForStep(d) ? sb.keptForStep : sb.block)[r] = c;
+      return clone->getResult(cast<OpResult>(v).getResultNumber());
     }
     if (k == Kind::Micro && stage_[d] != sb.stage) {
       auto recv = ap::RecvOp::create(sb.b, loc, v.getType(), sb.b.getDenseI64ArrayAttr({ppAxis_}),

@@ -46,3 +46,23 @@ func.func @train_step(%emb: tensor<6x4xbf16> {ap.name = "emb", ap.role = "parame
   %3 = ap.cross_entropy %2, %ids : (tensor<3x6xf32>, tensor<3xi64>) -> tensor<f32>
   return %3 : tensor<f32>
 }
+
+// -----
+
+// Tests that each parameter is cast right before its first user, not at the top: the
+// working copy is made no earlier than needed, and the gradient's cast back to f32
+// (its transpose) comes as soon as the gradient is complete.
+// CHECK-LABEL: func.func @casts_at_first_use
+// CHECK: %[[W1:.*]] = ap.cast %arg0 : tensor<4x4xf32> to tensor<4x4xbf16>
+// CHECK-NEXT: ap.cast %arg2
+// CHECK-NEXT: %[[Y1:.*]] = ap.linear %{{.*}}, %[[W1]]
+// CHECK-NEXT: %[[S:.*]] = ap.silu %[[Y1]]
+// CHECK-NEXT: %[[W2:.*]] = ap.cast %arg1 : tensor<8x4xf32> to tensor<8x4xbf16>
+// CHECK-NEXT: ap.linear %[[S]], %[[W2]]
+func.func @casts_at_first_use(%w1: tensor<4x4xf32> {ap.name = "w1", ap.role = "parameter"}, %w2: tensor<8x4xf32> {ap.name = "w2", ap.role = "parameter"}, %x: tensor<2x4xf32> {ap.name = "x", ap.role = "input"}, %labels: tensor<2xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}) -> tensor<f32> {
+  %0 = ap.linear %x, %w1 : (tensor<2x4xf32>, tensor<4x4xf32>) -> tensor<2x4xf32>
+  %1 = ap.silu %0 : tensor<2x4xf32>
+  %2 = ap.linear %1, %w2 : (tensor<2x4xf32>, tensor<8x4xf32>) -> tensor<2x8xf32>
+  %3 = ap.cross_entropy %2, %labels : (tensor<2x8xf32>, tensor<2xi64>) -> tensor<f32>
+  return %3 : tensor<f32>
+}

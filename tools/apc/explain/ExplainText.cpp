@@ -73,7 +73,7 @@ std::string layoutRole(const PlanFacts &f, const ParameterFacts &p, const Layout
       else if (!vocab)
         roles.push_back("row-parallel");
     } else if (axis == "dp") {
-      roles.push_back(moment ? "ZeRO-sharded over dp" : "ZeRO-3-sharded over dp");
+      roles.push_back("ZeRO-sharded over dp");
     }
   }
   std::string s;
