@@ -111,6 +111,35 @@ TEST(Streams, DataParallelCollectivesOverlapTheComputeAfterThem) {
   EXPECT_TRUE(runtimeCheck(b.p)) << runtimeCheck(b.p).message();
 }
 
+TEST(Streams, AtMostTwoCollectivesAreInFlight) {
+  // Three gradient buckets reduce-scattered as the backward completes them; nothing reads
+  // the shards before the update. Compute past the second bucket's issue waits for the
+  // first, so the first bucket's full-size input dies there, not at the update.
+  Builder b(12);
+  int g0 = b.add("gemm", {0}, {1}, Pass::Backward);
+  int r0 = b.add("reduce_scatter", {1}, {2}, Pass::Backward, {0});
+  b.add("gemm", {3}, {4}, Pass::Backward);
+  int r1 = b.add("reduce_scatter", {4}, {5}, Pass::Backward, {0});
+  int after1 = b.add("gemm", {6}, {7}, Pass::Backward);
+  int r2 = b.add("reduce_scatter", {7}, {8}, Pass::Backward, {0});
+  int after2 = b.add("gemm", {9}, {10}, Pass::Backward);
+  b.add("adamw", {2, 5, 8}, {11}, Pass::Step);
+  assignStreams(b.p);
+  const auto &in = b.p.instructions;
+  for (int r : {r0, r1, r2})
+    EXPECT_EQ(in[size_t(r)].stream, kCommunicationStream);
+  ASSERT_EQ(in[size_t(after1)].waits.size(), 1u);
+  EXPECT_EQ(in[size_t(after1)].waits[0], in[size_t(r0)].records);
+  ASSERT_EQ(in[size_t(after2)].waits.size(), 1u);
+  EXPECT_EQ(in[size_t(after2)].waits[0], in[size_t(r1)].records);
+  std::vector<RunSpan> spans = runSpans(b.p);
+  EXPECT_EQ(spans[size_t(r0)].from, g0);
+  EXPECT_EQ(spans[size_t(r0)].to, after1);
+  EXPECT_EQ(spans[size_t(r1)].to, after2);
+  planMemory(b.p);
+  EXPECT_TRUE(runtimeCheck(b.p)) << runtimeCheck(b.p).message();
+}
+
 TEST(Streams, GathersAfterTheUpdatesFirstKernelStayOnTheComputeStream) {
   Builder b(6);
   int before = b.add("all_reduce", {0}, {1}, Pass::Step, {0});
