@@ -2,11 +2,12 @@
 // point-to-point transfers between neighbour stages. The cost model (compiler/cost) and
 // `apc explain`'s timeline share it, so the critical path is computed in one place.
 //
-// Rules: F k on stage s starts when the stage is free and F k on stage s-1 has ended and
-// its activation has arrived (+ sendForward of s-1); B k on stage s starts when the stage
-// is free and B k on stage s+1 has ended and its gradient has arrived (+ sendBackward of
-// s+1); on the last stage B k follows its own F k. A stage runs its passes in the
-// schedule's order, back to back when their inputs are there.
+// Rules, on virtual stages v = chunk * stages + stage (the stages themselves without
+// interleaving): F k on v starts when its stage is free and F k on v-1 has ended and its
+// activation has arrived (+ sendForward of v-1); B k on v starts when its stage is free
+// and B k on v+1 has ended and its gradient has arrived (+ sendBackward of v+1); on the
+// last virtual stage B k follows its own F k. A stage runs its passes in the schedule's
+// order, back to back when their inputs are there.
 #pragma once
 
 #include "compiler/stages/Schedule.h"
@@ -15,7 +16,7 @@
 
 namespace apc::schedule {
 
-// One stage's times for one micro-batch (any unit, seconds in the cost model).
+// One (virtual) stage's times for one micro-batch (any unit, seconds in the cost model).
 struct StageTimes {
   double forward = 0, backward = 0;
   double sendForward = 0;  // the activation's transfer to stage s+1
@@ -35,7 +36,7 @@ struct Timeline {
   double busy = 0;                            // sum of every pass's duration
 };
 
-// Times `schedule` (one entry of `times` per stage, every time finite and >= 0).
+// Times `schedule` (one entry of `times` per virtual stage, every time finite and >= 0).
 Result<Timeline> timeSchedule(const Schedule &schedule, const std::vector<StageTimes> &times);
 
 } // namespace apc::schedule

@@ -3,10 +3,12 @@
 // steady state and cool-down, every pass exactly once, dependencies never inverted, and
 // the in-flight bound p - s.
 #include "compiler/stages/Schedule.h"
+#include "compiler/stages/ScheduleTiming.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
+#include <tuple>
 
 namespace apc::schedule {
 namespace {
@@ -58,13 +60,75 @@ TEST(Schedule, EveryPassOnceInDependencyOrder) {
       }
 }
 
+// Passes with their chunk: "F0.1" is micro-batch 0's forward of chunk 1.
+std::string chunked(const std::vector<Pass> &order) {
+  std::string s;
+  for (const Pass &p : order)
+    s += (s.empty() ? "" : " ") + p.label() + "." + std::to_string(p.chunk);
+  return s;
+}
+
+TEST(Schedule, InterleavedOnTwoStagesOfTwoChunks) {
+  auto s = interleavedOneFOneB(2, 2, 4);
+  ASSERT_TRUE(s) << s.message();
+  EXPECT_EQ(s->name, "interleaved-1f1b");
+  EXPECT_EQ(s->virtualStages(), 4);
+  // Megatron's order: groups of 2 micro-batches per chunk; stage 0 warms up with
+  // (2 - 0 - 1) * 2 + (2 - 1) * 2 = 4 forwards, stage 1 with 2.
+  EXPECT_EQ(chunked(s->orders[0]),
+            "F0.0 F1.0 F0.1 F1.1 F2.0 B0.1 F3.0 B1.1 F2.1 B0.0 F3.1 B1.0 B2.1 B3.1 B2.0 B3.0");
+  EXPECT_EQ(chunked(s->orders[1]),
+            "F0.0 F1.0 F0.1 B0.1 F1.1 B1.1 F2.0 B0.0 F3.0 B1.0 F2.1 B2.1 F3.1 B3.1 B2.0 B3.0");
+  // As many micro-batches as stages: every forward first.
+  EXPECT_EQ(chunked(interleavedOrder(2, 2, 1, 2)), "F0.0 F1.0 F0.1 F1.1 B0.1 B1.1 B0.0 B1.0");
+  // One chunk is 1F1B.
+  EXPECT_EQ(text(interleavedOrder(4, 1, 0, 6)), text(oneFOneBOrder(4, 0, 6)));
+}
+
+// Every pass of every chunk once, in an order the timing runs without deadlock, and the
+// bubble (p - 1) / (v m) of the ideal time: with every virtual stage's passes one unit
+// long and nothing to send, a step takes (v m + p - 1) x 2 units.
+TEST(Schedule, InterleavedRunsEveryPassOnceWithTheSmallerBubble) {
+  for (int p = 2; p <= 5; ++p)
+    for (int v = 1; v <= 4; ++v)
+      for (int m = p; m <= 4 * p; m += p) {
+        auto s = interleavedOneFOneB(p, v, m);
+        ASSERT_TRUE(s) << s.message();
+        for (int st = 0; st < p; ++st) {
+          std::set<std::tuple<bool, int, int>> seen;
+          for (const Pass &pass : s->orders[size_t(st)])
+            EXPECT_TRUE(seen.insert({pass.forward(), pass.microBatch, pass.chunk}).second);
+          EXPECT_EQ(seen.size(), size_t(2 * m * v));
+        }
+        std::vector<StageTimes> unit(size_t(p * v), StageTimes{1, 1, 0, 0});
+        auto timed = timeSchedule(*s, unit);
+        ASSERT_TRUE(timed) << p << " " << v << " " << m << ": " << timed.message();
+        EXPECT_DOUBLE_EQ(timed->makespan, 2.0 * (v * m + p - 1)) << p << " " << v << " " << m;
+      }
+}
+
+TEST(Schedule, InterleavedRefusals) {
+  EXPECT_FALSE(interleavedOneFOneB(1, 2, 4));
+  auto bad = interleavedOneFOneB(2, 2, 3);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.message().find("multiple of the stages (2), got 3"), std::string::npos)
+      << bad.message();
+  EXPECT_FALSE(interleavedOneFOneB(2, 0, 4));
+  EXPECT_TRUE(interleavedOrder(2, 2, 0, 3).empty());
+  auto named = scheduleNamed("interleaved-1f1b", 2, 4, 2);
+  ASSERT_TRUE(named) << named.message();
+  EXPECT_EQ(named->chunks, 2);
+  EXPECT_FALSE(scheduleNamed("1f1b", 2, 4, 2));
+  EXPECT_FALSE(scheduleNamed("gpipe", 2, 4));
+}
+
 TEST(Schedule, Refusals) {
   EXPECT_EQ(oneFOneB(0, 4).message(), "a pipeline schedule needs at least one stage, got 0");
   EXPECT_EQ(oneFOneB(2, 0).message(), "a pipeline schedule needs at least one micro-batch, got 0");
   EXPECT_TRUE(oneFOneBOrder(2, 2, 4).empty());
   EXPECT_TRUE(scheduleNamed("1f1b", 2, 2));
   EXPECT_EQ(scheduleNamed("gpipe", 2, 2).message(),
-            "unknown pipeline schedule 'gpipe' (known: 1f1b)");
+            "unknown pipeline schedule 'gpipe' (known: 1f1b, interleaved-1f1b)");
 }
 
 } // namespace
