@@ -268,17 +268,27 @@ FailureOr<std::string> emitPlan(const std::vector<lowering::ExecProgram> &stages
   if (auto pipelined = module->getAttrOfType<DictionaryAttr>("ap.pipeline"))
     if (auto recorded = pipelined.getAs<DenseI64ArrayAttr>("stage_layers"))
       stageLayers.assign(recorded.asArrayRef().begin(), recorded.asArrayRef().end());
-  if (stageLayers.size() != 2 * stages.size())
-    return step.emitError() << "emit: " << stages.size() << " stage programs but "
-                            << stageLayers.size() / 2 << " stages recorded in ap.pipeline";
-  std::vector<flatbuffers::Offset<fb::StageSpec>> stageSpecs;
+  // With interleaving, one entry per model chunk (chunk c of stage s at c * stages + s).
+  size_t chunks = size_t(std::max<int64_t>(parallel.vp, 1));
+  if (stageLayers.size() != 2 * stages.size() * chunks)
+    return step.emitError() << "emit: " << stages.size() << " stage programs of " << chunks
+                            << " chunk" << (chunks == 1 ? "" : "s") << " but "
+                            << stageLayers.size() / 2 << " recorded in ap.pipeline";
+  std::vector<flatbuffers::Offset<fb::StageSpec>> stageSpecs, chunkSpecs;
   for (size_t s = 0; s < stages.size(); ++s)
     stageSpecs.push_back(fb::CreateStageSpec(fbb, int32_t(stageLayers[2 * s]),
                                              int32_t(stageLayers[2 * s + 1]), s == 0,
                                              s + 1 == stages.size()));
+  if (chunks > 1)
+    for (size_t v = 0; v < stages.size() * chunks; ++v)
+      chunkSpecs.push_back(fb::CreateStageSpec(fbb, int32_t(stageLayers[2 * v]),
+                                               int32_t(stageLayers[2 * v + 1]), v == 0,
+                                               v + 1 == stages.size() * chunks));
   auto pipeline = fb::CreatePipelineSpec(
-      fbb, fbb.CreateVector(stageSpecs), int32_t(parallel.mb), fbb.CreateString("1f1b"),
-      fbb.CreateString(parallel.recompute), int32_t(parallel.recomputeStages));
+      fbb, fbb.CreateVector(stageSpecs), int32_t(parallel.mb),
+      fbb.CreateString(chunks > 1 ? "interleaved-1f1b" : "1f1b"),
+      fbb.CreateString(parallel.recompute), int32_t(parallel.recomputeStages), int32_t(chunks),
+      chunks > 1 ? fbb.CreateVector(chunkSpecs) : 0);
   flatbuffers::Offset<fb::SearchRecord> searchRecord = 0;
   if (const SearchInfo *search = info.search) {
     std::vector<flatbuffers::Offset<fb::Alternative>> alternatives;

@@ -14,7 +14,7 @@ ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &p) {
                                                          : ap::Recompute::None;
   // A module of func ops alone has not loaded the dialect the attribute belongs to.
   context->getOrLoadDialect<ap::ApDialect>();
-  return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.zero, p.sp, p.mb, recompute,
+  return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.zero, p.sp, p.mb, p.vp, recompute,
                                p.recomputeStages, p.stages);
 }
 
@@ -26,6 +26,7 @@ ParallelPlan fromAttr(ap::ParallelAttr a) {
   p.zero = a.getZero();
   p.sp = a.getSp();
   p.mb = a.getMb();
+  p.vp = a.getVp();
   p.recompute = ap::stringifyRecompute(a.getRecompute()).str();
   p.recomputeStages = a.getRecomputeStages();
   p.stages.assign(a.getStages().begin(), a.getStages().end());

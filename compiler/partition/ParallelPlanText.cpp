@@ -50,6 +50,7 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
   if (key == "tp") return degree(plan.tp);
   if (key == "pp") return degree(plan.pp);
   if (key == "mb") return degree(plan.mb);
+  if (key == "vp") return degree(plan.vp);
   if (key == "zero") {
     APC_RETURN_IF_ERROR(count(plan.zero, 0));
     if (plan.zero > 3)
@@ -91,7 +92,8 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     return Status::ok();
   }
   return Status::error("unknown plan field '" + key +
-                       "' (fields: dp, tp, pp, zero, sp, mb, recompute, recompute_stages, stages)");
+                       "' (fields: dp, tp, pp, vp, zero, sp, mb, recompute, recompute_stages, "
+                       "stages)");
 }
 
 Result<ParallelPlan> parseJson(const std::string &text, std::set<std::string> &seen) {
@@ -128,6 +130,7 @@ std::string ParallelPlan::toString() const {
   std::string s = "dp=" + std::to_string(dp) + ",tp=" + std::to_string(tp) +
                   ",pp=" + std::to_string(pp) + ",zero=" + std::to_string(zero) +
                   ",sp=" + (sp ? "on" : "off") + ",mb=" + std::to_string(mb) +
+                  (vp > 1 ? ",vp=" + std::to_string(vp) : std::string()) +
                   ",recompute=" + recompute;
   if (recomputeStages > 0)
     s += ",recompute_stages=" + std::to_string(recomputeStages);
@@ -139,6 +142,8 @@ std::string ParallelPlan::toString() const {
 std::string ParallelPlan::toJson() const {
   llvm::json::Object o{{"dp", dp}, {"tp", tp}, {"pp", pp}, {"zero", zero},
                        {"sp", sp}, {"mb", mb}, {"recompute", recompute}};
+  if (vp > 1)
+    o["vp"] = vp;
   if (recomputeStages > 0)
     o["recompute_stages"] = recomputeStages;
   if (!stages.empty())
@@ -218,6 +223,21 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
     return Status::error("plan field 'mb' (" + std::to_string(p.mb) +
                          ") must divide the per-replica batch (" + std::to_string(c.batch / p.dp) +
                          ")");
+  if (p.vp > 1 && p.pp == 1)
+    return Status::error("plan field 'vp' (" + std::to_string(p.vp) +
+                         ") gives each pipeline stage several model chunks and needs pp > 1");
+  if (p.vp > 1 && p.pp * p.vp > c.layers)
+    return Status::error("plan field 'vp': pp x vp = " + std::to_string(p.pp) + " x " +
+                         std::to_string(p.vp) + " chunks exceed the " +
+                         std::to_string(c.layers) + " layers");
+  if (p.vp > 1 && p.mb % p.pp != 0)
+    return Status::error("plan field 'vp' (" + std::to_string(p.vp) +
+                         ", interleaved 1F1B) needs mb (" + std::to_string(p.mb) +
+                         ") to be a multiple of pp (" + std::to_string(p.pp) + ")");
+  if (p.vp > 1 && p.recomputeStages > 0)
+    return Status::error("plan field 'recompute_stages' is not supported with vp > 1 (an "
+                         "interleaved stage holds chunks from the whole depth): recompute "
+                         "every stage, or use vp=1");
   if (p.recomputeStages > 0 && (p.recompute == "none" || p.recomputeStages >= p.pp))
     return Status::error("plan field 'recompute_stages' (" + std::to_string(p.recomputeStages) +
                          ") limits recompute=selective or full to the first stages of a "
@@ -228,11 +248,13 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
     int64_t sum = 0;
     for (int64_t n : layers)
       sum = n == INT64_MAX || sum == INT64_MAX ? INT64_MAX : sum + n;
-    if (int64_t(layers.size()) != p.pp || sum != c.layers ||
+    if (int64_t(layers.size()) != p.pp * p.vp || sum != c.layers ||
         llvm::is_contained(layers, int64_t(0)))
-      return Status::error("plan field 'stages' (" + stagesText(p.stages) + ") must give pp=" +
-                           std::to_string(p.pp) + " stages of at least one layer each, " +
-                           std::to_string(c.layers) + " layers in all");
+      return Status::error(
+          "plan field 'stages' (" + stagesText(p.stages) + ") must give " +
+          (p.vp > 1 ? "pp x vp = " + std::to_string(p.pp * p.vp) + " chunks"
+                    : "pp=" + std::to_string(p.pp) + " stages") +
+          " of at least one layer each, " + std::to_string(c.layers) + " layers in all");
   }
   return checkImplemented(p);
 }

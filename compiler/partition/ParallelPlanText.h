@@ -23,6 +23,9 @@ struct ParallelPlan {
   int64_t zero = 0;          // ZeRO level over the data-parallel axis (0..3)
   bool sp = false;           // sequence parallelism between tensor-parallel regions
   int64_t mb = 1;            // micro-batches per step (pipelines)
+  // Model chunks per pipeline stage (interleaved 1F1B, Megatron's virtual stages): stage
+  // s holds chunks s, s + pp, ... of the pp x vp chunks the layers are cut into.
+  int64_t vp = 1;
   std::string recompute = "none"; // none | selective | full
   // Recompute only on the first this many pipeline stages (0: on all of them). Under 1F1B
   // the first stages hold the most micro-batches in flight: they need the memory relief,
@@ -31,8 +34,8 @@ struct ParallelPlan {
   std::vector<int64_t> stages; // layers per stage, "3+5" in text (empty: balanced)
 
   int64_t devices() const { return dp * tp * pp; }
-  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" (then
-  // ",recompute_stages=K" and ",stages=..." when set) and JSON.
+  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" (",vp=V" after
+  // mb when above 1; then ",recompute_stages=K" and ",stages=..." when set) and JSON.
   std::string toString() const;
   std::string toJson() const;
 };

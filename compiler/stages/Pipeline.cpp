@@ -66,6 +66,7 @@ public:
   Pipeliner(ModuleOp module, func::FuncOp fn, const partition::ParallelPlan &plan,
             const Mesh &mesh)
       : module_(module), fn_(fn), plan_(plan), pp_(plan.pp), mb_(plan.mb),
+        vp_(int(std::max<int64_t>(plan.vp, 1))), vs_(pp_ * vp_),
         ppAxis_(mesh.axis("pp")), dpAxis_(mesh.axis("dp")) {
     // Names read once: every stage asks, for every result, for the argument of its name.
     for (unsigned i = 0; i < fn_.getNumResults(); ++i)
@@ -167,9 +168,10 @@ private:
         kind_[op] = Kind::Floating;
         continue;
       }
-      if (stage.getInt() < 0 || stage.getInt() >= pp_)
+      if (stage.getInt() < 0 || stage.getInt() >= vs_)
         return op->emitOpError() << "ap-pipeline: ap.stage " << stage.getInt()
-                                 << " is not one of the " << pp_ << " stages";
+                                 << " is not one of the " << vs_
+                                 << (vp_ > 1 ? " virtual stages" : " stages");
       kind_[op] = Kind::Micro;
       stage_[op] = int(stage.getInt());
       backwardPhase_[op] = op->hasAttr(kBackwardMark);
@@ -319,16 +321,20 @@ private:
            isa<ap::VocabParallelLossGradOp>(op);
   }
 
+  // The virtual stage of a layer (the stage without interleaving).
   int stageOfLayer(int layer) {
     if (layer == kHeadLayer)
-      return pp_ - 1;
+      return vs_ - 1;
     if (layer < 0)
       return 0;
-    for (int s = 0; s < pp_; ++s)
+    for (int s = 0; s < vs_; ++s)
       if (layer < stages_[s].first + stages_[s].count)
         return s;
-    return pp_ - 1;
+    return vs_ - 1;
   }
+
+  // The stage (rank on the pp axis, one function) that runs virtual stage `v`.
+  int rankOf(int v) const { return v % pp_; }
 
   LogicalResult assignStages() {
     stages::ModelSizes sizes =
@@ -428,7 +434,8 @@ private:
     Operation *d = v.getDefiningOp();
     return d && kind_.lookup(d) == Kind::Micro;
   }
-  int stageOf(Value v) { return stage_.lookup(v.getDefiningOp()); }
+  int stageOf(Value v) { return stage_.lookup(v.getDefiningOp()); } // virtual
+  int rankOfValue(Value v) { return rankOf(stageOf(v)); }
 
   // A tied embedding's gradient is the sum of the embedding's part (first stage) and the
   // LM head's (last stage): each stage accumulates its part; the sum is a step op that
@@ -437,7 +444,7 @@ private:
     for (Value v : llvm::to_vector(accumulated_)) {
       auto add = v.getDefiningOp<ap::AddOp>();
       if (!add || !isMicro(add.getLhs()) || !isMicro(add.getRhs()) ||
-          stageOf(add.getLhs()) == stageOf(add.getRhs()))
+          rankOfValue(add.getLhs()) == rankOfValue(add.getRhs()))
         continue;
       accumulated_.remove(v);
       accumulated_.insert(add.getLhs());
@@ -503,7 +510,7 @@ private:
     for (Operation *op : ops_)
       if (kind_[op] == Kind::Micro)
         for (Value v : op->getOperands())
-          holdersThrough(v, stage_[op]);
+          holdersThrough(v, rankOf(stage_[op]));
     // Optimizer states follow their parameter; step and lr go everywhere.
     llvm::StringMap<BlockArgument> params;
     for (BlockArgument arg : fn_.getArguments())
@@ -540,7 +547,7 @@ private:
     if (!seen.insert(v).second)
       return out;
     if (accumulated_.contains(v))
-      return {stageOf(v)};
+      return {rankOfValue(v)};
     if (Operation *d = v.getDefiningOp(); d && kind_[d] == Kind::Step)
       for (Value o : d->getOperands())
         for (int s : accStages(o, seen))
@@ -567,7 +574,7 @@ private:
     while (!work.empty()) {
       Value v = work.pop_back_val();
       if (accumulated_.contains(v)) {
-        if (stageOf(v) != s)
+        if (rankOfValue(v) != s)
           remoteAcc_[s].insert(v);
         continue;
       }
@@ -597,7 +604,7 @@ private:
   // The micro ops of each stage's forward and backward block (blockOps_[2 * stage +
   // backward]), in step order: every pass of the schedule clones one of them.
   void collectBlocks() {
-    blockOps_.assign(2 * pp_, {});
+    blockOps_.assign(2 * vs_, {});
     for (Operation *op : ops_)
       if (kind_[op] == Kind::Micro)
         blockOps_[2 * stage_[op] + int(backwardPhase_[op])].push_back(op);
@@ -675,13 +682,14 @@ private:
       return failure();
 
     markSince(entry, nullptr, "other", -1, /*force=*/false); // the kept-token count
-    // The passes in the schedule's order (Schedule.h: 1F1B).
-    for (const schedule::Pass &pass : schedule::oneFOneBOrder(pp_, s, mb_)) {
+    // The passes in the schedule's order (Schedule.h: 1F1B, interleaved with vp > 1).
+    for (const schedule::Pass &pass : schedule::interleavedOrder(pp_, vp_, s, mb_)) {
       Operation *before = entry->empty() ? nullptr : &entry->back();
       bool backward = !pass.forward();
       int i = pass.microBatch;
+      int v = pass.chunk * pp_ + s;
       sb.block.clear();
-      for (Operation *op : blockOps_[2 * s + int(backward)])
+      for (Operation *op : blockOps_[2 * v + int(backward)])
         if (failed(cloneMicro(sb, op, i)))
           return failure();
       markSince(entry, before, backward ? "backward" : "forward", i, /*force=*/true);
@@ -790,9 +798,9 @@ private:
         (keptForStep(d) ? sb.keptForStep : sb.block)[r] = c;
       return clone->getResult(cast<OpResult>(v).getResultNumber());
     }
-    if (k == Kind::Micro && stage_[d] != sb.stage) {
+    if (k == Kind::Micro && rankOf(stage_[d]) != sb.stage) {
       auto recv = ap::RecvOp::create(sb.b, loc, v.getType(), sb.b.getDenseI64ArrayAttr({ppAxis_}),
-                                     sb.b.getI64IntegerAttr(stage_[d] - sb.stage),
+                                     sb.b.getI64IntegerAttr(rankOf(stage_[d]) - sb.stage),
                                      sb.b.getI64IntegerAttr(tag_.lookup(v)));
       if (Attribute layer = d->getAttr(kLayerMark)) // the layer of what it receives
         recv->setAttr(kLayerMark, layer);
@@ -813,14 +821,18 @@ private:
     Operation *clone = sb.b.clone(*op, map);
     for (auto [r, c] : llvm::zip(op->getResults(), clone->getResults())) {
       sb.perMicroBatch[i][r] = c;
+      std::set<int> ranks; // a stage reached through several of its chunks gets one copy
       if (auto it = sendTo_.find(r); it != sendTo_.end())
-        for (int t : it->second) {
-          auto send = ap::SendOp::create(sb.b, r.getLoc(), c, sb.b.getDenseI64ArrayAttr({ppAxis_}),
-                                         sb.b.getI64IntegerAttr(t - sb.stage),
-                                         sb.b.getI64IntegerAttr(tag_.lookup(r)));
-          if (Attribute layer = clone->getAttr(kLayerMark)) // the layer of what it sends
-            send->setAttr(kLayerMark, layer);
-        }
+        for (int t : it->second)
+          if (rankOf(t) != sb.stage) // a chunk of this stage reads it here
+            ranks.insert(rankOf(t));
+      for (int t : ranks) {
+        auto send = ap::SendOp::create(sb.b, r.getLoc(), c, sb.b.getDenseI64ArrayAttr({ppAxis_}),
+                                       sb.b.getI64IntegerAttr(t - sb.stage),
+                                       sb.b.getI64IntegerAttr(tag_.lookup(r)));
+        if (Attribute layer = clone->getAttr(kLayerMark)) // the layer of what it sends
+          send->setAttr(kLayerMark, layer);
+      }
       if (accumulated_.contains(r)) {
         Value &sum = sb.accumulated[r];
         sum = sum ? Value(ap::AddOp::create(sb.b, r.getLoc(), c.getType(), sum, c).getResult())
@@ -836,11 +848,11 @@ private:
     if (Value known = sb.stepValues.lookup(v))
       return known;
     if (accumulated_.contains(v)) {
-      if (stageOf(v) == sb.stage)
+      if (rankOfValue(v) == sb.stage)
         return sb.accumulated.lookup(v);
       auto recv = ap::RecvOp::create(sb.b, v.getLoc(), v.getType(),
                                      sb.b.getDenseI64ArrayAttr({ppAxis_}),
-                                     sb.b.getI64IntegerAttr(stageOf(v) - sb.stage),
+                                     sb.b.getI64IntegerAttr(rankOfValue(v) - sb.stage),
                                      sb.b.getI64IntegerAttr(accTag(v)));
       return sb.stepValues[v] = recv.getResult();
     }
@@ -889,7 +901,7 @@ private:
     for (int t = 0; t < pp_; ++t)
       if (t != sb.stage)
         for (Value v : remoteAcc_[t])
-          if (stageOf(v) == sb.stage)
+          if (rankOfValue(v) == sb.stage)
             ap::SendOp::create(b, v.getLoc(), sb.accumulated.lookup(v),
                                b.getDenseI64ArrayAttr({ppAxis_}),
                                b.getI64IntegerAttr(t - sb.stage), b.getI64IntegerAttr(accTag(v)));
@@ -976,13 +988,19 @@ private:
                      b.getDictionaryAttr({b.getNamedAttr("stage_layers",
                                                          b.getDenseI64ArrayAttr(layers)),
                                           b.getNamedAttr("micro_batches",
-                                                         b.getI64IntegerAttr(mb_))}));
+                                                         b.getI64IntegerAttr(mb_)),
+                                          b.getNamedAttr("chunks", b.getI64IntegerAttr(vp_))}));
   }
 
   ModuleOp module_;
   func::FuncOp fn_;
   partition::ParallelPlan plan_;
   int pp_, mb_;
+  // Interleaving: vp_ model chunks per stage, vs_ = pp_ x vp_ virtual stages. Ops are
+  // placed on virtual stages (stage_, blockOps_, sendTo_); functions, arguments, sends
+  // and receives belong to stages (ranks on the pp axis): virtual stage v runs on stage
+  // v % pp_ as its chunk v / pp_.
+  int vp_, vs_;
   int ppAxis_, dpAxis_; // mesh axes (ppAxis_ -1 without stages: mb alone accumulates)
   std::vector<stages::StageLayers> stages_;
   Value ids_, labels_, kept_, loss_;

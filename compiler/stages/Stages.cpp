@@ -56,16 +56,23 @@ std::vector<int64_t> balancedCounts(int64_t pp, int64_t layers, double layer, do
 
 Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
                                              const ModelSizes &m) {
-  int64_t pp = std::max<int64_t>(plan.pp, 1), layers = m.layers;
+  // With vp > 1 the units are the pp x vp model chunks (virtual stages).
+  int64_t pp = std::max<int64_t>(plan.pp, 1) * std::max<int64_t>(plan.vp, 1), layers = m.layers;
   if (layers < pp)
-    return Status::error("plan field 'pp' (" + std::to_string(pp) + ") exceeds the " +
-                         std::to_string(layers) + " layers");
+    return Status::error(plan.vp > 1 ? "plan field 'vp': pp x vp = " + std::to_string(pp) +
+                                           " chunks exceed the " + std::to_string(layers) +
+                                           " layers"
+                                     : "plan field 'pp' (" + std::to_string(pp) +
+                                           ") exceeds the " + std::to_string(layers) + " layers");
   std::vector<int64_t> counts;
   if (!plan.stages.empty()) {
     auto refuse = [&] {
-      return Status::error("plan field 'stages' (" + partition::stagesText(plan.stages) + ") must give pp=" +
-                           std::to_string(pp) + " stages of at least one layer each, " +
-                           std::to_string(layers) + " layers in all");
+      return Status::error("plan field 'stages' (" + partition::stagesText(plan.stages) +
+                           ") must give " +
+                           (plan.vp > 1 ? "pp x vp = " + std::to_string(pp) + " chunks"
+                                        : "pp=" + std::to_string(pp) + " stages") +
+                           " of at least one layer each, " + std::to_string(layers) +
+                           " layers in all");
     };
     int64_t sum = 0;
     for (int64_t n : plan.stages) {

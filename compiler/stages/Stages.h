@@ -27,8 +27,9 @@ ModelSizes modelSizesOf(mlir::DictionaryAttr model, int64_t seqLen);
 // O(layers): closed forms for the stages without the head.
 std::vector<int64_t> balancedCounts(int64_t pp, int64_t layers, double layer, double head);
 
-// pp stages of at least one layer each, covering the layers in order; an error naming
-// the plan field when `stages` does not list such a split.
+// pp stages (pp x vp chunks with vp > 1, chunk c of stage s at index c * pp + s) of at
+// least one layer each, covering the layers in order; an error naming the plan field when
+// `stages` does not list such a split.
 Result<std::vector<StageLayers>> stageLayers(const partition::ParallelPlan &plan,
                                              const ModelSizes &m);
 

@@ -170,16 +170,36 @@ void dumpPlan(const plan::Plan &p, std::FILE *out) {
                                ? " on the first " + std::to_string(p.pipeline()->recompute_stages()) +
                                      (p.pipeline()->recompute_stages() == 1 ? " stage" : " stages")
                                : "";
-    std::fprintf(out, "pipeline: %zu stages, %d micro-batches, schedule %s, recompute %s%s\n",
-                 stages, p.pipeline()->micro_batches(),
+    std::string chunksText = p.pipeline()->chunks() > 1
+                                 ? " of " + std::to_string(p.pipeline()->chunks()) + " chunks"
+                                 : "";
+    std::fprintf(out, "pipeline: %zu stages%s, %d micro-batches, schedule %s, recompute %s%s\n",
+                 stages, chunksText.c_str(), p.pipeline()->micro_batches(),
                  p.pipeline()->schedule() ? p.pipeline()->schedule()->c_str() : "?",
                  p.pipeline()->recompute() ? p.pipeline()->recompute()->c_str() : "none",
                  onStages.c_str());
+    // With interleaving, a stage's layers are those of its chunks s, s + stages, ...
+    const auto *chunkLayers = p.pipeline()->chunk_layers();
+    size_t chunks = chunkLayers && p.pipeline()->chunks() > 1 &&
+                            chunkLayers->size() == stages * size_t(p.pipeline()->chunks())
+                        ? size_t(p.pipeline()->chunks())
+                        : 1;
+    auto range = [](const plan::StageSpec *st) {
+      return st->num_layers() == 1 ? std::to_string(st->first_layer())
+                                   : std::to_string(st->first_layer()) + "-" +
+                                         std::to_string(st->first_layer() + st->num_layers() - 1);
+    };
     for (size_t s = 0; s < stages; ++s) {
       const plan::StageSpec *st = p.pipeline()->stages()->Get(s);
-      std::fprintf(out, "  stage %zu: %slayers %d-%d%s\n", s, st->embedding() ? "embedding, " : "",
-                   st->first_layer(), st->first_layer() + st->num_layers() - 1,
-                   st->head() ? ", norm, LM head, loss" : "");
+      std::string layers;
+      if (chunks > 1)
+        for (size_t c = 0; c < chunks; ++c)
+          layers += (c ? ", " : "") + range(chunkLayers->Get(flatbuffers::uoffset_t(c * stages + s)));
+      else
+        layers = std::to_string(st->first_layer()) + "-" +
+                 std::to_string(st->first_layer() + st->num_layers() - 1);
+      std::fprintf(out, "  stage %zu: %slayers %s%s\n", s, st->embedding() ? "embedding, " : "",
+                   layers.c_str(), st->head() ? ", norm, LM head, loss" : "");
     }
   }
   // One program per stage, run by every device with that coordinate on "pp".

@@ -23,10 +23,10 @@ void ApDialect::registerAttributes() {
 
 LogicalResult ParallelAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
                                    int64_t tp, int64_t pp, int64_t zero, bool sp, int64_t mb,
-                                   Recompute recompute, int64_t recomputeStages,
+                                   int64_t vp, Recompute recompute, int64_t recomputeStages,
                                    ArrayRef<int64_t> stages) {
   for (auto [name, value] : {std::pair<const char *, int64_t>{"dp", dp}, {"tp", tp},
-                             {"pp", pp}, {"mb", mb}})
+                             {"pp", pp}, {"mb", mb}, {"vp", vp}})
     if (value < 1)
       return emitError() << "#ap.parallel: '" << name << "' must be at least 1, got " << value;
   if (zero < 0 || zero > 3)
@@ -38,9 +38,11 @@ LogicalResult ParallelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "#ap.parallel: 'recomputeStages' must be 0 (every stage) or name "
                           "fewer stages than pp with a recompute mode, got "
                        << recomputeStages;
-  if (!stages.empty() && int64_t(stages.size()) != pp)
+  if (vp > 1 && pp == 1)
+    return emitError() << "#ap.parallel: 'vp' needs pp > 1";
+  if (!stages.empty() && int64_t(stages.size()) != pp * vp)
     return emitError() << "#ap.parallel: 'stages' lists " << stages.size()
-                       << " stages but pp is " << pp;
+                       << " stages but pp x vp is " << pp * vp;
   for (int64_t layers : stages)
     if (layers < 1)
       return emitError() << "#ap.parallel: every stage needs at least one layer";

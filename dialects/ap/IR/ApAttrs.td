@@ -81,9 +81,10 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
   let description = [{
     The degrees of data (`dp`), pipeline (`pp`) and tensor (`tp`) parallelism, the
     ZeRO level over dp, sequence parallelism between tensor-parallel regions (`sp`),
-    micro-batches per step (`mb`), activation recomputation (on the first
+    micro-batches per step (`mb`), model chunks per pipeline stage (`vp`, interleaved
+    1F1B), activation recomputation (on the first
     `recomputeStages` pipeline stages only, when above 0), and the layers of each
-    pipeline stage (`stages`, empty: balanced by cost). Fields at their defaults are
+    pipeline stage (`stages`, one entry per chunk with vp > 1; empty: balanced by cost). Fields at their defaults are
     not printed: `#ap.parallel<dp = 2, tp = 2, sp = true>`.
 
     The device mesh follows from it (`meshAxes`): `dp` always, then `pp` and `tp`
@@ -97,6 +98,7 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
     DefaultValuedParameter<"int64_t", "0">:$zero,
     DefaultValuedParameter<"bool", "false">:$sp,
     DefaultValuedParameter<"int64_t", "1">:$mb,
+    DefaultValuedParameter<"int64_t", "1">:$vp,
     DefaultValuedParameter<"::apc::ap::Recompute", "::apc::ap::Recompute::None">:$recompute,
     DefaultValuedParameter<"int64_t", "0">:$recomputeStages,
     Ap_IntListParameter<>:$stages

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""End-to-end check: interleaved 1F1B (`--plan "pp=2,vp=2,mb=4"`: virtual stages, Megatron's
+interleaved schedule) trains exactly as one device does.
+
+Cases untied and tied (the tied embedding on the first chunk of stage 0, the LM head on the
+last chunk of stage 1): the tiny Llama 3 of check_sharded_training.py with 4 layers (two
+chunks of one layer per stage), batch 8, seq 8, from given weights, on Arrow rows whose
+lengths differ so that micro-batches and ranks hold different numbers of padding tokens.
+Every run is the aprun command of check_data_parallel.py (10 steps, lr 1e-3, f32) for
+    pp2-vp2-mb4          pp=2,vp=2,mb=4                         aprun --nproc 2
+    pp2-vp2-mb2          pp=2,vp=2,mb=2 (every forward first)   aprun --nproc 2
+    dp2-tp2-pp2-vp2      dp=2,tp=2,pp=2,vp=2,mb=2,zero=1,sp=on  aprun --nproc 8
+    pp2-vp2-full         pp=2,vp=2,mb=4,recompute=full          aprun --nproc 2
+Criteria vs the one-device run, as check_pipeline_training.py: per-step loss and grad_norm
+within rtol 1e-5; the final parameters as a whole within a relative error norm of 1e-5;
+every tensor of checkpoint-10 (whole Hugging Face tensors, gathered from the chunks) and of
+the optimizer state within 3e-5.
+The layout: `aprun --dump` of pp2-vp2-mb4 says "schedule interleaved-1f1b" and lists the
+chunks (stage 0: layers 0 and 2; stage 1: layers 1 and 3 with the head).
+Resume: pp2-vp2-mb4's checkpoint-5 resumed on one device gives the one-device losses of
+steps 6..10 and its final tensors.
+
+apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
+Run: .venv/bin/python test/e2e/check_interleaved_pipeline.py [--only NAME] [--keep]
+Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import e2e_common as common  # noqa: E402
+import check_data_parallel as dp  # noqa: E402
+
+dp.BATCH = 8
+import check_sharded_training as st  # noqa: E402
+from e2e_common import StageFailure, run_tool  # noqa: E402
+
+st.BATCH = dp.BATCH
+st.BASE = dict(st.BASE, num_hidden_layers=4)
+st.PLANS = [
+    ("pp2-vp2-mb4", "pp=2,vp=2,mb=4", 2),
+    ("pp2-vp2-mb2", "pp=2,vp=2,mb=2", 2),
+    ("dp2-tp2-pp2-vp2", "dp=2,tp=2,pp=2,vp=2,mb=2,zero=1,sp=on", 8),
+    ("pp2-vp2-full", "pp=2,vp=2,mb=4,recompute=full", 2),
+]
+
+
+def layout_checks(case, root, rep):
+    workdir = os.path.join(root, case["name"])
+    out, _ = run_tool("aprun", ["--dump", "pp2-vp2-mb4.fb"], workdir)
+    want = ["schedule interleaved-1f1b", "stage 0: embedding, layers 0, 2",
+            "stage 1: layers 1, 3, norm, LM head, loss"]
+    missing = [w for w in want if w not in out]
+    rep.check("%s/layout: aprun --dump names the interleaved schedule and each stage's chunks" % case["name"],
+              not missing, "missing %s in:\n%s" % (missing, "\n".join(out.splitlines()[:12])))
+
+
+def resume_checks(case, root, rep):
+    """pp2-vp2-mb4 stopped at step 5 (its checkpoint-5 gathered from both stages' chunks),
+    resumed on one device, continues as the one-device run."""
+    workdir = os.path.join(root, case["name"])
+    want_metrics = common.read_metrics(os.path.join(workdir, "dp1.jsonl"))
+    want_ck = common.load_checkpoint(os.path.join(workdir, "dp1", "checkpoint-%d" % st.STEPS))
+    data, weights = os.path.join(workdir, "data.arrow"), os.path.join(workdir, "w0.safetensors")
+
+    def flags(plan, run, extra):
+        return dp.aprun_flags(plan, data, weights, os.path.join(workdir, run + ".jsonl"),
+                              os.path.join(workdir, run), extra=extra)
+
+    env = dp.plain_env()
+    run_tool("aprun", ["--nproc", "2", "--comm-timeout", "60"] +
+             flags("pp2-vp2-mb4.fb", "vp-5", ["--save-every", "5", "--steps", "5"]), workdir, env=env, timeout=180)
+    resume = os.path.join(workdir, "vp-5", "checkpoint-5")
+    run_tool("aprun", flags("dp1.fb", "from-vp", ["--resume", resume]), workdir, env=env, timeout=120)
+    st.compare_resumed("%s/resume pp2-vp2-mb4 -> dp1" % case["name"], workdir, "from-vp", want_metrics, want_ck, rep)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", action="append", help="run names to run (%s)" % ", ".join(p[0] for p in st.PLANS))
+    ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rep = common.Report()
+    rep.rtol = 1e-5
+    rep.tensor_rtol = 3e-5
+    start = time.time()
+    with common.temp_root("apc-interleaved-e2e-", args.keep) as root:
+        try:
+            for case in st.CASES:
+                rep.guard(case["name"], st.sharded_case, case, root, rep, args.only or [p[0] for p in st.PLANS])
+                if not args.only or "pp2-vp2-mb4" in args.only:
+                    rep.guard(case["name"] + "/layout", layout_checks, case, root, rep)
+                    rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
+        finally:
+            dp.kill_all()
+    return rep.summary(start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
