@@ -272,11 +272,12 @@ Result<Prediction> predict(const std::vector<ExecProgram> &programs, const Model
   const int microBatches = microBatchesOf(programs);
   for (const ExecProgram &program : programs)
     stages.push_back(finishStage(measureStage(program, cluster, microBatches, byKernel)));
-  return compose(std::move(stages), microBatchesOf(programs), model, cluster);
+  return compose(std::move(stages), microBatchesOf(programs), programs.front().chunks, model,
+                 cluster);
 }
 
 Result<Prediction> compose(std::vector<StagePrediction> stagePredictions, int microBatches,
-                           const ModelFigures &model, const Cluster &cluster) {
+                           int chunks, const ModelFigures &model, const Cluster &cluster) {
   using R = Result<Prediction>;
   if (stagePredictions.empty())
     return R::error("the cost model needs at least one stage");
@@ -291,10 +292,11 @@ Result<Prediction> compose(std::vector<StagePrediction> stagePredictions, int mi
     p.flopsPerStep = std::max(p.flopsPerStep, s.flops); // the busiest stage sets the pace
     p.peakBytesPerDevice = std::max(p.peakBytesPerDevice, s.memory.total());
   }
-  auto order = schedule::oneFOneB(stages, p.microBatches);
+  // 1F1B, or with chunks the interleaved schedule on the chunks' even shares.
+  auto order = schedule::scheduleFor(stages, std::max(chunks, 1), p.microBatches);
   if (!order)
     return R::error(order.message());
-  auto timeline = schedule::timeSchedule(*order, times);
+  auto timeline = schedule::timeSchedule(*order, schedule::chunkTimes(times, chunks));
   if (!timeline)
     return R::error(timeline.message());
   p.timeline = std::move(*timeline);

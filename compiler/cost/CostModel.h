@@ -128,7 +128,9 @@ Result<Prediction> predict(const std::vector<lowering::ExecProgram> &programs,
 // The step from its stages' predictions (each from its program, as `predict` makes them,
 // or estimated, as the plan search does from smaller stand-ins): the 1F1B timeline, the
 // critical stage and its breakdown, tokens per second, MFU, memory and whether it fits.
-Result<Prediction> compose(std::vector<StagePrediction> stages, int microBatches,
+// With `chunks` > 1 (vp), the interleaved 1F1B timeline, each chunk a 1/chunks share of
+// its stage (ScheduleTiming.h, chunkTimes).
+Result<Prediction> compose(std::vector<StagePrediction> stages, int microBatches, int chunks,
                            const ModelFigures &model, const Cluster &cluster);
 
 // The breakdown entry `name` (0 when absent).

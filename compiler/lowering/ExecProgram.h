@@ -98,6 +98,7 @@ struct ExecProgram {
   uint64_t arenaBytes = 0; // UINT64_MAX: the buffers total too much to be placed
   int loss = -1, gradNorm = -1;
   int numEvents = 0; // events 0 .. numEvents-1 (assignStreams)
+  int chunks = 1;    // model chunks per pipeline stage (the plan's vp: interleaved 1F1B)
 };
 
 // Assigns arena offsets by liveness (greedy by size, 64-byte aligned) and sets

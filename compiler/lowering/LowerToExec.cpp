@@ -138,6 +138,7 @@ private:
     program_.meshShape.assign(mesh->shape.begin(), mesh->shape.end());
     program_.meshAxes.assign(mesh->names.begin(), mesh->names.end());
     program_.parallelPlan = partition::fromAttr(parallelPlanOf(module)).toString();
+    program_.chunks = int(std::max<int64_t>(parallelPlanOf(module).getVp(), 1));
     return success();
   }
 

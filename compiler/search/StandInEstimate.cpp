@@ -330,7 +330,8 @@ Result<cost::Prediction> StandInEstimator::estimate(const partition::ParallelPla
   const bool bounded = plan.pp == 1 || plan.mb <= microBatches || stages == plan.pp;
   if (peakUpper)
     *peakUpper = bounded ? uint64_t(upper) : UINT64_MAX;
-  return cost::compose(std::move(out), int(plan.mb), figures_, cluster_);
+  return cost::compose(std::move(out), int(plan.mb), int(std::max<int64_t>(plan.vp, 1)), figures_,
+                       cluster_);
 }
 
 } // namespace apc::search

@@ -5,6 +5,18 @@
 
 namespace apc::schedule {
 
+std::vector<StageTimes> chunkTimes(const std::vector<StageTimes> &stages, int chunks) {
+  if (chunks <= 1)
+    return stages;
+  std::vector<StageTimes> out;
+  double share = 1.0 / double(chunks);
+  for (int c = 0; c < chunks; ++c)
+    for (const StageTimes &t : stages)
+      out.push_back({t.forward * share, t.backward * share, t.sendForward * share,
+                     t.sendBackward * share});
+  return out;
+}
+
 Result<Timeline> timeSchedule(const Schedule &schedule, const std::vector<StageTimes> &times) {
   using R = Result<Timeline>;
   int stages = schedule.stages, microBatches = schedule.microBatches;

@@ -36,6 +36,12 @@ struct Timeline {
   double busy = 0;                            // sum of every pass's duration
 };
 
+// Each virtual stage's times from its stage's, with `chunks` chunks per stage: the stage's
+// passes and transfers shared evenly by its chunks (virtual stage c * stages + s gets
+// stage s's times / chunks). The cost model and `apc explain` both time interleaved
+// schedules from per-stage figures this way.
+std::vector<StageTimes> chunkTimes(const std::vector<StageTimes> &stages, int chunks);
+
 // Times `schedule` (one entry of `times` per virtual stage, every time finite and >= 0).
 Result<Timeline> timeSchedule(const Schedule &schedule, const std::vector<StageTimes> &times);
 

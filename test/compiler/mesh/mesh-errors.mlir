@@ -24,4 +24,4 @@ func.func @train_step(%ids: tensor<4x8xi64> {ap.batch = #ap.batch<tokens>, ap.na
 
 // The plan text is checked against the step (batch 4) before it is set.
 // TEXT: error: ap-mesh: plan field 'dp' (3) does not divide the batch (4)
-// FIELD: error: ap-mesh: unknown plan field 'cp' (fields: dp, tp, pp, zero, sp, mb, recompute, recompute_stages, stages)
+// FIELD: error: ap-mesh: unknown plan field 'cp' (fields: dp, tp, pp, vp, zero, sp, mb, recompute, recompute_stages, stages)

@@ -182,3 +182,40 @@ TEST(ExplainSchedule, PredictedStepsRecomputeAndTransfers) {
   stages[1].step = -1;
   EXPECT_FALSE(schedulePredicted(stages, 2));
 }
+
+// Interleaved 1F1B as explain draws it: the cost model's stage times shared by the
+// stage's chunks; with equal stages the bubble is (p - 1) / (v m + p - 1), v times smaller
+// than 1F1B's in the limit; every pass of every chunk once, labelled "F<mb>.<chunk>", and
+// each pass's input from the neighbouring virtual stage.
+TEST(ExplainSchedule, InterleavedBubbleIsFormulaAndInputsComeFromTheVirtualNeighbour) {
+  const int p = 4, v = 2, m = 8;
+  std::vector<apc::schedule::StageTimes> times(p, {1.0, 2.0, 0.1, 0.1});
+  auto t = scheduleStageTimes(times, m, v);
+  ASSERT_TRUE(t) << t.message();
+  auto plain = scheduleStageTimes(times, m);
+  ASSERT_TRUE(plain) << plain.message();
+  std::vector<apc::schedule::StageTimes> noSends(p, {1.0, 2.0, 0, 0});
+  auto ideal = scheduleStageTimes(noSends, m, v);
+  ASSERT_TRUE(ideal);
+  EXPECT_NEAR(ideal->bubbleFraction, double(p - 1) / double(v * m + p - 1), 1e-12);
+  EXPECT_LT(t->bubbleFraction, plain->bubbleFraction);
+  for (int s = 0; s < p; ++s) {
+    ASSERT_EQ(t->ops[size_t(s)].size(), size_t(2 * m * v));
+    EXPECT_EQ(t->ops[size_t(s)][0].label(), "F0.0");
+  }
+  // Stage 0's first chunk-1 forward waits for the last stage's chunk-0 forward of the
+  // same micro-batch (virtual stage 3 -> 4) and its transfer (0.1 / 2 per chunk).
+  const ScheduledOp *f01 = nullptr;
+  for (const ScheduledOp &op : t->ops[0])
+    if (op.forward && op.microBatch == 0 && op.chunk == 1)
+      f01 = &op;
+  ASSERT_NE(f01, nullptr);
+  const ScheduledOp *f00last = nullptr;
+  for (const ScheduledOp &op : t->ops[p - 1])
+    if (op.forward && op.microBatch == 0 && op.chunk == 0)
+      f00last = &op;
+  ASSERT_NE(f00last, nullptr);
+  EXPECT_DOUBLE_EQ(f01->inputSent, f00last->end);
+  EXPECT_DOUBLE_EQ(f01->inputArrived, f00last->end + 0.05);
+  EXPECT_GE(f01->start, f01->inputArrived);
+}

@@ -301,11 +301,13 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   if (f.timeline) {
     bool equal = f.stageTimesFromFlops;
     if (f.stageTimesPredicted)
-      line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
+      line("  " + std::string(f.chunks > 1 ? "interleaved 1F1B" : "1F1B") + " bubble: " +
+           percent(f.timeline->bubbleFraction) +
            " of the stages' time is idle (the cost model's stage times, predicted by apc "
            "compile: " + secondsText(f.timeline->makespan) + " to the last backward)");
     else
-      line("  1F1B bubble: " + percent(f.timeline->bubbleFraction) +
+      line("  " + std::string(f.chunks > 1 ? "interleaved 1F1B" : "1F1B") + " bubble: " +
+           percent(f.timeline->bubbleFraction) +
            " of the stages' time is idle (cost model: backward = 2 x forward" +
            (f.stages.size() == 1 ? std::string()
             : equal              ? std::string("; forward time per stage from its program's FLOPs")
@@ -318,7 +320,7 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
   }
   if (!f.predictedStagesUnused.empty())
     line("  (the plan's predicted stage times are not used: " + f.predictedStagesUnused + ")");
-  if (f.schedule != "1f1b")
+  if (f.schedule != "1f1b" && !(f.schedule == "interleaved-1f1b" && f.chunks > 1))
     line("  (schedule '" + f.schedule + "' is drawn and costed as 1F1B)");
   // The plan's own order of passes, read from each stage's instructions.
   bool anyOrder = false, allMatch = true;
@@ -326,15 +328,17 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
     anyOrder = anyOrder || !st.planOrder.empty();
     allMatch = allMatch && !st.planOrder.empty() && st.planOrderIs1F1B;
   }
+  std::string scheduleName = f.chunks > 1 ? "interleaved 1F1B" : "1F1B";
   if (anyOrder && allMatch)
-    line("  pass order read from each stage's instructions: 1F1B, as drawn");
+    line("  pass order read from each stage's instructions: " + scheduleName + ", as drawn");
   else if (anyOrder)
     for (size_t s = 0; s < f.stages.size(); ++s)
       line("  stage " + std::to_string(s) + " order from its instructions: " +
            (f.stages[s].planOrder.empty()
                 ? std::string("not recognised")
                 : f.stages[s].planOrder +
-                      (f.stages[s].planOrderIs1F1B ? " (1F1B)" : " (not the 1F1B drawn)")));
+                      (f.stages[s].planOrderIs1F1B ? " (" + scheduleName + ")"
+                                                   : " (not the " + scheduleName + " drawn)")));
   for (const std::string &w : f.warnings)
     line("  warning: " + w);
 

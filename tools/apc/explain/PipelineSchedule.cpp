@@ -15,6 +15,15 @@ std::vector<std::pair<bool, int>> oneFOneBOrder(int stages, int stage, int micro
   return order;
 }
 
+std::vector<std::tuple<bool, int, int>> scheduledOrder(int stages, int chunks, int stage,
+                                                       int microBatches) {
+  std::vector<std::tuple<bool, int, int>> order;
+  for (const schedule::Pass &pass :
+       schedule::interleavedOrder(stages, std::max(chunks, 1), stage, microBatches))
+    order.push_back({pass.forward(), pass.microBatch, pass.chunk});
+  return order;
+}
+
 std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops) {
   bool known = !flops.empty();
   double largest = 0;
@@ -32,7 +41,8 @@ std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops) {
 }
 
 Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime,
-                                          int microBatches, double backwardFactor) {
+                                          int microBatches, double backwardFactor,
+                                          int chunks) {
   int stages = int(forwardTime.size());
   if (stages == 0)
     return Result<PipelineTimeline>::error("a pipeline schedule needs at least one stage");
@@ -50,21 +60,23 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
     times[size_t(s)].forward = forwardTime[size_t(s)];
     times[size_t(s)].backward = forwardTime[size_t(s)] * backwardFactor;
   }
-  return scheduleStageTimes(times, microBatches);
+  return scheduleStageTimes(times, microBatches, chunks);
 }
 
 Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
-                                          int microBatches) {
+                                          int microBatches, int chunks) {
   int stages = int(times.size());
   if (stages == 0)
     return Result<PipelineTimeline>::error("a pipeline schedule needs at least one stage");
   if (microBatches <= 0)
     return Result<PipelineTimeline>::error("a pipeline schedule needs at least one "
                                            "micro-batch, got " + std::to_string(microBatches));
-  auto scheduled = schedule::oneFOneB(stages, microBatches);
+  chunks = std::max(chunks, 1);
+  auto scheduled = schedule::scheduleFor(stages, chunks, microBatches);
   if (!scheduled)
     return Result<PipelineTimeline>::error(scheduled.message());
-  auto timed = schedule::timeSchedule(*scheduled, times);
+  std::vector<schedule::StageTimes> virtualTimes = schedule::chunkTimes(times, chunks);
+  auto timed = schedule::timeSchedule(*scheduled, virtualTimes);
   if (!timed)
     return Result<PipelineTimeline>::error(timed.message());
   PipelineTimeline t;
@@ -78,6 +90,7 @@ Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTim
       ScheduledOp op;
       op.forward = p.pass.forward();
       op.microBatch = p.pass.microBatch;
+      op.chunk = chunks > 1 ? p.pass.chunk : -1;
       op.start = p.start;
       op.end = p.end;
       t.ops[size_t(s)].push_back(op);
@@ -86,28 +99,35 @@ Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTim
   if (t.bubbleFraction < 0 && t.bubbleFraction > -1e-12)
     t.bubbleFraction = 0;
   t.end = t.makespan;
-  // Each pass's input transfer: from the same micro-batch's pass on the neighbour stage.
-  std::vector<std::vector<double>> forwardEnd(size_t(stages),
+  // Each pass's input transfer: from the same micro-batch's pass on the neighbour
+  // virtual stage (v = chunk * stages + stage; the stage itself without chunks).
+  int virtualStages = stages * chunks;
+  auto virtualOf = [&](int s, const ScheduledOp &op) {
+    return (op.chunk < 0 ? 0 : op.chunk) * stages + s;
+  };
+  std::vector<std::vector<double>> forwardEnd(size_t(virtualStages),
                                               std::vector<double>(size_t(microBatches), -1)),
       backwardEnd = forwardEnd;
   for (int s = 0; s < stages; ++s)
     for (const ScheduledOp &op : t.ops[size_t(s)])
-      (op.forward ? forwardEnd : backwardEnd)[size_t(s)][size_t(op.microBatch)] = op.end;
+      (op.forward ? forwardEnd : backwardEnd)[size_t(virtualOf(s, op))][size_t(op.microBatch)] =
+          op.end;
   for (int s = 0; s < stages; ++s)
     for (ScheduledOp &op : t.ops[size_t(s)]) {
-      if (op.forward && s > 0) {
-        op.inputSent = forwardEnd[size_t(s - 1)][size_t(op.microBatch)];
-        op.inputArrived = op.inputSent + times[size_t(s - 1)].sendForward;
-      } else if (!op.forward && s + 1 < stages) {
-        op.inputSent = backwardEnd[size_t(s + 1)][size_t(op.microBatch)];
-        op.inputArrived = op.inputSent + times[size_t(s + 1)].sendBackward;
+      int v = virtualOf(s, op);
+      if (op.forward && v > 0) {
+        op.inputSent = forwardEnd[size_t(v - 1)][size_t(op.microBatch)];
+        op.inputArrived = op.inputSent + virtualTimes[size_t(v - 1)].sendForward;
+      } else if (!op.forward && v + 1 < virtualStages) {
+        op.inputSent = backwardEnd[size_t(v + 1)][size_t(op.microBatch)];
+        op.inputArrived = op.inputSent + virtualTimes[size_t(v + 1)].sendBackward;
       }
     }
   return t;
 }
 
 Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes> &stages,
-                                           int microBatches) {
+                                           int microBatches, int chunks) {
   std::vector<schedule::StageTimes> times;
   for (const PredictedStageTimes &s : stages) {
     if (!(s.step >= 0) || !std::isfinite(s.step) ||
@@ -115,7 +135,7 @@ Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes
       return Result<PipelineTimeline>::error("stage times must be finite and not negative");
     times.push_back(s.times);
   }
-  auto t = scheduleStageTimes(times, microBatches);
+  auto t = scheduleStageTimes(times, microBatches, chunks);
   if (!t)
     return t;
   t->end = 0;

@@ -15,6 +15,7 @@
 #include "runtime/support/Status.h"
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace apc::explain {
@@ -31,7 +32,11 @@ struct ScheduledOp {
   // the transfer; the pass starts no earlier. -1 for both when its input is on the stage
   // (the first stage's forwards, the last stage's backwards).
   double inputSent = -1, inputArrived = -1;
-  std::string label() const { return (forward ? "F" : "B") + std::to_string(microBatch); }
+  int chunk = -1; // the model chunk under an interleaved schedule (-1: not interleaved)
+  std::string label() const {
+    return (forward ? "F" : "B") + std::to_string(microBatch) +
+           (chunk >= 0 ? "." + std::to_string(chunk) : std::string());
+  }
 };
 
 struct PipelineTimeline {
@@ -60,6 +65,11 @@ struct PredictedStageTimes {
 // The order of one stage's ops as (forward?, micro-batch) pairs: Schedule.h's 1F1B.
 std::vector<std::pair<bool, int>> oneFOneBOrder(int stages, int stage, int microBatches);
 
+// One stage's passes as (forward?, micro-batch, chunk): Schedule.h's 1F1B with one chunk,
+// its interleaved order with more.
+std::vector<std::tuple<bool, int, int>> scheduledOrder(int stages, int chunks, int stage,
+                                                       int microBatches);
+
 // Relative forward time per stage from its FLOPs: proportional when every entry is
 // positive and finite, else equal (1 each). The largest is 1.
 std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops);
@@ -68,16 +78,19 @@ std::vector<double> forwardTimesFromFlops(const std::vector<double> &flops);
 // takes `backwardFactor` times the forward. Refuses no stages, no micro-batches or
 // non-positive times.
 Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime,
-                                          int microBatches, double backwardFactor = 2.0);
+                                          int microBatches, double backwardFactor = 2.0,
+                                          int chunks = 1);
 
 // Lays out the 1F1B schedule with each stage's own times (the cost model's, as plan.fb's
 // prediction records them: forward, backward and transfers per micro-batch, seconds).
+// With `chunks` > 1 the interleaved schedule, each chunk a 1/chunks share of its stage's
+// times (ScheduleTiming.h, chunkTimes: as the cost model times it).
 Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
-                                          int microBatches);
+                                          int microBatches, int chunks = 1);
 
 // The same with each stage's step after its last backward (as the cost model times it:
 // the step ends when the last stage's step ends) and the backwards' recomputed share.
 Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes> &stages,
-                                           int microBatches);
+                                           int microBatches, int chunks = 1);
 
 } // namespace apc::explain

@@ -122,7 +122,17 @@ std::string stageContents(const StageFacts &stage) {
   std::vector<std::string> parts;
   if (stage.embedding)
     parts.push_back("embedding");
-  if (stage.numLayers == 1)
+  auto range = [](int first, int count) {
+    return count == 1 ? std::to_string(first)
+                      : std::to_string(first) + "-" + std::to_string(first + count - 1);
+  };
+  if (!stage.chunkLayers.empty()) { // interleaved: "layers 0-1 (chunk 0), 4-5 (chunk 1)"
+    std::string chunks;
+    for (size_t c = 0; c < stage.chunkLayers.size(); ++c)
+      chunks += (c ? ", " : "") + range(stage.chunkLayers[c].first, stage.chunkLayers[c].second) +
+                " (chunk " + std::to_string(c) + ")";
+    parts.push_back("layers " + chunks);
+  } else if (stage.numLayers == 1)
     parts.push_back("layer " + std::to_string(stage.firstLayer));
   else if (stage.numLayers > 1)
     parts.push_back("layers " + std::to_string(stage.firstLayer) + "-" +
@@ -258,6 +268,27 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
                     std::to_string(f.layers) + " layers");
       f.stages.push_back(stage);
     }
+    // Interleaving: every chunk's layers, chunk c of stage s at c * stages + s.
+    if (pipeline->chunks() > 1) {
+      size_t stages = f.stages.size(), chunks = size_t(pipeline->chunks());
+      const auto *chunkLayers = pipeline->chunk_layers();
+      if (chunks > 4096 || !chunkLayers || chunkLayers->size() != stages * chunks)
+        return fail("the plan's pipeline has " + std::to_string(chunks) +
+                    " chunks per stage but lists the layers of " +
+                    std::to_string(chunkLayers ? chunkLayers->size() : 0) + " chunks, not " +
+                    std::to_string(stages * chunks));
+      f.chunks = int(chunks);
+      for (size_t v = 0; v < chunkLayers->size(); ++v) {
+        const plan::StageSpec *spec = chunkLayers->Get(flatbuffers::uoffset_t(v));
+        if (spec->first_layer() < 0 || spec->num_layers() < 1 ||
+            int64_t(spec->first_layer()) + spec->num_layers() > f.layers)
+          return fail("pipeline chunk " + std::to_string(v) + " holds " +
+                      std::to_string(spec->num_layers()) + " layers from layer " +
+                      std::to_string(spec->first_layer()) + " but the model has " +
+                      std::to_string(f.layers) + " layers");
+        f.stages[v % stages].chunkLayers.push_back({spec->first_layer(), spec->num_layers()});
+      }
+    }
   } else {
     StageFacts stage;
     stage.firstLayer = 0;
@@ -359,23 +390,46 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
       if ((inst->pass() != plan::Pass::Forward && inst->pass() != plan::Pass::Backward) ||
           inst->micro_batch() < 0)
         continue;
-      std::pair<bool, int> pass{inst->pass() == plan::Pass::Forward, inst->micro_batch()};
+      // The chunk of an interleaved stage: the one holding the instruction's layer (the
+      // embedding the first, the head the last); an instruction of no layer is passed over.
+      // A receive is marked with the layer it receives from: the virtual stage after it
+      // in the forward, before it in the backward.
+      int chunk = 0;
+      if (f.chunks > 1) {
+        int stagesN = int(f.stages.size()), layer = inst->layer();
+        int v = layer == -2 ? 0 : layer >= f.layers ? stagesN * f.chunks - 1 : -1;
+        for (int s = 0; s < stagesN && v < 0 && layer >= 0; ++s)
+          for (size_t c = 0; c < f.stages[size_t(s)].chunkLayers.size(); ++c) {
+            auto [first, count] = f.stages[size_t(s)].chunkLayers[c];
+            if (layer >= first && layer < first + count)
+              v = int(c) * stagesN + s;
+          }
+        if (v >= 0 && v % stagesN != int(i))
+          v += inst->pass() == plan::Pass::Forward ? 1 : -1;
+        chunk = v >= 0 && v % stagesN == int(i) ? v / stagesN : -1;
+        if (chunk < 0) // no layer (a slice of the batch): the pass shows in its neighbours
+          continue;
+      }
+      std::tuple<bool, int, int> pass{inst->pass() == plan::Pass::Forward, inst->micro_batch(),
+                                      chunk};
       if (pf.passes.empty() || pf.passes.back() != pass) {
         pf.passes.push_back(pass);
-        pf.passOrder.push_back(pass.first);
+        pf.passOrder.push_back(std::get<0>(pass));
       }
     }
     StageFacts &stage = f.stages[i];
     stage.flops = pf.flops;
-    // The plan's order, when it runs each micro-batch's forward and backward once.
-    std::set<std::pair<bool, int>> distinct(pf.passes.begin(), pf.passes.end());
+    // The plan's order, when it runs each micro-batch's forward and backward once (per
+    // chunk).
+    std::set<std::tuple<bool, int, int>> distinct(pf.passes.begin(), pf.passes.end());
     if (!pf.passes.empty() && distinct.size() == pf.passes.size() &&
-        pf.passes.size() == size_t(2) * size_t(f.microBatches)) {
-      for (auto [forward, k] : pf.passes)
+        pf.passes.size() == size_t(2) * size_t(f.microBatches) * size_t(f.chunks)) {
+      for (auto [forward, k, chunk] : pf.passes)
         stage.planOrder += (stage.planOrder.empty() ? "" : " ") +
-                           std::string(forward ? "F" : "B") + std::to_string(k);
+                           std::string(forward ? "F" : "B") + std::to_string(k) +
+                           (f.chunks > 1 ? "." + std::to_string(chunk) : std::string());
       stage.planOrderIs1F1B =
-          pf.passes == oneFOneBOrder(int(f.stages.size()), int(i), f.microBatches);
+          pf.passes == scheduledOrder(int(f.stages.size()), f.chunks, int(i), f.microBatches);
     }
     f.programs.push_back(std::move(pf));
   }
@@ -460,7 +514,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
             : "the prediction's stage times are not positive and finite";
   if (predicted &&
       int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
-    auto timeline = schedulePredicted(f.predictedStages, f.microBatches);
+    auto timeline = schedulePredicted(f.predictedStages, f.microBatches, f.chunks);
     if (!timeline)
       return fail(timeline.message());
     f.timeline = std::move(*timeline);
@@ -472,7 +526,7 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
     f.stageTimesFromFlops = true;
     for (double x : flops)
       f.stageTimesFromFlops = f.stageTimesFromFlops && x > 0 && std::isfinite(x);
-    auto timeline = scheduleOneFOneB(forwardTimesFromFlops(flops), f.microBatches);
+    auto timeline = scheduleOneFOneB(forwardTimesFromFlops(flops), f.microBatches, 2.0, f.chunks);
     if (!timeline)
       return fail(timeline.message());
     f.timeline = std::move(*timeline);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace apc::plan {
@@ -69,8 +70,9 @@ struct ProgramFacts {
   int gradientBuffers = 0;
   // Forward (F) and backward (B) passes in program order, read from the instructions'
   // `pass` and `micro_batch` (a run of instructions of one pass of one micro-batch is one
-  // pass). Empty when the plan does not mark them.
-  std::vector<std::pair<bool, int>> passes; // (forward?, micro-batch)
+  // pass; under an interleaved schedule the chunk comes from the instruction's layer).
+  // Empty when the plan does not mark them.
+  std::vector<std::tuple<bool, int, int>> passes; // (forward?, micro-batch, chunk)
   std::vector<bool> passOrder;     // true: forward (passes' first members)
   int64_t ppCoordinate = -1;       // its devices' coordinate on the "pp" mesh axis, -1 none
   uint64_t totalBytes() const { return parameterBytes + optimizerBytes + inputBytes + arenaBytes; }
@@ -79,11 +81,15 @@ struct ProgramFacts {
 
 struct StageFacts {
   int firstLayer = 0, numLayers = 0;
+  // Under an interleaved schedule, the layers of each of its chunks (first, count);
+  // empty with one chunk per stage.
+  std::vector<std::pair<int, int>> chunkLayers;
   bool embedding = false, head = false;
   std::vector<int> ranks;            // global ranks whose program runs this stage
   double flops = 0;                  // of its first program (0: unknown)
-  // The plan's own pass order (ProgramFacts::passes of its program) as "F0 F1 B0 ...",
-  // and whether it equals the 1F1B order drawn; empty when the plan shows none.
+  // The plan's own pass order (ProgramFacts::passes of its program) as "F0 F1 B0 ..."
+  // ("F0.1": micro-batch 0's forward of chunk 1 when interleaved), and whether it equals
+  // the schedule's order drawn; empty when the plan shows none.
   std::string planOrder;
   bool planOrderIs1F1B = true;
 };
@@ -109,6 +115,7 @@ struct PlanFacts {
   // Pipeline (absent: one stage with everything, one micro-batch).
   bool pipelinePresent = false;
   int microBatches = 1;
+  int chunks = 1; // model chunks per stage (interleaved 1F1B)
   std::string schedule = "1f1b", recompute = "none";
   int64_t recomputeStages = 0; // recompute on the first this many stages only (0: all)
   std::vector<StageFacts> stages;
