@@ -45,6 +45,8 @@ PLANS = [
     "pp=2,mb=2",
     "pp=2,mb=4",
     "pp=2,mb=8",
+    "pp=2,vp=2,mb=2",
+    "pp=2,vp=2,mb=4",
     "dp=2,recompute=selective",
     "dp=2,recompute=full",
     "tp=2,sp=on,recompute=full",

@@ -93,7 +93,11 @@ public:
           const Group &g = groupOf(inst);
           double t = collectiveSeconds(cluster_, Collective::SendRecv, 2,
                                        double(buffer(inst.inputs[0]).bytes()), g.spansNodes);
-          (peerOffset(inst) > 0 ? w.sendForward : w.sendBackward) += t;
+          // By pass, not by direction: under interleaving a forward's activation may
+          // go back to stage 0 (the next chunk) and a backward's gradient forward.
+          bool forwardSend = inst.pass == Pass::Forward ||
+                             (inst.pass != Pass::Backward && peerOffset(inst) > 0);
+          (forwardSend ? w.sendForward : w.sendBackward) += t;
         }
         continue;
       }

@@ -15,6 +15,12 @@ Result<PlanRequest> parsePlanRequest(const std::string &text) {
     auto plan = partition::parseParallelPlan(trimmed.substr(5), &request.fixedFields);
     if (!plan)
       return plan.status();
+    // The search's stand-ins time 1F1B stages; interleaved plans are compiled and
+    // predicted whole when given whole.
+    if (plan->vp > 1)
+      return Status::error("plan field 'vp' is not searched yet: give the whole plan "
+                           "(e.g. \"pp=2,vp=2,mb=4\") to compile or predict an interleaved "
+                           "pipeline");
     request.plan = *plan;
     return request;
   }

@@ -35,6 +35,7 @@ Result<Timeline> timeSchedule(const Schedule &schedule, const std::vector<StageT
   Timeline t;
   t.stages = stages;
   t.microBatches = microBatches;
+  t.chunks = chunks;
   // End times of each virtual stage's forwards and backwards by micro-batch (-1: not yet).
   std::vector<std::vector<double>> forwardEnd(size_t(virtualStages),
                                               std::vector<double>(size_t(microBatches), -1)),

@@ -30,6 +30,7 @@ struct TimedPass {
 
 struct Timeline {
   int stages = 0, microBatches = 0;
+  int chunks = 1; // per stage (interleaved: passes carry their chunk)
   std::vector<std::vector<TimedPass>> passes; // per stage, in execution order
   std::vector<double> stageEnd;               // when each stage's last pass ends
   double makespan = 0;                        // end of the last pass

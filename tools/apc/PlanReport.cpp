@@ -112,7 +112,11 @@ std::string predictionText(const PlanCandidate &c, const cost::ModelFigures &mod
        "update reads: " + bytes(double(p.stages[largest].memory.gradientsInArena)) + " on stage " +
        std::to_string(largest) + ")");
 
-  line("pipeline schedule (1f1b, " + std::to_string(p.microBatches) +
+  const int chunks = p.timeline.chunks;
+  line("pipeline schedule (" +
+       (chunks > 1 ? "interleaved-1f1b, " + std::to_string(chunks) + " chunks per stage"
+                   : std::string("1f1b")) +
+       ", " + std::to_string(p.microBatches) +
        " micro-batch" + (p.microBatches == 1 ? "" : "es") + "; times from the step's start):");
   for (size_t s = 0; s < p.stages.size(); ++s) {
     const cost::StagePrediction &stage = p.stages[s];
@@ -125,7 +129,9 @@ std::string predictionText(const PlanCandidate &c, const cost::ModelFigures &mod
                               : ""));
     std::string passes = "   ";
     for (const schedule::TimedPass &pass : p.timeline.passes[s])
-      passes += " " + pass.pass.label() + " " + seconds(pass.start) + ".." + seconds(pass.end);
+      passes += " " + pass.pass.label() +
+                (chunks > 1 ? "." + std::to_string(pass.pass.chunk) : std::string()) + " " +
+                seconds(pass.start) + ".." + seconds(pass.end);
     passes += "; update ends " + seconds(stage.end);
     line(passes);
   }

@@ -109,6 +109,14 @@ TEST(PlanSpace, PlanRequests) {
   auto bad = search::parsePlanRequest("auto,tp=two");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.message().find("plan field 'tp'"), std::string::npos) << bad.message();
+  // Interleaved stages are not searched: said by name, never dropped silently.
+  auto interleaved = search::parsePlanRequest("auto,vp=2");
+  ASSERT_FALSE(interleaved);
+  EXPECT_NE(interleaved.message().find("plan field 'vp' is not searched yet"), std::string::npos)
+      << interleaved.message();
+  auto whole = search::parsePlanRequest("pp=2,vp=2,mb=4");
+  ASSERT_TRUE(whole) << whole.message();
+  EXPECT_EQ(whole->plan.toString(), "dp=1,tp=1,pp=2,zero=0,sp=off,mb=4,vp=2,recompute=none");
 }
 
 TEST(PlanSpace, TensorParallelismStaysInANodeUnlessFixed) {
