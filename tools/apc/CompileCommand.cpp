@@ -44,7 +44,7 @@ int runCompile(int argc, char **argv, int first) {
   std::string planText;
   flags.addString("plan", &planText,
                   "parallel plan, e.g. \"dp=2,tp=2,pp=2,mb=4,zero=1,sp=on\" or '{\"dp\": 2}'; fields "
-                  "dp, tp, pp, mb, zero, sp, recompute, recompute_stages, stages (docs/partitioning.md); auto "
+                  "dp, tp, pp, vp, mb, zero, sp, recompute, recompute_stages, stages (docs/partitioning.md); auto "
                   "(the default): the plan search picks the fastest plan that fits; "
                   "\"auto,tp=8\": it picks the fields not given (docs/search.md)",
                   "PLAN");
