@@ -276,12 +276,48 @@ Result<Prediction> predict(const std::vector<ExecProgram> &programs, const Model
   const int microBatches = microBatchesOf(programs);
   for (const ExecProgram &program : programs)
     stages.push_back(finishStage(measureStage(program, cluster, microBatches, byKernel)));
-  return compose(std::move(stages), microBatchesOf(programs), programs.front().chunks, model,
-                 cluster);
+  // Interleaved: each chunk timed from its own passes' instructions.
+  const int chunks = programs.front().chunks;
+  std::vector<schedule::StageTimes> perChunk;
+  if (chunks > 1) {
+    perChunk.resize(size_t(chunks) * programs.size());
+    for (size_t s = 0; s < programs.size(); ++s)
+      for (int c = 0; c < chunks; ++c) {
+        StagePrediction part = finishStage(
+            measureStage(chunkOf(programs[s], c), cluster, microBatches, false));
+        perChunk[size_t(c) * programs.size() + s] = {part.forward, part.backward,
+                                                     part.sendForward, part.sendBackward};
+      }
+  }
+  return compose(std::move(stages), microBatches, chunks, model, cluster, perChunk);
+}
+
+ExecProgram chunkOf(const ExecProgram &program, int chunk) {
+  ExecProgram part = program;
+  part.instructions.clear();
+  const auto &layers = program.chunkLayers;
+  auto chunkOfLayer = [&](int layer) {
+    if (layer == -2) // the embedding: the first chunk
+      return 0;
+    for (size_t c = 0; c < layers.size(); ++c)
+      if (layer >= layers[c].first && layer < layers[c].first + layers[c].second)
+        return int(c);
+    // The head (numbered after every layer) is on the last chunk; what else names a layer
+    // of another stage is a receive, which costs nothing here.
+    if (!layers.empty() && layer >= layers.back().first + layers.back().second)
+      return int(layers.size()) - 1;
+    return -1;
+  };
+  for (const ExecInstruction &inst : program.instructions)
+    if ((inst.pass == Pass::Forward || inst.pass == Pass::Backward) &&
+        chunkOfLayer(inst.layer) == chunk)
+      part.instructions.push_back(inst);
+  return part;
 }
 
 Result<Prediction> compose(std::vector<StagePrediction> stagePredictions, int microBatches,
-                           int chunks, const ModelFigures &model, const Cluster &cluster) {
+                           int chunks, const ModelFigures &model, const Cluster &cluster,
+                           const std::vector<schedule::StageTimes> &perChunk) {
   using R = Result<Prediction>;
   if (stagePredictions.empty())
     return R::error("the cost model needs at least one stage");
@@ -300,7 +336,10 @@ Result<Prediction> compose(std::vector<StagePrediction> stagePredictions, int mi
   auto order = schedule::scheduleFor(stages, std::max(chunks, 1), p.microBatches);
   if (!order)
     return R::error(order.message());
-  auto timeline = schedule::timeSchedule(*order, schedule::chunkTimes(times, chunks));
+  bool measuredChunks = chunks > 1 && perChunk.size() == size_t(chunks) * size_t(stages);
+  if (chunks > 1)
+    p.chunkTimes = measuredChunks ? perChunk : schedule::chunkTimes(times, chunks);
+  auto timeline = schedule::timeSchedule(*order, chunks > 1 ? p.chunkTimes : times);
   if (!timeline)
     return R::error(timeline.message());
   p.timeline = std::move(*timeline);

@@ -115,6 +115,9 @@ struct Prediction {
   int64_t devices = 1;
   std::vector<StagePrediction> stages;
   schedule::Timeline timeline; // the 1F1B passes with absolute start and end times
+  // Interleaved: the chunks' times the timeline was laid out with (chunk c of stage s at
+  // c * stages + s); empty with one chunk per stage.
+  std::vector<schedule::StageTimes> chunkTimes;
 };
 
 // Predicts the plan whose stage programs are `programs` (stage order). Errors name what
@@ -128,10 +131,17 @@ Result<Prediction> predict(const std::vector<lowering::ExecProgram> &programs,
 // The step from its stages' predictions (each from its program, as `predict` makes them,
 // or estimated, as the plan search does from smaller stand-ins): the 1F1B timeline, the
 // critical stage and its breakdown, tokens per second, MFU, memory and whether it fits.
-// With `chunks` > 1 (vp), the interleaved 1F1B timeline, each chunk a 1/chunks share of
-// its stage (ScheduleTiming.h, chunkTimes).
+// With `chunks` > 1 (vp), the interleaved 1F1B timeline on `perChunk` (chunk c of stage s
+// at c * stages + s, as `predict` measures them from each chunk's instructions), else each
+// chunk a 1/chunks share of its stage (ScheduleTiming.h, chunkTimes: the search's
+// estimates).
 Result<Prediction> compose(std::vector<StagePrediction> stages, int microBatches, int chunks,
-                           const ModelFigures &model, const Cluster &cluster);
+                           const ModelFigures &model, const Cluster &cluster,
+                           const std::vector<schedule::StageTimes> &perChunk = {});
+
+// One chunk's forward and backward instructions of an interleaved stage's program (by
+// their layer marks and the program's chunkLayers): what `predict` times each chunk by.
+lowering::ExecProgram chunkOf(const lowering::ExecProgram &program, int chunk);
 
 // The breakdown entry `name` (0 when absent).
 double breakdownSeconds(const Prediction &p, const std::string &name);

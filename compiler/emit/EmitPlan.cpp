@@ -56,10 +56,15 @@ flatbuffers::Offset<fb::Prediction> writePrediction(flatbuffers::FlatBufferBuild
   for (const cost::StagePrediction &s : p->stages)
     stages.push_back(fb::CreateStageTiming(fbb, s.forward, s.backward, s.step, s.sendForward,
                                            s.sendBackward, s.recompute));
+  std::vector<flatbuffers::Offset<fb::StageTiming>> chunks;
+  for (const schedule::StageTimes &c : p->chunkTimes)
+    chunks.push_back(fb::CreateStageTiming(fbb, c.forward, c.backward, 0, c.sendForward,
+                                           c.sendBackward, 0.0));
   return fb::CreatePrediction(fbb, flops, p->secondsPerStep, bytesPerDevice, cluster,
                               p->tokensPerSecondPerDevice, p->mfu, p->fits,
                               p->usableBytesPerDevice, fbb.CreateVector(terms),
-                              fbb.CreateVector(memory), fbb.CreateVector(stages));
+                              fbb.CreateVector(memory), fbb.CreateVector(stages),
+                              chunks.empty() ? 0 : fbb.CreateVector(chunks));
 }
 
 } // namespace

@@ -99,6 +99,8 @@ struct ExecProgram {
   int loss = -1, gradNorm = -1;
   int numEvents = 0; // events 0 .. numEvents-1 (assignStreams)
   int chunks = 1;    // model chunks per pipeline stage (the plan's vp: interleaved 1F1B)
+  // With chunks > 1, this stage's chunks' decoder layers (first, count), chunk by chunk.
+  std::vector<std::pair<int64_t, int64_t>> chunkLayers;
 };
 
 // Assigns arena offsets by liveness (greedy by size, 64-byte aligned) and sets

@@ -139,6 +139,19 @@ private:
     program_.meshAxes.assign(mesh->names.begin(), mesh->names.end());
     program_.parallelPlan = partition::fromAttr(parallelPlanOf(module)).toString();
     program_.chunks = int(std::max<int64_t>(parallelPlanOf(module).getVp(), 1));
+    // This stage's chunks (ap-pipeline's stage_layers lists every chunk, c * pp + stage).
+    auto pipelined = module->getAttrOfType<DictionaryAttr>("ap.pipeline");
+    auto stage = fn_->getAttrOfType<IntegerAttr>("ap.stage");
+    if (program_.chunks > 1 && pipelined && stage)
+      if (auto layers = pipelined.getAs<DenseI64ArrayAttr>("stage_layers")) {
+        ArrayRef<int64_t> all = layers.asArrayRef();
+        int64_t stages = int64_t(all.size()) / (2 * program_.chunks);
+        for (int64_t c = 0; c < program_.chunks; ++c) {
+          size_t v = size_t(c * stages + stage.getInt());
+          if (2 * v + 1 < all.size())
+            program_.chunkLayers.push_back({all[2 * v], all[2 * v + 1]});
+        }
+      }
     return success();
   }
 

@@ -264,6 +264,46 @@ TEST(PipelineCost, OneFOneBCriticalPath) {
   EXPECT_FALSE(schedule::timeSchedule(*two, {{1, -2, 0, 0}, {1, 1, 0, 0}}));
 }
 
+// An interleaved stage's program split by chunk: each forward and backward instruction
+// goes to the chunk holding its layer (the embedding to the first, the head to the last),
+// the update to none, a receive marked with another stage's layer to none.
+TEST(PipelineCost, AnInterleavedStageIsTimedChunkByChunk) {
+  ExecProgram p = gemmProgram(64, 64, 64);
+  ASSERT_EQ(p.instructions.size(), 1u);
+  ExecInstruction gemm = p.instructions[0];
+  p.instructions.clear();
+  p.chunks = 2;
+  p.chunkLayers = {{0, 1}, {2, 1}}; // stage 0 of pp=2 over 4 layers
+  using lowering::Pass;
+  auto add = [&](int layer, Pass pass, const char *kernel = "gemm") {
+    ExecInstruction inst = gemm;
+    inst.kernel = kernel;
+    inst.layer = layer;
+    inst.pass = pass;
+    inst.microBatch = 0;
+    p.instructions.push_back(inst);
+  };
+  add(-2, Pass::Forward);                   // embedding: chunk 0
+  add(0, Pass::Forward);                    // chunk 0
+  add(1, Pass::Forward, "recv");            // layer 1 (stage 1's), received: none
+  add(2, Pass::Forward);                    // chunk 1
+  add(2, Pass::Backward);                   // chunk 1
+  add(0, Pass::Backward);                   // chunk 0
+  add(-1, Pass::Step);                      // the update: none
+  ExecProgram first = cost::chunkOf(p, 0), second = cost::chunkOf(p, 1);
+  ASSERT_EQ(first.instructions.size(), 3u);
+  EXPECT_EQ(first.instructions[0].layer, -2);
+  EXPECT_EQ(first.instructions[2].pass, Pass::Backward);
+  ASSERT_EQ(second.instructions.size(), 2u);
+  EXPECT_EQ(second.instructions[0].layer, 2);
+  // The last stage's head (layer 4 of 4) belongs to its last chunk.
+  p.chunkLayers = {{1, 1}, {3, 1}};
+  p.instructions.clear();
+  add(4, Pass::Forward);
+  EXPECT_EQ(cost::chunkOf(p, 1).instructions.size(), 1u);
+  EXPECT_EQ(cost::chunkOf(p, 0).instructions.size(), 0u);
+}
+
 // One stage: a GEMM forward, the same backward (recomputing a forward copy), a dp
 // all-reduce of a 4 MB gradient and an elementwise update.
 ExecProgram stepProgram() {

@@ -64,7 +64,8 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
 }
 
 Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
-                                          int microBatches, int chunks) {
+                                          int microBatches, int chunks,
+                                          const std::vector<schedule::StageTimes> *perChunk) {
   int stages = int(times.size());
   if (stages == 0)
     return Result<PipelineTimeline>::error("a pipeline schedule needs at least one stage");
@@ -75,7 +76,10 @@ Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTim
   auto scheduled = schedule::scheduleFor(stages, chunks, microBatches);
   if (!scheduled)
     return Result<PipelineTimeline>::error(scheduled.message());
-  std::vector<schedule::StageTimes> virtualTimes = schedule::chunkTimes(times, chunks);
+  std::vector<schedule::StageTimes> virtualTimes =
+      perChunk && chunks > 1 && perChunk->size() == times.size() * size_t(chunks)
+          ? *perChunk
+          : schedule::chunkTimes(times, chunks);
   auto timed = schedule::timeSchedule(*scheduled, virtualTimes);
   if (!timed)
     return Result<PipelineTimeline>::error(timed.message());
@@ -127,7 +131,8 @@ Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTim
 }
 
 Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes> &stages,
-                                           int microBatches, int chunks) {
+                                           int microBatches, int chunks,
+                                           const std::vector<schedule::StageTimes> *perChunk) {
   std::vector<schedule::StageTimes> times;
   for (const PredictedStageTimes &s : stages) {
     if (!(s.step >= 0) || !std::isfinite(s.step) ||
@@ -135,7 +140,7 @@ Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes
       return Result<PipelineTimeline>::error("stage times must be finite and not negative");
     times.push_back(s.times);
   }
-  auto t = scheduleStageTimes(times, microBatches, chunks);
+  auto t = scheduleStageTimes(times, microBatches, chunks, perChunk);
   if (!t)
     return t;
   t->end = 0;

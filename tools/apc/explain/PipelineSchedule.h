@@ -83,14 +83,17 @@ Result<PipelineTimeline> scheduleOneFOneB(const std::vector<double> &forwardTime
 
 // Lays out the 1F1B schedule with each stage's own times (the cost model's, as plan.fb's
 // prediction records them: forward, backward and transfers per micro-batch, seconds).
-// With `chunks` > 1 the interleaved schedule, each chunk a 1/chunks share of its stage's
-// times (ScheduleTiming.h, chunkTimes: as the cost model times it).
+// With `chunks` > 1 the interleaved schedule on `perChunk` (chunk c of stage s at c *
+// stages + s, as the prediction records the cost model's), else each chunk a 1/chunks
+// share of its stage's times (ScheduleTiming.h, chunkTimes).
 Result<PipelineTimeline> scheduleStageTimes(const std::vector<schedule::StageTimes> &times,
-                                          int microBatches, int chunks = 1);
+                                          int microBatches, int chunks = 1,
+                                          const std::vector<schedule::StageTimes> *perChunk = nullptr);
 
 // The same with each stage's step after its last backward (as the cost model times it:
 // the step ends when the last stage's step ends) and the backwards' recomputed share.
 Result<PipelineTimeline> schedulePredicted(const std::vector<PredictedStageTimes> &stages,
-                                           int microBatches, int chunks = 1);
+                                           int microBatches, int chunks = 1,
+                                           const std::vector<schedule::StageTimes> *perChunk = nullptr);
 
 } // namespace apc::explain

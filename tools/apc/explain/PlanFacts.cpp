@@ -218,6 +218,10 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
         }
         f.predictedStages.push_back(st);
       }
+    if (pr->chunks())
+      for (const plan::StageTiming *t : *pr->chunks())
+        f.predictedChunks.push_back(
+            {t->forward(), t->backward(), t->send_forward(), t->send_backward()});
   }
 
   // The mesh (the loader checked its sizes and that it has one program per device).
@@ -514,7 +518,10 @@ Result<PlanFacts> gatherFacts(const plan::Plan &p, const std::string &path) {
             : "the prediction's stage times are not positive and finite";
   if (predicted &&
       int64_t(f.stages.size()) * f.microBatches <= kMaxScheduledMicroBatchStages) {
-    auto timeline = schedulePredicted(f.predictedStages, f.microBatches, f.chunks);
+    // The chunks' own times when the prediction records them (the cost model's timeline).
+    bool chunkTimes = f.chunks > 1 && f.predictedChunks.size() == f.stages.size() * size_t(f.chunks);
+    auto timeline = schedulePredicted(f.predictedStages, f.microBatches, f.chunks,
+                                      chunkTimes ? &f.predictedChunks : nullptr);
     if (!timeline)
       return fail(timeline.message());
     f.timeline = std::move(*timeline);

@@ -116,6 +116,8 @@ struct PlanFacts {
   bool pipelinePresent = false;
   int microBatches = 1;
   int chunks = 1; // model chunks per stage (interleaved 1F1B)
+  // The prediction's per-chunk times (interleaved; chunk c of stage s at c * stages + s).
+  std::vector<schedule::StageTimes> predictedChunks;
   std::string schedule = "1f1b", recompute = "none";
   int64_t recomputeStages = 0; // recompute on the first this many stages only (0: all)
   std::vector<StageFacts> stages;
