@@ -19,6 +19,9 @@ The layout: `aprun --dump` of pp2-vp2-mb4 says "schedule interleaved-1f1b" and l
 chunks (stage 0: layers 0 and 2; stage 1: layers 1 and 3 with the head).
 Resume: pp2-vp2-mb4's checkpoint-5 resumed on one device gives the one-device losses of
 steps 6..10 and its final tensors.
+bf16 (the default precision): pp=2,vp=2,mb=4 and dp=2,pp=2,vp=2,mb=2,zero=1 train with
+per-step losses within 2% of the one-device bf16 run (bf16 rounds differently once the
+batch is split; the f32 runs above are the exact check).
 
 apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
 Run: .venv/bin/python test/e2e/check_interleaved_pipeline.py [--only NAME] [--keep]
@@ -81,9 +84,37 @@ def resume_checks(case, root, rep):
     st.compare_resumed("%s/resume pp2-vp2-mb4 -> dp1" % case["name"], workdir, "from-vp", want_metrics, want_ck, rep)
 
 
+def bf16_checks(case, root, rep):
+    """The default precision: interleaved pipelines (with ZeRO-1's working copies made once
+    per step) follow the one-device bf16 run within 2%, as check_pipeline_training.py's."""
+    workdir = os.path.join(root, case["name"])
+    data = os.path.join(workdir, "data.arrow")
+    weights = os.path.join(workdir, "w0.safetensors")
+    env = dp.plain_env()
+    runs = {}
+    for run, plan, n in (("bf16-dp1", "dp=1", 1), ("bf16-pp2-vp2", "pp=2,vp=2,mb=4", 2),
+                         ("bf16-dp2-pp2-vp2-zero1", "dp=2,pp=2,vp=2,mb=2,zero=1", 4)):
+        try:
+            common.apc_compile("m.mlir", run + ".fb", workdir, cluster="cpu:%d" % n, precision="bf16",
+                               extra=["--plan", plan])
+            run_tool("aprun", ["--nproc", str(n), "--comm-timeout", "60"] +
+                     dp.aprun_flags(run + ".fb", data, weights, os.path.join(workdir, run + ".jsonl"),
+                                    os.path.join(workdir, run)), workdir, env=env, timeout=180)
+            runs[run] = [float(m["loss"]) for m in common.read_metrics(os.path.join(workdir, run + ".jsonl"))]
+        except (StageFailure, OSError, ValueError) as e:
+            rep.check("%s/%s: bf16 plan %s compiles and trains" % (case["name"], run, plan), False, str(e))
+    want = runs.get("bf16-dp1")
+    for run in ("bf16-pp2-vp2", "bf16-dp2-pp2-vp2-zero1"):
+        if want and run in runs:
+            rel = max(abs(a - b) / abs(b) for a, b in zip(runs[run], want))
+            rep.check("%s/%s: bf16 losses within 2%% of one device's" % (case["name"], run),
+                      len(runs[run]) == len(want) and rel <= 0.02, "worst rel %.2e" % rel)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", action="append", help="run names to run (%s)" % ", ".join(p[0] for p in st.PLANS))
+    ap.add_argument("--only", action="append", help="run names to run (%s, bf16)"
+                    % ", ".join(p[0] for p in st.PLANS))
     ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -94,10 +125,13 @@ def main():
     with common.temp_root("apc-interleaved-e2e-", args.keep) as root:
         try:
             for case in st.CASES:
-                rep.guard(case["name"], st.sharded_case, case, root, rep, args.only or [p[0] for p in st.PLANS])
+                only = [o for o in args.only or [] if o != "bf16"] or [p[0] for p in st.PLANS]
+                rep.guard(case["name"], st.sharded_case, case, root, rep, only)
                 if not args.only or "pp2-vp2-mb4" in args.only:
                     rep.guard(case["name"] + "/layout", layout_checks, case, root, rep)
                     rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
+                if not args.only or "bf16" in args.only:
+                    rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
         finally:
             dp.kill_all()
     return rep.summary(start)
