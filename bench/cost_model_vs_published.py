@@ -86,8 +86,6 @@ def plan_of(run):
     """(plan, None) or (None, why APC cannot express the run)."""
     if (run.get("cp") or 1) > 1:
         return None, "context parallelism (cp=%d): APC has no context-parallel split" % run["cp"]
-    if (run.get("vp") or 1) > 1:
-        return None, "interleaved pipeline stages (vp=%d): APC runs plain 1F1B" % run["vp"]
     if not os.path.exists(os.path.join(PROFILES, run["gpu"] + ".json")):
         return None, "no APC cluster profile for gpu '%s'" % run["gpu"]
     if run["model"] not in KNOWN_MODELS and "model_shape" not in run:
@@ -117,6 +115,11 @@ def plan_of(run):
     else:
         recompute = run.get("recompute") or "none"
     plan = "dp=%d,tp=%d,pp=%d,mb=%d,zero=%d,recompute=%s" % (dp, tp, pp, mb, zero, recompute)
+    vp = run.get("vp") or 1
+    if vp > 1:  # interleaved 1F1B (Megatron's virtual stages)
+        if mb % pp:
+            return None, "interleaved stages (vp=%d) need mb (%d) a multiple of pp (%d)" % (vp, mb, pp)
+        plan += ",vp=%d" % vp
     return plan, None
 
 
