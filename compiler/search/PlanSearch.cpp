@@ -85,8 +85,8 @@ int64_t recomputeWeight(const partition::ParallelPlan &p) {
 std::string reliefGroup(const partition::ParallelPlan &p) {
   return std::to_string(p.dp) + "," + std::to_string(p.tp) + "," + std::to_string(p.pp) + "," +
          std::to_string(p.zero) + "," + (p.sp ? "1" : "0") + "," +
-         (p.pp > 1 ? std::to_string(p.mb) : std::string("-")) + "," +
-         partition::stagesText(p.stages);
+         (p.pp > 1 ? std::to_string(p.mb) + "," + std::to_string(p.vp) : std::string("-")) +
+         "," + partition::stagesText(p.stages);
 }
 
 // Whether `fitting` (same relief group, and it fits) does no more to save memory than
@@ -155,7 +155,9 @@ double stepLowerBound(const partition::ParallelPlan &plan, double flopsPerStep,
   double work = plan.recompute == "full" && plan.recomputeStages == 0 ? flopsPerStep * 4.0 / 3.0
                                                                        : flopsPerStep;
   double compute = work / (double(devices) * flopsPerSecond);
-  double mb = double(std::max<int64_t>(plan.mb, 1)), pp = double(std::max<int64_t>(plan.pp, 1));
+  // The bubble: (pp - 1) / (vp mb) of the work with vp chunks per stage.
+  double mb = double(std::max<int64_t>(plan.mb, 1)) * double(std::max<int64_t>(plan.vp, 1)),
+         pp = double(std::max<int64_t>(plan.pp, 1));
   return compute * (mb + pp - 1) / mb;
 }
 
@@ -242,7 +244,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                            context->seqLen);
   // Whether a plan is estimated from stand-ins, or compiled whole as it is no bigger.
   auto estimable = [&](const partition::ParallelPlan &plan) {
-    return options.rebuild && !options.exhaustive &&
+    return options.rebuild && !options.exhaustive && plan.vp == 1 &&
            !(sizes.layers <= 2 * plan.pp && plan.pp <= 3 && plan.mb <= 3);
   };
   // Two lanes where there is a second core: two plans estimated at once, each lane with

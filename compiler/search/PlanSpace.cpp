@@ -15,12 +15,6 @@ Result<PlanRequest> parsePlanRequest(const std::string &text) {
     auto plan = partition::parseParallelPlan(trimmed.substr(5), &request.fixedFields);
     if (!plan)
       return plan.status();
-    // The search's stand-ins time 1F1B stages; interleaved plans are compiled and
-    // predicted whole when given whole.
-    if (plan->vp > 1)
-      return Status::error("plan field 'vp' is not searched yet: give the whole plan "
-                           "(e.g. \"pp=2,vp=2,mb=4\") to compile or predict an interleaved "
-                           "pipeline");
     request.plan = *plan;
     return request;
   }
@@ -92,7 +86,10 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
             for (const char *recompute : {"none", "selective", "full"})
             for (int64_t firstStages : isFixed("recompute_stages")
                                            ? std::vector<int64_t>{fixed.recomputeStages}
-                                           : recomputeStagesOf(pp, recompute)) {
+                                           : recomputeStagesOf(pp, recompute))
+            // Interleaved stages only when asked for ("auto,vp=2"): the stand-ins time
+            // 1F1B stages, so such plans are compiled whole (PlanSearch.cpp, estimable).
+            for (int64_t vp : values("vp", fixed.vp, {1})) {
               if (isFixed("recompute") && fixed.recompute != recompute)
                 continue;
               partition::ParallelPlan plan;
@@ -102,6 +99,7 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
               plan.zero = zero;
               plan.sp = sp != 0;
               plan.mb = mb;
+              plan.vp = vp;
               plan.recompute = recompute;
               plan.recomputeStages = firstStages;
               if (isFixed("stages"))

@@ -109,11 +109,11 @@ TEST(PlanSpace, PlanRequests) {
   auto bad = search::parsePlanRequest("auto,tp=two");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.message().find("plan field 'tp'"), std::string::npos) << bad.message();
-  // Interleaved stages are not searched: said by name, never dropped silently.
+  // Interleaved stages are searched when asked for.
   auto interleaved = search::parsePlanRequest("auto,vp=2");
-  ASSERT_FALSE(interleaved);
-  EXPECT_NE(interleaved.message().find("plan field 'vp' is not searched yet"), std::string::npos)
-      << interleaved.message();
+  ASSERT_TRUE(interleaved) << interleaved.message();
+  EXPECT_TRUE(interleaved->fixedFields.count("vp"));
+  EXPECT_EQ(interleaved->plan.vp, 2);
   auto whole = search::parsePlanRequest("pp=2,vp=2,mb=4");
   ASSERT_TRUE(whole) << whole.message();
   EXPECT_EQ(whole->plan.toString(), "dp=1,tp=1,pp=2,zero=0,sp=off,mb=4,vp=2,recompute=none");
@@ -266,7 +266,7 @@ TEST_P(EstimateFromStandIns, IsCloseToTheWholeCompile) {
   ASSERT_TRUE(estimate) << estimate.message();
   search::SearchOptions exactOnly;
   exactOnly.space.fixed = *plan;
-  exactOnly.space.fixedFields = {"dp", "tp", "pp", "zero", "sp", "mb", "recompute",
+  exactOnly.space.fixedFields = {"dp", "tp", "pp", "vp", "zero", "sp", "mb", "recompute",
                                  "recompute_stages"};
   exactOnly.exhaustive = true;
   auto exact = search::searchPlans(*module, c, exactOnly);
@@ -316,6 +316,35 @@ TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
     EXPECT_EQ(quick->ranked.front().prediction.secondsPerStep,
               every->ranked.front().prediction.secondsPerStep) << spec;
   }
+}
+
+// "auto,vp=2": the other fields searched with two chunks per stage; such plans are
+// compiled whole (the stand-ins time 1F1B stages), and only pipelines that can
+// interleave are candidates; the others are dropped with the field's reason.
+TEST(PlanSearch, InterleavedStagesWhenAskedFor) {
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
+  auto module = deepStep(context);
+  search::SearchOptions options;
+  options.rebuild = llama3::retracer(*module);
+  options.space.fixed.vp = 2;
+  options.space.fixedFields = {"vp"};
+  auto found = search::searchPlans(*module, cluster("h100-sxm:4"), options);
+  ASSERT_TRUE(found) << found.message();
+  ASSERT_FALSE(found->ranked.empty());
+  for (const auto &r : found->ranked) {
+    EXPECT_EQ(r.plan.vp, 2) << r.plan.toString();
+    EXPECT_GT(r.plan.pp, 1) << r.plan.toString();
+    EXPECT_EQ(r.plan.mb % r.plan.pp, 0) << r.plan.toString();
+    EXPECT_FALSE(r.estimated) << r.plan.toString() << ": compiled whole";
+  }
+  // Without vp the open search stays on 1F1B.
+  search::SearchOptions open;
+  open.rebuild = llama3::retracer(*module);
+  auto plain = search::searchPlans(*module, cluster("h100-sxm:4"), open);
+  ASSERT_TRUE(plain) << plain.message();
+  for (const auto &r : plain->ranked)
+    EXPECT_EQ(r.plan.vp, 1) << r.plan.toString();
 }
 
 // Two lanes estimate two candidates at once but judge each after the results before it:
