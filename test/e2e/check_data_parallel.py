@@ -242,6 +242,33 @@ def aprun_flags(plan, data, weights, metrics, save, steps=STEPS, extra=()):
             "--metrics", metrics, "--save", save] + list(extra)
 
 
+def bf16_follows_one_device(name, workdir, rep, runs):
+    """bf16 (the default precision): each (run, plan, processes) of `runs` after the first,
+    the one-device reference, trains with per-step losses within 2% of it (bf16 rounds
+    differently once the batch is split; the f32 runs are the exact checks). Reads
+    data.arrow and w0.safetensors in `workdir`."""
+    data = os.path.join(workdir, "data.arrow")
+    weights = os.path.join(workdir, "w0.safetensors")
+    env = plain_env()
+    losses = {}
+    for run, plan, n in runs:
+        try:
+            common.apc_compile("m.mlir", run + ".fb", workdir, cluster="cpu:%d" % n, precision="bf16",
+                               extra=["--plan", plan])
+            run_tool("aprun", ["--nproc", str(n), "--comm-timeout", "60"] +
+                     aprun_flags(run + ".fb", data, weights, os.path.join(workdir, run + ".jsonl"),
+                                 os.path.join(workdir, run)), workdir, env=env, timeout=180)
+            losses[run] = [float(m["loss"]) for m in read_metrics(os.path.join(workdir, run + ".jsonl"))]
+        except (StageFailure, OSError, ValueError) as e:
+            rep.check("%s/%s: bf16 plan %s compiles and trains" % (name, run, plan), False, str(e))
+    want = losses.get(runs[0][0])
+    for run, _, _ in runs[1:]:
+        if want and run in losses:
+            rel = max(abs(a - b) / abs(b) for a, b in zip(losses[run], want))
+            rep.check("%s/%s: bf16 losses within 2%% of one device's" % (name, run),
+                      len(losses[run]) == len(want) and rel <= 0.02, "worst rel %.2e" % rel)
+
+
 def run_torchrun_style(workdir, name, args, world, timeout):
     """Starts `world` hand-made ranks with the same args; waits for all; returns [(rc, out, err)]."""
     port, token = free_port(), uuid.uuid4().hex

@@ -126,28 +126,9 @@ def explain_checks(case, root, rep):
 
 def bf16_checks(case, root, rep):
     """The default precision: pipelines follow the one-device bf16 run within 2%."""
-    workdir = os.path.join(root, case["name"])
-    data = os.path.join(workdir, "data.arrow")
-    weights = os.path.join(workdir, "w0.safetensors")
-    env = dp.plain_env()
-    runs = {}
-    for run, plan, n in (("bf16-dp1", "dp=1", 1), ("bf16-pp2", "pp=2,mb=4", 2),
-                         ("bf16-all8", "dp=2,tp=2,pp=2,mb=2,sp=on", 8)):
-        try:
-            common.apc_compile("m.mlir", run + ".fb", workdir, cluster="cpu:%d" % n, precision="bf16",
-                               extra=["--plan", plan])
-            run_tool("aprun", ["--nproc", str(n), "--comm-timeout", "60"] +
-                     dp.aprun_flags(run + ".fb", data, weights, os.path.join(workdir, run + ".jsonl"),
-                                    os.path.join(workdir, run)), workdir, env=env, timeout=180)
-            runs[run] = [float(m["loss"]) for m in common.read_metrics(os.path.join(workdir, run + ".jsonl"))]
-        except (StageFailure, OSError, ValueError) as e:
-            rep.check("%s/%s: bf16 plan %s compiles and trains" % (case["name"], run, plan), False, str(e))
-    want = runs.get("bf16-dp1")
-    for run in ("bf16-pp2", "bf16-all8"):
-        if want and run in runs:
-            rel = max(abs(a - b) / abs(b) for a, b in zip(runs[run], want))
-            rep.check("%s/%s: bf16 losses within 2%% of one device's" % (case["name"], run),
-                      len(runs[run]) == len(want) and rel <= 0.02, "worst rel %.2e" % rel)
+    dp.bf16_follows_one_device(case["name"], os.path.join(root, case["name"]), rep,
+                               [("bf16-dp1", "dp=1", 1), ("bf16-pp2", "pp=2,mb=4", 2),
+                                ("bf16-all8", "dp=2,tp=2,pp=2,mb=2,sp=on", 8)])
 
 
 def main():

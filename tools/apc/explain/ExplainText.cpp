@@ -314,9 +314,12 @@ std::string renderText(const PlanFacts &f, const std::string &svgPath) {
                                  : std::string("; FLOPs unknown: equal forward times")) +
            ")");
   } else {
-    line("  1F1B bubble: not laid out (" + std::to_string(f.stages.size()) + " stages x " +
+    // With equal stage times the bubble is (p - 1) / (v m + p - 1), v chunks per stage.
+    double vm = double(f.chunks) * double(f.microBatches);
+    line("  " + std::string(f.chunks > 1 ? "interleaved 1F1B" : "1F1B") +
+         " bubble: not laid out (" + std::to_string(f.stages.size()) + " stages x " +
          std::to_string(f.microBatches) + " micro-batches); with equal stage times " +
-         percent(double(f.stages.size() - 1) / double(f.microBatches + f.stages.size() - 1)));
+         percent(double(f.stages.size() - 1) / (vm + double(f.stages.size() - 1))));
   }
   if (!f.predictedStagesUnused.empty())
     line("  (the plan's predicted stage times are not used: " + f.predictedStagesUnused + ")");
