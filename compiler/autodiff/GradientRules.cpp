@@ -116,13 +116,15 @@ FailureOr<SmallVector<Value>> buildOperandGradients(OpBuilder &b, Operation *op,
             auto g = ap::RopeGradOp::create(
                 b, loc, o.getInput().getType(), dy, o.getThetaAttr(), o.getRopeTypeAttr(),
                 o.getFactorAttr(), o.getLowFreqFactorAttr(), o.getHighFreqFactorAttr(),
-                o.getOriginalMaxPositionEmbeddingsAttr(), o.getPositionOffsetAttr());
+                o.getOriginalMaxPositionEmbeddingsAttr(), o.getPositionOffsetAttr(),
+                o.getSeqShardAxisAttr(), o.getSeqShardPartsAttr());
             return {g.getGradInput()};
           })
           .Case([&](ap::AttentionOp o) -> Grads {
             auto g = ap::AttentionGradOp::create(
                 b, loc, o.getQuery().getType(), o.getKey().getType(), o.getValue().getType(),
-                o.getQuery(), o.getKey(), o.getValue(), dy, o.getScaleAttr(), o.getCausalAttr());
+                o.getQuery(), o.getKey(), o.getValue(), dy, o.getScaleAttr(), o.getCausalAttr(),
+                o.getSeqShardAxisAttr(), o.getSeqShardPartsAttr());
             return {g.getGradQuery(), g.getGradKey(), g.getGradValue()};
           })
           .Case([&](ap::SiluOp o) -> Grads {

@@ -63,6 +63,7 @@ struct Group {
   bool spansNodes = false;
   int64_t ranksPerNode = 1; // spanning nodes: the fewest ranks of a group on one node
   bool dataParallelOnly = false;
+  bool gradientAxes = false; // dp and cp only
   std::string name; // "communication.dp", "communication.dp+tp"
 };
 
@@ -109,7 +110,9 @@ public:
                                      g.ranksPerNode);
         // Data-parallel collectives may run behind compute, except those of the update
         // after its first kernel (ZeRO gathers of the updated blocks wait for it).
-        bool hides = cluster_.overlapCommunication && g.dataParallelOnly && !updating;
+        // Under context parallelism the gradients' all-reduces span dp and cp (Streams.cpp).
+        bool hides = cluster_.overlapCommunication && !updating &&
+                     (g.dataParallelOnly || (g.gradientAxes && inst.kernel == "all_reduce"));
         // A blocking collective reached from compute waits for the last rank to arrive.
         if (!hides && fromCompute)
           t += cluster_.collectiveSyncSeconds;
@@ -175,6 +178,7 @@ private:
       return it->second;
     Group g;
     g.dataParallelOnly = !axes.empty();
+    g.gradientAxes = !axes.empty();
     std::string names;
     for (int64_t x : axes) {
       bool inMesh = x >= 0 && size_t(x) < program_.meshShape.size();
@@ -184,6 +188,7 @@ private:
       if (inMesh)
         g.ranks *= std::max<int64_t>(1, program_.meshShape[size_t(x)]);
       g.dataParallelOnly = g.dataParallelOnly && name == "dp";
+      g.gradientAxes = g.gradientAxes && (name == "dp" || name == "cp");
       names += (names.empty() ? "" : "+") + name;
     }
     g.name = "communication." + (names.empty() ? std::string("none") : names);

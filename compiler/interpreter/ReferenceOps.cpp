@@ -401,6 +401,11 @@ Result<std::vector<RefTensor>> evaluate(Operation *op, const std::vector<const R
     return Results::error("internal error: " + std::to_string(in.size()) +
                           " operand values for " + std::to_string(op->getNumOperands()) +
                           " operands");
+  // A device's two chunks of the sequence (context parallelism) need the device's
+  // coordinate, which one interpreter run does not have.
+  if (op->hasAttr("seq_shard_parts"))
+    return Results::error("no reference semantics for a device's part of the sequence "
+                          "(seq_shard_parts, context parallelism): run the plan with aprun");
   auto out = [&](unsigned index = 0) { return resultLike(op, index); };
   Results results =
       llvm::TypeSwitch<Operation *, Results>(op)

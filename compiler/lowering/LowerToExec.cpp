@@ -137,6 +137,7 @@ private:
       return failure();
     program_.meshShape.assign(mesh->shape.begin(), mesh->shape.end());
     program_.meshAxes.assign(mesh->names.begin(), mesh->names.end());
+    contextAxis_ = mesh->axis("cp");
     program_.parallelPlan = partition::fromAttr(parallelPlanOf(module)).toString();
     program_.chunks = int(std::max<int64_t>(parallelPlanOf(module).getVp(), 1));
     // This stage's chunks (ap-pipeline's stage_layers lists every chunk, c * pp + stage).
@@ -242,6 +243,13 @@ private:
     d.kind = ExecAttribute::Kind::Int;
     d.i = dim;
     inst.attributes = {axes, d};
+    if (gridAxes[0] == contextAxis_) { // the sequence's two chunks a device (ap-partition)
+      ExecAttribute balanced;
+      balanced.name = "balanced";
+      balanced.kind = ExecAttribute::Kind::Bool;
+      balanced.b = true;
+      inst.attributes.push_back(balanced);
+    }
     inst.inputs = {buffers_.lookup(op->getOperand(0))};
     inst.outputs = {addBuffer(op->getResult(0), *b)};
     if (failed(addCost(op, inst)))
@@ -497,6 +505,7 @@ private:
   func::FuncOp fn_;
   ExecProgram program_;
   bool lastWasAllReduce_ = false;
+  int contextAxis_ = -1; // the mesh axis "cp": its gathers and slices are balanced
   llvm::DenseMap<Value, int> buffers_;
 };
 

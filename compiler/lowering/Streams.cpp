@@ -18,15 +18,23 @@ bool isCollective(const std::string &kernel) {
   return kernel == "all_reduce" || kernel == "all_gather" || kernel == "reduce_scatter";
 }
 
-// Whether `inst` runs over the mesh axis named "dp" alone.
+// Whether `inst` may run behind compute: a collective over the mesh axis named "dp"
+// alone, or an all-reduce over dp and cp (the gradients' reduction under context
+// parallelism; cp's gathers and reduce-scatters are needed by the next kernel).
 bool overDataParallelAxisOnly(const ExecProgram &program, const ExecInstruction &inst) {
   for (const ExecAttribute &a : inst.attributes)
     if (a.name == "axes") {
-      if (a.ints.size() != 1)
+      if (a.ints.empty())
         return false;
-      int64_t axis = a.ints[0];
-      return axis >= 0 && size_t(axis) < program.meshAxes.size() &&
-             program.meshAxes[size_t(axis)] == "dp";
+      bool dpOnly = true, dpOrCp = true;
+      for (int64_t axis : a.ints) {
+        std::string name = axis >= 0 && size_t(axis) < program.meshAxes.size()
+                               ? program.meshAxes[size_t(axis)]
+                               : "";
+        dpOnly = dpOnly && name == "dp";
+        dpOrCp = dpOrCp && (name == "dp" || name == "cp");
+      }
+      return (dpOnly && a.ints.size() == 1) || (dpOrCp && inst.kernel == "all_reduce");
     }
   return false;
 }

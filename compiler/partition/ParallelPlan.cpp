@@ -14,7 +14,7 @@ ap::ParallelAttr toAttr(mlir::MLIRContext *context, const ParallelPlan &p) {
                                                          : ap::Recompute::None;
   // A module of func ops alone has not loaded the dialect the attribute belongs to.
   context->getOrLoadDialect<ap::ApDialect>();
-  return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.zero, p.sp, p.mb, p.vp, recompute,
+  return ap::ParallelAttr::get(context, p.dp, p.tp, p.pp, p.cp, p.zero, p.sp, p.mb, p.vp, recompute,
                                p.recomputeStages, p.stages);
 }
 
@@ -23,6 +23,7 @@ ParallelPlan fromAttr(ap::ParallelAttr a) {
   p.dp = a.getDp();
   p.tp = a.getTp();
   p.pp = a.getPp();
+  p.cp = a.getCp();
   p.zero = a.getZero();
   p.sp = a.getSp();
   p.mb = a.getMb();

@@ -49,6 +49,7 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
   if (key == "dp") return degree(plan.dp);
   if (key == "tp") return degree(plan.tp);
   if (key == "pp") return degree(plan.pp);
+  if (key == "cp") return degree(plan.cp);
   if (key == "mb") return degree(plan.mb);
   if (key == "vp") return degree(plan.vp);
   if (key == "zero") {
@@ -92,7 +93,7 @@ Status setField(ParallelPlan &plan, const std::string &key, const std::string &v
     return Status::ok();
   }
   return Status::error("unknown plan field '" + key +
-                       "' (fields: dp, tp, pp, vp, zero, sp, mb, recompute, recompute_stages, "
+                       "' (fields: dp, tp, pp, cp, vp, zero, sp, mb, recompute, recompute_stages, "
                        "stages)");
 }
 
@@ -128,7 +129,9 @@ std::string stagesText(const std::vector<int64_t> &stages) {
 
 std::string ParallelPlan::toString() const {
   std::string s = "dp=" + std::to_string(dp) + ",tp=" + std::to_string(tp) +
-                  ",pp=" + std::to_string(pp) + ",zero=" + std::to_string(zero) +
+                  ",pp=" + std::to_string(pp) +
+                  (cp > 1 ? ",cp=" + std::to_string(cp) : std::string()) +
+                  ",zero=" + std::to_string(zero) +
                   ",sp=" + (sp ? "on" : "off") + ",mb=" + std::to_string(mb) +
                   (vp > 1 ? ",vp=" + std::to_string(vp) : std::string()) +
                   ",recompute=" + recompute;
@@ -142,6 +145,8 @@ std::string ParallelPlan::toString() const {
 std::string ParallelPlan::toJson() const {
   llvm::json::Object o{{"dp", dp}, {"tp", tp}, {"pp", pp}, {"zero", zero},
                        {"sp", sp}, {"mb", mb}, {"recompute", recompute}};
+  if (cp > 1)
+    o["cp"] = cp;
   if (vp > 1)
     o["vp"] = vp;
   if (recomputeStages > 0)
@@ -190,7 +195,8 @@ Result<ParallelPlan> parseParallelPlan(const std::string &text, std::set<std::st
 Status validate(const ParallelPlan &p, const PlanContext &c) {
   if (p.devices() != c.devices)
     return Status::error("plan degrees dp=" + std::to_string(p.dp) + " x tp=" +
-                         std::to_string(p.tp) + " x pp=" + std::to_string(p.pp) + " = " +
+                         std::to_string(p.tp) + " x pp=" + std::to_string(p.pp) +
+                         (p.cp > 1 ? " x cp=" + std::to_string(p.cp) : std::string()) + " = " +
                          std::to_string(p.devices()) + " do not match the " +
                          std::to_string(c.devices) + " devices of cluster " + c.cluster);
   if (c.batch % p.dp != 0)
@@ -214,6 +220,15 @@ Status validate(const ParallelPlan &p, const PlanContext &c) {
   if (p.sp && c.seqLen % p.tp != 0)
     return Status::error("plan field 'sp': tp (" + std::to_string(p.tp) +
                          ") must divide the sequence length (" + std::to_string(c.seqLen) + ")");
+  if (p.cp > 1 && c.seqLen % (2 * p.cp) != 0)
+    return Status::error("plan field 'cp' (" + std::to_string(p.cp) +
+                         ") must cut the sequence (" + std::to_string(c.seqLen) + ") into 2 x cp = " +
+                         std::to_string(2 * p.cp) +
+                         " equal chunks (each device holds two, for the causal load balance)");
+  if (p.cp > 1 && p.sp && (c.seqLen / p.cp) % p.tp != 0)
+    return Status::error("plan field 'sp': tp (" + std::to_string(p.tp) +
+                         ") must divide each device's part of the sequence under cp=" +
+                         std::to_string(p.cp) + " (" + std::to_string(c.seqLen / p.cp) + ")");
   if (p.zero > 0 && p.dp == 1)
     return Status::error("plan field 'zero' shards over the data-parallel axis and needs dp > 1");
   if (p.pp > c.layers)

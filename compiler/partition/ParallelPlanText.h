@@ -20,6 +20,9 @@ struct ParallelPlan {
   int64_t dp = 1;            // data-parallel degree (batch split)
   int64_t tp = 1;            // tensor-parallel degree (Megatron splits)
   int64_t pp = 1;            // pipeline stages
+  // Context parallelism: each device of the cp axis holds 1/cp of every sequence (its
+  // two load-balanced chunks r and 2cp-1-r of 2cp); attention all-gathers keys and values.
+  int64_t cp = 1;
   int64_t zero = 0;          // ZeRO level over the data-parallel axis (0..3)
   bool sp = false;           // sequence parallelism between tensor-parallel regions
   int64_t mb = 1;            // micro-batches per step (pipelines)
@@ -33,9 +36,9 @@ struct ParallelPlan {
   int64_t recomputeStages = 0;
   std::vector<int64_t> stages; // layers per stage, "3+5" in text (empty: balanced)
 
-  int64_t devices() const { return dp * tp * pp; }
-  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" (",vp=V" after
-  // mb when above 1; then ",recompute_stages=K" and ",stages=..." when set) and JSON.
+  int64_t devices() const { return dp * tp * pp * cp; }
+  // Canonical forms: "dp=2,tp=1,pp=1,zero=1,sp=off,mb=1,recompute=none" (",cp=C" after pp
+  // and ",vp=V" after mb when above 1; then ",recompute_stages=K" and ",stages=..." when set) and JSON.
   std::string toString() const;
   std::string toJson() const;
 };

@@ -60,7 +60,9 @@ public:
   Partitioner(ModuleOp module, func::FuncOp fn, const Mesh &mesh,
               const partition::ParallelPlan &plan)
       : ShardedValues(module.getContext(), mesh.shape, mesh.axis("tp"), mesh.names),
-        module_(module), fn_(fn), plan_(plan), dpAxis_(mesh.axis("dp")) {}
+        module_(module), fn_(fn), plan_(plan), dpAxis_(mesh.axis("dp")) {
+    tokens_ = batchArgument(fn, ap::BatchInput::Tokens);
+  }
 
   LogicalResult run() {
     collectOptimizerLayouts();
@@ -73,6 +75,7 @@ public:
       if (failed(partition(op)) || failed_)
         return failure();
     eraseReplacedCasts();
+    mergeStackedReductions();
     fn_.setType(FunctionType::get(fn_.getContext(), fn_.getBody().front().getArgumentTypes(),
                                   fn_.getBody().front().getTerminator()->getOperandTypes()));
     return success();
@@ -193,26 +196,79 @@ private:
     return AxisState::r();
   }
 
-  // Megatron's reduction right after a row-parallel linear or the vocabulary-parallel
-  // embedding: every later user sees the whole (or sequence-split) value.
-  void reduceEagerly(Value result) {
-    if (tpAxis_ < 0 || st(result, tpAxis_).kind != AxisState::P)
+  // Where a partial activation on the context axis goes: its sequence dim (dim 1 of
+  // [batch, seq, ...]), the device's two chunks.
+  AxisState cpWhole(Value v) {
+    if (rankOf(v) >= 2 && globalOf(v).getDimSize(1) % (2 * mesh_[cpAxis_]) == 0)
+      return AxisState::s(1);
+    return AxisState::r();
+  }
+
+  // A result partial on `axis` reduced right after its op (Megatron's reduction after a
+  // row-parallel linear or the vocabulary-parallel embedding; the keys' and values'
+  // gradients under context parallelism): every later user sees the whole (or
+  // sequence-split) value.
+  void reduceEagerly(Value result, int axis) {
+    if (st(result, axis).kind != AxisState::P)
       return;
     SmallVector<OpOperand *> uses;
     for (OpOperand &use : result.getUses())
       uses.push_back(&use);
-    Value reduced = convert(result, tpAxis_, tpWhole(result));
+    Value reduced = convert(result, axis, wholeOn(result, axis));
     for (OpOperand *use : uses)
       use->set(reduced);
+  }
+  AxisState wholeOn(Value v, int axis) {
+    return axis == tpAxis_ ? tpWhole(v) : axis == cpAxis_ ? cpWhole(v) : AxisState::r();
+  }
+
+  // Under context parallelism the token ids arrive whole on the cp axis (every device of
+  // it reads the same rows) and are cut into each device's two chunks where they are
+  // read: everything computed from them is then split along the sequence.
+  void splitTokensOverContext(Operation *op) {
+    if (cpAxis_ < 0 || !tokens_)
+      return;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i)
+      if (op->getOperand(i) == tokens_)
+        wantOn(op, i, cpAxis_, AxisState::s(1));
+  }
+
+  // A gradient partial on two axes (dp and cp) is reduced over both by one all-reduce.
+  void mergeStackedReductions() {
+    SmallVector<shard::AllReduceOp> outers;
+    fn_.walk([&](shard::AllReduceOp op) { outers.push_back(op); });
+    for (shard::AllReduceOp outer : outers) {
+      auto inner = outer.getInput().getDefiningOp<shard::AllReduceOp>();
+      if (!inner || !inner->hasOneUse() || inner.getReduction() != outer.getReduction())
+        continue;
+      SmallVector<shard::GridAxis> axes(inner.getGridAxes());
+      for (shard::GridAxis a : outer.getGridAxes())
+        if (!llvm::is_contained(axes, a))
+          axes.push_back(a);
+      llvm::sort(axes);
+      OpBuilder b(outer);
+      Value merged = shard::AllReduceOp::create(b, outer.getLoc(), outer.getType(), kGrid, axes,
+                                                inner.getInput(), outer.getReduction())
+                         .getResult();
+      global_[merged] = globalOf(outer.getResult());
+      sharding_[merged] = shardingOf(outer.getResult());
+      outer.getResult().replaceAllUsesWith(merged);
+      outer->erase();
+      inner->erase();
+    }
   }
 
   // ---- RuleContext: what the ops' sharding rules (compiler/rules/) see ----
 
   int64_t axisSize() const override { return mesh_[axis()]; }
   bool isTensorAxis() const override { return axis() == tpAxis_; }
+  bool isContextAxis() const override { return axis() == cpAxis_; }
   AxisState stateOf(Value v) override { return st(v, axis()); }
   RankedTensorType globalOf(Value v) override { return ShardedValues::globalOf(v); }
   void want(unsigned i, AxisState to) override { wantOn(op(), i, axis(), to); }
+  void wantHere(unsigned i, AxisState to) override {
+    op()->setOperand(i, convert(op()->getOperand(i), axis(), to, op()));
+  }
   LogicalResult noRule() override {
     op()->emitOpError() << "ap-partition: no rule for these operand shardings on mesh axis "
                         << axisName(axis());
@@ -224,10 +280,8 @@ private:
     failed_ = true;
     return failure();
   }
-  AxisState wholeTarget(Value v) override {
-    return axis() == tpAxis_ ? tpWhole(v) : AxisState::r();
-  }
-  void reduceResultEagerly() override { reduceEagerly_ = true; }
+  AxisState wholeTarget(Value v) override { return wholeOn(v, axis()); }
+  void reduceResultEagerly() override { reduceEagerlyAxes_.push_back(axis()); }
   std::optional<AxisState> gradientLayout(Value grad) override {
     auto pref = gradPreference_.find(grad);
     if (pref == gradPreference_.end())
@@ -489,6 +543,7 @@ private:
       return success();
     }
     gatherShardedParameters(op);
+    splitTokensOverContext(op);
     auto rules = dyn_cast<ap::ShardingRuleOpInterface>(op);
     if (!rules) {
       op->emitOpError() << "ap-partition: has no sharding rule (an op's rules live in "
@@ -501,7 +556,8 @@ private:
       return failure();
     if (*rewritten)
       return success();
-    reduceEagerly_ = keptCountWanted_ = false;
+    reduceEagerlyAxes_.clear();
+    keptCountWanted_ = false;
     SmallVector<Sharding> results(op->getNumResults(), replicated());
     SmallVector<RankedTensorType> globals;
     for (Value r : op->getResults())
@@ -530,8 +586,9 @@ private:
     for (unsigned i = 0; i < op->getNumResults(); ++i)
       if (failed(assign(op->getResult(i), globals[i], results[i])))
         return failure();
-    if (reduceEagerly_)
-      reduceEagerly(op->getResult(0));
+    for (int axis : reduceEagerlyAxes_)
+      for (Value result : op->getResults())
+        reduceEagerly(result, axis);
     return success();
   }
 
@@ -548,7 +605,9 @@ private:
   llvm::DenseMap<std::pair<Value, Value>, Value> targets_;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> counts_;
   llvm::SmallPtrSet<Operation *, 32> castsReplaced_;
-  bool reduceEagerly_ = false, keptCountWanted_ = false; // set by the op's rule
+  Value tokens_;                                  // the token ids argument
+  SmallVector<int, 2> reduceEagerlyAxes_;         // set by the op's rule
+  bool keptCountWanted_ = false;                  // set by the op's rule
 };
 
 struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
@@ -560,14 +619,15 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
     FailureOr<func::FuncOp> entry = findEntryFunction(module);
     if (failed(entry))
       return signalPassFailure();
-    if (plan.dp == 1 && plan.tp == 1)
+    if (plan.dp == 1 && plan.tp == 1 && plan.cp == 1)
       return;
     if ((*entry)->hasAttr(kPartitioned)) {
       entry->emitError() << "ap-partition: @" << entry->getSymName() << " is already partitioned";
       return signalPassFailure();
     }
-    if (plan.dp > 1 && !batchArgument(*entry, ap::BatchInput::Tokens)) {
-      entry->emitError() << "ap-partition: dp=" << plan.dp << " splits the batch, but @"
+    if ((plan.dp > 1 || plan.cp > 1) && !batchArgument(*entry, ap::BatchInput::Tokens)) {
+      entry->emitError() << "ap-partition: " << (plan.dp > 1 ? "dp" : "cp") << "="
+                         << (plan.dp > 1 ? plan.dp : plan.cp) << " splits the batch, but @"
                          << entry->getSymName()
                          << " marks no argument as its token ids (ap.batch = #ap.batch<tokens>)";
       return signalPassFailure();

@@ -25,7 +25,8 @@ public:
   mlir::Operation *op() const { return op_; }
   int axis() const { return axis_; }
   virtual int64_t axisSize() const = 0;
-  virtual bool isTensorAxis() const = 0; // the axis named "tp"
+  virtual bool isTensorAxis() const = 0;  // the axis named "tp"
+  virtual bool isContextAxis() const = 0; // the axis named "cp" (splits the sequence)
 
   // ---- Operands ----
   virtual AxisState stateOf(mlir::Value v) = 0;
@@ -39,6 +40,9 @@ public:
   }
   // Converts operand `i` to state `to` on this axis (a collective where needed).
   virtual void want(unsigned operand, AxisState to) = 0;
+  // The same, but converted right before the op and for it alone (not shared with other
+  // users): a gather that should not live from an earlier use (the backward's keys).
+  virtual void wantHere(unsigned operand, AxisState to) = 0;
   // A partial operand made whole (replicated).
   void whole(unsigned operand) {
     if (state(operand).kind == AxisState::P)
@@ -69,9 +73,12 @@ public:
 
   // ---- Partition-wide facts and services ----
   // Where a partial activation goes when made whole on this axis: its sequence dim
-  // under sequence parallelism on the tensor axis, else replicated.
+  // under sequence parallelism on the tensor axis and on the context axis, else
+  // replicated.
   virtual AxisState wholeTarget(mlir::Value v) = 0;
-  // Megatron: the result, partial on the tensor axis, is reduced right after the op.
+  // The results partial on this axis are reduced right after the op, to wholeTarget
+  // (Megatron's reduction after a row-parallel linear; the reduce-scatter of the keys'
+  // and values' gradients under context parallelism).
   virtual void reduceResultEagerly() = 0;
   // The layout (on this axis) of the parameter a gradient value ends up updating, if
   // it feeds one through sums and casts only.

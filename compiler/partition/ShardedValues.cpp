@@ -30,7 +30,10 @@ RankedTensorType ShardedValues::localType(RankedTensorType global, const Shardin
   return RankedTensorType::get(shape, global.getElementType());
 }
 
-// Records `v`'s global type and sharding and gives it its local type.
+// Records `v`'s global type and sharding and gives it its local type. One dim may be
+// split over the context axis and another one: the sequence under cp and sp (tp cuts
+// each device's part of the sequence again), or the (batch, seq) rows of a flattened
+// activation under dp and cp (dp blocks of batch rows, each holding the cp chunks).
 LogicalResult ShardedValues::assign(Value v, RankedTensorType global, const Sharding &s) {
   for (int a = 0; a < numAxes(); ++a) {
     if (!s[a].isSplit())
@@ -44,7 +47,7 @@ LogicalResult ShardedValues::assign(Value v, RankedTensorType global, const Shar
       return failure();
     }
     for (int b = 0; b < a; ++b)
-      if (s[b].isSplit() && s[b].dim == d) {
+      if (s[b].isSplit() && s[b].dim == d && a != cpAxis_ && b != cpAxis_) {
         emitError(v.getLoc()) << "ap-partition: dim " << d << " of " << global
                               << " would be split over two mesh axes";
         failed_ = true;
@@ -105,6 +108,17 @@ Value ShardedValues::convert(Value v, int axis, AxisState to, Operation *before)
     failed_ = true;
     return v;
   }
+  // The context axis's chunks are of the whole dim: a value whose dim is cut again on
+  // another axis cannot be gathered or sliced on cp (no rule asks for it).
+  if (axis == cpAxis_)
+    for (int a = 0; a < numAxes(); ++a)
+      if (a != axis && st(v, a).isSplit() &&
+          ((from.isSplit() && st(v, a).dim == from.dim) || (to.isSplit() && st(v, a).dim == to.dim))) {
+        emitError(v.getLoc()) << "ap-partition: cannot convert on mesh axis cp a value whose "
+                                 "dim is also split on mesh axis " << axisName(a);
+        failed_ = true;
+        return v;
+      }
   OpBuilder b(context_);
   if (before)
     b.setInsertionPoint(before);

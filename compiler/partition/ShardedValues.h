@@ -41,7 +41,11 @@ public:
   ShardedValues(mlir::MLIRContext *context, llvm::SmallVector<int64_t> mesh, int tpAxis,
                 llvm::SmallVector<std::string> axisNames)
       : context_(context), mesh_(std::move(mesh)), tpAxis_(tpAxis),
-        axisNames_(std::move(axisNames)) {}
+        axisNames_(std::move(axisNames)) {
+    for (size_t a = 0; a < axisNames_.size(); ++a)
+      if (axisNames_[a] == "cp")
+        cpAxis_ = int(a);
+  }
 
   int numAxes() const;
   Sharding replicated() const;
@@ -73,6 +77,7 @@ protected:
   mlir::MLIRContext *context_;
   llvm::SmallVector<int64_t> mesh_;
   int tpAxis_ = -1;
+  int cpAxis_ = -1; // context parallelism: splits the sequence into balanced chunks
   llvm::SmallVector<std::string> axisNames_;
   bool failed_ = false;
   mlir::Operation *current_ = nullptr; // the op being partitioned

@@ -27,9 +27,43 @@ std::optional<int64_t> reshapedDim(RankedTensorType in, RankedTensorType out, in
   return std::nullopt;
 }
 
+// On the context axis a split holds a device's chunks of the sequence in every batch
+// row: (batch, seq) rows merged into one dim keep that split (the linear's gradient
+// flattens [batch, seq, features] into rows), and rows unmerged give it back to the seq
+// dim, the innermost of the dims they come apart into. The local rows are the same in
+// either shape.
+std::optional<int64_t> contextReshapedDim(RankedTensorType in, RankedTensorType out, int64_t d,
+                                          int64_t parts) {
+  int64_t i = 0, j = 0;
+  while (i < in.getRank() && j < out.getRank()) {
+    int64_t i0 = i, j0 = j, a = in.getDimSize(i++), b = out.getDimSize(j++);
+    while (a != b && i <= in.getRank() && j <= out.getRank()) {
+      if (a < b && i < in.getRank())
+        a *= in.getDimSize(i++);
+      else if (b < a && j < out.getRank())
+        b *= out.getDimSize(j++);
+      else
+        return std::nullopt;
+    }
+    if (d >= i0 && d < i) { // the group of dims that holds d: its innermost result dim
+      int64_t target = j - 1;
+      return out.getDimSize(target) % (2 * parts) == 0 ? std::optional<int64_t>(target)
+                                                       : std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
 LogicalResult shardReshape(ap::ReshapeOp o, RuleContext &c) {
   if (!c.state(0).isSplit())
     return c.results(c.state(0));
+  if (c.isContextAxis()) {
+    if (auto j = contextReshapedDim(c.globalOf(o.getInput()), c.globalOf(o.getResult()),
+                                    c.state(0).dim, c.axisSize()))
+      return c.results(AxisState::s(*j));
+    c.want(0, AxisState::r());
+    return c.results(AxisState::r());
+  }
   if (auto j = reshapedDim(c.globalOf(o.getInput()), c.globalOf(o.getResult()), c.state(0).dim,
                            c.axisSize()))
     return c.results(AxisState::s(*j));

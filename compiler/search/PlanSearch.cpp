@@ -244,7 +244,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
                            context->seqLen);
   // Whether a plan is estimated from stand-ins, or compiled whole as it is no bigger.
   auto estimable = [&](const partition::ParallelPlan &plan) {
-    return options.rebuild && !options.exhaustive && plan.vp == 1 &&
+    return options.rebuild && !options.exhaustive && plan.vp == 1 && plan.cp == 1 &&
            !(sizes.layers <= 2 * plan.pp && plan.pp <= 3 && plan.mb <= 3);
   };
   // Two lanes where there is a second core: two plans estimated at once, each lane with

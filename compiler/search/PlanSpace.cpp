@@ -65,11 +65,14 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
   auto drop = [&](const partition::ParallelPlan &plan, std::string reason) {
     space.dropped.push_back({plan, std::move(reason)});
   };
+  // Context parallelism only when asked for ("auto,cp=2"), as vp: such plans are
+  // compiled whole (PlanSearch.cpp, estimable).
+  const int64_t cp = isFixed("cp") ? std::max<int64_t>(fixed.cp, 1) : 1;
   for (int64_t tp : values("tp", fixed.tp, divisorsOf(devices)))
     for (int64_t pp : values("pp", fixed.pp, divisorsOf(devices / std::max<int64_t>(tp, 1)))) {
-      if (devices % (tp * pp) != 0)
-        continue; // a fixed tp or pp that does not divide: validate says so below
-      int64_t dp = devices / (tp * pp);
+      if (devices % (tp * pp * cp) != 0)
+        continue; // a fixed tp, pp or cp that does not divide: validate says so below
+      int64_t dp = devices / (tp * pp * cp);
       if (isFixed("dp") && fixed.dp != dp)
         continue;
       std::vector<int64_t> zeros = dp > 1 ? std::vector<int64_t>{0, 1, 2, 3}
@@ -96,6 +99,7 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
               plan.dp = dp;
               plan.tp = tp;
               plan.pp = pp;
+              plan.cp = cp;
               plan.zero = zero;
               plan.sp = sp != 0;
               plan.mb = mb;

@@ -10,7 +10,7 @@ namespace apc {
 ap::ParallelAttr parallelPlanOf(ModuleOp module) {
   if (auto plan = module->getAttrOfType<ap::ParallelAttr>(kParallelAttr))
     return plan;
-  return ap::ParallelAttr::get(module.getContext(), 1, 1, 1, 0, false, 1, 1, ap::Recompute::None,
+  return ap::ParallelAttr::get(module.getContext(), 1, 1, 1, 1, 0, false, 1, 1, ap::Recompute::None,
                                0, {});
 }
 

@@ -256,7 +256,8 @@ Tensor Tracer::rope(Tensor input, const RopeParams &params) {
                                /*factor=*/nullptr, /*low_freq_factor=*/nullptr,
                                /*high_freq_factor=*/nullptr,
                                /*original_max_position_embeddings=*/nullptr,
-                               builder_->getI64IntegerAttr(0));
+                               builder_->getI64IntegerAttr(0), /*seq_shard_axis=*/nullptr,
+                               /*seq_shard_parts=*/nullptr);
   if (params.ropeType != "default") {
     op.setFactorAttr(builder_->getF64FloatAttr(params.factor));
     op.setLowFreqFactorAttr(builder_->getF64FloatAttr(params.lowFreqFactor));
@@ -275,7 +276,9 @@ Tensor Tracer::attention(Tensor query, Tensor key, Tensor value,
   return checked(ap::AttentionOp::create(*builder_, currentLocation(),
                                          query.value().getType(), query.value(),
                                          key.value(), value.value(), scaleAttr,
-                                         builder_->getBoolAttr(causal)));
+                                         builder_->getBoolAttr(causal),
+                                         /*seq_shard_axis=*/nullptr,
+                                         /*seq_shard_parts=*/nullptr));
 }
 
 Tensor Tracer::silu(Tensor input) {

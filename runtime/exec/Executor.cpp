@@ -39,9 +39,11 @@ const Backend *cudaBackend() { return nullptr; }
 
 namespace {
 
-// The instruction's attributes, plus `vocab_start` for this device's vocabulary block.
+// The instruction's attributes, plus `vocab_start` for this device's vocabulary block and
+// `seq_shard_rank` for its chunks of the sequence (DeviceProgram.h).
 kernels::Attributes convertAttributes(const plan::Instruction &inst,
-                                      std::optional<int64_t> vocabStart) {
+                                      std::optional<int64_t> vocabStart,
+                                      std::optional<int64_t> seqShardRank) {
   std::vector<kernels::Attribute> attrs;
   if (inst.attributes())
     for (const plan::Attribute *a : *inst.attributes()) {
@@ -62,6 +64,13 @@ kernels::Attributes convertAttributes(const plan::Instruction &inst,
     k.name = "vocab_start";
     k.kind = kernels::Attribute::Kind::Int;
     k.i = *vocabStart;
+    attrs.push_back(std::move(k));
+  }
+  if (seqShardRank) {
+    kernels::Attribute k;
+    k.name = "seq_shard_rank";
+    k.kind = kernels::Attribute::Kind::Int;
+    k.i = *seqShardRank;
     attrs.push_back(std::move(k));
   }
   return kernels::Attributes(std::move(attrs));
@@ -86,6 +95,10 @@ Blocks blocksOf(const kernels::TensorView &t, int64_t dim) {
     (int64_t(d) < dim ? b.outer : b.rowBytes) *= size_t(t.shape[d]);
   return b;
 }
+
+// Under context parallelism (`balanced`) the dim holds 2n chunks: half `j` of device q's
+// part is chunk q (j = 0) or chunk 2n-1-q (j = 1).
+size_t balancedChunk(size_t q, size_t j, size_t n) { return j == 0 ? q : 2 * n - 1 - q; }
 
 } // namespace
 
@@ -162,7 +175,8 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
     if (inst->outputs())
       for (int b : *inst->outputs())
         p.outputs.push_back(exec->views_[b]);
-    p.attributes = convertAttributes(*inst, plan::vocabStart(*inst, coordinates));
+    p.attributes = convertAttributes(*inst, plan::vocabStart(*inst, coordinates),
+                                     plan::seqShardRank(*inst, coordinates));
     if (isCollectiveKernel(p.name)) {
       // The executor's collectives (Gloo) move host memory.
       if (!backend.hostCollectives)
@@ -174,9 +188,9 @@ Result<std::unique_ptr<Executor>> Executor::create(const plan::Plan &plan, int d
       if (p.op == Op::AllReduceSum && p.inputs.size() > 1)
         for (const kernels::TensorView &t : p.inputs)
           need += size_t(t.numElements()) * sizeof(float);
-      if (p.op == Op::AllGather && blocksOf(p.inputs[0], p.dim).outer > 1)
+      if (p.op == Op::AllGather && (p.balanced || blocksOf(p.inputs[0], p.dim).outer > 1))
         need = size_t(p.outputs[0].numElements()) * kernels::dtypeSize(p.outputs[0].dtype);
-      if (p.op == Op::ReduceScatter && blocksOf(p.outputs[0], p.dim).outer > 1)
+      if (p.op == Op::ReduceScatter && (p.balanced || blocksOf(p.outputs[0], p.dim).outer > 1))
         need = size_t(p.inputs[0].numElements()) * sizeof(float);
       stagingBytes = std::max(stagingBytes, need);
       exec->prepared_.push_back(std::move(p));
@@ -285,6 +299,16 @@ Status Executor::prepareCollective(Prepared &p, const GroupLookup &groups) {
                          " but output is " + kernels::dtypeName(out.dtype));
   if (p.op == Op::ReduceScatter && in.dtype != kernels::DType::F32)
     return Status::error(std::string("sums f32 values, not ") + kernels::dtypeName(in.dtype));
+  if (const Attribute *b = p.attributes.find("balanced")) {
+    if (b->kind != Attribute::Kind::Bool)
+      return Status::error("attribute 'balanced' must be a Bool");
+    p.balanced = b->b;
+  }
+  const kernels::TensorView &partView = p.op == Op::AllGather ? in : out;
+  if (p.balanced && partView.shape[size_t(p.dim)] % 2 != 0)
+    return Status::error("is balanced (each device holds two chunks of dim " +
+                         std::to_string(p.dim) + ") but its part " + dimsText(partView.shape) +
+                         " has an odd number of rows there");
   // all_gather: the output is the larger; reduce_scatter and all_slice: the input.
   int64_t n = p.group->size();
   const kernels::TensorView &whole = p.op == Op::AllGather ? out : in;
@@ -402,12 +426,21 @@ Status Executor::allGather(const Prepared &p) {
   const kernels::TensorView &in = p.inputs[0];
   Blocks b = blocksOf(in, p.dim);
   size_t n = size_t(p.group->size());
-  if (b.outer <= 1) // rank q's block is already the q-th slice of the output
+  if (b.outer <= 1 && !p.balanced) // rank q's block is already the q-th slice of the output
     return p.group->allGather(in.data, p.outputs[0].data, b.outer * b.rowBytes);
   auto *staging = reinterpret_cast<uint8_t *>(staging_.data());
   size_t perRank = b.outer * b.rowBytes;
   APC_RETURN_IF_ERROR(p.group->allGather(in.data, staging, perRank));
   auto *out = p.outputs[0].as<uint8_t>();
+  if (p.balanced) { // each rank's two halves go to their chunks
+    size_t half = b.rowBytes / 2;
+    for (size_t o = 0; o < b.outer; ++o)
+      for (size_t q = 0; q < n; ++q)
+        for (size_t j = 0; j < 2; ++j)
+          std::memcpy(out + o * n * b.rowBytes + balancedChunk(q, j, n) * half,
+                      staging + q * perRank + o * b.rowBytes + j * half, half);
+    return Status::ok();
+  }
   for (size_t o = 0; o < b.outer; ++o)
     for (size_t q = 0; q < n; ++q)
       std::memcpy(out + (o * n + q) * b.rowBytes, staging + q * perRank + o * b.rowBytes,
@@ -420,15 +453,22 @@ Status Executor::reduceScatter(const Prepared &p) {
   Blocks b = blocksOf(out, p.dim);
   size_t n = size_t(p.group->size());
   size_t perRank = b.outer * b.rowBytes / sizeof(float);
-  if (b.outer <= 1)
+  if (b.outer <= 1 && !p.balanced)
     return p.group->reduceScatterSum(p.inputs[0].as<float>(), out.as<float>(), perRank);
   // Pack each rank's block contiguously: staging holds block 0, block 1, ...
   auto *staging = reinterpret_cast<uint8_t *>(staging_.data());
   auto *in = p.inputs[0].as<const uint8_t>();
+  size_t half = b.rowBytes / 2;
   for (size_t o = 0; o < b.outer; ++o)
-    for (size_t q = 0; q < n; ++q)
-      std::memcpy(staging + q * perRank * sizeof(float) + o * b.rowBytes,
-                  in + (o * n + q) * b.rowBytes, b.rowBytes);
+    for (size_t q = 0; q < n; ++q) {
+      uint8_t *to = staging + q * perRank * sizeof(float) + o * b.rowBytes;
+      if (!p.balanced) {
+        std::memcpy(to, in + (o * n + q) * b.rowBytes, b.rowBytes);
+        continue;
+      }
+      for (size_t j = 0; j < 2; ++j)
+        std::memcpy(to + j * half, in + o * n * b.rowBytes + balancedChunk(q, j, n) * half, half);
+    }
   return p.group->reduceScatterSum(reinterpret_cast<const float *>(staging), out.as<float>(),
                                    perRank);
 }
@@ -438,8 +478,16 @@ Status Executor::allSlice(const Prepared &p) {
   Blocks b = blocksOf(out, p.dim);
   size_t n = size_t(p.group->size()), r = size_t(p.group->rank());
   auto *in = p.inputs[0].as<const uint8_t>();
-  for (size_t o = 0; o < b.outer; ++o)
-    std::memcpy(out.as<uint8_t>() + o * b.rowBytes, in + (o * n + r) * b.rowBytes, b.rowBytes);
+  size_t half = b.rowBytes / 2;
+  for (size_t o = 0; o < b.outer; ++o) {
+    if (!p.balanced) {
+      std::memcpy(out.as<uint8_t>() + o * b.rowBytes, in + (o * n + r) * b.rowBytes, b.rowBytes);
+      continue;
+    }
+    for (size_t j = 0; j < 2; ++j)
+      std::memcpy(out.as<uint8_t>() + o * b.rowBytes + j * half,
+                  in + o * n * b.rowBytes + balancedChunk(r, j, n) * half, half);
+  }
   return Status::ok();
 }
 

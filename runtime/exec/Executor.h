@@ -160,6 +160,9 @@ private:
     std::string name;                            // the instruction's kernel name
     comm::Communicator *group = nullptr;         // a collective's group
     int64_t dim = 0;                             // all_gather, reduce_scatter, all_slice
+    // Context parallelism: `dim` holds 2n chunks, device q's part being chunks q and
+    // 2n-1-q (attribute `balanced`), not the q-th contiguous block.
+    bool balanced = false;
     int peer = 0;                                // send, recv: the peer's group rank
     uint32_t tag = 0;                            // send, recv
     std::vector<kernels::TensorView> inputs, outputs;

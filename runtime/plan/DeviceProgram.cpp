@@ -66,4 +66,15 @@ std::optional<int64_t> vocabStart(const Instruction &inst,
   return coordinates[size_t(*axis)] * *rows;
 }
 
+std::optional<int64_t> seqShardRank(const Instruction &inst,
+                                    const std::vector<int64_t> &coordinates) {
+  if (!inst.attributes())
+    return std::nullopt;
+  for (const Attribute *a : *inst.attributes())
+    if (a->kind() == AttributeKind::Int && a->name() && a->name()->str() == "seq_shard_axis" &&
+        a->i() >= 0 && size_t(a->i()) < coordinates.size())
+      return coordinates[size_t(a->i())];
+  return std::nullopt;
+}
+
 } // namespace apc::plan

@@ -6,7 +6,8 @@
 // its stage (stage 0 without that axis), and that stage's program is what it runs. The
 // one thing in a program that differs per device is the first vocabulary id of the
 // block a vocabulary-parallel kernel holds: `vocab_start = coordinate[vocab_shard_axis]
-// * vocab_shard_rows`. Send and recv name their peers relative to the device along an
+// * vocab_shard_rows`, and the chunks of the sequence a context-parallel kernel holds:
+// `seq_shard_rank = coordinate[seq_shard_axis]`. Send and recv name their peers relative to the device along an
 // axis, so they need nothing.
 // The loader, the executor, the training loop, `aprun --dump` and `apc explain` all ask
 // here, so the rule lives in one place.
@@ -43,5 +44,11 @@ const Program *programOf(const Plan &plan, int64_t rank);
 // set for instructions with `vocab_shard_axis` and `vocab_shard_rows`, else empty.
 std::optional<int64_t> vocabStart(const Instruction &inst,
                                   const std::vector<int64_t> &coordinates);
+
+// The Int attribute `seq_shard_rank` an instruction takes on the device at `coordinates`
+// (context parallelism: which two chunks of the sequence it holds): its coordinate on
+// the mesh axis `seq_shard_axis`, for instructions with that attribute, else empty.
+std::optional<int64_t> seqShardRank(const Instruction &inst,
+                                    const std::vector<int64_t> &coordinates);
 
 } // namespace apc::plan

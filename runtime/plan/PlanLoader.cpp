@@ -194,6 +194,34 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
         return Status::error(what + "has vocab_shard_rows " + std::to_string(shardRows->i()) +
                              " (at least 1)");
     }
+    // A part of the sequence (context parallelism): the runtime gives the kernel its
+    // coordinate on the axis, whose size must be the parts the kernel was compiled for.
+    const Attribute *seqAxis = nullptr, *seqParts = nullptr;
+    if (inst->attributes())
+      for (const Attribute *a : *inst->attributes()) {
+        if (a->name()->str() == "seq_shard_axis")
+          seqAxis = a;
+        if (a->name()->str() == "seq_shard_parts")
+          seqParts = a;
+      }
+    if (seqAxis || seqParts) {
+      int64_t axes = plan.mesh_shape() ? int64_t(plan.mesh_shape()->size()) : 0;
+      std::string what = where + ": instruction " + std::to_string(k) + " ('" +
+                         inst->kernel()->str() + "') ";
+      if (!seqAxis || !seqParts || seqAxis->kind() != AttributeKind::Int ||
+          seqParts->kind() != AttributeKind::Int)
+        return Status::error(what + "needs both Int attributes seq_shard_axis and "
+                                    "seq_shard_parts (the runtime computes seq_shard_rank)");
+      if (seqAxis->i() < 0 || seqAxis->i() >= axes)
+        return Status::error(what + "splits the sequence over mesh axis " +
+                             std::to_string(seqAxis->i()) + " but the mesh has " +
+                             std::to_string(axes) + " axes");
+      int64_t size = plan.mesh_shape()->Get(flatbuffers::uoffset_t(seqAxis->i()));
+      if (seqParts->i() != size)
+        return Status::error(what + "has seq_shard_parts " + std::to_string(seqParts->i()) +
+                             " but mesh axis " + std::to_string(seqAxis->i()) + " has " +
+                             std::to_string(size) + " devices");
+    }
     // Streams and events (version 5): the executor checks their order at load
     // (runtime/exec/EventDiscipline.h); here only that they are in range.
     if (inst->stream() > 1)

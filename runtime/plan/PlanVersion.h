@@ -8,5 +8,8 @@ namespace apc::plan {
 //    runtime derives vocab_start from vocab_shard_axis/vocab_shard_rows and the mesh
 //    coordinates); Instruction.micro_batch, pass, layer.
 // 5: streams and events: Instruction.stream, wait_events, record_event; Program.num_events.
-constexpr unsigned kPlanVersion = 5;
+// 6: context parallelism: collectives' Bool attribute `balanced` (two chunks a device)
+//    and kernels' `seq_shard_axis` / `seq_shard_parts`, whose meaning an older runtime
+//    would silently ignore.
+constexpr unsigned kPlanVersion = 6;
 } // namespace apc::plan

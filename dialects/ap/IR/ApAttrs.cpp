@@ -22,11 +22,12 @@ void ApDialect::registerAttributes() {
 }
 
 LogicalResult ParallelAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t dp,
-                                   int64_t tp, int64_t pp, int64_t zero, bool sp, int64_t mb,
+                                   int64_t tp, int64_t pp, int64_t cp, int64_t zero, bool sp,
+                                   int64_t mb,
                                    int64_t vp, Recompute recompute, int64_t recomputeStages,
                                    ArrayRef<int64_t> stages) {
   for (auto [name, value] : {std::pair<const char *, int64_t>{"dp", dp}, {"tp", tp},
-                             {"pp", pp}, {"mb", mb}, {"vp", vp}})
+                             {"pp", pp}, {"cp", cp}, {"mb", mb}, {"vp", vp}})
     if (value < 1)
       return emitError() << "#ap.parallel: '" << name << "' must be at least 1, got " << value;
   if (zero < 0 || zero > 3)
@@ -49,12 +50,14 @@ LogicalResult ParallelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
-int64_t ParallelAttr::getDevices() const { return getDp() * getTp() * getPp(); }
+int64_t ParallelAttr::getDevices() const { return getDp() * getTp() * getPp() * getCp(); }
 
 SmallVector<std::pair<StringRef, int64_t>> ParallelAttr::meshAxes() const {
   SmallVector<std::pair<StringRef, int64_t>> axes{{"dp", getDp()}};
   if (getPp() > 1)
     axes.push_back({"pp", getPp()});
+  if (getCp() > 1)
+    axes.push_back({"cp", getCp()});
   if (getTp() > 1)
     axes.push_back({"tp", getTp()});
   return axes;

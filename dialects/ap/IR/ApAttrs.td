@@ -79,7 +79,8 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
   let mnemonic = "parallel";
   let summary = "how one training step is split across devices";
   let description = [{
-    The degrees of data (`dp`), pipeline (`pp`) and tensor (`tp`) parallelism, the
+    The degrees of data (`dp`), pipeline (`pp`), context (`cp`, the sequence) and
+    tensor (`tp`) parallelism, the
     ZeRO level over dp, sequence parallelism between tensor-parallel regions (`sp`),
     micro-batches per step (`mb`), model chunks per pipeline stage (`vp`, interleaved
     1F1B), activation recomputation (on the first
@@ -87,14 +88,15 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
     pipeline stage (`stages`, one entry per chunk with vp > 1; empty: balanced by cost). Fields at their defaults are
     not printed: `#ap.parallel<dp = 2, tp = 2, sp = true>`.
 
-    The device mesh follows from it (`meshAxes`): `dp` always, then `pp` and `tp`
-    when their degree is above one, in that order (row-major ranks: tp neighbours are
-    adjacent ranks). `ap-mesh` declares it as `shard.grid @mesh` with the axis names.
+    The device mesh follows from it (`meshAxes`): `dp` always, then `pp`, `cp` and
+    `tp` when their degree is above one, in that order (row-major ranks: tp neighbours
+    are adjacent ranks, then cp neighbours, as Megatron orders its groups). `ap-mesh` declares it as `shard.grid @mesh` with the axis names.
   }];
   let parameters = (ins
     DefaultValuedParameter<"int64_t", "1">:$dp,
     DefaultValuedParameter<"int64_t", "1">:$tp,
     DefaultValuedParameter<"int64_t", "1">:$pp,
+    DefaultValuedParameter<"int64_t", "1">:$cp,
     DefaultValuedParameter<"int64_t", "0">:$zero,
     DefaultValuedParameter<"bool", "false">:$sp,
     DefaultValuedParameter<"int64_t", "1">:$mb,
@@ -106,9 +108,9 @@ def Ap_ParallelAttr : AttrDef<Ap_Dialect, "Parallel"> {
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
-    // dp * tp * pp.
+    // dp * tp * pp * cp.
     int64_t getDevices() const;
-    // The mesh axes this plan needs, by name and size: dp, then pp and tp if > 1.
+    // The mesh axes this plan needs, by name and size: dp, then pp, cp and tp if > 1.
     ::llvm::SmallVector<std::pair<::llvm::StringRef, int64_t>> meshAxes() const;
   }];
 }

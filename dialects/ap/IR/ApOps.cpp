@@ -194,12 +194,27 @@ LogicalResult RmsNormOp::verify() {
   return checkResult(*this, getResult(), input.getShape(), input.getElementType());
 }
 
+// The context-parallel attributes: both or neither, a non-negative axis, two parts or more.
+template <typename OpT> static LogicalResult verifySeqShard(OpT op) {
+  IntegerAttr axis = op.getSeqShardAxisAttr(), parts = op.getSeqShardPartsAttr();
+  if (bool(axis) != bool(parts))
+    return op.emitOpError() << "seq_shard_axis and seq_shard_parts come together";
+  if (axis && axis.getInt() < 0)
+    return op.emitOpError() << "seq_shard_axis must be non-negative, got " << axis.getInt();
+  if (parts && parts.getInt() < 2)
+    return op.emitOpError() << "seq_shard_parts must be at least 2, got " << parts.getInt();
+  return success();
+}
+
 // Checks of the rotary attributes, shared by rope and rope_grad.
 template <typename OpT>
 static LogicalResult verifyRopeAttributes(OpT op, StringRef role, Value input) {
-  if (failed(checkTensor(op, role, input, ElementKind::Float, 4)))
+  if (failed(checkTensor(op, role, input, ElementKind::Float, 4)) || failed(verifySeqShard(op)))
     return failure();
   auto type = tensorType(input);
+  if (op.getSeqShardPartsAttr() && type.getDimSize(1) % 2 != 0)
+    return op.emitOpError() << "a device's part of the sequence (" << type.getDimSize(1)
+                            << " rows) must be two equal chunks";
   if (type.getDimSize(3) % 2 != 0 || type.getDimSize(3) == 0)
     return op.emitOpError() << "head_dim of " << role << " " << type
                             << " must be even and positive";
@@ -263,10 +278,20 @@ template <typename OpT> static LogicalResult verifyAttentionOperands(OpT op) {
   if (k.getShape() != v.getShape())
     return op.emitOpError() << "key " << k << " and value " << v
                             << " must have the same shape";
-  if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) != k.getDimSize(1) ||
+  if (failed(verifySeqShard(op)))
+    return failure();
+  // Context parallelism: the query holds 1/parts of the sequence, the key all of it.
+  int64_t parts = op.getSeqShardPartsAttr() ? op.getSeqShardPartsAttr().getInt() : 1;
+  if (q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) * parts != k.getDimSize(1) ||
       q.getDimSize(3) != k.getDimSize(3))
     return op.emitOpError() << "query " << q << " and key " << k
-                            << " must agree on batch, seq and head_dim";
+                            << " must agree on batch, seq and head_dim"
+                            << (parts > 1 ? " (the key holding seq_shard_parts times the "
+                                            "query's rows)"
+                                          : "");
+  if (parts > 1 && q.getDimSize(1) % 2 != 0)
+    return op.emitOpError() << "a device's part of the sequence (" << q.getDimSize(1)
+                            << " rows) must be two equal chunks";
   if (q.getDimSize(3) == 0)
     return op.emitOpError() << "head_dim of query " << q << " must be positive";
   if (k.getDimSize(2) == 0 || q.getDimSize(2) % k.getDimSize(2) != 0)

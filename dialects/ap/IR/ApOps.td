@@ -96,6 +96,12 @@ def Ap_RopeOp : Ap_Op<"rope", [Pure]> {
     `y[j] = x[j] cos(p f_j) - x[j + d] sin(p f_j)`,
     `y[j + d] = x[j + d] cos(p f_j) + x[j] sin(p f_j)`.
     Rotation factors are computed in f32 or wider.
+
+    With `seq_shard_axis` and `seq_shard_parts` = n (partitioned IR, context
+    parallelism) `input` holds the device's part of the sequence: of the sequence cut
+    into 2n chunks, chunk r and chunk 2n-1-r, r being the device's coordinate on mesh
+    axis `seq_shard_axis` (the causal load balance); each row rotates at its position
+    in the whole sequence.
   }];
   let arguments = (ins AnyRankedTensor:$input, F64Attr:$theta,
                    DefaultValuedStrAttr<StrAttr, "default">:$rope_type,
@@ -103,7 +109,9 @@ def Ap_RopeOp : Ap_Op<"rope", [Pure]> {
                    OptionalAttr<F64Attr>:$low_freq_factor,
                    OptionalAttr<F64Attr>:$high_freq_factor,
                    OptionalAttr<I64Attr>:$original_max_position_embeddings,
-                   DefaultValuedAttr<I64Attr, "0">:$position_offset);
+                   DefaultValuedAttr<I64Attr, "0">:$position_offset,
+                   OptionalAttr<I64Attr>:$seq_shard_axis,
+                   OptionalAttr<I64Attr>:$seq_shard_parts);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -117,11 +125,19 @@ def Ap_AttentionOp : Ap_Op<"attention", [Pure]> {
     `h / (heads / kv_heads)`. Scores are `scale * q.k` (scale defaults to
     1/sqrt(head_dim)), masked to keys at or before the query when `causal`, and
     soft-maxed in f32. Result [batch, seq, heads, head_dim].
+
+    With `seq_shard_axis` and `seq_shard_parts` = n (partitioned IR, context
+    parallelism) `query` holds the device's two chunks of the sequence (chunks r and
+    2n-1-r of 2n, r its coordinate on that mesh axis, as `ap.rope` says) and `key`
+    and `value` the whole sequence (n times the query's rows, in order): each query row
+    sees the keys at or before its position in the whole sequence.
   }];
   let arguments = (ins AnyRankedTensor:$query, AnyRankedTensor:$key,
                    AnyRankedTensor:$value,
                    OptionalAttr<F64Attr>:$scale,
-                   DefaultValuedAttr<BoolAttr, "true">:$causal);
+                   DefaultValuedAttr<BoolAttr, "true">:$causal,
+                   OptionalAttr<I64Attr>:$seq_shard_axis,
+                   OptionalAttr<I64Attr>:$seq_shard_parts);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$query `,` $key `,` $value attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -450,7 +466,9 @@ def Ap_RopeGradOp : Ap_Op<"rope_grad", [Pure]> {
                    OptionalAttr<F64Attr>:$low_freq_factor,
                    OptionalAttr<F64Attr>:$high_freq_factor,
                    OptionalAttr<I64Attr>:$original_max_position_embeddings,
-                   DefaultValuedAttr<I64Attr, "0">:$position_offset);
+                   DefaultValuedAttr<I64Attr, "0">:$position_offset,
+                   OptionalAttr<I64Attr>:$seq_shard_axis,
+                   OptionalAttr<I64Attr>:$seq_shard_parts);
   let results = (outs AnyRankedTensor:$grad_input);
   let assemblyFormat = "$grad_output attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -467,7 +485,9 @@ def Ap_AttentionGradOp : Ap_Op<"attention_grad", [Pure]> {
   let arguments = (ins AnyRankedTensor:$query, AnyRankedTensor:$key,
                    AnyRankedTensor:$value, AnyRankedTensor:$grad_output,
                    OptionalAttr<F64Attr>:$scale,
-                   DefaultValuedAttr<BoolAttr, "true">:$causal);
+                   DefaultValuedAttr<BoolAttr, "true">:$causal,
+                   OptionalAttr<I64Attr>:$seq_shard_axis,
+                   OptionalAttr<I64Attr>:$seq_shard_parts);
   let results = (outs AnyRankedTensor:$grad_query, AnyRankedTensor:$grad_key,
                       AnyRankedTensor:$grad_value);
   let assemblyFormat = "$query `,` $key `,` $value `,` $grad_output attr-dict `:` functional-type(operands, results)";

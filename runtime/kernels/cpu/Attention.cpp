@@ -12,6 +12,10 @@
 // atomics anywhere, so results are identical for any thread count.
 // Rope precomputes a cos/sin table per call in double (angles reach thousands of
 // radians, where f32 would lose the phase) and rotates in f32.
+// Context parallelism (seq_shard_rank r, seq_shard_parts n): the rows of a device's part
+// are chunks r and 2n-1-r of the sequence cut into 2n; rope rotates each row at its
+// position in the whole sequence, and attention's queries see the keys (the whole
+// sequence) up to theirs.
 #include "runtime/kernels/cpu/Common.h"
 
 #include <cmath>
@@ -20,6 +24,43 @@
 
 namespace apc::kernels::cpu {
 namespace {
+
+// ---- the device's part of the sequence (context parallelism) ------------------------
+
+struct SequencePart {
+  int64_t rank = 0, parts = 1, rows = 0; // rows: of the device's part
+  // The position in the whole sequence of row i of the part.
+  int64_t position(int64_t i) const {
+    if (parts == 1)
+      return i;
+    int64_t half = rows / 2, chunk = i < half ? rank : 2 * parts - 1 - rank;
+    return chunk * half + i % half;
+  }
+};
+
+SequencePart sequencePart(const Attributes &attrs, int64_t rows) {
+  return {attrs.getInt("seq_shard_rank", 0), attrs.getInt("seq_shard_parts", 1), rows};
+}
+
+// seq_shard_parts and seq_shard_rank (given by the runtime) come together, with a rank
+// on the axis and a part of two equal chunks.
+Status checkSequencePart(const Checker &check, const Attributes &attrs, int64_t rows) {
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "seq_shard_parts", false));
+  APC_RETURN_IF_ERROR(check.intAttr(attrs, "seq_shard_rank", false));
+  if (!attrs.has("seq_shard_parts") && !attrs.has("seq_shard_rank"))
+    return Status::ok();
+  if (!attrs.has("seq_shard_parts") || !attrs.has("seq_shard_rank"))
+    return check.error("seq_shard_parts and seq_shard_rank come together (the runtime derives "
+                       "the rank from seq_shard_axis)");
+  int64_t parts = attrs.getInt("seq_shard_parts"), rank = attrs.getInt("seq_shard_rank");
+  if (parts < 1 || rank < 0 || rank >= parts)
+    return check.error("seq_shard_rank " + std::to_string(rank) + " is not a device of " +
+                       std::to_string(parts) + " seq_shard_parts");
+  if (parts > 1 && rows % 2 != 0)
+    return check.error("a device's part of the sequence (" + std::to_string(rows) +
+                       " rows) must be two equal chunks");
+  return Status::ok();
+}
 
 // ---- rope, rope_grad ----------------------------------------------------------------
 
@@ -40,6 +81,7 @@ Status prepareRopeLike(const char *kernel, const char *role, const char *outRole
   if (attrs.getInt("position_offset") < 0)
     return check.error("position_offset must be non-negative, got " +
                        std::to_string(attrs.getInt("position_offset")));
+  APC_RETURN_IF_ERROR(checkSequencePart(check, attrs, in[0].shape[1]));
   APC_RETURN_IF_ERROR(check.stringAttr(attrs, "rope_type", {"default", "llama3"}));
   bool hasScaling = attrs.has("factor") || attrs.has("low_freq_factor") ||
                     attrs.has("high_freq_factor") ||
@@ -103,6 +145,7 @@ Status runRopeRotate(const KernelContext &context, const TensorView &x, const Te
   int64_t batch = x.shape[0], seq = x.shape[1], heads = x.shape[2], dim = x.shape[3];
   int64_t half = dim / 2, offset = attrs.getInt("position_offset", 0);
   std::vector<double> invFreq = ropeInverseFrequencies(attrs, dim);
+  SequencePart part = sequencePart(attrs, seq);
   static thread_local std::vector<float> tableBuffer;
   float *cosTable = scratch(tableBuffer, size_t(2 * seq * half));
   float *sinTable = cosTable + seq * half;
@@ -110,7 +153,7 @@ Status runRopeRotate(const KernelContext &context, const TensorView &x, const Te
 #pragma omp parallel for num_threads(tableThreads) if (tableThreads > 1) schedule(static)
   for (int64_t s = 0; s < seq; ++s)
     for (int64_t j = 0; j < half; ++j) {
-      double angle = double(offset + s) * invFreq[j];
+      double angle = double(offset + part.position(s)) * invFreq[j];
       cosTable[s * half + j] = float(std::cos(angle));
       sinTable[s * half + j] = float(direction * std::sin(angle));
     }
@@ -160,9 +203,13 @@ Status checkAttentionOperands(const Checker &check, const std::vector<TensorView
   if (k.shape != v.shape)
     return check.error("key " + describe(k) + " and value " + describe(v) +
                        " must have the same shape");
-  if (q.shape[0] != k.shape[0] || q.shape[1] != k.shape[1] || q.shape[3] != k.shape[3])
+  APC_RETURN_IF_ERROR(checkSequencePart(check, attrs, q.shape[1]));
+  int64_t parts = attrs.getInt("seq_shard_parts", 1);
+  if (q.shape[0] != k.shape[0] || q.shape[1] * parts != k.shape[1] || q.shape[3] != k.shape[3])
     return check.error("query " + describe(q) + " and key " + describe(k) +
-                       " must agree on batch, seq and head_dim");
+                       " must agree on batch, seq and head_dim" +
+                       (parts > 1 ? " (the key holding seq_shard_parts times the query's rows)"
+                                  : ""));
   if (q.shape[3] == 0)
     return check.error("head_dim of query " + describe(q) + " must be positive");
   if (k.shape[2] == 0 || q.shape[2] % k.shape[2] != 0)
@@ -194,15 +241,22 @@ Status prepareAttentionGrad(const std::vector<TensorView> &in,
   return check.sameType("grad_value", out[2], "value", in[2]);
 }
 
+// seq: the keys' rows; querySeq: the queries' (fewer under context parallelism).
 struct AttentionShape {
-  int64_t batch, seq, heads, dim, kvHeads, group;
+  int64_t batch, seq, querySeq, heads, dim, kvHeads, group;
   float scale;
   bool causal;
+  SequencePart part;
   AttentionShape(const TensorView &q, const TensorView &k, const Attributes &attrs)
-      : batch(q.shape[0]), seq(q.shape[1]), heads(q.shape[2]), dim(q.shape[3]),
-        kvHeads(k.shape[2]), group(q.shape[2] / k.shape[2]),
+      : batch(q.shape[0]), seq(k.shape[1]), querySeq(q.shape[1]), heads(q.shape[2]),
+        dim(q.shape[3]), kvHeads(k.shape[2]), group(q.shape[2] / k.shape[2]),
         scale(float(attrs.getFloat("scale", 1.0 / std::sqrt(double(q.shape[3]))))),
-        causal(attrs.getBool("causal", true)) {}
+        causal(attrs.getBool("causal", true)), part(sequencePart(attrs, q.shape[1])) {}
+  // Keys 0..visible(i)-1 are visible to query row i.
+  int64_t visible(int64_t i) const { return causal ? part.position(i) + 1 : seq; }
+  int64_t queryOffset(int64_t b, int64_t i, int64_t h) const {
+    return ((b * querySeq + i) * heads + h) * dim;
+  }
 };
 
 // [batch, seq, kv_heads, dim] in storage S -> f32 [batch, kv_heads, seq, dim], or
@@ -265,9 +319,9 @@ Status runAttention(const KernelContext &context, const std::vector<TensorView> 
   size_t kvSize = size_t(a.batch * a.kvHeads * a.seq * a.dim);
   static thread_local std::vector<float> kvBuffer;
   float *kT = scratch(kvBuffer, 2 * kvSize), *vf = kT + kvSize;
-  int64_t blocks = (a.seq + kQueryBlock - 1) / kQueryBlock;
+  int64_t blocks = (a.querySeq + kQueryBlock - 1) / kQueryBlock;
   int64_t tasks = a.batch * a.heads * blocks;
-  int threads = threadsFor(context, a.batch * a.heads * a.seq * a.seq * a.dim);
+  int threads = threadsFor(context, a.batch * a.heads * a.querySeq * a.seq * a.dim);
   dispatchFloat(in[0].dtype, [&](auto storage) {
     using S = decltype(storage);
     using T = typename S::T;
@@ -284,12 +338,12 @@ Status runAttention(const KernelContext &context, const std::vector<TensorView> 
       static thread_local std::vector<float> rowBuffer;
       float *p = scratch(rowBuffer, size_t(a.seq + 2 * a.dim));
       float *qRow = p + a.seq, *acc = qRow + a.dim;
-      int64_t end = std::min(a.seq, (block + 1) * kQueryBlock);
+      int64_t end = std::min(a.querySeq, (block + 1) * kQueryBlock);
       for (int64_t i = block * kQueryBlock; i < end; ++i) {
-        int64_t offset = ((b * a.seq + i) * a.heads + h) * a.dim;
+        int64_t offset = a.queryOffset(b, i, h);
         for (int64_t d = 0; d < a.dim; ++d)
           qRow[d] = a.scale * S::load(q[offset + d]);
-        int64_t n = a.causal ? i + 1 : a.seq; // keys 0..n-1 are visible
+        int64_t n = a.visible(i); // keys 0..n-1 are visible
         dotsTransposed(qRow, kHeadT, a.dim, a.seq, n, p);
         softmaxInPlace(p, n);
         std::fill(acc, acc + a.dim, 0.0f);
@@ -318,7 +372,7 @@ Status runAttentionGrad(const KernelContext &context, const std::vector<TensorVi
   float *kf = kT + kvSize, *vT = kf + kvSize, *dkPartial = vT + kvSize,
         *dvPartial = dkPartial + partialSize;
   int64_t tasks = a.batch * a.heads;
-  int threads = threadsFor(context, a.batch * a.heads * a.seq * a.seq * a.dim);
+  int threads = threadsFor(context, a.batch * a.heads * a.querySeq * a.seq * a.dim);
   dispatchFloat(in[0].dtype, [&](auto storage) {
     using S = decltype(storage);
     using T = typename S::T;
@@ -341,14 +395,14 @@ Status runAttentionGrad(const KernelContext &context, const std::vector<TensorVi
       float *p = scratch(rowBuffer, size_t(2 * a.seq + 4 * a.dim));
       float *dp = p + a.seq, *qRow = dp + a.seq, *qScaled = qRow + a.dim,
             *gRow = qScaled + a.dim, *dqRow = gRow + a.dim;
-      for (int64_t i = 0; i < a.seq; ++i) {
-        int64_t offset = ((b * a.seq + i) * a.heads + h) * a.dim;
+      for (int64_t i = 0; i < a.querySeq; ++i) {
+        int64_t offset = a.queryOffset(b, i, h);
         for (int64_t d = 0; d < a.dim; ++d) {
           qRow[d] = S::load(q[offset + d]);
           qScaled[d] = a.scale * qRow[d];
           gRow[d] = S::load(dO[offset + d]);
         }
-        int64_t n = a.causal ? i + 1 : a.seq;
+        int64_t n = a.visible(i);
         // P: the forward probabilities, recomputed; dP = dO V^T; rowsum(dP P).
         dotsTransposed(qScaled, kHeadT, a.dim, a.seq, n, p);
         softmaxInPlace(p, n);

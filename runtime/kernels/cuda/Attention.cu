@@ -121,12 +121,23 @@ Status planPass(const char *kernel, Kernel *entry, AttentionPass pass, const Att
 
 // At load (the registry runs these after the CPU's prepare): what only the CUDA kernels
 // cannot take.
+// Context parallelism (queries of two chunks against the whole sequence's keys) is
+// the CPU kernel's only: refused by name, never computed as plain causal attention.
+Status notSequenceSharded(const char *kernel, const Attributes &attrs) {
+  if (attrs.getInt("seq_shard_parts", 1) > 1)
+    return Status::error(std::string(kernel) + ": context parallelism (seq_shard_parts " +
+                         std::to_string(attrs.getInt("seq_shard_parts", 1)) +
+                         ") is not built for the CUDA attention kernels yet");
+  return Status::ok();
+}
 Status attentionLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
                        const Attributes &attrs) {
+  APC_RETURN_IF_ERROR(notSequenceSharded("attention", attrs));
   return checkHeadDim("attention", attentionDims(in, attrs));
 }
 Status attentionGradLimits(const std::vector<TensorView> &in, const std::vector<TensorView> &,
                            const Attributes &attrs) {
+  APC_RETURN_IF_ERROR(notSequenceSharded("attention_grad", attrs));
   return checkHeadDim("attention_grad", attentionDims(in, attrs));
 }
 

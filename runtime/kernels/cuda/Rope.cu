@@ -12,10 +12,10 @@ namespace apc::kernels::cuda {
 namespace {
 
 __global__ void ropeTableKernel(float *table, int64_t entries, int64_t half, int64_t offset,
-                                RopeFrequencies f, double direction) {
+                                RopeFrequencies f, double direction, RopePart part) {
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < entries; i += stride)
-    ropeTableEntry(f, i, half, offset, direction, table[i], table[entries + i]);
+    ropeTableEntry(f, i, half, offset, direction, table[i], table[entries + i], part);
 }
 
 template <typename T>
@@ -53,7 +53,7 @@ Status runRopeRotate(const char *name, const KernelContext &context, const Tenso
   Launch tableLaunch = elementwiseLaunch(entries);
   ropeTableKernel<<<tableLaunch.blocks, tableLaunch.threads, 0, stream>>>(
       table, entries, half, attrs.getInt("position_offset", 0), ropeFrequencies(attrs),
-      direction);
+      direction, ropePart(attrs, seq));
   Launch launch = elementwiseLaunch(pairs);
   dispatchFloat(x.dtype, [&](auto zero) {
     using T = decltype(zero);

@@ -58,11 +58,30 @@ inline uint64_t ropeTableBytes(int64_t seq, int64_t half) {
   return uint64_t(seq) * uint64_t(half) * 2 * sizeof(float);
 }
 
-// Entry i = s * half + j of the table: the angle (offset + s) inv_freq[j] in double.
+// The part of the sequence a call rotates: all of it, or under context parallelism
+// (seq_shard_rank r of seq_shard_parts n) chunks r and 2n-1-r of the sequence cut into
+// 2n, `rows` rows in all.
+struct RopePart {
+  int64_t rank = 0, parts = 1, rows = 0;
+};
+inline RopePart ropePart(const Attributes &attrs, int64_t rows) {
+  return {attrs.getInt("seq_shard_rank", 0), attrs.getInt("seq_shard_parts", 1), rows};
+}
+// The position in the whole sequence of row s of the part.
+APC_HD int64_t ropePosition(const RopePart &p, int64_t s) {
+  if (p.parts == 1)
+    return s;
+  int64_t half = p.rows / 2, chunk = s < half ? p.rank : 2 * p.parts - 1 - p.rank;
+  return chunk * half + s % half;
+}
+
+// Entry i = s * half + j of the table: the angle (offset + position of s) inv_freq[j] in
+// double.
 APC_HD void ropeTableEntry(const RopeFrequencies &f, int64_t i, int64_t half, int64_t offset,
-                           double direction, float &cosine, float &sine) {
+                           double direction, float &cosine, float &sine,
+                           RopePart part = RopePart()) {
   int64_t s = i / half, j = i % half;
-  double angle = double(offset + s) * ropeInverseFrequency(f, j, 2 * half);
+  double angle = double(offset + ropePosition(part, s)) * ropeInverseFrequency(f, j, 2 * half);
   cosine = float(cos(angle));
   sine = float(direction * sin(angle));
 }

@@ -30,6 +30,13 @@ Attributes llama3Rope(int64_t offset) {
                      intAttr("position_offset", offset)});
 }
 
+// Context parallelism: the device at `rank` of `parts` holds two chunks of the sequence.
+Attributes withPart(Attributes a, int64_t rank, int64_t parts) {
+  a.set(intAttr("seq_shard_rank", rank));
+  a.set(intAttr("seq_shard_parts", parts));
+  return a;
+}
+
 // The CPU backend's rope / rope_grad of x.
 Operand cpuRope(const char *kernel, const Operand &x, const Attributes &attrs) {
   Operand in = x, out = zeros(x.dtype, x.shape);
@@ -49,7 +56,7 @@ void emulateRope(const Operand &x, Operand &y, const Attributes &attrs, double d
   cuda::RopeFrequencies f = cuda::ropeFrequencies(attrs);
   for (int64_t i = 0; i < entries; ++i)
     cuda::ropeTableEntry(f, i, half, attrs.getInt("position_offset", 0), direction, table[i],
-                         table[entries + i]);
+                         table[entries + i], cuda::ropePart(attrs, seq));
   for (int64_t q = 0; q < pairs; ++q) {
     cuda::RopePair p = cuda::ropePair(q, seq, heads, half);
     float y1, y2;
@@ -74,6 +81,8 @@ std::vector<Case> cases() {
       {{1, 7, 2, 128}, defaultRope(100000), "offset 100000 (angles ~1e5 rad)"},
       {{2, 33, 8, 32}, llama3Rope(7), "llama3"},
       {{1, 9, 2, 64}, llama3Rope(30000), "llama3 offset 30000"},
+      {{2, 6, 2, 16}, withPart(llama3Rope(3), 1, 4), "llama3, chunks 1 and 6 of 8 (cp=4)"},
+      {{1, 10, 2, 8}, withPart(defaultRope(0), 0, 2), "chunks 0 and 3 of 4 (cp=2)"},
   };
 }
 

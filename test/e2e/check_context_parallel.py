@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""End-to-end check: context parallelism (`--plan "cp=2"`: each device holds two load-balanced
+chunks of every sequence, attention all-gathers keys and values) trains exactly as one device.
+
+Cases untied and tied: the tiny Llama 3 of check_sharded_training.py with 4 layers, batch 8,
+seq 8 (cut into 2 x cp = 4 chunks of 2 tokens: rank 0 holds chunks 0 and 3, rank 1 chunks 1
+and 2), from given weights, on Arrow rows whose lengths differ so that the chunks hold
+different numbers of padding tokens. Every run is the aprun command of check_data_parallel.py
+(10 steps, lr 1e-3, f32) for
+    cp2                  cp=2                           aprun --nproc 2
+    dp2-cp2              dp=2,cp=2                      aprun --nproc 4
+    cp2-tp2-sp           cp=2,tp=2,sp=on                aprun --nproc 4
+    cp2-pp2              cp=2,pp=2,mb=2                 aprun --nproc 4
+    dp2-cp2-tp2-zero1    dp=2,cp=2,tp=2,zero=1          aprun --nproc 8
+    cp2-full             cp=2,recompute=full            aprun --nproc 2
+Criteria vs the one-device run, as check_sharded_training.py: per-step loss and grad_norm
+within rtol 1e-5; every tensor of checkpoint-10 (whole Hugging Face tensors) and of the
+optimizer state within 3e-5.
+The layout: `aprun --dump` of cp2 shows the mesh [dp=1, cp=2] and balanced gathers.
+Resume: a checkpoint-5 written under cp=2,pp=2,vp=2,mb=2 (8 ranks would be cp2 x pp2; 4
+ranks) resumed on one device gives the one-device losses of steps 6..10 and its tensors.
+bf16 (the default precision): cp=2 and dp=2,cp=2 follow the one-device bf16 run within 2%.
+
+apc binaries: $APC_BIN_DIR/{apc,aprun} (default: build/bin of this checkout).
+Run: .venv/bin/python test/e2e/check_context_parallel.py [--only NAME] [--keep]
+Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import e2e_common as common  # noqa: E402
+import check_data_parallel as dp  # noqa: E402
+
+dp.BATCH = 8
+import check_sharded_training as st  # noqa: E402
+from e2e_common import run_tool  # noqa: E402
+
+st.BATCH = dp.BATCH
+st.BASE = dict(st.BASE, num_hidden_layers=4)
+st.PLANS = [
+    ("cp2", "cp=2", 2),
+    ("dp2-cp2", "dp=2,cp=2", 4),
+    ("cp2-tp2-sp", "cp=2,tp=2,sp=on", 4),
+    ("cp2-pp2", "cp=2,pp=2,mb=2", 4),
+    ("dp2-cp2-tp2-zero1", "dp=2,cp=2,tp=2,zero=1", 8),
+    ("cp2-full", "cp=2,recompute=full", 2),
+]
+
+
+def layout_checks(case, root, rep):
+    workdir = os.path.join(root, case["name"])
+    out, _ = run_tool("aprun", ["--dump", "cp2.fb"], workdir)
+    want = ["mesh: dp 1 x cp 2", "all_gather(", "balanced=true", "seq_shard_axis=1"]
+    missing = [w for w in want if w not in out]
+    rep.check("%s/layout: aprun --dump shows the cp axis and its balanced collectives" % case["name"],
+              not missing, "missing %s in:\n%s" % (missing, "\n".join(out.splitlines()[:40])))
+
+
+def resume_checks(case, root, rep):
+    """A cp=2,pp=2,vp=2 run stopped at step 5 (its checkpoint-5 gathered from the stages'
+    chunks), resumed on one device, continues as the one-device run."""
+    workdir = os.path.join(root, case["name"])
+    want_metrics = common.read_metrics(os.path.join(workdir, "dp1.jsonl"))
+    want_ck = common.load_checkpoint(os.path.join(workdir, "dp1", "checkpoint-%d" % st.STEPS))
+    data, weights = os.path.join(workdir, "data.arrow"), os.path.join(workdir, "w0.safetensors")
+
+    def flags(plan, run, extra):
+        return dp.aprun_flags(plan, data, weights, os.path.join(workdir, run + ".jsonl"),
+                              os.path.join(workdir, run), extra=extra)
+
+    env = dp.plain_env()
+    st.compile_plan(workdir, "cp2-pp2-vp2", "cp=2,pp=2,vp=2,mb=2", 4)
+    run_tool("aprun", ["--nproc", "4", "--comm-timeout", "60"] +
+             flags("cp2-pp2-vp2.fb", "cp-5", ["--save-every", "5", "--steps", "5"]), workdir, env=env, timeout=240)
+    resume = os.path.join(workdir, "cp-5", "checkpoint-5")
+    run_tool("aprun", flags("dp1.fb", "from-cp", ["--resume", resume]), workdir, env=env, timeout=120)
+    st.compare_resumed("%s/resume cp2-pp2-vp2 -> dp1" % case["name"], workdir, "from-cp", want_metrics, want_ck, rep)
+
+
+def bf16_checks(case, root, rep):
+    """The default precision: context-parallel runs follow the one-device bf16 run within 2%."""
+    dp.bf16_follows_one_device(case["name"], os.path.join(root, case["name"]), rep,
+                               [("bf16-dp1", "dp=1", 1), ("bf16-cp2", "cp=2", 2),
+                                ("bf16-dp2-cp2", "dp=2,cp=2", 4)])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", action="append", help="run names to run (%s, resume, bf16)"
+                    % ", ".join(p[0] for p in st.PLANS))
+    ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rep = common.Report()
+    rep.rtol = 1e-5
+    rep.tensor_rtol = 3e-5
+    start = time.time()
+    with common.temp_root("apc-context-parallel-e2e-", args.keep) as root:
+        try:
+            for case in st.CASES:
+                only = [o for o in args.only or [] if o not in ("bf16", "resume")] or [p[0] for p in st.PLANS]
+                rep.guard(case["name"], st.sharded_case, case, root, rep, only)
+                if not args.only or "cp2" in args.only:
+                    rep.guard(case["name"] + "/layout", layout_checks, case, root, rep)
+                if not args.only or "resume" in args.only:
+                    rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
+                if not args.only or "bf16" in args.only:
+                    rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
+        finally:
+            dp.kill_all()
+    return rep.summary(start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
