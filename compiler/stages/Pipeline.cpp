@@ -67,7 +67,7 @@ public:
             const Mesh &mesh)
       : module_(module), fn_(fn), plan_(plan), pp_(plan.pp), mb_(plan.mb),
         vp_(int(std::max<int64_t>(plan.vp, 1))), vs_(pp_ * vp_),
-        ppAxis_(mesh.axis("pp")), dpAxis_(mesh.axis("dp")) {
+        ppAxis_(mesh.axis("pp")), dpAxis_(mesh.axis("dp")), cpAxis_(mesh.axis("cp")) {
     // Names read once: every stage asks, for every result, for the argument of its name.
     for (unsigned i = 0; i < fn_.getNumResults(); ++i)
       resultNames_.push_back(resultName(fn_, i));
@@ -704,7 +704,7 @@ private:
   }
 
   // The kept tokens of the step's whole batch: the count of every micro-batch's labels as
-  // the loss sees them (shifted), summed and all-reduced over dp; the micro-batch
+  // the loss sees them (shifted), summed and all-reduced over dp and cp; the micro-batch
   // function divides its loss by it.
   LogicalResult countKeptTokens(StageBuilder &sb) {
     if (!kept_ || kept_.use_empty() || !sb.args.contains(labels_))
@@ -736,9 +736,14 @@ private:
                     : c;
     }
     sb.block.clear();
+    // The labels are split over dp (rows) and cp (each device's chunks of the sequence).
+    SmallVector<shard::GridAxis> axes;
     if (plan_.dp > 1)
-      count = shard::AllReduceOp::create(sb.b, kept_.getLoc(), scalar, kGrid,
-                                         SmallVector<shard::GridAxis>{shard::GridAxis(dpAxis_)}, count,
+      axes.push_back(shard::GridAxis(dpAxis_));
+    if (cpAxis_ >= 0)
+      axes.push_back(shard::GridAxis(cpAxis_));
+    if (!axes.empty())
+      count = shard::AllReduceOp::create(sb.b, kept_.getLoc(), scalar, kGrid, axes, count,
                                          shard::ReductionKind::Sum)
                   .getResult();
     sb.count = count;
@@ -1002,6 +1007,7 @@ private:
   // v % pp_ as its chunk v / pp_.
   int vp_, vs_;
   int ppAxis_, dpAxis_; // mesh axes (ppAxis_ -1 without stages: mb alone accumulates)
+  int cpAxis_;          // -1 without context parallelism
   std::vector<stages::StageLayers> stages_;
   Value ids_, labels_, kept_, loss_;
   SmallVector<Operation *> ops_;

@@ -165,3 +165,28 @@ TEST(ParallelPlanTest, TensorParallelDegreeMustDivideTheMlpWidth) {
 }
 
 } // namespace
+
+// Context parallelism: its field in both spellings, the canonical text, the devices it
+// counts, and the sequence cut into 2 x cp chunks or refused by name.
+TEST(ParallelPlanTest, ContextParallelism) {
+  auto plan = parseParallelPlan("dp=2,cp=2,tp=2,sp=on");
+  ASSERT_TRUE(plan) << plan.message();
+  EXPECT_EQ(plan->cp, 2);
+  EXPECT_EQ(plan->devices(), 8);
+  EXPECT_EQ(plan->toString(), "dp=2,tp=2,pp=1,cp=2,zero=0,sp=on,mb=1,recompute=none");
+  auto back = parseParallelPlan(plan->toJson());
+  ASSERT_TRUE(back) << back.message();
+  EXPECT_EQ(back->toString(), plan->toString());
+  EXPECT_EQ(parseParallelPlan("dp=2")->toString().find("cp="), std::string::npos);
+  EXPECT_EQ(refusal("dp=2,cp=2,tp=2,sp=on", 8), ""); // seq 16: 4 per device, 2 per tp rank
+  EXPECT_EQ(refusal("cp=8", 8), "");                  // 16 chunks of one token
+  EXPECT_NE(refusal("cp=2", 4).find("plan degrees dp=1 x tp=1 x pp=1 x cp=2 = 2 do not "
+                                    "match the 4 devices"),
+            std::string::npos);
+  EXPECT_NE(refusal("cp=3", 3).find("plan field 'cp' (3) must cut the sequence (16) into 2 x "
+                                    "cp = 6 equal chunks"),
+            std::string::npos);
+  EXPECT_NE(refusal("cp=16", 16).find("plan field 'cp' (16)"), std::string::npos);
+  EXPECT_EQ(refusal("cp=4,tp=2,sp=on", 8), ""); // 4 tokens a device, 2 a tp rank
+  EXPECT_NE(refusal("cp=0", 1).find("plan field 'cp' must be at least 1"), std::string::npos);
+}

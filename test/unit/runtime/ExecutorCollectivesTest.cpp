@@ -189,6 +189,65 @@ TEST(ExecutorCollectives, AllSliceFirstDimF32) { checkAllSlice(DType::F32, {4, 3
 TEST(ExecutorCollectives, AllSliceInnerDimBf16) { checkAllSlice(DType::BF16, {3, 4}, 1, 1); }
 TEST(ExecutorCollectives, AllSliceLastDimI64) { checkAllSlice(DType::I64, {2, 3, 4}, 0, 2); }
 
+// Context parallelism (`balanced`): dim holds 2n chunks of c rows, group member q's part
+// being chunks q and 2n-1-q. The whole index of row `local` of member q's part:
+int64_t balancedRow(int64_t local, int64_t q, int64_t c, int64_t n = 2) {
+  int64_t chunk = local < c ? q : 2 * n - 1 - q;
+  return chunk * c + local % c;
+}
+
+void checkBalanced(const char *kernel, DType dtype, std::vector<int64_t> inShape, int64_t axis,
+                   int64_t dim) {
+  OneCall call{kernel, dtype, inShape, inShape,
+               {AttributeSpec::Ints("axes", {axis}), AttributeSpec::Int("dim", dim),
+                AttributeSpec::Bool("balanced", true)}};
+  bool gather = std::string(kernel) == "all_gather";
+  gather ? call.outShape[size_t(dim)] *= 2 : call.outShape[size_t(dim)] /= 2;
+  const std::vector<int64_t> &partShape = gather ? inShape : call.outShape;
+  int64_t c = partShape[size_t(dim)] / 2; // rows of a chunk
+  runOnMesh(call, [&](int rank, const kernels::TensorView &out) {
+    std::vector<int> group = groupOf(rank, axis);
+    int64_t me = coord(rank, axis);
+    for (int64_t i = 0; i < product(call.outShape); ++i) {
+      std::vector<int64_t> x = unravel(i, call.outShape);
+      if (gather) { // whole row x[dim]: chunk g, held by member q as its half j
+        int64_t g = x[size_t(dim)] / c, q = g < 2 ? g : 3 - g, j = g < 2 ? 0 : 1;
+        x[size_t(dim)] = j * c + x[size_t(dim)] % c;
+        ASSERT_EQ(readBits(out.data, dtype, i), inputBits(dtype, group[size_t(q)], ravel(x, inShape)))
+            << kernel << " rank " << rank << " element " << i;
+        continue;
+      }
+      x[size_t(dim)] = balancedRow(x[size_t(dim)], me, c);
+      if (std::string(kernel) == "all_slice") {
+        ASSERT_EQ(readBits(out.data, dtype, i), inputBits(dtype, rank, ravel(x, inShape)))
+            << kernel << " rank " << rank << " element " << i;
+        continue;
+      }
+      float want = 0;
+      for (int source : group) {
+        uint32_t bits = uint32_t(inputBits(DType::F32, source, ravel(x, inShape)));
+        float f;
+        std::memcpy(&f, &bits, 4);
+        want += f;
+      }
+      ASSERT_EQ(out.as<float>()[i], want) << kernel << " rank " << rank << " element " << i;
+    }
+  });
+}
+
+TEST(ExecutorCollectives, BalancedAllGatherPutsEachHalfInItsChunk) {
+  checkBalanced("all_gather", DType::F32, {2, 4, 3}, 1, 1);
+  checkBalanced("all_gather", DType::I64, {6, 2}, 0, 0);
+}
+TEST(ExecutorCollectives, BalancedReduceScatterKeepsTwoChunks) {
+  checkBalanced("reduce_scatter", DType::F32, {2, 8, 3}, 1, 1);
+  checkBalanced("reduce_scatter", DType::F32, {12}, 0, 0);
+}
+TEST(ExecutorCollectives, BalancedAllSliceTakesTwoChunks) {
+  checkBalanced("all_slice", DType::I64, {3, 8}, 1, 1);
+  checkBalanced("all_slice", DType::BF16, {4, 2, 5}, 0, 0);
+}
+
 TEST(ExecutorCollectives, AllReduceMax) {
   OneCall call{"all_reduce", DType::F32, {5}, {5},
                {AttributeSpec::Ints("axes", {0, 1}), AttributeSpec::String("op", "max")}};
@@ -382,6 +441,22 @@ TEST(ExecutorCollectiveRefusals, InputAndOutputMustNotOverlap) {
   auto exec = Executor::create(loaded->plan(), 0, cpuBackend(), {}, mesh.lookup(0));
   ASSERT_FALSE(exec.isOk());
   EXPECT_EQ(exec.message(), "instruction 0 ('all_gather'): input and output overlap");
+}
+
+} // namespace
+} // namespace apc::exec
+
+namespace apc::exec {
+namespace {
+
+TEST(ExecutorCollectiveRefusals, BalancedNeedsTwoEqualChunks) {
+  OneCall call = gather({3, 2}, {6, 2});
+  call.attributes.push_back(AttributeSpec::Bool("balanced", true));
+  EXPECT_EQ(refusal(call), "instruction 0 ('all_gather'): is balanced (each device holds two "
+                           "chunks of dim 0) but its part [3, 2] has an odd number of rows there");
+  call = gather({2}, {4});
+  call.attributes.push_back(AttributeSpec::Int("balanced", 1));
+  EXPECT_EQ(refusal(call), "instruction 0 ('all_gather'): attribute 'balanced' must be a Bool");
 }
 
 } // namespace

@@ -43,6 +43,13 @@ struct AttributeSpec {
     a.ints = std::move(v);
     return a;
   }
+  static AttributeSpec Bool(std::string name, bool v) {
+    AttributeSpec a;
+    a.name = std::move(name);
+    a.kind = plan::AttributeKind::Bool;
+    a.b = v;
+    return a;
+  }
   static AttributeSpec String(std::string name, std::string v) {
     AttributeSpec a;
     a.name = std::move(name);

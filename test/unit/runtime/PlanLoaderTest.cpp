@@ -185,6 +185,34 @@ TEST(PlanLoaderStages, VocabularyBlocksNameAnAxisAndRows) {
             "split.fb: program 0: instruction 0 ('embedding') has vocab_shard_rows 0 (at least 1)");
 }
 
+// A part of the sequence (context parallelism) names its mesh axis and the parts, which
+// must be that axis's devices; the runtime derives seq_shard_rank from the axis.
+TEST(PlanLoaderStages, SequencePartsNameAnAxisOfThatSize) {
+  using apc::testing::AttributeSpec;
+  auto withAttrs = [](std::vector<AttributeSpec> attrs) {
+    return splitPlan([attrs](int, ProgramSpec &p) {
+      int out = p.arena("x", DType::F32, {2});
+      p.call("rope", {kW}, {out}, attrs);
+    });
+  };
+  EXPECT_TRUE(LoadedPlan::fromBytes(withAttrs({AttributeSpec::Int("seq_shard_axis", 1),
+                                               AttributeSpec::Int("seq_shard_parts", 2)})
+                                        .build(),
+                                    "split.fb")
+                  .isOk());
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("seq_shard_parts", 2)})),
+            "split.fb: program 0: instruction 0 ('rope') needs both Int attributes "
+            "seq_shard_axis and seq_shard_parts (the runtime computes seq_shard_rank)");
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("seq_shard_axis", 2),
+                               AttributeSpec::Int("seq_shard_parts", 2)})),
+            "split.fb: program 0: instruction 0 ('rope') splits the sequence over mesh axis 2 "
+            "but the mesh has 2 axes");
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("seq_shard_axis", 1),
+                               AttributeSpec::Int("seq_shard_parts", 4)})),
+            "split.fb: program 0: instruction 0 ('rope') has seq_shard_parts 4 but mesh axis 1 "
+            "has 2 devices");
+}
+
 TEST(PlanLoaderDimAxes, ParametersStayF32) {
   std::string m = refusal(splitPlan([](int, ProgramSpec &p) {
     p.buffers[kN].dtype = DType::BF16;
