@@ -3,7 +3,7 @@
 
 Calibrates this machine (`apc calibrate --nproc 2`, or takes --cluster FILE), then for
 a dozen plans of a small Llama 3 on 2 local CPU ranks (dp, ZeRO 1/2/3, tp, tp+sp, pp
-with several micro-batch counts, recompute selective/full, and mixes) predicts the step
+with several micro-batch counts, interleaved pp, cp, recompute selective/full, and mixes) predicts the step
 time (`apc plan --json`) and measures it (`aprun --nproc 2`, the median step after the
 warm-up ones). Prints the table, the median absolute error and Spearman's rank
 correlation between predicted and measured. Goals (issue 13): median error <= 20%,
@@ -41,6 +41,8 @@ PLANS = [
     "tp=2",
     "tp=2,sp=on",
     "tp=2,mb=2",
+    "cp=2",
+    "cp=2,recompute=full",
     "pp=2,mb=1",
     "pp=2,mb=2",
     "pp=2,mb=4",

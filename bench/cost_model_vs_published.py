@@ -84,20 +84,18 @@ def published_memory_gib(run):
 
 def plan_of(run):
     """(plan, None) or (None, why APC cannot express the run)."""
-    if (run.get("cp") or 1) > 1:
-        return None, "context parallelism (cp=%d): APC has no context-parallel split" % run["cp"]
     if not os.path.exists(os.path.join(PROFILES, run["gpu"] + ".json")):
         return None, "no APC cluster profile for gpu '%s'" % run["gpu"]
     if run["model"] not in KNOWN_MODELS and "model_shape" not in run:
         return None, "model '%s' has neither a known config nor a model_shape" % run["model"]
-    tp, pp = run.get("tp") or 1, run.get("pp") or 1
+    tp, pp, cp = run.get("tp") or 1, run.get("pp") or 1, run.get("cp") or 1
     zero = 0
     if run.get("fsdp"):  # FSDP (torchtitan's FSDP2): parameters, gradients, moments sharded
         dp, zero = run["fsdp"], 3
     else:
-        dp = run.get("dp") or run["gpus"] // (tp * pp)
-    if dp * tp * pp != run["gpus"]:
-        return None, "dp %d x tp %d x pp %d is not its %d GPUs" % (dp, tp, pp, run["gpus"])
+        dp = run.get("dp") or run["gpus"] // (tp * pp * cp)
+    if dp * tp * pp * cp != run["gpus"]:
+        return None, "dp %d x tp %d x pp %d x cp %d is not its %d GPUs" % (dp, tp, pp, cp, run["gpus"])
     batch = run["global_batch"]
     if batch % dp:
         return None, "global batch %d does not divide over dp=%d" % (batch, dp)
@@ -115,6 +113,8 @@ def plan_of(run):
     else:
         recompute = run.get("recompute") or "none"
     plan = "dp=%d,tp=%d,pp=%d,mb=%d,zero=%d,recompute=%s" % (dp, tp, pp, mb, zero, recompute)
+    if cp > 1:  # context parallelism: two balanced chunks of every sequence a device
+        plan += ",cp=%d" % cp
     vp = run.get("vp") or 1
     if vp > 1:  # interleaved 1F1B (Megatron's virtual stages)
         if mb % pp:

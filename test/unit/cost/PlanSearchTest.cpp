@@ -347,6 +347,33 @@ TEST(PlanSearch, InterleavedStagesWhenAskedFor) {
     EXPECT_EQ(r.plan.vp, 1) << r.plan.toString();
 }
 
+// Context parallelism when asked for ("auto,cp=2"): the other fields searched over the
+// devices cp leaves (dp x tp x pp = 2 of 4), each candidate compiled whole; the open
+// search keeps cp=1.
+TEST(PlanSearch, ContextParallelWhenAskedFor) {
+  auto owned = compilerContext();
+  mlir::MLIRContext &context = *owned;
+  auto module = deepStep(context);
+  search::SearchOptions options;
+  options.rebuild = llama3::retracer(*module);
+  options.space.fixed.cp = 2;
+  options.space.fixedFields = {"cp"};
+  auto found = search::searchPlans(*module, cluster("h100-sxm:4"), options);
+  ASSERT_TRUE(found) << found.message();
+  ASSERT_FALSE(found->ranked.empty());
+  for (const auto &r : found->ranked) {
+    EXPECT_EQ(r.plan.cp, 2) << r.plan.toString();
+    EXPECT_EQ(r.plan.dp * r.plan.tp * r.plan.pp, 2) << r.plan.toString();
+    EXPECT_FALSE(r.estimated) << r.plan.toString() << ": compiled whole";
+  }
+  search::SearchOptions open;
+  open.rebuild = llama3::retracer(*module);
+  auto plain = search::searchPlans(*module, cluster("h100-sxm:4"), open);
+  ASSERT_TRUE(plain) << plain.message();
+  for (const auto &r : plain->ranked)
+    EXPECT_EQ(r.plan.cp, 1) << r.plan.toString();
+}
+
 // Two lanes estimate two candidates at once but judge each after the results before it:
 // the same plans ranked with the same figures, and the same counts, as one lane.
 TEST(PlanSearch, TwoLanesDecideAsOne) {
