@@ -100,8 +100,12 @@ def plan_of(run):
     if batch % dp:
         return None, "global batch %d does not divide over dp=%d" % (batch, dp)
     per_replica = batch // dp
-    if run.get("local_batch"):  # one micro-batch of local_batch sequences per replica
-        mb = per_replica // run["local_batch"]
+    # One micro-batch of local_batch sequences per replica: the field, or the plan's words
+    # ("micro-batch 1, so 32 micro-batches per step per replica", NeMo's records).
+    said = re.search(r"micro-batch ([0-9]+)", run.get("plan") or "")
+    local_batch = run.get("local_batch") or (int(said.group(1)) if said else None)
+    if local_batch:
+        mb = per_replica // local_batch
     elif pp > 1:
         # Megatron's micro-batch size is not in the paper's Table 1; one sequence per
         # micro-batch (the smallest; bubble (p-1)/(m+p-1), 2% for 39B's 48).

@@ -178,7 +178,7 @@ private:
       // Not when this input is (an alias of) what the previous reduction produces.
       bool readsPrevious = llvm::is_contained(prev.outputs, rootOf(input));
       if (!readsPrevious && prev.kernel == "all_reduce" && prev.attributes.size() &&
-          prev.attributes[0].ints == axes) {
+          prev.attributes[0].ints == axes && bucketOf(op) == lastBucket_) {
         prev.inputs.push_back(input);
         prev.outputs.push_back(output);
         return addCost(op, prev);
@@ -205,7 +205,15 @@ private:
     copyMarks(op, inst);
     program_.instructions.push_back(std::move(inst));
     lastWasAllReduce_ = !isMax;
+    lastBucket_ = bucketOf(op);
     return success();
+  }
+
+  // ap-bucket-gradients' bucket of a gradient reduction (-1: not a gradient's; adjacent
+  // ones of those fuse too, as the vocabulary-parallel loss's two sums).
+  static int64_t bucketOf(Operation *op) {
+    auto bucket = op->getAttrOfType<IntegerAttr>("ap.bucket");
+    return bucket ? bucket.getInt() : -1;
   }
 
   // An arena value, made by an instruction (not a view of another buffer) and read by
@@ -505,6 +513,7 @@ private:
   func::FuncOp fn_;
   ExecProgram program_;
   bool lastWasAllReduce_ = false;
+  int64_t lastBucket_ = -1; // the bucket of the all_reduce instruction just lowered
   int contextAxis_ = -1; // the mesh axis "cp": its gathers and slices are balanced
   llvm::DenseMap<Value, int> buffers_;
 };

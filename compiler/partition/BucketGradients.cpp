@@ -18,6 +18,8 @@ namespace {
 
 using namespace mlir;
 
+constexpr llvm::StringLiteral kBucketAttr = "ap.bucket";
+
 // The reductions on the chain into `v`: what makes a gradient whole (or its block).
 void collectReductions(Value v, llvm::SmallPtrSetImpl<Operation *> &out) {
   while (Operation *def = v.getDefiningOp()) {
@@ -85,11 +87,19 @@ struct ApBucketGradientsPass : impl::ApBucketGradientsPassBase<ApBucketGradients
       slice->moveAfter(next);
   }
 
-  // Each bucket's reductions move next to its last one.
+  // Each bucket's reductions move next to its last one and are marked with the bucket's
+  // number (`ap.bucket`): lowering fuses adjacent reductions of one bucket only, so that
+  // reductions that end up adjacent anyway (every one of them after the last backward
+  // under gradient accumulation) still form buckets, not one collective (and one staging
+  // buffer) of every gradient.
   static void bucket(ArrayRef<Operation *> reductions, double bucketBytes) {
     SmallVector<Operation *> members;
     double bytes = 0;
+    int64_t number = 0;
     auto flush = [&] {
+      for (Operation *op : members)
+        op->setAttr(kBucketAttr, IntegerAttr::get(IntegerType::get(op->getContext(), 64), number));
+      number += members.empty() ? 0 : 1;
       if (members.size() > 1) {
         Operation *last = members.back();
         for (Operation *op : llvm::reverse(ArrayRef(members).drop_back()))

@@ -2,21 +2,21 @@
 // RUN: apc-opt %s --split-input-file --ap-bucket-gradients=bucket-mb=0.00001 | FileCheck %s --check-prefix=SMALL
 
 // Tests that the gradient all-reduces (into ap.adamw and ap.grad_norm) move next to the
-// last one of their bucket, so lowering fuses them; the loss's all-reduce is no
-// gradient and stays. With buckets of ~10 bytes every reduction is its own bucket.
+// last one of their bucket, marked with the bucket's number (lowering fuses adjacent
+// reductions of one bucket); the loss's all-reduce is no gradient and stays unmarked. With buckets of ~10 bytes every reduction is its own bucket.
 // CHECK-LABEL: func.func @train_step
 // CHECK: %[[DA:.*]] = ap.add %arg0, %arg0
 // CHECK-NEXT: %[[DB:.*]] = ap.add %arg1, %arg1
-// CHECK-NEXT: %[[L:.*]] = shard.all_reduce %arg4
-// CHECK-NEXT: %[[RA:.*]] = shard.all_reduce %[[DA]]
-// CHECK-NEXT: %[[RB:.*]] = shard.all_reduce %[[DB]]
+// CHECK-NEXT: %[[L:.*]] = shard.all_reduce %arg4 on @mesh grid_axes = [0] : tensor<f32>
+// CHECK-NEXT: %[[RA:.*]] = shard.all_reduce %[[DA]] on @mesh grid_axes = [0] {ap.bucket = 0 : i64}
+// CHECK-NEXT: %[[RB:.*]] = shard.all_reduce %[[DB]] on @mesh grid_axes = [0] {ap.bucket = 0 : i64}
 // CHECK-NEXT: ap.grad_norm %[[RA]], %[[RB]]
 // SMALL-LABEL: func.func @train_step
 // SMALL: ap.add %arg0, %arg0
 // SMALL-NEXT: shard.all_reduce
 // SMALL-NEXT: ap.add %arg1, %arg1
 // SMALL-NEXT: shard.all_reduce %arg4
-// SMALL-NEXT: shard.all_reduce
+// SMALL-NEXT: shard.all_reduce {{.*}} {ap.bucket = 1 : i64}
 shard.grid @mesh(shape = 2) {ap.axes = ["dp"]}
 func.func @train_step(%a: tensor<4xf32>, %b: tensor<4xf32>, %m: tensor<4xf32>, %t: tensor<i64>, %loss: tensor<f32>, %lr: tensor<f32>) -> (tensor<f32>, tensor<f32>) {
   %da = ap.add %a, %a : tensor<4xf32>

@@ -11,15 +11,15 @@
 // CHECK-SAME: %arg6: tensor<2x3xi64> {ap.batch = #ap.batch<labels>, ap.name = "labels", ap.role = "input"}
 // CHECK-SAME: ap.partitioned
 // CHECK: %[[C:.*]] = ap.count_kept %arg6 : (tensor<2x3xi64>) -> tensor<f32>
-// CHECK-NEXT: %[[G:.*]] = shard.all_reduce %[[C]] on @mesh grid_axes = [0] : tensor<f32> -> tensor<f32>
+// CHECK-NEXT: %[[G:.*]] = shard.all_reduce %[[C]] on @mesh grid_axes = [0] {{(\{ap.bucket = [0-9]+ : i64\} )?}}: tensor<f32> -> tensor<f32>
 // CHECK: %[[X:.*]] = ap.embedding %arg0, %arg5 : (tensor<8x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
 // CHECK: %[[L:.*]] = ap.cross_entropy %{{.*}}, %arg6 count %[[G]] : (tensor<2x3x8xf32>, tensor<2x3xi64>, tensor<f32>) -> tensor<f32>
-// CHECK-NEXT: %[[LW:.*]] = shard.all_reduce %[[L]] on @mesh grid_axes = [0] : tensor<f32> -> tensor<f32>
+// CHECK-NEXT: %[[LW:.*]] = shard.all_reduce %[[L]] on @mesh grid_axes = [0] {{(\{ap.bucket = [0-9]+ : i64\} )?}}: tensor<f32> -> tensor<f32>
 // CHECK: ap.cross_entropy_grad %{{.*}}, %arg6, %{{.*}} count %[[G]] : (tensor<2x3x8xf32>, tensor<2x3xi64>, tensor<f32>, tensor<f32>) -> tensor<2x3x8xf32>
 // CHECK: %[[DW:.*]] = ap.matmul %{{.*}}, %{{.*}} {transpose_lhs = true} : (tensor<6x8xf32>, tensor<6x4xf32>) -> tensor<8x4xf32>
 // CHECK: %[[E:.*]] = ap.embedding_grad %arg5, %{{.*}} : (tensor<2x3xi64>, tensor<2x3x4xf32>) -> tensor<8x4xf32>
 // CHECK-NEXT: %[[SUM:.*]] = ap.add %[[DW]], %[[E]] : tensor<8x4xf32>
-// CHECK-NEXT: %[[DWW:.*]] = shard.all_reduce %[[SUM]] on @mesh grid_axes = [0] : tensor<8x4xf32> -> tensor<8x4xf32>
+// CHECK-NEXT: %[[DWW:.*]] = shard.all_reduce %[[SUM]] on @mesh grid_axes = [0] {{(\{ap.bucket = [0-9]+ : i64\} )?}}: tensor<8x4xf32> -> tensor<8x4xf32>
 // CHECK: %[[N:.*]] = ap.grad_norm %[[DWW]]
 // CHECK: ap.adamw %arg0, %[[DWW]]
 // CHECK: return %[[LW]], %[[N]]

@@ -102,5 +102,37 @@ TEST(LowerToExec, AnAllReduceRunsInPlaceWhereItIsItsInputsOnlyReader) {
   EXPECT_NE(reductions[1]->inputs, reductions[1]->outputs) << "its input is read later";
 }
 
+// Adjacent reductions fuse into one collective within a bucket (ap-bucket-gradients'
+// `ap.bucket`), never across two: under gradient accumulation every reduction comes
+// after the last backward, and one collective of all of them would need a staging buffer
+// of every gradient.
+const char *kBuckets = R"mlir(
+module attributes {ap.parallel = #ap.parallel<dp = 2>} {
+  shard.grid @mesh(shape = 2) {ap.axes = ["dp"]}
+  func.func @train_step(%w: tensor<256xf32> {ap.name = "w", ap.role = "parameter"})
+      -> (tensor<f32> {ap.name = "loss"}, tensor<256xf32> {ap.name = "g"}) {
+    %a = ap.mul %w, %w : tensor<256xf32>
+    %b = ap.add %w, %w : tensor<256xf32>
+    %c = ap.mul %a, %w : tensor<256xf32>
+    %ra = shard.all_reduce %a on @mesh grid_axes = [0] {ap.bucket = 0 : i64} : tensor<256xf32> -> tensor<256xf32>
+    %rb = shard.all_reduce %b on @mesh grid_axes = [0] {ap.bucket = 0 : i64} : tensor<256xf32> -> tensor<256xf32>
+    %rc = shard.all_reduce %c on @mesh grid_axes = [0] {ap.bucket = 1 : i64} : tensor<256xf32> -> tensor<256xf32>
+    %loss = ap.grad_norm %ra, %rb, %rc : (tensor<256xf32>, tensor<256xf32>, tensor<256xf32>) -> tensor<f32>
+    %u = ap.add %rb, %rc : tensor<256xf32>
+    return %loss, %u : tensor<f32>, tensor<256xf32>
+  }
+}
+)mlir";
+
+TEST(LowerToExec, AdjacentReductionsFuseWithinABucketOnly) {
+  mlir::MLIRContext context;
+  ExecProgram p = lower(context, kBuckets);
+  std::vector<size_t> inputs;
+  for (const ExecInstruction &inst : p.instructions)
+    if (inst.kernel == "all_reduce")
+      inputs.push_back(inst.inputs.size());
+  EXPECT_EQ(inputs, (std::vector<size_t>{2, 1})) << "bucket 0 fused, bucket 1 alone";
+}
+
 } // namespace
 } // namespace apc::lowering
