@@ -65,14 +65,25 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
   auto drop = [&](const partition::ParallelPlan &plan, std::string reason) {
     space.dropped.push_back({plan, std::move(reason)});
   };
-  // Context parallelism only when asked for ("auto,cp=2"), as vp: such plans are
-  // compiled whole (PlanSearch.cpp, estimable).
-  const int64_t cp = isFixed("cp") ? std::max<int64_t>(fixed.cp, 1) : 1;
   for (int64_t tp : values("tp", fixed.tp, divisorsOf(devices)))
-    for (int64_t pp : values("pp", fixed.pp, divisorsOf(devices / std::max<int64_t>(tp, 1)))) {
+    for (int64_t pp : values("pp", fixed.pp, divisorsOf(devices / std::max<int64_t>(tp, 1))))
+    // Context parallelism: unasked, cp = 2 at most (the published recipes' degree at 8K
+    // tokens; a larger one when given), its per-layer exchanges inside a node with tp's
+    // (cp x tp at most a node's devices), 2 x cp cutting the sequence.
+    for (int64_t cp : values("cp", fixed.cp, divisorsOf(devices / std::max<int64_t>(tp * pp, 1)))) {
+      if (!isFixed("cp") && cp > 1 &&
+          (cp > 2 || tp * cp > cluster.devicesPerNode ||
+           (context.seqLen > 0 && context.seqLen % (2 * cp) != 0)))
+        continue;
       if (devices % (tp * pp * cp) != 0)
         continue; // a fixed tp, pp or cp that does not divide: validate says so below
       int64_t dp = devices / (tp * pp * cp);
+      // Unasked, cp only where whole sequences cannot use the devices: dp x cp devices
+      // holding whole sequences are no slower and need no more memory (the same tokens
+      // a device, no exchange of keys and values), so cp pays where the batch has fewer
+      // sequences than dp x cp.
+      if (!isFixed("cp") && cp > 1 && context.batch > 0 && context.batch % (dp * cp) == 0)
+        continue;
       if (isFixed("dp") && fixed.dp != dp)
         continue;
       std::vector<int64_t> zeros = dp > 1 ? std::vector<int64_t>{0, 1, 2, 3}

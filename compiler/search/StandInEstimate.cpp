@@ -110,26 +110,27 @@ void scalePasses(cost::StageWork &w, int64_t microBatches) {
 }
 
 // The cluster a stand-in of `stages` stages runs on, for `plan` on `cluster`: its
-// data-parallel groups (the outermost mesh axis, every pp x tp ranks) have as many ranks
-// on one node as the real plan's, and its tp groups stay in a node. None where the node
-// does not divide evenly (then the stand-in keeps all the plan's stages).
+// data-parallel groups (the outermost mesh axis, every pp x cp x tp ranks) have as many
+// ranks on one node as the real plan's, and its cp and tp groups stay in a node. None
+// where the node does not divide evenly (then the stand-in keeps all the plan's stages).
 std::optional<cost::Cluster> standInCluster(const cost::Cluster &cluster,
                                             const partition::ParallelPlan &plan,
                                             int64_t stages) {
   cost::Cluster c = cluster;
-  const int64_t node = cluster.devicesPerNode, replica = plan.pp * plan.tp;
+  const int64_t inStage = plan.cp * plan.tp; // the ranks of one stage of one replica
+  const int64_t node = cluster.devicesPerNode, replica = plan.pp * inStage;
   if (cluster.devices() <= node) {
-    c.devicesPerNode = plan.dp * plan.tp * stages;
+    c.devicesPerNode = plan.dp * inStage * stages;
     c.nodes = 1;
   } else if (replica >= node) {
-    if (replica % node != 0)
+    if (replica % node != 0 || node % inStage != 0)
       return std::nullopt;
-    c.devicesPerNode = stages * plan.tp; // one replica a node: each dp rank on its own
+    c.devicesPerNode = stages * inStage; // one replica a node: each dp rank on its own
     c.nodes = plan.dp;
   } else {
     if (node % replica != 0 || plan.dp % (node / replica) != 0)
       return std::nullopt;
-    c.devicesPerNode = (node / replica) * stages * plan.tp;
+    c.devicesPerNode = (node / replica) * stages * inStage;
     c.nodes = plan.dp / (node / replica);
   }
   return c;
@@ -137,7 +138,8 @@ std::optional<cost::Cluster> standInCluster(const cost::Cluster &cluster,
 
 std::string groupKey(const partition::ParallelPlan &p, int64_t stages, int64_t microBatches,
                      int64_t rows) {
-  return std::to_string(rows) + "," + std::to_string(p.dp) + "," + std::to_string(p.tp) + "," + std::to_string(p.pp) + "," +
+  return std::to_string(rows) + "," + std::to_string(p.dp) + "," + std::to_string(p.tp) + "," +
+         std::to_string(p.pp) + "," + std::to_string(p.cp) + "," +
          std::to_string(p.zero) + "," + (p.sp ? "1" : "0") + "," + p.recompute + "," +
          std::to_string(stages) + "," + std::to_string(microBatches);
 }

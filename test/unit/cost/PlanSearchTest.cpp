@@ -266,7 +266,7 @@ TEST_P(EstimateFromStandIns, IsCloseToTheWholeCompile) {
   ASSERT_TRUE(estimate) << estimate.message();
   search::SearchOptions exactOnly;
   exactOnly.space.fixed = *plan;
-  exactOnly.space.fixedFields = {"dp", "tp", "pp", "vp", "zero", "sp", "mb", "recompute",
+  exactOnly.space.fixedFields = {"dp", "tp", "pp", "cp", "vp", "zero", "sp", "mb", "recompute",
                                  "recompute_stages"};
   exactOnly.exhaustive = true;
   auto exact = search::searchPlans(*module, c, exactOnly);
@@ -296,7 +296,9 @@ INSTANTIATE_TEST_SUITE_P(Plans, EstimateFromStandIns,
                                            "dp=2,pp=2,mb=4,zero=3,recompute=full", "tp=2,pp=2,mb=8",
                                            "tp=2,pp=2,mb=8,recompute=selective",
                                            "pp=4,mb=4,recompute=full,recompute_stages=2",
-                                           "tp=2,pp=2,mb=2,recompute=selective,recompute_stages=1"));
+                                           "tp=2,pp=2,mb=2,recompute=selective,recompute_stages=1",
+                                           "dp=2,cp=2", "cp=2,tp=2,sp=on", "cp=2,pp=2,mb=2",
+                                           "cp=4,recompute=full", "dp=2,cp=2,zero=1"));
 
 TEST(PlanSearch, WithStandInsPicksWhatBruteForcePicks) {
   auto owned = compilerContext();
@@ -347,10 +349,12 @@ TEST(PlanSearch, InterleavedStagesWhenAskedFor) {
     EXPECT_EQ(r.plan.vp, 1) << r.plan.toString();
 }
 
-// Context parallelism when asked for ("auto,cp=2"): the other fields searched over the
-// devices cp leaves (dp x tp x pp = 2 of 4), each candidate compiled whole; the open
-// search keeps cp=1.
-TEST(PlanSearch, ContextParallelWhenAskedFor) {
+// Context parallelism: "auto,cp=2" searches the other fields over the devices cp leaves
+// (dp x tp x pp = 2 of 4). Unasked, the search tries cp = 2 only where whole sequences
+// cannot use the devices (the batch has fewer sequences than dp x cp): with a batch of 8
+// on 4 devices it adds nothing; with a batch of 2 on 8 devices cp = 2 plans are ranked
+// (on this tiny model, whose kernels are all latency, deep pipelines still win).
+TEST(PlanSearch, ContextParallelJoinsTheSpace) {
   auto owned = compilerContext();
   mlir::MLIRContext &context = *owned;
   auto module = deepStep(context);
@@ -364,7 +368,6 @@ TEST(PlanSearch, ContextParallelWhenAskedFor) {
   for (const auto &r : found->ranked) {
     EXPECT_EQ(r.plan.cp, 2) << r.plan.toString();
     EXPECT_EQ(r.plan.dp * r.plan.tp * r.plan.pp, 2) << r.plan.toString();
-    EXPECT_FALSE(r.estimated) << r.plan.toString() << ": compiled whole";
   }
   search::SearchOptions open;
   open.rebuild = llama3::retracer(*module);
@@ -372,6 +375,24 @@ TEST(PlanSearch, ContextParallelWhenAskedFor) {
   ASSERT_TRUE(plain) << plain.message();
   for (const auto &r : plain->ranked)
     EXPECT_EQ(r.plan.cp, 1) << r.plan.toString();
+
+  auto config = llama3::readConfig(APC_SOURCE_DIR "/frontends/llama3/configs/tiny.json");
+  ASSERT_TRUE(config) << config.message();
+  config->numHiddenLayers = 8;
+  llama3::ImportOptions small;
+  small.batch = 2;
+  small.seqLen = 16;
+  auto fewRows = llama3::buildTrainStep(context, *config, small);
+  ASSERT_TRUE(fewRows) << fewRows.message();
+  search::SearchOptions wide;
+  wide.rebuild = llama3::retracer(**fewRows);
+  wide.top = 8;
+  auto chosen = search::searchPlans(**fewRows, cluster("h100-sxm:8"), wide);
+  ASSERT_TRUE(chosen) << chosen.message();
+  bool ranksContext = false;
+  for (const auto &r : chosen->ranked)
+    ranksContext = ranksContext || r.plan.cp == 2;
+  EXPECT_TRUE(ranksContext) << "no cp=2 plan among the " << chosen->ranked.size() << " ranked";
 }
 
 // Two lanes estimate two candidates at once but judge each after the results before it:

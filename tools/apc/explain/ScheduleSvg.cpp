@@ -211,8 +211,11 @@ std::string renderScheduleSvg(const PlanFacts &f) {
        "\" font-weight=\"bold\">" + escape(title) + "</text>\n";
   char subtitle[512];
   std::snprintf(subtitle, sizeof subtitle,
-                "1F1B, %d stage%s x %d micro-batch%s%s%s; bubble %.1f%% of the stages' time "
+                "%s, %d stage%s x %d micro-batch%s%s%s; bubble %.1f%% of the stages' time "
                 "(%s%s)",
+                f.chunks > 1 ? ("interleaved 1F1B, " + std::to_string(f.chunks) + " chunks a stage")
+                                   .c_str()
+                             : "1F1B",
                 t.stages, t.stages == 1 ? "" : "s", t.microBatches,
                 t.microBatches == 1 ? "" : "es", seconds && !f.predictedCluster.empty()
                                                      ? " on " : "",
