@@ -233,13 +233,19 @@ private:
         wantOn(op, i, cpAxis_, AxisState::s(1));
   }
 
-  // A gradient partial on two axes (dp and cp) is reduced over both by one all-reduce.
+  // A gradient (or the kept count) partial on dp and cp is reduced over both by one
+  // all-reduce, which runs behind compute as dp's does (Streams.cpp). Reductions over
+  // other axes stay apart: a tp reduction blocks, a dp one need not.
   void mergeStackedReductions() {
     SmallVector<shard::AllReduceOp> outers;
     fn_.walk([&](shard::AllReduceOp op) { outers.push_back(op); });
+    auto dataOrContext = [&](ArrayRef<shard::GridAxis> axes) {
+      return llvm::all_of(axes, [&](shard::GridAxis a) { return a == dpAxis_ || a == cpAxis_; });
+    };
     for (shard::AllReduceOp outer : outers) {
       auto inner = outer.getInput().getDefiningOp<shard::AllReduceOp>();
-      if (!inner || !inner->hasOneUse() || inner.getReduction() != outer.getReduction())
+      if (!inner || !inner->hasOneUse() || inner.getReduction() != outer.getReduction() ||
+          !dataOrContext(inner.getGridAxes()) || !dataOrContext(outer.getGridAxes()))
         continue;
       SmallVector<shard::GridAxis> axes(inner.getGridAxes());
       for (shard::GridAxis a : outer.getGridAxes())
