@@ -63,7 +63,7 @@ struct Group {
   bool spansNodes = false;
   int64_t ranksPerNode = 1; // spanning nodes: the fewest ranks of a group on one node
   bool dataParallelOnly = false;
-  bool gradientAxes = false; // dp and cp only
+  bool gradientAxes = false; // dp and cp together (Streams.cpp: behind compute)
   std::string name; // "communication.dp", "communication.dp+tp"
 };
 
@@ -179,6 +179,7 @@ private:
     Group g;
     g.dataParallelOnly = !axes.empty();
     g.gradientAxes = !axes.empty();
+    bool hasDp = false, hasCp = false;
     std::string names;
     for (int64_t x : axes) {
       bool inMesh = x >= 0 && size_t(x) < program_.meshShape.size();
@@ -189,8 +190,11 @@ private:
         g.ranks *= std::max<int64_t>(1, program_.meshShape[size_t(x)]);
       g.dataParallelOnly = g.dataParallelOnly && name == "dp";
       g.gradientAxes = g.gradientAxes && (name == "dp" || name == "cp");
+      hasDp = hasDp || name == "dp";
+      hasCp = hasCp || name == "cp";
       names += (names.empty() ? "" : "+") + name;
     }
+    g.gradientAxes = g.gradientAxes && hasDp && hasCp;
     g.name = "communication." + (names.empty() ? std::string("none") : names);
     g.spansNodes = groupSpansNodes(program_.meshShape, axes, cluster_.devicesPerNode);
     if (g.spansNodes)

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
 #include <string>
 
 namespace apc::lowering {
@@ -19,22 +20,21 @@ bool isCollective(const std::string &kernel) {
 }
 
 // Whether `inst` may run behind compute: a collective over the mesh axis named "dp"
-// alone, or an all-reduce over dp and cp (the gradients' reduction under context
-// parallelism; cp's gathers and reduce-scatters are needed by the next kernel).
+// alone, or an all-reduce over dp and cp together (the gradients' reduction under context
+// parallelism). Each group is used from one stream only (a GPU's collectives on one
+// communicator must be issued in one order): cp's own group, whose gathers and
+// reduce-scatters the next kernel needs, stays on the compute stream, and so do
+// reductions over cp alone (cp without dp).
 bool overDataParallelAxisOnly(const ExecProgram &program, const ExecInstruction &inst) {
   for (const ExecAttribute &a : inst.attributes)
     if (a.name == "axes") {
-      if (a.ints.empty())
-        return false;
-      bool dpOnly = true, dpOrCp = true;
-      for (int64_t axis : a.ints) {
-        std::string name = axis >= 0 && size_t(axis) < program.meshAxes.size()
-                               ? program.meshAxes[size_t(axis)]
-                               : "";
-        dpOnly = dpOnly && name == "dp";
-        dpOrCp = dpOrCp && (name == "dp" || name == "cp");
-      }
-      return (dpOnly && a.ints.size() == 1) || (dpOrCp && inst.kernel == "all_reduce");
+      std::set<std::string> names;
+      for (int64_t axis : a.ints)
+        names.insert(axis >= 0 && size_t(axis) < program.meshAxes.size()
+                         ? program.meshAxes[size_t(axis)]
+                         : "");
+      return names == std::set<std::string>{"dp"} ||
+             (names == std::set<std::string>{"dp", "cp"} && inst.kernel == "all_reduce");
     }
   return false;
 }

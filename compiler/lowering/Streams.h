@@ -3,7 +3,9 @@
 //
 // Two streams: 0 runs compute (and every instruction not said otherwise), 1 runs the
 // data-parallel collectives that may hide behind compute: those over the mesh axis "dp"
-// alone, in the forward and backward passes and in the step before its first compute
+// alone, and the all-reduces over dp and cp together (context parallelism's gradient
+// reductions; cp's own group stays on stream 0, so that no group is used from two
+// streams), in the forward and backward passes and in the step before its first compute
 // kernel (the cost model's rule: compiler/cost/CostModel.cpp, "What overlaps"). Each
 // stream runs its instructions in program order; across streams, events order every pair
 // of accesses to one buffer where either writes: an instruction waits for an event

@@ -56,11 +56,13 @@ struct ApBucketGradientsPass : impl::ApBucketGradientsPassBase<ApBucketGradients
       sliceAfterNextBucket(reductions[i], ArrayRef(reductions).drop_front(i + 1));
   }
 
-  // The end of the run of adjacent all-reduces (one bucket, fused by lowering) that
-  // holds `reduction`.
+  // The last reduction of `reduction`'s bucket (the run of adjacent all-reduces of its
+  // number, fused by lowering); runs of several buckets are adjacent under accumulation.
   static Operation *bucketEnd(Operation *reduction) {
     Operation *end = reduction;
-    while (isa_and_nonnull<shard::AllReduceOp>(end->getNextNode()))
+    auto number = reduction->getAttr(kBucketAttr);
+    while (isa_and_nonnull<shard::AllReduceOp>(end->getNextNode()) &&
+           end->getNextNode()->getAttr(kBucketAttr) == number)
       end = end->getNextNode();
     return end;
   }

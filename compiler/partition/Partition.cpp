@@ -1,7 +1,7 @@
 // ap-partition: the training step of one device under a parallel plan.
 //
-// The mesh is the module's (ap-mesh: dp, and pp, tp when used; this pass splits over dp
-// and tp, the pp axis is ap-pipeline's). A single forward sweep gives every value a state per
+// The mesh is the module's (ap-mesh: dp, and pp, cp, tp when used; this pass splits over
+// dp, cp and tp, the pp axis is ap-pipeline's). A single forward sweep gives every value a state per
 // mesh axis: Replicated (every device of the axis holds all of it), Split(d) (each
 // holds one block of dim d) or Partial (each holds a summand). Each op has a rule from
 // its operands' states to its results' (its ShardingRuleOpInterface, written in
@@ -10,7 +10,8 @@
 // reduce_scatter, all_gather or all_slice of the upstream shard dialect. Types become
 // the local (per-device) types. Parameters start in their Megatron layout on the tp
 // axis (as the model marked them, ap.layout) and, under ZeRO, sharded on the dp axis
-// (see docs/partitioning.md); the batch (ap.batch) is split over dp.
+// (see docs/partitioning.md); the batch (ap.batch) is split over dp, and under context
+// parallelism each sequence over cp where the token ids are read.
 #include "compiler/Passes.h"
 #include "compiler/partition/ParallelPlan.h"
 #include "compiler/partition/RuleContext.h"
@@ -633,7 +634,9 @@ struct ApPartitionPass : impl::ApPartitionPassBase<ApPartitionPass> {
     }
     if ((plan.dp > 1 || plan.cp > 1) && !batchArgument(*entry, ap::BatchInput::Tokens)) {
       entry->emitError() << "ap-partition: " << (plan.dp > 1 ? "dp" : "cp") << "="
-                         << (plan.dp > 1 ? plan.dp : plan.cp) << " splits the batch, but @"
+                         << (plan.dp > 1 ? plan.dp : plan.cp)
+                         << (plan.dp > 1 ? " splits the batch" : " splits the sequences")
+                         << ", but @"
                          << entry->getSymName()
                          << " marks no argument as its token ids (ap.batch = #ap.batch<tokens>)";
       return signalPassFailure();

@@ -39,9 +39,17 @@ LogicalResult ShardedValues::assign(Value v, RankedTensorType global, const Shar
     if (!s[a].isSplit())
       continue;
     int64_t d = s[a].dim;
-    if (d >= global.getRank() || global.getDimSize(d) % mesh_[a] != 0) {
+    // Every axis on the dim divides it (another axis on a cp-split dim cuts each device's
+    // part again), and the context axis cuts it into 2 x cp chunks, two a device.
+    int64_t parts = mesh_[a];
+    for (int b = 0; b < numAxes(); ++b)
+      if (b != a && s[b].isSplit() && s[b].dim == d)
+        parts *= mesh_[b];
+    bool chunks = a != cpAxis_ || (d < global.getRank() && global.getDimSize(d) % (2 * mesh_[a]) == 0);
+    if (d >= global.getRank() || global.getDimSize(d) % parts != 0 || !chunks) {
       emitError(v.getLoc()) << "ap-partition: cannot split " << global << " on dim " << d
-                            << " into " << mesh_[a] << " parts (mesh axis "
+                            << " into " << (a == cpAxis_ ? 2 * mesh_[a] : mesh_[a])
+                            << (a == cpAxis_ ? " chunks" : " parts") << " (mesh axis "
                             << axisName(a) << ")";
       failed_ = true;
       return failure();
@@ -108,10 +116,12 @@ Value ShardedValues::convert(Value v, int axis, AxisState to, Operation *before)
     failed_ = true;
     return v;
   }
-  // The context axis's chunks are of the whole dim: a value whose dim is cut again on
-  // another axis cannot be gathered or sliced on cp (no rule asks for it).
-  if (axis == cpAxis_)
-    for (int a = 0; a < numAxes(); ++a)
+  // The context axis's chunks are of the whole sequence dim (dim 1 of [batch, seq, ...]):
+  // a value whose dim is cut again on another axis, or rows flattened into dim 0 (each
+  // holding its chunks), cannot be gathered or sliced on cp (no rule asks for it).
+  if (axis == cpAxis_) {
+    bool flattened = (from.isSplit() && from.dim == 0) || (to.isSplit() && to.dim == 0);
+    for (int a = 0; a < numAxes() && !flattened; ++a)
       if (a != axis && st(v, a).isSplit() &&
           ((from.isSplit() && st(v, a).dim == from.dim) || (to.isSplit() && st(v, a).dim == to.dim))) {
         emitError(v.getLoc()) << "ap-partition: cannot convert on mesh axis cp a value whose "
@@ -119,6 +129,14 @@ Value ShardedValues::convert(Value v, int axis, AxisState to, Operation *before)
         failed_ = true;
         return v;
       }
+    if (flattened) {
+      emitError(v.getLoc()) << "ap-partition: cannot gather or slice " << globalOf(v)
+                            << " on mesh axis cp along dim 0: context parallelism splits the "
+                               "sequence, dim 1 of [batch, seq, ...]";
+      failed_ = true;
+      return v;
+    }
+  }
   OpBuilder b(context_);
   if (before)
     b.setInsertionPoint(before);

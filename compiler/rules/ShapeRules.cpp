@@ -31,7 +31,10 @@ std::optional<int64_t> reshapedDim(RankedTensorType in, RankedTensorType out, in
 // row: (batch, seq) rows merged into one dim keep that split (the linear's gradient
 // flattens [batch, seq, features] into rows), and rows unmerged give it back to the seq
 // dim, the innermost of the dims they come apart into. The local rows are the same in
-// either shape.
+// either shape. Only the sequence as the innermost dim of a merge keeps the split
+// ([batch, seq, heads] into [batch, seq x heads] does not); such merged rows hold the
+// chunks row by row, which no collective on the cp axis may gather or slice
+// (ShardedValues::convert refuses dim 0 there).
 std::optional<int64_t> contextReshapedDim(RankedTensorType in, RankedTensorType out, int64_t d,
                                           int64_t parts) {
   int64_t i = 0, j = 0;
@@ -45,11 +48,15 @@ std::optional<int64_t> contextReshapedDim(RankedTensorType in, RankedTensorType 
       else
         return std::nullopt;
     }
-    if (d >= i0 && d < i) { // the group of dims that holds d: its innermost result dim
-      int64_t target = j - 1;
-      return out.getDimSize(target) % (2 * parts) == 0 ? std::optional<int64_t>(target)
-                                                       : std::nullopt;
-    }
+    if (d < i0 || d >= i)
+      continue;
+    // The group of dims that holds d: d innermost among its inputs (a merge of the rows
+    // into one dim, or one dim coming apart), the split on its innermost result dim.
+    if (d != i - 1 || (i - i0 > 1 && j - j0 > 1))
+      return std::nullopt;
+    int64_t target = j - 1;
+    return out.getDimSize(target) % (2 * parts) == 0 ? std::optional<int64_t>(target)
+                                                     : std::nullopt;
   }
   return std::nullopt;
 }

@@ -235,10 +235,7 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
     if (a.first != b.first)
       return a.first < b.first;
     int64_t ra = recomputeWeight(a.second), rb = recomputeWeight(b.second);
-    if (ra != rb)
-      return ra < rb;
-    // Whole sequences first: they may spare their context-parallel siblings.
-    return a.second.mb != b.second.mb ? a.second.mb < b.second.mb : a.second.cp < b.second.cp;
+    return ra != rb ? ra < rb : a.second.mb < b.second.mb;
   });
   std::map<std::string, std::vector<partition::ParallelPlan>> fittingByGroup;
 
@@ -312,33 +309,18 @@ Result<SearchResult> searchPlans(mlir::ModuleOp module, const cost::Cluster &clu
   auto prunes = [&](double bound) {
     return !options.exhaustive && sure.size() >= top && bound >= sure[top - 1];
   };
-  // Every plan evaluated with its step time, fitting or not, by relief group.
-  std::map<std::string, std::vector<std::pair<partition::ParallelPlan, double>>> timedByGroup;
   auto dominated = [&](const partition::ParallelPlan &plan) {
     if (options.exhaustive)
       return false;
     for (const partition::ParallelPlan &fit : fittingByGroup[reliefGroup(plan)])
       if (relievesNoMore(fit, plan))
         return true;
-    // cp x dp devices holding whole sequences (the same tokens a device, no exchange of
-    // keys and values, ZeRO over more devices) are no slower and need no more memory:
-    // once that plan is evaluated, fitting or not, its context-parallel sibling has
-    // nothing to add. Context parallelism pays where that plan does not exist (a batch
-    // smaller than dp x cp).
-    if (plan.cp > 1) {
-      partition::ParallelPlan whole = plan;
-      whole.dp *= plan.cp;
-      whole.cp = 1;
-      std::string wholeText = whole.toString();
-      for (const auto &[evaluated, seconds] : timedByGroup[reliefGroup(whole)])
-        if (evaluated.toString() == wholeText)
-          return true;
-    }
     return false;
   };
   // Every plan evaluated with its step time, fitting or not, by relief group: a plan that
   // relieves memory more than one of them (rule 3's order) is no faster than it, so its
   // time bounds the plan's from below (at 98%: the estimates' error is within 1%).
+  std::map<std::string, std::vector<std::pair<partition::ParallelPlan, double>>> timedByGroup;
   auto siblingBound = [&](const partition::ParallelPlan &plan) {
     double bound = 0;
     for (const auto &[other, seconds] : timedByGroup[reliefGroup(plan)])

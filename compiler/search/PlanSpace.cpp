@@ -80,8 +80,8 @@ Space enumeratePlans(const partition::PlanContext &context, const cost::Cluster 
       int64_t dp = devices / (tp * pp * cp);
       // Unasked, cp only where whole sequences cannot use the devices: dp x cp devices
       // holding whole sequences are no slower and need no more memory (the same tokens
-      // a device, no exchange of keys and values), so cp pays where the batch has fewer
-      // sequences than dp x cp.
+      // a device, no exchange of keys and values, ZeRO over more devices), so cp pays
+      // where dp x cp does not divide the batch (that plan does not exist).
       if (!isFixed("cp") && cp > 1 && context.batch > 0 && context.batch % (dp * cp) == 0)
         continue;
       if (isFixed("dp") && fixed.dp != dp)

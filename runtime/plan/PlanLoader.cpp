@@ -169,6 +169,15 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
           return Status::error(where + ": instruction " + std::to_string(k) +
                                " has a misaligned attribute '" + a->name()->str() +
                                "' (corrupt plan)");
+    // What differs per device the runtime derives from the device's coordinates; a plan
+    // that carries it would override that on every device (the kernels read the first).
+    if (inst->attributes())
+      for (const Attribute *a : *inst->attributes())
+        if (a->name()->str() == "vocab_start" || a->name()->str() == "seq_shard_rank")
+          return Status::error(where + ": instruction " + std::to_string(k) + " ('" +
+                               inst->kernel()->str() + "') carries '" + a->name()->str() +
+                               "', which the runtime derives from each device's mesh "
+                               "coordinates (corrupt plan)");
     // A vocabulary block: the runtime computes vocab_start from the axis and the rows.
     const Attribute *shardAxis = nullptr, *shardRows = nullptr;
     if (inst->attributes())

@@ -211,6 +211,11 @@ TEST(PlanLoaderStages, SequencePartsNameAnAxisOfThatSize) {
                                AttributeSpec::Int("seq_shard_parts", 4)})),
             "split.fb: program 0: instruction 0 ('rope') has seq_shard_parts 4 but mesh axis 1 "
             "has 2 devices");
+  EXPECT_EQ(refusal(withAttrs({AttributeSpec::Int("seq_shard_axis", 1),
+                               AttributeSpec::Int("seq_shard_parts", 2),
+                               AttributeSpec::Int("seq_shard_rank", 0)})),
+            "split.fb: program 0: instruction 0 ('rope') carries 'seq_shard_rank', which the "
+            "runtime derives from each device's mesh coordinates (corrupt plan)");
 }
 
 TEST(PlanLoaderDimAxes, ParametersStayF32) {
