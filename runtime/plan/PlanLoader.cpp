@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <algorithm>
 #include <filesystem>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <vector>
@@ -439,8 +441,10 @@ Result<LoadedPlan> LoadedPlan::load(const std::string &path) {
     return Result<LoadedPlan>::error(path + ": is a folder, not a plan file (plan.fb from "
                                             "apc compile)");
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Result<LoadedPlan>::error(path + ": cannot open");
+  if (!in) {
+    int err = errno; // what the open said: no such file, permission denied, ...
+    return Result<LoadedPlan>::error(path + ": cannot open: " + std::strerror(err));
+  }
   std::ostringstream contents;
   contents << in.rdbuf();
   return fromBytes(contents.str(), path);

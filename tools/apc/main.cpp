@@ -17,7 +17,8 @@ static const char *kUsage =
     "  calibrate       measure this machine (kernels, Gloo collectives) into a cluster file\n"
     "  explain         explain a compiled plan.fb: mesh, stages, layouts, collectives, memory\n"
     "  eval            run an ap IR function on the reference interpreter\n"
-    "  data sample     write a synthetic tokenized dataset (Arrow IPC stream)\n";
+    "  data sample     write a synthetic tokenized dataset (Arrow IPC stream)\n"
+    "  data tokenize   pre-tokenize a text dataset into an Arrow IPC stream of input_ids\n";
 
 int main(int argc, char **argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
