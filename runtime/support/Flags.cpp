@@ -45,7 +45,7 @@ void FlagParser::limit(const std::string &name, int64_t min, int64_t max) {
     long long x = std::strtoll(v.c_str(), nullptr, 10);
     if (errno == 0 && x >= min && x <= max)
       return "";
-    return "flag '--" + name + "' must be between " + std::to_string(min) + " and " +
+    return "flag '" + spelling(name) + "' must be between " + std::to_string(min) + " and " +
            std::to_string(max) + ", got " + v;
   };
 }
@@ -96,6 +96,11 @@ bool FlagParser::given(const std::string &name) const {
   return false;
 }
 
+// How a flag is written on the command line: -o, --steps.
+std::string FlagParser::spelling(const std::string &name) {
+  return (name.size() == 1 ? "-" : "--") + name;
+}
+
 FlagParser::Outcome FlagParser::parse(int argc, char **argv, int first,
                                       std::string &message) {
   size_t nextPositional = 0;
@@ -114,7 +119,8 @@ FlagParser::Outcome FlagParser::parse(int argc, char **argv, int first,
     }
     if (!onlyPositionals && arg.size() > 1 && arg[0] == '-' &&
         !(arg.size() > 1 && (std::isdigit((unsigned char)arg[1]) || arg[1] == '.'))) {
-      std::string name = arg.substr(arg[1] == '-' ? 2 : 1), value;
+      const bool doubleDash = arg[1] == '-';
+      std::string name = arg.substr(doubleDash ? 2 : 1), value;
       bool inlineValue = false;
       if (size_t eq = name.find('='); eq != std::string::npos) {
         value = name.substr(eq + 1);
@@ -123,16 +129,20 @@ FlagParser::Outcome FlagParser::parse(int argc, char **argv, int first,
       }
       Flag *flag = find(name);
       if (!flag)
-        return fail("unknown flag '--" + name + "'");
+        return fail("unknown flag '" + std::string(doubleDash ? "--" : "-") + name + "'");
+      // One-letter flags take one dash (-o), as every Unix tool spells them.
+      if (name.size() == 1 && doubleDash)
+        return fail("unknown flag '--" + name + "' (did you mean '-" + name + "'?)");
+      const std::string spelled = spelling(name);
       if (flag->takesValue && !inlineValue) {
         if (i + 1 >= argc)
-          return fail("flag '--" + name + "' needs a value (" + flag->metavar + ")");
+          return fail("flag '" + spelled + "' needs a value (" + flag->metavar + ")");
         value = argv[++i];
       } else if (!flag->takesValue && inlineValue) {
-        return fail("flag '--" + name + "' takes no value");
+        return fail("flag '" + spelled + "' takes no value");
       }
       if (!flag->set(value))
-        return fail("flag '--" + name + "' has a malformed value '" + value +
+        return fail("flag '" + spelled + "' has a malformed value '" + value +
                     "' (expected " + flag->metavar + ")");
       if (flag->check)
         if (std::string why = flag->check(value); !why.empty())
@@ -149,7 +159,7 @@ FlagParser::Outcome FlagParser::parse(int argc, char **argv, int first,
       return fail("missing argument " + positionals_[p].name);
   for (const Flag &f : flags_)
     if (f.required && !f.given)
-      return fail("missing required flag '--" + f.name + "'");
+      return fail("missing required flag '" + spelling(f.name) + "'");
   return Outcome::Ok;
 }
 

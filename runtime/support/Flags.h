@@ -44,6 +44,8 @@ public:
   const std::string &program() const { return program_; }
   // True when the flag appeared on the command line.
   bool given(const std::string &name) const;
+  // How a flag is written on the command line: "-o" for one letter, else "--steps".
+  static std::string spelling(const std::string &name);
 
 private:
   struct Flag {
