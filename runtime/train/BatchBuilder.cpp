@@ -8,7 +8,7 @@ namespace apc::train {
 BatchBuilder::BatchBuilder(const data::IntListColumn &column, int64_t seqLen,
                            std::optional<int64_t> padId, int64_t vocabSize, bool maskPadIdTokens)
     : read_([&column](int64_t r, std::vector<int64_t> &out) { column.row(r, out); }),
-      seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize), maskPadIdTokens_(maskPadIdTokens) {}
+      length_([&column](int64_t r) { return column.rowLength(r); }), seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize), maskPadIdTokens_(maskPadIdTokens) {}
 
 BatchBuilder::BatchBuilder(const data::TokenRows &rows, int64_t seqLen,
                            std::optional<int64_t> padId, int64_t vocabSize, bool maskPadIdTokens)
@@ -18,6 +18,9 @@ BatchBuilder::BatchBuilder(const data::TokenRows &rows, int64_t seqLen,
         else
           rows.row(r, out);
       }),
+      length_([&rows](int64_t r) {
+        return r < 0 || r >= rows.numRows() ? 0 : rows.offsets[size_t(r) + 1] - rows.offsets[size_t(r)];
+      }),
       seqLen_(seqLen), padId_(padId), vocabSize_(vocabSize), maskPadIdTokens_(maskPadIdTokens) {}
 
 int64_t BatchBuilder::labelAt(int64_t t, int64_t length) const {
@@ -26,6 +29,15 @@ int64_t BatchBuilder::labelAt(int64_t t, int64_t length) const {
   if (!real || (maskPadIdTokens_ && padId_ && id == *padId_))
     return -100; // padding; with the tutorial's mask_pads, labels[input_ids == pad_id] too
   return id;
+}
+
+std::optional<std::pair<int64_t, int64_t>> BatchBuilder::firstShortRow(int64_t numRows) const {
+  if (padId_)
+    return std::nullopt;
+  for (int64_t r = 0; r < numRows; ++r)
+    if (int64_t length = length_(r); length < seqLen_)
+      return std::make_pair(r, length);
+  return std::nullopt;
 }
 
 int64_t BatchBuilder::keptLabels(const std::vector<int64_t> &rows) {

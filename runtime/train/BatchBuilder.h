@@ -37,6 +37,11 @@ public:
   Status fill(const std::vector<int64_t> &rows, const kernels::TensorView &ids,
               const kernels::TensorView &labels);
 
+  // Without a pad id every row must fill seq_len: the first of the `numRows` rows that
+  // does not, with its length, read from the row offsets (no token is touched), so that
+  // a run refuses such data before its first step instead of at the row's batch.
+  std::optional<std::pair<int64_t, int64_t>> firstShortRow(int64_t numRows) const;
+
   // How many labels of `rows` the loss keeps: those not -100 after the shift of causal
   // language modelling (position t predicts t + 1, so position 0 is never a target).
   // Zero means the batch's loss is 0 / 0; every rank can tell before running the step.
@@ -47,6 +52,7 @@ private:
   int64_t labelAt(int64_t t, int64_t length) const;
 
   std::function<void(int64_t, std::vector<int64_t> &)> read_;
+  std::function<int64_t(int64_t)> length_; // a row's length, from the offsets
   int64_t seqLen_;
   std::optional<int64_t> padId_;
   int64_t vocabSize_;

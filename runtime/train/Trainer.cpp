@@ -502,6 +502,14 @@ TrainOutcome train(const TrainOptions &o) {
     builder = std::make_unique<BatchBuilder>(column, seqLen, padId, vocab, o.maskPadIdTokens);
   else
     builder = std::make_unique<BatchBuilder>(tokenRows, seqLen, padId, vocab, o.maskPadIdTokens);
+  // Without a pad id every row must fill seq_len: checked over the whole dataset now, not
+  // when the first short row's batch comes up (hours in, on real data).
+  if (auto shortRow = builder->firstShortRow(numRows))
+    return usageError(o.dataPath + ": row " + std::to_string(shortRow->first) + " has " +
+                      std::to_string(shortRow->second) + " tokens, fewer than " + o.planPath +
+                      "'s seq_len " + std::to_string(seqLen) +
+                      ", and no pad id is known: pass --pad-id N (checked before the first "
+                      "step, over all " + std::to_string(numRows) + " rows)");
 
   // ---- Weights, or a checkpoint to resume ----
   checkpoint::TrainerState state;
