@@ -8,6 +8,13 @@
 # skips setup and build and APC_BIN_DIR (default $BUILD_DIR/bin) picks the binaries, so
 # a test can run the chain with the tools it already built (test/e2e/check_run_sh.py).
 set -euo pipefail
+# Paths the caller gives are relative to where it runs, not to the repository root the
+# script works in: made absolute before the cd.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+[ $# -ge 1 ] && set -- "$(absolute "$1")"
+[ -n "${OUT_DIR:-}" ] && OUT_DIR=$(absolute "$OUT_DIR")
+[ -n "${APC_BIN_DIR:-}" ] && APC_BIN_DIR=$(absolute "$APC_BIN_DIR")
+[ -n "${BUILD_DIR:-}" ] && BUILD_DIR=$(absolute "$BUILD_DIR")
 cd "$(dirname "$0")/.."
 if [ "${APC_RUN_SKIP_BUILD:-0}" != 1 ]; then
   bash tools/build.sh >/dev/null

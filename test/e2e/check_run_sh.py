@@ -9,7 +9,9 @@ STEPS steps into a temporary OUT_DIR, and checks:
                 checkpoints/checkpoint-STEPS with the four checkpoint files;
   metrics       metrics.jsonl has one finite loss per step, 1..STEPS;
   loss          read independently of run.sh: the mean of the last 5 steps is at least
-                0.1 below the mean of the first 5.
+                0.1 below the mean of the first 5;
+  relative      a config path and OUT_DIR relative to where run.sh starts are read and
+                written there (the script itself works from the repository root).
 
 apc binaries: $APC_BIN_DIR/{apc,apc-opt,aprun} (default: build/bin of this checkout).
 Run: python3 test/e2e/check_run_sh.py [--steps N] [--keep]
@@ -63,6 +65,27 @@ def run_checks(root, steps, rep):
               "%.4f -> %.4f" % (first, last))
 
 
+def relative_paths(root, rep):
+    """A config path and OUT_DIR relative to where run.sh is started (it works from the
+    repository root) are the caller's, as a newcomer types them."""
+    os.makedirs(os.path.join(root, "configs"))
+    with open(os.path.join(REPO, "frontends", "llama3", "configs", "tiny.json")) as f:
+        config = f.read()
+    with open(os.path.join(root, "configs", "mine.json"), "w") as f:
+        f.write(config)
+    env = dict(os.environ, STEPS="2", OUT_DIR="rel-out", APC_RUN_SKIP_BUILD="1",
+               APC_BIN_DIR=os.path.dirname(ec.bin_path("aprun")))
+    p = subprocess.run(["bash", os.path.join(REPO, "tools", "run.sh"), "configs/mine.json"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    tail = (p.stdout + p.stderr).strip().splitlines()[-3:]
+    # Two steps need not lower the loss (run.sh's verdict); the paths are what is checked.
+    rep.check("relative: run.sh reads configs/mine.json from where it runs",
+              "== apc import: %s" % os.path.join(root, "configs", "mine.json") in p.stdout,
+              " | ".join(tail))
+    rep.check("relative: run.sh writes OUT_DIR=rel-out where it runs",
+              os.path.isfile(os.path.join(root, "rel-out", "plan.fb")), " | ".join(tail))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=30, help="training steps (default 30)")
@@ -72,6 +95,7 @@ def main():
     start = time.time()
     with ec.temp_root("apc-run-sh-e2e-", args.keep) as root:
         rep.guard("run.sh", run_checks, root, args.steps, rep)
+        rep.guard("relative", relative_paths, root, rep)
     return rep.summary(start)
 
 
