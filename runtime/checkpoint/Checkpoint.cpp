@@ -353,8 +353,12 @@ Result<std::string> findCheckpoint(const std::string &dir,
   int64_t best = -1;
   std::string found;
   std::vector<std::pair<int64_t, std::string>> incomplete; // step, description
+  std::vector<std::string> interrupted; // saves killed midway (beginFolder's hidden names)
   for (const auto &entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
+    if (name.rfind(".checkpoint-", 0) == 0 && entry.is_directory() &&
+        (name.find(".tmp-") != std::string::npos || name.find(".old-") != std::string::npos))
+      interrupted.push_back(name);
     if (name.rfind("checkpoint-", 0) != 0 || !entry.is_directory())
       continue;
     // Only decimal digits after the prefix: strtoll alone would take "checkpoint-"
@@ -384,10 +388,19 @@ Result<std::string> findCheckpoint(const std::string &dir,
       if (passedOver)
         passedOver->push_back(description);
     }
+  // What a killed save leaves: named, so that a folder holding only that says why.
+  std::sort(interrupted.begin(), interrupted.end());
+  std::string leftovers;
+  for (const std::string &name : interrupted)
+    leftovers += (leftovers.empty() ? "" : ", ") + name;
+  if (!leftovers.empty())
+    leftovers = " (" + leftovers + (interrupted.size() == 1 ? " is a save" : " are saves") +
+                " killed before it finished: not resumable, removed by the next save)";
   if (best < 0)
     return R::error(dir + (newerIncomplete.empty()
                                ? ": no checkpoint-<step> folder with a trainer_state.json"
-                               : ": no complete checkpoint-<step> folder: " + newerIncomplete));
+                               : ": no complete checkpoint-<step> folder: " + newerIncomplete) +
+                    leftovers);
   return found;
 }
 

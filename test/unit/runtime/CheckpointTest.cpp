@@ -270,6 +270,23 @@ TEST_F(CheckpointTest, FindReportsNewerIncompleteCheckpoints) {
       << found.message();
 }
 
+// A folder holding only what a save killed midway left (kill -9 during a save) says
+// what that is, not only that no checkpoint was found (issue 17, item 11).
+TEST_F(CheckpointTest, FindNamesTheLeftoversOfAKilledSave) {
+  fs::create_directories(path("killed/.checkpoint-5.tmp-2147483646"));
+  writeText(path("killed/.checkpoint-5.tmp-2147483646/model.safetensors"), "partial");
+  auto found = findCheckpoint(path("killed"));
+  ASSERT_FALSE(found);
+  EXPECT_EQ(found.message(), path("killed") +
+                                 ": no checkpoint-<step> folder with a trainer_state.json "
+                                 "(.checkpoint-5.tmp-2147483646 is a save killed before it finished: "
+                                 "not resumable, removed by the next save)");
+  // The next save removes it (its pid, above any pid_max, is no live process).
+  Model m;
+  ASSERT_TRUE(saveCheckpoint(path("killed"), m.contents(sampleState(6))));
+  EXPECT_FALSE(fs::exists(path("killed/.checkpoint-5.tmp-2147483646")));
+}
+
 TEST_F(CheckpointTest, FindFailsWithoutACheckpoint) {
   fs::create_directory(path("empty"));
   fs::create_directory(path("empty/checkpoint-3")); // incomplete
