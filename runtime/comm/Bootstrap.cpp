@@ -340,8 +340,21 @@ Result<ProcessInfo> detectProcess(const GetEnv &getenv) {
   if (!info)
     return info;
 
-  if (const char *token = env.get("APC_JOB_TOKEN"))
+  if (const char *token = env.get("APC_JOB_TOKEN")) {
     info->jobToken = token;
+    info->jobTokenSource = "APC_JOB_TOKEN";
+  }
+  // Without one, the id the launcher already gives every rank of the job alike: torchrun's
+  // run id, Slurm's job id. It keeps other jobs' ranks out, though it is no secret.
+  if (info->multiProcess() && info->jobToken.empty()) {
+    const char *shared = info->launcher == "torchrun" ? "TORCHELASTIC_RUN_ID"
+                         : info->launcher == "slurm"  ? "SLURM_JOB_ID"
+                                                      : nullptr;
+    if (const char *id = shared ? env.get(shared) : nullptr; id && *id) {
+      info->jobToken = std::string(shared) + "=" + id;
+      info->jobTokenSource = shared;
+    }
+  }
   if (info->multiProcess() && info->jobToken.empty()) {
     const char *allow = env.get("APC_ALLOW_NO_TOKEN");
     if (!allow || std::string(allow) != "1")
@@ -351,7 +364,8 @@ Result<ProcessInfo> detectProcess(const GetEnv &getenv) {
           ") needs the same secret in every rank so that the rendezvous store on " +
           info->masterAddr + ":" + std::to_string(info->masterPort) +
           " refuses strangers; export APC_JOB_TOKEN=<random string> before launching "
-          "(aprun --nproc does it for you), or set APC_ALLOW_NO_TOKEN=1 to accept any "
+          "(aprun --nproc does it for you; torchrun's TORCHELASTIC_RUN_ID or Slurm's "
+          "SLURM_JOB_ID serve when set), or set APC_ALLOW_NO_TOKEN=1 to accept any "
           "connection");
   }
   return info;

@@ -35,6 +35,9 @@ struct ProcessInfo {
   std::string masterAddr = "127.0.0.1";
   int masterPort = kDefaultMasterPort;
   std::string jobToken;
+  // Where the token came from: "APC_JOB_TOKEN", or, without it, the job id the launcher
+  // gives every rank alike ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"); empty: none.
+  std::string jobTokenSource;
   std::string launcher = "single"; // "torchrun", "aprun", "openmpi", "slurm", "single"
 
   bool multiProcess() const { return worldSize > 1; }

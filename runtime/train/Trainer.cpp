@@ -317,6 +317,12 @@ TrainOutcome train(const TrainOptions &o) {
     }
   } abandonOnError{store};
   if (process->multiProcess()) {
+    if (leader && !o.quiet && process->jobTokenSource != "APC_JOB_TOKEN")
+      std::printf("aprun: job token: %s (shared by the %s ranks of this job; export "
+                  "APC_JOB_TOKEN for a secret one)\n",
+                  process->jobTokenSource.empty() ? "none (APC_ALLOW_NO_TOKEN=1)"
+                                                  : process->jobTokenSource.c_str(),
+                  process->launcher.c_str());
     auto created = comm::TcpStore::create(*process, commTimeout);
     if (!created)
       return runtimeError("rank " + std::to_string(rank) + ": " + created.message());

@@ -147,6 +147,33 @@ TEST(Bootstrap, JobTokenRequiredForSeveralProcesses) {
   EXPECT_EQ(single->masterPort, kDefaultMasterPort);
 }
 
+// Without APC_JOB_TOKEN the launcher's own job id serves (issue 17, item 2): torchrun
+// gives every rank TORCHELASTIC_RUN_ID, Slurm SLURM_JOB_ID; the source is reported.
+TEST(Bootstrap, TheLaunchersJobIdServesAsToken) {
+  auto vars = torchrun();
+  vars.erase("APC_JOB_TOKEN");
+  vars["TORCHELASTIC_RUN_ID"] = "run-7";
+  auto r = detect(vars);
+  ASSERT_TRUE(r.isOk()) << r.message();
+  EXPECT_EQ(r->jobToken, "TORCHELASTIC_RUN_ID=run-7");
+  EXPECT_EQ(r->jobTokenSource, "TORCHELASTIC_RUN_ID");
+  vars["APC_JOB_TOKEN"] = "secret";
+  r = detect(vars);
+  ASSERT_TRUE(r.isOk()) << r.message();
+  EXPECT_EQ(r->jobToken, "secret");
+  EXPECT_EQ(r->jobTokenSource, "APC_JOB_TOKEN");
+  auto slurm = detect({{"SLURM_PROCID", "1"},
+                       {"SLURM_NTASKS", "2"},
+                       {"SLURM_LOCALID", "1"},
+                       {"SLURM_NODEID", "0"},
+                       {"SLURM_TASKS_PER_NODE", "2"},
+                       {"SLURM_JOB_NODELIST", "gpu1"},
+                       {"SLURM_JOB_ID", "4711"}});
+  ASSERT_TRUE(slurm.isOk()) << slurm.message();
+  EXPECT_EQ(slurm->jobToken, "SLURM_JOB_ID=4711");
+  EXPECT_EQ(slurm->jobTokenSource, "SLURM_JOB_ID");
+}
+
 TEST(Bootstrap, Slurm) {
   auto r = detect({{"SLURM_PROCID", "5"},
                    {"SLURM_NTASKS", "8"},
