@@ -7,6 +7,7 @@
 #include "compiler/support/EntryFunction.h"
 #include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApDialect.h"
+#include "dialects/ap/IR/ApOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
@@ -24,6 +25,17 @@ void registerCompilerDialects(DialectRegistry &registry) {
 }
 
 Status checkImportedStep(ModuleOp module) {
+  // A step apc compile already differentiated (its --emit=mlir output) is not an input:
+  // said in one line, rather than by the first pass that meets a gradient op.
+  Operation *compiled = nullptr;
+  module.walk([&](Operation *op) {
+    if (!compiled && isa<ap::AdamWOp, ap::GradNormOp>(op))
+      compiled = op;
+  });
+  if (compiled)
+    return Status::error("holds an already compiled training step (" +
+                         compiled->getName().getStringRef().str() +
+                         "): apc compile takes the forward and loss that apc import writes");
   // A step from apc import marks its batch and its layers; one from an older apc does not.
   for (auto fn : module.getOps<func::FuncOp>()) {
     auto model = fn->getAttrOfType<DictionaryAttr>("ap.model");

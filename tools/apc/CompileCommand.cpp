@@ -116,6 +116,8 @@ int runCompile(int argc, char **argv, int first) {
   mlir::DialectRegistry registry;
   driver::registerCompilerDialects(registry);
   mlir::MLIRContext context(registry);
+  // A user sees the located message, not the failing operation printed after it.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   auto start = std::chrono::steady_clock::now();

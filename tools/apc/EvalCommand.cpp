@@ -95,6 +95,8 @@ int runEval(int argc, char **argv, int first) {
   mlir::DialectRegistry registry;
   registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
   mlir::MLIRContext context(registry);
+  // A user sees the located message, not the failing operation printed after it.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   mlir::OwningOpRef<mlir::ModuleOp> module =

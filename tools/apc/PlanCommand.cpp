@@ -79,6 +79,8 @@ int runPlan(int argc, char **argv, int first) {
   mlir::DialectRegistry registry;
   driver::registerCompilerDialects(registry);
   mlir::MLIRContext context(registry);
+  // A user sees the located message, not the failing operation printed after it.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   mlir::OwningOpRef<mlir::ModuleOp> module =
