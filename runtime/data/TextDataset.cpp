@@ -310,7 +310,8 @@ Status tokenizeDataset(
 }
 
 Result<int64_t> padIdFromTokenizerConfig(const std::string &tokenizerPath,
-                                         const tokenizer::Tokenizer &tokenizer) {
+                                         const tokenizer::Tokenizer &tokenizer,
+                                         const std::string &key) {
   std::string path = (fs::path(tokenizerPath).parent_path() / "tokenizer_config.json").string();
   std::error_code ec;
   if (!fs::exists(path, ec))
@@ -318,16 +319,17 @@ Result<int64_t> padIdFromTokenizerConfig(const std::string &tokenizerPath,
   std::string text;
   if (!readText(path, text))
     return Result<int64_t>::error(path + ": cannot read");
-  return padIdFromTokenizerConfigText(text, path, tokenizerPath, tokenizer);
+  return padIdFromTokenizerConfigText(text, path, tokenizerPath, tokenizer, key);
 }
 
 Result<int64_t> padIdFromTokenizerConfigText(const std::string &text, const std::string &path,
                                              const std::string &tokenizerPath,
-                                             const tokenizer::Tokenizer &tokenizer) {
+                                             const tokenizer::Tokenizer &tokenizer,
+                                             const std::string &key) {
   nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
   if (config.is_discarded() || !config.is_object())
     return Result<int64_t>::error(path + ": not a JSON object");
-  auto it = config.find("pad_token");
+  auto it = config.find(key);
   if (it == config.end() || it->is_null())
     return int64_t(-1);
   std::string token;
@@ -337,11 +339,11 @@ Result<int64_t> padIdFromTokenizerConfigText(const std::string &text, const std:
   else if (content != it->end() && content->is_string())
     token = content->get<std::string>();
   else
-    return Result<int64_t>::error(path + ": \"pad_token\" is neither a string nor an object "
+    return Result<int64_t>::error(path + ": \"" + key + "\" is neither a string nor an object "
                                          "with \"content\"");
   auto id = tokenizer.tokenToId(token);
   if (!id)
-    return Result<int64_t>::error(path + ": \"pad_token\" " + quote(token) +
+    return Result<int64_t>::error(path + ": \"" + key + "\" " + quote(token) +
                                   " is not a token of " + tokenizerPath);
   return int64_t(*id);
 }

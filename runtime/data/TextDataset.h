@@ -114,14 +114,17 @@ Status tokenizeDataset(
         &sink,
     const std::function<void(const TokenizeProgress &)> &progress = nullptr);
 
-// The pad id that tokenizer_config.json (next to `tokenizerPath`) names in `pad_token`
-// (a string or an object with "content"): -1 when the file or the key is absent or null;
-// an error when the token is not in the tokenizer or the file is malformed.
+// The id of the token that tokenizer_config.json (next to `tokenizerPath`) names in `key`
+// (`pad_token` by default, `eos_token`, ...; a string or an object with "content"): -1
+// when the file or the key is absent or null; an error when the token is not in the
+// tokenizer or the file is malformed.
 Result<int64_t> padIdFromTokenizerConfig(const std::string &tokenizerPath,
-                                         const tokenizer::Tokenizer &tokenizer);
+                                         const tokenizer::Tokenizer &tokenizer,
+                                         const std::string &key = "pad_token");
 // The same from the text of a tokenizer_config.json read from `path`.
 Result<int64_t> padIdFromTokenizerConfigText(const std::string &text, const std::string &path,
                                              const std::string &tokenizerPath,
-                                             const tokenizer::Tokenizer &tokenizer);
+                                             const tokenizer::Tokenizer &tokenizer,
+                                             const std::string &key = "pad_token");
 
 } // namespace apc::data

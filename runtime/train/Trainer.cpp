@@ -463,10 +463,27 @@ TrainOutcome train(const TrainOptions &o) {
         padId = *configured;
       else if (plan.data()->pad_id() >= 0)
         padId = plan.data()->pad_id();
-      else
-        return usageError("no pad id is known: pass --pad-id N (" + o.tokenizerPath +
-                          "'s tokenizer_config.json has no pad_token and " + o.planPath +
-                          " has no pad_id)");
+      if (!padId) {
+        // Llama 3's tokenizer names no pad token: pad with its eos, as transformers users
+        // set it (tokenizer.pad_token = tokenizer.eos_token). Padded positions never
+        // count in the loss, so the id only has to be a valid one.
+        auto eos = data::padIdFromTokenizerConfig(o.tokenizerPath, *tok, "eos_token");
+        if (!eos)
+          return runtimeError(eos.message());
+        if (*eos < 0)
+          return usageError("no pad id is known: pass --pad-id N (" + o.tokenizerPath +
+                            "'s tokenizer_config.json has no pad_token or eos_token and " +
+                            o.planPath + " has no pad_id)");
+        padId = *eos;
+        if (!o.quiet && leader)
+          std::printf("aprun: padding with id %lld, the tokenizer's eos_token (its "
+                      "tokenizer_config.json names no pad_token; padded positions never count "
+                      "in the loss%s; --pad-id N to choose)\n",
+                      (long long)*eos,
+                      o.maskPadIdTokens ? ", but --mask-pad-id-tokens also masks every real "
+                                          "eos label"
+                                        : "");
+      }
     }
     auto prompt = data::PromptTemplate::parse(
         o.promptTemplate.empty() ? std::string(data::kDefaultTemplate) : o.promptTemplate);
