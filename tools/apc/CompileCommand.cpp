@@ -31,8 +31,10 @@ int runCompile(int argc, char **argv, int first) {
   for (const std::string &p : phaseNames())
     phases += (phases.empty() ? "" : "|") + p;
   FlagParser flags("apc compile", "compile the imported training step",
-                   "apc compile llama3.mlir --cluster cpu:1 [--precision bf16|fp32] "
-                   "[--emit=plan|mlir] [--compile-to=PHASE] -o OUT");
+                   "apc compile llama3.mlir --cluster cpu:1 [--plan PLAN] "
+                   "[--precision bf16|fp32] [--emit=plan|mlir] [--compile-to=PHASE] "
+                   "[--pad-id N] [--beta1 X --beta2 X --eps X --weight-decay X "
+                   "--max-grad-norm X] [--timing] -o OUT");
   flags.addPositional("FILE.mlir", &input, "ap IR from apc import");
   flags.addString("cluster", &cluster,
                   "devices to compile for: a built-in profile with a count (cpu:4 local CPU "

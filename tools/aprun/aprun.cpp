@@ -71,9 +71,10 @@ int main(int argc, char **argv) {
       "[--tokenizer tokenizer.json [--template T] [--mask-pad-id-tokens]] "
       "[--lr X --lr-schedule constant|linear|cosine --warmup N --min-lr X] "
       "[--weight-decay X --beta1 X --beta2 X --eps X --max-grad-norm X] "
-      "[--skip-non-finite-steps] [--seed N] "
-      "[--pad-id N] [--save DIR --save-every N] [--resume DIR] [--metrics FILE.jsonl] "
-      "[--threads N]\n       aprun --dump plan.fb");
+      "[--skip-non-finite-steps] [--seed N] [--pad-id N] [--no-shuffle] [--column NAME] "
+      "[--save DIR --save-every N] [--resume DIR] [--metrics FILE.jsonl] "
+      "[--profile FILE.json] [--threads N] [--quiet] [--nproc N] [--comm-timeout SECONDS]"
+      "\n       aprun --dump plan.fb");
   flags.addPositional("plan.fb", &o.planPath, "the plan from apc compile", false);
   flags.addString("dump", &dumpPath, "print the plan readably and exit", "plan.fb");
   flags.addString("data", &o.dataPath, "Arrow IPC file (stream or file format) with the "
@@ -115,7 +116,8 @@ int main(int argc, char **argv) {
   flags.addBool("no-shuffle", &noShuffle, "read rows in file order (default: shuffled per "
                                           "epoch from --seed)");
   flags.addInt("pad-id", &padId, "token id that pads short rows (default: the tokenizer "
-                                 "config's pad_token with --tokenizer, else the plan's)");
+                                 "config's pad_token with --tokenizer, else the plan's, else "
+                                 "the tokenizer's eos_token)");
   flags.addString("save", &o.saveDir, "write checkpoints into this folder", "DIR");
   flags.addInt("save-every", &o.saveEvery, "checkpoint every N steps (default: at the end)");
   flags.addString("resume", &o.resumeDir, "continue from a checkpoint (or the latest in DIR)",
@@ -124,8 +126,8 @@ int main(int argc, char **argv) {
   flags.addString("profile", &o.profilePath,
                   "time every kernel of the steps after the first and write the totals as "
                   "JSON (\"%r\" in FILE: one file per rank; else rank 0's)", "FILE.json");
-  flags.addInt("threads", &threads, "CPU threads per rank (default: the cores divided among "
-                                    "this machine's ranks)");
+  flags.addInt("threads", &threads, "CPU threads per rank (default, or 0: the cores divided "
+                                    "among this machine's ranks)");
   flags.addBool("quiet", &quiet, "no per-step progress lines");
   flags.addInt("nproc", &nproc, "start N local ranks (like torchrun --nproc-per-node N); "
                                 "without it, ranks come from torchrun/Slurm/Open MPI variables");
