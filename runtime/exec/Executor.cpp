@@ -59,20 +59,14 @@ kernels::Attributes convertAttributes(const plan::Instruction &inst,
         k.ints.assign(a->ints()->begin(), a->ints()->end());
       attrs.push_back(std::move(k));
     }
-  if (vocabStart) {
-    kernels::Attribute k;
-    k.name = "vocab_start";
-    k.kind = kernels::Attribute::Kind::Int;
-    k.i = *vocabStart;
-    attrs.push_back(std::move(k));
-  }
-  if (seqShardRank) {
-    kernels::Attribute k;
-    k.name = "seq_shard_rank";
-    k.kind = kernels::Attribute::Kind::Int;
-    k.i = *seqShardRank;
-    attrs.push_back(std::move(k));
-  }
+  for (auto [name, value] : {std::pair{"vocab_start", vocabStart}, {"seq_shard_rank", seqShardRank}})
+    if (value) {
+      kernels::Attribute k;
+      k.name = name;
+      k.kind = kernels::Attribute::Kind::Int;
+      k.i = *value;
+      attrs.push_back(std::move(k));
+    }
   return kernels::Attributes(std::move(attrs));
 }
 

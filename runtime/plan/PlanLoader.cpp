@@ -82,6 +82,37 @@ Status checkDimAxes(const Plan &plan, const Buffer &buffer, const ParameterSpec 
   return Status::ok();
 }
 
+// An instruction's mesh axis attribute and its companion (vocab_shard_axis and _rows,
+// seq_shard_axis and _parts), from which the runtime derives what differs per device:
+// both or neither, both Int, the axis inside the mesh. Null pointers when neither.
+struct ShardPair {
+  const Attribute *axis = nullptr, *other = nullptr;
+};
+Status findShardPair(const Plan &plan, const Instruction &inst, const std::string &what,
+                     const char *axisName, const char *otherName, const char *derives,
+                     const char *splits, ShardPair &out) {
+  out = {};
+  if (inst.attributes())
+    for (const Attribute *a : *inst.attributes()) {
+      if (a->name()->str() == axisName)
+        out.axis = a;
+      if (a->name()->str() == otherName)
+        out.other = a;
+    }
+  if (!out.axis && !out.other)
+    return Status::ok();
+  if (!out.axis || !out.other || out.axis->kind() != AttributeKind::Int ||
+      out.other->kind() != AttributeKind::Int)
+    return Status::error(what + "needs both Int attributes " + axisName + " and " + otherName +
+                         " (the runtime computes " + derives + ")");
+  int64_t axes = plan.mesh_shape() ? int64_t(plan.mesh_shape()->size()) : 0;
+  if (out.axis->i() < 0 || out.axis->i() >= axes)
+    return Status::error(what + "splits " + splits + " over mesh axis " +
+                         std::to_string(out.axis->i()) + " but the mesh has " +
+                         std::to_string(axes) + " axes");
+  return Status::ok();
+}
+
 Status checkProgram(const Plan &plan, const Program &program, size_t index) {
   std::string where = "program " + std::to_string(index);
   if (!program.buffers() || !program.instructions())
@@ -180,57 +211,25 @@ Status checkProgram(const Plan &plan, const Program &program, size_t index) {
                                inst->kernel()->str() + "') carries '" + a->name()->str() +
                                "', which the runtime derives from each device's mesh "
                                "coordinates (corrupt plan)");
+    std::string what = where + ": instruction " + std::to_string(k) + " ('" +
+                       inst->kernel()->str() + "') ";
     // A vocabulary block: the runtime computes vocab_start from the axis and the rows.
-    const Attribute *shardAxis = nullptr, *shardRows = nullptr;
-    if (inst->attributes())
-      for (const Attribute *a : *inst->attributes()) {
-        if (a->name()->str() == "vocab_shard_axis")
-          shardAxis = a;
-        if (a->name()->str() == "vocab_shard_rows")
-          shardRows = a;
-      }
-    if (shardAxis || shardRows) {
-      int64_t axes = plan.mesh_shape() ? int64_t(plan.mesh_shape()->size()) : 0;
-      std::string what = where + ": instruction " + std::to_string(k) + " ('" +
-                         inst->kernel()->str() + "') ";
-      if (!shardAxis || !shardRows || shardAxis->kind() != AttributeKind::Int ||
-          shardRows->kind() != AttributeKind::Int)
-        return Status::error(what + "needs both Int attributes vocab_shard_axis and "
-                                    "vocab_shard_rows (the runtime computes vocab_start from them)");
-      if (shardAxis->i() < 0 || shardAxis->i() >= axes)
-        return Status::error(what + "splits the vocabulary over mesh axis " +
-                             std::to_string(shardAxis->i()) + " but the mesh has " +
-                             std::to_string(axes) + " axes");
-      if (shardRows->i() < 1)
-        return Status::error(what + "has vocab_shard_rows " + std::to_string(shardRows->i()) +
-                             " (at least 1)");
-    }
+    ShardPair vocab;
+    APC_RETURN_IF_ERROR(findShardPair(plan, *inst, what, "vocab_shard_axis", "vocab_shard_rows",
+                                      "vocab_start from them", "the vocabulary", vocab));
+    if (vocab.axis && vocab.other->i() < 1)
+      return Status::error(what + "has vocab_shard_rows " + std::to_string(vocab.other->i()) +
+                           " (at least 1)");
     // A part of the sequence (context parallelism): the runtime gives the kernel its
     // coordinate on the axis, whose size must be the parts the kernel was compiled for.
-    const Attribute *seqAxis = nullptr, *seqParts = nullptr;
-    if (inst->attributes())
-      for (const Attribute *a : *inst->attributes()) {
-        if (a->name()->str() == "seq_shard_axis")
-          seqAxis = a;
-        if (a->name()->str() == "seq_shard_parts")
-          seqParts = a;
-      }
-    if (seqAxis || seqParts) {
-      int64_t axes = plan.mesh_shape() ? int64_t(plan.mesh_shape()->size()) : 0;
-      std::string what = where + ": instruction " + std::to_string(k) + " ('" +
-                         inst->kernel()->str() + "') ";
-      if (!seqAxis || !seqParts || seqAxis->kind() != AttributeKind::Int ||
-          seqParts->kind() != AttributeKind::Int)
-        return Status::error(what + "needs both Int attributes seq_shard_axis and "
-                                    "seq_shard_parts (the runtime computes seq_shard_rank)");
-      if (seqAxis->i() < 0 || seqAxis->i() >= axes)
-        return Status::error(what + "splits the sequence over mesh axis " +
-                             std::to_string(seqAxis->i()) + " but the mesh has " +
-                             std::to_string(axes) + " axes");
-      int64_t size = plan.mesh_shape()->Get(flatbuffers::uoffset_t(seqAxis->i()));
-      if (seqParts->i() != size)
-        return Status::error(what + "has seq_shard_parts " + std::to_string(seqParts->i()) +
-                             " but mesh axis " + std::to_string(seqAxis->i()) + " has " +
+    ShardPair seq;
+    APC_RETURN_IF_ERROR(findShardPair(plan, *inst, what, "seq_shard_axis", "seq_shard_parts",
+                                      "seq_shard_rank", "the sequence", seq));
+    if (seq.axis) {
+      int64_t size = plan.mesh_shape()->Get(flatbuffers::uoffset_t(seq.axis->i()));
+      if (seq.other->i() != size)
+        return Status::error(what + "has seq_shard_parts " + std::to_string(seq.other->i()) +
+                             " but mesh axis " + std::to_string(seq.axis->i()) + " has " +
                              std::to_string(size) + " devices");
     }
     // Streams and events (version 5): the executor checks their order at load

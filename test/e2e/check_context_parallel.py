@@ -66,22 +66,8 @@ def layout_checks(case, root, rep):
 def resume_checks(case, root, rep):
     """A cp=2,pp=2,vp=2 run stopped at step 5 (its checkpoint-5 gathered from the stages'
     chunks), resumed on one device, continues as the one-device run."""
-    workdir = os.path.join(root, case["name"])
-    want_metrics = common.read_metrics(os.path.join(workdir, "dp1.jsonl"))
-    want_ck = common.load_checkpoint(os.path.join(workdir, "dp1", "checkpoint-%d" % st.STEPS))
-    data, weights = os.path.join(workdir, "data.arrow"), os.path.join(workdir, "w0.safetensors")
-
-    def flags(plan, run, extra):
-        return dp.aprun_flags(plan, data, weights, os.path.join(workdir, run + ".jsonl"),
-                              os.path.join(workdir, run), extra=extra)
-
-    env = dp.plain_env()
-    st.compile_plan(workdir, "cp2-pp2-vp2", "cp=2,pp=2,vp=2,mb=2", 4)
-    run_tool("aprun", ["--nproc", "4", "--comm-timeout", "60"] +
-             flags("cp2-pp2-vp2.fb", "cp-5", ["--save-every", "5", "--steps", "5"]), workdir, env=env, timeout=240)
-    resume = os.path.join(workdir, "cp-5", "checkpoint-5")
-    run_tool("aprun", flags("dp1.fb", "from-cp", ["--resume", resume]), workdir, env=env, timeout=120)
-    st.compare_resumed("%s/resume cp2-pp2-vp2 -> dp1" % case["name"], workdir, "from-cp", want_metrics, want_ck, rep)
+    st.compile_plan(os.path.join(root, case["name"]), "cp2-pp2-vp2", "cp=2,pp=2,vp=2,mb=2", 4)
+    st.resumed_on_one_device(case, root, rep, "cp2-pp2-vp2.fb", 4, "cp2-pp2-vp2")
 
 
 def bf16_checks(case, root, rep):

@@ -67,21 +67,7 @@ def layout_checks(case, root, rep):
 def resume_checks(case, root, rep):
     """pp2-vp2-mb4 stopped at step 5 (its checkpoint-5 gathered from both stages' chunks),
     resumed on one device, continues as the one-device run."""
-    workdir = os.path.join(root, case["name"])
-    want_metrics = common.read_metrics(os.path.join(workdir, "dp1.jsonl"))
-    want_ck = common.load_checkpoint(os.path.join(workdir, "dp1", "checkpoint-%d" % st.STEPS))
-    data, weights = os.path.join(workdir, "data.arrow"), os.path.join(workdir, "w0.safetensors")
-
-    def flags(plan, run, extra):
-        return dp.aprun_flags(plan, data, weights, os.path.join(workdir, run + ".jsonl"),
-                              os.path.join(workdir, run), extra=extra)
-
-    env = dp.plain_env()
-    run_tool("aprun", ["--nproc", "2", "--comm-timeout", "60"] +
-             flags("pp2-vp2-mb4.fb", "vp-5", ["--save-every", "5", "--steps", "5"]), workdir, env=env, timeout=180)
-    resume = os.path.join(workdir, "vp-5", "checkpoint-5")
-    run_tool("aprun", flags("dp1.fb", "from-vp", ["--resume", resume]), workdir, env=env, timeout=120)
-    st.compare_resumed("%s/resume pp2-vp2-mb4 -> dp1" % case["name"], workdir, "from-vp", want_metrics, want_ck, rep)
+    st.resumed_on_one_device(case, root, rep, "pp2-vp2-mb4.fb", 2, "pp2-vp2-mb4")
 
 
 def bf16_checks(case, root, rep):

@@ -73,6 +73,28 @@ def compile_plan(workdir, name, plan, n):
         raise StageFailure("apc compile --plan %s did not report the plan: %s" % (plan, out + err))
 
 
+def resumed_on_one_device(case, root, rep, plan_file, processes, run):
+    """`plan_file` (compiled in the case's folder) stopped at step 5 with its checkpoint-5,
+    resumed on one device (dp1.fb), continues as the one-device run (compare_resumed)."""
+    workdir = os.path.join(root, case["name"])
+    want_metrics = read_metrics(os.path.join(workdir, "dp1.jsonl"))
+    want_ck = load_checkpoint(os.path.join(workdir, "dp1", "checkpoint-%d" % STEPS))
+    data, weights = os.path.join(workdir, "data.arrow"), os.path.join(workdir, "w0.safetensors")
+
+    def flags(plan, out, extra):
+        return dp.aprun_flags(plan, data, weights, os.path.join(workdir, out + ".jsonl"),
+                              os.path.join(workdir, out), extra=extra)
+
+    env = dp.plain_env()
+    run_tool("aprun", ["--nproc", str(processes), "--comm-timeout", "60"] +
+             flags(plan_file, run + "-5", ["--save-every", "5", "--steps", "5"]), workdir, env=env,
+             timeout=240)
+    resume = os.path.join(workdir, run + "-5", "checkpoint-5")
+    run_tool("aprun", flags("dp1.fb", "from-" + run, ["--resume", resume]), workdir, env=env, timeout=120)
+    compare_resumed("%s/resume %s -> dp1" % (case["name"], run), workdir, "from-" + run,
+                    want_metrics, want_ck, rep)
+
+
 def compare_resumed(label, workdir, run, want_metrics, want_ck, rep):
     """Steps 6..10 of a resumed run (metrics appended after the first 5) against dp1."""
     metrics = read_metrics(os.path.join(workdir, run + ".jsonl"))
