@@ -24,6 +24,10 @@ Cases:
   hyper   untied; plan compiled with defaults, `aprun --weight-decay 0.1 --beta2 0.95`;
           step.mlir compiled with the same flags; torch AdamW(weight_decay=0.1, betas=(0.9, 0.95))
 
+Per case, `apc eval --make-inputs` from w0.safetensors and data.arrow must write exactly
+the step-1 inputs built here; in the untied case, without --weights (--seed 7), apc eval of
+what it writes must give aprun's step-1 loss and grad norm (aprun --seed 7, no weights).
+
 Criteria (rtol 1e-5): per step, aprun's metrics loss and grad_norm vs apc eval's and vs
 torch's (relative error); metrics lr == 1e-3 and steps 1..5; checkpoint-5 has the four
 files, F32 tensors with the plan's names and shapes, trainer_state step 5; every tensor of
@@ -130,6 +134,51 @@ def compare_tensors(got, want, names):
 # ------------------------------------------------------------------------------ one case
 
 
+def check_made_inputs(name, workdir, weights, data, want, rep):
+    """`apc eval --make-inputs` from w0 and data.arrow writes exactly the step-1 inputs
+    built here: the weights, zero moments, step 1, lr, and the first batch's rows."""
+    made = os.path.join(workdir, "made.safetensors")
+    try:
+        common.run_tool("apc", ["eval", "step.mlir", "--make-inputs", made, "--weights", weights,
+                                "--data", data, "--pad-id", str(PAD_ID), "--lr", repr(LR)], workdir)
+        got, dtypes = ref.read_safetensors(made)
+    except (StageFailure, OSError, ValueError) as e:
+        rep.check("%s: apc eval --make-inputs" % name, False, str(e))
+        return
+    problems = sorted(set(got) ^ set(want))
+    for k in set(got) & set(want):
+        g, w = np.asarray(got[k]), np.asarray(want[k])
+        if g.shape != w.shape or not np.array_equal(g.astype(np.float64), w.astype(np.float64)):
+            problems.append("%s differs (max |diff| %s)" % (k, common.max_abs_diff(g, w)))
+    rep.check("%s: apc eval --make-inputs equals the step-1 inputs (weights, zero moments, step 1, "
+              "lr, first rows' ids and labels), bit for bit" % name, not problems,
+              "%d tensors; %s" % (len(got), "; ".join(problems[:6]) or "all equal"))
+
+
+def check_seeded_made_inputs(name, workdir, data, rep, rtol):
+    """Without --weights, --make-inputs initialises as aprun does with the same seed: apc
+    eval of those inputs gives aprun's step-1 loss and gradient norm."""
+    made = os.path.join(workdir, "seeded.safetensors")
+    metrics_path = os.path.join(workdir, "seeded.jsonl")
+    try:
+        common.run_tool("aprun", ["plan.fb", "--data", data, "--steps", "1", "--seed", "7",
+                                  "--lr", repr(LR), "--pad-id", str(PAD_ID), "--no-shuffle",
+                                  "--quiet", "--metrics", metrics_path], workdir)
+        common.run_tool("apc", ["eval", "step.mlir", "--make-inputs", made, "--seed", "7",
+                                "--data", data, "--pad-id", str(PAD_ID), "--lr", repr(LR)], workdir)
+        out = os.path.join(workdir, "seeded_out.safetensors")
+        common.run_tool("apc", ["eval", "step.mlir", "--inputs", made, "-o", out], workdir)
+        res = ref.read_safetensors(out)[0]
+        m = common.read_metrics(metrics_path)[0]
+    except (StageFailure, OSError, ValueError, IndexError) as e:
+        rep.check("%s: seeded --make-inputs vs aprun" % name, False, str(e))
+        return
+    rels = [scalar_rel(float(m[k]), float(res[k])) for k in ("loss", "grad_norm")]
+    rep.check("%s: seeded --make-inputs (--seed 7) gives aprun's step-1 loss and grad_norm" % name,
+              max(rels) <= rtol, "aprun %.9g / %.9g, eval %.9g / %.9g (worst rel %.1e)"
+              % (m["loss"], m["grad_norm"], res["loss"], res["grad_norm"], max(rels)))
+
+
 def run_case(case, root, args, rep):
     name = case["name"]
     cfg = dict(BASE)
@@ -216,6 +265,7 @@ def run_case(case, root, args, rep):
         state[n] = params0[n]
         state["exp_avg." + n] = np.zeros_like(params0[n])
         state["exp_avg_sq." + n] = np.zeros_like(params0[n])
+    state_step1 = None
     try:
         for s, (ids, labels, _, _) in enumerate(batches):
             inputs = dict(state)
@@ -223,6 +273,8 @@ def run_case(case, root, args, rep):
             inputs["lr"] = np.array(LR, dtype=np.float32)
             inputs["input_ids"] = ids
             inputs["labels"] = labels
+            if s == 0:
+                state_step1 = dict(inputs)
             res = common.apc_eval("step.mlir", inputs, workdir, "step%d" % (s + 1))[0]
             missing = [k for k in state if k not in res] + [k for k in ("loss", "grad_norm") if k not in res]
             if missing:
@@ -232,6 +284,11 @@ def run_case(case, root, args, rep):
     except StageFailure as e:
         rep.check("%s: apc eval" % name, False, str(e))
         return
+
+    # ---- apc eval --make-inputs: the step-1 inputs from the same weights and data
+    check_made_inputs(name, workdir, weights, data, state_step1, rep)
+    if case["name"] == "untied":
+        check_seeded_made_inputs(name, workdir, data, rep, args.rtol)
 
     # ---- per-step loss and grad_norm
     for s in range(STEPS):

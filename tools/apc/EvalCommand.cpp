@@ -5,6 +5,7 @@
 // floating tensors are converted to the argument's element type (f32, bf16, f16),
 // integer tensors to i32/i64. Results are written by their `ap.name` (`loss`, ...).
 #include "tools/apc/Commands.h"
+#include "tools/apc/EvalInputs.h"
 
 #include "compiler/interpreter/Interpreter.h"
 #include "dialects/ap/IR/ApDialect.h"
@@ -77,9 +78,14 @@ Result<mlir::func::FuncOp> findEntry(mlir::ModuleOp module, const std::string &f
 } // namespace
 
 int runEval(int argc, char **argv, int first) {
-  std::string irPath, inputsPath, outputPath, entry;
+  std::string irPath, inputsPath, outputPath, entry, makeInputsPath;
+  EvalInputOptions make;
+  int64_t padId = -1, seed = int64_t(make.seed);
   FlagParser flags("apc eval", "run an ap IR function on the reference interpreter",
                    "apc eval FILE.mlir --inputs in.safetensors -o out.safetensors "
+                   "[--entry NAME]\n"
+                   "       apc eval FILE.mlir --make-inputs in.safetensors [--weights PATH] "
+                   "[--data FILE.arrow] [--column NAME] [--pad-id N] [--lr X] [--seed N] "
                    "[--entry NAME]");
   flags.addPositional("FILE.mlir", &irPath, "ap IR (from apc import or apc compile)");
   flags.addString("inputs", &inputsPath,
@@ -87,10 +93,46 @@ int runEval(int argc, char **argv, int first) {
   flags.addString("o", &outputPath, "safetensors file for the results, by name", "FILE");
   flags.addString("entry", &entry, "function to run (default: @train_step or the only one)",
                   "NAME");
-  flags.require("inputs");
-  flags.require("o");
+  flags.addString("make-inputs", &makeInputsPath,
+                  "write the inputs the function takes to FILE instead of running it: "
+                  "parameters, zero moments, step 1, lr, a batch", "FILE");
+  flags.addString("weights", &make.weightsPath,
+                  "with --make-inputs: Hugging Face safetensors (file or folder; default: "
+                  "aprun's seeded initialisation)", "PATH");
+  flags.addString("data", &make.dataPath,
+                  "with --make-inputs: Arrow file of token ids whose first rows are the batch "
+                  "(default: seeded random ids)", "FILE");
+  flags.addString("column", &make.column,
+                  "with --make-inputs: the token-id column (default input_ids)", "NAME");
+  flags.addInt("pad-id", &padId, "with --make-inputs: token id that pads short rows", "N");
+  flags.addDouble("lr", &make.lr, "with --make-inputs: the learning rate (default 1e-4)");
+  flags.addInt("seed", &seed, "with --make-inputs: initialisation and random-id seed "
+                              "(default 42, as aprun's)");
   if (int code = flags.parseCommandLine(argc, argv, first); code >= 0)
     return code;
+  auto usage = [&](const std::string &message) {
+    std::fprintf(stderr, "apc eval: %s (see 'apc eval --help')\n", message.c_str());
+    return 2;
+  };
+  bool making = flags.given("make-inputs");
+  if (making && (flags.given("inputs") || flags.given("o")))
+    return usage("--make-inputs writes the inputs and runs nothing: give it without "
+                 "--inputs and -o, then run apc eval FILE.mlir --inputs ... -o ...");
+  if (!making) {
+    if (!flags.given("inputs"))
+      return usage("missing required flag '--inputs' (or --make-inputs FILE to write one)");
+    if (!flags.given("o"))
+      return usage("missing required flag '-o'");
+    for (const char *only : {"weights", "data", "column", "pad-id", "lr", "seed"})
+      if (flags.given(only))
+        return usage(FlagParser::spelling(only) + " goes with --make-inputs");
+  }
+  if (flags.given("pad-id") && padId < 0)
+    return usage("--pad-id must be a token id (>= 0)");
+  if (padId >= 0)
+    make.padId = padId;
+  make.seed = uint64_t(seed);
+  make.irPath = irPath;
 
   mlir::DialectRegistry registry;
   registry.insert<ap::ApDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
@@ -111,6 +153,26 @@ int runEval(int argc, char **argv, int first) {
     return 1;
   }
   mlir::func::FuncOp fn = *function;
+
+  if (making) {
+    auto made = makeEvalInputs(fn, make);
+    if (!made) {
+      std::fprintf(stderr, "apc eval: %s\n", made.message().c_str());
+      return 1;
+    }
+    if (Status s = safetensors::write(makeInputsPath, *made); !s) {
+      std::fprintf(stderr, "apc eval: %s\n", s.message().c_str());
+      return 1;
+    }
+    std::printf("wrote %zu tensors for @%s to %s (%s, %s)\n", made->size(),
+                fn.getSymName().str().c_str(), makeInputsPath.c_str(),
+                make.weightsPath.empty()
+                    ? ("parameters initialised with seed " + std::to_string(make.seed)).c_str()
+                    : ("parameters from " + make.weightsPath).c_str(),
+                make.dataPath.empty() ? "random token ids"
+                                      : ("the first rows of " + make.dataPath).c_str());
+    return 0;
+  }
 
   Result<safetensors::File> inputs = safetensors::File::open(inputsPath);
   if (!inputs) {
