@@ -838,6 +838,7 @@ public:
   Loader(const uint8_t *base, size_t size) : base_(base), size_(size) {}
 
   std::vector<FieldInfo> fields;
+  std::vector<std::pair<std::string, std::string>> metadata; // the schema's custom_metadata
   std::vector<Batch> batches;
   int numNodes = 0;
   int64_t numRows = 0;
@@ -849,6 +850,11 @@ public:
     if (s->endianness() != fb::Endianness_Little)
       return Status::error(where + " declares big-endian data; only little-endian Arrow "
                                    "data is supported");
+    metadata.clear();
+    if (const auto *kvs = s->custom_metadata())
+      for (const fb::KeyValue *kv : *kvs)
+        if (kv && kv->key())
+          metadata.emplace_back(kv->key()->str(), kv->value() ? kv->value()->str() : "");
     SchemaParser parser;
     const auto *fs = s->fields();
     size_t n = fs ? fs->size() : 0;
@@ -1082,10 +1088,18 @@ Result<ArrowFile> ArrowFile::open(const std::string &path) {
   if (!status)
     return fail(status.message());
   file.fields_ = std::move(loader.fields);
+  file.metadata_ = std::move(loader.metadata);
   file.batches_ = std::move(loader.batches);
   file.numRows_ = loader.numRows;
   addColumns(file.fields_, file.columns_);
   return Result<ArrowFile>(std::move(file));
+}
+
+std::optional<std::string> ArrowFile::schemaMetadata(const std::string &key) const {
+  for (const auto &[k, v] : metadata_)
+    if (k == key)
+      return v;
+  return std::nullopt;
 }
 
 Result<size_t> ArrowFile::findColumn(const std::string &name) const {

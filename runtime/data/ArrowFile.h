@@ -27,8 +27,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace apc::data {
@@ -128,6 +130,9 @@ public:
 
   Result<IntListColumn> intListColumn(const std::string &name) const;
   Result<StringColumn> stringColumn(const std::string &name) const;
+  // The value of the schema's custom_metadata key (Hugging Face's "huggingface", APC's
+  // "apc.pad_id"), if the file has it.
+  std::optional<std::string> schemaMetadata(const std::string &key) const;
 
 private:
   ArrowFile();
@@ -138,6 +143,7 @@ private:
   Format format_ = Format::Stream;
   std::shared_ptr<const MappedFile> mapping_;
   std::vector<arrow_detail::FieldInfo> fields_; // top-level fields
+  std::vector<std::pair<std::string, std::string>> metadata_;
   std::vector<ArrowColumnInfo> columns_;
   std::vector<arrow_detail::Batch> batches_;
   int64_t numRows_ = 0;

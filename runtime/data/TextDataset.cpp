@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -346,6 +348,21 @@ Result<int64_t> padIdFromTokenizerConfigText(const std::string &text, const std:
     return Result<int64_t>::error(path + ": \"" + key + "\" " + quote(token) +
                                   " is not a token of " + tokenizerPath);
   return int64_t(*id);
+}
+
+Result<std::optional<int64_t>> recordedPadId(const ArrowFile &file, int64_t vocab) {
+  std::optional<std::string> recorded = file.schemaMetadata(kPadIdMetadataKey);
+  if (!recorded)
+    return std::optional<int64_t>();
+  char *end = nullptr;
+  errno = 0;
+  long long id = std::strtoll(recorded->c_str(), &end, 10);
+  if (recorded->empty() || *end != '\0' || errno || id < 0 || id >= vocab)
+    return Result<std::optional<int64_t>>::error(
+        file.path() + ": its schema metadata '" + kPadIdMetadataKey + "' is \"" + *recorded +
+        "\", not a token id below the vocabulary size " + std::to_string(vocab) +
+        "; pass --pad-id N");
+  return std::optional<int64_t>(id);
 }
 
 } // namespace apc::data

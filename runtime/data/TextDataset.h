@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,14 @@ Status tokenizeDataset(
     const std::function<Status(int64_t firstRow, const std::vector<std::vector<int32_t>> &rows)>
         &sink,
     const std::function<void(const TokenizeProgress &)> &progress = nullptr);
+
+// The schema metadata keys under which `apc data tokenize` records the pad id it found
+// and where from ("pad_token" or "eos_token"); aprun pads with it when given no --pad-id.
+inline constexpr const char *kPadIdMetadataKey = "apc.pad_id";
+inline constexpr const char *kPadFromMetadataKey = "apc.pad_from";
+// The pad id recorded in `file` (nullopt: none); an error naming the file when the record
+// is not a token id below `vocab`.
+Result<std::optional<int64_t>> recordedPadId(const ArrowFile &file, int64_t vocab);
 
 // The id of the token that tokenizer_config.json (next to `tokenizerPath`) names in `key`
 // (`pad_token` by default, `eos_token`, ...; a string or an object with "content"): -1

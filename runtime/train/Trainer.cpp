@@ -447,6 +447,20 @@ TrainOutcome train(const TrainOptions &o) {
     numRows = column.numRows();
     if (!padId && plan.data()->pad_id() >= 0)
       padId = plan.data()->pad_id();
+    if (!padId) { // apc data tokenize wrote the tokenizer's pad (or eos) id into the file
+      auto recorded = data::recordedPadId(*file, vocab);
+      if (!recorded)
+        return runtimeError(recorded.message());
+      if (*recorded) {
+        padId = **recorded;
+        if (!o.quiet && leader)
+          std::printf("aprun: padding with id %lld, recorded in %s by apc data tokenize (the "
+                      "tokenizer's %s; padded positions never count in the loss; --pad-id N "
+                      "to choose)\n",
+                      (long long)*padId, o.dataPath.c_str(),
+                      file->schemaMetadata(data::kPadFromMetadataKey).value_or("pad id").c_str());
+      }
+    }
   } else {
     auto tok = tokenizer::Tokenizer::load(o.tokenizerPath);
     if (!tok)

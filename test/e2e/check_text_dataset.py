@@ -5,7 +5,8 @@ columns article, highlights, id; text generated here) with the REAL Llama 3 toke
    texts (BOS from the post-processor, truncated to --seq-len), in row order, with 2 threads.
 2. `aprun --tokenizer` on the text dataset and `aprun` on the pre-tokenized file give
    identical losses (5 steps, tiny model with the real vocabulary of 128256), and the
-   loss goes down over 30 steps.
+   loss goes down over 30 steps. The pre-tokenized file records the pad id (the
+   tokenizer's eos_token: Llama 3 names no pad_token), which aprun then pads with unasked.
 3. Interrupting `apc data tokenize` (SIGINT) leaves no file under the final name, nor a
    temporary one; a dataset without the template's columns is refused by name.
 
@@ -156,6 +157,33 @@ def main():
                           "aprun: padding with id %d, the tokenizer's eos_token (its tokenizer_config.json "
                           "names no pad_token; padded positions never count in the loss; --pad-id N to "
                           "choose)" % eos], (out + err).strip()[:400])
+            # apc data tokenize recorded that pad id in tok.arrow: aprun on it needs no --pad-id,
+            # says where the id came from, and trains exactly as with --pad-id <eos>.
+            with pa.OSFile(os.path.join(root, "tok.arrow"), "rb") as f:
+                meta = ipc.open_stream(f).schema.metadata or {}
+            rep.check("tok.arrow records the pad id (apc.pad_id, apc.pad_from)",
+                      meta.get(b"apc.pad_id") == str(eos).encode() and meta.get(b"apc.pad_from") == b"eos_token",
+                      str({k: v for k, v in meta.items() if k.startswith(b"apc.")}))
+            base = ["plan.fb", "--lr", "3e-3", "--seed", "3", "--threads", "2", "--data", "tok.arrow", "--steps", "3"]
+            rec_out, _ = common.run_tool("aprun", base, root)
+            given_out, _ = common.run_tool("aprun", base + ["--pad-id", str(eos)], root)
+            rep.check("no --pad-id on tok.arrow: the recorded id pads, said on the first line, losses as "
+                      "with --pad-id %d" % eos,
+                      rec_out.splitlines()[:1] == [
+                          "aprun: padding with id %d, recorded in tok.arrow by apc data tokenize (the "
+                          "tokenizer's eos_token; padded positions never count in the loss; --pad-id N "
+                          "to choose)" % eos] and losses(rec_out) == losses(given_out) and len(losses(rec_out)) == 3,
+                      "%s; %s vs %s" % (rec_out.splitlines()[:1], losses(rec_out), losses(given_out)))
+            # A damaged record is refused by name.
+            table = ipc.open_stream(pa.OSFile(os.path.join(root, "tok.arrow"), "rb")).read_all()
+            bad = table.replace_schema_metadata({"apc.pad_id": "9999999"})
+            with pa.OSFile(os.path.join(root, "bad_pad.arrow"), "wb") as sink, \
+                    ipc.new_stream(sink, bad.schema) as w:
+                w.write_table(bad)
+            rc, _, err = common.run_cmd("aprun", ["plan.fb", "--data", "bad_pad.arrow", "--steps", "1"], root)
+            rep.check("a recorded pad id outside the vocabulary is refused by name",
+                      rc == 1 and "bad_pad.arrow: its schema metadata 'apc.pad_id' is \"9999999\", not a token "
+                      "id below the vocabulary size 128256" in err, err.strip()[:300])
         rep.guard("train", train)
 
         # 3. SIGINT leaves nothing under the final name

@@ -138,11 +138,25 @@ static int runDataTokenize(int argc, char **argv, int first) {
   auto dataset = data::TextDataset::open(*files, *prompt);
   if (!dataset)
     return fail(dataset.message());
+  // The pad id aprun would use with this tokenizer (its pad_token, else its eos_token),
+  // recorded in the file so that training on it needs no --pad-id (docs/data.md).
+  std::string padFrom = "pad_token";
+  auto padId = data::padIdFromTokenizerConfig(tokenizerPath, *tok, padFrom);
+  if (padId && *padId < 0) {
+    padFrom = "eos_token";
+    padId = data::padIdFromTokenizerConfig(tokenizerPath, *tok, padFrom);
+  }
+  if (!padId)
+    return fail(padId.message());
   data::TokenStreamWriter::Options wopts;
   wopts.rowsPerBatch = rowsPerBatch;
   wopts.schemaMetadata = {{"huggingface",
                            R"({"info": {"features": {"input_ids": {"feature": {"dtype": "int32", )"
                            R"("_type": "Value"}, "_type": "Sequence"}}}})"}};
+  if (*padId >= 0) {
+    wopts.schemaMetadata.emplace_back(data::kPadIdMetadataKey, std::to_string(*padId));
+    wopts.schemaMetadata.emplace_back(data::kPadFromMetadataKey, padFrom);
+  }
   auto writer = data::TokenStreamWriter::create(output, wopts);
   if (!writer)
     return fail(writer.message());
@@ -213,6 +227,13 @@ static int runDataTokenize(int argc, char **argv, int first) {
               output.c_str(), (long long)writer->numRows(), (long long)writer->numValues(),
               (long long)writer->numRecordBatches(), last.seconds, double(last.rows) / secs,
               double(last.tokens) / secs, double(last.bytes) / secs / 1e6, topts.threads);
+  if (*padId >= 0)
+    std::printf("recorded pad id %lld (the tokenizer's %s) in %s: aprun pads short rows with it "
+                "unless given --pad-id\n",
+                (long long)*padId, padFrom.c_str(), output.c_str());
+  else
+    std::printf("the tokenizer names no pad_token or eos_token: train on %s with aprun --pad-id N "
+                "(its rows are of different lengths)\n", output.c_str());
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include "runtime/checkpoint/Weights.h"
 #include "runtime/data/ArrowFile.h"
+#include "runtime/data/TextDataset.h"
 #include "runtime/train/BatchBuilder.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -66,7 +67,14 @@ Status makeBatch(const EvalInputOptions &o, int64_t batch, int64_t seqLen, int64
     return Status::error(o.dataPath + ": " + std::to_string(column->numRows()) +
                          " rows, fewer than the batch of " + std::to_string(batch) +
                          " that " + o.irPath + " takes");
-  train::BatchBuilder builder(*column, seqLen, o.padId, vocab);
+  std::optional<int64_t> padId = o.padId;
+  if (!padId) { // apc data tokenize records the tokenizer's pad id, as aprun reads it
+    auto recorded = data::recordedPadId(*file, vocab);
+    if (!recorded)
+      return recorded.status();
+    padId = *recorded;
+  }
+  train::BatchBuilder builder(*column, seqLen, padId, vocab);
   std::vector<int64_t> rows(static_cast<size_t>(batch));
   for (int64_t r = 0; r < batch; ++r)
     rows[size_t(r)] = r;
