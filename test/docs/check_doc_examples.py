@@ -11,7 +11,7 @@ What the examples need from outside the repository, the scratch folder holds (ma
 no download):
   frontends/                 the repository's (configs)
   build/bin/                 the tools under test ($APC_BIN_DIR)
-  Meta-Llama-3-8B/           a Hugging Face model folder: config.json (a 1-layer Llama 3
+  Meta-Llama-3-8B/           a Hugging Face model folder: config.json (a 2-layer Llama 3, hidden 32,
                              with the real vocabulary of 128256), model.safetensors
                              (random), and the real Llama 3 tokenizer.json and
                              tokenizer_config.json from ../shared/data/llama3/
@@ -22,8 +22,8 @@ no download):
   cnn_train/                 the same as a save_to_disk folder
 
 Sizes are made tiny by the SUBSTITUTIONS below, each printed where it applies: Llama 3
-8B's config becomes the 1-layer model above, batch 64 x seq 1024 becomes 8 x 64, a GPU
-cluster becomes as many CPU processes, step counts are divided by 50. Nothing else of a command
+8B's config becomes the 2-layer model above, batch 64 x seq 1024 becomes 8 x 64, a GPU
+cluster becomes as many CPU processes, counts of 100 steps or more are divided by 50. Nothing else of a command
 changes.
 
 A block that cannot run here says so in the markdown, on the line before its fence:
@@ -66,13 +66,14 @@ BLOCK_TIMEOUT = 600
 # (pattern, replacement, why): the only changes made to a command.
 SUBSTITUTIONS = [
     (r"frontends/llama3/configs/Meta-Llama-3-8B\.json", "Meta-Llama-3-8B/config.json",
-     "Llama 3 8B -> a 1-layer Llama 3 with the real vocabulary"),
+     "Llama 3 8B -> a 2-layer Llama 3 with the real vocabulary"),
     (r"--batch 64 --seq-len 1024", "--batch 8 --seq-len 64", "batch 64 x seq 1024 -> 8 x 64"),
     (r"--seq-len 1024", "--seq-len 64", "seq 1024 -> 64"),
     (r"\bh100-sxm:(\d+)\b", r"cpu:\1", "GPUs -> as many CPU processes"),
-    (r"--steps (\d+)\b", lambda m: "--steps %d" % max(1, int(m.group(1)) // 50),
-     "steps / 50 (a resumed run still goes on from its checkpoint)"),
-    (r"--save-every (\d+)\b", lambda m: "--save-every %d" % max(1, int(m.group(1)) // 50), "saves / 50"),
+    (r"--steps (\d{3,})\b", lambda m: "--steps %d" % (int(m.group(1)) // 50),
+     "100 steps or more / 50 (a resumed run still goes on from its checkpoint)"),
+    (r"--save-every (\d{2,})\b", lambda m: "--save-every %d" % max(1, int(m.group(1)) // 50),
+     "a save every 10 steps or more / 50"),
     (r"--threads 16\b", "--threads 2", "16 threads -> this machine's 2"),
 ]
 
@@ -136,7 +137,7 @@ def prepare(scratch, bin_dir):
     model = os.path.join(scratch, "Meta-Llama-3-8B")
     os.makedirs(model)
     cfg = common.llama_config(vocab_size=128256, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                               max_position_embeddings=1024)
     cfg["bos_token_id"], cfg["eos_token_id"] = 128000, 128001
     common.write_config(cfg, os.path.join(model, "config.json"))

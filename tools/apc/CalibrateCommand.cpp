@@ -60,7 +60,8 @@ int runCalibrate(int argc, char **argv, int first) {
   bool quick = false;
   FlagParser flags("apc calibrate",
                    "measure this machine's kernels and communication and write a cluster file",
-                   "apc calibrate [-o cluster.json] [--nproc N] [--threads T] [--quick]");
+                   "apc calibrate [-o cluster.json] [--nproc N] [--threads T] [--quick] "
+                   "[--min-seconds S] [--name NAME]");
   flags.addString("o", &output, "the cluster file to write (default cluster.json)",
                   "FILE.json");
   flags.addInt("nproc", &nproc, "measure as N local ranks (aprun --nproc N): each rank's "

@@ -91,7 +91,7 @@ static int runDataTokenize(int argc, char **argv, int first) {
                    "save_to_disk folder) into an Arrow IPC stream with one list<int32> column "
                    "input_ids, as datasets.map writes it; aprun --data reads the result",
                    "apc data tokenize IN -o OUT.arrow --tokenizer tokenizer.json "
-                   "[--template T] [--seq-len N] [--threads N]");
+                   "[--template T] [--seq-len N] [--threads N] [--rows-per-batch N]");
   flags.addPositional("IN", &input, "the text dataset", true);
   flags.addString("o", &output, "output Arrow IPC stream file (written atomically)", "OUT.arrow");
   flags.addString("tokenizer", &tokenizerPath, "Hugging Face tokenizer.json", "tokenizer.json");
