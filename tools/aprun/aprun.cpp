@@ -117,7 +117,8 @@ int main(int argc, char **argv) {
                                           "epoch from --seed)");
   flags.addInt("pad-id", &padId, "token id that pads short rows (default: the tokenizer "
                                  "config's pad_token with --tokenizer, else the plan's, else "
-                                 "the tokenizer's eos_token)");
+                                 "the tokenizer's eos_token; for a token-id file the plan's, "
+                                 "else the id apc data tokenize recorded in it)");
   flags.addString("save", &o.saveDir, "write checkpoints into this folder", "DIR");
   flags.addInt("save-every", &o.saveEvery, "checkpoint every N steps (default: at the end)");
   flags.addString("resume", &o.resumeDir, "continue from a checkpoint (or the latest in DIR)",
