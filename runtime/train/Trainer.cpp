@@ -445,20 +445,27 @@ TrainOutcome train(const TrainOptions &o) {
     column = std::move(*found);
     file.emplace(std::move(*opened));
     numRows = column.numRows();
-    if (!padId && plan.data()->pad_id() >= 0)
-      padId = plan.data()->pad_id();
-    if (!padId) { // apc data tokenize wrote the tokenizer's pad (or eos) id into the file
+    // As with --tokenizer: the tokenizer's pad_token (recorded by apc data tokenize), else
+    // the plan's pad_id, else the tokenizer's eos_token (recorded in its place).
+    if (!padId) {
       auto recorded = data::recordedPadId(*file, vocab);
       if (!recorded)
         return runtimeError(recorded.message());
-      if (*recorded) {
+      std::string recordedFrom =
+          file->schemaMetadata(data::kPadFromMetadataKey).value_or("pad id");
+      bool recordedFirst = *recorded && recordedFrom == "pad_token";
+      if (!recordedFirst && plan.data()->pad_id() >= 0)
+        padId = plan.data()->pad_id();
+      if (!padId && *recorded) {
         padId = **recorded;
         if (!o.quiet && leader)
           std::printf("aprun: padding with id %lld, recorded in %s by apc data tokenize (the "
-                      "tokenizer's %s; padded positions never count in the loss; --pad-id N "
+                      "tokenizer's %s; padded positions never count in the loss%s; --pad-id N "
                       "to choose)\n",
-                      (long long)*padId, o.dataPath.c_str(),
-                      file->schemaMetadata(data::kPadFromMetadataKey).value_or("pad id").c_str());
+                      (long long)*padId, o.dataPath.c_str(), recordedFrom.c_str(),
+                      o.maskPadIdTokens && recordedFrom == "eos_token"
+                          ? ", but --mask-pad-id-tokens also masks every real eos label"
+                          : "");
       }
     }
   } else {

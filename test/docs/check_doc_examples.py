@@ -16,9 +16,10 @@ no download):
                              (random), and the real Llama 3 tokenizer.json and
                              tokenizer_config.json from ../shared/data/llama3/
   llama3/tokenizer.json      the same tokenizer (docs/data.md's spelling)
-  ~/.cache/huggingface/datasets/cnn_dailymail/3.0.0/.../cnn_dailymail-train-0000N-of-00003.arrow
+  ~/.cache/huggingface/datasets/cnn_dailymail/3.0.0/<hash>/cnn_dailymail-train-0000N-of-00003.arrow
                              a cnn_dailymail-shaped set of 3 text files (article,
-                             highlights, id) in the folder the docs name, "..." included
+                             highlights, id) where Hugging Face's cache puts them (the
+                             docs write the hash folder as *)
   cnn_train/                 the same as a save_to_disk folder
 
 Sizes are made tiny by the SUBSTITUTIONS below, each printed where it applies: Llama 3
@@ -59,7 +60,7 @@ import llama_reference as ref  # noqa: E402
 
 TOKENIZER = os.environ.get("APC_LLAMA3_TOKENIZER") or os.path.normpath(
     os.path.join(REPO, "..", "shared", "data", "llama3", "tokenizer.json"))
-CNN_FILE = ".cache/huggingface/datasets/cnn_dailymail/3.0.0/.../cnn_dailymail-train-00000-of-00003.arrow"
+CNN_FILE = ".cache/huggingface/datasets/cnn_dailymail/3.0.0/1b3c71476f6d152c31c1730e83ccb08bcf23e348/cnn_dailymail-train-00000-of-00003.arrow"
 MARKER = re.compile(r"^<!--\s*docs-test:\s*not run:?(.*?)-->\s*$")
 BLOCK_TIMEOUT = 600
 
@@ -81,11 +82,21 @@ WORDS = ("the police said on Tuesday that a man , aged 34 , was arrested after t
          "Manchester . It's the third time this year ; officials don't know why . (CNN) --").split(" ")
 
 
+SHELL_FENCES = ("bash", "shell", "console", "zsh", "shell-session")
+
+
 def extract_blocks(path):
-    """[(line, text, not_run_reason or None)] for each ```sh block of the file."""
+    """[(line, text, not_run_reason or None)] for each ```sh block of the file. A block
+    fenced as another shell (```bash, ...) would be passed over without a word: refused."""
     blocks, lines = [], open(path, encoding="utf-8").read().split("\n")
     i = 0
+    fenced = False
     while i < len(lines):
+        if lines[i].startswith("```") and lines[i].strip() != "```sh":
+            if not fenced and lines[i][3:].strip() in SHELL_FENCES:
+                raise ValueError("%s:%d: a ```%s block: write ```sh, which this test runs"
+                                 % (path, i + 1, lines[i][3:].strip()))
+            fenced = not fenced
         if lines[i].strip() == "```sh":
             start = i + 1
             j = start
@@ -166,6 +177,7 @@ def markdown_files(only):
     return [f for f in files if not only or f in only]
 
 
+
 def run_file(md, root, bin_dir, rep, not_run):
     blocks = extract_blocks(os.path.join(REPO, md))
     if not blocks:
@@ -221,9 +233,15 @@ def main():
         return rep.summary(start)
     bin_dir = os.path.abspath(os.environ.get("APC_BIN_DIR") or os.path.join(REPO, "build", "bin"))
     not_run = []
+    files = markdown_files(args.file)
+    unknown = sorted(set(args.file or []) - set(files))
+    if unknown:
+        rep.check("the --file pages exist", False, "not README.md or under docs/: %s" % " ".join(unknown))
     with common.temp_root("apc-docs-", args.keep) as root:
-        for md in markdown_files(args.file):
+        for md in files:
             rep.guard(md, run_file, md, root, bin_dir, rep, not_run)
+    if rep.passed == 0:
+        rep.check("some command block ran", False, "no ```sh block was found")
     for where, reason in not_run:
         rep.info("not run: %s: %s" % (where, reason))
     return rep.summary(start)

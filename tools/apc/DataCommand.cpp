@@ -146,8 +146,11 @@ static int runDataTokenize(int argc, char **argv, int first) {
     padFrom = "eos_token";
     padId = data::padIdFromTokenizerConfig(tokenizerPath, *tok, padFrom);
   }
-  if (!padId)
-    return fail(padId.message());
+  if (!padId) { // the output is unpadded: a bad config only costs the recorded id
+    std::fprintf(stderr, "apc data tokenize: warning: no pad id recorded in %s: %s\n",
+                 output.c_str(), padId.message().c_str());
+    padId = int64_t(-1);
+  }
   data::TokenStreamWriter::Options wopts;
   wopts.rowsPerBatch = rowsPerBatch;
   wopts.schemaMetadata = {{"huggingface",
@@ -229,11 +232,11 @@ static int runDataTokenize(int argc, char **argv, int first) {
               double(last.tokens) / secs, double(last.bytes) / secs / 1e6, topts.threads);
   if (*padId >= 0)
     std::printf("recorded pad id %lld (the tokenizer's %s) in %s: aprun pads short rows with it "
-                "unless given --pad-id\n",
+                "unless given --pad-id (or, for an eos_token, a plan's pad_id)\n",
                 (long long)*padId, padFrom.c_str(), output.c_str());
   else
-    std::printf("the tokenizer names no pad_token or eos_token: train on %s with aprun --pad-id N "
-                "(its rows are of different lengths)\n", output.c_str());
+    std::printf("no pad id recorded: train on %s with aprun --pad-id N (its rows are of "
+                "different lengths)\n", output.c_str());
   return 0;
 }
 

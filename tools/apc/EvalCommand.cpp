@@ -104,7 +104,9 @@ int runEval(int argc, char **argv, int first) {
                   "(default: seeded random ids)", "FILE");
   flags.addString("column", &make.column,
                   "with --make-inputs: the token-id column (default input_ids)", "NAME");
-  flags.addInt("pad-id", &padId, "with --make-inputs: token id that pads short rows", "N");
+  flags.addInt("pad-id", &padId, "with --make-inputs: token id that pads short rows "
+                                 "(default: the id apc data tokenize recorded in the data)",
+               "N");
   flags.addDouble("lr", &make.lr, "with --make-inputs: the learning rate (default 1e-4)");
   flags.addInt("seed", &seed, "with --make-inputs: initialisation and random-id seed "
                               "(default 42, as aprun's)");

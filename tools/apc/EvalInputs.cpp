@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -30,8 +31,19 @@ template <typename T> std::vector<uint8_t> bytesOf(const std::vector<T> &values)
 int64_t numElements(const std::vector<int64_t> &shape) {
   int64_t n = 1;
   for (int64_t d : shape)
-    n *= d;
+    n *= d; // shapes are checked against kMaxElements first (argumentTooLarge)
   return n;
+}
+
+// The reference interpreter's limit on a tensor (interp::run refuses larger results too).
+constexpr int64_t kMaxElements = int64_t(1) << 30;
+
+bool argumentTooLarge(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > kMaxElements)
+      return true;
+  return false;
 }
 
 // The model's facts that apc import records on the module (ap.model).
@@ -73,6 +85,9 @@ Status makeBatch(const EvalInputOptions &o, int64_t batch, int64_t seqLen, int64
     if (!recorded)
       return recorded.status();
     padId = *recorded;
+    if (padId)
+      std::printf("padding with id %lld, recorded in %s by apc data tokenize (--pad-id N to "
+                  "choose)\n", (long long)*padId, o.dataPath.c_str());
   }
   train::BatchBuilder builder(*column, seqLen, padId, vocab);
   std::vector<int64_t> rows(static_cast<size_t>(batch));
@@ -116,6 +131,10 @@ Result<std::vector<safetensors::TensorToWrite>> makeEvalInputs(mlir::func::FuncO
       return Out::error(o.irPath + ": argument " + std::to_string(i) + " of @" +
                         fn.getSymName().str() + " is not a static tensor");
     a.shape.assign(type.getShape().begin(), type.getShape().end());
+    if (argumentTooLarge(a.shape))
+      return Out::error(o.irPath + ": argument " + std::to_string(i) + " of @" +
+                        fn.getSymName().str() + " has more than 2^30 elements, more than the "
+                        "reference interpreter holds");
     a.isFloat = mlir::isa<mlir::FloatType>(type.getElementType());
     if (a.name.empty() || a.role.empty())
       return Out::error(o.irPath + ": argument " + std::to_string(i) + " of @" +
@@ -146,11 +165,11 @@ Result<std::vector<safetensors::TensorToWrite>> makeEvalInputs(mlir::func::FuncO
     if (Status s = checkpoint::loadWeights(o.weightsPath, slots); !s)
       return Out::error(s.message());
   } else {
-    std::optional<double> std = modelNumber("initializer_range");
-    if (!std && !slots.empty())
+    std::optional<double> initStd = modelNumber("initializer_range");
+    if (!initStd && !slots.empty())
       return Out::error(o.irPath + ": no ap.model.initializer_range to initialise the "
                                    "parameters with; give --weights");
-    checkpoint::initWeights(slots, std.value_or(0.02), o.seed);
+    checkpoint::initWeights(slots, initStd.value_or(0.02), o.seed);
   }
 
   std::vector<int64_t> ids, labels;
