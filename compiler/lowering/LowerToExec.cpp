@@ -9,6 +9,7 @@
 #include "compiler/support/Mesh.h"
 #include "dialects/ap/IR/ApInterfaces.h"
 #include "dialects/ap/IR/ApOps.h"
+#include "runtime/checkpoint/Weights.h"
 #include "runtime/support/CheckedMath.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
@@ -282,12 +283,11 @@ private:
         b->kind = BufferKind::Parameter;
         b->parameter = int(program_.parameters.size());
         parameterIndex[name] = b->parameter;
-        bool isNorm = b->shape.size() == 1; // rms_norm weights start at one
         std::vector<int64_t> global = b->shape;
         for (size_t d = 0; d < b->dimAxes.size(); ++d)
           if (b->dimAxes[d] >= 0 && size_t(b->dimAxes[d]) < program_.meshShape.size())
             global[d] *= program_.meshShape[b->dimAxes[d]];
-        program_.parameters.push_back({name, global, isNorm ? "ones" : "normal"});
+        program_.parameters.push_back({name, global, checkpoint::defaultInit(b->shape.size())});
       } else if (role == "optimizer_state") {
         b->kind = BufferKind::OptimizerState;
         llvm::StringRef rest(name);

@@ -5,6 +5,7 @@
 #include "runtime/checkpoint/Sharding.h"
 #include "runtime/support/Status.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,6 +36,12 @@ struct ParameterSlot {
 // in the file nor reported unused.
 Status loadWeights(const std::string &path, const std::vector<ParameterSlot> &slots,
                    std::vector<std::string> *unused = nullptr);
+
+// A parameter's default initialisation by its rank: the only vectors are rms_norm
+// weights, which start at one; every matrix is drawn from normal(0, initializer_range).
+// The compiler writes it into the plan (ParameterSpec.init); apc eval --make-inputs uses
+// it on the IR.
+inline const char *defaultInit(size_t rank) { return rank == 1 ? "ones" : "normal"; }
 
 // Hugging Face's initialisation: normal(0, std) for matrices, ones for norm weights.
 // Deterministic in `seed`, independent of thread count and of the split: a split slot

@@ -39,7 +39,6 @@ Prints one PASS/FAIL line per block and ends with "N passed, M failed"; exit 0 i
 """
 import argparse
 import glob
-import json
 import os
 import random
 import re

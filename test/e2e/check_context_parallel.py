@@ -26,32 +26,23 @@ Run: .venv/bin/python test/e2e/check_context_parallel.py [--only NAME] [--keep]
 Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
 """
 
-import argparse
 import os
 import sys
-import time
-
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import e2e_common as common  # noqa: E402
 import check_data_parallel as dp  # noqa: E402
-
-dp.BATCH = 8
 import check_sharded_training as st  # noqa: E402
 from e2e_common import run_tool  # noqa: E402
 
-st.BATCH = dp.BATCH
-st.BASE = dict(st.BASE, num_hidden_layers=4)
-st.PLANS = [
+st.configure([
     ("cp2", "cp=2", 2),
     ("dp2-cp2", "dp=2,cp=2", 4),
     ("cp2-tp2-sp", "cp=2,tp=2,sp=on", 4),
     ("cp2-pp2", "cp=2,pp=2,mb=2", 4),
     ("dp2-cp2-tp2-zero1", "dp=2,cp=2,tp=2,zero=1", 8),
     ("cp2-full", "cp=2,recompute=full", 2),
-]
+], batch=8, layers=4)
 
 
 def layout_checks(case, root, rep):
@@ -78,30 +69,11 @@ def bf16_checks(case, root, rep):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", action="append", help="run names to run (%s, resume, bf16)"
-                    % ", ".join(p[0] for p in st.PLANS))
-    ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    rep = common.Report()
-    rep.rtol = 1e-5
-    rep.tensor_rtol = 3e-5
-    start = time.time()
-    with common.temp_root("apc-context-parallel-e2e-", args.keep) as root:
-        try:
-            for case in st.CASES:
-                only = [o for o in args.only or [] if o not in ("bf16", "resume")] or [p[0] for p in st.PLANS]
-                rep.guard(case["name"], st.sharded_case, case, root, rep, only)
-                if not args.only or "cp2" in args.only:
-                    rep.guard(case["name"] + "/layout", layout_checks, case, root, rep)
-                if not args.only or "resume" in args.only:
-                    rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
-                if not args.only or "bf16" in args.only:
-                    rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
-        finally:
-            dp.kill_all()
-    return rep.summary(start)
+    return st.run_suite(__doc__.split("\n")[0], "apc-context-parallel-e2e-", [
+        ("layout", layout_checks, "cp2"),
+        ("resume", resume_checks, "resume"),
+        ("bf16", bf16_checks, "bf16"),
+    ])
 
 
 if __name__ == "__main__":

@@ -28,30 +28,21 @@ Run: .venv/bin/python test/e2e/check_interleaved_pipeline.py [--only NAME] [--ke
 Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
 """
 
-import argparse
 import os
 import sys
-import time
-
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import e2e_common as common  # noqa: E402
 import check_data_parallel as dp  # noqa: E402
-
-dp.BATCH = 8
 import check_sharded_training as st  # noqa: E402
 from e2e_common import run_tool  # noqa: E402
 
-st.BATCH = dp.BATCH
-st.BASE = dict(st.BASE, num_hidden_layers=4)
-st.PLANS = [
+st.configure([
     ("pp2-vp2-mb4", "pp=2,vp=2,mb=4", 2),
     ("pp2-vp2-mb2", "pp=2,vp=2,mb=2", 2),
     ("dp2-tp2-pp2-vp2", "dp=2,tp=2,pp=2,vp=2,mb=2,zero=1,sp=on", 8),
     ("pp2-vp2-full", "pp=2,vp=2,mb=4,recompute=full", 2),
-]
+], batch=8, layers=4)
 
 
 def layout_checks(case, root, rep):
@@ -79,29 +70,11 @@ def bf16_checks(case, root, rep):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", action="append", help="run names to run (%s, bf16)"
-                    % ", ".join(p[0] for p in st.PLANS))
-    ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    rep = common.Report()
-    rep.rtol = 1e-5
-    rep.tensor_rtol = 3e-5
-    start = time.time()
-    with common.temp_root("apc-interleaved-e2e-", args.keep) as root:
-        try:
-            for case in st.CASES:
-                only = [o for o in args.only or [] if o != "bf16"] or [p[0] for p in st.PLANS]
-                rep.guard(case["name"], st.sharded_case, case, root, rep, only)
-                if not args.only or "pp2-vp2-mb4" in args.only:
-                    rep.guard(case["name"] + "/layout", layout_checks, case, root, rep)
-                    rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
-                if not args.only or "bf16" in args.only:
-                    rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
-        finally:
-            dp.kill_all()
-    return rep.summary(start)
+    return st.run_suite(__doc__.split("\n")[0], "apc-interleaved-e2e-", [
+        ("layout", layout_checks, "pp2-vp2-mb4"),
+        ("resume", resume_checks, "pp2-vp2-mb4"),
+        ("bf16", bf16_checks, "bf16"),
+    ])
 
 
 if __name__ == "__main__":

@@ -39,25 +39,18 @@ Run: .venv/bin/python test/e2e/check_pipeline_training.py [--only NAME] [--keep]
 Prints one PASS/FAIL line per check and ends with "N passed, M failed"; exit 0 iff M == 0.
 """
 
-import argparse
 import os
 import sys
-import time
-
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import e2e_common as common  # noqa: E402
 import check_data_parallel as dp  # noqa: E402
-
-# Micro-batches of dp=2 x mb=4 need a batch of 8 (the sharded check's batch is 4).
-dp.BATCH = 8
 import check_sharded_training as st  # noqa: E402
 from e2e_common import StageFailure, run_tool  # noqa: E402
 
-st.BATCH = dp.BATCH
-st.PLANS = [
+# Micro-batches of dp=2 x mb=4 need a batch of 8 (the sharded check's batch is 4).
+st.configure([
     ("mb4", "mb=4", 1),
     ("pp2-mb4", "pp=2,mb=4", 2),
     ("dp2-pp2", "dp=2,pp=2,mb=2", 4),
@@ -67,7 +60,7 @@ st.PLANS = [
     ("pp2-selective", "pp=2,mb=4,recompute=selective", 2),
     ("pp2-full", "pp=2,mb=4,recompute=full", 2),
     ("pp2-full-first", "pp=2,mb=4,recompute=full,recompute_stages=1", 2),
-]
+], batch=8)
 
 
 def resume_checks(case, root, rep):
@@ -132,34 +125,11 @@ def bf16_checks(case, root, rep):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", action="append", help="run names to run (%s, resume, bf16)"
-                    % ", ".join(p[0] for p in st.PLANS))
-    ap.add_argument("--rtol", type=float, default=1e-5, help="losses' relative tolerance (default 1e-5)")
-    ap.add_argument("--tensor-rtol", type=float, default=3e-5,
-                    help="tensors' relative error norm tolerance (default 3e-5, see above)")
-    ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    rep = common.Report()
-    rep.rtol = args.rtol
-    rep.tensor_rtol = args.tensor_rtol
-    start = time.time()
-    only = [o for o in args.only or [] if o not in ("resume", "bf16")] or None
-    with common.temp_root("apc-pipeline-e2e-", args.keep) as root:
-        try:
-            for case in st.CASES:
-                # The sharded check's own extra runs (torchrun, resume) are not ours.
-                rep.guard(case["name"], st.sharded_case, case, root, rep, only or [p[0] for p in st.PLANS])
-                if not args.only or "resume" in args.only:
-                    rep.guard(case["name"] + "/resume", resume_checks, case, root, rep)
-                if not args.only or "dp2-tp2-pp2" in args.only:
-                    rep.guard(case["name"] + "/explain", explain_checks, case, root, rep)
-                if not args.only or "bf16" in args.only:
-                    rep.guard(case["name"] + "/bf16", bf16_checks, case, root, rep)
-        finally:
-            dp.kill_all()
-    return rep.summary(start)
+    return st.run_suite(__doc__.split("\n")[0], "apc-pipeline-e2e-", [
+        ("resume", resume_checks, "resume"),
+        ("explain", explain_checks, "dp2-tp2-pp2"),
+        ("bf16", bf16_checks, "bf16"),
+    ])
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -202,6 +201,50 @@ def sharded_case(case, root, rep, only):
             compare_resumed("%s/resume zero3 -> tp2" % name, workdir, "from-zero3", want_metrics, want_ck, rep)
         except (StageFailure, OSError, ValueError) as e:
             rep.check("%s/resume under another plan" % name, False, str(e))
+
+
+def configure(plans, batch=None, layers=None):
+    """Makes this module's comparison (sharded_case) check `plans`, at a batch of `batch`
+    (here and in the data-parallel helpers it uses) and with `layers` layers: the pipeline,
+    interleaved and context-parallel scripts run it on their own plans."""
+    global BATCH, BASE, PLANS
+    if batch:
+        dp.BATCH = BATCH = batch
+    if layers:
+        BASE = dict(BASE, num_hidden_layers=layers)
+    PLANS = list(plans)
+
+
+def run_suite(description, temp_prefix, extras):
+    """main() of a script built on this one: each case runs PLANS against one device, then
+    each extra check (label, fn(case, root, rep), trigger). `--only NAME` picks plans and
+    extras; an extra runs when no --only is given or when its trigger (a plan's name, or a
+    name of its own such as "resume") is named. Returns the exit code."""
+    plan_names = [p[0] for p in PLANS]
+    own = [t for _, _, t in extras if t not in plan_names]
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--only", action="append", help="run names to run (%s)" % ", ".join(plan_names + own))
+    ap.add_argument("--rtol", type=float, default=1e-5, help="losses' relative tolerance (default 1e-5)")
+    ap.add_argument("--tensor-rtol", type=float, default=3e-5,
+                    help="tensors' relative error norm tolerance (default 3e-5)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp directory and print its path")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rep = common.Report()
+    rep.rtol = args.rtol
+    rep.tensor_rtol = args.tensor_rtol
+    start = time.time()
+    only = [o for o in args.only or [] if o not in own] or plan_names
+    with common.temp_root(temp_prefix, args.keep) as root:
+        try:
+            for case in CASES:
+                rep.guard(case["name"], sharded_case, case, root, rep, only)
+                for label, fn, trigger in extras:
+                    if not args.only or trigger in args.only:
+                        rep.guard("%s/%s" % (case["name"], label), fn, case, root, rep)
+        finally:
+            dp.kill_all()
+    return rep.summary(start)
 
 
 def main():

@@ -28,12 +28,8 @@ template <typename T> std::vector<uint8_t> bytesOf(const std::vector<T> &values)
   return bytes;
 }
 
-int64_t numElements(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d; // shapes are checked against kMaxElements first (argumentTooLarge)
-  return n;
-}
+// Shapes are checked against kMaxElements (argumentTooLarge) before anything counts them.
+using checkpoint::numElements;
 
 // The reference interpreter's limit on a tensor (interp::run refuses larger results too).
 constexpr int64_t kMaxElements = int64_t(1) << 30;
@@ -158,7 +154,7 @@ Result<std::vector<safetensors::TensorToWrite>> makeEvalInputs(mlir::func::FuncO
       slot.name = a.name;
       slot.shape = a.shape;
       slot.data = parameterData[p++].data();
-      slot.init = a.shape.size() == 1 ? "ones" : "normal"; // rms_norm weights start at one
+      slot.init = checkpoint::defaultInit(a.shape.size());
       slots.push_back(std::move(slot));
     }
   if (!o.weightsPath.empty()) {

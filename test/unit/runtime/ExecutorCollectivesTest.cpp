@@ -57,6 +57,20 @@ uint64_t inputBits(DType t, int rank, int64_t i) {
     return uint64_t((rank * 977 + i * 13) & 0xffff);
   }
 }
+// The f32 input element `i` of `rank` (inputBits as a float).
+float inputF32(int rank, int64_t i) {
+  uint32_t bits = uint32_t(inputBits(DType::F32, rank, i));
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+// What a sum over `group` gives for element `i`, added in the group's order.
+float groupSum(const std::vector<int> &group, int64_t i) {
+  float sum = 0;
+  for (int source : group)
+    sum += inputF32(source, i);
+  return sum;
+}
 void writeBits(void *base, DType t, int64_t i, uint64_t bits) {
   std::memcpy(static_cast<uint8_t *>(base) + size_t(i) * elementSize(t), &bits, elementSize(t));
 }
@@ -153,13 +167,7 @@ void checkReduceScatter(std::vector<int64_t> inShape, int64_t axis, int64_t dim)
     for (int64_t i = 0; i < product(call.outShape); ++i) {
       std::vector<int64_t> x = unravel(i, call.outShape);
       x[size_t(dim)] += me * call.outShape[size_t(dim)];
-      float want = 0;
-      for (int source : group) {
-        uint32_t bits = uint32_t(inputBits(DType::F32, source, ravel(x, inShape)));
-        float f;
-        std::memcpy(&f, &bits, 4);
-        want += f;
-      }
+      float want = groupSum(group, ravel(x, inShape));
       ASSERT_EQ(out.as<float>()[i], want) << "rank " << rank << " element " << i;
     }
   });
@@ -223,13 +231,7 @@ void checkBalanced(const char *kernel, DType dtype, std::vector<int64_t> inShape
             << kernel << " rank " << rank << " element " << i;
         continue;
       }
-      float want = 0;
-      for (int source : group) {
-        uint32_t bits = uint32_t(inputBits(DType::F32, source, ravel(x, inShape)));
-        float f;
-        std::memcpy(&f, &bits, 4);
-        want += f;
-      }
+      float want = groupSum(group, ravel(x, inShape));
       ASSERT_EQ(out.as<float>()[i], want) << kernel << " rank " << rank << " element " << i;
     }
   });
@@ -254,12 +256,8 @@ TEST(ExecutorCollectives, AllReduceMax) {
   runOnMesh(call, [&](int rank, const kernels::TensorView &out) {
     for (int64_t i = 0; i < 5; ++i) {
       float want = -INFINITY;
-      for (int q = 0; q < 4; ++q) {
-        uint32_t bits = uint32_t(inputBits(DType::F32, q, i));
-        float f;
-        std::memcpy(&f, &bits, 4);
-        want = std::max(want, f);
-      }
+      for (int q = 0; q < 4; ++q)
+        want = std::max(want, inputF32(q, i));
       EXPECT_EQ(out.as<float>()[i], want) << "rank " << rank;
     }
   });
